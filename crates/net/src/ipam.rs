@@ -1,0 +1,286 @@
+//! IP address management: subnet pools for networks and address leases for endpoints.
+//!
+//! Follows Docker's defaults (libnetwork ipamutils): the default `bridge` network takes
+//! 172.17.0.0/16; user-defined networks take the next free /16 of 172.18.0.0/16 ..
+//! 172.31.0.0/16, then /20s of 192.168.0.0/16. Inside a subnet the gateway is the first host
+//! address unless given, and endpoints get addresses sequentially from the `--ip-range`
+//! (or the whole subnet), never the network, broadcast or gateway address.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+/// IPAM errors; the messages name the bad value and what would be valid.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum IpamError {
+    /// A subnet overlaps another network's subnet.
+    #[error("invalid pool request: subnet {subnet} overlaps with network {other} ({other_subnet}); pick a subnet outside every existing network's")]
+    Overlap {
+        subnet: Ipv4Net,
+        other: String,
+        other_subnet: Ipv4Net,
+    },
+    /// No default pool is free.
+    #[error("could not find an available, non-overlapping IPv4 address pool among the defaults (172.18.0.0/16..172.31.0.0/16, 192.168.0.0/16 in /20s) to assign to the network; remove unused networks or give --subnet")]
+    PoolsExhausted,
+    /// The gateway is not a usable host address of the subnet.
+    #[error("invalid gateway {gateway}: it must be a host address inside subnet {subnet} (not its network or broadcast address)")]
+    BadGateway { gateway: Ipv4Addr, subnet: Ipv4Net },
+    /// The ip-range is not inside the subnet.
+    #[error("invalid ip-range {range}: it must lie inside subnet {subnet}")]
+    BadRange { range: Ipv4Net, subnet: Ipv4Net },
+    /// The subnet is too small to hold a gateway and an endpoint.
+    #[error("invalid subnet {0}: prefix length must be 30 or shorter to hold a gateway and containers")]
+    TooSmall(Ipv4Net),
+    /// Every address of the range is leased.
+    #[error("no available IPv4 addresses on network {network}: all addresses in {range} are in use")]
+    Exhausted { network: String, range: Ipv4Net },
+    /// A requested static address is not in the subnet or range.
+    #[error("invalid address {ip}: it is not in the network's range {range}")]
+    NotInRange { ip: Ipv4Addr, range: Ipv4Net },
+    /// A requested static address is taken.
+    #[error("address {ip} is already in use on network {network}")]
+    InUse { ip: Ipv4Addr, network: String },
+}
+
+/// The subnet of Docker's default `bridge` network.
+pub fn default_bridge_subnet() -> Ipv4Net {
+    Ipv4Net::new(Ipv4Addr::new(172, 17, 0, 0), 16).unwrap_or_default()
+}
+
+/// Docker's default address pools for user-defined networks, in allocation order.
+pub fn default_pools() -> impl Iterator<Item = Ipv4Net> {
+    let b16 = (18u8..=31).filter_map(|b| Ipv4Net::new(Ipv4Addr::new(172, b, 0, 0), 16).ok());
+    let c20 =
+        (0u8..16).filter_map(|i| Ipv4Net::new(Ipv4Addr::new(192, 168, i * 16, 0), 20).ok());
+    b16.chain(c20)
+}
+
+/// Checks `subnet` against the subnets in use (`(network name, subnet)` pairs).
+///
+/// Errors: [`IpamError::Overlap`] naming the first overlapping network.
+pub fn check_overlap<'a>(
+    subnet: Ipv4Net,
+    in_use: impl IntoIterator<Item = (&'a str, Ipv4Net)>,
+) -> Result<(), IpamError> {
+    for (name, other) in in_use {
+        if other.contains(&subnet.network()) || subnet.contains(&other.network()) {
+            return Err(IpamError::Overlap {
+                subnet,
+                other: name.to_string(),
+                other_subnet: other,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Picks the first default pool that overlaps none of `in_use` (networks' subnets and the
+/// host's own routes).
+pub fn pick_subnet(in_use: &[Ipv4Net]) -> Result<Ipv4Net, IpamError> {
+    default_pools()
+        .find(|p| {
+            in_use
+                .iter()
+                .all(|o| !(o.contains(&p.network()) || p.contains(&o.network())))
+        })
+        .ok_or(IpamError::PoolsExhausted)
+}
+
+/// One network's IPv4 pool and its leases. Serialized as part of the network's state.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Pool {
+    /// The network's subnet, e.g. 172.18.0.0/16.
+    pub subnet: Ipv4Net,
+    /// The gateway (the bridge's address).
+    pub gateway: Ipv4Addr,
+    /// Where endpoint addresses come from (`--ip-range`), the subnet by default.
+    pub range: Ipv4Net,
+    /// Whether `range` was given by the user (shown in inspect as IPRange).
+    pub range_given: bool,
+    /// Leased endpoint addresses.
+    pub leases: BTreeSet<Ipv4Addr>,
+    /// The last address handed out: allocation continues after it (sequential, wrapping).
+    pub last: Option<Ipv4Addr>,
+}
+
+impl Pool {
+    /// Validates and builds a pool. `gateway` defaults to the subnet's first host address.
+    ///
+    /// Errors: [`IpamError::TooSmall`], [`IpamError::BadGateway`], [`IpamError::BadRange`].
+    pub fn new(
+        subnet: Ipv4Net,
+        gateway: Option<Ipv4Addr>,
+        range: Option<Ipv4Net>,
+    ) -> Result<Pool, IpamError> {
+        let subnet = subnet.trunc();
+        if subnet.prefix_len() > 30 {
+            return Err(IpamError::TooSmall(subnet));
+        }
+        let first = u32::from(subnet.network()) + 1;
+        let gateway = gateway.unwrap_or(Ipv4Addr::from(first));
+        if !subnet.contains(&gateway)
+            || gateway == subnet.network()
+            || gateway == subnet.broadcast()
+        {
+            return Err(IpamError::BadGateway { gateway, subnet });
+        }
+        let range_given = range.is_some();
+        let range = range.map(|r| r.trunc()).unwrap_or(subnet);
+        if !subnet.contains(&range) {
+            return Err(IpamError::BadRange { range, subnet });
+        }
+        Ok(Pool {
+            subnet,
+            gateway,
+            range,
+            range_given,
+            leases: BTreeSet::new(),
+            last: None,
+        })
+    }
+
+    fn usable(&self, ip: Ipv4Addr) -> bool {
+        self.range.contains(&ip)
+            && ip != self.subnet.network()
+            && ip != self.subnet.broadcast()
+            && ip != self.gateway
+    }
+
+    /// Leases an address: `requested` if given (a static `--ip`), else the next free one
+    /// after the last handed out, wrapping around the range.
+    ///
+    /// Errors: [`IpamError::NotInRange`], [`IpamError::InUse`], [`IpamError::Exhausted`].
+    pub fn allocate(
+        &mut self,
+        network: &str,
+        requested: Option<Ipv4Addr>,
+    ) -> Result<Ipv4Addr, IpamError> {
+        if let Some(ip) = requested {
+            if !self.subnet.contains(&ip) || !self.usable(ip) && ip != self.gateway {
+                return Err(IpamError::NotInRange {
+                    ip,
+                    range: self.subnet,
+                });
+            }
+            if ip == self.gateway || self.leases.contains(&ip) {
+                return Err(IpamError::InUse {
+                    ip,
+                    network: network.to_string(),
+                });
+            }
+            self.leases.insert(ip);
+            return Ok(ip);
+        }
+        let lo = u32::from(self.range.network());
+        let hi = u32::from(self.range.broadcast());
+        let size = u64::from(hi - lo) + 1;
+        let start = match self.last {
+            Some(l) if self.range.contains(&l) => u32::from(l).wrapping_add(1),
+            _ => lo,
+        };
+        let mut cand = if start > hi || start < lo { lo } else { start };
+        for _ in 0..size {
+            let ip = Ipv4Addr::from(cand);
+            if self.usable(ip) && !self.leases.contains(&ip) {
+                self.leases.insert(ip);
+                self.last = Some(ip);
+                return Ok(ip);
+            }
+            cand = if cand >= hi { lo } else { cand + 1 };
+        }
+        Err(IpamError::Exhausted {
+            network: network.to_string(),
+            range: self.range,
+        })
+    }
+
+    /// Returns an address to the pool; releasing a free address is a no-op.
+    pub fn release(&mut self, ip: Ipv4Addr) {
+        self.leases.remove(&ip);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> Ipv4Net {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn default_pools_follow_docker_order() {
+        let v: Vec<_> = default_pools().collect();
+        assert_eq!(v[0], net("172.18.0.0/16"));
+        assert_eq!(v[13], net("172.31.0.0/16"));
+        assert_eq!(v[14], net("192.168.0.0/20"));
+        assert_eq!(v[15], net("192.168.16.0/20"));
+        assert_eq!(v.len(), 30);
+    }
+
+    #[test]
+    fn pick_skips_used_and_overlapping() {
+        let used = vec![net("172.17.0.0/16"), net("172.18.0.0/16"), net("172.19.5.0/24")];
+        assert_eq!(pick_subnet(&used).unwrap(), net("172.20.0.0/16"));
+        let all: Vec<_> = default_pools().collect();
+        assert_eq!(pick_subnet(&all), Err(IpamError::PoolsExhausted));
+    }
+
+    #[test]
+    fn overlap_names_the_other_network() {
+        let e = check_overlap(net("10.1.0.0/24"), [("a", net("10.0.0.0/8"))]).unwrap_err();
+        assert!(e.to_string().contains("overlaps with network a (10.0.0.0/8)"), "{e}");
+        assert!(check_overlap(net("10.1.0.0/24"), [("a", net("10.2.0.0/16"))]).is_ok());
+        assert!(check_overlap(net("10.0.0.0/8"), [("b", net("10.2.0.0/16"))]).is_err());
+    }
+
+    #[test]
+    fn sequential_allocation_skips_gateway_and_wraps() {
+        let mut p = Pool::new(net("10.9.0.0/29"), None, None).unwrap();
+        assert_eq!(p.gateway, Ipv4Addr::new(10, 9, 0, 1));
+        let got: Vec<_> = (0..5).map(|_| p.allocate("n", None).unwrap()).collect();
+        assert_eq!(got[0], Ipv4Addr::new(10, 9, 0, 2));
+        assert_eq!(got[4], Ipv4Addr::new(10, 9, 0, 6));
+        assert!(matches!(p.allocate("n", None), Err(IpamError::Exhausted { .. })));
+        p.release(Ipv4Addr::new(10, 9, 0, 3));
+        assert_eq!(p.allocate("n", None).unwrap(), Ipv4Addr::new(10, 9, 0, 3));
+    }
+
+    #[test]
+    fn released_address_is_not_reused_at_once() {
+        let mut p = Pool::new(net("10.9.0.0/24"), None, None).unwrap();
+        let a = p.allocate("n", None).unwrap();
+        p.release(a);
+        let b = p.allocate("n", None).unwrap();
+        assert_ne!(a, b, "sequential allocation moves on, as Docker's does");
+    }
+
+    #[test]
+    fn ip_range_and_gateway_validation() {
+        let mut p =
+            Pool::new(net("10.9.0.0/16"), Some(Ipv4Addr::new(10, 9, 0, 254)), Some(net("10.9.3.0/24")))
+                .unwrap();
+        assert_eq!(p.allocate("n", None).unwrap(), Ipv4Addr::new(10, 9, 3, 0));
+        assert!(matches!(
+            Pool::new(net("10.9.0.0/16"), Some(Ipv4Addr::new(10, 8, 0, 1)), None),
+            Err(IpamError::BadGateway { .. })
+        ));
+        assert!(matches!(
+            Pool::new(net("10.9.0.0/16"), None, Some(net("10.10.0.0/24"))),
+            Err(IpamError::BadRange { .. })
+        ));
+        assert!(matches!(Pool::new(net("10.9.0.0/31"), None, None), Err(IpamError::TooSmall(_))));
+    }
+
+    #[test]
+    fn static_addresses() {
+        let mut p = Pool::new(net("10.9.0.0/24"), None, None).unwrap();
+        assert_eq!(p.allocate("n", Some(Ipv4Addr::new(10, 9, 0, 50))).unwrap(), Ipv4Addr::new(10, 9, 0, 50));
+        assert!(matches!(p.allocate("n", Some(Ipv4Addr::new(10, 9, 0, 50))), Err(IpamError::InUse { .. })));
+        assert!(matches!(p.allocate("n", Some(Ipv4Addr::new(10, 9, 0, 1))), Err(IpamError::InUse { .. })));
+        assert!(matches!(p.allocate("n", Some(Ipv4Addr::new(10, 10, 0, 5))), Err(IpamError::NotInRange { .. })));
+    }
+}

@@ -1,0 +1,11 @@
+//! tether-net: container networking — IPAM, network namespaces (sandboxes), the bridge,
+//! host and none drivers, the nftables firewall, port publishing and the embedded DNS server.
+//!
+//! Every setup validates first, then applies, and rolls back what it applied on failure.
+
+pub mod dns;
+pub mod firewall;
+pub mod ipam;
+pub mod link;
+pub mod netns;
+pub mod sysctl;

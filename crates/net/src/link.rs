@@ -1,0 +1,290 @@
+//! Netlink (rtnetlink) operations on links, addresses and routes: bridges, veth pairs,
+//! addresses and default routes, in the daemon's namespace or inside a sandbox.
+//!
+//! Everything here talks rtnetlink (see rtnetlink(7)); no `ip` command is spawned.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use futures::TryStreamExt;
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage};
+use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+use crate::netns;
+
+/// Errors of link handling; each names the link and the step.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// A netlink request failed.
+    #[error("{what}: {source}")]
+    Netlink {
+        what: String,
+        #[source]
+        source: rtnetlink::Error,
+    },
+    /// Opening a netlink socket or a namespace failed.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Entering a namespace failed.
+    #[error(transparent)]
+    Netns(#[from] netns::NetnsError),
+    /// A link that must exist does not.
+    #[error("no such link: {0}")]
+    NotFound(String),
+}
+
+fn nl(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> LinkError {
+    let what = what.into();
+    move |source| LinkError::Netlink { what, source }
+}
+
+/// A netlink connection bound to one network namespace.
+///
+/// The connection task runs on the current tokio runtime until the `Netlink` is dropped.
+pub struct Netlink {
+    handle: Handle,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Netlink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Netlink {
+    /// Opens a connection in the daemon's own namespace. Must be called inside a tokio runtime.
+    pub fn open() -> Result<Netlink, LinkError> {
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(|source| LinkError::Io {
+            what: "open rtnetlink socket".into(),
+            source,
+        })?;
+        let task = tokio::spawn(conn);
+        Ok(Netlink { handle, task })
+    }
+
+    /// Opens a connection inside the namespace at `ns` (a bind-mounted nsfs file).
+    /// The socket is created on a thread inside that namespace and stays bound to it.
+    pub fn open_in(ns: &Path) -> Result<Netlink, LinkError> {
+        let rt = tokio::runtime::Handle::current();
+        let made = netns::run_in(ns, move || {
+            let _guard = rt.enter();
+            rtnetlink::new_connection()
+        })?;
+        let (conn, handle, _) = made.map_err(|source| LinkError::Io {
+            what: format!("open rtnetlink socket in {}", ns.display()),
+            source,
+        })?;
+        let task = tokio::spawn(conn);
+        Ok(Netlink { handle, task })
+    }
+
+    /// Index of the link called `name`, or None when there is none.
+    pub async fn index_of(&self, name: &str) -> Result<Option<u32>, LinkError> {
+        let mut links = self.handle.link().get().match_name(name.to_string()).execute();
+        match links.try_next().await {
+            Ok(Some(msg)) => Ok(Some(msg.header.index)),
+            Ok(None) => Ok(None),
+            // ENODEV: no such device
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
+            Err(e) => Err(nl(format!("look up link {name}"))(e)),
+        }
+    }
+
+    async fn must_index(&self, name: &str) -> Result<u32, LinkError> {
+        self.index_of(name)
+            .await?
+            .ok_or_else(|| LinkError::NotFound(name.to_string()))
+    }
+
+    /// Creates bridge `name` with the fixed MAC `mac` (so that it never takes a port's MAC:
+    /// a bridge that does changes its MAC as containers come and go and its neighbours lose
+    /// the gateway for seconds), gives it `gateway/prefix` and sets it up.
+    /// An existing bridge of that name is reused (daemon restart).
+    pub async fn ensure_bridge(
+        &self,
+        name: &str,
+        mac: [u8; 6],
+        gateway: Ipv4Addr,
+        prefix: u8,
+    ) -> Result<u32, LinkError> {
+        let index = match self.index_of(name).await? {
+            Some(i) => i,
+            None => {
+                let msg = LinkBridge::new(name).address(mac.to_vec()).build();
+                self.handle
+                    .link()
+                    .add(msg)
+                    .execute()
+                    .await
+                    .map_err(nl(format!("create bridge {name}")))?;
+                self.must_index(name).await?
+            }
+        };
+        self.add_address(index, IpAddr::V4(gateway), prefix).await?;
+        self.set_up(index).await?;
+        Ok(index)
+    }
+
+    /// Adds `addr/prefix` to link `index`; an address already present is fine.
+    pub async fn add_address(&self, index: u32, addr: IpAddr, prefix: u8) -> Result<(), LinkError> {
+        match self.handle.address().add(index, addr, prefix).execute().await {
+            Ok(()) => Ok(()),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => Ok(()),
+            Err(e) => Err(nl(format!("add address {addr}/{prefix}"))(e)),
+        }
+    }
+
+    /// Sets link `index` up.
+    pub async fn set_up(&self, index: u32) -> Result<(), LinkError> {
+        let msg = LinkUnspec::new_with_index(index).up().build();
+        self.handle
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(nl(format!("set link {index} up")))
+    }
+
+    /// Sets the link called `name` up (e.g. `lo` in a fresh sandbox).
+    pub async fn set_up_by_name(&self, name: &str) -> Result<(), LinkError> {
+        let index = self.must_index(name).await?;
+        self.set_up(index).await
+    }
+
+    /// Deletes the link called `name`; a missing link is not an error (idempotent teardown).
+    pub async fn delete(&self, name: &str) -> Result<(), LinkError> {
+        let Some(index) = self.index_of(name).await? else {
+            return Ok(());
+        };
+        match self.handle.link().del(index).execute().await {
+            Ok(()) => Ok(()),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(()),
+            Err(e) => Err(nl(format!("delete link {name}"))(e)),
+        }
+    }
+
+    /// Creates a veth pair: `host_name` here, enslaved to bridge `bridge_index` and up;
+    /// its peer created directly inside the sandbox `sandbox` as `peer_name` with `mac`.
+    pub async fn create_veth(
+        &self,
+        host_name: &str,
+        bridge_index: u32,
+        sandbox: &Path,
+        peer_name: &str,
+        mac: [u8; 6],
+    ) -> Result<(), LinkError> {
+        let ns = std::fs::File::open(sandbox).map_err(|source| LinkError::Io {
+            what: format!("open sandbox {}", sandbox.display()),
+            source,
+        })?;
+        let peer: LinkMessage = LinkMessageBuilder::<LinkUnspec>::default()
+            .name(peer_name.to_string())
+            .address(mac.to_vec())
+            .setns_by_fd(ns.as_raw_fd())
+            .build();
+        let msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+            .name(host_name.to_string())
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+            .controller(bridge_index)
+            .up()
+            .build();
+        self.handle
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(nl(format!("create veth {host_name} (peer {peer_name})")))?;
+        drop(ns);
+        Ok(())
+    }
+
+    /// Inside a sandbox: gives `ifname` its address and sets it up; with `gateway`, adds the
+    /// default route through it.
+    pub async fn configure_endpoint(
+        &self,
+        ifname: &str,
+        addr: Ipv4Addr,
+        prefix: u8,
+        gateway: Option<Ipv4Addr>,
+    ) -> Result<(), LinkError> {
+        let index = self.must_index(ifname).await?;
+        self.add_address(index, IpAddr::V4(addr), prefix).await?;
+        self.set_up(index).await?;
+        if let Some(gw) = gateway {
+            let route = RouteMessageBuilder::<Ipv4Addr>::new()
+                .gateway(gw)
+                .output_interface(index)
+                .build();
+            match self.handle.route().add(route).execute().await {
+                Ok(()) => {}
+                Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => {}
+                Err(e) => return Err(nl(format!("add default route via {gw}"))(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Names of the links in this namespace (for diagnostics and tests).
+    pub async fn link_names(&self) -> Result<Vec<String>, LinkError> {
+        let mut out = Vec::new();
+        let mut links = self.handle.link().get().execute();
+        while let Some(msg) = links.try_next().await.map_err(nl("list links"))? {
+            for attr in msg.attributes {
+                if let LinkAttribute::IfName(n) = attr {
+                    out.push(n);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A locally administered unicast MAC derived from an IPv4 address, as Docker does
+/// (02:42:a.b.c.d), so an endpoint's MAC is stable for its IP.
+pub fn mac_for_ip(ip: Ipv4Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x02, 0x42, o[0], o[1], o[2], o[3]]
+}
+
+/// Formats a MAC as `aa:bb:cc:dd:ee:ff`.
+pub fn format_mac(mac: &[u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// A random locally administered unicast MAC (for bridges: pinned at creation).
+pub fn random_mac() -> [u8; 6] {
+    let mut mac: [u8; 6] = rand::random();
+    mac[0] = (mac[0] & 0xfe) | 0x02;
+    mac
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_from_ip_is_docker_style() {
+        assert_eq!(
+            format_mac(&mac_for_ip(Ipv4Addr::new(172, 17, 0, 2))),
+            "02:42:ac:11:00:02"
+        );
+    }
+
+    #[test]
+    fn random_mac_is_local_unicast() {
+        for _ in 0..100 {
+            let m = random_mac();
+            assert_eq!(m[0] & 0x01, 0, "unicast");
+            assert_eq!(m[0] & 0x02, 0x02, "locally administered");
+        }
+    }
+}

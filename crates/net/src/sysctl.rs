@@ -1,0 +1,13 @@
+//! Writes of per-namespace sysctls under /proc/sys/net (see the kernel's
+//! Documentation/networking/ip-sysctl.rst). They act on the namespace of the calling thread.
+
+use std::path::PathBuf;
+
+/// Writes `value` to `/proc/sys/<key with dots as slashes>`, e.g.
+/// `set("net.ipv4.ip_forward", "1")`.
+///
+/// Errors: the file cannot be written (names the key).
+pub fn set(key: &str, value: &str) -> Result<(), std::io::Error> {
+    let path: PathBuf = ["/proc/sys", &key.replace('.', "/")].iter().collect();
+    std::fs::write(&path, value).map_err(|e| std::io::Error::new(e.kind(), format!("sysctl {key}={value}: {e}")))
+}

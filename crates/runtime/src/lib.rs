@@ -1,0 +1,37 @@
+//! tether-runtime: running containers with a standard OCI runtime (runc).
+//!
+//! - [`spec`]: the OCI runtime spec (config.json) of a container, Docker's defaults;
+//! - [`runc`]: the runc command-line interface (runtime-spec "runtime.md" operations);
+//! - [`shim`]: the per-container monitor process that holds the container's stdio, writes
+//!   its log and records its exit code, so containers outlive the daemon;
+//! - [`rootfs`]: overlayfs root filesystems;
+//! - [`logs`]: the json-file log format shared by the shim and the daemon.
+
+pub mod logs;
+pub mod rootfs;
+pub mod runc;
+pub mod shim;
+pub mod spec;
+
+/// Runtime errors; each names the container or path and the step.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// An OS call failed.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// runc failed; `msg` is its own error message.
+    #[error("OCI runtime {op} failed: {msg}")]
+    Runc { op: String, msg: String },
+    /// The spec could not be built from the given values.
+    #[error("invalid container spec: {0}")]
+    Spec(String),
+}
+
+pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RuntimeError {
+    let what = what.into();
+    move |source| RuntimeError::Io { what, source }
+}

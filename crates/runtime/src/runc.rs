@@ -1,0 +1,126 @@
+//! The runc command-line interface: the OCI runtime-spec operations (runtime.md: create,
+//! start, kill, delete, state) plus `exec`, as runc(8) implements them.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use crate::RuntimeError;
+
+/// A runc binary and its state directory (`runc --root`).
+#[derive(Clone, Debug)]
+pub struct Runc {
+    /// The runc binary (`runc` on PATH by default).
+    pub binary: PathBuf,
+    /// runc's state root, e.g. `<exec-root>/runc`.
+    pub root: PathBuf,
+}
+
+/// Extracts runc's own message from its stderr (`time=".." level=error msg="..."` or JSON
+/// log lines), falling back to the whole text.
+pub fn runc_message(stderr: &str) -> String {
+    for line in stderr.lines().rev() {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+            if let Some(m) = v.get("msg").and_then(|m| m.as_str()) {
+                if v.get("level").and_then(|l| l.as_str()) == Some("error") {
+                    return m.to_string();
+                }
+            }
+        }
+        if let Some(i) = line.find("msg=\"") {
+            let rest = &line[i + 5..];
+            let end = rest.rfind('"').unwrap_or(rest.len());
+            return rest[..end].replace("\\\"", "\"");
+        }
+    }
+    stderr.trim().to_string()
+}
+
+impl Runc {
+    /// A runc command with the global flags set.
+    pub fn command(&self) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(&self.binary);
+        c.arg("--root").arg(&self.root);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    async fn run(&self, op: &str, args: &[&str]) -> Result<String, RuntimeError> {
+        let out = self
+            .command()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .await
+            .map_err(|e| RuntimeError::Runc { op: op.into(), msg: format!("cannot run {}: {e} (is runc installed?)", self.binary.display()) })?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(RuntimeError::Runc { op: op.into(), msg: runc_message(&String::from_utf8_lossy(&out.stderr)) })
+        }
+    }
+
+    /// `runc start ID`: runs the created container's process.
+    pub async fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        self.run("start", &["start", id]).await.map(|_| ())
+    }
+
+    /// `runc kill [--all] ID SIGNAL` (signal name like "TERM" or "SIGKILL", or a number).
+    pub async fn kill(&self, id: &str, signal: &str, all: bool) -> Result<(), RuntimeError> {
+        let mut args = vec!["kill"];
+        if all {
+            args.push("--all");
+        }
+        args.push(id);
+        args.push(signal);
+        self.run("kill", &args).await.map(|_| ())
+    }
+
+    /// `runc delete [--force] ID`; a container runc does not know is fine.
+    pub async fn delete(&self, id: &str, force: bool) -> Result<(), RuntimeError> {
+        let mut args = vec!["delete"];
+        if force {
+            args.push("--force");
+        }
+        args.push(id);
+        match self.run("delete", &args).await {
+            Ok(_) => Ok(()),
+            Err(RuntimeError::Runc { msg, .. }) if msg.contains("does not exist") || msg.contains("not exist") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `runc state ID` as JSON (runtime-spec state), None when runc does not know it.
+    pub async fn state(&self, id: &str) -> Result<Option<serde_json::Value>, RuntimeError> {
+        match self.run("state", &["state", id]).await {
+            Ok(s) => Ok(serde_json::from_str(&s).ok()),
+            Err(RuntimeError::Runc { msg, .. }) if msg.contains("does not exist") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A `runc exec --process FILE [--detach] ID` command, stdio to be set by the caller.
+    pub fn exec(&self, id: &str, process: &Path, detach: bool) -> tokio::process::Command {
+        let mut c = self.command();
+        c.arg("exec").arg("--process").arg(process);
+        if detach {
+            c.arg("--detach");
+        }
+        c.arg(id);
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn extracts_runc_messages() {
+        assert_eq!(
+            runc_message("time=\"2024\" level=error msg=\"exec: \\\"nope\\\": executable file not found in $PATH\"\n"),
+            "exec: \"nope\": executable file not found in $PATH"
+        );
+        assert_eq!(runc_message("{\"level\":\"error\",\"msg\":\"boom\",\"time\":\"x\"}\n"), "boom");
+        assert_eq!(runc_message("plain\n"), "plain");
+    }
+}

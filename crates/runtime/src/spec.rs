@@ -1,0 +1,303 @@
+//! The OCI runtime spec (config.json, opencontainers/runtime-spec config.md and
+//! config-linux.md) of a container, with Docker's defaults (moby oci/defaults.go):
+//! its capability set, mounts, masked and read-only paths.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+use serde_json::json;
+
+use crate::{io_err, RuntimeError};
+
+/// Docker's default capabilities (moby oci/caps/defaults.go), NET_RAW included as in 20.10.
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// Every capability, for `--privileged` and `--cap-add ALL`.
+pub const ALL_CAPS: &[&str] = &[
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+];
+
+/// A bind mount into the container.
+#[derive(Clone, Debug)]
+pub struct Bind {
+    /// Path on the host.
+    pub source: PathBuf,
+    /// Path in the container.
+    pub destination: String,
+    /// Mounted read-only.
+    pub readonly: bool,
+}
+
+/// What a container's spec is made of.
+#[derive(Clone, Debug, Default)]
+pub struct ContainerSpec {
+    /// The merged root filesystem.
+    pub rootfs: PathBuf,
+    /// argv of the container's process (entrypoint + cmd); must not be empty.
+    pub args: Vec<String>,
+    /// KEY=VALUE environment.
+    pub env: Vec<String>,
+    /// Working directory ("/" when empty).
+    pub cwd: String,
+    /// uid, gid and supplementary gids of the process.
+    pub uid: u32,
+    /// Primary gid.
+    pub gid: u32,
+    /// The UTS hostname.
+    pub hostname: String,
+    /// Allocate a terminal.
+    pub tty: bool,
+    /// The sandbox to join; None shares the host's network namespace (`--network host`).
+    pub netns: Option<PathBuf>,
+    /// Bind mounts (volumes, and the generated /etc/hosts, /etc/resolv.conf, /etc/hostname).
+    pub binds: Vec<Bind>,
+    /// Capabilities added (`CAP_X` or `X`, or `ALL`).
+    pub cap_add: Vec<String>,
+    /// Capabilities dropped.
+    pub cap_drop: Vec<String>,
+    /// `--privileged`: every capability, no masked paths.
+    pub privileged: bool,
+    /// cgroup path, e.g. "/tether/<id>".
+    pub cgroups_path: String,
+}
+
+fn norm_cap(c: &str) -> String {
+    let u = c.to_ascii_uppercase();
+    if u.starts_with("CAP_") {
+        u
+    } else {
+        format!("CAP_{u}")
+    }
+}
+
+/// The capability set for `add`/`drop` on top of Docker's defaults.
+///
+/// Errors: an unknown capability name (lists where the valid ones are).
+pub fn capabilities(add: &[String], drop: &[String], privileged: bool) -> Result<Vec<String>, RuntimeError> {
+    let known = |c: &str| ALL_CAPS.contains(&c);
+    let mut caps: Vec<String> = if privileged { ALL_CAPS.iter().map(|s| s.to_string()).collect() } else { DEFAULT_CAPS.iter().map(|s| s.to_string()).collect() };
+    for a in add {
+        let c = norm_cap(a);
+        if c == "CAP_ALL" {
+            caps = ALL_CAPS.iter().map(|s| s.to_string()).collect();
+            continue;
+        }
+        if !known(&c) {
+            return Err(RuntimeError::Spec(format!("unknown capability to add: {a:?} (valid: capabilities(7) names such as NET_ADMIN, NET_RAW, SYS_ADMIN, or ALL)")));
+        }
+        if !caps.contains(&c) {
+            caps.push(c);
+        }
+    }
+    for d in drop {
+        let c = norm_cap(d);
+        if c == "CAP_ALL" {
+            caps.clear();
+            continue;
+        }
+        if !known(&c) {
+            return Err(RuntimeError::Spec(format!("unknown capability to drop: {d:?} (valid: capabilities(7) names, or ALL)")));
+        }
+        caps.retain(|x| *x != c);
+    }
+    Ok(caps)
+}
+
+fn nofile_limit() -> u64 {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(_, hard)| hard.min(1_048_576))
+        .unwrap_or(1024)
+}
+
+/// Builds the spec (validated by deserializing into oci-spec's `Spec`).
+///
+/// Errors: empty args, unknown capabilities.
+pub fn build(c: &ContainerSpec) -> Result<Spec, RuntimeError> {
+    if c.args.is_empty() {
+        return Err(RuntimeError::Spec("no command specified: the image has no Cmd or Entrypoint and none was given".into()));
+    }
+    let caps = capabilities(&c.cap_add, &c.cap_drop, c.privileged)?;
+    let nofile = nofile_limit();
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]}),
+    ];
+    for b in &c.binds {
+        let mut opts = vec!["rbind", "rprivate"];
+        if b.readonly {
+            opts.push("ro");
+        }
+        mounts.push(json!({"destination": b.destination, "type": "bind", "source": b.source, "options": opts}));
+    }
+    let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
+    if let Some(ns) = &c.netns {
+        namespaces.push(json!({"type": "network", "path": ns}));
+    }
+    let (masked, readonly): (Vec<&str>, Vec<&str>) = if c.privileged {
+        (vec![], vec![])
+    } else {
+        (
+            vec!["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"],
+            vec!["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+        )
+    };
+    let cwd = if c.cwd.is_empty() { "/".to_string() } else { c.cwd.clone() };
+    let v = json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": c.tty,
+            "user": {"uid": c.uid, "gid": c.gid},
+            "args": c.args,
+            "env": c.env,
+            "cwd": cwd,
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
+            "noNewPrivileges": false
+        },
+        "root": {"path": c.rootfs, "readonly": false},
+        "hostname": c.hostname,
+        "mounts": mounts,
+        "linux": {
+            "cgroupsPath": c.cgroups_path,
+            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+            "namespaces": namespaces,
+            "maskedPaths": masked,
+            "readonlyPaths": readonly
+        }
+    });
+    serde_json::from_value(v).map_err(|e| RuntimeError::Spec(format!("spec does not validate: {e}")))
+}
+
+/// Writes `spec` as `<bundle>/config.json`.
+pub fn save(spec: &Spec, bundle: &Path) -> Result<(), RuntimeError> {
+    std::fs::create_dir_all(bundle).map_err(io_err(format!("create bundle {}", bundle.display())))?;
+    let path = bundle.join("config.json");
+    let data = serde_json::to_vec(spec).map_err(|e| RuntimeError::Spec(e.to_string()))?;
+    std::fs::write(&path, data).map_err(io_err(format!("write {}", path.display())))
+}
+
+/// Resolves a Docker `--user` value (`uid`, `uid:gid`, `name`, `name:group`) against the
+/// rootfs's /etc/passwd and /etc/group. Empty means root.
+///
+/// Errors: a name not found in the image (names it).
+pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32), RuntimeError> {
+    if user.is_empty() {
+        return Ok((0, 0));
+    }
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
+    let (uid, default_gid) = match u.parse::<u32>() {
+        Ok(n) => {
+            let gid = passwd.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 3 && f[2] == u).then(|| f[3].parse().ok()).flatten()
+            });
+            (n, gid.unwrap_or(n))
+        }
+        Err(_) => passwd
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 3 && f[0] == u).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?))).flatten()
+            })
+            .ok_or_else(|| RuntimeError::Spec(format!("unable to find user {u}: no matching entries in passwd file")))?,
+    };
+    let gid = match g {
+        None => default_gid,
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => {
+                let group = std::fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
+                group
+                    .lines()
+                    .find_map(|l| {
+                        let f: Vec<&str> = l.split(':').collect();
+                        (f.len() > 2 && f[0] == g).then(|| f[2].parse().ok()).flatten()
+                    })
+                    .ok_or_else(|| RuntimeError::Spec(format!("unable to find group {g}: no matching entries in group file")))?
+            }
+        },
+    };
+    Ok((uid, gid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_builds_with_netns_and_binds() {
+        let c = ContainerSpec {
+            rootfs: "/r".into(),
+            args: vec!["sh".into()],
+            netns: Some("/run/x/netns/abc".into()),
+            binds: vec![Bind { source: "/h".into(), destination: "/etc/hosts".into(), readonly: true }],
+            cap_add: vec!["NET_ADMIN".into()],
+            cap_drop: vec!["net_raw".into()],
+            ..Default::default()
+        };
+        let s = build(&c).unwrap();
+        let v = serde_json::to_value(&s).unwrap();
+        let ns = v["linux"]["namespaces"].as_array().unwrap();
+        assert!(ns.iter().any(|n| n["type"] == "network" && n["path"] == "/run/x/netns/abc"));
+        let caps = v["process"]["capabilities"]["bounding"].as_array().unwrap();
+        assert!(caps.iter().any(|c| c == "CAP_NET_ADMIN"));
+        assert!(!caps.iter().any(|c| c == "CAP_NET_RAW"));
+        assert!(v["mounts"].as_array().unwrap().iter().any(|m| m["destination"] == "/etc/hosts"));
+    }
+
+    #[test]
+    fn host_network_has_no_network_namespace() {
+        let c = ContainerSpec { args: vec!["sh".into()], ..Default::default() };
+        let v = serde_json::to_value(build(&c).unwrap()).unwrap();
+        assert!(!v["linux"]["namespaces"].as_array().unwrap().iter().any(|n| n["type"] == "network"));
+    }
+
+    #[test]
+    fn bad_capability_and_empty_args_are_errors() {
+        assert!(capabilities(&["NOPE".into()], &[], false).unwrap_err().to_string().contains("NOPE"));
+        assert!(build(&ContainerSpec::default()).is_err());
+    }
+
+    #[test]
+    fn users_resolve_from_the_image() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("etc")).unwrap();
+        std::fs::write(d.path().join("etc/passwd"), "root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n").unwrap();
+        std::fs::write(d.path().join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+        assert_eq!(resolve_user(d.path(), "").unwrap(), (0, 0));
+        assert_eq!(resolve_user(d.path(), "nobody").unwrap(), (65534, 65534));
+        assert_eq!(resolve_user(d.path(), "1000:nogroup").unwrap(), (1000, 65534));
+        assert!(resolve_user(d.path(), "ghost").unwrap_err().to_string().contains("ghost"));
+    }
+}
