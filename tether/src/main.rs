@@ -1,1 +1,138 @@
-fn main() {}
+//! `tether`: `tether daemon` runs the engine and serves the Docker Engine API on a unix
+//! socket; `tether <command>` is a docker-compatible CLI client of that API; `tether shim`
+//! is the per-container monitor the daemon starts (internal).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+
+/// `tether daemon` flags (dockerd's names).
+#[derive(Parser, Debug)]
+#[command(name = "tether daemon", about = "Run the tether engine")]
+struct DaemonArgs {
+    /// Persistent state directory.
+    #[arg(long, default_value = "/var/lib/tether")]
+    root: PathBuf,
+    /// Runtime state directory (sandboxes, bundles, runc state).
+    #[arg(long = "exec-root", default_value = "/run/tether")]
+    exec_root: PathBuf,
+    /// API socket, unix://PATH.
+    #[arg(
+        short = 'H',
+        long = "host",
+        default_value = "unix:///run/tether/tether.sock"
+    )]
+    host: String,
+    /// OCI runtime binary.
+    #[arg(long, default_value = "runc")]
+    runtime: PathBuf,
+    /// Upstream DNS servers for the embedded DNS (IP or IP:PORT), default: the host's resolv.conf.
+    #[arg(long = "dns")]
+    dns: Vec<String>,
+    /// Log level (error, warn, info, debug, trace).
+    #[arg(long = "log-level", short = 'l', default_value = "info")]
+    log_level: String,
+}
+
+fn parse_upstream(s: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let ip: std::net::IpAddr = s
+        .parse()
+        .with_context(|| format!("invalid --dns {s:?}: expected IP or IP:PORT"))?;
+    Ok(SocketAddr::new(ip, 53))
+}
+
+fn host_upstreams() -> Vec<SocketAddr> {
+    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("nameserver"))
+        .filter_map(|s| s.trim().parse::<std::net::IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .take(3)
+        .collect()
+}
+
+async fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
+    let socket = args
+        .host
+        .strip_prefix("unix://")
+        .map(PathBuf::from)
+        .with_context(|| format!("invalid -H {:?}: only unix://PATH is supported", args.host))?;
+    let dns = if args.dns.is_empty() {
+        host_upstreams()
+    } else {
+        args.dns
+            .iter()
+            .map(|s| parse_upstream(s))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let exe = std::env::current_exe().context("locate the tether binary")?;
+    let cfg = tether_engine::Config {
+        root: args.root,
+        exec_root: args.exec_root,
+        runtime: args.runtime,
+        dns_upstreams: dns,
+        exe,
+    };
+    let engine = tether_engine::Engine::start(cfg)
+        .await
+        .context("start the engine")?;
+    let server = tether_api::serve(engine.clone(), &socket);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = server => r.context("API server")?,
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down; containers keep running");
+    engine.shutdown();
+    let _ = std::fs::remove_file(&socket);
+    Ok(())
+}
+
+fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(|s| s.as_str()) == Some("shim") {
+        // before any thread exists: the shim forks
+        let code = match tether_runtime::shim::ShimConfig::from_args(&argv) {
+            Some(cfg) => tether_runtime::shim::main(&cfg),
+            None => {
+                eprintln!("tether shim: internal command, started by the daemon");
+                2
+            }
+        };
+        std::process::exit(code);
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tether: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if argv.first().map(|s| s.as_str()) == Some("daemon") {
+        let args = DaemonArgs::parse_from(
+            std::iter::once("tether daemon".to_string()).chain(argv.into_iter().skip(1)),
+        );
+        let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+        if let Err(e) = rt.block_on(daemon(args)) {
+            eprintln!("tether daemon: {e:#}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let code = rt.block_on(tether_cli::run(argv));
+    std::process::exit(code);
+}

@@ -1,1 +1,101 @@
-//! placeholder
+//! tether-api: the Docker Engine REST API over a unix socket (docs.docker.com/engine/api,
+//! v1.41 shapes up to [`API_VERSION`]): routes, JSON errors `{"message": ...}` with
+//! Docker's status codes, and the streams (logs, attach and exec with connection hijacking,
+//! import/load progress).
+
+mod routes;
+mod streams;
+
+use std::convert::Infallible;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::{Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tether_engine::Engine;
+
+/// The API version the models target (bollard-stubs 1.53 / Docker 29).
+pub const API_VERSION: &str = "1.53";
+/// The oldest API version accepted (as Docker's MinAPIVersion).
+pub const MIN_API_VERSION: &str = "1.24";
+
+pub(crate) type Body = BoxBody<Bytes, Infallible>;
+
+/// Server errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The socket could not be set up.
+    #[error("listen on {path}: {source}")]
+    Listen {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub(crate) fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).boxed()
+}
+
+pub(crate) fn json_response(status: u16, v: &serde_json::Value) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
+        .header("Content-Type", "application/json")
+        .header("Api-Version", API_VERSION)
+        .body(full(format!("{v}\n")))
+        .unwrap_or_else(|_| Response::new(full("")))
+}
+
+/// Docker's JSON error body with `status`.
+pub(crate) fn error_response(status: u16, msg: &str) -> Response<Body> {
+    if status == 304 {
+        let mut r = Response::new(full(""));
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        return r;
+    }
+    json_response(status, &serde_json::json!({ "message": msg }))
+}
+
+/// Serves the API on the unix socket `path` until the future is dropped. A stale socket
+/// file is replaced; the socket is made 0660.
+///
+/// Errors: the socket cannot be bound.
+pub async fn serve(engine: Arc<Engine>, path: &Path) -> Result<(), ApiError> {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::remove_file(path);
+    let listener = tokio::net::UnixListener::bind(path).map_err(|source| ApiError::Listen {
+        path: path.display().to_string(),
+        source,
+    })?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660));
+    }
+    tracing::info!(socket = %path.display(), "API listening");
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept");
+                continue;
+            }
+        };
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let engine = engine.clone();
+                async move { Ok::<_, Infallible>(routes::handle(engine, req).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades();
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection");
+            }
+        });
+    }
+}

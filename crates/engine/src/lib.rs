@@ -1,1 +1,258 @@
-//! placeholder
+//! tether-engine: the object model (networks, containers, endpoints, exec instances), its
+//! persistent state, and the orchestration of one job per request:
+//! request -> engine -> driver -> netlink/nft/runc.
+//!
+//! The engine holds all state behind one async lock; long waits (a container's exit, log
+//! streams) happen outside it.
+
+pub mod containers;
+pub mod exec;
+pub mod files;
+pub mod networks;
+pub mod ports;
+pub mod sandbox;
+pub mod state;
+pub mod views;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tether_image::ImageStore;
+use tether_net::bridge::BridgeDriver;
+use tether_net::dns::Resolver;
+use tether_net::firewall::{Firewall, Nftables};
+use tether_net::link::Netlink;
+use tether_runtime::runc::Runc;
+use tokio::sync::watch;
+
+use state::{Container, Network};
+
+/// Engine errors, each mapping to a Docker API status code.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// 404: no such object.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: a name taken, an object in use.
+    #[error("{0}")]
+    Conflict(String),
+    /// 400: bad input.
+    #[error("{0}")]
+    InvalidParam(String),
+    /// 304: nothing to do (already started / stopped).
+    #[error("{0}")]
+    NotModified(String),
+    /// 500: an operation failed on the host.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl EngineError {
+    /// The HTTP status Docker uses for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            EngineError::NotFound(_) => 404,
+            EngineError::Conflict(_) => 409,
+            EngineError::InvalidParam(_) => 400,
+            EngineError::NotModified(_) => 304,
+            EngineError::Internal(_) => 500,
+        }
+    }
+}
+
+impl From<tether_image::ImageError> for EngineError {
+    fn from(e: tether_image::ImageError) -> Self {
+        match e.status() {
+            404 => EngineError::NotFound(e.to_string()),
+            409 => EngineError::Conflict(e.to_string()),
+            400 => EngineError::InvalidParam(e.to_string()),
+            _ => EngineError::Internal(e.to_string()),
+        }
+    }
+}
+
+macro_rules! internal_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for EngineError {
+            fn from(e: $t) -> Self { EngineError::Internal(e.to_string()) }
+        }
+    )*};
+}
+internal_from!(
+    tether_net::link::LinkError,
+    tether_net::bridge::DriverError,
+    tether_net::firewall::FirewallError,
+    tether_net::netns::NetnsError,
+    tether_runtime::RuntimeError,
+    std::io::Error
+);
+
+/// Daemon configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Persistent state (`--root`, default /var/lib/tether).
+    pub root: PathBuf,
+    /// Runtime state (`--exec-root`, default /run/tether): sandboxes, bundles, runc state.
+    pub exec_root: PathBuf,
+    /// The OCI runtime binary (`--runtime`, default runc).
+    pub runtime: PathBuf,
+    /// Upstream resolvers for the embedded DNS (`--dns`, default: the host's resolv.conf).
+    pub dns_upstreams: Vec<SocketAddr>,
+    /// The tether binary, started as `tether shim` per container.
+    pub exe: PathBuf,
+}
+
+/// Non-persistent per-container runtime companions.
+pub(crate) struct Live {
+    /// Bumped at every exit and at removal (wait endpoints watch it).
+    pub events: watch::Sender<(u64, i64, bool)>,
+    /// The DNS listener in the container's sandbox.
+    pub dns: Option<tether_net::dns::ServeHandle>,
+    /// Sockets that hold published host ports.
+    pub reservations: Vec<std::os::fd::OwnedFd>,
+    /// The monitor task.
+    pub monitor: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Live {
+    fn new() -> Live {
+        Live {
+            events: watch::channel((0, 0, false)).0,
+            dns: None,
+            reservations: Vec::new(),
+            monitor: None,
+        }
+    }
+}
+
+/// Objects under the engine's lock.
+#[derive(Default)]
+pub(crate) struct State {
+    pub networks: BTreeMap<String, Network>,
+    pub containers: BTreeMap<String, Container>,
+}
+
+/// The engine.
+pub struct Engine {
+    pub(crate) cfg: Config,
+    /// The image store.
+    pub images: Arc<ImageStore>,
+    pub(crate) state: tokio::sync::Mutex<State>,
+    pub(crate) live: std::sync::Mutex<HashMap<String, Live>>,
+    pub(crate) execs: std::sync::Mutex<HashMap<String, exec::Exec>>,
+    pub(crate) runc: Runc,
+    pub(crate) fw: Arc<dyn Firewall>,
+    pub(crate) bridge: BridgeDriver,
+    pub(crate) nl: Netlink,
+    pub(crate) dns: Arc<Resolver>,
+}
+
+impl Engine {
+    /// Opens the state under `cfg.root`, (re)creates the firewall table, the predefined
+    /// networks and their bridges, and re-adopts containers that kept running while the
+    /// daemon was away (their sandboxes, DNS and published ports are restored).
+    pub async fn start(cfg: Config) -> Result<Arc<Engine>, EngineError> {
+        for d in [
+            cfg.root.join("networks"),
+            cfg.root.join("containers"),
+            cfg.exec_root.join("netns"),
+            cfg.exec_root.join("runc"),
+            cfg.exec_root.join("bundles"),
+        ] {
+            std::fs::create_dir_all(&d)
+                .map_err(|e| EngineError::Internal(format!("create {}: {e}", d.display())))?;
+        }
+        let images = Arc::new(ImageStore::open(&cfg.root.join("image"))?);
+        let fw: Arc<dyn Firewall> = Arc::new(Nftables);
+        fw.init()?;
+        tether_net::sysctl::set("net.ipv4.ip_forward", "1")?;
+        let nl = Netlink::open()?;
+        let _ = nl.set_up_by_name("lo").await;
+        let dns = Resolver::new(
+            cfg.dns_upstreams.clone(),
+            std::time::Duration::from_millis(1500),
+        );
+        let engine = Arc::new(Engine {
+            runc: Runc {
+                binary: cfg.runtime.clone(),
+                root: cfg.exec_root.join("runc"),
+            },
+            bridge: BridgeDriver::new(fw.clone()),
+            cfg,
+            images,
+            state: tokio::sync::Mutex::new(State::default()),
+            live: std::sync::Mutex::new(HashMap::new()),
+            execs: std::sync::Mutex::new(HashMap::new()),
+            fw,
+            nl,
+            dns,
+        });
+        engine.restore().await?;
+        Ok(engine)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub(crate) fn container_dir(&self, id: &str) -> PathBuf {
+        self.cfg.root.join("containers").join(id)
+    }
+
+    pub(crate) fn save_container(&self, c: &Container) -> Result<(), EngineError> {
+        state::write_json(&self.container_dir(&c.id).join("state.json"), c)
+    }
+
+    pub(crate) fn save_network(&self, n: &Network) -> Result<(), EngineError> {
+        state::write_json(
+            &self
+                .cfg
+                .root
+                .join("networks")
+                .join(format!("{}.json", n.id)),
+            n,
+        )
+    }
+
+    pub(crate) fn live_mut<R>(&self, id: &str, f: impl FnOnce(&mut Live) -> R) -> R {
+        let mut g = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        f(g.entry(id.to_string()).or_insert_with(Live::new))
+    }
+
+    /// Subscribes to a container's exit/removal events: (exit generation, exit code, removed).
+    pub fn events(&self, id: &str) -> watch::Receiver<(u64, i64, bool)> {
+        self.live_mut(id, |l| l.events.subscribe())
+    }
+
+    async fn restore(self: &Arc<Self>) -> Result<(), EngineError> {
+        let nets: Vec<Network> = state::read_all(&self.cfg.root.join("networks"), None);
+        let ctrs: Vec<Container> =
+            state::read_all(&self.cfg.root.join("containers"), Some("state.json"));
+        {
+            let mut st = self.state.lock().await;
+            for n in nets {
+                st.networks.insert(n.id.clone(), n);
+            }
+            for c in ctrs {
+                st.containers.insert(c.id.clone(), c);
+            }
+        }
+        self.ensure_predefined().await?;
+        let nets: Vec<Network> = self.state.lock().await.networks.values().cloned().collect();
+        for n in nets {
+            if let Some(b) = networks::bridge_of(&n) {
+                if let Err(e) = self.bridge.create_network(&self.nl, &b).await {
+                    tracing::error!(network = %n.name, error = %e, "cannot restore network");
+                }
+            }
+        }
+        let ids: Vec<String> = self.state.lock().await.containers.keys().cloned().collect();
+        for id in ids {
+            self.readopt(&id).await;
+        }
+        Ok(())
+    }
+}

@@ -169,9 +169,7 @@ pub fn init_batch() -> Value {
         json!("local"),
     );
     let jump_ports = json!({"jump": {"target": "ports"}});
-    let base = |name: &str, ty: &str, hook: &str, prio: i32| {
-        json!({"add": {"chain": with(chain(name), json!({"type": ty, "hook": hook, "prio": prio, "policy": "accept"}))}})
-    };
+    let base = |name: &str, ty: &str, hook: &str, prio: i32| json!({"add": {"chain": with(chain(name), json!({"type": ty, "hook": hook, "prio": prio, "policy": "accept"}))}});
     let cmds = vec![
         json!({"add": {"table": {"family": "inet", "name": TABLE}}}),
         json!({"delete": {"table": {"family": "inet", "name": TABLE}}}),
@@ -237,7 +235,9 @@ pub fn init_batch() -> Value {
 /// The batch for `add_network` (`add` = true) or `remove_network`; exposed for tests.
 pub fn network_batch(net: &NetworkRules, add: bool) -> Value {
     let verb = if add { "add" } else { "delete" };
-    let mut cmds = vec![json!({verb: {"element": with(t(), json!({"name": "bridges", "elem": [net.bridge]}))}})];
+    let mut cmds = vec![
+        json!({verb: {"element": with(t(), json!({"name": "bridges", "elem": [net.bridge]}))}}),
+    ];
     if net.masquerade {
         cmds.push(json!({verb: {"element": with(t(), json!({"name": "nat_subnets", "elem": [subnet_elem(&net.subnet)]}))}}));
     }
@@ -253,7 +253,11 @@ pub fn add_ports_batch(owner: &str, ports: &[PortMapping]) -> Value {
         let mut expr = Vec::new();
         if let Some(ip) = p.host_ip {
             if !ip.is_unspecified() {
-                expr.push(m(json!({"payload": {"protocol": "ip", "field": "daddr"}}), "==", json!(ip.to_string())));
+                expr.push(m(
+                    json!({"payload": {"protocol": "ip", "field": "daddr"}}),
+                    "==",
+                    json!(ip.to_string()),
+                ));
             }
         }
         expr.push(m(
@@ -357,7 +361,11 @@ mod tests {
     /// verdict maps, so nft itself is the validator.
     #[test]
     fn batches_pass_nft_check() {
-        let net = NetworkRules { bridge: "tb-x".into(), subnet: "10.1.0.0/16".parse().unwrap(), masquerade: true };
+        let net = NetworkRules {
+            bridge: "tb-x".into(),
+            subnet: "10.1.0.0/16".parse().unwrap(),
+            masquerade: true,
+        };
         let ports = [pm(8080, None), pm(8081, Some(Ipv4Addr::LOCALHOST))];
         let mut all = Vec::new();
         for b in [
@@ -376,7 +384,14 @@ mod tests {
 
     #[test]
     fn ports_batch_one_map_element_per_port() {
-        let b = add_ports_batch("abc", &[pm(8080, None), pm(8080, Some(Ipv4Addr::LOCALHOST)), pm(9000, None)]);
+        let b = add_ports_batch(
+            "abc",
+            &[
+                pm(8080, None),
+                pm(8080, Some(Ipv4Addr::LOCALHOST)),
+                pm(9000, None),
+            ],
+        );
         let s = b.to_string();
         assert_eq!(s.matches("\"dnat\"").count(), 3);
         assert_eq!(s.matches("\"target\":\"pub-abc\"").count(), 2, "{s}");
@@ -385,7 +400,11 @@ mod tests {
 
     #[test]
     fn internal_network_is_not_masqueraded() {
-        let n = NetworkRules { bridge: "tb-i".into(), subnet: "10.2.0.0/24".parse().unwrap(), masquerade: false };
+        let n = NetworkRules {
+            bridge: "tb-i".into(),
+            subnet: "10.2.0.0/24".parse().unwrap(),
+            masquerade: false,
+        };
         let s = network_batch(&n, true).to_string();
         assert!(!s.contains("nat_subnets"));
         assert!(s.contains("tb-i"));

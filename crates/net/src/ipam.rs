@@ -32,10 +32,14 @@ pub enum IpamError {
     #[error("invalid ip-range {range}: it must lie inside subnet {subnet}")]
     BadRange { range: Ipv4Net, subnet: Ipv4Net },
     /// The subnet is too small to hold a gateway and an endpoint.
-    #[error("invalid subnet {0}: prefix length must be 30 or shorter to hold a gateway and containers")]
+    #[error(
+        "invalid subnet {0}: prefix length must be 30 or shorter to hold a gateway and containers"
+    )]
     TooSmall(Ipv4Net),
     /// Every address of the range is leased.
-    #[error("no available IPv4 addresses on network {network}: all addresses in {range} are in use")]
+    #[error(
+        "no available IPv4 addresses on network {network}: all addresses in {range} are in use"
+    )]
     Exhausted { network: String, range: Ipv4Net },
     /// A requested static address is not in the subnet or range.
     #[error("invalid address {ip}: it is not in the network's range {range}")]
@@ -53,8 +57,7 @@ pub fn default_bridge_subnet() -> Ipv4Net {
 /// Docker's default address pools for user-defined networks, in allocation order.
 pub fn default_pools() -> impl Iterator<Item = Ipv4Net> {
     let b16 = (18u8..=31).filter_map(|b| Ipv4Net::new(Ipv4Addr::new(172, b, 0, 0), 16).ok());
-    let c20 =
-        (0u8..16).filter_map(|i| Ipv4Net::new(Ipv4Addr::new(192, 168, i * 16, 0), 20).ok());
+    let c20 = (0u8..16).filter_map(|i| Ipv4Net::new(Ipv4Addr::new(192, 168, i * 16, 0), 20).ok());
     b16.chain(c20)
 }
 
@@ -223,7 +226,11 @@ mod tests {
 
     #[test]
     fn pick_skips_used_and_overlapping() {
-        let used = vec![net("172.17.0.0/16"), net("172.18.0.0/16"), net("172.19.5.0/24")];
+        let used = vec![
+            net("172.17.0.0/16"),
+            net("172.18.0.0/16"),
+            net("172.19.5.0/24"),
+        ];
         assert_eq!(pick_subnet(&used).unwrap(), net("172.20.0.0/16"));
         let all: Vec<_> = default_pools().collect();
         assert_eq!(pick_subnet(&all), Err(IpamError::PoolsExhausted));
@@ -232,7 +239,11 @@ mod tests {
     #[test]
     fn overlap_names_the_other_network() {
         let e = check_overlap(net("10.1.0.0/24"), [("a", net("10.0.0.0/8"))]).unwrap_err();
-        assert!(e.to_string().contains("overlaps with network a (10.0.0.0/8)"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("overlaps with network a (10.0.0.0/8)"),
+            "{e}"
+        );
         assert!(check_overlap(net("10.1.0.0/24"), [("a", net("10.2.0.0/16"))]).is_ok());
         assert!(check_overlap(net("10.0.0.0/8"), [("b", net("10.2.0.0/16"))]).is_err());
     }
@@ -244,7 +255,10 @@ mod tests {
         let got: Vec<_> = (0..5).map(|_| p.allocate("n", None).unwrap()).collect();
         assert_eq!(got[0], Ipv4Addr::new(10, 9, 0, 2));
         assert_eq!(got[4], Ipv4Addr::new(10, 9, 0, 6));
-        assert!(matches!(p.allocate("n", None), Err(IpamError::Exhausted { .. })));
+        assert!(matches!(
+            p.allocate("n", None),
+            Err(IpamError::Exhausted { .. })
+        ));
         p.release(Ipv4Addr::new(10, 9, 0, 3));
         assert_eq!(p.allocate("n", None).unwrap(), Ipv4Addr::new(10, 9, 0, 3));
     }
@@ -260,9 +274,12 @@ mod tests {
 
     #[test]
     fn ip_range_and_gateway_validation() {
-        let mut p =
-            Pool::new(net("10.9.0.0/16"), Some(Ipv4Addr::new(10, 9, 0, 254)), Some(net("10.9.3.0/24")))
-                .unwrap();
+        let mut p = Pool::new(
+            net("10.9.0.0/16"),
+            Some(Ipv4Addr::new(10, 9, 0, 254)),
+            Some(net("10.9.3.0/24")),
+        )
+        .unwrap();
         assert_eq!(p.allocate("n", None).unwrap(), Ipv4Addr::new(10, 9, 3, 0));
         assert!(matches!(
             Pool::new(net("10.9.0.0/16"), Some(Ipv4Addr::new(10, 8, 0, 1)), None),
@@ -272,15 +289,30 @@ mod tests {
             Pool::new(net("10.9.0.0/16"), None, Some(net("10.10.0.0/24"))),
             Err(IpamError::BadRange { .. })
         ));
-        assert!(matches!(Pool::new(net("10.9.0.0/31"), None, None), Err(IpamError::TooSmall(_))));
+        assert!(matches!(
+            Pool::new(net("10.9.0.0/31"), None, None),
+            Err(IpamError::TooSmall(_))
+        ));
     }
 
     #[test]
     fn static_addresses() {
         let mut p = Pool::new(net("10.9.0.0/24"), None, None).unwrap();
-        assert_eq!(p.allocate("n", Some(Ipv4Addr::new(10, 9, 0, 50))).unwrap(), Ipv4Addr::new(10, 9, 0, 50));
-        assert!(matches!(p.allocate("n", Some(Ipv4Addr::new(10, 9, 0, 50))), Err(IpamError::InUse { .. })));
-        assert!(matches!(p.allocate("n", Some(Ipv4Addr::new(10, 9, 0, 1))), Err(IpamError::InUse { .. })));
-        assert!(matches!(p.allocate("n", Some(Ipv4Addr::new(10, 10, 0, 5))), Err(IpamError::NotInRange { .. })));
+        assert_eq!(
+            p.allocate("n", Some(Ipv4Addr::new(10, 9, 0, 50))).unwrap(),
+            Ipv4Addr::new(10, 9, 0, 50)
+        );
+        assert!(matches!(
+            p.allocate("n", Some(Ipv4Addr::new(10, 9, 0, 50))),
+            Err(IpamError::InUse { .. })
+        ));
+        assert!(matches!(
+            p.allocate("n", Some(Ipv4Addr::new(10, 9, 0, 1))),
+            Err(IpamError::InUse { .. })
+        ));
+        assert!(matches!(
+            p.allocate("n", Some(Ipv4Addr::new(10, 10, 0, 5))),
+            Err(IpamError::NotInRange { .. })
+        ));
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! Every setup validates first, then applies, and rolls back what it applied on failure.
 
+pub mod bridge;
 pub mod dns;
 pub mod firewall;
 pub mod ipam;

@@ -9,7 +9,9 @@ use std::path::Path;
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage};
-use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{
+    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
+};
 
 use crate::netns;
 
@@ -86,7 +88,12 @@ impl Netlink {
 
     /// Index of the link called `name`, or None when there is none.
     pub async fn index_of(&self, name: &str) -> Result<Option<u32>, LinkError> {
-        let mut links = self.handle.link().get().match_name(name.to_string()).execute();
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
         match links.try_next().await {
             Ok(Some(msg)) => Ok(Some(msg.header.index)),
             Ok(None) => Ok(None),
@@ -133,7 +140,13 @@ impl Netlink {
 
     /// Adds `addr/prefix` to link `index`; an address already present is fine.
     pub async fn add_address(&self, index: u32, addr: IpAddr, prefix: u8) -> Result<(), LinkError> {
-        match self.handle.address().add(index, addr, prefix).execute().await {
+        match self
+            .handle
+            .address()
+            .add(index, addr, prefix)
+            .execute()
+            .await
+        {
             Ok(()) => Ok(()),
             Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => Ok(()),
             Err(e) => Err(nl(format!("add address {addr}/{prefix}"))(e)),

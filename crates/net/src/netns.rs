@@ -46,15 +46,79 @@ where
     let handle = std::thread::Builder::new()
         .name("netns".into())
         .spawn(move || -> Result<T, NetnsError> {
-            nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(|e| NetnsError::Sys {
+            nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
+                NetnsError::Sys {
                     what: format!("setns {}", p.display()),
                     source: e.into(),
-                })?;
+                }
+            })?;
             Ok(f())
         })
         .map_err(|e| NetnsError::Thread(e.to_string()))?;
     handle
         .join()
         .map_err(|_| NetnsError::Thread("panicked".into()))?
+}
+
+/// Creates a new, empty network namespace kept alive by a bind mount on `path` (as
+/// `ip netns add` does), on a thread that unshares and returns. The file's directory is
+/// created if needed.
+///
+/// Errors: unshare(2) or mount(2) failing (names the path).
+pub fn create(path: &Path) -> Result<(), NetnsError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(sys(format!("create {}", dir.display())))?;
+    }
+    File::create(path).map_err(sys(format!("create {}", path.display())))?;
+    let p = path.to_path_buf();
+    let r = std::thread::Builder::new()
+        .name("netns-new".into())
+        .spawn(move || -> Result<(), NetnsError> {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
+                NetnsError::Sys {
+                    what: "unshare network namespace".into(),
+                    source: e.into(),
+                }
+            })?;
+            nix::mount::mount(
+                Some("/proc/thread-self/ns/net"),
+                &p,
+                None::<&str>,
+                nix::mount::MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| NetnsError::Sys {
+                what: format!("bind-mount namespace on {}", p.display()),
+                source: e.into(),
+            })
+        })
+        .map_err(|e| NetnsError::Thread(e.to_string()))?
+        .join()
+        .map_err(|_| NetnsError::Thread("panicked".into()))?;
+    if r.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    r
+}
+
+/// Removes a namespace made by [`create`]: unmounts and deletes the file. The namespace
+/// itself goes when nothing else holds it. A missing file is fine.
+pub fn remove(path: &Path) -> Result<(), NetnsError> {
+    match nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
+        Err(e) => {
+            return Err(NetnsError::Sys {
+                what: format!("unmount {}", path.display()),
+                source: e.into(),
+            })
+        }
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(NetnsError::Sys {
+            what: format!("remove {}", path.display()),
+            source: e,
+        }),
+    }
 }

@@ -9,5 +9,6 @@ use std::path::PathBuf;
 /// Errors: the file cannot be written (names the key).
 pub fn set(key: &str, value: &str) -> Result<(), std::io::Error> {
     let path: PathBuf = ["/proc/sys", &key.replace('.', "/")].iter().collect();
-    std::fs::write(&path, value).map_err(|e| std::io::Error::new(e.kind(), format!("sysctl {key}={value}: {e}")))
+    std::fs::write(&path, value)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("sysctl {key}={value}: {e}")))
 }

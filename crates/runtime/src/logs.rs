@@ -21,7 +21,11 @@ pub fn entries(stream: &str, chunk: &[u8]) -> Vec<Entry> {
     let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
     let text = String::from_utf8_lossy(chunk);
     text.split_inclusive('\n')
-        .map(|l| Entry { log: l.to_string(), stream: stream.to_string(), time: time.clone() })
+        .map(|l| Entry {
+            log: l.to_string(),
+            stream: stream.to_string(),
+            time: time.clone(),
+        })
         .collect()
 }
 

@@ -8,7 +8,12 @@ use crate::{io_err, RuntimeError};
 
 /// Mounts an overlay at `target` with `lower` (top-most first), `upper` and `work`,
 /// creating the three writable directories. Errors name the target and the kernel's errno.
-pub fn mount_overlay(lower: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<(), RuntimeError> {
+pub fn mount_overlay(
+    lower: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<(), RuntimeError> {
     for d in [upper, work, target] {
         std::fs::create_dir_all(d).map_err(io_err(format!("create {}", d.display())))?;
     }
@@ -22,8 +27,17 @@ pub fn mount_overlay(lower: &[PathBuf], upper: &Path, work: &Path, target: &Path
         upper.display(),
         work.display()
     );
-    mount(Some("overlay"), target, Some("overlay"), MsFlags::empty(), Some(data.as_str()))
-        .map_err(|e| RuntimeError::Io { what: format!("mount overlay on {}", target.display()), source: e.into() })
+    mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(data.as_str()),
+    )
+    .map_err(|e| RuntimeError::Io {
+        what: format!("mount overlay on {}", target.display()),
+        source: e.into(),
+    })
 }
 
 /// Unmounts `target` (lazily, so a straggling process cannot block removal); a target that
@@ -32,7 +46,10 @@ pub fn unmount(target: &Path) -> Result<(), RuntimeError> {
     match umount2(target, MntFlags::MNT_DETACH) {
         Ok(()) => Ok(()),
         Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => Ok(()),
-        Err(e) => Err(RuntimeError::Io { what: format!("unmount {}", target.display()), source: e.into() }),
+        Err(e) => Err(RuntimeError::Io {
+            what: format!("unmount {}", target.display()),
+            source: e.into(),
+        }),
     }
 }
 
@@ -42,5 +59,6 @@ pub fn is_mounted(target: &Path) -> bool {
         return false;
     };
     let t = target.display().to_string();
-    info.lines().any(|l| l.split(' ').nth(4) == Some(t.as_str()))
+    info.lines()
+        .any(|l| l.split(' ').nth(4) == Some(t.as_str()))
 }

@@ -52,11 +52,20 @@ impl Runc {
             .stderr(Stdio::piped())
             .output()
             .await
-            .map_err(|e| RuntimeError::Runc { op: op.into(), msg: format!("cannot run {}: {e} (is runc installed?)", self.binary.display()) })?;
+            .map_err(|e| RuntimeError::Runc {
+                op: op.into(),
+                msg: format!(
+                    "cannot run {}: {e} (is runc installed?)",
+                    self.binary.display()
+                ),
+            })?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
-            Err(RuntimeError::Runc { op: op.into(), msg: runc_message(&String::from_utf8_lossy(&out.stderr)) })
+            Err(RuntimeError::Runc {
+                op: op.into(),
+                msg: runc_message(&String::from_utf8_lossy(&out.stderr)),
+            })
         }
     }
 
@@ -85,7 +94,11 @@ impl Runc {
         args.push(id);
         match self.run("delete", &args).await {
             Ok(_) => Ok(()),
-            Err(RuntimeError::Runc { msg, .. }) if msg.contains("does not exist") || msg.contains("not exist") => Ok(()),
+            Err(RuntimeError::Runc { msg, .. })
+                if msg.contains("does not exist") || msg.contains("not exist") =>
+            {
+                Ok(())
+            }
             Err(e) => Err(e),
         }
     }
@@ -120,7 +133,10 @@ mod tests {
             runc_message("time=\"2024\" level=error msg=\"exec: \\\"nope\\\": executable file not found in $PATH\"\n"),
             "exec: \"nope\": executable file not found in $PATH"
         );
-        assert_eq!(runc_message("{\"level\":\"error\",\"msg\":\"boom\",\"time\":\"x\"}\n"), "boom");
+        assert_eq!(
+            runc_message("{\"level\":\"error\",\"msg\":\"boom\",\"time\":\"x\"}\n"),
+            "boom"
+        );
         assert_eq!(runc_message("plain\n"), "plain");
     }
 }

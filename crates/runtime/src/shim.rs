@@ -91,10 +91,17 @@ impl ShimConfig {
 /// Blocking; call from a blocking thread. Errors: the shim cannot start, or `runc create`
 /// failed (its message).
 pub fn spawn(exe: &Path, cfg: &ShimConfig) -> Result<Started, RuntimeError> {
-    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RuntimeError::Io { what: "sync pipe".into(), source: e.into() })?;
+    let (rd, wr) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RuntimeError::Io {
+            what: "sync pipe".into(),
+            source: e.into(),
+        })?;
     let wr_raw = wr.as_raw_fd();
     let mut cmd = Command::new(exe);
-    cmd.args(cfg.to_args()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.args(cfg.to_args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     // SAFETY: only async-signal-safe calls (setsid, dup2) between fork and exec.
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
@@ -107,12 +114,16 @@ pub fn spawn(exe: &Path, cfg: &ShimConfig) -> Result<Started, RuntimeError> {
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(io_err(format!("start shim {}", exe.display())))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(io_err(format!("start shim {}", exe.display())))?;
     drop(wr);
     // the first process forks the real shim and exits at once
     let _ = child.wait();
     let mut line = String::new();
-    BufReader::new(File::from(rd)).read_line(&mut line).map_err(io_err("read shim sync pipe"))?;
+    BufReader::new(File::from(rd))
+        .read_line(&mut line)
+        .map_err(io_err("read shim sync pipe"))?;
     let line = line.trim_end();
     if let Some(rest) = line.strip_prefix("ok ") {
         let mut it = rest.split(' ').filter_map(|s| s.parse::<i32>().ok());
@@ -120,13 +131,22 @@ pub fn spawn(exe: &Path, cfg: &ShimConfig) -> Result<Started, RuntimeError> {
             return Ok(Started { pid, shim_pid });
         }
     }
-    let msg = line.strip_prefix("err ").unwrap_or(if line.is_empty() { "the shim exited without a word" } else { line });
-    Err(RuntimeError::Runc { op: "create".into(), msg: msg.to_string() })
+    let msg = line.strip_prefix("err ").unwrap_or(if line.is_empty() {
+        "the shim exited without a word"
+    } else {
+        line
+    });
+    Err(RuntimeError::Runc {
+        op: "create".into(),
+        msg: msg.to_string(),
+    })
 }
 
 /// Reads a container's exit record, if the shim wrote one.
 pub fn read_exit(path: &Path) -> Option<ExitRecord> {
-    std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok())
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
 }
 
 fn report(sync: &mut Option<File>, line: &str) {
@@ -174,7 +194,11 @@ pub fn main(cfg: &ShimConfig) -> i32 {
     match run(cfg, &mut sync) {
         Ok(()) => 0,
         Err(e) => {
-            report(&mut sync, &format!("err {e}"));
+            let msg = match e {
+                RuntimeError::Runc { msg, .. } => msg,
+                other => other.to_string(),
+            };
+            report(&mut sync, &format!("err {msg}"));
             1
         }
     }
@@ -183,28 +207,59 @@ pub fn main(cfg: &ShimConfig) -> i32 {
 fn run(cfg: &ShimConfig, sync: &mut Option<File>) -> Result<(), RuntimeError> {
     // SAFETY: plain prctl.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    let log = OpenOptions::new().create(true).append(true).open(&cfg.log).map_err(io_err(format!("open log {}", cfg.log.display())))?;
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&cfg.log)
+        .map_err(io_err(format!("open log {}", cfg.log.display())))?;
     let log = Arc::new(Mutex::new(log));
-    let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RuntimeError::Io { what: "stdout pipe".into(), source: e.into() })?;
-    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RuntimeError::Io { what: "stderr pipe".into(), source: e.into() })?;
+    let (out_r, out_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RuntimeError::Io {
+            what: "stdout pipe".into(),
+            source: e.into(),
+        })?;
+    let (err_r, err_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RuntimeError::Io {
+            what: "stderr pipe".into(),
+            source: e.into(),
+        })?;
     let pid_file = cfg.bundle.join("init.pid");
     let runc_log = cfg.bundle.join("runc.log");
     let _ = std::fs::remove_file(&runc_log);
     let status = {
         let mut c = Command::new(&cfg.runc);
-        c.arg("--root").arg(&cfg.runc_root).arg("--log").arg(&runc_log).arg("--log-format").arg("json");
-        c.arg("create").arg("--bundle").arg(&cfg.bundle).arg("--pid-file").arg(&pid_file).arg(&cfg.id);
-        c.stdin(Stdio::null()).stdout(Stdio::from(OwnedFd::from(out_w))).stderr(Stdio::from(OwnedFd::from(err_w)));
-        c.status().map_err(io_err(format!("run {} create", cfg.runc.display())))?
+        c.arg("--root")
+            .arg(&cfg.runc_root)
+            .arg("--log")
+            .arg(&runc_log)
+            .arg("--log-format")
+            .arg("json");
+        c.arg("create")
+            .arg("--bundle")
+            .arg(&cfg.bundle)
+            .arg("--pid-file")
+            .arg(&pid_file)
+            .arg(&cfg.id);
+        c.stdin(Stdio::null())
+            .stdout(Stdio::from(OwnedFd::from(out_w)))
+            .stderr(Stdio::from(OwnedFd::from(err_w)));
+        c.status()
+            .map_err(io_err(format!("run {} create", cfg.runc.display())))?
     };
     if !status.success() {
         let text = std::fs::read_to_string(&runc_log).unwrap_or_default();
-        return Err(RuntimeError::Runc { op: "create".into(), msg: crate::runc::runc_message(&text) });
+        return Err(RuntimeError::Runc {
+            op: "create".into(),
+            msg: crate::runc::runc_message(&text),
+        });
     }
     let pid: i32 = std::fs::read_to_string(&pid_file)
         .ok()
         .and_then(|s| s.trim().parse().ok())
-        .ok_or_else(|| RuntimeError::Runc { op: "create".into(), msg: "runc wrote no pid file".into() })?;
+        .ok_or_else(|| RuntimeError::Runc {
+            op: "create".into(),
+            msg: "runc wrote no pid file".into(),
+        })?;
     let (tx, rx) = mpsc::channel();
     {
         let (l1, l2, t1, t2) = (log.clone(), log.clone(), tx.clone(), tx);
@@ -238,7 +293,10 @@ fn run(cfg: &ShimConfig, sync: &mut Option<File>) -> Result<(), RuntimeError> {
     for _ in 0..2 {
         let _ = rx.recv_timeout(Duration::from_secs(2));
     }
-    let rec = ExitRecord { exit_code: code, finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true) };
+    let rec = ExitRecord {
+        exit_code: code,
+        finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+    };
     let tmp = cfg.exit_file.with_extension("tmp");
     if let Ok(b) = serde_json::to_vec(&rec) {
         if std::fs::write(&tmp, b).is_ok() {

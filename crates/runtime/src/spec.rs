@@ -29,14 +29,44 @@ pub const DEFAULT_CAPS: &[&str] = &[
 
 /// Every capability, for `--privileged` and `--cap-add ALL`.
 pub const ALL_CAPS: &[&str] = &[
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
 ];
 
 /// A bind mount into the container.
@@ -95,9 +125,17 @@ fn norm_cap(c: &str) -> String {
 /// The capability set for `add`/`drop` on top of Docker's defaults.
 ///
 /// Errors: an unknown capability name (lists where the valid ones are).
-pub fn capabilities(add: &[String], drop: &[String], privileged: bool) -> Result<Vec<String>, RuntimeError> {
+pub fn capabilities(
+    add: &[String],
+    drop: &[String],
+    privileged: bool,
+) -> Result<Vec<String>, RuntimeError> {
     let known = |c: &str| ALL_CAPS.contains(&c);
-    let mut caps: Vec<String> = if privileged { ALL_CAPS.iter().map(|s| s.to_string()).collect() } else { DEFAULT_CAPS.iter().map(|s| s.to_string()).collect() };
+    let mut caps: Vec<String> = if privileged {
+        ALL_CAPS.iter().map(|s| s.to_string()).collect()
+    } else {
+        DEFAULT_CAPS.iter().map(|s| s.to_string()).collect()
+    };
     for a in add {
         let c = norm_cap(a);
         if c == "CAP_ALL" {
@@ -118,7 +156,9 @@ pub fn capabilities(add: &[String], drop: &[String], privileged: bool) -> Result
             continue;
         }
         if !known(&c) {
-            return Err(RuntimeError::Spec(format!("unknown capability to drop: {d:?} (valid: capabilities(7) names, or ALL)")));
+            return Err(RuntimeError::Spec(format!(
+                "unknown capability to drop: {d:?} (valid: capabilities(7) names, or ALL)"
+            )));
         }
         caps.retain(|x| *x != c);
     }
@@ -136,7 +176,9 @@ fn nofile_limit() -> u64 {
 /// Errors: empty args, unknown capabilities.
 pub fn build(c: &ContainerSpec) -> Result<Spec, RuntimeError> {
     if c.args.is_empty() {
-        return Err(RuntimeError::Spec("no command specified: the image has no Cmd or Entrypoint and none was given".into()));
+        return Err(RuntimeError::Spec(
+            "no command specified: the image has no Cmd or Entrypoint and none was given".into(),
+        ));
     }
     let caps = capabilities(&c.cap_add, &c.cap_drop, c.privileged)?;
     let nofile = nofile_limit();
@@ -156,7 +198,12 @@ pub fn build(c: &ContainerSpec) -> Result<Spec, RuntimeError> {
         }
         mounts.push(json!({"destination": b.destination, "type": "bind", "source": b.source, "options": opts}));
     }
-    let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
     if let Some(ns) = &c.netns {
         namespaces.push(json!({"type": "network", "path": ns}));
     }
@@ -164,11 +211,32 @@ pub fn build(c: &ContainerSpec) -> Result<Spec, RuntimeError> {
         (vec![], vec![])
     } else {
         (
-            vec!["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"],
-            vec!["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+            vec![
+                "/proc/asound",
+                "/proc/acpi",
+                "/proc/kcore",
+                "/proc/keys",
+                "/proc/latency_stats",
+                "/proc/timer_list",
+                "/proc/timer_stats",
+                "/proc/sched_debug",
+                "/proc/scsi",
+                "/sys/firmware",
+            ],
+            vec![
+                "/proc/bus",
+                "/proc/fs",
+                "/proc/irq",
+                "/proc/sys",
+                "/proc/sysrq-trigger",
+            ],
         )
     };
-    let cwd = if c.cwd.is_empty() { "/".to_string() } else { c.cwd.clone() };
+    let cwd = if c.cwd.is_empty() {
+        "/".to_string()
+    } else {
+        c.cwd.clone()
+    };
     let v = json!({
         "ociVersion": "1.0.2",
         "process": {
@@ -192,12 +260,14 @@ pub fn build(c: &ContainerSpec) -> Result<Spec, RuntimeError> {
             "readonlyPaths": readonly
         }
     });
-    serde_json::from_value(v).map_err(|e| RuntimeError::Spec(format!("spec does not validate: {e}")))
+    serde_json::from_value(v)
+        .map_err(|e| RuntimeError::Spec(format!("spec does not validate: {e}")))
 }
 
 /// Writes `spec` as `<bundle>/config.json`.
 pub fn save(spec: &Spec, bundle: &Path) -> Result<(), RuntimeError> {
-    std::fs::create_dir_all(bundle).map_err(io_err(format!("create bundle {}", bundle.display())))?;
+    std::fs::create_dir_all(bundle)
+        .map_err(io_err(format!("create bundle {}", bundle.display())))?;
     let path = bundle.join("config.json");
     let data = serde_json::to_vec(spec).map_err(|e| RuntimeError::Spec(e.to_string()))?;
     std::fs::write(&path, data).map_err(io_err(format!("write {}", path.display())))
@@ -220,7 +290,9 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32), RuntimeErro
         Ok(n) => {
             let gid = passwd.lines().find_map(|l| {
                 let f: Vec<&str> = l.split(':').collect();
-                (f.len() > 3 && f[2] == u).then(|| f[3].parse().ok()).flatten()
+                (f.len() > 3 && f[2] == u)
+                    .then(|| f[3].parse().ok())
+                    .flatten()
             });
             (n, gid.unwrap_or(n))
         }
@@ -228,9 +300,15 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32), RuntimeErro
             .lines()
             .find_map(|l| {
                 let f: Vec<&str> = l.split(':').collect();
-                (f.len() > 3 && f[0] == u).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?))).flatten()
+                (f.len() > 3 && f[0] == u)
+                    .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
+                    .flatten()
             })
-            .ok_or_else(|| RuntimeError::Spec(format!("unable to find user {u}: no matching entries in passwd file")))?,
+            .ok_or_else(|| {
+                RuntimeError::Spec(format!(
+                    "unable to find user {u}: no matching entries in passwd file"
+                ))
+            })?,
     };
     let gid = match g {
         None => default_gid,
@@ -242,9 +320,15 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32), RuntimeErro
                     .lines()
                     .find_map(|l| {
                         let f: Vec<&str> = l.split(':').collect();
-                        (f.len() > 2 && f[0] == g).then(|| f[2].parse().ok()).flatten()
+                        (f.len() > 2 && f[0] == g)
+                            .then(|| f[2].parse().ok())
+                            .flatten()
                     })
-                    .ok_or_else(|| RuntimeError::Spec(format!("unable to find group {g}: no matching entries in group file")))?
+                    .ok_or_else(|| {
+                        RuntimeError::Spec(format!(
+                            "unable to find group {g}: no matching entries in group file"
+                        ))
+                    })?
             }
         },
     };
@@ -261,7 +345,11 @@ mod tests {
             rootfs: "/r".into(),
             args: vec!["sh".into()],
             netns: Some("/run/x/netns/abc".into()),
-            binds: vec![Bind { source: "/h".into(), destination: "/etc/hosts".into(), readonly: true }],
+            binds: vec![Bind {
+                source: "/h".into(),
+                destination: "/etc/hosts".into(),
+                readonly: true,
+            }],
             cap_add: vec!["NET_ADMIN".into()],
             cap_drop: vec!["net_raw".into()],
             ..Default::default()
@@ -269,23 +357,39 @@ mod tests {
         let s = build(&c).unwrap();
         let v = serde_json::to_value(&s).unwrap();
         let ns = v["linux"]["namespaces"].as_array().unwrap();
-        assert!(ns.iter().any(|n| n["type"] == "network" && n["path"] == "/run/x/netns/abc"));
+        assert!(ns
+            .iter()
+            .any(|n| n["type"] == "network" && n["path"] == "/run/x/netns/abc"));
         let caps = v["process"]["capabilities"]["bounding"].as_array().unwrap();
         assert!(caps.iter().any(|c| c == "CAP_NET_ADMIN"));
         assert!(!caps.iter().any(|c| c == "CAP_NET_RAW"));
-        assert!(v["mounts"].as_array().unwrap().iter().any(|m| m["destination"] == "/etc/hosts"));
+        assert!(v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["destination"] == "/etc/hosts"));
     }
 
     #[test]
     fn host_network_has_no_network_namespace() {
-        let c = ContainerSpec { args: vec!["sh".into()], ..Default::default() };
+        let c = ContainerSpec {
+            args: vec!["sh".into()],
+            ..Default::default()
+        };
         let v = serde_json::to_value(build(&c).unwrap()).unwrap();
-        assert!(!v["linux"]["namespaces"].as_array().unwrap().iter().any(|n| n["type"] == "network"));
+        assert!(!v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["type"] == "network"));
     }
 
     #[test]
     fn bad_capability_and_empty_args_are_errors() {
-        assert!(capabilities(&["NOPE".into()], &[], false).unwrap_err().to_string().contains("NOPE"));
+        assert!(capabilities(&["NOPE".into()], &[], false)
+            .unwrap_err()
+            .to_string()
+            .contains("NOPE"));
         assert!(build(&ContainerSpec::default()).is_err());
     }
 
@@ -293,11 +397,21 @@ mod tests {
     fn users_resolve_from_the_image() {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(d.path().join("etc")).unwrap();
-        std::fs::write(d.path().join("etc/passwd"), "root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n").unwrap();
+        std::fs::write(
+            d.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n",
+        )
+        .unwrap();
         std::fs::write(d.path().join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
         assert_eq!(resolve_user(d.path(), "").unwrap(), (0, 0));
         assert_eq!(resolve_user(d.path(), "nobody").unwrap(), (65534, 65534));
-        assert_eq!(resolve_user(d.path(), "1000:nogroup").unwrap(), (1000, 65534));
-        assert!(resolve_user(d.path(), "ghost").unwrap_err().to_string().contains("ghost"));
+        assert_eq!(
+            resolve_user(d.path(), "1000:nogroup").unwrap(),
+            (1000, 65534)
+        );
+        assert!(resolve_user(d.path(), "ghost")
+            .unwrap_err()
+            .to_string()
+            .contains("ghost"));
     }
 }

@@ -1,0 +1,602 @@
+//! Request routing: `/v{version}/...` prefix stripped, then method + path to the engine.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{json, Value};
+use tether_engine::{Engine, EngineError};
+use tokio::sync::mpsc;
+
+use crate::streams::{self, LogOpts};
+use crate::{error_response, full, json_response, Body, API_VERSION, MIN_API_VERSION};
+
+type Query = HashMap<String, String>;
+
+fn query(req: &Request<Incoming>) -> Query {
+    req.uri()
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn flag(q: &Query, k: &str) -> bool {
+    matches!(
+        q.get(k).map(|s| s.as_str()),
+        Some("1") | Some("true") | Some("True")
+    )
+}
+
+/// Docker's `filters` parameter: `{"label":["a=b"]}` or the old `{"label":{"a=b":true}}`.
+fn filters(q: &Query) -> Result<HashMap<String, Vec<String>>, EngineError> {
+    let Some(raw) = q.get("filters").filter(|s| !s.is_empty()) else {
+        return Ok(HashMap::new());
+    };
+    let v: Value = serde_json::from_str(raw)
+        .map_err(|e| EngineError::InvalidParam(format!("invalid filters {raw:?}: {e}")))?;
+    let mut out = HashMap::new();
+    if let Some(m) = v.as_object() {
+        for (k, vals) in m {
+            let list: Vec<String> = match vals {
+                Value::Array(a) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect(),
+                Value::Object(o) => o.keys().cloned().collect(),
+                Value::String(s) => vec![s.clone()],
+                _ => vec![],
+            };
+            out.insert(k.clone(), list);
+        }
+    }
+    Ok(out)
+}
+
+async fn body_json<T: serde::de::DeserializeOwned + Default>(
+    req: Request<Incoming>,
+) -> Result<T, EngineError> {
+    let b = req
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| EngineError::InvalidParam(format!("reading body: {e}")))?
+        .to_bytes();
+    if b.iter().all(|c| c.is_ascii_whitespace()) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&b)
+        .map_err(|e| EngineError::InvalidParam(format!("invalid JSON body: {e}")))
+}
+
+async fn body_to_file(req: Request<Incoming>) -> Result<tempfile::NamedTempFile, EngineError> {
+    let mut f = tempfile::NamedTempFile::new()
+        .map_err(|e| EngineError::Internal(format!("temp file: {e}")))?;
+    let mut body = req.into_body();
+    while let Some(fr) = body.frame().await {
+        let fr = fr.map_err(|e| EngineError::InvalidParam(format!("reading body: {e}")))?;
+        if let Ok(d) = fr.into_data() {
+            f.write_all(&d)
+                .map_err(|e| EngineError::Internal(format!("temp file: {e}")))?;
+        }
+    }
+    Ok(f)
+}
+
+fn err(e: EngineError) -> Response<Body> {
+    error_response(e.status(), &e.to_string())
+}
+
+fn no_content() -> Response<Body> {
+    let mut r = Response::new(full(""));
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    r
+}
+
+/// Handles one request.
+pub async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    tracing::debug!(%method, %path, "request");
+    let rest = match path.strip_prefix("/v") {
+        Some(r) => match r.split_once('/') {
+            Some((ver, tail)) if ver.chars().all(|c| c.is_ascii_digit() || c == '.') => {
+                let v: f64 = ver.parse().unwrap_or(0.0);
+                if v < 1.24 {
+                    return error_response(400, &format!("client version {ver} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"));
+                }
+                format!("/{tail}")
+            }
+            _ => path.clone(),
+        },
+        None => path.clone(),
+    };
+    match route(engine, req, &method, &rest).await {
+        Ok(r) => r,
+        Err(e) => err(e),
+    }
+}
+
+async fn route(
+    engine: Arc<Engine>,
+    req: Request<Incoming>,
+    method: &Method,
+    path: &str,
+) -> Result<Response<Body>, EngineError> {
+    let q = query(&req);
+    let seg: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method, seg.as_slice()) {
+        (&Method::GET, ["_ping"]) | (&Method::HEAD, ["_ping"]) => Ok(Response::builder()
+            .header("Api-Version", API_VERSION)
+            .header("Ostype", "linux")
+            .header("Docker-Experimental", "false")
+            .header("Cache-Control", "no-cache, no-store, must-revalidate")
+            .header("Content-Type", "text/plain; charset=utf-8")
+            .body(full(if method == Method::HEAD { "" } else { "OK" }))
+            .unwrap_or_else(|_| Response::new(full("OK")))),
+        (&Method::GET, ["version"]) => Ok(json_response(200, &version())),
+        (&Method::GET, ["info"]) => Ok(json_response(200, &info(&engine).await)),
+        (&Method::GET, ["events"]) => {
+            // no event stream yet: an empty, open-ended stream would hang clients; end at once
+            Ok(json_response(200, &json!(null)))
+        }
+        // ---------------------------------------------------------------- containers
+        (&Method::GET, ["containers", "json"]) => {
+            let f = filters(&q)?;
+            let limit = q
+                .get("limit")
+                .and_then(|l| l.parse::<i64>().ok())
+                .filter(|l| *l > 0)
+                .map(|l| l as usize);
+            let list = engine.list_containers(flag(&q, "all"), limit, &f).await?;
+            Ok(json_response(200, &Value::Array(list)))
+        }
+        (&Method::POST, ["containers", "create"]) => {
+            let name = q.get("name").cloned();
+            let body: bollard_stubs::models::ContainerCreateBody = body_json(req).await?;
+            let (id, warnings) = engine.create_container(name, body).await?;
+            Ok(json_response(201, &json!({"Id": id, "Warnings": warnings})))
+        }
+        (&Method::POST, ["containers", "prune"]) => {
+            let list = engine.list_containers(true, None, &filters(&q)?).await?;
+            let mut deleted = Vec::new();
+            for c in list {
+                if c["State"] != "running" {
+                    if let Some(id) = c["Id"].as_str() {
+                        if engine.remove_container(id, false).await.is_ok() {
+                            deleted.push(id.to_string());
+                        }
+                    }
+                }
+            }
+            Ok(json_response(
+                200,
+                &json!({"ContainersDeleted": deleted, "SpaceReclaimed": 0}),
+            ))
+        }
+        (&Method::GET, ["containers", id, "json"]) => {
+            Ok(json_response(200, &engine.inspect_container(id).await?))
+        }
+        (&Method::POST, ["containers", id, "start"]) => {
+            engine.start_container(id).await?;
+            Ok(no_content())
+        }
+        (&Method::POST, ["containers", id, "stop"]) => {
+            let t = q.get("t").and_then(|t| t.parse().ok());
+            engine
+                .stop_container(id, t, q.get("signal").cloned())
+                .await?;
+            Ok(no_content())
+        }
+        (&Method::POST, ["containers", id, "restart"]) => {
+            let t = q.get("t").and_then(|t| t.parse().ok());
+            match engine.stop_container(id, t, None).await {
+                Ok(()) | Err(EngineError::NotModified(_)) => {}
+                Err(e) => return Err(e),
+            }
+            engine.start_container(id).await?;
+            Ok(no_content())
+        }
+        (&Method::POST, ["containers", id, "kill"]) => {
+            engine
+                .kill_container(id, q.get("signal").map(|s| s.as_str()).unwrap_or("SIGKILL"))
+                .await?;
+            Ok(no_content())
+        }
+        (&Method::POST, ["containers", id, "wait"]) => {
+            let cond = q.get("condition").cloned().unwrap_or_default();
+            // headers go out at once, the body when the condition holds (as moby does):
+            // clients register the wait before they start the container
+            let fut = engine.wait_container(id, &cond).await?;
+            let (tx, rx) = mpsc::channel(1);
+            tokio::spawn(async move {
+                let code = fut.await;
+                let _ = tx
+                    .send(Bytes::from(format!(
+                        "{}\n",
+                        json!({"StatusCode": code, "Error": null})
+                    )))
+                    .await;
+            });
+            Ok(Response::builder()
+                .header("Content-Type", "application/json")
+                .header("Api-Version", API_VERSION)
+                .body(streams::channel_body(rx))
+                .unwrap_or_else(|_| Response::new(full(""))))
+        }
+        (&Method::DELETE, ["containers", id]) => {
+            engine.remove_container(id, flag(&q, "force")).await?;
+            Ok(no_content())
+        }
+        (&Method::POST, ["containers", _id, "resize"])
+        | (&Method::POST, ["exec", _id, "resize"]) => Ok(Response::new(full(""))),
+        (&Method::GET, ["containers", id, "logs"]) => {
+            let (cid, path, running) = engine.log_source(id).await?;
+            let opts = LogOpts {
+                stdout: flag(&q, "stdout"),
+                stderr: flag(&q, "stderr"),
+                follow: flag(&q, "follow") && running,
+                tail: q.get("tail").and_then(|t| t.parse().ok()),
+                timestamps: flag(&q, "timestamps"),
+                from_end: false,
+                until_exit_after: None,
+                raw: false,
+            };
+            let (tx, rx) = mpsc::channel(64);
+            tokio::spawn(streams::pump_log(engine.clone(), cid, path, opts, tx));
+            Ok(Response::builder()
+                .header("Content-Type", "application/vnd.docker.multiplexed-stream")
+                .header("Api-Version", API_VERSION)
+                .body(streams::channel_body(rx))
+                .unwrap_or_else(|_| Response::new(full(""))))
+        }
+        (&Method::POST, ["containers", id, "attach"]) => {
+            let (cid, path, _) = engine.log_source(id).await?;
+            let gen = *engine.events(&cid).borrow();
+            let opts = LogOpts {
+                stdout: flag(&q, "stdout"),
+                stderr: flag(&q, "stderr"),
+                follow: true,
+                tail: None,
+                timestamps: false,
+                from_end: !flag(&q, "logs"),
+                until_exit_after: Some(gen.0),
+                raw: false,
+            };
+            let (tx, rx) = mpsc::channel(64);
+            tokio::spawn(streams::pump_log(engine.clone(), cid, path, opts, tx));
+            Ok(hijack(req, rx, None))
+        }
+        // ---------------------------------------------------------------- exec
+        (&Method::POST, ["containers", id, "exec"]) => {
+            let cfg: bollard_stubs::models::ExecConfig = body_json(req).await?;
+            let eid = engine.create_exec(id, cfg).await?;
+            Ok(json_response(201, &json!({"Id": eid})))
+        }
+        (&Method::POST, ["exec", id, "start"]) => {
+            let id = id.to_string();
+            let tty = engine.exec_tty(&id);
+            let (parts, body) = req.into_parts();
+            let b = body
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            let start: Value = serde_json::from_slice(&b).unwrap_or(json!({}));
+            let child = engine.start_exec(&id).await?;
+            if start["Detach"].as_bool().unwrap_or(false) {
+                let e2 = engine.clone();
+                tokio::spawn(async move {
+                    let (tx, mut rx) = mpsc::channel(64);
+                    tokio::spawn(async move { while rx.recv().await.is_some() {} });
+                    let code = streams::pump_exec(child, tx, tty, None).await;
+                    e2.finish_exec(&id, code);
+                });
+                return Ok(Response::new(full("")));
+            }
+            let req = Request::from_parts(parts, ());
+            let (tx, rx) = mpsc::channel(64);
+            Ok(hijack_exec(req, engine.clone(), id, child, tx, rx, tty))
+        }
+        (&Method::GET, ["exec", id, "json"]) => Ok(json_response(200, &engine.inspect_exec(id)?)),
+        // ---------------------------------------------------------------- images
+        (&Method::GET, ["images", "json"]) => {
+            let imgs = engine.images.clone();
+            let list: Vec<Value> = imgs
+                .list()
+                .iter()
+                .map(|i| serde_json::to_value(imgs.summary(i)).unwrap_or(json!({})))
+                .collect();
+            Ok(json_response(200, &Value::Array(list)))
+        }
+        (&Method::POST, ["images", "create"]) => {
+            if let Some(img) = q.get("fromImage") {
+                return Err(EngineError::NotFound(format!(
+                    "pull access denied for {img}: tether has no registry access here; bring images in with `tether import` or `tether load`"
+                )));
+            }
+            let src = q.get("fromSrc").cloned().unwrap_or_default();
+            if src != "-" {
+                return Err(EngineError::InvalidParam(format!("fromSrc {src:?} is not supported: send the tar as the request body with fromSrc=-")));
+            }
+            let repo = q.get("repo").cloned().unwrap_or_default();
+            let tag = q.get("tag").cloned().unwrap_or_default();
+            let reference = if repo.is_empty() {
+                None
+            } else if tag.is_empty() {
+                Some(repo)
+            } else {
+                Some(format!("{repo}:{tag}"))
+            };
+            let changes: Vec<String> = req
+                .uri()
+                .query()
+                .map(|qs| {
+                    url::form_urlencoded::parse(qs.as_bytes())
+                        .filter(|(k, _)| k == "changes")
+                        .map(|(_, v)| v.into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let message = q.get("message").cloned();
+            let f = body_to_file(req).await?;
+            let imgs = engine.images.clone();
+            let img = tokio::task::spawn_blocking(move || {
+                let file = std::fs::File::open(f.path())?;
+                Ok::<_, std::io::Error>(imgs.import(
+                    std::io::BufReader::new(file),
+                    reference.as_deref(),
+                    &changes,
+                    message.as_deref(),
+                ))
+            })
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??;
+            match img {
+                Ok(i) => Ok(json_response(200, &json!({"status": i.id}))),
+                Err(e) => Ok(json_response(
+                    200,
+                    &json!({"errorDetail": {"message": e.to_string()}, "error": e.to_string()}),
+                )),
+            }
+        }
+        (&Method::POST, ["images", "load"]) => {
+            let f = body_to_file(req).await?;
+            let imgs = engine.images.clone();
+            let r = tokio::task::spawn_blocking(move || {
+                let file = std::fs::File::open(f.path())?;
+                Ok::<_, std::io::Error>(imgs.load(std::io::BufReader::new(file)))
+            })
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??;
+            match r {
+                Ok(lines) => {
+                    let out: String = lines
+                        .iter()
+                        .map(|l| format!("{}\n", json!({"stream": format!("{l}\n")})))
+                        .collect();
+                    Ok(Response::builder()
+                        .header("Content-Type", "application/json")
+                        .body(full(out))
+                        .unwrap_or_else(|_| Response::new(full(""))))
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        (&Method::GET, ["images", rest @ .., "json"]) if !rest.is_empty() => {
+            let name = rest.join("/");
+            let img = engine.images.get(&name)?;
+            Ok(json_response(
+                200,
+                &serde_json::to_value(engine.images.inspect(&img)).unwrap_or(json!({})),
+            ))
+        }
+        (&Method::POST, ["images", rest @ .., "tag"]) if !rest.is_empty() => {
+            let name = rest.join("/");
+            let repo = q.get("repo").cloned().unwrap_or_default();
+            let tag = q.get("tag").cloned().unwrap_or_else(|| "latest".into());
+            engine.images.tag(&name, &format!("{repo}:{tag}"))?;
+            Ok(Response::builder()
+                .status(201)
+                .body(full(""))
+                .unwrap_or_else(|_| Response::new(full(""))))
+        }
+        (&Method::DELETE, ["images", rest @ ..]) if !rest.is_empty() => {
+            let name = rest.join("/");
+            let used = engine.list_containers(true, None, &HashMap::new()).await?;
+            let used_ids: Vec<String> = used
+                .iter()
+                .filter_map(|c| c["ImageID"].as_str().map(str::to_string))
+                .collect();
+            let items = engine
+                .images
+                .remove(&name, flag(&q, "force"), &|id: &str| {
+                    used_ids.iter().any(|u| u == id)
+                })?;
+            Ok(json_response(
+                200,
+                &serde_json::to_value(items).unwrap_or(json!([])),
+            ))
+        }
+        // ---------------------------------------------------------------- networks
+        (&Method::GET, ["networks"]) => Ok(json_response(
+            200,
+            &Value::Array(engine.list_networks(&filters(&q)?).await?),
+        )),
+        (&Method::POST, ["networks", "create"]) => {
+            let body: bollard_stubs::models::NetworkCreateRequest = body_json(req).await?;
+            let (id, warning) = engine.create_network(body).await?;
+            Ok(json_response(
+                201,
+                &json!({"Id": id, "Warning": warning.unwrap_or_default()}),
+            ))
+        }
+        (&Method::POST, ["networks", "prune"]) => {
+            let names = engine.prune_networks(&filters(&q)?).await?;
+            Ok(json_response(200, &json!({"NetworksDeleted": names})))
+        }
+        (&Method::GET, ["networks", id]) => {
+            Ok(json_response(200, &engine.inspect_network(id).await?))
+        }
+        (&Method::DELETE, ["networks", id]) => {
+            engine.remove_network(id).await?;
+            Ok(no_content())
+        }
+        (&Method::POST, ["networks", id, "connect"]) => {
+            let id = id.to_string();
+            let body: bollard_stubs::models::NetworkConnectRequest = body_json(req).await?;
+            engine
+                .connect(
+                    &id,
+                    &body.container,
+                    body.endpoint_config.unwrap_or_default(),
+                )
+                .await?;
+            Ok(Response::new(full("")))
+        }
+        (&Method::POST, ["networks", id, "disconnect"]) => {
+            let id = id.to_string();
+            let body: bollard_stubs::models::NetworkDisconnectRequest = body_json(req).await?;
+            engine
+                .disconnect(&id, &body.container, body.force.unwrap_or(false))
+                .await?;
+            Ok(Response::new(full("")))
+        }
+        _ => Err(EngineError::NotFound(format!(
+            "page not found: {method} {path}"
+        ))),
+    }
+}
+
+fn upgrade_response(raw: bool) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(
+            "Content-Type",
+            if raw {
+                "application/vnd.docker.raw-stream"
+            } else {
+                "application/vnd.docker.multiplexed-stream"
+            },
+        )
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "tcp")
+        .body(full(""))
+        .unwrap_or_else(|_| Response::new(full("")))
+}
+
+/// Answers 101 and, once the connection is upgraded, writes the stream to it; without an
+/// Upgrade header, streams as the response body (old clients).
+fn hijack<T>(req: Request<T>, rx: mpsc::Receiver<Bytes>, _stdin: Option<()>) -> Response<Body>
+where
+    T: Send + 'static,
+{
+    if !req.headers().contains_key(hyper::header::UPGRADE) {
+        return Response::builder()
+            .header("Content-Type", "application/vnd.docker.multiplexed-stream")
+            .body(streams::channel_body(rx))
+            .unwrap_or_else(|_| Response::new(full("")));
+    }
+    tokio::spawn(async move {
+        match hyper::upgrade::on(req).await {
+            Ok(up) => {
+                let io = hyper_util::rt::TokioIo::new(up);
+                let (mut rd, wr) = tokio::io::split(io);
+                // attach stdin is not wired to the container yet: consume and drop it
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut rd, &mut tokio::io::sink()).await;
+                });
+                streams::drain_to(wr, rx).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+        }
+    });
+    upgrade_response(false)
+}
+
+fn hijack_exec(
+    req: Request<()>,
+    engine: Arc<Engine>,
+    id: String,
+    child: tokio::process::Child,
+    tx: mpsc::Sender<Bytes>,
+    rx: mpsc::Receiver<Bytes>,
+    tty: bool,
+) -> Response<Body> {
+    let upgrade = req.headers().contains_key(hyper::header::UPGRADE);
+    if !upgrade {
+        let e2 = engine.clone();
+        tokio::spawn(async move {
+            let code = streams::pump_exec(child, tx, tty, None).await;
+            e2.finish_exec(&id, code);
+        });
+        return Response::builder()
+            .header("Content-Type", "application/vnd.docker.multiplexed-stream")
+            .body(streams::channel_body(rx))
+            .unwrap_or_else(|_| Response::new(full("")));
+    }
+    tokio::spawn(async move {
+        match hyper::upgrade::on(req).await {
+            Ok(up) => {
+                let io = hyper_util::rt::TokioIo::new(up);
+                let (rd, wr) = tokio::io::split(io);
+                let writer = tokio::spawn(streams::drain_to(wr, rx));
+                let code = streams::pump_exec(child, tx, tty, Some(rd)).await;
+                engine.finish_exec(&id, code);
+                let _ = writer.await;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "upgrade failed");
+                let code = streams::pump_exec(child, tx, tty, None).await;
+                engine.finish_exec(&id, code);
+            }
+        }
+    });
+    upgrade_response(tty)
+}
+
+fn version() -> Value {
+    let kernel = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    json!({
+        "Platform": {"Name": "tether"},
+        "Components": [{"Name": "Engine", "Version": env!("CARGO_PKG_VERSION"), "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "Os": "linux", "Arch": "amd64", "KernelVersion": kernel}}],
+        "Version": env!("CARGO_PKG_VERSION"), "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
+        "GitCommit": "", "GoVersion": "rust", "Os": "linux", "Arch": "amd64", "KernelVersion": kernel, "BuildTime": "",
+    })
+}
+
+async fn info(engine: &Engine) -> Value {
+    let list = engine
+        .list_containers(true, None, &HashMap::new())
+        .await
+        .unwrap_or_default();
+    let running = list.iter().filter(|c| c["State"] == "running").count();
+    let kernel = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default();
+    json!({
+        "ID": "", "Containers": list.len(), "ContainersRunning": running, "ContainersPaused": 0,
+        "ContainersStopped": list.len() - running, "Images": engine.images.list().len(),
+        "Driver": "overlay", "DriverStatus": [], "Plugins": {"Network": ["bridge", "host", "null"], "Volume": [], "Log": ["json-file"]},
+        "MemoryLimit": false, "SwapLimit": false, "CpuCfsPeriod": false, "CpuCfsQuota": false, "IPv4Forwarding": true,
+        "Debug": false, "NFd": 0, "NGoroutines": 0, "SystemTime": chrono::Utc::now().to_rfc3339(), "LoggingDriver": "json-file",
+        "CgroupDriver": "cgroupfs", "CgroupVersion": "1", "NEventsListener": 0, "KernelVersion": kernel,
+        "OperatingSystem": "tether", "OSType": "linux", "Architecture": "x86_64", "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "MemTotal": 0, "DockerRootDir": engine.config().root, "Name": host, "Labels": [], "ExperimentalBuild": false,
+        "ServerVersion": env!("CARGO_PKG_VERSION"), "Runtimes": {"runc": {"path": engine.config().runtime}}, "DefaultRuntime": "runc",
+        "SecurityOptions": [], "Warnings": [],
+    })
+}

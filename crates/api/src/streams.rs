@@ -1,0 +1,228 @@
+//! Streams: Docker's multiplexed stream framing (stdcopy: 8-byte header [stream, 0, 0, 0,
+//! big-endian u32 length] then the payload; stream 1 = stdout, 2 = stderr), log following,
+//! and the hijacked attach and exec connections.
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use tether_engine::Engine;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use crate::Body;
+
+/// Frames `payload` for stream `kind` (1 stdout, 2 stderr).
+pub fn frame(kind: u8, payload: &[u8]) -> Bytes {
+    let mut v = Vec::with_capacity(payload.len() + 8);
+    v.extend_from_slice(&[kind, 0, 0, 0]);
+    v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    v.extend_from_slice(payload);
+    Bytes::from(v)
+}
+
+/// A response body fed by a channel.
+pub fn channel_body(rx: mpsc::Receiver<Bytes>) -> Body {
+    let s = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+    });
+    StreamBody::new(s).boxed()
+}
+
+/// What to send of a container log.
+#[derive(Clone, Debug)]
+pub struct LogOpts {
+    pub stdout: bool,
+    pub stderr: bool,
+    pub follow: bool,
+    /// Only the last N entries (None = all).
+    pub tail: Option<usize>,
+    pub timestamps: bool,
+    /// Start at the current end (attach) instead of the beginning.
+    pub from_end: bool,
+    /// Stop when the container exits after this event generation (attach).
+    pub until_exit_after: Option<u64>,
+    /// Raw output (tty) instead of multiplexed frames.
+    pub raw: bool,
+}
+
+/// Streams the json-file log at `path` to `tx` per `opts`, following while the container runs.
+pub async fn pump_log(
+    engine: Arc<Engine>,
+    id: String,
+    path: PathBuf,
+    opts: LogOpts,
+    tx: mpsc::Sender<Bytes>,
+) {
+    let Ok(mut f) = tokio::fs::File::open(&path).await else {
+        return;
+    };
+    let mut pos: u64 = if opts.from_end {
+        f.metadata().await.map(|m| m.len()).unwrap_or(0)
+    } else {
+        0
+    };
+    let mut pending: Vec<u8> = Vec::new();
+    let mut first = true;
+    let mut events = engine.events(&id);
+    loop {
+        let _ = f.seek(std::io::SeekFrom::Start(pos)).await;
+        let mut buf = Vec::new();
+        let n = f.read_to_end(&mut buf).await.unwrap_or(0);
+        pos += n as u64;
+        pending.extend_from_slice(&buf);
+        let cut = pending
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map(|i| i + 1)
+            .unwrap_or(0);
+        let complete: Vec<u8> = pending.drain(..cut).collect();
+        let mut entries = tether_runtime::logs::parse(&complete);
+        if first {
+            if let Some(t) = opts.tail {
+                let skip = entries.len().saturating_sub(t);
+                entries.drain(..skip);
+            }
+            first = false;
+        }
+        for e in entries {
+            let kind = if e.stream == "stderr" { 2 } else { 1 };
+            if (kind == 1 && !opts.stdout) || (kind == 2 && !opts.stderr) {
+                continue;
+            }
+            let text = if opts.timestamps {
+                format!("{} {}", e.time, e.log)
+            } else {
+                e.log
+            };
+            let b = if opts.raw {
+                Bytes::from(text.into_bytes())
+            } else {
+                frame(kind, text.as_bytes())
+            };
+            if tx.send(b).await.is_err() {
+                return;
+            }
+        }
+        if n > 0 {
+            continue;
+        }
+        let done = match opts.until_exit_after {
+            Some(g) => {
+                let e = *events.borrow();
+                e.0 > g || e.2
+            }
+            None => !opts.follow || !engine.is_running(&id).await,
+        };
+        if done {
+            // one last read to drain what the shim wrote before the exit was recorded
+            let _ = f.seek(std::io::SeekFrom::Start(pos)).await;
+            let mut rest = Vec::new();
+            if f.read_to_end(&mut rest).await.unwrap_or(0) > 0 {
+                pos += rest.len() as u64;
+                pending.extend_from_slice(&rest);
+                continue;
+            }
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            _ = events.changed() => {}
+        }
+    }
+}
+
+/// Writes everything from `rx` to the hijacked connection `io`, then shuts it down.
+pub async fn drain_to<W: tokio::io::AsyncWrite + Unpin>(mut io: W, mut rx: mpsc::Receiver<Bytes>) {
+    while let Some(b) = rx.recv().await {
+        if io.write_all(&b).await.is_err() {
+            return;
+        }
+        let _ = io.flush().await;
+    }
+    let _ = io.shutdown().await;
+}
+
+/// Runs an exec's process: copies its stdout/stderr as frames (or raw) to `tx`, the
+/// client's input to its stdin, and returns its exit code.
+pub async fn pump_exec(
+    mut child: tokio::process::Child,
+    tx: mpsc::Sender<Bytes>,
+    raw: bool,
+    stdin_src: Option<tokio::io::ReadHalf<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>>,
+) -> i64 {
+    let out = child.stdout.take();
+    let err = child.stderr.take();
+    let stdin = child.stdin.take();
+    if let (Some(mut sink), Some(mut src)) = (stdin, stdin_src) {
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut src, &mut sink).await;
+            let _ = sink.shutdown().await;
+        });
+    }
+    let copy = |r: Option<tokio::process::ChildStdout>, tx: mpsc::Sender<Bytes>| async move {
+        if let Some(mut r) = r {
+            let mut buf = vec![0u8; 32 * 1024];
+            while let Ok(n) = r.read(&mut buf).await {
+                if n == 0
+                    || tx
+                        .send(if raw {
+                            Bytes::copy_from_slice(&buf[..n])
+                        } else {
+                            frame(1, &buf[..n])
+                        })
+                        .await
+                        .is_err()
+                {
+                    break;
+                }
+            }
+        }
+    };
+    let copy_err = |r: Option<tokio::process::ChildStderr>, tx: mpsc::Sender<Bytes>| async move {
+        if let Some(mut r) = r {
+            let mut buf = vec![0u8; 32 * 1024];
+            while let Ok(n) = r.read(&mut buf).await {
+                if n == 0
+                    || tx
+                        .send(if raw {
+                            Bytes::copy_from_slice(&buf[..n])
+                        } else {
+                            frame(2, &buf[..n])
+                        })
+                        .await
+                        .is_err()
+                {
+                    break;
+                }
+            }
+        }
+    };
+    let (_, _, st) = tokio::join!(
+        copy(out, tx.clone()),
+        copy_err(err, tx.clone()),
+        child.wait()
+    );
+    match st {
+        Ok(s) => s.code().map(i64::from).unwrap_or_else(|| {
+            128 + i64::from(std::os::unix::process::ExitStatusExt::signal(&s).unwrap_or(9))
+        }),
+        Err(_) => 126,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn stdcopy_header() {
+        let f = frame(2, b"hi");
+        assert_eq!(&f[..], &[2, 0, 0, 0, 0, 0, 0, 2, b'h', b'i']);
+    }
+}

@@ -1,0 +1,325 @@
+//! The commands and the dispatcher that maps docker's command names
+//! (`run`, `container run`, `rmi`, `image rm`, ...) onto them.
+
+pub mod container;
+pub mod exec;
+pub mod image;
+pub mod inspect;
+pub mod lifecycle;
+pub mod logs;
+pub mod network;
+pub mod ps;
+pub mod system;
+
+use crate::args::PROG;
+use crate::client::{next_chunk, Client, JsonStream};
+use crate::error::{CliError, Result};
+
+/// Writes a line to stdout, ignoring a closed pipe.
+#[macro_export]
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let mut o = std::io::stdout().lock();
+        let _ = writeln!(o, $($t)*);
+        let _ = o.flush();
+    }};
+}
+
+/// Writes to stdout without a newline, ignoring a closed pipe.
+#[macro_export]
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let mut o = std::io::stdout().lock();
+        let _ = write!(o, $($t)*);
+        let _ = o.flush();
+    }};
+}
+
+/// Writes a line to stderr.
+#[macro_export]
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($t)*);
+    }};
+}
+
+/// Runs `args` (command name first) against `client`.
+pub async fn dispatch(client: &Client, args: &[String]) -> Result<()> {
+    let Some(cmd) = args.first() else {
+        print_help();
+        return Ok(());
+    };
+    let rest = &args[1..];
+    let p = |name: &str| format!("{PROG} {name}");
+    match cmd.as_str() {
+        "run" => container::run(client, &p("run"), rest).await,
+        "create" => container::create(client, &p("create"), rest).await,
+        "start" => container::start(client, &p("start"), rest).await,
+        "stop" => lifecycle::stop(client, &p("stop"), rest).await,
+        "restart" => lifecycle::restart(client, &p("restart"), rest).await,
+        "kill" => lifecycle::kill(client, &p("kill"), rest).await,
+        "rm" => lifecycle::rm(client, &p("rm"), rest).await,
+        "wait" => lifecycle::wait(client, &p("wait"), rest).await,
+        "port" => lifecycle::port(client, &p("port"), rest).await,
+        "logs" => logs::logs(client, &p("logs"), rest).await,
+        "exec" => exec::exec(client, &p("exec"), rest).await,
+        "ps" => ps::ps(client, &p("ps"), rest).await,
+        "inspect" => inspect::inspect(client, &p("inspect"), rest).await,
+        "images" => image::images(client, &p("images"), rest).await,
+        "rmi" => image::rmi(client, &p("rmi"), rest).await,
+        "tag" => image::tag(client, &p("tag"), rest).await,
+        "import" => image::import(client, &p("import"), rest).await,
+        "load" => image::load(client, &p("load"), rest).await,
+        "pull" => image::pull(client, &p("pull"), rest).await,
+        "version" => system::version(client, &p("version"), rest).await,
+        "info" => system::info(client, &p("info"), rest).await,
+        "container" => container_cmd(client, rest).await,
+        "image" => image_cmd(client, rest).await,
+        "network" => network::dispatch(client, rest).await,
+        "system" => match rest.first().map(String::as_str) {
+            Some("info") => system::info(client, &p("system info"), &rest[1..]).await,
+            _ => unknown_sub("system", rest),
+        },
+        "help" => {
+            if rest.is_empty() {
+                print_help();
+                Ok(())
+            } else {
+                let mut v = rest.to_vec();
+                v.push("--help".into());
+                Box::pin(dispatch(client, &v)).await
+            }
+        }
+        other => Err(CliError::msg(format!(
+            "{PROG}: '{other}' is not a {PROG} command.\nSee '{PROG} --help'"
+        ))),
+    }
+}
+
+fn unknown_sub(group: &str, rest: &[String]) -> Result<()> {
+    match rest.first() {
+        None => {
+            outln!("\nUsage:  {PROG} {group} COMMAND\n\nRun '{PROG} {group} COMMAND --help' for more information on a command.");
+            Ok(())
+        }
+        Some(s) if s == "--help" || s == "-h" => {
+            outln!("\nUsage:  {PROG} {group} COMMAND\n\nRun '{PROG} {group} COMMAND --help' for more information on a command.");
+            Ok(())
+        }
+        Some(s) => Err(CliError::msg(format!(
+            "{PROG} {group}: '{s}' is not a {PROG} {group} command.\nSee '{PROG} {group} --help'"
+        ))),
+    }
+}
+
+async fn container_cmd(client: &Client, rest: &[String]) -> Result<()> {
+    let Some(sub) = rest.first() else {
+        return unknown_sub("container", rest);
+    };
+    let args = &rest[1..];
+    let p = |name: &str| format!("{PROG} container {name}");
+    match sub.as_str() {
+        "run" => container::run(client, &p("run"), args).await,
+        "create" => container::create(client, &p("create"), args).await,
+        "start" => container::start(client, &p("start"), args).await,
+        "stop" => lifecycle::stop(client, &p("stop"), args).await,
+        "restart" => lifecycle::restart(client, &p("restart"), args).await,
+        "kill" => lifecycle::kill(client, &p("kill"), args).await,
+        "rm" | "remove" => lifecycle::rm(client, &p("rm"), args).await,
+        "wait" => lifecycle::wait(client, &p("wait"), args).await,
+        "port" => lifecycle::port(client, &p("port"), args).await,
+        "prune" => lifecycle::prune(client, &p("prune"), args).await,
+        "logs" => logs::logs(client, &p("logs"), args).await,
+        "exec" => exec::exec(client, &p("exec"), args).await,
+        "ls" | "ps" | "list" => ps::ps(client, &p("ls"), args).await,
+        "inspect" => inspect::container_inspect(client, &p("inspect"), args).await,
+        _ => unknown_sub("container", rest),
+    }
+}
+
+async fn image_cmd(client: &Client, rest: &[String]) -> Result<()> {
+    let Some(sub) = rest.first() else {
+        return unknown_sub("image", rest);
+    };
+    let args = &rest[1..];
+    let p = |name: &str| format!("{PROG} image {name}");
+    match sub.as_str() {
+        "ls" | "list" => image::images(client, &p("ls"), args).await,
+        "rm" | "remove" => image::rmi(client, &p("rm"), args).await,
+        "tag" => image::tag(client, &p("tag"), args).await,
+        "import" => image::import(client, &p("import"), args).await,
+        "load" => image::load(client, &p("load"), args).await,
+        "pull" => image::pull(client, &p("pull"), args).await,
+        "inspect" => inspect::image_inspect(client, &p("inspect"), args).await,
+        "prune" => image::prune(client, &p("prune"), args).await,
+        _ => unknown_sub("image", rest),
+    }
+}
+
+/// Top-level usage.
+pub fn print_help() {
+    outln!(
+        "
+Usage:  {PROG} [OPTIONS] COMMAND
+
+A docker-compatible container engine
+
+Common Commands:
+  run         Create and run a new container from an image
+  exec        Execute a command in a running container
+  ps          List containers
+  images      List images
+  import      Import the contents from a tarball to create a filesystem image
+  load        Load an image from a tar archive or STDIN
+  version     Show the tether version information
+  info        Display system-wide information
+
+Management Commands:
+  container   Manage containers
+  image       Manage images
+  network     Manage networks
+
+Commands:
+  create      Create a new container
+  inspect     Return low-level information on objects
+  kill        Kill one or more running containers
+  logs        Fetch the logs of a container
+  port        List port mappings or a specific mapping for the container
+  restart     Restart one or more containers
+  rm          Remove one or more containers
+  rmi         Remove one or more images
+  start       Start one or more stopped containers
+  stop        Stop one or more running containers
+  tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+  wait        Block until one or more containers stop, then print their exit codes
+
+Global Options:
+  -D, --debug              Enable debug mode
+  -H, --host string        Daemon socket to connect to (default {})
+  -l, --log-level string   Set the logging level (\"debug\", \"info\", \"warn\", \"error\", \"fatal\")
+  -v, --version            Print version information and quit
+
+Run '{PROG} COMMAND --help' for more information on a command.",
+        crate::client::DEFAULT_HOST
+    );
+}
+
+/// Shows a docker JSON progress stream (pull, import, load) like
+/// `jsonmessage.DisplayJSONMessagesStream` on a non-terminal; an `error`
+/// message ends it with that error.
+pub async fn display_json_stream(
+    resp: hyper::Response<hyper::body::Incoming>,
+    to_stderr: bool,
+) -> Result<()> {
+    let is_json = resp
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|ct| ct.contains("json"));
+    let mut body = resp.into_body();
+    let write = |s: &str| {
+        if to_stderr {
+            use std::io::Write as _;
+            let _ = std::io::stderr().lock().write_all(s.as_bytes());
+        } else {
+            out!("{s}");
+        }
+    };
+    if !is_json {
+        while let Some(chunk) = next_chunk(&mut body).await? {
+            write(&String::from_utf8_lossy(&chunk));
+        }
+        return Ok(());
+    }
+    let mut js = JsonStream::default();
+    while let Some(chunk) = next_chunk(&mut body).await? {
+        for m in js.push(&chunk) {
+            if let Some(err) = m.get("error").and_then(|e| e.as_str()) {
+                let msg = m
+                    .get("errorDetail")
+                    .and_then(|d| d.get("message"))
+                    .and_then(|e| e.as_str())
+                    .unwrap_or(err);
+                return Err(CliError::msg(msg.to_string()));
+            }
+            write(&json_message_line(&m));
+        }
+    }
+    let rest = String::from_utf8_lossy(js.rest()).to_string();
+    if !rest.trim().is_empty() {
+        write(&rest);
+    }
+    Ok(())
+}
+
+/// One progress message as docker prints it without a terminal.
+pub fn json_message_line(m: &serde_json::Value) -> String {
+    let s = |k: &str| m.get(k).and_then(|v| v.as_str()).unwrap_or("");
+    if !s("stream").is_empty() {
+        return s("stream").to_string();
+    }
+    let mut line = String::new();
+    if !s("id").is_empty() {
+        line.push_str(&format!("{}: ", s("id")));
+    }
+    line.push_str(s("status"));
+    if !s("progress").is_empty() {
+        line.push(' ');
+        line.push_str(s("progress"));
+    }
+    if line.is_empty() && m.get("aux").is_some() {
+        return String::new();
+    }
+    line.push('\n');
+    line
+}
+
+/// Runs `f` for each name concurrently and reports in order like docker's
+/// `parallelOperation`: prints the name on success, collects
+/// `Error response from daemon: ...` lines and fails with all of them (exit 1).
+pub async fn for_each<F, Fut>(names: &[String], f: F) -> Result<()>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let results = futures::future::join_all(names.iter().map(|n| f(n.clone()))).await;
+    let mut errs = Vec::new();
+    for (name, r) in names.iter().zip(results) {
+        match r {
+            Ok(()) => outln!("{name}"),
+            Err(CliError::Connect { host }) => return Err(CliError::Connect { host }),
+            Err(e) => errs.push(e.to_string()),
+        }
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::msg(errs.join("\n")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_lines() {
+        assert_eq!(
+            json_message_line(&serde_json::json!({"status": "sha256:abc"})),
+            "sha256:abc\n"
+        );
+        assert_eq!(
+            json_message_line(&serde_json::json!({"stream": "Loaded image: tbox:latest\n"})),
+            "Loaded image: tbox:latest\n"
+        );
+        assert_eq!(
+            json_message_line(
+                &serde_json::json!({"status": "Pulling from library/x", "id": "latest"})
+            ),
+            "latest: Pulling from library/x\n"
+        );
+    }
+}

@@ -1,0 +1,1020 @@
+//! Containers: create, start, stop, kill, restart, remove, wait, list and inspect (Docker
+//! API "Container" endpoints), the exit monitor, and re-adoption of containers that kept
+//! running while the daemon was away.
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard_stubs::models::{ContainerCreateBody, EndpointSettings, HostConfig};
+use tether_runtime::{rootfs, shim, spec};
+
+use crate::sandbox::{self, Mode};
+use crate::state::{self, Attachment, Container, RunState};
+use crate::{Engine, EngineError, State};
+
+const ADJ: &[&str] = &[
+    "brave", "calm", "eager", "fond", "gentle", "happy", "jolly", "keen", "lucid", "merry",
+    "nifty", "proud", "quirky", "sharp", "tender", "vivid", "wise", "zen",
+];
+const NOUN: &[&str] = &[
+    "babbage", "curie", "darwin", "euler", "fermat", "galois", "hopper", "knuth", "lamport",
+    "lovelace", "noether", "pascal", "ritchie", "shannon", "thompson", "turing",
+];
+
+fn random_name() -> String {
+    let a = ADJ[rand::random::<usize>() % ADJ.len()];
+    let n = NOUN[rand::random::<usize>() % NOUN.len()];
+    format!("{a}_{n}")
+}
+
+impl State {
+    /// Finds a container by full id, name (with or without '/'), or unique id prefix.
+    pub(crate) fn container(&self, key: &str) -> Result<&Container, EngineError> {
+        let key = key.trim_start_matches('/');
+        if let Some(c) = self.containers.get(key) {
+            return Ok(c);
+        }
+        if let Some(c) = self.containers.values().find(|c| c.name == key) {
+            return Ok(c);
+        }
+        let hits: Vec<&Container> = self
+            .containers
+            .values()
+            .filter(|c| !key.is_empty() && c.id.starts_with(key))
+            .collect();
+        match hits.len() {
+            1 => Ok(hits[0]),
+            0 => Err(EngineError::NotFound(format!("No such container: {key}"))),
+            _ => Err(EngineError::InvalidParam(format!(
+                "multiple containers match {key}: give more of the id"
+            ))),
+        }
+    }
+}
+
+fn merge_env(image: &[String], given: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for e in image.iter().chain(given) {
+        let k = e.split('=').next().unwrap_or("");
+        out.retain(|x| x.split('=').next().unwrap_or("") != k);
+        out.push(e.clone());
+    }
+    out
+}
+
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open(2) returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+fn process_alive(pid: i32) -> bool {
+    pid > 0 && std::path::Path::new(&format!("/proc/{pid}")).exists() && {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        !stat.contains(") Z ")
+    }
+}
+
+impl Engine {
+    fn bundle(&self, id: &str) -> PathBuf {
+        self.cfg.exec_root.join("bundles").join(id)
+    }
+
+    /// POST /containers/create: validates everything (name, image, networks, ports,
+    /// extra hosts, DNS, links) and records the container; nothing is set up until start.
+    /// Returns (id, warnings).
+    ///
+    /// Errors: 400 bad reference or value (named), 404 no such image/network/linked
+    /// container, 409 name in use.
+    pub async fn create_container(
+        &self,
+        name: Option<String>,
+        mut body: ContainerCreateBody,
+    ) -> Result<(String, Vec<String>), EngineError> {
+        let image_ref = body
+            .image
+            .clone()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                EngineError::InvalidParam("no image given: config.Image is required".into())
+            })?;
+        tether_image::parse_reference(&image_ref)?;
+        let images = self.images.clone();
+        let r = image_ref.clone();
+        let image = tokio::task::spawn_blocking(move || images.get(&r))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??;
+        let mut hc: HostConfig = body.host_config.take().unwrap_or_default();
+        let nc = body.networking_config.take();
+        let ic = &image.config;
+        // merge the image's config (moby daemon/create.go mergeAndVerifyConfig)
+        let entry_given = body.entrypoint.is_some();
+        if body.entrypoint.is_none() {
+            body.entrypoint = ic.entrypoint.clone();
+        }
+        if body.cmd.as_ref().map(|c| c.is_empty()).unwrap_or(true) && !entry_given {
+            body.cmd = ic.cmd.clone();
+        }
+        let entry: Vec<String> = body
+            .entrypoint
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| !s.is_empty() || false)
+            .collect();
+        let argv: Vec<String> = entry
+            .into_iter()
+            .chain(body.cmd.clone().unwrap_or_default())
+            .collect();
+        if argv.is_empty() {
+            return Err(EngineError::InvalidParam("No command specified: the image has no Cmd or Entrypoint; give a command after the image".into()));
+        }
+        let mut env = merge_env(&ic.env, &body.env.clone().unwrap_or_default());
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(
+                0,
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            );
+        }
+        body.env = Some(env);
+        if body.working_dir.as_deref().unwrap_or("").is_empty() && !ic.working_dir.is_empty() {
+            body.working_dir = Some(ic.working_dir.clone());
+        }
+        if body.user.as_deref().unwrap_or("").is_empty() && !ic.user.is_empty() {
+            body.user = Some(ic.user.clone());
+        }
+        let mut exposed = body.exposed_ports.clone().unwrap_or_default();
+        for p in &ic.exposed_ports {
+            if !exposed.contains(p) {
+                exposed.push(p.clone());
+            }
+        }
+        for k in hc.port_bindings.clone().unwrap_or_default().keys() {
+            let k = if k.contains('/') {
+                k.clone()
+            } else {
+                format!("{k}/tcp")
+            };
+            if !exposed.contains(&k) {
+                exposed.push(k);
+            }
+        }
+        for p in &exposed {
+            crate::ports::parse_port_key(p)?;
+        }
+        body.exposed_ports = Some(exposed);
+        let mut labels = ic
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<HashMap<_, _>>();
+        labels.extend(body.labels.clone().unwrap_or_default());
+        body.labels = Some(labels);
+        if body.stop_signal.is_none() {
+            body.stop_signal = ic.stop_signal.clone();
+        }
+        body.image = Some(image_ref.clone());
+        // validate host config values
+        crate::ports::parse_bindings(&hc.port_bindings.clone().unwrap_or_default())?;
+        for d in hc.dns.clone().unwrap_or_default() {
+            d.parse::<std::net::IpAddr>().map_err(|_| {
+                EngineError::InvalidParam(format!(
+                    "invalid --dns {d:?}: expected an IP address such as 10.0.0.2"
+                ))
+            })?;
+        }
+        for h in hc.extra_hosts.clone().unwrap_or_default() {
+            let (n, ip) = h
+                .split_once(':')
+                .or_else(|| h.split_once('='))
+                .ok_or_else(|| {
+                    EngineError::InvalidParam(format!(
+                        "invalid --add-host {h:?}: expected NAME:IP or NAME:host-gateway"
+                    ))
+                })?;
+            if n.is_empty() || (ip != "host-gateway" && ip.parse::<std::net::IpAddr>().is_err()) {
+                return Err(EngineError::InvalidParam(format!("invalid IP address in add-host: {ip:?} (in {h:?}; expected an IP or host-gateway)")));
+            }
+        }
+        spec::capabilities(
+            &hc.cap_add.clone().unwrap_or_default(),
+            &hc.cap_drop.clone().unwrap_or_default(),
+            hc.privileged.unwrap_or(false),
+        )?;
+        for b in hc.binds.clone().unwrap_or_default() {
+            let parts: Vec<&str> = b.split(':').collect();
+            if parts.len() < 2 || !parts[0].starts_with('/') || !parts[1].starts_with('/') {
+                return Err(EngineError::InvalidParam(format!("invalid volume {b:?}: expected /HOST/PATH:/CONTAINER/PATH[:ro] (named volumes are not supported yet)")));
+            }
+        }
+        let mode_s = hc
+            .network_mode
+            .clone()
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| "default".into());
+        hc.network_mode = Some(mode_s.clone());
+        let mut st = self.state.lock().await;
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                let n = n.trim_start_matches('/').to_string();
+                if !crate::networks::valid_name(&n) {
+                    return Err(EngineError::InvalidParam(format!(
+                        "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                    )));
+                }
+                n
+            }
+            None => loop {
+                let n = random_name();
+                if !st.containers.values().any(|c| c.name == n) {
+                    break n;
+                }
+            },
+        };
+        if let Some(o) = st.containers.values().find(|c| c.name == name) {
+            return Err(EngineError::Conflict(format!(
+                "Conflict. The container name \"/{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                o.id
+            )));
+        }
+        let mut attachments = Vec::new();
+        let eps: HashMap<String, EndpointSettings> =
+            nc.and_then(|n| n.endpoints_config).unwrap_or_default();
+        match sandbox::mode(&mode_s) {
+            Mode::Bridge => {
+                let primary = if mode_s == "default" {
+                    "bridge".to_string()
+                } else {
+                    mode_s.clone()
+                };
+                let mut names = vec![primary.clone()];
+                let mut extra: Vec<String> = eps
+                    .keys()
+                    .filter(|k| **k != primary && **k != mode_s)
+                    .cloned()
+                    .collect();
+                extra.sort();
+                names.extend(extra);
+                for (i, nname) in names.iter().enumerate() {
+                    let n = st.network(nname)?.clone();
+                    if n.pool.is_none() {
+                        return Err(EngineError::InvalidParam(format!("container cannot be connected to network {} with driver {} together with others", n.name, n.driver)));
+                    }
+                    let es = if i == 0 {
+                        eps.get(nname).or_else(|| eps.get(&mode_s)).cloned()
+                    } else {
+                        eps.get(nname).cloned()
+                    }
+                    .unwrap_or_default();
+                    let att = attachment_from(&n, &es)?;
+                    attachments.push((n.name.clone(), att));
+                }
+            }
+            Mode::Container(other) => {
+                st.container(&other)?;
+            }
+            _ => {}
+        }
+        for l in hc.links.clone().unwrap_or_default() {
+            let target = l.split(':').next().unwrap_or("");
+            st.container(target).map_err(|_| EngineError::NotFound(format!("could not get container for {target}: no such container (--link NAME[:ALIAS] names a container)")))?;
+        }
+        let id = state::new_id();
+        let c = Container {
+            id: id.clone(),
+            name,
+            created: state::now(),
+            image: image_ref,
+            image_id: image.id.clone(),
+            path: argv[0].clone(),
+            args: argv[1..].to_vec(),
+            config: body,
+            host_config: hc,
+            attachments,
+            state: RunState {
+                status: "created".into(),
+                started_at: state::ZERO_TIME.into(),
+                finished_at: state::ZERO_TIME.into(),
+                ..Default::default()
+            },
+            endpoints: Default::default(),
+            ports: Vec::new(),
+            sandbox: None,
+            restart_count: 0,
+        };
+        let dir = self.container_dir(&id);
+        std::fs::create_dir_all(&dir)?;
+        for f in ["json.log", "hosts", "resolv.conf", "hostname"] {
+            std::fs::write(dir.join(f), "")?;
+        }
+        if let Err(e) = self.save_container(&c) {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        st.containers.insert(id.clone(), c);
+        drop(st);
+        self.live_mut(&id, |_| ());
+        Ok((id, Vec::new()))
+    }
+
+    /// POST /containers/{id}/start: rootfs, networking, spec, shim, `runc start`. On failure
+    /// everything set up is undone and the runtime's message is returned.
+    ///
+    /// Errors: 404; 304 already running; 500 with the OCI runtime's message.
+    pub async fn start_container(self: &Arc<Self>, key: &str) -> Result<(), EngineError> {
+        let mut st = self.state.lock().await;
+        let mut c = st.container(key)?.clone();
+        if c.state.status == "running" {
+            return Err(EngineError::NotModified("container already started".into()));
+        }
+        let r = self.start_locked(&mut st, &mut c).await;
+        if let Err(e) = &r {
+            c.state.error = e.to_string();
+            if e.to_string().contains("executable file not found")
+                || e.to_string().contains("no such file or directory")
+            {
+                c.state.exit_code = 127;
+            } else {
+                c.state.exit_code = 128;
+            }
+        }
+        let _ = self.save_container(&c);
+        let (id, shim_pid) = (c.id.clone(), c.state.shim_pid);
+        let running = c.state.status == "running";
+        let code = c.state.exit_code;
+        st.containers.insert(c.id.clone(), c);
+        drop(st);
+        if r.is_err() {
+            // wake attach and wait streams: this start ended before it began
+            self.live_mut(&id, |l| {
+                l.events.send_modify(|e| {
+                    e.0 += 1;
+                    e.1 = code;
+                })
+            });
+        }
+        if running {
+            self.spawn_monitor(&id, shim_pid);
+        }
+        r
+    }
+
+    async fn start_locked(&self, st: &mut State, c: &mut Container) -> Result<(), EngineError> {
+        let dir = self.container_dir(&c.id);
+        let merged = dir.join("rootfs");
+        let image = self.images.get(&c.image_id)?;
+        let layers = self.images.layer_paths(&image);
+        rootfs::mount_overlay(&layers, &dir.join("upper"), &dir.join("work"), &merged)?;
+        let undo_rootfs = |m: &PathBuf| {
+            let _ = rootfs::unmount(m);
+        };
+        if let Err(e) = self.setup_networking(st, c).await {
+            undo_rootfs(&merged);
+            return Err(e);
+        }
+        let r = self.launch(c, &merged).await;
+        match r {
+            Ok(started) => {
+                c.state.status = "running".into();
+                c.state.pid = started.pid;
+                c.state.shim_pid = started.shim_pid;
+                c.state.error.clear();
+                c.state.exit_code = 0;
+                c.state.started_at = state::now();
+                c.restart_count += 1;
+                Ok(())
+            }
+            Err(e) => {
+                self.teardown_networking(st, c).await;
+                undo_rootfs(&merged);
+                Err(e)
+            }
+        }
+    }
+
+    async fn launch(
+        &self,
+        c: &Container,
+        merged: &std::path::Path,
+    ) -> Result<shim::Started, EngineError> {
+        let dir = self.container_dir(&c.id);
+        let (uid, gid) = spec::resolve_user(merged, c.config.user.as_deref().unwrap_or(""))?;
+        let mut binds = vec![
+            spec::Bind {
+                source: dir.join("hosts"),
+                destination: "/etc/hosts".into(),
+                readonly: false,
+            },
+            spec::Bind {
+                source: dir.join("resolv.conf"),
+                destination: "/etc/resolv.conf".into(),
+                readonly: false,
+            },
+            spec::Bind {
+                source: dir.join("hostname"),
+                destination: "/etc/hostname".into(),
+                readonly: false,
+            },
+        ];
+        for b in c.host_config.binds.clone().unwrap_or_default() {
+            let parts: Vec<&str> = b.split(':').collect();
+            let src = PathBuf::from(parts[0]);
+            if !src.exists() {
+                std::fs::create_dir_all(&src)?;
+            }
+            binds.push(spec::Bind {
+                source: src,
+                destination: parts.get(1).unwrap_or(&"/").to_string(),
+                readonly: parts
+                    .get(2)
+                    .map(|o| o.split(',').any(|x| x == "ro"))
+                    .unwrap_or(false),
+            });
+        }
+        let hostname =
+            if sandbox::mode(c.host_config.network_mode.as_deref().unwrap_or("")) == Mode::Host {
+                nix::unistd::gethostname()
+                    .ok()
+                    .and_then(|h| h.into_string().ok())
+                    .unwrap_or_default()
+            } else {
+                sandbox::hostname_of(c)
+            };
+        let hc = &c.host_config;
+        let cs = spec::ContainerSpec {
+            rootfs: merged.to_path_buf(),
+            args: std::iter::once(c.path.clone())
+                .chain(c.args.clone())
+                .collect(),
+            env: c.config.env.clone().unwrap_or_default(),
+            cwd: c.config.working_dir.clone().unwrap_or_default(),
+            uid,
+            gid,
+            hostname,
+            tty: false,
+            netns: c.sandbox.clone(),
+            binds,
+            cap_add: hc.cap_add.clone().unwrap_or_default(),
+            cap_drop: hc.cap_drop.clone().unwrap_or_default(),
+            privileged: hc.privileged.unwrap_or(false),
+            cgroups_path: format!("/tether/{}", c.id),
+        };
+        let s = spec::build(&cs)?;
+        let bundle = self.bundle(&c.id);
+        let _ = std::fs::remove_dir_all(&bundle);
+        spec::save(&s, &bundle)?;
+        let cfg = shim::ShimConfig {
+            id: c.id.clone(),
+            bundle: bundle.clone(),
+            runc: self.runc.binary.clone(),
+            runc_root: self.runc.root.clone(),
+            log: dir.join("json.log"),
+            exit_file: bundle.join("exit.json"),
+        };
+        let exe = self.cfg.exe.clone();
+        let started = tokio::task::spawn_blocking(move || shim::spawn(&exe, &cfg))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??;
+        if let Err(e) = self.runc.start(&c.id).await {
+            let _ = self.runc.delete(&c.id, true).await;
+            return Err(e.into());
+        }
+        Ok(started)
+    }
+
+    pub(crate) fn spawn_monitor(self: &Arc<Self>, id: &str, shim_pid: i32) {
+        let me = self.clone();
+        let cid = id.to_string();
+        let task = tokio::spawn(async move {
+            if let Some(fd) = pidfd_open(shim_pid) {
+                #[allow(deprecated)]
+                let afd = tokio::io::unix::AsyncFd::new(fd);
+                if let Ok(afd) = afd {
+                    let _ = afd.readable().await;
+                }
+            }
+            me.on_exit(&cid).await;
+        });
+        self.live_mut(id, |l| l.monitor = Some(task));
+    }
+
+    /// Records a container's exit: its code, teardown of networking and rootfs, waiters
+    /// woken, and removal when it was started with --rm.
+    async fn on_exit(self: &Arc<Self>, id: &str) {
+        let mut st = self.state.lock().await;
+        let Ok(mut c) = st.container(id).cloned() else {
+            return;
+        };
+        if c.state.status != "running" {
+            return;
+        }
+        let rec = shim::read_exit(&self.bundle(id).join("exit.json"));
+        c.state.status = "exited".into();
+        c.state.pid = 0;
+        c.state.shim_pid = 0;
+        c.state.exit_code = rec.as_ref().map(|r| r.exit_code).unwrap_or(137);
+        c.state.finished_at = rec.map(|r| r.finished_at).unwrap_or_else(state::now);
+        self.teardown_networking(&mut st, &mut c).await;
+        let _ = rootfs::unmount(&self.container_dir(id).join("rootfs"));
+        let _ = self.runc.delete(id, true).await;
+        let _ = std::fs::remove_dir_all(self.bundle(id));
+        let _ = self.save_container(&c);
+        let code = c.state.exit_code;
+        let auto = c.host_config.auto_remove.unwrap_or(false);
+        st.containers.insert(id.to_string(), c);
+        self.live_mut(id, |l| {
+            l.monitor = None;
+            l.events.send_modify(|e| {
+                e.0 += 1;
+                e.1 = code;
+            });
+        });
+        if auto {
+            self.remove_locked(&mut st, id);
+        }
+    }
+
+    fn remove_locked(&self, st: &mut State, id: &str) {
+        let _ = rootfs::unmount(&self.container_dir(id).join("rootfs"));
+        let _ = std::fs::remove_dir_all(self.container_dir(id));
+        st.containers.remove(id);
+        let live = self
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        if let Some(l) = live {
+            l.events.send_modify(|e| e.2 = true);
+        }
+    }
+
+    /// Sends `signal` to a running container's init (`runc kill`).
+    ///
+    /// Errors: 404; 409 not running; 400 bad signal.
+    pub async fn kill_container(&self, key: &str, signal: &str) -> Result<(), EngineError> {
+        let c = self.state.lock().await.container(key)?.clone();
+        if c.state.status != "running" {
+            return Err(EngineError::Conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
+        }
+        let sig = normalize_signal(signal)?;
+        self.runc.kill(&c.id, &sig, false).await.map_err(Into::into)
+    }
+
+    /// POST /containers/{id}/stop: the stop signal, then SIGKILL after `timeout` seconds
+    /// (default StopTimeout or 10); returns once the container's exit is fully processed.
+    pub async fn stop_container(
+        &self,
+        key: &str,
+        timeout: Option<i64>,
+        signal: Option<String>,
+    ) -> Result<(), EngineError> {
+        let c = self.state.lock().await.container(key)?.clone();
+        if c.state.status != "running" {
+            return Err(EngineError::NotModified("container already stopped".into()));
+        }
+        let mut ev = self.events(&c.id);
+        let gen0 = ev.borrow().0;
+        let sig = normalize_signal(
+            &signal
+                .or_else(|| c.config.stop_signal.clone())
+                .unwrap_or_else(|| "SIGTERM".into()),
+        )?;
+        let t = timeout.or(c.config.stop_timeout).unwrap_or(10).max(0) as u64;
+        let _ = self.runc.kill(&c.id, &sig, false).await;
+        let exited =
+            tokio::time::timeout(Duration::from_secs(t), ev.wait_for(|e| e.0 > gen0 || e.2))
+                .await
+                .is_ok();
+        if !exited {
+            let _ = self.runc.kill(&c.id, "SIGKILL", true).await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(15), ev.wait_for(|e| e.0 > gen0 || e.2))
+                    .await;
+        }
+        Ok(())
+    }
+
+    /// DELETE /containers/{id}: `force` kills a running container first.
+    ///
+    /// Errors: 404; 409 running without force.
+    pub async fn remove_container(&self, key: &str, force: bool) -> Result<(), EngineError> {
+        let c = self.state.lock().await.container(key)?.clone();
+        if c.state.status == "running" {
+            if !force {
+                return Err(EngineError::Conflict(format!(
+                    "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                    c.id
+                )));
+            }
+            let mut ev = self.events(&c.id);
+            let gen0 = ev.borrow().0;
+            let _ = self.runc.kill(&c.id, "SIGKILL", true).await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(15), ev.wait_for(|e| e.0 > gen0 || e.2))
+                    .await;
+        }
+        let mut st = self.state.lock().await;
+        if st.containers.contains_key(&c.id) {
+            if st
+                .containers
+                .get(&c.id)
+                .map(|x| x.state.status == "running")
+                .unwrap_or(false)
+            {
+                return Err(EngineError::Internal(format!(
+                    "container {} did not stop",
+                    c.name
+                )));
+            }
+            self.remove_locked(&mut st, &c.id);
+        }
+        Ok(())
+    }
+
+    /// POST /containers/{id}/wait: registers the wait at once (so a `start` that follows
+    /// cannot be missed) and returns a future resolving to the exit code once `condition`
+    /// ("not-running" (default), "next-exit", "removed") holds.
+    ///
+    /// Errors: 404; 400 unknown condition.
+    pub async fn wait_container(
+        &self,
+        key: &str,
+        condition: &str,
+    ) -> Result<std::pin::Pin<Box<dyn std::future::Future<Output = i64> + Send>>, EngineError> {
+        let c = self.state.lock().await.container(key)?.clone();
+        let mut ev = self.events(&c.id);
+        let (gen0, _, _) = *ev.borrow();
+        let last = c.state.exit_code;
+        match condition {
+            "" | "not-running" if c.state.status != "running" => Ok(Box::pin(async move { last })),
+            "" | "not-running" | "next-exit" => Ok(Box::pin(async move {
+                let r = ev.wait_for(|e| e.0 > gen0 || e.2).await.map(|e| e.1);
+                r.unwrap_or(last)
+            })),
+            "removed" => Ok(Box::pin(async move {
+                let r = ev.wait_for(|e| e.2).await.map(|e| e.1);
+                r.unwrap_or(last)
+            })),
+            other => Err(EngineError::InvalidParam(format!(
+                "invalid condition {other:?}: use not-running, next-exit or removed"
+            ))),
+        }
+    }
+
+    /// GET /containers/{id}/json.
+    pub async fn inspect_container(&self, key: &str) -> Result<serde_json::Value, EngineError> {
+        let st = self.state.lock().await;
+        let c = st.container(key)?;
+        Ok(crate::views::container(c, &st, &self.container_dir(&c.id)))
+    }
+
+    /// GET /containers/json with `all`, `limit` and filters (id, name, label, status,
+    /// network, ancestor, exited), newest first.
+    pub async fn list_containers(
+        &self,
+        all: bool,
+        limit: Option<usize>,
+        filters: &HashMap<String, Vec<String>>,
+    ) -> Result<Vec<serde_json::Value>, EngineError> {
+        let st = self.state.lock().await;
+        let mut cs: Vec<&Container> = st.containers.values().collect();
+        cs.sort_by(|a, b| b.created.cmp(&a.created));
+        let mut out = Vec::new();
+        for c in cs {
+            let all = all || filters.contains_key("status") || filters.contains_key("exited");
+            if !all && c.state.status != "running" {
+                continue;
+            }
+            let ok = filters.iter().all(|(k, vals)| match k.as_str() {
+                "id" => vals.iter().any(|v| c.id.starts_with(v.as_str())),
+                "name" => vals.iter().any(|v| name_match(&c.name, v)),
+                "label" | "label!" => crate::networks::label_match(
+                    &c.config.labels.clone().unwrap_or_default(),
+                    &HashMap::from([(k.clone(), vals.clone())]),
+                ),
+                "status" => vals.iter().any(|v| *v == c.state.status),
+                "exited" => {
+                    c.state.status == "exited"
+                        && vals
+                            .iter()
+                            .any(|v| v.parse::<i64>().ok() == Some(c.state.exit_code))
+                }
+                "network" => vals.iter().any(|v| {
+                    c.attachments
+                        .iter()
+                        .any(|(n, a)| n == v || a.network_id.starts_with(v.as_str()))
+                        && c.state.status == "running"
+                }),
+                "ancestor" => vals
+                    .iter()
+                    .any(|v| c.image == *v || c.image_id.contains(v.as_str())),
+                _ => true,
+            });
+            if ok {
+                out.push(crate::views::container_summary(c, &st));
+            }
+            if limit.map(|l| out.len() >= l).unwrap_or(false) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// POST /networks/{id}/connect: attaches a container; live when it runs (interface,
+    /// DNS records, inspect updated at once), recorded for its next start otherwise.
+    ///
+    /// Errors: 404; 409 already connected or a mode without own networking; 400 bad alias/IP.
+    pub async fn connect(
+        &self,
+        net: &str,
+        key: &str,
+        es: EndpointSettings,
+    ) -> Result<(), EngineError> {
+        let mut st = self.state.lock().await;
+        let n = st.network(net)?.clone();
+        let mut c = st.container(key)?.clone();
+        if n.pool.is_none() {
+            return Err(EngineError::Conflict(format!(
+                "container cannot be disconnected from host network or connected to {} network",
+                n.name
+            )));
+        }
+        if sandbox::mode(c.host_config.network_mode.as_deref().unwrap_or("")) != Mode::Bridge {
+            return Err(EngineError::Conflict(format!("container sharing network namespace with another container or host cannot be connected to any other network ({})", c.name)));
+        }
+        if c.attachments.iter().any(|(_, a)| a.network_id == n.id) {
+            return Err(EngineError::Conflict(format!(
+                "endpoint with name {} already exists in network {}",
+                c.name, n.name
+            )));
+        }
+        let att = attachment_from(&n, &es)?;
+        c.attachments.push((n.name.clone(), att.clone()));
+        if c.state.status == "running" {
+            let sb = c
+                .sandbox
+                .clone()
+                .ok_or_else(|| EngineError::Internal("running container without sandbox".into()))?;
+            let snl = tether_net::link::Netlink::open_in(&sb)?;
+            let primary = c.endpoints.is_empty();
+            if let Err(e) = self
+                .attach_endpoint(&mut st, &mut c, &snl, &n.name, &att, primary)
+                .await
+            {
+                return Err(e);
+            }
+            self.write_etc_files(&st, &c)?;
+            self.start_dns(&st, &c)?;
+        }
+        self.save_container(&c)?;
+        st.containers.insert(c.id.clone(), c);
+        Ok(())
+    }
+
+    /// POST /networks/{id}/disconnect.
+    ///
+    /// Errors: 404; 409 not connected.
+    pub async fn disconnect(&self, net: &str, key: &str, _force: bool) -> Result<(), EngineError> {
+        let mut st = self.state.lock().await;
+        let n = st.network(net)?.clone();
+        let mut c = st.container(key)?.clone();
+        let Some(pos) = c.attachments.iter().position(|(_, a)| a.network_id == n.id) else {
+            return Err(EngineError::Conflict(format!(
+                "container {} is not connected to network {}",
+                c.name, n.name
+            )));
+        };
+        if c.state.status == "running" {
+            self.detach_endpoint(&mut st, &mut c, &n.name).await;
+            // published ports pointed at this endpoint: move them to the new primary
+            if !c.ports.is_empty()
+                && !c
+                    .endpoints
+                    .values()
+                    .any(|e| c.ports.iter().any(|p| p.container_ip == e.ip))
+            {
+                let _ = self.fw.remove_ports(&c.id[..12], &c.ports);
+                c.ports.clear();
+                c.attachments.remove(pos);
+                self.publish(&st, &mut c)?;
+            } else {
+                c.attachments.remove(pos);
+            }
+            self.write_etc_files(&st, &c)?;
+        } else {
+            c.attachments.remove(pos);
+        }
+        self.save_container(&c)?;
+        st.containers.insert(c.id.clone(), c);
+        Ok(())
+    }
+
+    /// Re-adopts container `id` at daemon start: a running one whose shim is alive gets
+    /// its DNS, ports and monitor back; one that died meanwhile is recorded as exited.
+    pub(crate) async fn readopt(self: &Arc<Self>, id: &str) {
+        let mut st = self.state.lock().await;
+        let Ok(mut c) = st.container(id).cloned() else {
+            return;
+        };
+        self.live_mut(id, |_| ());
+        if c.state.status != "running" {
+            return;
+        }
+        if !process_alive(c.state.shim_pid) {
+            drop(st);
+            self.on_exit(id).await;
+            return;
+        }
+        for (name, att) in &c.attachments {
+            if let (Some(ep), Some(n)) = (c.endpoints.get(name), st.networks.get(&att.network_id)) {
+                if n.dns {
+                    self.dns.add_endpoint(
+                        &n.id,
+                        &c.id,
+                        &sandbox::dns_names(&c, att),
+                        Some(ep.ip),
+                        None,
+                    );
+                }
+            }
+        }
+        if !c.ports.is_empty() {
+            let fds: Vec<OwnedFd> = c
+                .ports
+                .iter()
+                .filter_map(|p| crate::ports::reserve(p.proto, p.host_ip, p.host_port).ok())
+                .collect();
+            if let Err(e) = self.fw.add_ports(&c.id[..12], &c.ports) {
+                tracing::error!(container = %c.name, error = %e, "restoring published ports");
+            }
+            self.live_mut(id, |l| l.reservations = fds);
+        }
+        if let Err(e) = self.start_dns(&st, &c) {
+            tracing::error!(container = %c.name, error = %e, "restoring DNS");
+        }
+        c.state.error.clear();
+        st.containers.insert(id.to_string(), c.clone());
+        drop(st);
+        self.spawn_monitor(id, c.state.shim_pid);
+    }
+
+    /// The container's id, log path, whether it runs, for logs and attach.
+    pub async fn log_source(&self, key: &str) -> Result<(String, PathBuf, bool), EngineError> {
+        let st = self.state.lock().await;
+        let c = st.container(key)?;
+        Ok((
+            c.id.clone(),
+            self.container_dir(&c.id).join("json.log"),
+            c.state.status == "running",
+        ))
+    }
+
+    /// Whether container `id` is running now.
+    pub async fn is_running(&self, id: &str) -> bool {
+        self.state
+            .lock()
+            .await
+            .containers
+            .get(id)
+            .map(|c| c.state.status == "running")
+            .unwrap_or(false)
+    }
+
+    /// Stops the monitors (daemon shutdown); containers keep running.
+    pub fn shutdown(&self) {
+        let mut g = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        for l in g.values_mut() {
+            if let Some(t) = l.monitor.take() {
+                t.abort();
+            }
+            l.dns = None;
+        }
+    }
+
+    /// The raw fd of nothing; keeps AsRawFd in use for pidfd handling.
+    #[doc(hidden)]
+    pub fn _fd_probe(fd: &OwnedFd) -> i32 {
+        fd.as_raw_fd()
+    }
+}
+
+fn name_match(name: &str, pat: &str) -> bool {
+    let pat = pat.trim_start_matches('/');
+    if let Some(p) = pat.strip_prefix('^') {
+        if let Some(p) = p.strip_suffix('$') {
+            return name == p;
+        }
+        return name.starts_with(p);
+    }
+    if let Some(p) = pat.strip_suffix('$') {
+        return name.ends_with(p);
+    }
+    name.contains(pat)
+}
+
+fn attachment_from(
+    n: &crate::state::Network,
+    es: &EndpointSettings,
+) -> Result<Attachment, EngineError> {
+    let aliases: Vec<String> = es
+        .aliases
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| !a.is_empty())
+        .collect();
+    if !aliases.is_empty() && !n.dns {
+        return Err(EngineError::InvalidParam(format!("network-scoped alias is supported only for containers in user defined networks (not {})", n.name)));
+    }
+    let ipv4 = match es
+        .ipam_config
+        .as_ref()
+        .and_then(|i| i.ipv4_address.clone())
+        .filter(|s| !s.is_empty())
+    {
+        Some(s) => {
+            if !n.dns {
+                return Err(EngineError::InvalidParam(format!(
+                    "user specified IP address is supported on user defined networks only (not {})",
+                    n.name
+                )));
+            }
+            Some(s.parse().map_err(|_| {
+                EngineError::InvalidParam(format!("invalid IPv4 address {s:?} for --ip"))
+            })?)
+        }
+        None => None,
+    };
+    Ok(Attachment {
+        network_id: n.id.clone(),
+        aliases,
+        ipv4,
+        links: es.links.clone().unwrap_or_default(),
+    })
+}
+
+/// Normalizes a signal given as a name ("TERM", "SIGTERM") or a number, for `runc kill`.
+///
+/// Errors: an unknown signal (names it).
+pub fn normalize_signal(s: &str) -> Result<String, EngineError> {
+    if s.is_empty() {
+        return Ok("SIGKILL".into());
+    }
+    if let Ok(n) = s.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(n)
+            .map(|sig| sig.as_str().to_string())
+            .map_err(|_| EngineError::InvalidParam(format!("invalid signal: {s}")));
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|sig| sig.as_str().to_string())
+        .map_err(|_| {
+            EngineError::InvalidParam(format!(
+                "invalid signal: {s} (use a name such as TERM, KILL, HUP, or a number)"
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn signals() {
+        assert_eq!(normalize_signal("TERM").unwrap(), "SIGTERM");
+        assert_eq!(normalize_signal("sigkill").unwrap(), "SIGKILL");
+        assert_eq!(normalize_signal("9").unwrap(), "SIGKILL");
+        assert!(normalize_signal("NOPE")
+            .unwrap_err()
+            .to_string()
+            .contains("NOPE"));
+    }
+    #[test]
+    fn env_merge_overrides_by_key() {
+        let m = merge_env(
+            &["PATH=/bin".into(), "A=1".into()],
+            &["A=2".into(), "B=3".into()],
+        );
+        assert_eq!(m, vec!["PATH=/bin", "A=2", "B=3"]);
+    }
+    #[test]
+    fn names() {
+        assert!(name_match("backend-x", "backend"));
+        assert!(name_match("backend-x", "^backend-x$"));
+        assert!(!name_match("backend-x", "^x"));
+    }
+}

@@ -1,0 +1,433 @@
+//! Network objects: the predefined `bridge`, `host` and `none` networks and user-defined
+//! bridge networks (Docker API "Network" endpoints: create, inspect, list, remove, prune,
+//! connect, disconnect).
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use bollard_stubs::models::NetworkCreateRequest;
+use ipnet::Ipv4Net;
+use tether_net::bridge::BridgeNetwork;
+use tether_net::ipam::{self, Pool};
+use tether_net::link;
+
+use crate::state::{self, Network};
+use crate::{Engine, EngineError, State};
+
+/// Name of the default bridge interface.
+pub const DEFAULT_BRIDGE: &str = "tether0";
+
+/// The driver view of a bridge network, None for host/null.
+pub fn bridge_of(n: &Network) -> Option<BridgeNetwork> {
+    let pool = n.pool.as_ref()?;
+    Some(BridgeNetwork {
+        bridge: n.bridge.clone()?,
+        mac: n.bridge_mac?,
+        subnet: pool.subnet,
+        gateway: pool.gateway,
+        internal: n.internal,
+    })
+}
+
+/// Whether `name` is a valid network or container name (Docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]*`).
+pub fn valid_name(name: &str) -> bool {
+    let mut ch = name.chars();
+    matches!(ch.next(), Some(c) if c.is_ascii_alphanumeric())
+        && ch.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+impl State {
+    /// Finds a network by full id, name, or unique id prefix.
+    pub(crate) fn network(&self, key: &str) -> Result<&Network, EngineError> {
+        if let Some(n) = self.networks.get(key) {
+            return Ok(n);
+        }
+        if let Some(n) = self.networks.values().find(|n| n.name == key) {
+            return Ok(n);
+        }
+        let hits: Vec<&Network> = self
+            .networks
+            .values()
+            .filter(|n| !key.is_empty() && n.id.starts_with(key))
+            .collect();
+        match hits.len() {
+            1 => Ok(hits[0]),
+            0 => Err(EngineError::NotFound(format!("network {key} not found"))),
+            _ => Err(EngineError::InvalidParam(format!(
+                "network {key} is ambiguous ({} matches): give more of its id or its name",
+                hits.len()
+            ))),
+        }
+    }
+
+    /// Names of running containers with an endpoint on network `id`.
+    pub(crate) fn active_on(&self, id: &str) -> Vec<String> {
+        self.containers
+            .values()
+            .filter(|c| {
+                c.attachments.iter().any(|(_, a)| a.network_id == id) && c.state.status == "running"
+            })
+            .map(|c| c.name.clone())
+            .collect()
+    }
+}
+
+fn parse_net(s: &str, what: &str) -> Result<Ipv4Net, EngineError> {
+    s.parse::<Ipv4Net>().map_err(|_| {
+        EngineError::InvalidParam(format!(
+            "invalid {what} {s:?}: expected an IPv4 CIDR such as 172.30.0.0/16"
+        ))
+    })
+}
+
+fn parse_ip(s: &str, what: &str) -> Result<Ipv4Addr, EngineError> {
+    s.parse::<Ipv4Addr>().map_err(|_| {
+        EngineError::InvalidParam(format!(
+            "invalid {what} {s:?}: expected an IPv4 address such as 172.30.0.1"
+        ))
+    })
+}
+
+fn ipam_err(e: ipam::IpamError) -> EngineError {
+    EngineError::InvalidParam(e.to_string())
+}
+
+impl Engine {
+    pub(crate) async fn ensure_predefined(&self) -> Result<(), EngineError> {
+        let mut st = self.state.lock().await;
+        for (name, driver) in [("bridge", "bridge"), ("host", "host"), ("none", "null")] {
+            if st.networks.values().any(|n| n.name == name) {
+                continue;
+            }
+            let (bridge, mac, pool) = if driver == "bridge" {
+                let pool =
+                    Pool::new(ipam::default_bridge_subnet(), None, None).map_err(ipam_err)?;
+                (
+                    Some(DEFAULT_BRIDGE.to_string()),
+                    Some(link::random_mac()),
+                    Some(pool),
+                )
+            } else {
+                (None, None, None)
+            };
+            let mut options = HashMap::new();
+            if driver == "bridge" {
+                options.insert(
+                    "com.docker.network.bridge.default_bridge".into(),
+                    "true".into(),
+                );
+                options.insert(
+                    "com.docker.network.bridge.name".into(),
+                    DEFAULT_BRIDGE.into(),
+                );
+                options.insert("com.docker.network.bridge.enable_icc".into(), "true".into());
+                options.insert(
+                    "com.docker.network.bridge.enable_ip_masquerade".into(),
+                    "true".into(),
+                );
+            }
+            let n = Network {
+                id: state::new_id(),
+                name: name.into(),
+                driver: driver.into(),
+                created: state::now(),
+                internal: false,
+                enable_ipv6: false,
+                attachable: false,
+                labels: HashMap::new(),
+                options,
+                bridge,
+                bridge_mac: mac,
+                pool,
+                dns: false,
+                builtin: true,
+            };
+            self.save_network(&n)?;
+            st.networks.insert(n.id.clone(), n);
+        }
+        Ok(())
+    }
+
+    /// POST /networks/create. Validates name, driver and IPAM config, picks a free subnet
+    /// when none is given, creates the bridge and firewall entries; on failure nothing is
+    /// left behind. Returns the new network's id.
+    ///
+    /// Errors: 409 name taken; 400 bad name, driver, subnet, gateway, ip-range, overlap.
+    pub async fn create_network(
+        &self,
+        req: NetworkCreateRequest,
+    ) -> Result<(String, Option<String>), EngineError> {
+        let name = req.name.clone();
+        if !valid_name(&name) {
+            return Err(EngineError::InvalidParam(format!(
+                "invalid network name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        let driver = req
+            .driver
+            .clone()
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| "bridge".into());
+        if driver != "bridge" {
+            return Err(EngineError::InvalidParam(format!(
+                "network driver {driver:?} is not supported: tether creates bridge networks (host and none are predefined)"
+            )));
+        }
+        let mut st = self.state.lock().await;
+        if st.networks.values().any(|n| n.name == name) {
+            return Err(EngineError::Conflict(format!(
+                "network with name {name} already exists"
+            )));
+        }
+        let mut subnet = None;
+        let mut gateway = None;
+        let mut range = None;
+        for c in req
+            .ipam
+            .as_ref()
+            .and_then(|i| i.config.clone())
+            .unwrap_or_default()
+        {
+            let Some(s) = c.subnet.as_deref().filter(|s| !s.is_empty()) else {
+                if c.gateway.is_some() || c.ip_range.is_some() {
+                    return Err(EngineError::InvalidParam(
+                        "--gateway and --ip-range need a --subnet".into(),
+                    ));
+                }
+                continue;
+            };
+            if s.contains(':') {
+                return Err(EngineError::InvalidParam(format!(
+                    "IPv6 subnet {s} is not supported yet: give an IPv4 --subnet"
+                )));
+            }
+            if subnet.is_some() {
+                return Err(EngineError::InvalidParam(
+                    "only one IPv4 --subnet per network is supported".into(),
+                ));
+            }
+            subnet = Some(parse_net(s, "subnet")?);
+            gateway = c
+                .gateway
+                .as_deref()
+                .filter(|g| !g.is_empty())
+                .map(|g| parse_ip(g, "gateway"))
+                .transpose()?;
+            range = c
+                .ip_range
+                .as_deref()
+                .filter(|r| !r.is_empty())
+                .map(|r| parse_net(r, "ip-range"))
+                .transpose()?;
+        }
+        let in_use: Vec<(String, Ipv4Net)> = st
+            .networks
+            .values()
+            .filter_map(|n| n.pool.as_ref().map(|p| (n.name.clone(), p.subnet)))
+            .collect();
+        let subnet = match subnet {
+            Some(s) => {
+                let s = s.trunc();
+                ipam::check_overlap(s, in_use.iter().map(|(n, s)| (n.as_str(), *s)))
+                    .map_err(ipam_err)?;
+                s
+            }
+            None => {
+                let used: Vec<Ipv4Net> = in_use.iter().map(|(_, s)| *s).collect();
+                ipam::pick_subnet(&used).map_err(ipam_err)?
+            }
+        };
+        let pool = Pool::new(subnet, gateway, range).map_err(ipam_err)?;
+        let id = state::new_id();
+        let mut options = req.options.clone().unwrap_or_default();
+        let bridge = match options.get("com.docker.network.bridge.name") {
+            Some(b) if !b.is_empty() => {
+                if b.len() > 15
+                    || !b
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                {
+                    return Err(EngineError::InvalidParam(format!(
+                        "invalid bridge name {b:?}: at most 15 characters of [a-zA-Z0-9_.-]"
+                    )));
+                }
+                if st
+                    .networks
+                    .values()
+                    .any(|n| n.bridge.as_deref() == Some(b.as_str()))
+                {
+                    return Err(EngineError::Conflict(format!(
+                        "bridge name {b} is used by another network"
+                    )));
+                }
+                b.clone()
+            }
+            _ => format!("tb-{}", &id[..12]),
+        };
+        options.retain(|_, v| !v.is_empty());
+        let n = Network {
+            id: id.clone(),
+            name,
+            driver,
+            created: state::now(),
+            internal: req.internal.unwrap_or(false),
+            enable_ipv6: req.enable_ipv6.unwrap_or(false),
+            attachable: req.attachable.unwrap_or(false),
+            labels: req.labels.clone().unwrap_or_default(),
+            options,
+            bridge: Some(bridge),
+            bridge_mac: Some(link::random_mac()),
+            pool: Some(pool),
+            dns: true,
+            builtin: false,
+        };
+        let b = bridge_of(&n)
+            .ok_or_else(|| EngineError::Internal("bridge network without pool".into()))?;
+        self.bridge.create_network(&self.nl, &b).await?;
+        if let Err(e) = self.save_network(&n) {
+            let _ = self.bridge.delete_network(&self.nl, &b).await;
+            return Err(e);
+        }
+        st.networks.insert(id.clone(), n);
+        Ok((id, None))
+    }
+
+    /// DELETE /networks/{id}. Errors: 404; 403-like 409 for predefined networks or active endpoints.
+    pub async fn remove_network(&self, key: &str) -> Result<(), EngineError> {
+        let mut st = self.state.lock().await;
+        let n = st.network(key)?.clone();
+        self.remove_network_locked(&mut st, &n).await
+    }
+
+    async fn remove_network_locked(&self, st: &mut State, n: &Network) -> Result<(), EngineError> {
+        if n.builtin {
+            return Err(EngineError::Conflict(format!(
+                "{} is a pre-defined network and cannot be removed",
+                n.name
+            )));
+        }
+        let active = st.active_on(&n.id);
+        if !active.is_empty() {
+            return Err(EngineError::Conflict(format!(
+                "error while removing network: network {} id {} has active endpoints ({}); stop or disconnect them first",
+                n.name,
+                n.id,
+                active.join(", ")
+            )));
+        }
+        if let Some(b) = bridge_of(n) {
+            self.bridge.delete_network(&self.nl, &b).await?;
+        }
+        let _ = std::fs::remove_file(
+            self.cfg
+                .root
+                .join("networks")
+                .join(format!("{}.json", n.id)),
+        );
+        st.networks.remove(&n.id);
+        Ok(())
+    }
+
+    /// POST /networks/prune: removes user networks without active endpoints that match
+    /// `filters` (label=k, label=k=v, label!=.., until is ignored). Returns removed names.
+    pub async fn prune_networks(
+        &self,
+        filters: &HashMap<String, Vec<String>>,
+    ) -> Result<Vec<String>, EngineError> {
+        let mut st = self.state.lock().await;
+        let cands: Vec<Network> = st
+            .networks
+            .values()
+            .filter(|n| {
+                !n.builtin && st.active_on(&n.id).is_empty() && label_match(&n.labels, filters)
+            })
+            .cloned()
+            .collect();
+        let mut out = Vec::new();
+        for n in cands {
+            self.remove_network_locked(&mut st, &n).await?;
+            out.push(n.name);
+        }
+        Ok(out)
+    }
+
+    /// GET /networks/{id}: the Docker API JSON of one network.
+    pub async fn inspect_network(&self, key: &str) -> Result<serde_json::Value, EngineError> {
+        let st = self.state.lock().await;
+        let n = st.network(key)?;
+        Ok(crate::views::network(n, &st))
+    }
+
+    /// GET /networks with filters (name, id, driver, label, type, dangling).
+    pub async fn list_networks(
+        &self,
+        filters: &HashMap<String, Vec<String>>,
+    ) -> Result<Vec<serde_json::Value>, EngineError> {
+        let st = self.state.lock().await;
+        let mut out = Vec::new();
+        for n in st.networks.values() {
+            let ok = filters.iter().all(|(k, vals)| match k.as_str() {
+                "name" => vals.iter().any(|v| n.name.contains(v.as_str())),
+                "id" => vals.iter().any(|v| n.id.starts_with(v.as_str())),
+                "driver" => vals.iter().any(|v| *v == n.driver),
+                "label" => label_match(&n.labels, &HashMap::from([(k.clone(), vals.clone())])),
+                "type" => vals.iter().any(|v| (v == "custom") != n.builtin),
+                "dangling" => vals.iter().any(|v| {
+                    (v == "true" || v == "1") == (!n.builtin && st.active_on(&n.id).is_empty())
+                }),
+                "scope" => vals.iter().any(|v| v == "local"),
+                _ => true,
+            });
+            if ok {
+                out.push(crate::views::network(n, &st));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Docker's label filter: every `label=k` / `label=k=v` must match, every `label!=..` must not.
+pub fn label_match(
+    labels: &HashMap<String, String>,
+    filters: &HashMap<String, Vec<String>>,
+) -> bool {
+    let one = |spec: &str| match spec.split_once('=') {
+        Some((k, v)) => labels.get(k).map(|x| x == v).unwrap_or(false),
+        None => labels.contains_key(spec),
+    };
+    filters
+        .get("label")
+        .map(|v| v.iter().all(|s| one(s)))
+        .unwrap_or(true)
+        && filters
+            .get("label!")
+            .map(|v| v.iter().all(|s| !one(s)))
+            .unwrap_or(true)
+}
+
+/// Keeps `Arc` in scope for doc links.
+pub type EngineRef = Arc<Engine>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn names() {
+        assert!(valid_name("bank-network"));
+        assert!(valid_name("dokku.postgres.db"));
+        assert!(!valid_name("-x"));
+        assert!(!valid_name("a b"));
+        assert!(!valid_name(""));
+    }
+    #[test]
+    fn labels() {
+        let l = HashMap::from([("a".to_string(), "1".to_string())]);
+        let f = |k: &str, v: &str| HashMap::from([(k.to_string(), vec![v.to_string()])]);
+        assert!(label_match(&l, &f("label", "a")));
+        assert!(label_match(&l, &f("label", "a=1")));
+        assert!(!label_match(&l, &f("label", "a=2")));
+        assert!(!label_match(&l, &f("label", "b")));
+        assert!(!label_match(&l, &f("label!", "a")));
+    }
+}

@@ -1,0 +1,442 @@
+//! A container's networking: its sandbox (network namespace), one endpoint per network
+//! (IP lease, veth pair, `ethN`, default route via the first network), published ports,
+//! DNS records and the embedded DNS listener, and the generated /etc files.
+//!
+//! Setup records each step on the container as it goes, and [`Engine::teardown_networking`]
+//! undoes whatever is recorded, tolerating parts already gone; so a failed setup, a stop
+//! and a daemon restart all use the same path and nothing is leaked.
+
+use std::collections::HashSet;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use tether_net::firewall::Proto;
+use tether_net::link::{self, Netlink};
+use tether_net::netns;
+
+use crate::files;
+use crate::networks::bridge_of;
+use crate::ports;
+use crate::state::{Attachment, Container, Endpoint};
+use crate::{Engine, EngineError, State};
+
+/// How a container is networked, from HostConfig.NetworkMode.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mode {
+    /// The host's namespace.
+    Host,
+    /// Its own namespace with loopback only.
+    None,
+    /// Another container's namespace.
+    Container(String),
+    /// Its own namespace with endpoints on bridge networks.
+    Bridge,
+}
+
+/// Parses a NetworkMode value.
+pub fn mode(network_mode: &str) -> Mode {
+    match network_mode {
+        "host" => Mode::Host,
+        "none" => Mode::None,
+        m if m.starts_with("container:") => Mode::Container(m["container:".len()..].to_string()),
+        _ => Mode::Bridge,
+    }
+}
+
+fn random_veth() -> String {
+    let b: [u8; 4] = rand::random();
+    format!("veth{}", &hex::encode(b)[..7])
+}
+
+impl Engine {
+    pub(crate) fn sandbox_path(&self, id: &str) -> PathBuf {
+        self.cfg.exec_root.join("netns").join(id)
+    }
+
+    /// Creates the container's sandbox and endpoints, publishes its ports, registers its
+    /// names, starts its DNS listener and writes its /etc files. On error everything done
+    /// is undone.
+    pub(crate) async fn setup_networking(
+        &self,
+        st: &mut State,
+        c: &mut Container,
+    ) -> Result<(), EngineError> {
+        let r = self.setup_networking_inner(st, c).await;
+        if r.is_err() {
+            self.teardown_networking(st, c).await;
+        }
+        r
+    }
+
+    async fn setup_networking_inner(
+        &self,
+        st: &mut State,
+        c: &mut Container,
+    ) -> Result<(), EngineError> {
+        let m = mode(c.host_config.network_mode.as_deref().unwrap_or("default"));
+        match &m {
+            Mode::Host => {
+                self.write_etc_files(st, c)?;
+                return Ok(());
+            }
+            Mode::Container(other) => {
+                let o = st.container(other)?;
+                let sb = o
+                    .sandbox
+                    .clone()
+                    .filter(|_| o.state.status == "running")
+                    .ok_or_else(|| {
+                        EngineError::Conflict(format!(
+                            "cannot join network of a non running container: {}",
+                            o.name
+                        ))
+                    })?;
+                c.sandbox = Some(sb);
+                let od = self.container_dir(&o.id);
+                for f in ["hosts", "resolv.conf"] {
+                    let _ = std::fs::copy(od.join(f), self.container_dir(&c.id).join(f));
+                }
+                std::fs::write(
+                    self.container_dir(&c.id).join("hostname"),
+                    format!("{}\n", hostname_of(c)),
+                )?;
+                return Ok(());
+            }
+            _ => {}
+        }
+        let sb = self.sandbox_path(&c.id);
+        let p = sb.clone();
+        tokio::task::spawn_blocking(move || netns::create(&p))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??;
+        c.sandbox = Some(sb.clone());
+        let snl = Netlink::open_in(&sb)?;
+        snl.set_up_by_name("lo").await?;
+        if m == Mode::Bridge {
+            let atts = c.attachments.clone();
+            for (i, (name, att)) in atts.iter().enumerate() {
+                self.attach_endpoint(st, c, &snl, name, att, i == 0).await?;
+            }
+            self.publish(st, c)?;
+        }
+        self.write_etc_files(st, c)?;
+        self.start_dns(st, c)?;
+        Ok(())
+    }
+
+    /// Creates one endpoint of `c` on network `name` inside its sandbox.
+    pub(crate) async fn attach_endpoint(
+        &self,
+        st: &mut State,
+        c: &mut Container,
+        snl: &Netlink,
+        name: &str,
+        att: &Attachment,
+        primary: bool,
+    ) -> Result<(), EngineError> {
+        let sb = c
+            .sandbox
+            .clone()
+            .ok_or_else(|| EngineError::Internal("no sandbox".into()))?;
+        let net = st
+            .networks
+            .get(&att.network_id)
+            .cloned()
+            .ok_or_else(|| EngineError::NotFound(format!("network {name} not found")))?;
+        let b = bridge_of(&net).ok_or_else(|| {
+            EngineError::InvalidParam(format!(
+                "container cannot be attached to network {name} of driver {}",
+                net.driver
+            ))
+        })?;
+        let ip = {
+            let n = st
+                .networks
+                .get_mut(&net.id)
+                .ok_or_else(|| EngineError::NotFound(name.to_string()))?;
+            let pool = n
+                .pool
+                .as_mut()
+                .ok_or_else(|| EngineError::Internal("no pool".into()))?;
+            pool.allocate(&net.name, att.ipv4)
+                .map_err(|e| EngineError::InvalidParam(e.to_string()))?
+        };
+        let used: HashSet<String> = c.endpoints.values().map(|e| e.ifname.clone()).collect();
+        let ifname = (0..)
+            .map(|i| format!("eth{i}"))
+            .find(|n| !used.contains(n))
+            .unwrap_or_else(|| "eth0".into());
+        let ep = Endpoint {
+            id: crate::state::new_id(),
+            ip,
+            prefix: b.subnet.prefix_len(),
+            gateway: b.gateway,
+            mac: link::mac_for_ip(ip),
+            ifname: ifname.clone(),
+            host_veth: random_veth(),
+        };
+        let joined = self
+            .bridge
+            .join(
+                &self.nl,
+                &b,
+                &sb,
+                snl,
+                &ep.host_veth,
+                &ifname,
+                ip,
+                ep.mac,
+                primary && !net.internal,
+            )
+            .await;
+        if let Err(e) = joined {
+            if let Some(p) = st.networks.get_mut(&net.id).and_then(|n| n.pool.as_mut()) {
+                p.release(ip);
+            }
+            return Err(e.into());
+        }
+        if let Some(n) = st.networks.get(&net.id) {
+            self.save_network(n)?;
+        }
+        if net.dns {
+            self.dns
+                .add_endpoint(&net.id, &c.id, &dns_names(c, att), Some(ip), None);
+        }
+        c.endpoints.insert(name.to_string(), ep);
+        Ok(())
+    }
+
+    /// Removes `c`'s endpoint on network `name`: DNS records, veth, IP lease.
+    pub(crate) async fn detach_endpoint(&self, st: &mut State, c: &mut Container, name: &str) {
+        let Some(ep) = c.endpoints.remove(name) else {
+            return;
+        };
+        let net_id = c
+            .attachments
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| a.network_id.clone());
+        if let Some(id) = net_id {
+            self.dns.remove_endpoint(&id, &c.id);
+            if let Some(n) = st.networks.get_mut(&id) {
+                if let Some(p) = n.pool.as_mut() {
+                    p.release(ep.ip);
+                }
+                let n = n.clone();
+                let _ = self.save_network(&n);
+            }
+        }
+        if let Err(e) = self.bridge.leave(&self.nl, &ep.host_veth).await {
+            tracing::warn!(container = %c.name, error = %e, "removing veth");
+        }
+    }
+
+    /// Publishes the container's port bindings towards its primary address.
+    pub(crate) fn publish(&self, st: &State, c: &mut Container) -> Result<(), EngineError> {
+        let reqs = ports::parse_bindings(&c.host_config.port_bindings.clone().unwrap_or_default())?;
+        if reqs.is_empty() {
+            return Ok(());
+        }
+        let Some(ip) = c
+            .attachments
+            .iter()
+            .find_map(|(n, _)| c.endpoints.get(n))
+            .map(|e| e.ip)
+        else {
+            return Ok(());
+        };
+        let taken: HashSet<(Proto, u16)> = st
+            .containers
+            .values()
+            .filter(|o| o.id != c.id)
+            .flat_map(|o| o.ports.iter().map(|p| (p.proto, p.host_port)))
+            .collect();
+        let (maps, fds) = ports::allocate(&reqs, ip, &taken)?;
+        self.fw.add_ports(&c.id[..12], &maps)?;
+        c.ports = maps;
+        self.live_mut(&c.id, |l| l.reservations = fds);
+        Ok(())
+    }
+
+    /// Binds 127.0.0.11:53 (UDP and TCP) in the sandbox and serves DNS there, when one of
+    /// the container's networks has the embedded DNS.
+    pub(crate) fn start_dns(&self, st: &State, c: &Container) -> Result<(), EngineError> {
+        let wants = c.attachments.iter().any(|(n, a)| {
+            c.endpoints.contains_key(n)
+                && st
+                    .networks
+                    .get(&a.network_id)
+                    .map(|x| x.dns)
+                    .unwrap_or(false)
+        });
+        let running = self.live_mut(&c.id, |l| l.dns.is_some());
+        if !wants || running {
+            return Ok(());
+        }
+        let Some(sb) = c.sandbox.clone() else {
+            return Ok(());
+        };
+        let addr = SocketAddr::from((Ipv4Addr::new(127, 0, 0, 11), 53));
+        let (udp, tcp) = netns::run_in(&sb, move || -> std::io::Result<_> {
+            Ok((
+                std::net::UdpSocket::bind(addr)?,
+                std::net::TcpListener::bind(addr)?,
+            ))
+        })??;
+        let own: Vec<SocketAddr> = c
+            .host_config
+            .dns
+            .clone()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|s| {
+                s.parse::<std::net::IpAddr>()
+                    .ok()
+                    .map(|ip| SocketAddr::new(ip, 53))
+            })
+            .collect();
+        let fwd_ns = (!own.is_empty()).then_some(sb);
+        let h = self
+            .dns
+            .serve(c.id.clone(), udp, tcp, own, fwd_ns)
+            .map_err(|e| EngineError::Internal(format!("embedded DNS: {e}")))?;
+        self.live_mut(&c.id, |l| l.dns = Some(h));
+        Ok(())
+    }
+
+    /// Writes /etc/hosts, /etc/resolv.conf and /etc/hostname for `c` (in place: they are
+    /// bind-mounted, so the inode must stay).
+    pub(crate) fn write_etc_files(&self, st: &State, c: &Container) -> Result<(), EngineError> {
+        let dir = self.container_dir(&c.id);
+        let hc = &c.host_config;
+        let host_resolv =
+            files::parse_resolv(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+        let hostname = hostname_of(c);
+        if mode(hc.network_mode.as_deref().unwrap_or("")) == Mode::Host {
+            let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+            std::fs::write(dir.join("hosts"), hosts)?;
+            let r = files::resolv(
+                &host_resolv,
+                &hc.dns.clone().unwrap_or_default(),
+                &hc.dns_search.clone().unwrap_or_default(),
+                &hc.dns_options.clone().unwrap_or_default(),
+                false,
+            );
+            std::fs::write(dir.join("resolv.conf"), files::render_resolv(&r))?;
+            std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
+            return Ok(());
+        }
+        let primary = c.attachments.iter().find_map(|(n, _)| c.endpoints.get(n));
+        let gw = primary.map(|e| e.gateway).or_else(|| {
+            st.networks
+                .values()
+                .find(|n| n.name == "bridge")
+                .and_then(|n| n.pool.as_ref())
+                .map(|p| p.gateway)
+        });
+        let mut extra = Vec::new();
+        for h in hc.extra_hosts.clone().unwrap_or_default() {
+            let (name, ip) = h
+                .split_once(':')
+                .or_else(|| h.split_once('='))
+                .unwrap_or((h.as_str(), ""));
+            let ip = if ip == "host-gateway" {
+                gw.map(|g| g.to_string()).unwrap_or_default()
+            } else {
+                ip.to_string()
+            };
+            extra.push((name.to_string(), ip));
+        }
+        let mut links = Vec::new();
+        for l in hc.links.clone().unwrap_or_default() {
+            let (target, alias) = l.split_once(':').unwrap_or((l.as_str(), l.as_str()));
+            let target = target.trim_start_matches('/');
+            let alias = alias.rsplit('/').next().unwrap_or(alias);
+            if let Ok(o) = st.container(target) {
+                let shared = c
+                    .endpoints
+                    .keys()
+                    .find_map(|n| o.endpoints.get(n))
+                    .or_else(|| o.endpoints.values().next());
+                if let Some(e) = shared {
+                    let names = if alias == o.name {
+                        o.name.clone()
+                    } else {
+                        format!("{alias} {} {}", &o.id[..12], o.name)
+                    };
+                    links.push(format!("{}\t{names}", e.ip));
+                }
+            }
+        }
+        std::fs::write(
+            dir.join("hosts"),
+            files::hosts(primary.map(|e| e.ip), &hostname, &extra, &links),
+        )?;
+        let embedded = c.attachments.iter().any(|(_, a)| {
+            st.networks
+                .get(&a.network_id)
+                .map(|n| n.dns)
+                .unwrap_or(false)
+        });
+        let r = files::resolv(
+            &host_resolv,
+            &hc.dns.clone().unwrap_or_default(),
+            &hc.dns_search.clone().unwrap_or_default(),
+            &hc.dns_options.clone().unwrap_or_default(),
+            embedded,
+        );
+        std::fs::write(dir.join("resolv.conf"), files::render_resolv(&r))?;
+        std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
+        Ok(())
+    }
+
+    /// Undoes everything [`Engine::setup_networking`] recorded on `c`; tolerant and idempotent.
+    pub(crate) async fn teardown_networking(&self, st: &mut State, c: &mut Container) {
+        let dns = self.live_mut(&c.id, |l| {
+            l.reservations.clear();
+            l.dns.take()
+        });
+        drop(dns);
+        if !c.ports.is_empty() {
+            if let Err(e) = self.fw.remove_ports(&c.id[..12], &c.ports) {
+                tracing::warn!(container = %c.name, error = %e, "withdrawing published ports");
+            }
+            c.ports.clear();
+        }
+        let names: Vec<String> = c.endpoints.keys().cloned().collect();
+        for n in names {
+            self.detach_endpoint(st, c, &n).await;
+        }
+        if let Some(sb) = c.sandbox.take() {
+            if sb == self.sandbox_path(&c.id) {
+                if let Err(e) = netns::remove(&sb) {
+                    tracing::warn!(container = %c.name, error = %e, "removing sandbox");
+                }
+            }
+        }
+    }
+}
+
+/// The container's hostname: `--hostname`, else the short id (Docker's default).
+pub fn hostname_of(c: &Container) -> String {
+    c.config
+        .hostname
+        .clone()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| c.id[..12].to_string())
+}
+
+/// The names a container answers to on a network: its name, short id, hostname, aliases.
+pub fn dns_names(c: &Container, att: &Attachment) -> Vec<String> {
+    let mut v = vec![c.name.clone(), c.id[..12].to_string()];
+    let h = hostname_of(c);
+    if !v.contains(&h) {
+        v.push(h);
+    }
+    for a in &att.aliases {
+        if !v.contains(a) {
+            v.push(a.clone());
+        }
+    }
+    v
+}

@@ -1,0 +1,198 @@
+//! The engine's persistent objects and their atomic storage under `--root`.
+//!
+//! Layout: `<root>/networks/<id>.json` and `<root>/containers/<id>/state.json`. Every write
+//! goes to a temporary file in the same directory, is fsynced and renamed over the old one,
+//! so a crash leaves either the old or the new state, never a torn file.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tether_net::firewall::PortMapping;
+use tether_net::ipam::Pool;
+
+use crate::EngineError;
+
+/// A network (Docker API "Network" object).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Network {
+    /// 64-hex id.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// "bridge", "host" or "null".
+    pub driver: String,
+    /// RFC 3339 creation time.
+    pub created: String,
+    /// `--internal`.
+    pub internal: bool,
+    /// `--ipv6` (recorded; IPv6 addressing is not implemented yet).
+    pub enable_ipv6: bool,
+    /// `--attachable`.
+    pub attachable: bool,
+    /// Labels.
+    pub labels: HashMap<String, String>,
+    /// Driver options (`--opt`).
+    pub options: HashMap<String, String>,
+    /// The bridge interface (bridge driver).
+    pub bridge: Option<String>,
+    /// The bridge's pinned MAC (aa:bb:..).
+    pub bridge_mac: Option<[u8; 6]>,
+    /// IPv4 pool and leases (bridge driver).
+    pub pool: Option<Pool>,
+    /// Whether the embedded DNS serves this network (user-defined bridges only).
+    pub dns: bool,
+    /// One of the predefined networks (bridge, host, none): cannot be removed.
+    pub builtin: bool,
+}
+
+/// A requested attachment of a container to a network (kept while the container is stopped).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Attachment {
+    /// Network id.
+    pub network_id: String,
+    /// `--network-alias` / `--alias`.
+    pub aliases: Vec<String>,
+    /// `--ip`.
+    pub ipv4: Option<Ipv4Addr>,
+    /// Links given on connect (`--link`).
+    pub links: Vec<String>,
+}
+
+/// A live endpoint of a running container on a network.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// 64-hex endpoint id.
+    pub id: String,
+    /// Address.
+    pub ip: Ipv4Addr,
+    /// Prefix length of the subnet.
+    pub prefix: u8,
+    /// Gateway.
+    pub gateway: Ipv4Addr,
+    /// MAC.
+    pub mac: [u8; 6],
+    /// Interface in the sandbox (eth0, eth1, ...).
+    pub ifname: String,
+    /// Host side of the veth pair.
+    pub host_veth: String,
+}
+
+/// Run state of a container (Docker API "ContainerState").
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RunState {
+    /// "created", "running", "exited".
+    pub status: String,
+    /// Init pid while running.
+    pub pid: i32,
+    /// Shim pid while running.
+    pub shim_pid: i32,
+    /// Last exit code.
+    pub exit_code: i64,
+    /// Last error (e.g. the OCI runtime's message when start failed).
+    pub error: String,
+    /// RFC 3339; "0001-01-01T00:00:00Z" when never.
+    pub started_at: String,
+    /// RFC 3339; "0001-01-01T00:00:00Z" when never.
+    pub finished_at: String,
+}
+
+/// A container.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Container {
+    /// 64-hex id.
+    pub id: String,
+    /// Name without the leading slash.
+    pub name: String,
+    /// RFC 3339 creation time.
+    pub created: String,
+    /// The image as the user named it.
+    pub image: String,
+    /// The image's id (sha256:..).
+    pub image_id: String,
+    /// argv[0] as resolved (entrypoint/cmd).
+    pub path: String,
+    /// The rest of argv.
+    pub args: Vec<String>,
+    /// The create request's Config (Docker API ContainerConfig), image defaults merged in.
+    pub config: bollard_stubs::models::ContainerCreateBody,
+    /// The create request's HostConfig.
+    pub host_config: bollard_stubs::models::HostConfig,
+    /// Network name -> requested attachment, in the order attached.
+    pub attachments: Vec<(String, Attachment)>,
+    /// Run state.
+    pub state: RunState,
+    /// Network name -> live endpoint while running.
+    pub endpoints: BTreeMap<String, Endpoint>,
+    /// Published ports while running.
+    pub ports: Vec<PortMapping>,
+    /// The sandbox (netns file) while running.
+    pub sandbox: Option<PathBuf>,
+    /// How many times the container was started.
+    pub restart_count: i64,
+}
+
+/// Never-set timestamps, as Docker shows them.
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// Now, RFC 3339 with nanoseconds.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// A new random 64-hex id.
+pub fn new_id() -> String {
+    let b: [u8; 32] = rand::random();
+    hex::encode(b)
+}
+
+/// Writes `value` as JSON to `path` atomically (temp file, fsync, rename).
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), EngineError> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| EngineError::Internal(format!("no parent dir for {}", path.display())))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| EngineError::Internal(format!("create {}: {e}", dir.display())))?;
+    let tmp = dir.join(format!(".{}.tmp", rand::random::<u32>()));
+    let data = serde_json::to_vec(value)
+        .map_err(|e| EngineError::Internal(format!("encode {}: {e}", path.display())))?;
+    let res = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(EngineError::Internal(format!(
+            "write {}: {e}",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Reads every `*.json` below `dir` (one level, or `<dir>/<x>/state.json`).
+pub fn read_all<T: for<'de> Deserialize<'de>>(dir: &Path, nested: Option<&str>) -> Vec<T> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = match nested {
+            Some(f) => e.path().join(f),
+            None => e.path(),
+        };
+        if p.extension().and_then(|x| x.to_str()) != Some("json") {
+            continue;
+        }
+        match std::fs::read(&p).map(|b| serde_json::from_slice::<T>(&b)) {
+            Ok(Ok(v)) => out.push(v),
+            Ok(Err(err)) => tracing::warn!(path = %p.display(), %err, "skipping unreadable state"),
+            Err(_) => {}
+        }
+    }
+    out
+}

@@ -1,0 +1,236 @@
+//! Docker Engine API JSON views of the engine's objects (api v1.41+ shapes: Network,
+//! ContainerInspectResponse, ContainerSummary).
+
+use std::path::Path;
+
+use serde_json::{json, Map, Value};
+use tether_net::link::format_mac;
+
+use crate::state::{Container, Network};
+use crate::State;
+
+/// go-units' HumanDuration ("Less than a second", "5 seconds", "About a minute", ...).
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..=59 => format!("{s} seconds"),
+        60..=119 => "About a minute".into(),
+        _ if s < 3600 => format!("{} minutes", s / 60),
+        _ if s < 2 * 3600 => "About an hour".into(),
+        _ if s < 48 * 3600 => format!("{} hours", s / 3600),
+        _ if s < 7 * 24 * 3600 * 2 => format!("{} days", s / 86400),
+        _ if s < 30 * 24 * 3600 * 2 => format!("{} weeks", s / (7 * 86400)),
+        _ if s < 365 * 24 * 3600 * 2 => format!("{} months", s / (30 * 86400)),
+        _ => format!("{} years", s / (365 * 86400)),
+    }
+}
+
+fn since(ts: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(ts)
+        .map(|t| chrono::Utc::now().timestamp() - t.timestamp())
+        .unwrap_or(0)
+}
+
+/// The Status column text ("Up 5 seconds", "Exited (1) 3 seconds ago", "Created").
+pub fn status_text(c: &Container) -> String {
+    match c.state.status.as_str() {
+        "running" => format!("Up {}", human_duration(since(&c.state.started_at))),
+        "exited" => format!(
+            "Exited ({}) {} ago",
+            c.state.exit_code,
+            human_duration(since(&c.state.finished_at))
+        ),
+        _ => "Created".into(),
+    }
+}
+
+/// A network's JSON (GET /networks/{id}).
+pub(crate) fn network(n: &Network, st: &State) -> Value {
+    let mut containers = Map::new();
+    for c in st.containers.values() {
+        if let Some((name, _)) = c.attachments.iter().find(|(_, a)| a.network_id == n.id) {
+            if let Some(ep) = c.endpoints.get(name) {
+                containers.insert(
+                    c.id.clone(),
+                    json!({"Name": c.name, "EndpointID": ep.id, "MacAddress": format_mac(&ep.mac),
+                           "IPv4Address": format!("{}/{}", ep.ip, ep.prefix), "IPv6Address": ""}),
+                );
+            }
+        }
+    }
+    let config: Vec<Value> = n
+        .pool
+        .iter()
+        .map(|p| {
+            let mut m = json!({"Subnet": p.subnet.to_string(), "Gateway": p.gateway.to_string()});
+            if p.range_given {
+                m["IPRange"] = json!(p.range.to_string());
+            }
+            m
+        })
+        .collect();
+    json!({
+        "Name": n.name, "Id": n.id, "Created": n.created, "Scope": "local", "Driver": n.driver,
+        "EnableIPv4": true, "EnableIPv6": n.enable_ipv6,
+        "IPAM": {"Driver": "default", "Options": {}, "Config": config},
+        "Internal": n.internal, "Attachable": n.attachable, "Ingress": false,
+        "ConfigFrom": {"Network": ""}, "ConfigOnly": false,
+        "Containers": containers, "Options": n.options, "Labels": n.labels,
+    })
+}
+
+fn endpoint_json(c: &Container, st: &State, name: &str) -> Value {
+    let att = c
+        .attachments
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, a)| a.clone())
+        .unwrap_or_default();
+    let net = st.networks.get(&att.network_id);
+    let mut aliases: Vec<String> = att.aliases.clone();
+    if net.map(|n| n.dns).unwrap_or(false) && c.state.status == "running" {
+        aliases.push(c.id[..12].to_string());
+    }
+    let ep = c.endpoints.get(name);
+    let mut dns_names: Vec<String> = Vec::new();
+    if net.map(|n| n.dns).unwrap_or(false) {
+        dns_names = crate::sandbox::dns_names(c, &att);
+    }
+    json!({
+        "IPAMConfig": att.ipv4.map(|ip| json!({"IPv4Address": ip.to_string()})),
+        "Links": if att.links.is_empty() { Value::Null } else { json!(att.links) },
+        "Aliases": if aliases.is_empty() { Value::Null } else { json!(aliases) },
+        "MacAddress": ep.map(|e| format_mac(&e.mac)).unwrap_or_default(),
+        "DriverOpts": Value::Null,
+        "NetworkID": att.network_id,
+        "EndpointID": ep.map(|e| e.id.clone()).unwrap_or_default(),
+        "Gateway": ep.map(|e| e.gateway.to_string()).unwrap_or_default(),
+        "IPAddress": ep.map(|e| e.ip.to_string()).unwrap_or_default(),
+        "IPPrefixLen": ep.map(|e| e.prefix).unwrap_or(0),
+        "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "DNSNames": if dns_names.is_empty() { Value::Null } else { json!(dns_names) },
+    })
+}
+
+fn ports_map(c: &Container) -> Value {
+    let mut m = Map::new();
+    for p in c.config.exposed_ports.clone().unwrap_or_default() {
+        m.insert(p, Value::Null);
+    }
+    if c.state.status == "running" {
+        for p in &c.ports {
+            let key = format!("{}/{}", p.container_port, p.proto);
+            let entry = m.entry(key).or_insert(Value::Null);
+            if entry.is_null() {
+                *entry = json!([]);
+            }
+            if let Some(a) = entry.as_array_mut() {
+                a.push(json!({"HostIp": p.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()), "HostPort": p.host_port.to_string()}));
+            }
+        }
+    }
+    Value::Object(m)
+}
+
+/// A container's JSON (GET /containers/{id}/json).
+pub(crate) fn container(c: &Container, st: &State, dir: &Path) -> Value {
+    let mut networks = Map::new();
+    for (name, _) in &c.attachments {
+        networks.insert(name.clone(), endpoint_json(c, st, name));
+    }
+    let primary = c.attachments.first().and_then(|(n, _)| c.endpoints.get(n));
+    let running = c.state.status == "running";
+    let mut hc = serde_json::to_value(&c.host_config).unwrap_or(json!({}));
+    if hc.get("PortBindings").map(|v| v.is_null()).unwrap_or(true) {
+        hc["PortBindings"] = json!({});
+    }
+    json!({
+        "Id": c.id, "Created": c.created, "Path": c.path, "Args": c.args,
+        "State": {
+            "Status": c.state.status, "Running": running, "Paused": false, "Restarting": false,
+            "OOMKilled": false, "Dead": false, "Pid": c.state.pid, "ExitCode": c.state.exit_code,
+            "Error": c.state.error, "StartedAt": c.state.started_at, "FinishedAt": c.state.finished_at,
+        },
+        "Image": c.image_id, "ResolvConfPath": dir.join("resolv.conf"), "HostnamePath": dir.join("hostname"),
+        "HostsPath": dir.join("hosts"), "LogPath": dir.join("json.log"), "Name": format!("/{}", c.name),
+        "RestartCount": 0, "Driver": "overlay", "Platform": "linux", "MountLabel": "", "ProcessLabel": "",
+        "AppArmorProfile": "", "ExecIDs": Value::Null,
+        "HostConfig": hc,
+        "GraphDriver": {"Name": "overlay", "Data": {"MergedDir": dir.join("rootfs"), "UpperDir": dir.join("upper"), "WorkDir": dir.join("work")}},
+        "Mounts": c.host_config.binds.clone().unwrap_or_default().iter().map(|b| {
+            let p: Vec<&str> = b.split(':').collect();
+            json!({"Type": "bind", "Source": p[0], "Destination": p.get(1).copied().unwrap_or(""), "Mode": p.get(2).copied().unwrap_or(""), "RW": !p.get(2).map(|o| o.contains("ro")).unwrap_or(false), "Propagation": "rprivate"})
+        }).collect::<Vec<_>>(),
+        "Config": serde_json::to_value(&c.config).unwrap_or(json!({})),
+        "NetworkSettings": {
+            "Bridge": "", "SandboxID": c.sandbox.as_ref().map(|_| c.id.clone()).unwrap_or_default(),
+            "SandboxKey": c.sandbox.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            "HairpinMode": false, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+            "Ports": ports_map(c),
+            "SecondaryIPAddresses": Value::Null, "SecondaryIPv6Addresses": Value::Null,
+            "EndpointID": primary.map(|e| e.id.clone()).unwrap_or_default(),
+            "Gateway": primary.map(|e| e.gateway.to_string()).unwrap_or_default(),
+            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "IPAddress": primary.map(|e| e.ip.to_string()).unwrap_or_default(),
+            "IPPrefixLen": primary.map(|e| e.prefix).unwrap_or(0), "IPv6Gateway": "",
+            "MacAddress": primary.map(|e| format_mac(&e.mac)).unwrap_or_default(),
+            "Networks": networks,
+        },
+    })
+}
+
+/// A container's list entry (GET /containers/json).
+pub(crate) fn container_summary(c: &Container, st: &State) -> Value {
+    let mut ports: Vec<Value> = Vec::new();
+    if c.state.status == "running" {
+        for p in &c.ports {
+            ports.push(json!({"IP": p.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()), "PrivatePort": p.container_port, "PublicPort": p.host_port, "Type": p.proto.as_str()}));
+        }
+    }
+    for e in c.config.exposed_ports.clone().unwrap_or_default() {
+        let (port, proto) = e.split_once('/').unwrap_or((e.as_str(), "tcp"));
+        let Ok(port) = port.parse::<u16>() else {
+            continue;
+        };
+        if !ports
+            .iter()
+            .any(|p| p["PrivatePort"] == port && p["Type"] == proto)
+        {
+            ports.push(json!({"PrivatePort": port, "Type": proto}));
+        }
+    }
+    let mut networks = Map::new();
+    for (name, _) in &c.attachments {
+        networks.insert(name.clone(), endpoint_json(c, st, name));
+    }
+    let command = std::iter::once(c.path.clone())
+        .chain(c.args.clone())
+        .collect::<Vec<_>>()
+        .join(" ");
+    json!({
+        "Id": c.id, "Names": [format!("/{}", c.name)], "Image": c.image, "ImageID": c.image_id,
+        "Command": command,
+        "Created": chrono::DateTime::parse_from_rfc3339(&c.created).map(|t| t.timestamp()).unwrap_or(0),
+        "Ports": ports, "Labels": c.config.labels.clone().unwrap_or_default(),
+        "State": c.state.status, "Status": status_text(c),
+        "HostConfig": {"NetworkMode": c.host_config.network_mode.clone().unwrap_or_default()},
+        "NetworkSettings": {"Networks": networks}, "Mounts": [],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn durations() {
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(1), "1 second");
+        assert_eq!(human_duration(45), "45 seconds");
+        assert_eq!(human_duration(90), "About a minute");
+        assert_eq!(human_duration(600), "10 minutes");
+        assert_eq!(human_duration(4000), "About an hour");
+        assert_eq!(human_duration(5 * 3600), "5 hours");
+    }
+}
