@@ -89,7 +89,7 @@ async fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
         _ = term.recv() => {}
     }
     tracing::info!("shutting down; containers keep running");
-    engine.shutdown();
+    engine.shutdown().await;
     let _ = std::fs::remove_file(&socket);
     Ok(())
 }

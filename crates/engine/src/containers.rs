@@ -890,14 +890,34 @@ impl Engine {
             .unwrap_or(false)
     }
 
-    /// Stops the monitors (daemon shutdown); containers keep running.
-    pub fn shutdown(&self) {
-        let mut g = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        for l in g.values_mut() {
-            if let Some(t) = l.monitor.take() {
-                t.abort();
+    /// Daemon shutdown: stops the monitors and DNS listeners; containers keep running
+    /// (their sandboxes, bridges and rules stay for the next daemon to adopt). When none
+    /// runs, the bridges and the nftables table are removed too, so a stopped daemon
+    /// leaves the host's networking as it found it.
+    pub async fn shutdown(&self) {
+        {
+            let mut g = self.live.lock().unwrap_or_else(|p| p.into_inner());
+            for l in g.values_mut() {
+                if let Some(t) = l.monitor.take() {
+                    t.abort();
+                }
+                l.dns = None;
+                l.reservations.clear();
             }
-            l.dns = None;
+        }
+        let st = self.state.lock().await;
+        if st.containers.values().any(|c| c.state.status == "running") {
+            return;
+        }
+        for n in st.networks.values() {
+            if let Some(b) = crate::networks::bridge_of(n) {
+                if let Err(e) = self.nl.delete(&b.bridge).await {
+                    tracing::warn!(bridge = %b.bridge, error = %e, "removing bridge");
+                }
+            }
+        }
+        if let Err(e) = self.fw.teardown() {
+            tracing::warn!(error = %e, "removing the nftables table");
         }
     }
 

@@ -27,6 +27,11 @@ pub fn bridge_of(n: &Network) -> Option<BridgeNetwork> {
         subnet: pool.subnet,
         gateway: pool.gateway,
         internal: n.internal,
+        icc: n
+            .options
+            .get("com.docker.network.bridge.enable_icc")
+            .map(|v| v != "false")
+            .unwrap_or(true),
     })
 }
 

@@ -40,6 +40,8 @@ pub struct BridgeNetwork {
     pub gateway: Ipv4Addr,
     /// `--internal`: no masquerade.
     pub internal: bool,
+    /// `com.docker.network.bridge.enable_icc` (default true).
+    pub icc: bool,
 }
 
 impl BridgeNetwork {
@@ -48,6 +50,7 @@ impl BridgeNetwork {
             bridge: self.bridge.clone(),
             subnet: self.subnet,
             masquerade: !self.internal,
+            icc: self.icc,
         }
     }
 }

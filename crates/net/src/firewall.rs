@@ -20,11 +20,14 @@
 //!                       ip saddr 127.0.0.0/8 oifname @bridges masquerade }   # 127.0.0.1:HP -> container
 //!   chain forward     { type filter hook forward priority filter;
 //!                       ct state established,related accept; ct status dnat accept
+//!                       iifname . oifname @icc accept                         # same-bridge pairs
 //!                       iifname @bridges oifname @bridges drop }              # network isolation
 //! }
 //! ```
-//! Traffic between containers of one bridge is switched at layer 2 and never reaches the
-//! forward hook, so the last rule drops exactly the traffic between different networks.
+//! Traffic between containers of one bridge is switched at layer 2; it reaches the forward
+//! hook only where br_netfilter is loaded (bridge-nf-call-iptables=1), and then the `icc`
+//! set of (bridge, bridge) pairs lets it through before the isolation rule drops
+//! everything else that goes from one tether bridge to another.
 
 use std::net::Ipv4Addr;
 
@@ -93,6 +96,9 @@ pub struct NetworkRules {
     pub subnet: Ipv4Net,
     /// Masquerade traffic leaving the host (false for `--internal` networks).
     pub masquerade: bool,
+    /// Inter-container communication inside the network (`enable_icc`, default true).
+    /// Matters where br_netfilter sends bridged frames through the forward hook.
+    pub icc: bool,
 }
 
 /// The firewall driver interface. Every method is one atomic batch: it applies whole or
@@ -176,6 +182,7 @@ pub fn init_batch() -> Value {
         json!({"add": {"table": {"family": "inet", "name": TABLE}}}),
         json!({"add": {"set": with(t(), json!({"name": "bridges", "type": "ifname"}))}}),
         json!({"add": {"set": with(t(), json!({"name": "nat_subnets", "type": "ipv4_addr", "flags": ["interval"]}))}}),
+        json!({"add": {"set": with(t(), json!({"name": "icc", "type": ["ifname", "ifname"]}))}}),
         json!({"add": {"map": with(t(), json!({"name": "tcp_ports", "type": "inet_service", "map": "verdict"}))}}),
         json!({"add": {"map": with(t(), json!({"name": "udp_ports", "type": "inet_service", "map": "verdict"}))}}),
         base("prerouting", "nat", "prerouting", -100),
@@ -223,6 +230,13 @@ pub fn init_batch() -> Value {
         rule(
             "forward",
             json!([
+                m(json!({"concat": [meta("iifname"), meta("oifname")]}), "==", json!("@icc")),
+                {"accept": null}
+            ]),
+        ),
+        rule(
+            "forward",
+            json!([
                 m(meta("iifname"), "==", json!("@bridges")),
                 m(meta("oifname"), "==", json!("@bridges")),
                 {"drop": null}
@@ -238,6 +252,9 @@ pub fn network_batch(net: &NetworkRules, add: bool) -> Value {
     let mut cmds = vec![
         json!({verb: {"element": with(t(), json!({"name": "bridges", "elem": [net.bridge]}))}}),
     ];
+    if net.icc {
+        cmds.push(json!({verb: {"element": with(t(), json!({"name": "icc", "elem": [{"concat": [net.bridge, net.bridge]}]}))}}));
+    }
     if net.masquerade {
         cmds.push(json!({verb: {"element": with(t(), json!({"name": "nat_subnets", "elem": [subnet_elem(&net.subnet)]}))}}));
     }
@@ -365,6 +382,7 @@ mod tests {
             bridge: "tb-x".into(),
             subnet: "10.1.0.0/16".parse().unwrap(),
             masquerade: true,
+            icc: true,
         };
         let ports = [pm(8080, None), pm(8081, Some(Ipv4Addr::LOCALHOST))];
         let mut all = Vec::new();
@@ -404,9 +422,19 @@ mod tests {
             bridge: "tb-i".into(),
             subnet: "10.2.0.0/24".parse().unwrap(),
             masquerade: false,
+            icc: true,
         };
         let s = network_batch(&n, true).to_string();
         assert!(!s.contains("nat_subnets"));
+        assert!(
+            s.contains(r#"{"concat":["tb-i","tb-i"]}"#),
+            "same-bridge traffic allowed: {s}"
+        );
+        let no_icc = NetworkRules {
+            icc: false,
+            ..n.clone()
+        };
+        assert!(!network_batch(&no_icc, true).to_string().contains("\"icc\""));
         assert!(s.contains("tb-i"));
     }
 }
