@@ -127,7 +127,7 @@ impl Engine {
             .clone()
             .unwrap_or_default()
             .into_iter()
-            .filter(|s| !s.is_empty() || false)
+            .filter(|s| !s.is_empty())
             .collect();
         let argv: Vec<String> = entry
             .into_iter()
@@ -702,7 +702,7 @@ impl Engine {
                     &c.config.labels.clone().unwrap_or_default(),
                     &HashMap::from([(k.clone(), vals.clone())]),
                 ),
-                "status" => vals.iter().any(|v| *v == c.state.status),
+                "status" => vals.contains(&c.state.status),
                 "exited" => {
                     c.state.status == "exited"
                         && vals
@@ -767,12 +767,8 @@ impl Engine {
                 .ok_or_else(|| EngineError::Internal("running container without sandbox".into()))?;
             let snl = tether_net::link::Netlink::open_in(&sb)?;
             let primary = c.endpoints.is_empty();
-            if let Err(e) = self
-                .attach_endpoint(&mut st, &mut c, &snl, &n.name, &att, primary)
-                .await
-            {
-                return Err(e);
-            }
+            self.attach_endpoint(&mut st, &mut c, &snl, &n.name, &att, primary)
+                .await?;
             self.write_etc_files(&st, &c)?;
             self.start_dns(&st, &c)?;
         }

@@ -375,7 +375,7 @@ impl Engine {
             let ok = filters.iter().all(|(k, vals)| match k.as_str() {
                 "name" => vals.iter().any(|v| n.name.contains(v.as_str())),
                 "id" => vals.iter().any(|v| n.id.starts_with(v.as_str())),
-                "driver" => vals.iter().any(|v| *v == n.driver),
+                "driver" => vals.contains(&n.driver),
                 "label" => label_match(&n.labels, &HashMap::from([(k.clone(), vals.clone())])),
                 "type" => vals.iter().any(|v| (v == "custom") != n.builtin),
                 "dangling" => vals.iter().any(|v| {

@@ -11,7 +11,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
@@ -241,8 +241,8 @@ fn run(cfg: &ShimConfig, sync: &mut Option<File>) -> Result<(), RuntimeError> {
             .arg(&pid_file)
             .arg(&cfg.id);
         c.stdin(Stdio::null())
-            .stdout(Stdio::from(OwnedFd::from(out_w)))
-            .stderr(Stdio::from(OwnedFd::from(err_w)));
+            .stdout(Stdio::from(out_w))
+            .stderr(Stdio::from(err_w));
         c.status()
             .map_err(io_err(format!("run {} create", cfg.runc.display())))?
     };
