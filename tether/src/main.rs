@@ -107,6 +107,9 @@ fn main() {
         };
         std::process::exit(code);
     }
+    if argv.first().map(|s| s.as_str()) == Some("shim-exec") {
+        std::process::exit(tether_runtime::shim::exec_main(&argv));
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

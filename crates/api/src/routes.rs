@@ -235,19 +235,28 @@ async fn route(
             engine.remove_container(id, flag(&q, "force")).await?;
             Ok(no_content())
         }
-        (&Method::POST, ["containers", _id, "resize"])
-        | (&Method::POST, ["exec", _id, "resize"]) => Ok(Response::new(full(""))),
+        (&Method::POST, ["containers", id, "resize"]) => {
+            let (h, w) = size(&q)?;
+            engine.resize_container(id, h, w).await?;
+            Ok(Response::new(full("")))
+        }
+        (&Method::POST, ["exec", id, "resize"]) => {
+            let (h, w) = size(&q)?;
+            engine.resize_exec(id, h, w)?;
+            Ok(Response::new(full("")))
+        }
         (&Method::GET, ["containers", id, "logs"]) => {
-            let (cid, path, running) = engine.log_source(id).await?;
+            let src = engine.log_source(id).await?;
+            let (cid, path) = (src.id.clone(), src.path.clone());
             let opts = LogOpts {
                 stdout: flag(&q, "stdout"),
                 stderr: flag(&q, "stderr"),
-                follow: flag(&q, "follow") && running,
+                follow: flag(&q, "follow") && src.running,
                 tail: q.get("tail").and_then(|t| t.parse().ok()),
                 timestamps: flag(&q, "timestamps"),
                 from_end: false,
                 until_exit_after: None,
-                raw: false,
+                raw: src.tty,
             };
             let (tx, rx) = mpsc::channel(64);
             tokio::spawn(streams::pump_log(engine.clone(), cid, path, opts, tx));
@@ -258,7 +267,8 @@ async fn route(
                 .unwrap_or_else(|_| Response::new(full(""))))
         }
         (&Method::POST, ["containers", id, "attach"]) => {
-            let (cid, path, _) = engine.log_source(id).await?;
+            let src = engine.log_source(id).await?;
+            let (cid, path) = (src.id.clone(), src.path.clone());
             let gen = *engine.events(&cid).borrow();
             let opts = LogOpts {
                 stdout: flag(&q, "stdout"),
@@ -268,11 +278,12 @@ async fn route(
                 timestamps: false,
                 from_end: !flag(&q, "logs"),
                 until_exit_after: Some(gen.0),
-                raw: false,
+                raw: src.tty,
             };
             let (tx, rx) = mpsc::channel(64);
             tokio::spawn(streams::pump_log(engine.clone(), cid, path, opts, tx));
-            Ok(hijack(req, rx, None))
+            let stdin = (flag(&q, "stdin") && src.stdin).then(|| src.attach_socket.clone());
+            Ok(hijack(req, rx, stdin, src.tty))
         }
         // ---------------------------------------------------------------- exec
         (&Method::POST, ["containers", id, "exec"]) => {
@@ -290,20 +301,20 @@ async fn route(
                 .map(|c| c.to_bytes())
                 .unwrap_or_default();
             let start: Value = serde_json::from_slice(&b).unwrap_or(json!({}));
-            let child = engine.start_exec(&id).await?;
+            let proc = engine.start_exec(&id).await?;
             if start["Detach"].as_bool().unwrap_or(false) {
                 let e2 = engine.clone();
                 tokio::spawn(async move {
                     let (tx, mut rx) = mpsc::channel(64);
                     tokio::spawn(async move { while rx.recv().await.is_some() {} });
-                    let code = streams::pump_exec(child, tx, tty, None).await;
+                    let code = streams::pump_exec(proc, tx, tty, None).await;
                     e2.finish_exec(&id, code);
                 });
                 return Ok(Response::new(full("")));
             }
             let req = Request::from_parts(parts, ());
             let (tx, rx) = mpsc::channel(64);
-            Ok(hijack_exec(req, engine.clone(), id, child, tx, rx, tty))
+            Ok(hijack_exec(req, engine.clone(), id, proc, tx, rx, tty))
         }
         (&Method::GET, ["exec", id, "json"]) => Ok(json_response(200, &engine.inspect_exec(id)?)),
         // ---------------------------------------------------------------- images
@@ -494,7 +505,12 @@ fn upgrade_response(raw: bool) -> Response<Body> {
 
 /// Answers 101 and, once the connection is upgraded, writes the stream to it; without an
 /// Upgrade header, streams as the response body (old clients).
-fn hijack<T>(req: Request<T>, rx: mpsc::Receiver<Bytes>, _stdin: Option<()>) -> Response<Body>
+fn hijack<T>(
+    req: Request<T>,
+    rx: mpsc::Receiver<Bytes>,
+    stdin: Option<std::path::PathBuf>,
+    raw: bool,
+) -> Response<Body>
 where
     T: Send + 'static,
 {
@@ -509,23 +525,61 @@ where
             Ok(up) => {
                 let io = hyper_util::rt::TokioIo::new(up);
                 let (mut rd, wr) = tokio::io::split(io);
-                // attach stdin is not wired to the container yet: consume and drop it
+                // the client's input goes to the container's stdin through the shim; when
+                // the client half-closes, so do we (the shim closes stdin for StdinOnce)
                 tokio::spawn(async move {
-                    let _ = tokio::io::copy(&mut rd, &mut tokio::io::sink()).await;
+                    match stdin {
+                        Some(path) => {
+                            // clients attach before they start the container: the shim's
+                            // socket appears at start
+                            let mut sock = None;
+                            for _ in 0..1500 {
+                                match tokio::net::UnixStream::connect(&path).await {
+                                    Ok(s) => {
+                                        sock = Some(s);
+                                        break;
+                                    }
+                                    Err(_) => {
+                                        tokio::time::sleep(std::time::Duration::from_millis(20))
+                                            .await
+                                    }
+                                }
+                            }
+                            if let Some(mut sock) = sock {
+                                let _ = tokio::io::copy(&mut rd, &mut sock).await;
+                                let _ = tokio::io::AsyncWriteExt::shutdown(&mut sock).await;
+                            }
+                        }
+                        None => {
+                            let _ = tokio::io::copy(&mut rd, &mut tokio::io::sink()).await;
+                        }
+                    }
                 });
                 streams::drain_to(wr, rx).await;
             }
             Err(e) => tracing::debug!(error = %e, "upgrade failed"),
         }
     });
-    upgrade_response(false)
+    upgrade_response(raw)
+}
+
+fn size(q: &Query) -> Result<(u16, u16), EngineError> {
+    let get = |k: &str| {
+        q.get(k).and_then(|v| v.parse::<u16>().ok()).ok_or_else(|| {
+            EngineError::InvalidParam(format!(
+                "invalid {k} {:?}: expected a number of rows/columns",
+                q.get(k).cloned().unwrap_or_default()
+            ))
+        })
+    };
+    Ok((get("h")?, get("w")?))
 }
 
 fn hijack_exec(
     req: Request<()>,
     engine: Arc<Engine>,
     id: String,
-    child: tokio::process::Child,
+    child: tether_engine::exec::ExecProcess,
     tx: mpsc::Sender<Bytes>,
     rx: mpsc::Receiver<Bytes>,
     tty: bool,

@@ -152,11 +152,12 @@ pub async fn drain_to<W: tokio::io::AsyncWrite + Unpin>(mut io: W, mut rx: mpsc:
 /// Runs an exec's process: copies its stdout/stderr as frames (or raw) to `tx`, the
 /// client's input to its stdin, and returns its exit code.
 pub async fn pump_exec(
-    mut child: tokio::process::Child,
+    proc: tether_engine::exec::ExecProcess,
     tx: mpsc::Sender<Bytes>,
     raw: bool,
     stdin_src: Option<tokio::io::ReadHalf<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>>,
 ) -> i64 {
+    let mut child = proc.child;
     let out = child.stdout.take();
     let err = child.stderr.take();
     let stdin = child.stdin.take();

@@ -83,6 +83,11 @@ fn process_alive(pid: i32) -> bool {
 }
 
 impl Engine {
+    /// Short prefix for a container's unix sockets (paths hold at most 107 bytes).
+    pub(crate) fn sock_prefix(&self, id: &str) -> PathBuf {
+        self.cfg.exec_root.join("sock").join(&id[..12])
+    }
+
     fn bundle(&self, id: &str) -> PathBuf {
         self.cfg.exec_root.join("bundles").join(id)
     }
@@ -458,7 +463,7 @@ impl Engine {
             uid,
             gid,
             hostname,
-            tty: false,
+            tty: c.config.tty.unwrap_or(false),
             netns: c.sandbox.clone(),
             binds,
             cap_add: hc.cap_add.clone().unwrap_or_default(),
@@ -477,6 +482,10 @@ impl Engine {
             runc_root: self.runc.root.clone(),
             log: dir.join("json.log"),
             exit_file: bundle.join("exit.json"),
+            tty: c.config.tty.unwrap_or(false),
+            stdin: c.config.open_stdin.unwrap_or(false),
+            stdin_once: c.config.stdin_once.unwrap_or(false),
+            sock_prefix: self.sock_prefix(&c.id),
         };
         let exe = self.cfg.exe.clone();
         let started = tokio::task::spawn_blocking(move || shim::spawn(&exe, &cfg))
@@ -525,6 +534,9 @@ impl Engine {
         let _ = rootfs::unmount(&self.container_dir(id).join("rootfs"));
         let _ = self.runc.delete(id, true).await;
         let _ = std::fs::remove_dir_all(self.bundle(id));
+        for kind in ["attach", "control", "console"] {
+            let _ = std::fs::remove_file(shim::socket(&self.sock_prefix(id), kind));
+        }
         let _ = self.save_container(&c);
         let code = c.state.exit_code;
         let auto = c.host_config.auto_remove.unwrap_or(false);
@@ -864,15 +876,49 @@ impl Engine {
         self.spawn_monitor(id, c.state.shim_pid);
     }
 
-    /// The container's id, log path, whether it runs, for logs and attach.
-    pub async fn log_source(&self, key: &str) -> Result<(String, PathBuf, bool), EngineError> {
+    /// What logs and attach need of a container.
+    pub async fn log_source(&self, key: &str) -> Result<LogSource, EngineError> {
         let st = self.state.lock().await;
         let c = st.container(key)?;
-        Ok((
-            c.id.clone(),
-            self.container_dir(&c.id).join("json.log"),
-            c.state.status == "running",
-        ))
+        Ok(LogSource {
+            id: c.id.clone(),
+            path: self.container_dir(&c.id).join("json.log"),
+            running: c.state.status == "running",
+            tty: c.config.tty.unwrap_or(false),
+            stdin: c.config.open_stdin.unwrap_or(false),
+            attach_socket: shim::attach_socket(&self.sock_prefix(&c.id)),
+        })
+    }
+
+    /// POST /containers/{id}/resize: sets a running tty container's terminal size.
+    pub async fn resize_container(
+        &self,
+        key: &str,
+        rows: u16,
+        cols: u16,
+    ) -> Result<(), EngineError> {
+        let (id, tty, running) = {
+            let st = self.state.lock().await;
+            let c = st.container(key)?;
+            (
+                c.id.clone(),
+                c.config.tty.unwrap_or(false),
+                c.state.status == "running",
+            )
+        };
+        if !running {
+            return Err(EngineError::Conflict(format!(
+                "Container {id} is not running"
+            )));
+        }
+        if !tty {
+            return Ok(());
+        }
+        let path = shim::control_socket(&self.sock_prefix(&id));
+        let mut s = tokio::net::UnixStream::connect(&path).await?;
+        tokio::io::AsyncWriteExt::write_all(&mut s, format!("resize {rows} {cols}\n").as_bytes())
+            .await?;
+        Ok(())
     }
 
     /// Whether container `id` is running now.
@@ -922,6 +968,23 @@ impl Engine {
     pub fn _fd_probe(fd: &OwnedFd) -> i32 {
         fd.as_raw_fd()
     }
+}
+
+/// A container's log and attach endpoints.
+#[derive(Clone, Debug)]
+pub struct LogSource {
+    /// Container id.
+    pub id: String,
+    /// The json-file log.
+    pub path: PathBuf,
+    /// Running now.
+    pub running: bool,
+    /// Has a terminal: streams are raw, not multiplexed.
+    pub tty: bool,
+    /// Its stdin is open (`-i`): attach may send input to `attach_socket`.
+    pub stdin: bool,
+    /// The shim's attach socket.
+    pub attach_socket: PathBuf,
 }
 
 fn name_match(name: &str, pat: &str) -> bool {

@@ -25,6 +25,13 @@ pub struct Exec {
     pub pid: i32,
 }
 
+/// A started exec process: the `runc exec` child, its stdio piped (with `-t`, runc puts
+/// the process on a terminal and copies between it and these pipes).
+pub struct ExecProcess {
+    /// The `runc exec` child.
+    pub child: tokio::process::Child,
+}
+
 impl Engine {
     /// POST /containers/{id}/exec. Errors: 404; 409 not running; 400 no command.
     pub async fn create_exec(&self, key: &str, cfg: ExecConfig) -> Result<String, EngineError> {
@@ -59,7 +66,7 @@ impl Engine {
 
     /// POST /exec/{id}/start: spawns `runc exec` with piped stdio; the caller streams and
     /// then calls [`Engine::finish_exec`]. Errors: 404; 409 already started or container stopped.
-    pub async fn start_exec(&self, id: &str) -> Result<tokio::process::Child, EngineError> {
+    pub async fn start_exec(&self, id: &str) -> Result<ExecProcess, EngineError> {
         let e = self
             .execs
             .lock()
@@ -96,7 +103,8 @@ impl Engine {
         }
         process["args"] = json!(e.config.cmd.clone().unwrap_or_default());
         process["env"] = json!(env);
-        process["terminal"] = json!(false);
+        let tty = e.config.tty.unwrap_or(false);
+        process["terminal"] = json!(tty);
         if let Some(w) = e.config.working_dir.clone().filter(|w| !w.is_empty()) {
             process["cwd"] = json!(w);
         }
@@ -106,16 +114,37 @@ impl Engine {
             process["user"] = json!({"uid": uid, "gid": gid});
         }
         let pfile = bundle.join(format!("exec-{id}.json"));
+        let c_id = c.id.clone();
         std::fs::write(&pfile, serde_json::to_vec(&process).unwrap_or_default())?;
-        let mut cmd = self.runc.exec(&c.id, &pfile, false);
-        cmd.stdin(if e.config.attach_stdin.unwrap_or(false) {
+        // with a terminal: `tether shim-exec` (runc takes a console socket only when it
+        // detaches, so a small subreaper relays the terminal and reports the exit code)
+        let mut cmd = if tty {
+            let mut c = tokio::process::Command::new(&self.cfg.exe);
+            c.arg("shim-exec")
+                .arg(&c_id)
+                .arg(&pfile)
+                .arg(&self.runc.binary)
+                .arg(&self.runc.root);
+            c.arg(
+                self.cfg
+                    .exec_root
+                    .join("sock")
+                    .join(format!("x{}", &id[..12])),
+            );
+            c
+        } else {
+            self.runc.exec(&c_id, &pfile, false, false)
+        };
+        drop(st);
+        let stdin = if e.config.attach_stdin.unwrap_or(false) {
             Stdio::piped()
         } else {
             Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(false);
+        };
+        cmd.stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(false);
         let child = cmd
             .spawn()
             .map_err(|err| EngineError::Internal(format!("cannot run runc exec: {err}")))?;
@@ -128,7 +157,7 @@ impl Engine {
             x.running = true;
             x.pid = child.id().map(|p| p as i32).unwrap_or(0);
         }
-        Ok(child)
+        Ok(ExecProcess { child })
     }
 
     /// Records an exec's exit code.
@@ -159,6 +188,15 @@ impl Engine {
             "ProcessConfig": {"tty": e.config.tty.unwrap_or(false), "entrypoint": cmd.first().cloned().unwrap_or_default(),
                 "arguments": cmd.iter().skip(1).collect::<Vec<_>>(), "privileged": e.config.privileged.unwrap_or(false), "user": e.config.user.clone().unwrap_or_default()}
         }))
+    }
+
+    /// POST /exec/{id}/resize: accepted; runc sizes a foreground exec's terminal itself
+    /// (resizing it later is not supported yet).
+    pub fn resize_exec(&self, id: &str, _rows: u16, _cols: u16) -> Result<(), EngineError> {
+        let g = self.execs.lock().unwrap_or_else(|p| p.into_inner());
+        g.get(id)
+            .map(|_| ())
+            .ok_or_else(|| EngineError::NotFound(format!("No such exec instance: {id}")))
     }
 
     /// Whether the exec asked for a tty (affects stream framing).

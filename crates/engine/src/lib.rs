@@ -160,6 +160,7 @@ impl Engine {
             cfg.exec_root.join("netns"),
             cfg.exec_root.join("runc"),
             cfg.exec_root.join("bundles"),
+            cfg.exec_root.join("sock"),
         ] {
             std::fs::create_dir_all(&d)
                 .map_err(|e| EngineError::Internal(format!("create {}: {e}", d.display())))?;

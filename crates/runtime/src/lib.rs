@@ -7,6 +7,7 @@
 //! - [`rootfs`]: overlayfs root filesystems;
 //! - [`logs`]: the json-file log format shared by the shim and the daemon.
 
+pub mod console;
 pub mod logs;
 pub mod rootfs;
 pub mod runc;

@@ -112,12 +112,23 @@ impl Runc {
         }
     }
 
-    /// A `runc exec --process FILE [--detach] ID` command, stdio to be set by the caller.
-    pub fn exec(&self, id: &str, process: &Path, detach: bool) -> tokio::process::Command {
+    /// A `runc exec --process FILE [--detach] [--tty] ID` command, stdio to be set by the
+    /// caller; with `tty` (and `"terminal": true` in the process) runc allocates a terminal
+    /// and copies between it and its own stdio.
+    pub fn exec(
+        &self,
+        id: &str,
+        process: &Path,
+        detach: bool,
+        tty: bool,
+    ) -> tokio::process::Command {
         let mut c = self.command();
         c.arg("exec").arg("--process").arg(process);
         if detach {
             c.arg("--detach");
+        }
+        if tty {
+            c.arg("--tty");
         }
         c.arg(id);
         c

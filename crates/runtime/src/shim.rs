@@ -36,6 +36,34 @@ pub struct ShimConfig {
     pub log: PathBuf,
     /// Where the exit record is written.
     pub exit_file: PathBuf,
+    /// Give the container a pseudo-terminal (`-t`).
+    pub tty: bool,
+    /// Keep the container's stdin open for attach (`-i`); bytes sent to
+    /// `<bundle>/attach.sock` reach it.
+    pub stdin: bool,
+    /// Close the container's stdin when the first attached client goes (`StdinOnce`).
+    pub stdin_once: bool,
+    /// Where the shim's unix sockets go: `<prefix>.attach`, `.control`, `.console`. Kept
+    /// short (unix socket paths hold at most 107 bytes), e.g. `<exec-root>/sock/<id12>`.
+    pub sock_prefix: PathBuf,
+}
+
+/// A socket path `<prefix>.<kind>`.
+pub fn socket(prefix: &Path, kind: &str) -> PathBuf {
+    let mut p = prefix.as_os_str().to_owned();
+    p.push(".");
+    p.push(kind);
+    PathBuf::from(p)
+}
+
+/// The shim's attach socket: bytes sent there reach the container's stdin.
+pub fn attach_socket(prefix: &Path) -> PathBuf {
+    socket(prefix, "attach")
+}
+
+/// The shim's control socket: lines `resize ROWS COLS`.
+pub fn control_socket(prefix: &Path) -> PathBuf {
+    socket(prefix, "control")
 }
 
 /// The exit record the shim writes when the container's init has exited.
@@ -66,22 +94,41 @@ impl ShimConfig {
             self.runc_root.display().to_string(),
             self.log.display().to_string(),
             self.exit_file.display().to_string(),
+            flag(self.tty),
+            flag(self.stdin),
+            flag(self.stdin_once),
+            self.sock_prefix.display().to_string(),
         ]
     }
 
-    /// Parses `shim ID BUNDLE RUNC RUNC_ROOT LOG EXIT_FILE` (argv after the program name).
+    /// Parses `shim ID BUNDLE RUNC RUNC_ROOT LOG EXIT_FILE TTY STDIN STDIN_ONCE SOCK_PREFIX` (argv
+    /// after the program name; the flags are 0 or 1).
     pub fn from_args(args: &[String]) -> Option<ShimConfig> {
         match args {
-            [s, id, bundle, runc, root, log, exit] if s == "shim" => Some(ShimConfig {
-                id: id.clone(),
-                bundle: bundle.into(),
-                runc: runc.into(),
-                runc_root: root.into(),
-                log: log.into(),
-                exit_file: exit.into(),
-            }),
+            [s, id, bundle, runc, root, log, exit, tty, stdin, once, sock] if s == "shim" => {
+                Some(ShimConfig {
+                    id: id.clone(),
+                    bundle: bundle.into(),
+                    runc: runc.into(),
+                    runc_root: root.into(),
+                    log: log.into(),
+                    exit_file: exit.into(),
+                    tty: tty == "1",
+                    stdin: stdin == "1",
+                    stdin_once: once == "1",
+                    sock_prefix: sock.into(),
+                })
+            }
             _ => None,
         }
+    }
+}
+
+fn flag(b: bool) -> String {
+    if b {
+        "1".into()
+    } else {
+        "0".into()
     }
 }
 
@@ -189,7 +236,9 @@ pub fn main(cfg: &ShimConfig) -> i32 {
         Ok(nix::unistd::ForkResult::Child) => {}
         Err(_) => return 1,
     }
-    // SAFETY: fd 3 was set up by `spawn` as the sync pipe's write end.
+    // SAFETY: fd 3 was set up by `spawn` as the sync pipe's write end; keep it from runc.
+    unsafe { libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC) };
+    // SAFETY: as above.
     let mut sync = Some(unsafe { File::from_raw_fd(3) });
     match run(cfg, &mut sync) {
         Ok(()) => 0,
@@ -204,6 +253,48 @@ pub fn main(cfg: &ShimConfig) -> i32 {
     }
 }
 
+/// Accepts attach clients on `path` and copies what they send into the container's stdin;
+/// with `once`, stdin is closed when the first client finishes (docker's StdinOnce).
+fn serve_attach(path: PathBuf, sink: File, once: bool) -> Result<(), RuntimeError> {
+    let _ = std::fs::remove_file(&path);
+    let listener = std::os::unix::net::UnixListener::bind(&path)
+        .map_err(io_err(format!("bind {}", path.display())))?;
+    std::thread::spawn(move || {
+        let mut sink = Some(sink);
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            if let Some(s) = sink.as_mut() {
+                let _ = std::io::copy(&mut conn, s);
+            }
+            if once {
+                drop(sink.take());
+                break;
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Accepts control clients on `path`: lines `resize ROWS COLS` resize the terminal.
+fn serve_control(path: PathBuf, pty: File) -> Result<(), RuntimeError> {
+    let _ = std::fs::remove_file(&path);
+    let listener = std::os::unix::net::UnixListener::bind(&path)
+        .map_err(io_err(format!("bind {}", path.display())))?;
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            for line in BufReader::new(conn).lines().map_while(Result::ok) {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                if let ["resize", r, c] = f.as_slice() {
+                    if let (Ok(r), Ok(c)) = (r.parse(), c.parse()) {
+                        let _ = crate::console::resize(&pty, r, c);
+                    }
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
 fn run(cfg: &ShimConfig, sync: &mut Option<File>) -> Result<(), RuntimeError> {
     // SAFETY: plain prctl.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
@@ -213,45 +304,91 @@ fn run(cfg: &ShimConfig, sync: &mut Option<File>) -> Result<(), RuntimeError> {
         .open(&cfg.log)
         .map_err(io_err(format!("open log {}", cfg.log.display())))?;
     let log = Arc::new(Mutex::new(log));
-    let (out_r, out_w) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RuntimeError::Io {
-            what: "stdout pipe".into(),
-            source: e.into(),
-        })?;
-    let (err_r, err_w) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RuntimeError::Io {
-            what: "stderr pipe".into(),
-            source: e.into(),
-        })?;
     let pid_file = cfg.bundle.join("init.pid");
     let runc_log = cfg.bundle.join("runc.log");
     let _ = std::fs::remove_file(&runc_log);
-    let status = {
-        let mut c = Command::new(&cfg.runc);
-        c.arg("--root")
-            .arg(&cfg.runc_root)
-            .arg("--log")
-            .arg(&runc_log)
-            .arg("--log-format")
-            .arg("json");
-        c.arg("create")
-            .arg("--bundle")
-            .arg(&cfg.bundle)
-            .arg("--pid-file")
-            .arg(&pid_file)
-            .arg(&cfg.id);
-        c.stdin(Stdio::null())
-            .stdout(Stdio::from(out_w))
-            .stderr(Stdio::from(err_w));
-        c.status()
-            .map_err(io_err(format!("run {} create", cfg.runc.display())))?
+    let mut c = Command::new(&cfg.runc);
+    c.arg("--root")
+        .arg(&cfg.runc_root)
+        .arg("--log")
+        .arg(&runc_log)
+        .arg("--log-format")
+        .arg("json");
+    c.arg("create")
+        .arg("--bundle")
+        .arg(&cfg.bundle)
+        .arg("--pid-file")
+        .arg(&pid_file);
+    let pipe = || {
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RuntimeError::Io {
+            what: "pipe".into(),
+            source: e.into(),
+        })
     };
-    if !status.success() {
-        let text = std::fs::read_to_string(&runc_log).unwrap_or_default();
-        return Err(RuntimeError::Runc {
-            op: "create".into(),
-            msg: crate::runc::runc_message(&text),
+    // (reader, stream name) of the container's output; its stdin sink; the pty for resizes
+    let mut outputs: Vec<(File, &'static str)> = Vec::new();
+    let mut sink: Option<File> = None;
+    let mut pty: Option<File> = None;
+    let runc_failed = |text: String| RuntimeError::Runc {
+        op: "create".into(),
+        msg: crate::runc::runc_message(&text),
+    };
+    if cfg.tty {
+        let console_path = socket(&cfg.sock_prefix, "console");
+        let listener = crate::console::bind(&console_path)?;
+        c.arg("--console-socket").arg(&console_path).arg(&cfg.id);
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = c
+            .spawn()
+            .map_err(io_err(format!("run {} create", cfg.runc.display())))?;
+        let got = std::thread::spawn(move || {
+            crate::console::receive_master(&listener, Duration::from_secs(30))
         });
+        let status = child.wait().map_err(io_err("wait for runc create"))?;
+        if !status.success() {
+            return Err(runc_failed(
+                std::fs::read_to_string(&runc_log).unwrap_or_default(),
+            ));
+        }
+        let master = got
+            .join()
+            .map_err(|_| RuntimeError::Spec("console thread panicked".into()))??;
+        let master = File::from(master);
+        // a sane size until the client sends its own (docker resizes right after start)
+        let _ = crate::console::resize(&master, 24, 80);
+        outputs.push((
+            master.try_clone().map_err(io_err("dup terminal"))?,
+            "stdout",
+        ));
+        if cfg.stdin {
+            sink = Some(master.try_clone().map_err(io_err("dup terminal"))?);
+        }
+        pty = Some(master);
+    } else {
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        c.arg(&cfg.id);
+        if cfg.stdin {
+            let (in_r, in_w) = pipe()?;
+            c.stdin(Stdio::from(in_r));
+            sink = Some(File::from(in_w));
+        } else {
+            c.stdin(Stdio::null());
+        }
+        c.stdout(Stdio::from(out_w)).stderr(Stdio::from(err_w));
+        let status = c
+            .status()
+            .map_err(io_err(format!("run {} create", cfg.runc.display())))?;
+        drop(c);
+        if !status.success() {
+            return Err(runc_failed(
+                std::fs::read_to_string(&runc_log).unwrap_or_default(),
+            ));
+        }
+        outputs.push((File::from(out_r), "stdout"));
+        outputs.push((File::from(err_r), "stderr"));
     }
     let pid: i32 = std::fs::read_to_string(&pid_file)
         .ok()
@@ -261,11 +398,17 @@ fn run(cfg: &ShimConfig, sync: &mut Option<File>) -> Result<(), RuntimeError> {
             msg: "runc wrote no pid file".into(),
         })?;
     let (tx, rx) = mpsc::channel();
-    {
-        let (l1, l2, t1, t2) = (log.clone(), log.clone(), tx.clone(), tx);
-        let (o, e) = (File::from(out_r), File::from(err_r));
-        std::thread::spawn(move || pump(o, "stdout", l1, t1));
-        std::thread::spawn(move || pump(e, "stderr", l2, t2));
+    let n_outputs = outputs.len();
+    for (f, name) in outputs {
+        let (l, t) = (log.clone(), tx.clone());
+        std::thread::spawn(move || pump(f, name, l, t));
+    }
+    drop(tx);
+    if let Some(sink) = sink {
+        serve_attach(attach_socket(&cfg.sock_prefix), sink, cfg.stdin_once)?;
+    }
+    if let Some(pty) = pty {
+        serve_control(control_socket(&cfg.sock_prefix), pty)?;
     }
     report(sync, &format!("ok {pid} {}", std::process::id()));
 
@@ -290,7 +433,7 @@ fn run(cfg: &ShimConfig, sync: &mut Option<File>) -> Result<(), RuntimeError> {
         }
     };
     // the pipes close when the last process holding them (the whole pid namespace) is gone
-    for _ in 0..2 {
+    for _ in 0..n_outputs {
         let _ = rx.recv_timeout(Duration::from_secs(2));
     }
     let rec = ExitRecord {
@@ -317,4 +460,129 @@ fn run(cfg: &ShimConfig, sync: &mut Option<File>) -> Result<(), RuntimeError> {
     // SAFETY: non-blocking waitpid.
     while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
     Ok(())
+}
+
+/// `tether shim-exec ID PROCESS_JSON RUNC RUNC_ROOT CONSOLE_SOCKET`: runs an exec process
+/// on a terminal. runc accepts a console socket only when it detaches, so this helper
+/// becomes a child subreaper (the detached process is re-parented to it), runs
+/// `runc exec --detach --tty --console-socket`, receives the terminal's master, copies its
+/// own stdin to the terminal and the terminal to its stdout, and exits with the process's
+/// exit status. Returns the exit code.
+pub fn exec_main(args: &[String]) -> i32 {
+    let [_, id, process, runc, root, sock] = args else {
+        eprintln!("tether shim-exec: internal command, started by the daemon");
+        return 2;
+    };
+    match exec_run(
+        id,
+        Path::new(process),
+        Path::new(runc),
+        Path::new(root),
+        Path::new(sock),
+    ) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!(
+                "OCI runtime exec failed: {}",
+                match e {
+                    RuntimeError::Runc { msg, .. } => msg,
+                    other => other.to_string(),
+                }
+            );
+            126
+        }
+    }
+}
+
+fn exec_run(
+    id: &str,
+    process: &Path,
+    runc: &Path,
+    root: &Path,
+    sock: &Path,
+) -> Result<i32, RuntimeError> {
+    // SAFETY: plain prctl.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let listener = crate::console::bind(sock)?;
+    let pid_file = PathBuf::from(format!("{}.pid", sock.display()));
+    let mut c = Command::new(runc);
+    c.arg("--root")
+        .arg(root)
+        .arg("exec")
+        .arg("--process")
+        .arg(process)
+        .arg("--detach")
+        .arg("--tty");
+    c.arg("--console-socket")
+        .arg(sock)
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .arg(id);
+    c.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let child = c
+        .spawn()
+        .map_err(io_err(format!("run {} exec", runc.display())))?;
+    let got = std::thread::spawn(move || {
+        crate::console::receive_master(&listener, Duration::from_secs(30))
+    });
+    let out = child
+        .wait_with_output()
+        .map_err(io_err("wait for runc exec"))?;
+    let _ = std::fs::remove_file(sock);
+    if !out.status.success() {
+        let _ = std::fs::remove_file(&pid_file);
+        return Err(RuntimeError::Runc {
+            op: "exec".into(),
+            msg: crate::runc::runc_message(&String::from_utf8_lossy(&out.stderr)),
+        });
+    }
+    let master = File::from(
+        got.join()
+            .map_err(|_| RuntimeError::Spec("console thread panicked".into()))??,
+    );
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| RuntimeError::Runc {
+            op: "exec".into(),
+            msg: "runc wrote no pid file".into(),
+        })?;
+    let _ = std::fs::remove_file(&pid_file);
+    if let Ok(mut w) = master.try_clone() {
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin(), &mut w);
+        });
+    }
+    let mut r = master;
+    let reader = std::thread::spawn(move || {
+        let mut out = std::io::stdout();
+        let mut buf = vec![0u8; 32 * 1024];
+        // EIO once the process (the last holder of the terminal's slave side) is gone
+        while let Ok(n) = r.read(&mut buf) {
+            if n == 0 || out.write_all(&buf[..n]).and_then(|_| out.flush()).is_err() {
+                break;
+            }
+        }
+    });
+    let code = loop {
+        let mut st: libc::c_int = 0;
+        // SAFETY: waitpid on the re-parented exec process.
+        let r = unsafe { libc::waitpid(pid, &mut st, 0) };
+        if r < 0 {
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            break 127;
+        }
+        if libc::WIFEXITED(st) {
+            break libc::WEXITSTATUS(st);
+        }
+        if libc::WIFSIGNALED(st) {
+            break 128 + libc::WTERMSIG(st);
+        }
+    };
+    let _ = reader.join();
+    Ok(code)
 }
