@@ -1,0 +1,156 @@
+//! Daemon restarts: containers keep running while the daemon is away, and the next daemon
+//! (same root and exec-root, same namespace) adopts them: listed, resolvable, reachable,
+//! stoppable; one that died meanwhile is recorded as exited.
+
+mod common;
+
+use std::io::ErrorKind;
+use std::time::Duration;
+
+use common::{nslookup_addrs, wait_until, Daemon, IMAGE, UPSTREAM_IP, UPSTREAM_NAME};
+
+const LIMIT: Duration = Duration::from_secs(5);
+
+#[test]
+fn containers_survive_a_daemon_restart() {
+    let mut d = Daemon::start();
+    d.ok(&["network", "create", "n1"]);
+    let srv = d.run_d(&[
+        "--name",
+        "srv",
+        "--network",
+        "n1",
+        "--network-alias",
+        "api",
+        "-p",
+        "18082:8080",
+        IMAGE,
+        "sh",
+        "-c",
+        "exec nc -ll -p 8080 -e echo hello-srv",
+    ]);
+    d.run_d(&[
+        "--name",
+        "client",
+        "--network",
+        "n1",
+        IMAGE,
+        "sleep",
+        "1000",
+    ]);
+    wait_until(
+        "srv answers on 127.0.0.1:18082",
+        Duration::from_secs(60),
+        || {
+            d.tcp_exchange(18082, "", LIMIT)
+                .map(|s| s.trim() == "hello-srv")
+                .unwrap_or(false)
+        },
+    );
+    let ip = d.ip_of("srv", "n1");
+    let pid = d.inspect("srv")["State"]["Pid"].clone();
+    assert!(pid.as_i64().unwrap_or(0) > 0, "{pid}");
+    // links of srv and client (doomed's veth goes away with it)
+    let links = d.links();
+    let ports = d.nft_tcp_ports();
+    d.run_d(&["--name", "doomed", IMAGE, "sleep", "1000"]);
+    let doomed = d.inspect("doomed")["State"]["Pid"].as_i64().unwrap_or(0) as i32;
+    assert!(doomed > 0);
+
+    // daemon away: the containers go on; one of them is killed meanwhile
+    let st = d.stop_daemon();
+    assert!(
+        st.map(|s| s.success()).unwrap_or(false),
+        "daemon exit: {st:?}"
+    );
+    assert_eq!(d.shim_pids().len(), 3, "the shims must outlive the daemon");
+    // SAFETY: kill(2) of the init process of a container this test started.
+    unsafe {
+        libc::kill(doomed, libc::SIGKILL);
+    }
+    wait_until("doomed's shim exits", Duration::from_secs(30), || {
+        d.shim_pids().len() == 2
+    });
+    d.start_daemon();
+
+    // adopted: listed as running, same process, same networking
+    let names = d.ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+    let mut rows: Vec<&str> = names.lines().collect();
+    rows.sort_unstable();
+    assert_eq!(rows.len(), 2, "{names}");
+    assert!(
+        rows[0].starts_with("client Up") && rows[1].starts_with("srv Up"),
+        "{names}"
+    );
+    let v = d.inspect("srv");
+    assert_eq!(v["Id"], srv.as_str());
+    assert_eq!(v["State"]["Status"], "running");
+    assert_eq!(
+        v["State"]["Pid"], pid,
+        "srv was restarted instead of adopted"
+    );
+    assert_eq!(d.ip_of("srv", "n1"), ip);
+    assert_eq!(d.links(), links);
+    assert_eq!(d.nft_tcp_ports(), ports);
+
+    // the one that died meanwhile is exited, by SIGKILL
+    let v = d.inspect("doomed");
+    assert_eq!(v["State"]["Status"], "exited", "{v}");
+    assert_eq!(v["State"]["ExitCode"], 137, "{v}");
+
+    // reachable through the published port, resolvable and reachable by name and alias
+    let got = d
+        .tcp_exchange(18082, "", LIMIT)
+        .expect("published port after restart");
+    assert_eq!(got.trim(), "hello-srv");
+    for name in ["srv", "api"] {
+        let out = d
+            .sh("client", &format!("timeout 20 nslookup {name} 2>&1"))
+            .all();
+        assert_eq!(nslookup_addrs(&out), vec![ip.clone()], "{name}: {out}");
+    }
+    assert_eq!(
+        d.sh("client", "nc -w 3 srv 8080 </dev/null").out(),
+        "hello-srv"
+    );
+    let out = d
+        .sh(
+            "client",
+            &format!("timeout 20 nslookup {UPSTREAM_NAME} 2>&1"),
+        )
+        .all();
+    assert_eq!(nslookup_addrs(&out), vec![UPSTREAM_IP.to_string()], "{out}");
+
+    // the adopted container still holds its host port
+    let o = d.fails(&[
+        "run", "-d", "--name", "clash", "-p", "18082:80", IMAGE, "sleep", "1000",
+    ]);
+    assert!(o.stderr.contains("18082"), "{o}");
+    assert_eq!(d.nft_tcp_ports(), ports);
+
+    // the adopted container is still managed: stop records its exit and withdraws its port
+    d.ok(&["stop", "-t", "1", "srv"]);
+    assert_eq!(d.inspect("srv")["State"]["Status"], "exited");
+    let e = d
+        .tcp_exchange(18082, "", LIMIT)
+        .expect_err("port still published");
+    assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+    assert!(d.nft_tcp_ports().is_empty());
+
+    // the network's address leases survived: a new container gets a fresh address
+    d.run_d(&["--name", "late", "--network", "n1", IMAGE, "sleep", "1000"]);
+    let late = d.ip_of("late", "n1");
+    let client_ip = d.ip_of("client", "n1");
+    assert!(
+        !late.is_empty() && late != client_ip,
+        "late {late}, client {client_ip}"
+    );
+    let out = d.sh("late", "timeout 20 nslookup client 2>&1").all();
+    assert_eq!(nslookup_addrs(&out), vec![client_ip], "{out}");
+    d.ok(&["rm", "-f", "late"]);
+
+    // and a second restart with one container still running works as well
+    d.restart();
+    assert_eq!(d.ok(&["ps", "--format", "{{.Names}}"]), "client");
+    assert_eq!(d.sh("client", "echo alive").out(), "alive");
+}
