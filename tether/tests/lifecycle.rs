@@ -234,3 +234,72 @@ fn auto_remove_and_name_conflicts() {
         "ps -a -q: {all}"
     );
 }
+
+/// Runs the CLI with `input` on its stdin; returns (exit code, stdout).
+fn cli_with_stdin(d: &Daemon, args: &[&str], input: &str) -> (i32, String) {
+    use std::io::Write;
+    let host = format!("unix://{}", d.socket().display());
+    let mut child = Command::new(TETHER)
+        .args(["-H", &host])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tether");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = rx
+        .recv_timeout(LONG)
+        .expect("the CLI finished")
+        .expect("output");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn interactive_stdin_and_terminals() {
+    let d = Daemon::start();
+
+    // -i: the client's stdin reaches the container, whose stdin closes after it (StdinOnce)
+    let (code, out) = cli_with_stdin(
+        &d,
+        &["run", "-i", "--rm", IMAGE, "sh", "-c", "cat; echo done"],
+        "line1\nline2\n",
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out, "line1\nline2\ndone\n");
+
+    // without -i the container's stdin is empty, whatever the client sends
+    let (code, out) = cli_with_stdin(
+        &d,
+        &["run", "--rm", IMAGE, "sh", "-c", "cat; echo done"],
+        "ignored\n",
+    );
+    assert_eq!((code, out.as_str()), (0, "done\n"));
+
+    // -t: the process runs on a terminal; its exit code still comes back
+    let o = d.cli(&["run", "--rm", "-t", IMAGE, "sh", "-c", "tty; exit 4"]);
+    assert_eq!(o.code, 4, "{o}");
+    assert!(o.stdout.contains("/dev/pts/"), "{o}");
+
+    // exec -i and exec -t
+    d.run_d(&["--name", "ia", IMAGE, "sleep", "300"]);
+    let (code, out) = cli_with_stdin(&d, &["exec", "-i", "ia", "cat"], "piped\n");
+    assert_eq!((code, out.as_str()), (0, "piped\n"));
+    let o = d.cli(&["exec", "-t", "ia", "sh", "-c", "tty; exit 5"]);
+    assert_eq!(o.code, 5, "{o}");
+    assert!(o.stdout.contains("/dev/pts/"), "{o}");
+    let o = d.cli(&["exec", "ia", "tty"]);
+    assert_ne!(o.code, 0, "no terminal without -t: {o}");
+}
