@@ -486,6 +486,14 @@ async fn route(
     }
 }
 
+/// A streamed (not hijacked) answer, for clients that did not ask for an upgrade.
+fn stream_response(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
+    Response::builder()
+        .header("Content-Type", "application/vnd.docker.multiplexed-stream")
+        .body(streams::channel_body(rx))
+        .unwrap_or_else(|_| Response::new(full("")))
+}
+
 fn upgrade_response(raw: bool) -> Response<Body> {
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
@@ -515,10 +523,7 @@ where
     T: Send + 'static,
 {
     if !req.headers().contains_key(hyper::header::UPGRADE) {
-        return Response::builder()
-            .header("Content-Type", "application/vnd.docker.multiplexed-stream")
-            .body(streams::channel_body(rx))
-            .unwrap_or_else(|_| Response::new(full("")));
+        return stream_response(rx);
     }
     tokio::spawn(async move {
         match hyper::upgrade::on(req).await {
@@ -591,10 +596,7 @@ fn hijack_exec(
             let code = streams::pump_exec(child, tx, tty, None).await;
             e2.finish_exec(&id, code);
         });
-        return Response::builder()
-            .header("Content-Type", "application/vnd.docker.multiplexed-stream")
-            .body(streams::channel_body(rx))
-            .unwrap_or_else(|_| Response::new(full("")));
+        return stream_response(rx);
     }
     tokio::spawn(async move {
         match hyper::upgrade::on(req).await {

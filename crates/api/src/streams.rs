@@ -149,6 +149,27 @@ pub async fn drain_to<W: tokio::io::AsyncWrite + Unpin>(mut io: W, mut rx: mpsc:
     let _ = io.shutdown().await;
 }
 
+/// Copies `r` to `tx`, framed as stream `kind` (1 stdout, 2 stderr) or raw.
+async fn copy_stream<R: tokio::io::AsyncRead + Unpin>(
+    r: Option<R>,
+    kind: u8,
+    raw: bool,
+    tx: mpsc::Sender<Bytes>,
+) {
+    let Some(mut r) = r else { return };
+    let mut buf = vec![0u8; 32 * 1024];
+    while let Ok(n) = r.read(&mut buf).await {
+        let chunk = if raw {
+            Bytes::copy_from_slice(&buf[..n])
+        } else {
+            frame(kind, &buf[..n])
+        };
+        if n == 0 || tx.send(chunk).await.is_err() {
+            break;
+        }
+    }
+}
+
 /// Runs an exec's process: copies its stdout/stderr as frames (or raw) to `tx`, the
 /// client's input to its stdin, and returns its exit code.
 pub async fn pump_exec(
@@ -167,47 +188,9 @@ pub async fn pump_exec(
             let _ = sink.shutdown().await;
         });
     }
-    let copy = |r: Option<tokio::process::ChildStdout>, tx: mpsc::Sender<Bytes>| async move {
-        if let Some(mut r) = r {
-            let mut buf = vec![0u8; 32 * 1024];
-            while let Ok(n) = r.read(&mut buf).await {
-                if n == 0
-                    || tx
-                        .send(if raw {
-                            Bytes::copy_from_slice(&buf[..n])
-                        } else {
-                            frame(1, &buf[..n])
-                        })
-                        .await
-                        .is_err()
-                {
-                    break;
-                }
-            }
-        }
-    };
-    let copy_err = |r: Option<tokio::process::ChildStderr>, tx: mpsc::Sender<Bytes>| async move {
-        if let Some(mut r) = r {
-            let mut buf = vec![0u8; 32 * 1024];
-            while let Ok(n) = r.read(&mut buf).await {
-                if n == 0
-                    || tx
-                        .send(if raw {
-                            Bytes::copy_from_slice(&buf[..n])
-                        } else {
-                            frame(2, &buf[..n])
-                        })
-                        .await
-                        .is_err()
-                {
-                    break;
-                }
-            }
-        }
-    };
     let (_, _, st) = tokio::join!(
-        copy(out, tx.clone()),
-        copy_err(err, tx.clone()),
+        copy_stream(out, 1, raw, tx.clone()),
+        copy_stream(err, 2, raw, tx.clone()),
         child.wait()
     );
     match st {
