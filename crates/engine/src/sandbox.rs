@@ -216,7 +216,7 @@ impl Engine {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, a)| a.network_id.clone());
-        if let Some(id) = net_id {
+        if let Some(id) = net_id.clone() {
             self.dns.remove_endpoint(&id, &c.id);
             if let Some(n) = st.networks.get_mut(&id) {
                 if let Some(p) = n.pool.as_mut() {
@@ -226,7 +226,15 @@ impl Engine {
                 let _ = self.save_network(&n);
             }
         }
-        if let Err(e) = self.bridge.leave(&self.nl, &ep.host_veth).await {
+        let bridge = net_id
+            .as_ref()
+            .and_then(|id| st.networks.get(id))
+            .and_then(bridge_of);
+        let left = match &bridge {
+            Some(b) => self.bridge.leave(&self.nl, b, &ep.host_veth).await,
+            None => self.nl.delete(&ep.host_veth).await.map_err(Into::into),
+        };
+        if let Err(e) = left {
             tracing::warn!(container = %c.name, error = %e, "removing veth");
         }
     }

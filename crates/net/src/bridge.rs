@@ -50,6 +50,7 @@ impl BridgeNetwork {
             bridge: self.bridge.clone(),
             subnet: self.subnet,
             masquerade: !self.internal,
+            internal: self.internal,
             icc: self.icc,
         }
     }
@@ -121,8 +122,20 @@ impl BridgeDriver {
         Ok(())
     }
 
-    /// Removes an endpoint's veth pair (deleting the host side deletes both).
-    pub async fn leave(&self, nl: &Netlink, host_veth: &str) -> Result<(), DriverError> {
-        nl.delete(host_veth).await.map_err(DriverError::from)
+    /// Removes an endpoint's veth pair (deleting the host side deletes both) and, on an
+    /// `enable_icc=false` network, its port isolation.
+    pub async fn leave(
+        &self,
+        nl: &Netlink,
+        n: &BridgeNetwork,
+        host_veth: &str,
+    ) -> Result<(), DriverError> {
+        let fw = if n.icc {
+            Ok(())
+        } else {
+            self.fw.isolate_port(host_veth, false)
+        };
+        nl.delete(host_veth).await?;
+        fw.map_err(DriverError::from)
     }
 }

@@ -9,6 +9,7 @@
 //! table inet tether {
 //!   set bridges     { type ifname }                       # every tether bridge
 //!   set nat_subnets { type ipv4_addr; flags interval }    # subnets masqueraded on the way out
+//!   set internal    { type ifname }                       # bridges of --internal networks
 //!   map tcp_ports   { type inet_service : verdict }       # host port -> jump pub-<container>
 //!   map udp_ports   { type inet_service : verdict }
 //!   chain prerouting  { type nat hook prerouting priority dstnat; fib daddr type local jump ports }
@@ -21,9 +22,15 @@
 //!   chain forward     { type filter hook forward priority filter;
 //!                       ct state established,related accept; ct status dnat accept
 //!                       iifname . oifname @icc accept                         # same-bridge pairs
+//!                       iifname @internal drop; oifname @internal drop        # --internal
 //!                       iifname @bridges oifname @bridges drop }              # network isolation
 //! }
 //! ```
+//! `table bridge tether { set no_icc_ports { type ifname }; chain forward { type filter
+//! hook forward priority 0; iifname @no_icc_ports oifname @no_icc_ports drop } }` stops
+//! frames between the ports (host-side veths) of networks with `enable_icc=false`, with or
+//! without br_netfilter (ports of different bridges never meet at layer 2).
+//!
 //! Traffic between containers of one bridge is switched at layer 2; it reaches the forward
 //! hook only where br_netfilter is loaded (bridge-nf-call-iptables=1), and then the `icc`
 //! set of (bridge, bridge) pairs lets it through before the isolation rule drops
@@ -96,6 +103,8 @@ pub struct NetworkRules {
     pub subnet: Ipv4Net,
     /// Masquerade traffic leaving the host (false for `--internal` networks).
     pub masquerade: bool,
+    /// `--internal`: no traffic between the network and anything beyond its bridge.
+    pub internal: bool,
     /// Inter-container communication inside the network (`enable_icc`, default true).
     /// Matters where br_netfilter sends bridged frames through the forward hook.
     pub icc: bool,
@@ -114,7 +123,10 @@ pub trait Firewall: Send + Sync {
     fn add_ports(&self, owner: &str, ports: &[PortMapping]) -> Result<(), FirewallError>;
     /// Withdraws what `add_ports` published for `owner`.
     fn remove_ports(&self, owner: &str, ports: &[PortMapping]) -> Result<(), FirewallError>;
-    /// Deletes tether's table.
+    /// Adds (or removes) bridge port `port` to the ports that may not talk to each other
+    /// (endpoints of `enable_icc=false` networks).
+    fn isolate_port(&self, port: &str, isolated: bool) -> Result<(), FirewallError>;
+    /// Deletes tether's tables.
     fn teardown(&self) -> Result<(), FirewallError>;
 }
 
@@ -183,6 +195,14 @@ pub fn init_batch() -> Value {
         json!({"add": {"set": with(t(), json!({"name": "bridges", "type": "ifname"}))}}),
         json!({"add": {"set": with(t(), json!({"name": "nat_subnets", "type": "ipv4_addr", "flags": ["interval"]}))}}),
         json!({"add": {"set": with(t(), json!({"name": "icc", "type": ["ifname", "ifname"]}))}}),
+        json!({"add": {"set": with(t(), json!({"name": "internal", "type": "ifname"}))}}),
+        // bridge family: frames between ports of a bridge with enable_icc=false
+        json!({"add": {"table": {"family": "bridge", "name": TABLE}}}),
+        json!({"delete": {"table": {"family": "bridge", "name": TABLE}}}),
+        json!({"add": {"table": {"family": "bridge", "name": TABLE}}}),
+        json!({"add": {"set": {"family": "bridge", "table": TABLE, "name": "no_icc_ports", "type": "ifname"}}}),
+        json!({"add": {"chain": {"family": "bridge", "table": TABLE, "name": "forward", "type": "filter", "hook": "forward", "prio": 0, "policy": "accept"}}}),
+        json!({"add": {"rule": {"family": "bridge", "table": TABLE, "chain": "forward", "expr": [m(meta("iifname"), "==", json!("@no_icc_ports")), m(meta("oifname"), "==", json!("@no_icc_ports")), {"drop": null}]}}}),
         json!({"add": {"map": with(t(), json!({"name": "tcp_ports", "type": "inet_service", "map": "verdict"}))}}),
         json!({"add": {"map": with(t(), json!({"name": "udp_ports", "type": "inet_service", "map": "verdict"}))}}),
         base("prerouting", "nat", "prerouting", -100),
@@ -225,14 +245,22 @@ pub fn init_batch() -> Value {
         ),
         rule(
             "forward",
-            json!([m(json!({"ct": {"key": "status"}}), "in", json!("dnat")), {"accept": null}]),
-        ),
-        rule(
-            "forward",
             json!([
                 m(json!({"concat": [meta("iifname"), meta("oifname")]}), "==", json!("@icc")),
                 {"accept": null}
             ]),
+        ),
+        rule(
+            "forward",
+            json!([m(meta("iifname"), "==", json!("@internal")), {"drop": null}]),
+        ),
+        rule(
+            "forward",
+            json!([m(meta("oifname"), "==", json!("@internal")), {"drop": null}]),
+        ),
+        rule(
+            "forward",
+            json!([m(json!({"ct": {"key": "status"}}), "in", json!("dnat")), {"accept": null}]),
         ),
         rule(
             "forward",
@@ -255,10 +283,19 @@ pub fn network_batch(net: &NetworkRules, add: bool) -> Value {
     if net.icc {
         cmds.push(json!({verb: {"element": with(t(), json!({"name": "icc", "elem": [{"concat": [net.bridge, net.bridge]}]}))}}));
     }
+    if net.internal {
+        cmds.push(json!({verb: {"element": with(t(), json!({"name": "internal", "elem": [net.bridge]}))}}));
+    }
     if net.masquerade {
         cmds.push(json!({verb: {"element": with(t(), json!({"name": "nat_subnets", "elem": [subnet_elem(&net.subnet)]}))}}));
     }
     json!({"nftables": cmds})
+}
+
+/// The batch for `isolate_port`; exposed for tests.
+pub fn isolate_port_batch(port: &str, isolated: bool) -> Value {
+    let verb = if isolated { "add" } else { "delete" };
+    json!({"nftables": [{verb: {"element": {"family": "bridge", "table": TABLE, "name": "no_icc_ports", "elem": [port]}}}]})
 }
 
 /// The batch for `add_ports`; exposed for tests.
@@ -351,10 +388,15 @@ impl Firewall for Nftables {
         }
         apply(&remove_ports_batch(owner, ports))
     }
+    fn isolate_port(&self, port: &str, isolated: bool) -> Result<(), FirewallError> {
+        apply(&isolate_port_batch(port, isolated))
+    }
     fn teardown(&self) -> Result<(), FirewallError> {
         apply(&json!({"nftables": [
             {"add": {"table": {"family": "inet", "name": TABLE}}},
-            {"delete": {"table": {"family": "inet", "name": TABLE}}}
+            {"delete": {"table": {"family": "inet", "name": TABLE}}},
+            {"add": {"table": {"family": "bridge", "name": TABLE}}},
+            {"delete": {"table": {"family": "bridge", "name": TABLE}}}
         ]}))
     }
 }
@@ -382,6 +424,7 @@ mod tests {
             bridge: "tb-x".into(),
             subnet: "10.1.0.0/16".parse().unwrap(),
             masquerade: true,
+            internal: false,
             icc: true,
         };
         let ports = [pm(8080, None), pm(8081, Some(Ipv4Addr::LOCALHOST))];
@@ -390,6 +433,8 @@ mod tests {
             init_batch(),
             network_batch(&net, true),
             add_ports_batch("abc", &ports),
+            isolate_port_batch("veth1234567", true),
+            isolate_port_batch("veth1234567", false),
             remove_ports_batch("abc", &ports),
             network_batch(&net, false),
         ] {
@@ -422,6 +467,7 @@ mod tests {
             bridge: "tb-i".into(),
             subnet: "10.2.0.0/24".parse().unwrap(),
             masquerade: false,
+            internal: true,
             icc: true,
         };
         let s = network_batch(&n, true).to_string();
