@@ -1034,10 +1034,30 @@ fn attachment_from(
         }
         None => None,
     };
+    let ipv6 = match es
+        .ipam_config
+        .as_ref()
+        .and_then(|i| i.ipv6_address.clone())
+        .filter(|s| !s.is_empty())
+    {
+        Some(s) => {
+            if n.pool6.is_none() {
+                return Err(EngineError::InvalidParam(format!(
+                    "--ip6 {s} given but network {} has no IPv6 (create it with --ipv6)",
+                    n.name
+                )));
+            }
+            Some(s.parse().map_err(|_| {
+                EngineError::InvalidParam(format!("invalid IPv6 address {s:?} for --ip6"))
+            })?)
+        }
+        None => None,
+    };
     Ok(Attachment {
         network_id: n.id.clone(),
         aliases,
         ipv4,
+        ipv6,
         links: es.links.clone().unwrap_or_default(),
     })
 }

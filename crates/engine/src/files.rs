@@ -10,6 +10,7 @@ const HOSTS_HEAD: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6
 /// ("ip\talias id12 name"), then the container's own address with its hostname.
 pub fn hosts(
     own: Option<Ipv4Addr>,
+    own6: Option<std::net::Ipv6Addr>,
     hostname: &str,
     extra: &[(String, String)],
     links: &[String],
@@ -23,6 +24,9 @@ pub fn hosts(
         s.push('\n');
     }
     if let Some(ip) = own {
+        s.push_str(&format!("{ip}\t{hostname}\n"));
+    }
+    if let Some(ip) = own6 {
         s.push_str(&format!("{ip}\t{hostname}\n"));
     }
     s
@@ -127,6 +131,7 @@ mod tests {
     fn hosts_file_layout() {
         let h = hosts(
             Some(Ipv4Addr::new(172, 17, 0, 2)),
+            None,
             "abc",
             &[("database".into(), "172.17.0.1".into())],
             &["172.17.0.3\tdb 0123456789ab pg".into()],

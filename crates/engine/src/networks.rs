@@ -27,6 +27,7 @@ pub fn bridge_of(n: &Network) -> Option<BridgeNetwork> {
         subnet: pool.subnet,
         gateway: pool.gateway,
         internal: n.internal,
+        v6: n.pool6.as_ref().map(|p| (p.subnet, p.gateway)),
         icc: n
             .options
             .get("com.docker.network.bridge.enable_icc")
@@ -145,6 +146,7 @@ impl Engine {
                 bridge,
                 bridge_mac: mac,
                 pool,
+                pool6: None,
                 dns: false,
                 builtin: true,
             };
@@ -186,6 +188,7 @@ impl Engine {
             )));
         }
         let mut subnet = None;
+        let mut subnet6: Option<(ipnet::Ipv6Net, Option<std::net::Ipv6Addr>)> = None;
         let mut gateway = None;
         let mut range = None;
         for c in req
@@ -203,9 +206,28 @@ impl Engine {
                 continue;
             };
             if s.contains(':') {
-                return Err(EngineError::InvalidParam(format!(
-                    "IPv6 subnet {s} is not supported yet: give an IPv4 --subnet"
-                )));
+                if subnet6.is_some() {
+                    return Err(EngineError::InvalidParam(
+                        "only one IPv6 --subnet per network is supported".into(),
+                    ));
+                }
+                let net6 = s.parse::<ipnet::Ipv6Net>().map_err(|_| {
+                    EngineError::InvalidParam(format!(
+                        "invalid subnet {s:?}: expected an IPv6 CIDR such as fd00:1:2:3::/64"
+                    ))
+                })?;
+                let gw6 = c
+                    .gateway
+                    .as_deref()
+                    .filter(|g| !g.is_empty())
+                    .map(|g| {
+                        g.parse::<std::net::Ipv6Addr>().map_err(|_| {
+                            EngineError::InvalidParam(format!("invalid gateway {g:?} for IPv6 subnet {s}: expected an IPv6 address"))
+                        })
+                    })
+                    .transpose()?;
+                subnet6 = Some((net6, gw6));
+                continue;
             }
             if subnet.is_some() {
                 return Err(EngineError::InvalidParam(
@@ -244,6 +266,33 @@ impl Engine {
             }
         };
         let pool = Pool::new(subnet, gateway, range).map_err(ipam_err)?;
+        let enable_ipv6 = req.enable_ipv6.unwrap_or(false);
+        if subnet6.is_some() && !enable_ipv6 {
+            return Err(EngineError::InvalidParam("an IPv6 --subnet was given without --ipv6: add --ipv6 to make the network dual-stack".into()));
+        }
+        let pool6 = if enable_ipv6 {
+            let in_use6: Vec<(String, ipnet::Ipv6Net)> = st
+                .networks
+                .values()
+                .filter_map(|n| n.pool6.as_ref().map(|p| (n.name.clone(), p.subnet)))
+                .collect();
+            let (s6, gw6) = match subnet6 {
+                Some(x) => x,
+                None => loop {
+                    let s6 = ipam::random_ula64();
+                    if ipam::check_overlap6(s6, in_use6.iter().map(|(n, s)| (n.as_str(), *s)))
+                        .is_ok()
+                    {
+                        break (s6, None);
+                    }
+                },
+            };
+            ipam::check_overlap6(s6.trunc(), in_use6.iter().map(|(n, s)| (n.as_str(), *s)))
+                .map_err(|e| EngineError::InvalidParam(e.to_string()))?;
+            Some(ipam::Pool6::new(s6, gw6).map_err(|e| EngineError::InvalidParam(e.to_string()))?)
+        } else {
+            None
+        };
         let id = state::new_id();
         let mut options = req.options.clone().unwrap_or_default();
         let bridge = match options.get("com.docker.network.bridge.name") {
@@ -277,13 +326,14 @@ impl Engine {
             driver,
             created: state::now(),
             internal: req.internal.unwrap_or(false),
-            enable_ipv6: req.enable_ipv6.unwrap_or(false),
+            enable_ipv6,
             attachable: req.attachable.unwrap_or(false),
             labels: req.labels.clone().unwrap_or_default(),
             options,
             bridge: Some(bridge),
             bridge_mac: Some(link::random_mac()),
             pool: Some(pool),
+            pool6,
             dns: true,
             builtin: false,
         };

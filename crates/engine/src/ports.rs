@@ -132,6 +132,7 @@ fn show(ip: Option<Ipv4Addr>) -> String {
 pub fn allocate(
     reqs: &[PortRequest],
     container_ip: Ipv4Addr,
+    container_ip6: Option<std::net::Ipv6Addr>,
     taken: &HashSet<(Proto, u16)>,
 ) -> Result<(Vec<PortMapping>, Vec<OwnedFd>), EngineError> {
     let mut maps = Vec::new();
@@ -192,6 +193,7 @@ pub fn allocate(
         mine.insert((r.proto, r.host_ip, chosen.0));
         fds.push(chosen.1);
         maps.push(PortMapping {
+            container_ip6,
             proto: r.proto,
             host_ip: r.host_ip,
             host_port: chosen.0,
@@ -277,7 +279,7 @@ mod tests {
             host_ports: None,
             container_port: 80,
         }];
-        let (maps, fds) = allocate(&reqs, ip, &HashSet::new()).unwrap();
+        let (maps, fds) = allocate(&reqs, ip, None, &HashSet::new()).unwrap();
         assert_eq!(fds.len(), 1);
         let p = maps[0].host_port;
         assert!((49153..=60999).contains(&p));
@@ -288,11 +290,11 @@ mod tests {
             host_ports: Some((p, p)),
             container_port: 80,
         }];
-        let e = allocate(&again, ip, &HashSet::new()).unwrap_err();
+        let e = allocate(&again, ip, None, &HashSet::new()).unwrap_err();
         assert!(e.to_string().contains(&format!("127.0.0.1:{p}")), "{e}");
-        let e = allocate(&again, ip, &HashSet::from([(Proto::Tcp, p)])).unwrap_err();
+        let e = allocate(&again, ip, None, &HashSet::from([(Proto::Tcp, p)])).unwrap_err();
         assert!(e.to_string().contains("already allocated"), "{e}");
         drop(fds);
-        assert!(allocate(&again, ip, &HashSet::new()).is_ok());
+        assert!(allocate(&again, ip, None, &HashSet::new()).is_ok());
     }
 }

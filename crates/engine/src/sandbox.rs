@@ -161,6 +161,26 @@ impl Engine {
             pool.allocate(&net.name, att.ipv4)
                 .map_err(|e| EngineError::InvalidParam(e.to_string()))?
         };
+        let ip6 = match st.networks.get_mut(&net.id).and_then(|n| n.pool6.as_mut()) {
+            Some(p6) => match p6.allocate(&net.name, att.ipv6) {
+                Ok(a) => Some((a, p6.subnet.prefix_len(), p6.gateway)),
+                Err(e) => {
+                    if let Some(p) = st.networks.get_mut(&net.id).and_then(|n| n.pool.as_mut()) {
+                        p.release(ip);
+                    }
+                    return Err(EngineError::InvalidParam(e.to_string()));
+                }
+            },
+            None if att.ipv6.is_some() => {
+                if let Some(p) = st.networks.get_mut(&net.id).and_then(|n| n.pool.as_mut()) {
+                    p.release(ip);
+                }
+                return Err(EngineError::InvalidParam(format!(
+                    "--ip6 given but network {name} has no IPv6 (create it with --ipv6)"
+                )));
+            }
+            None => None,
+        };
         let used: HashSet<String> = c.endpoints.values().map(|e| e.ifname.clone()).collect();
         let ifname = (0..)
             .map(|i| format!("eth{i}"))
@@ -170,6 +190,7 @@ impl Engine {
             id: crate::state::new_id(),
             ip,
             prefix: b.subnet.prefix_len(),
+            ip6,
             gateway: b.gateway,
             mac: link::mac_for_ip(ip),
             ifname: ifname.clone(),
@@ -185,13 +206,19 @@ impl Engine {
                 &ep.host_veth,
                 &ifname,
                 ip,
+                ip6.map(|(a, _, _)| a),
                 ep.mac,
                 primary && !net.internal,
             )
             .await;
         if let Err(e) = joined {
-            if let Some(p) = st.networks.get_mut(&net.id).and_then(|n| n.pool.as_mut()) {
-                p.release(ip);
+            if let Some(n) = st.networks.get_mut(&net.id) {
+                if let Some(p) = n.pool.as_mut() {
+                    p.release(ip);
+                }
+                if let (Some(p6), Some((a, _, _))) = (n.pool6.as_mut(), ip6) {
+                    p6.release(a);
+                }
             }
             return Err(e.into());
         }
@@ -199,8 +226,13 @@ impl Engine {
             self.save_network(n)?;
         }
         if net.dns {
-            self.dns
-                .add_endpoint(&net.id, &c.id, &dns_names(c, att), Some(ip), None);
+            self.dns.add_endpoint(
+                &net.id,
+                &c.id,
+                &dns_names(c, att),
+                Some(ip),
+                ip6.map(|(a, _, _)| a),
+            );
         }
         c.endpoints.insert(name.to_string(), ep);
         Ok(())
@@ -221,6 +253,9 @@ impl Engine {
             if let Some(n) = st.networks.get_mut(&id) {
                 if let Some(p) = n.pool.as_mut() {
                     p.release(ep.ip);
+                }
+                if let (Some(p6), Some((a, _, _))) = (n.pool6.as_mut(), ep.ip6) {
+                    p6.release(a);
                 }
                 let n = n.clone();
                 let _ = self.save_network(&n);
@@ -245,11 +280,11 @@ impl Engine {
         if reqs.is_empty() {
             return Ok(());
         }
-        let Some(ip) = c
+        let Some((ip, ip6)) = c
             .attachments
             .iter()
             .find_map(|(n, _)| c.endpoints.get(n))
-            .map(|e| e.ip)
+            .map(|e| (e.ip, e.ip6.map(|(a, _, _)| a)))
         else {
             return Ok(());
         };
@@ -259,7 +294,7 @@ impl Engine {
             .filter(|o| o.id != c.id)
             .flat_map(|o| o.ports.iter().map(|p| (p.proto, p.host_port)))
             .collect();
-        let (maps, fds) = ports::allocate(&reqs, ip, &taken)?;
+        let (maps, fds) = ports::allocate(&reqs, ip, ip6, &taken)?;
         self.fw.add_ports(&c.id[..12], &maps)?;
         c.ports = maps;
         self.live_mut(&c.id, |l| l.reservations = fds);
@@ -378,7 +413,13 @@ impl Engine {
         }
         std::fs::write(
             dir.join("hosts"),
-            files::hosts(primary.map(|e| e.ip), &hostname, &extra, &links),
+            files::hosts(
+                primary.map(|e| e.ip),
+                primary.and_then(|e| e.ip6).map(|(a, _, _)| a),
+                &hostname,
+                &extra,
+                &links,
+            ),
         )?;
         let embedded = c.attachments.iter().any(|(_, a)| {
             st.networks

@@ -42,6 +42,9 @@ pub struct Network {
     pub bridge_mac: Option<[u8; 6]>,
     /// IPv4 pool and leases (bridge driver).
     pub pool: Option<Pool>,
+    /// IPv6 pool and leases of a dual-stack network (`--ipv6`).
+    #[serde(default)]
+    pub pool6: Option<tether_net::ipam::Pool6>,
     /// Whether the embedded DNS serves this network (user-defined bridges only).
     pub dns: bool,
     /// One of the predefined networks (bridge, host, none): cannot be removed.
@@ -57,6 +60,9 @@ pub struct Attachment {
     pub aliases: Vec<String>,
     /// `--ip`.
     pub ipv4: Option<Ipv4Addr>,
+    /// `--ip6`.
+    #[serde(default)]
+    pub ipv6: Option<std::net::Ipv6Addr>,
     /// Links given on connect (`--link`).
     pub links: Vec<String>,
 }
@@ -70,6 +76,9 @@ pub struct Endpoint {
     pub ip: Ipv4Addr,
     /// Prefix length of the subnet.
     pub prefix: u8,
+    /// IPv6 address on a dual-stack network, with its prefix length and gateway.
+    #[serde(default)]
+    pub ip6: Option<(std::net::Ipv6Addr, u8, std::net::Ipv6Addr)>,
     /// Gateway.
     pub gateway: Ipv4Addr,
     /// MAC.

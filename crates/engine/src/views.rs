@@ -55,12 +55,12 @@ pub(crate) fn network(n: &Network, st: &State) -> Value {
                 containers.insert(
                     c.id.clone(),
                     json!({"Name": c.name, "EndpointID": ep.id, "MacAddress": format_mac(&ep.mac),
-                           "IPv4Address": format!("{}/{}", ep.ip, ep.prefix), "IPv6Address": ""}),
+                           "IPv4Address": format!("{}/{}", ep.ip, ep.prefix), "IPv6Address": ep.ip6.map(|(a, l, _)| format!("{a}/{l}")).unwrap_or_default()}),
                 );
             }
         }
     }
-    let config: Vec<Value> = n
+    let mut config: Vec<Value> = n
         .pool
         .iter()
         .map(|p| {
@@ -71,6 +71,9 @@ pub(crate) fn network(n: &Network, st: &State) -> Value {
             m
         })
         .collect();
+    if let Some(p6) = &n.pool6 {
+        config.push(json!({"Subnet": p6.subnet.to_string(), "Gateway": p6.gateway.to_string()}));
+    }
     json!({
         "Name": n.name, "Id": n.id, "Created": n.created, "Scope": "local", "Driver": n.driver,
         "EnableIPv4": true, "EnableIPv6": n.enable_ipv6,
@@ -99,7 +102,9 @@ fn endpoint_json(c: &Container, st: &State, name: &str) -> Value {
         dns_names = crate::sandbox::dns_names(c, &att);
     }
     json!({
-        "IPAMConfig": att.ipv4.map(|ip| json!({"IPv4Address": ip.to_string()})),
+        "IPAMConfig": if att.ipv4.is_none() && att.ipv6.is_none() { Value::Null } else {
+            json!({"IPv4Address": att.ipv4.map(|i| i.to_string()).unwrap_or_default(), "IPv6Address": att.ipv6.map(|i| i.to_string()).unwrap_or_default()})
+        },
         "Links": if att.links.is_empty() { Value::Null } else { json!(att.links) },
         "Aliases": if aliases.is_empty() { Value::Null } else { json!(aliases) },
         "MacAddress": ep.map(|e| format_mac(&e.mac)).unwrap_or_default(),
@@ -109,7 +114,9 @@ fn endpoint_json(c: &Container, st: &State, name: &str) -> Value {
         "Gateway": ep.map(|e| e.gateway.to_string()).unwrap_or_default(),
         "IPAddress": ep.map(|e| e.ip.to_string()).unwrap_or_default(),
         "IPPrefixLen": ep.map(|e| e.prefix).unwrap_or(0),
-        "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "IPv6Gateway": ep.and_then(|e| e.ip6).map(|(_, _, g)| g.to_string()).unwrap_or_default(),
+        "GlobalIPv6Address": ep.and_then(|e| e.ip6).map(|(a, _, _)| a.to_string()).unwrap_or_default(),
+        "GlobalIPv6PrefixLen": ep.and_then(|e| e.ip6).map(|(_, l, _)| l).unwrap_or(0),
         "DNSNames": if dns_names.is_empty() { Value::Null } else { json!(dns_names) },
     })
 }
@@ -128,6 +135,9 @@ fn ports_map(c: &Container) -> Value {
             }
             if let Some(a) = entry.as_array_mut() {
                 a.push(json!({"HostIp": p.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()), "HostPort": p.host_port.to_string()}));
+                if p.container_ip6.is_some() && p.host_ip.is_none() {
+                    a.push(json!({"HostIp": "::", "HostPort": p.host_port.to_string()}));
+                }
             }
         }
     }
@@ -172,9 +182,10 @@ pub(crate) fn container(c: &Container, st: &State, dir: &Path) -> Value {
             "SecondaryIPAddresses": Value::Null, "SecondaryIPv6Addresses": Value::Null,
             "EndpointID": primary.map(|e| e.id.clone()).unwrap_or_default(),
             "Gateway": primary.map(|e| e.gateway.to_string()).unwrap_or_default(),
-            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "GlobalIPv6Address": primary.and_then(|e| e.ip6).map(|(a, _, _)| a.to_string()).unwrap_or_default(),
+            "GlobalIPv6PrefixLen": primary.and_then(|e| e.ip6).map(|(_, l, _)| l).unwrap_or(0),
             "IPAddress": primary.map(|e| e.ip.to_string()).unwrap_or_default(),
-            "IPPrefixLen": primary.map(|e| e.prefix).unwrap_or(0), "IPv6Gateway": "",
+            "IPPrefixLen": primary.map(|e| e.prefix).unwrap_or(0), "IPv6Gateway": primary.and_then(|e| e.ip6).map(|(_, _, g)| g.to_string()).unwrap_or_default(),
             "MacAddress": primary.map(|e| format_mac(&e.mac)).unwrap_or_default(),
             "Networks": networks,
         },
@@ -187,6 +198,9 @@ pub(crate) fn container_summary(c: &Container, st: &State) -> Value {
     if c.state.status == "running" {
         for p in &c.ports {
             ports.push(json!({"IP": p.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()), "PrivatePort": p.container_port, "PublicPort": p.host_port, "Type": p.proto.as_str()}));
+            if p.container_ip6.is_some() && p.host_ip.is_none() {
+                ports.push(json!({"IP": "::", "PrivatePort": p.container_port, "PublicPort": p.host_port, "Type": p.proto.as_str()}));
+            }
         }
     }
     for e in c.config.exposed_ports.clone().unwrap_or_default() {

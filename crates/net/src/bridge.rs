@@ -42,6 +42,8 @@ pub struct BridgeNetwork {
     pub internal: bool,
     /// `com.docker.network.bridge.enable_icc` (default true).
     pub icc: bool,
+    /// IPv6 subnet and gateway of a dual-stack network (`--ipv6`).
+    pub v6: Option<(ipnet::Ipv6Net, std::net::Ipv6Addr)>,
 }
 
 impl BridgeNetwork {
@@ -51,9 +53,19 @@ impl BridgeNetwork {
             subnet: self.subnet,
             masquerade: !self.internal,
             internal: self.internal,
+            subnet6: self.v6.map(|(s, _)| s),
             icc: self.icc,
         }
     }
+}
+
+/// Enables IPv6 on the sandbox's `ifname` (a namespace may start with it disabled).
+fn sysctl_in_sandbox(sandbox: &Path, ifname: &str) -> Result<(), LinkError> {
+    let key = format!("net.ipv6.conf.{ifname}.disable_ipv6");
+    crate::netns::run_in(sandbox, move || sysctl::set(&key, "0"))?.map_err(|source| LinkError::Io {
+        what: "enable IPv6 in the sandbox".into(),
+        source,
+    })
 }
 
 /// The bridge driver, working in the daemon's network namespace.
@@ -70,8 +82,27 @@ impl BridgeDriver {
     /// Creates (or, after a restart, re-adopts) the bridge and its firewall entries.
     pub async fn create_network(&self, nl: &Netlink, n: &BridgeNetwork) -> Result<(), DriverError> {
         let existed = nl.index_of(&n.bridge).await?.is_some();
-        nl.ensure_bridge(&n.bridge, n.mac, n.gateway, n.subnet.prefix_len())
+        let index = nl
+            .ensure_bridge(&n.bridge, n.mac, n.gateway, n.subnet.prefix_len())
             .await?;
+        if let Some((subnet6, gw6)) = n.v6 {
+            let v6 = sysctl::set("net.ipv6.conf.all.forwarding", "1")
+                .and_then(|_| sysctl::set(&format!("net.ipv6.conf.{}.disable_ipv6", n.bridge), "0"))
+                .map_err(DriverError::Sysctl);
+            let v6 = match v6 {
+                Ok(()) => nl
+                    .add_address(index, std::net::IpAddr::V6(gw6), subnet6.prefix_len())
+                    .await
+                    .map_err(DriverError::from),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = v6 {
+                if !existed {
+                    let _ = nl.delete(&n.bridge).await;
+                }
+                return Err(e);
+            }
+        }
         let applied = sysctl::set(&format!("net.ipv4.conf.{}.route_localnet", n.bridge), "1")
             .map_err(DriverError::Sysctl)
             .and_then(|_| self.fw.add_network(&n.rules()).map_err(DriverError::from));
@@ -103,6 +134,7 @@ impl BridgeDriver {
         host_veth: &str,
         ifname: &str,
         ip: Ipv4Addr,
+        ip6: Option<std::net::Ipv6Addr>,
         mac: [u8; 6],
         default_route: bool,
     ) -> Result<(), DriverError> {
@@ -112,10 +144,24 @@ impl BridgeDriver {
             .ok_or_else(|| LinkError::NotFound(n.bridge.clone()))?;
         nl.create_veth(host_veth, br, sandbox, ifname, mac).await?;
         let gw = default_route.then_some(n.gateway);
-        if let Err(e) = sandbox_nl
+        let mut configured = sandbox_nl
             .configure_endpoint(ifname, ip, n.subnet.prefix_len(), gw)
-            .await
-        {
+            .await;
+        if let (Ok(()), Some(ip6), Some((subnet6, gw6))) = (&configured, ip6, n.v6) {
+            if let Err(e) = sysctl_in_sandbox(sandbox, ifname) {
+                configured = Err(e);
+            } else {
+                configured = sandbox_nl
+                    .configure_endpoint6(
+                        ifname,
+                        ip6,
+                        subnet6.prefix_len(),
+                        default_route.then_some(gw6),
+                    )
+                    .await;
+            }
+        }
+        if let Err(e) = configured {
             let _ = nl.delete(host_veth).await;
             return Err(e.into());
         }

@@ -9,6 +9,7 @@
 //! table inet tether {
 //!   set bridges     { type ifname }                       # every tether bridge
 //!   set nat_subnets { type ipv4_addr; flags interval }    # subnets masqueraded on the way out
+//!   set nat_subnets6 { type ipv6_addr; flags interval }   # the same for IPv6
 //!   set internal    { type ifname }                       # bridges of --internal networks
 //!   map tcp_ports   { type inet_service : verdict }       # host port -> jump pub-<container>
 //!   map udp_ports   { type inet_service : verdict }
@@ -90,6 +91,10 @@ pub struct PortMapping {
     pub host_port: u16,
     /// The endpoint's address.
     pub container_ip: Ipv4Addr,
+    /// The endpoint's IPv6 address on a dual-stack network: the port is published over
+    /// IPv6 too (host addresses other than ::1; the kernel cannot DNAT IPv6 loopback).
+    #[serde(default)]
+    pub container_ip6: Option<std::net::Ipv6Addr>,
     /// Port inside the container.
     pub container_port: u16,
 }
@@ -105,6 +110,8 @@ pub struct NetworkRules {
     pub masquerade: bool,
     /// `--internal`: no traffic between the network and anything beyond its bridge.
     pub internal: bool,
+    /// The IPv6 subnet of a dual-stack network (masqueraded unless internal).
+    pub subnet6: Option<ipnet::Ipv6Net>,
     /// Inter-container communication inside the network (`enable_icc`, default true).
     /// Matters where br_netfilter sends bridged frames through the forward hook.
     pub icc: bool,
@@ -195,6 +202,7 @@ pub fn init_batch() -> Value {
         json!({"add": {"set": with(t(), json!({"name": "bridges", "type": "ifname"}))}}),
         json!({"add": {"set": with(t(), json!({"name": "nat_subnets", "type": "ipv4_addr", "flags": ["interval"]}))}}),
         json!({"add": {"set": with(t(), json!({"name": "icc", "type": ["ifname", "ifname"]}))}}),
+        json!({"add": {"set": with(t(), json!({"name": "nat_subnets6", "type": "ipv6_addr", "flags": ["interval"]}))}}),
         json!({"add": {"set": with(t(), json!({"name": "internal", "type": "ifname"}))}}),
         // bridge family: frames between ports of a bridge with enable_icc=false
         json!({"add": {"table": {"family": "bridge", "name": TABLE}}}),
@@ -219,6 +227,14 @@ pub fn init_batch() -> Value {
         rule(
             "ports",
             json!([{"vmap": {"key": {"payload": {"protocol": "udp", "field": "dport"}}, "data": "@udp_ports"}}]),
+        ),
+        rule(
+            "postrouting",
+            json!([
+                m(json!({"payload": {"protocol": "ip6", "field": "saddr"}}), "==", json!("@nat_subnets6")),
+                m(meta("oifname"), "!=", json!("@bridges")),
+                {"masquerade": null}
+            ]),
         ),
         rule(
             "postrouting",
@@ -286,6 +302,9 @@ pub fn network_batch(net: &NetworkRules, add: bool) -> Value {
     if net.internal {
         cmds.push(json!({verb: {"element": with(t(), json!({"name": "internal", "elem": [net.bridge]}))}}));
     }
+    if let (true, Some(s6)) = (net.masquerade, net.subnet6) {
+        cmds.push(json!({verb: {"element": with(t(), json!({"name": "nat_subnets6", "elem": [{"prefix": {"addr": s6.network().to_string(), "len": s6.prefix_len()}}]}))}}));
+    }
     if net.masquerade {
         cmds.push(json!({verb: {"element": with(t(), json!({"name": "nat_subnets", "elem": [subnet_elem(&net.subnet)]}))}}));
     }
@@ -303,24 +322,34 @@ pub fn add_ports_batch(owner: &str, ports: &[PortMapping]) -> Value {
     let ch = port_chain(owner);
     let mut cmds = vec![json!({"add": {"chain": chain(&ch)}})];
     let mut keys: Vec<(Proto, u16)> = Vec::new();
-    for p in ports {
-        let mut expr = Vec::new();
-        if let Some(ip) = p.host_ip {
-            if !ip.is_unspecified() {
-                expr.push(m(
-                    json!({"payload": {"protocol": "ip", "field": "daddr"}}),
-                    "==",
-                    json!(ip.to_string()),
-                ));
-            }
-        }
-        expr.push(m(
+    let nfproto = |v: &str| m(meta("nfproto"), "==", json!(v));
+    let dport = |p: &PortMapping| {
+        m(
             json!({"payload": {"protocol": p.proto.as_str(), "field": "dport"}}),
             "==",
             json!(p.host_port),
-        ));
+        )
+    };
+    for p in ports {
+        let mut expr = vec![nfproto("ipv4")];
+        if let Some(ip) = p.host_ip.filter(|ip| !ip.is_unspecified()) {
+            expr.push(m(
+                json!({"payload": {"protocol": "ip", "field": "daddr"}}),
+                "==",
+                json!(ip.to_string()),
+            ));
+        }
+        expr.push(dport(p));
         expr.push(json!({"dnat": {"family": "ip", "addr": p.container_ip.to_string(), "port": p.container_port}}));
         cmds.push(rule(&ch, Value::Array(expr)));
+        if let (Some(ip6), None) = (p.container_ip6, p.host_ip.filter(|ip| !ip.is_unspecified())) {
+            let expr = vec![
+                nfproto("ipv6"),
+                dport(p),
+                json!({"dnat": {"family": "ip6", "addr": ip6.to_string(), "port": p.container_port}}),
+            ];
+            cmds.push(rule(&ch, Value::Array(expr)));
+        }
         if !keys.contains(&(p.proto, p.host_port)) {
             keys.push((p.proto, p.host_port));
         }
@@ -412,6 +441,7 @@ mod tests {
             host_port: port,
             container_ip: Ipv4Addr::new(172, 18, 0, 2),
             container_port: 80,
+            container_ip6: Some("fd00::2".parse().unwrap()),
         }
     }
 
@@ -425,6 +455,7 @@ mod tests {
             subnet: "10.1.0.0/16".parse().unwrap(),
             masquerade: true,
             internal: false,
+            subnet6: Some("fd00::/64".parse().unwrap()),
             icc: true,
         };
         let ports = [pm(8080, None), pm(8081, Some(Ipv4Addr::LOCALHOST))];
@@ -456,7 +487,8 @@ mod tests {
             ],
         );
         let s = b.to_string();
-        assert_eq!(s.matches("\"dnat\"").count(), 3);
+        // three IPv4 rules, and IPv6 rules for the two mappings not bound to an IPv4 address
+        assert_eq!(s.matches("\"dnat\"").count(), 5, "{s}");
         assert_eq!(s.matches("\"target\":\"pub-abc\"").count(), 2, "{s}");
         assert!(s.contains("\"127.0.0.1\""));
     }
@@ -468,6 +500,7 @@ mod tests {
             subnet: "10.2.0.0/24".parse().unwrap(),
             masquerade: false,
             internal: true,
+            subnet6: None,
             icc: true,
         };
         let s = network_batch(&n, true).to_string();

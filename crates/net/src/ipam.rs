@@ -316,3 +316,206 @@ mod tests {
         ));
     }
 }
+
+/// One network's IPv6 pool and its leases (dual-stack networks, `--ipv6`).
+///
+/// Addresses are handed out sequentially from the subnet's first host address after the
+/// gateway (`subnet::1` by default), as Docker does; a /64 never runs out in practice.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Pool6 {
+    /// The network's IPv6 subnet, e.g. fd12:3456:789a:1::/64.
+    pub subnet: ipnet::Ipv6Net,
+    /// The gateway (the bridge's IPv6 address).
+    pub gateway: std::net::Ipv6Addr,
+    /// Leased endpoint addresses.
+    pub leases: BTreeSet<std::net::Ipv6Addr>,
+    /// The last address handed out.
+    pub last: Option<std::net::Ipv6Addr>,
+}
+
+/// IPv6 IPAM errors.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum Ipam6Error {
+    /// The subnet is unusable.
+    #[error("invalid IPv6 subnet {0}: prefix length must be between 48 and 120 (a /64 is usual)")]
+    BadSubnet(ipnet::Ipv6Net),
+    /// The gateway is not in the subnet.
+    #[error("invalid IPv6 gateway {gateway}: it must be a host address inside subnet {subnet}")]
+    BadGateway {
+        gateway: std::net::Ipv6Addr,
+        subnet: ipnet::Ipv6Net,
+    },
+    /// A subnet overlaps another network's.
+    #[error("invalid pool request: IPv6 subnet {subnet} overlaps with network {other} ({other_subnet}); pick another subnet")]
+    Overlap {
+        subnet: ipnet::Ipv6Net,
+        other: String,
+        other_subnet: ipnet::Ipv6Net,
+    },
+    /// A requested static address is unusable.
+    #[error("invalid IPv6 address {ip}: not a free host address of {subnet} on network {network}")]
+    Unusable {
+        ip: std::net::Ipv6Addr,
+        subnet: ipnet::Ipv6Net,
+        network: String,
+    },
+    /// No address left.
+    #[error("no available IPv6 addresses on network {0}")]
+    Exhausted(String),
+}
+
+/// A random unique local /64 (RFC 4193: fd00::/8 + 40-bit random global id + subnet 0).
+pub fn random_ula64() -> ipnet::Ipv6Net {
+    let r: [u8; 5] = rand::random();
+    let addr = std::net::Ipv6Addr::new(
+        0xfd00 | u16::from(r[0]),
+        u16::from_be_bytes([r[1], r[2]]),
+        u16::from_be_bytes([r[3], r[4]]),
+        0,
+        0,
+        0,
+        0,
+        0,
+    );
+    ipnet::Ipv6Net::new(addr, 64).unwrap_or_default()
+}
+
+/// Checks an IPv6 subnet against those in use (`(network name, subnet)` pairs).
+pub fn check_overlap6<'a>(
+    subnet: ipnet::Ipv6Net,
+    in_use: impl IntoIterator<Item = (&'a str, ipnet::Ipv6Net)>,
+) -> Result<(), Ipam6Error> {
+    for (name, other) in in_use {
+        if other.contains(&subnet.network()) || subnet.contains(&other.network()) {
+            return Err(Ipam6Error::Overlap {
+                subnet,
+                other: name.to_string(),
+                other_subnet: other,
+            });
+        }
+    }
+    Ok(())
+}
+
+impl Pool6 {
+    /// Validates and builds a pool; the gateway defaults to `subnet::1`.
+    pub fn new(
+        subnet: ipnet::Ipv6Net,
+        gateway: Option<std::net::Ipv6Addr>,
+    ) -> Result<Pool6, Ipam6Error> {
+        let subnet = subnet.trunc();
+        if !(48..=120).contains(&subnet.prefix_len()) {
+            return Err(Ipam6Error::BadSubnet(subnet));
+        }
+        let gateway = gateway.unwrap_or(std::net::Ipv6Addr::from(u128::from(subnet.network()) + 1));
+        if !subnet.contains(&gateway) || gateway == subnet.network() {
+            return Err(Ipam6Error::BadGateway { gateway, subnet });
+        }
+        Ok(Pool6 {
+            subnet,
+            gateway,
+            leases: BTreeSet::new(),
+            last: None,
+        })
+    }
+
+    /// Leases `requested` (a static `--ip6`) or the next free address.
+    pub fn allocate(
+        &mut self,
+        network: &str,
+        requested: Option<std::net::Ipv6Addr>,
+    ) -> Result<std::net::Ipv6Addr, Ipam6Error> {
+        if let Some(ip) = requested {
+            if !self.subnet.contains(&ip)
+                || ip == self.subnet.network()
+                || ip == self.gateway
+                || self.leases.contains(&ip)
+            {
+                return Err(Ipam6Error::Unusable {
+                    ip,
+                    subnet: self.subnet,
+                    network: network.to_string(),
+                });
+            }
+            self.leases.insert(ip);
+            return Ok(ip);
+        }
+        let lo = u128::from(self.subnet.network()) + 1;
+        let hi = u128::from(self.subnet.broadcast());
+        let mut cand = self
+            .last
+            .map(|l| u128::from(l) + 1)
+            .filter(|c| *c >= lo && *c <= hi)
+            .unwrap_or(lo);
+        // bounded scan: leases are few compared with the range
+        for _ in 0..=(self.leases.len() + 2) {
+            let ip = std::net::Ipv6Addr::from(cand);
+            if ip != self.gateway && !self.leases.contains(&ip) {
+                self.leases.insert(ip);
+                self.last = Some(ip);
+                return Ok(ip);
+            }
+            cand = if cand >= hi { lo } else { cand + 1 };
+        }
+        Err(Ipam6Error::Exhausted(network.to_string()))
+    }
+
+    /// Returns an address to the pool.
+    pub fn release(&mut self, ip: std::net::Ipv6Addr) {
+        self.leases.remove(&ip);
+    }
+}
+
+#[cfg(test)]
+mod tests6 {
+    use super::*;
+    use std::net::Ipv6Addr;
+
+    #[test]
+    fn v6_allocation_and_validation() {
+        let mut p = Pool6::new("fd00:1:2:3::/64".parse().unwrap(), None).unwrap();
+        assert_eq!(p.gateway, "fd00:1:2:3::1".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            p.allocate("n", None).unwrap(),
+            "fd00:1:2:3::2".parse::<Ipv6Addr>().unwrap()
+        );
+        assert_eq!(
+            p.allocate("n", None).unwrap(),
+            "fd00:1:2:3::3".parse::<Ipv6Addr>().unwrap()
+        );
+        let s: Ipv6Addr = "fd00:1:2:3::50".parse().unwrap();
+        assert_eq!(p.allocate("n", Some(s)).unwrap(), s);
+        assert!(matches!(
+            p.allocate("n", Some(s)),
+            Err(Ipam6Error::Unusable { .. })
+        ));
+        assert!(matches!(
+            p.allocate("n", Some("fd00::1".parse().unwrap())),
+            Err(Ipam6Error::Unusable { .. })
+        ));
+        assert!(matches!(
+            Pool6::new("fd00::/32".parse().unwrap(), None),
+            Err(Ipam6Error::BadSubnet(_))
+        ));
+        assert!(matches!(
+            Pool6::new(
+                "fd00:1::/64".parse().unwrap(),
+                Some("fd00:2::1".parse().unwrap())
+            ),
+            Err(Ipam6Error::BadGateway { .. })
+        ));
+        let e = check_overlap6(
+            "fd00:0:0:1::/64".parse().unwrap(),
+            [("a", "fd00::/48".parse().unwrap())],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("network a"), "{e}");
+    }
+
+    #[test]
+    fn ula_is_fd_64() {
+        let n = random_ula64();
+        assert_eq!(n.prefix_len(), 64);
+        assert_eq!(n.network().segments()[0] & 0xff00, 0xfd00);
+    }
+}

@@ -3,7 +3,7 @@
 //!
 //! Everything here talks rtnetlink (see rtnetlink(7)); no `ip` command is spawned.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
@@ -138,15 +138,16 @@ impl Netlink {
         Ok(index)
     }
 
-    /// Adds `addr/prefix` to link `index`; an address already present is fine.
+    /// Adds `addr/prefix` to link `index`; an address already present is fine. IPv6
+    /// addresses skip duplicate address detection (IFA_F_NODAD): the subnet is ours and
+    /// a tentative address would be unusable for a second or two.
     pub async fn add_address(&self, index: u32, addr: IpAddr, prefix: u8) -> Result<(), LinkError> {
-        match self
-            .handle
-            .address()
-            .add(index, addr, prefix)
-            .execute()
-            .await
-        {
+        let mut req = self.handle.address().add(index, addr, prefix);
+        if addr.is_ipv6() {
+            req.message_mut().header.flags |=
+                rtnetlink::packet_route::address::AddressHeaderFlags::Nodad;
+        }
+        match req.execute().await {
             Ok(()) => Ok(()),
             Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => Ok(()),
             Err(e) => Err(nl(format!("add address {addr}/{prefix}"))(e)),
@@ -238,6 +239,31 @@ impl Netlink {
                 Ok(()) => {}
                 Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => {}
                 Err(e) => return Err(nl(format!("add default route via {gw}"))(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Inside a sandbox: adds `addr/prefix` (IPv6) to `ifname`, and with `gateway` the
+    /// IPv6 default route through it.
+    pub async fn configure_endpoint6(
+        &self,
+        ifname: &str,
+        addr: Ipv6Addr,
+        prefix: u8,
+        gateway: Option<Ipv6Addr>,
+    ) -> Result<(), LinkError> {
+        let index = self.must_index(ifname).await?;
+        self.add_address(index, IpAddr::V6(addr), prefix).await?;
+        if let Some(gw) = gateway {
+            let route = RouteMessageBuilder::<Ipv6Addr>::new()
+                .gateway(gw)
+                .output_interface(index)
+                .build();
+            match self.handle.route().add(route).execute().await {
+                Ok(()) => {}
+                Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => {}
+                Err(e) => return Err(nl(format!("add IPv6 default route via {gw}"))(e)),
             }
         }
         Ok(())

@@ -570,6 +570,11 @@ pub fn build_spec(
     for n in &o.network {
         nets.push(parse_net_attach(n)?);
     }
+    // as docker: endpoint options without --network go to the default network's endpoint
+    // (where the daemon refuses what the default bridge cannot do)
+    if nets.is_empty() && (o.ip.is_some() || o.ip6.is_some() || !o.network_alias.is_empty()) {
+        nets.push(parse_net_attach("default")?);
+    }
     let network_mode = nets
         .first()
         .map_or_else(|| "default".to_string(), |n| n.target.clone());
