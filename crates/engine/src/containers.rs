@@ -384,7 +384,19 @@ impl Engine {
             undo_rootfs(&merged);
             return Err(e);
         }
-        let r = self.launch(c, &merged).await;
+        // a container joining another's namespace takes its hostname too (as Docker)
+        let hostname = match sandbox::mode(c.host_config.network_mode.as_deref().unwrap_or("")) {
+            Mode::Host => nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_default(),
+            Mode::Container(other) => st
+                .container(&other)
+                .map(sandbox::hostname_of)
+                .unwrap_or_else(|_| sandbox::hostname_of(c)),
+            _ => sandbox::hostname_of(c),
+        };
+        let r = self.launch(c, &merged, hostname).await;
         match r {
             Ok(started) => {
                 c.state.status = "running".into();
@@ -408,6 +420,7 @@ impl Engine {
         &self,
         c: &Container,
         merged: &std::path::Path,
+        hostname: String,
     ) -> Result<shim::Started, EngineError> {
         let dir = self.container_dir(&c.id);
         let (uid, gid) = spec::resolve_user(merged, c.config.user.as_deref().unwrap_or(""))?;
@@ -443,15 +456,6 @@ impl Engine {
                     .unwrap_or(false),
             });
         }
-        let hostname =
-            if sandbox::mode(c.host_config.network_mode.as_deref().unwrap_or("")) == Mode::Host {
-                nix::unistd::gethostname()
-                    .ok()
-                    .and_then(|h| h.into_string().ok())
-                    .unwrap_or_default()
-            } else {
-                sandbox::hostname_of(c)
-            };
         let hc = &c.host_config;
         let cs = spec::ContainerSpec {
             rootfs: merged.to_path_buf(),
@@ -1025,6 +1029,12 @@ fn attachment_from(
             if !n.dns {
                 return Err(EngineError::InvalidParam(format!(
                     "user specified IP address is supported on user defined networks only (not {})",
+                    n.name
+                )));
+            }
+            if !n.subnet_given {
+                return Err(EngineError::InvalidParam(format!(
+                    "user specified IP address is supported only when connecting to networks with user configured subnets ({} was created without --subnet)",
                     n.name
                 )));
             }

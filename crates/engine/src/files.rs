@@ -84,10 +84,11 @@ pub fn resolv(
     options: &[String],
     embedded: bool,
 ) -> Resolv {
-    let search = if search.is_empty() {
-        host.search.clone()
-    } else {
-        search.to_vec()
+    // `--dns-search .` means: no search domains at all
+    let search = match search {
+        [] => host.search.clone(),
+        [dot] if dot == "." => Vec::new(),
+        _ => search.to_vec(),
     };
     if embedded {
         let mut opts = vec!["ndots:0".to_string()];

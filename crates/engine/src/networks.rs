@@ -147,6 +147,7 @@ impl Engine {
                 bridge_mac: mac,
                 pool,
                 pool6: None,
+                subnet_given: true,
                 dns: false,
                 builtin: true,
             };
@@ -248,6 +249,7 @@ impl Engine {
                 .map(|r| parse_net(r, "ip-range"))
                 .transpose()?;
         }
+        let subnet_given = subnet.is_some();
         let in_use: Vec<(String, Ipv4Net)> = st
             .networks
             .values()
@@ -334,6 +336,7 @@ impl Engine {
             bridge_mac: Some(link::random_mac()),
             pool: Some(pool),
             pool6,
+            subnet_given,
             dns: true,
             builtin: false,
         };

@@ -402,10 +402,12 @@ impl Engine {
                     .find_map(|n| o.endpoints.get(n))
                     .or_else(|| o.endpoints.values().next());
                 if let Some(e) = shared {
+                    // as moby: "alias hostname", then the name when the alias differs
+                    let host = crate::sandbox::hostname_of(o);
                     let names = if alias == o.name {
-                        o.name.clone()
+                        format!("{alias} {host}")
                     } else {
-                        format!("{alias} {} {}", &o.id[..12], o.name)
+                        format!("{alias} {host} {}", o.name)
                     };
                     links.push(format!("{}\t{names}", e.ip));
                 }

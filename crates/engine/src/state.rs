@@ -45,6 +45,10 @@ pub struct Network {
     /// IPv6 pool and leases of a dual-stack network (`--ipv6`).
     #[serde(default)]
     pub pool6: Option<tether_net::ipam::Pool6>,
+    /// Whether the IPv4 subnet was given by the user (`--subnet`): only then may
+    /// containers ask for static addresses, as in Docker.
+    #[serde(default)]
+    pub subnet_given: bool,
     /// Whether the embedded DNS serves this network (user-defined bridges only).
     pub dns: bool,
     /// One of the predefined networks (bridge, host, none): cannot be removed.

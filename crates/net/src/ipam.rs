@@ -41,8 +41,8 @@ pub enum IpamError {
         "no available IPv4 addresses on network {network}: all addresses in {range} are in use"
     )]
     Exhausted { network: String, range: Ipv4Net },
-    /// A requested static address is not in the subnet or range.
-    #[error("invalid address {ip}: it is not in the network's range {range}")]
+    /// A requested static address is not a host address of the subnet.
+    #[error("invalid address {ip}: it is not a host address of the network's subnet {range}")]
     NotInRange { ip: Ipv4Addr, range: Ipv4Net },
     /// A requested static address is taken.
     #[error("address {ip} is already in use on network {network}")]
@@ -162,7 +162,12 @@ impl Pool {
         requested: Option<Ipv4Addr>,
     ) -> Result<Ipv4Addr, IpamError> {
         if let Some(ip) = requested {
-            if !self.subnet.contains(&ip) || !self.usable(ip) && ip != self.gateway {
+            // a static address may lie anywhere in the subnet (keeping static ones out of
+            // --ip-range is the usual pattern), but not on its network/broadcast address
+            if !self.subnet.contains(&ip)
+                || ip == self.subnet.network()
+                || ip == self.subnet.broadcast()
+            {
                 return Err(IpamError::NotInRange {
                     ip,
                     range: self.subnet,
