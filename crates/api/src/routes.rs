@@ -320,9 +320,11 @@ async fn route(
         // ---------------------------------------------------------------- images
         (&Method::GET, ["images", "json"]) => {
             let imgs = engine.images.clone();
+            let f = filters(&q)?;
             let list: Vec<Value> = imgs
                 .list()
                 .iter()
+                .filter(|i| image_matches(i, &f))
                 .map(|i| serde_json::to_value(imgs.summary(i)).unwrap_or(json!({})))
                 .collect();
             Ok(json_response(200, &Value::Array(list)))
@@ -494,6 +496,47 @@ fn stream_response(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
         .unwrap_or_else(|_| Response::new(full("")))
 }
 
+/// Docker's image list filters: `dangling=true|false`, `reference=PATTERN` (`*` wildcards,
+/// matched against each tag with and without `:tag`), `label=k[=v]`.
+fn image_matches(i: &tether_image::Image, f: &HashMap<String, Vec<String>>) -> bool {
+    let dangling = f
+        .get("dangling")
+        .map(|v| v.iter().any(|x| x == "true" || x == "1"));
+    if let Some(d) = dangling {
+        if d != i.repo_tags.is_empty() {
+            return false;
+        }
+    }
+    if let Some(pats) = f.get("reference") {
+        let hit = i.repo_tags.iter().any(|t| {
+            let repo = t.rsplit_once(':').map(|(r, _)| r).unwrap_or(t);
+            pats.iter().any(|p| glob(p, t) || glob(p, repo))
+        });
+        if !hit {
+            return false;
+        }
+    }
+    let labels: HashMap<String, String> = i
+        .config
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    tether_engine::networks::label_match(&labels, f)
+}
+
+/// `*`-only glob (what Docker's reference filter needs).
+fn glob(pat: &str, s: &str) -> bool {
+    match pat.split_once('*') {
+        None => pat == s,
+        Some((pre, rest)) => {
+            s.starts_with(pre)
+                && (0..=s.len() - pre.len())
+                    .any(|k| s.is_char_boundary(pre.len() + k) && glob(rest, &s[pre.len() + k..]))
+        }
+    }
+}
+
 fn upgrade_response(raw: bool) -> Response<Body> {
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
@@ -655,4 +698,39 @@ async fn info(engine: &Engine) -> Value {
         "ServerVersion": env!("CARGO_PKG_VERSION"), "Runtimes": {"runc": {"path": engine.config().runtime}}, "DefaultRuntime": "runc",
         "SecurityOptions": [], "Warnings": [],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob("tbox", "tbox"));
+        assert!(glob("tb*", "tbox:latest"));
+        assert!(glob("*:latest", "tbox:latest"));
+        assert!(glob("t*x", "tbox"));
+        assert!(!glob("t*y", "tbox"));
+        assert!(!glob("box", "tbox"));
+    }
+
+    #[test]
+    fn image_filters() {
+        let mut i = tether_image::Image {
+            id: "sha256:00".into(),
+            repo_tags: vec!["tbox:latest".into()],
+            created: String::new(),
+            size: 0,
+            config: Default::default(),
+            diff_ids: vec![],
+        };
+        let f = |k: &str, v: &str| HashMap::from([(k.to_string(), vec![v.to_string()])]);
+        assert!(image_matches(&i, &f("dangling", "false")));
+        assert!(!image_matches(&i, &f("dangling", "true")));
+        assert!(image_matches(&i, &f("reference", "tbox")));
+        assert!(image_matches(&i, &f("reference", "tb*:latest")));
+        assert!(!image_matches(&i, &f("reference", "other")));
+        i.repo_tags.clear();
+        assert!(image_matches(&i, &f("dangling", "true")));
+    }
 }

@@ -230,18 +230,16 @@ impl Netlink {
         let index = self.must_index(ifname).await?;
         self.add_address(index, IpAddr::V4(addr), prefix).await?;
         self.set_up(index).await?;
-        if let Some(gw) = gateway {
-            let route = RouteMessageBuilder::<Ipv4Addr>::new()
-                .gateway(gw)
-                .output_interface(index)
-                .build();
-            match self.handle.route().add(route).execute().await {
-                Ok(()) => {}
-                Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => {}
-                Err(e) => return Err(nl(format!("add default route via {gw}"))(e)),
+        match gateway {
+            Some(gw) => {
+                let route = RouteMessageBuilder::<Ipv4Addr>::new()
+                    .gateway(gw)
+                    .output_interface(index)
+                    .build();
+                self.add_default_route(route, IpAddr::V4(gw)).await
             }
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Inside a sandbox: adds `addr/prefix` (IPv6) to `ifname`, and with `gateway` the
@@ -255,18 +253,29 @@ impl Netlink {
     ) -> Result<(), LinkError> {
         let index = self.must_index(ifname).await?;
         self.add_address(index, IpAddr::V6(addr), prefix).await?;
-        if let Some(gw) = gateway {
-            let route = RouteMessageBuilder::<Ipv6Addr>::new()
-                .gateway(gw)
-                .output_interface(index)
-                .build();
-            match self.handle.route().add(route).execute().await {
-                Ok(()) => {}
-                Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => {}
-                Err(e) => return Err(nl(format!("add IPv6 default route via {gw}"))(e)),
+        match gateway {
+            Some(gw) => {
+                let route = RouteMessageBuilder::<Ipv6Addr>::new()
+                    .gateway(gw)
+                    .output_interface(index)
+                    .build();
+                self.add_default_route(route, IpAddr::V6(gw)).await
             }
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// Adds a default route message; one already there is fine.
+    async fn add_default_route(
+        &self,
+        route: rtnetlink::packet_route::route::RouteMessage,
+        gw: IpAddr,
+    ) -> Result<(), LinkError> {
+        match self.handle.route().add(route).execute().await {
+            Ok(()) => Ok(()),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => Ok(()),
+            Err(e) => Err(nl(format!("add default route via {gw}"))(e)),
+        }
     }
 
     /// Names of the links in this namespace (for diagnostics and tests).
