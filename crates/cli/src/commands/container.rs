@@ -784,17 +784,7 @@ fn spec_error(path: &str, msg: String) -> CliError {
 
 /// Pulls `r` (`POST /images/create?fromImage=&tag=`), progress on stderr.
 pub async fn pull_image(client: &Client, r: &Reference, quiet: bool) -> Result<()> {
-    let q = Query::new()
-        .add("fromImage", r.familiar_name())
-        .add("tag", r.tag_or_latest());
-    let resp = client
-        .request(
-            hyper::Method::POST,
-            &format!("/images/create{}", q.encode()),
-            crate::client::empty_body(),
-            None,
-        )
-        .await?;
+    let resp = super::image::start_pull(client, r).await?;
     if quiet {
         let _ = crate::client::collect(resp).await;
         return Ok(());

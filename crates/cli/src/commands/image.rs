@@ -9,8 +9,8 @@ use futures::Stream;
 use serde_json::Value as Json;
 
 use super::container::filter_query;
-use super::display_json_stream;
 use super::lifecycle::confirm;
+use super::{display_json_stream, for_each_seq, Missing};
 use crate::args::{exact_args, min_args, parse, range_args};
 use crate::client::{path_escape, stream_body, Body, Client, Query};
 use crate::error::{CliError, Result};
@@ -283,28 +283,21 @@ pub async fn rmi(client: &Client, path: &str, args: &[String]) -> Result<()> {
         .add_if(a.force, "force", "1")
         .add_if(a.no_prune, "noprune", "1")
         .encode();
-    let mut errs = Vec::new();
-    for img in &a.images {
-        match client
-            .delete(&format!("/images/{}{q}", path_escape(img)))
-            .await
-        {
-            Ok(body) => {
-                let v: Json = serde_json::from_slice(&body).unwrap_or(Json::Null);
-                for l in delete_lines(&v) {
-                    outln!("{l}");
-                }
+    for_each_seq(
+        &a.images,
+        Missing::ignored_if(a.force),
+        |img| {
+            let path = format!("/images/{}{q}", path_escape(img));
+            async move { client.delete(&path).await }
+        },
+        |_, body| {
+            let v: Json = serde_json::from_slice(&body).unwrap_or(Json::Null);
+            for l in delete_lines(&v) {
+                outln!("{l}");
             }
-            Err(e @ CliError::Connect { .. }) => return Err(e),
-            Err(e) if a.force && e.is_not_found() => {}
-            Err(e) => errs.push(e.to_string()),
-        }
-    }
-    if errs.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError::msg(errs.join("\n")))
-    }
+        },
+    )
+    .await
 }
 
 /// `tether tag`.
@@ -442,13 +435,14 @@ pub async fn import(client: &Client, path: &str, args: &[String]) -> Result<()> 
         ("-".to_string(), file_body(src).await?)
     };
     let q = import_query(&a, &from)?;
+    post_tar(client, &format!("/images/create{}", q.encode()), body).await
+}
+
+/// Posts the tar archive `body` to `path` (`import`, `load`) and shows the
+/// daemon's progress stream on stdout.
+async fn post_tar(client: &Client, path: &str, body: Body) -> Result<()> {
     let resp = client
-        .request(
-            hyper::Method::POST,
-            &format!("/images/create{}", q.encode()),
-            body,
-            Some("application/x-tar"),
-        )
+        .request(hyper::Method::POST, path, body, Some("application/x-tar"))
         .await?;
     display_json_stream(resp, false).await
 }
@@ -486,15 +480,7 @@ pub async fn load(client: &Client, path: &str, args: &[String]) -> Result<()> {
         }
     };
     let q = Query::new().add_if(a.quiet, "quiet", "1").encode();
-    let resp = client
-        .request(
-            hyper::Method::POST,
-            &format!("/images/load{q}"),
-            body,
-            Some("application/x-tar"),
-        )
-        .await?;
-    display_json_stream(resp, false).await
+    post_tar(client, &format!("/images/load{q}"), body).await
 }
 
 /// `tether pull`.
@@ -519,17 +505,7 @@ pub async fn pull(client: &Client, path: &str, args: &[String]) -> Result<()> {
     let a: PullArgs = parse(path, args)?;
     exact_args::<PullArgs>(path, a.operands.len(), 1)?;
     let r = reference::parse_named(&a.operands[0]).map_err(CliError::msg)?;
-    let q = Query::new()
-        .add("fromImage", r.familiar_name())
-        .add("tag", r.tag_or_latest());
-    let resp = client
-        .request(
-            hyper::Method::POST,
-            &format!("/images/create{}", q.encode()),
-            crate::client::empty_body(),
-            None,
-        )
-        .await?;
+    let resp = start_pull(client, &r).await?;
     if a.quiet {
         let _ = crate::client::collect(resp).await?;
     } else {
@@ -542,6 +518,25 @@ pub async fn pull(client: &Client, path: &str, args: &[String]) -> Result<()> {
     };
     outln!("{full}:{}", r.tag_or_latest());
     Ok(())
+}
+
+/// Starts pulling `r` (`POST /images/create?fromImage=&tag=`); the caller
+/// reads or shows the progress stream it answers with.
+pub async fn start_pull(
+    client: &Client,
+    r: &reference::Reference,
+) -> Result<hyper::Response<hyper::body::Incoming>> {
+    let q = Query::new()
+        .add("fromImage", r.familiar_name())
+        .add("tag", r.tag_or_latest());
+    client
+        .request(
+            hyper::Method::POST,
+            &format!("/images/create{}", q.encode()),
+            crate::client::empty_body(),
+            None,
+        )
+        .await
 }
 
 /// `tether image prune`.

@@ -3,7 +3,7 @@
 use clap::Parser;
 
 use super::container::{filter_query, wait_exit};
-use super::for_each;
+use super::{for_each, for_each_seq, show_name, Missing};
 use crate::args::{min_args, parse, range_args};
 use crate::client::{path_escape, Client, Query};
 use crate::error::{CliError, Result};
@@ -33,14 +33,15 @@ pub struct StopArgs {
     containers: Vec<String>,
 }
 
-fn stop_query(a: &StopArgs) -> Query {
+/// The `t` and `signal` query of `stop`, `restart` and `kill`.
+fn stop_query(time: Option<i64>, signal: Option<&str>) -> Query {
     let q = Query::new();
-    let q = match a.time {
+    let q = match time {
         Some(t) => q.add("t", t.to_string()),
         None => q,
     };
-    match &a.signal {
-        Some(s) => q.add("signal", s.clone()),
+    match signal {
+        Some(s) => q.add("signal", s),
         None => q,
     }
 }
@@ -49,16 +50,16 @@ fn stop_query(a: &StopArgs) -> Query {
 pub async fn stop(client: &Client, path: &str, args: &[String]) -> Result<()> {
     let a: StopArgs = parse(path, args)?;
     min_args::<StopArgs>(path, a.containers.len(), 1)?;
-    let q = stop_query(&a).encode();
-    for_each(&a.containers, |n| {
-        let q = q.clone();
-        async move {
-            client
-                .post(&format!("/containers/{}/stop{q}", path_escape(&n)), None)
-                .await
-                .map(|_| ())
-        }
-    })
+    let q = stop_query(a.time, a.signal.as_deref()).encode();
+    for_each(
+        &a.containers,
+        Missing::Fail,
+        |n| {
+            let path = format!("/containers/{}/stop{q}", path_escape(n));
+            async move { client.post(&path, None).await }
+        },
+        show_name,
+    )
     .await
 }
 
@@ -88,33 +89,18 @@ pub struct RestartArgs {
 pub async fn restart(client: &Client, path: &str, args: &[String]) -> Result<()> {
     let a: RestartArgs = parse(path, args)?;
     min_args::<RestartArgs>(path, a.containers.len(), 1)?;
-    let q = Query::new();
-    let q = match a.time {
-        Some(t) => q.add("t", t.to_string()),
-        None => q,
-    };
-    let q = match &a.signal {
-        Some(s) => q.add("signal", s.clone()),
-        None => q,
-    }
-    .encode();
+    let q = stop_query(a.time, a.signal.as_deref()).encode();
     // docker restarts sequentially.
-    let mut errs = Vec::new();
-    for n in &a.containers {
-        match client
-            .post(&format!("/containers/{}/restart{q}", path_escape(n)), None)
-            .await
-        {
-            Ok(_) => outln!("{n}"),
-            Err(e @ CliError::Connect { .. }) => return Err(e),
-            Err(e) => errs.push(e.to_string()),
-        }
-    }
-    if errs.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError::msg(errs.join("\n")))
-    }
+    for_each_seq(
+        &a.containers,
+        Missing::Fail,
+        |n| {
+            let path = format!("/containers/{}/restart{q}", path_escape(n));
+            async move { client.post(&path, None).await }
+        },
+        show_name,
+    )
+    .await
 }
 
 /// `tether kill`.
@@ -135,20 +121,16 @@ pub struct KillArgs {
 pub async fn kill(client: &Client, path: &str, args: &[String]) -> Result<()> {
     let a: KillArgs = parse(path, args)?;
     min_args::<KillArgs>(path, a.containers.len(), 1)?;
-    let q = match &a.signal {
-        Some(s) => Query::new().add("signal", s.clone()),
-        None => Query::new(),
-    }
-    .encode();
-    for_each(&a.containers, |n| {
-        let q = q.clone();
-        async move {
-            client
-                .post(&format!("/containers/{}/kill{q}", path_escape(&n)), None)
-                .await
-                .map(|_| ())
-        }
-    })
+    let q = stop_query(None, a.signal.as_deref()).encode();
+    for_each(
+        &a.containers,
+        Missing::Fail,
+        |n| {
+            let path = format!("/containers/{}/kill{q}", path_escape(n));
+            async move { client.post(&path, None).await }
+        },
+        show_name,
+    )
     .await
 }
 
@@ -182,34 +164,24 @@ pub async fn rm(client: &Client, path: &str, args: &[String]) -> Result<()> {
         .add_if(a.volumes, "v", "1")
         .add_if(a.link, "link", "1")
         .encode();
-    let results = futures::future::join_all(a.containers.iter().map(|n| {
-        let q = q.clone();
-        async move {
-            let name = n.trim_matches('/');
-            if name.is_empty() {
-                return Err(CliError::msg("Container name cannot be empty"));
+    for_each(
+        &a.containers,
+        Missing::ignored_if(a.force),
+        |n| {
+            let q = q.clone();
+            async move {
+                let name = n.trim_matches('/');
+                if name.is_empty() {
+                    return Err(CliError::msg("Container name cannot be empty"));
+                }
+                client
+                    .delete(&format!("/containers/{}{q}", path_escape(name)))
+                    .await
             }
-            client
-                .delete(&format!("/containers/{}{q}", path_escape(name)))
-                .await
-                .map(|_| ())
-        }
-    }))
-    .await;
-    let mut errs = Vec::new();
-    for (n, r) in a.containers.iter().zip(results) {
-        match r {
-            Ok(()) => outln!("{n}"),
-            Err(e @ CliError::Connect { .. }) => return Err(e),
-            Err(e) if a.force && e.is_not_found() => {}
-            Err(e) => errs.push(e.to_string()),
-        }
-    }
-    if errs.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError::msg(errs.join("\n")))
-    }
+        },
+        show_name,
+    )
+    .await
 }
 
 /// `tether wait`.
@@ -227,19 +199,13 @@ pub struct WaitArgs {
 pub async fn wait(client: &Client, path: &str, args: &[String]) -> Result<()> {
     let a: WaitArgs = parse(path, args)?;
     min_args::<WaitArgs>(path, a.containers.len(), 1)?;
-    let mut errs = Vec::new();
-    for n in &a.containers {
-        match wait_exit(client, n, None).await {
-            Ok(code) => outln!("{code}"),
-            Err(e @ CliError::Connect { .. }) => return Err(e),
-            Err(e) => errs.push(e.to_string()),
-        }
-    }
-    if errs.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError::msg(errs.join("\n")))
-    }
+    for_each_seq(
+        &a.containers,
+        Missing::Fail,
+        |n| wait_exit(client, n, None),
+        |_, code| outln!("{code}"),
+    )
+    .await
 }
 
 /// `tether port`.
@@ -373,6 +339,19 @@ pub async fn prune(client: &Client, path: &str, args: &[String]) -> Result<()> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn stop_restart_kill_query() {
+        assert_eq!(stop_query(None, None).encode(), "");
+        assert_eq!(
+            stop_query(Some(-1), Some("SIGINT")).encode(),
+            Query::new().add("t", "-1").add("signal", "SIGINT").encode()
+        );
+        assert_eq!(
+            stop_query(None, Some("9")).encode(),
+            Query::new().add("signal", "9").encode()
+        );
+    }
 
     #[test]
     fn port_output() {

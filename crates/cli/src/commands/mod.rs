@@ -277,33 +277,217 @@ pub fn json_message_line(m: &serde_json::Value) -> String {
     line
 }
 
-/// Runs `f` for each name concurrently and reports in order like docker's
-/// `parallelOperation`: prints the name on success, collects
-/// `Error response from daemon: ...` lines and fails with all of them (exit 1).
-pub async fn for_each<F, Fut>(names: &[String], f: F) -> Result<()>
-where
-    F: Fn(String) -> Fut,
-    Fut: std::future::Future<Output = Result<()>>,
-{
-    let results = futures::future::join_all(names.iter().map(|n| f(n.clone()))).await;
-    let mut errs = Vec::new();
-    for (name, r) in names.iter().zip(results) {
-        match r {
-            Ok(()) => outln!("{name}"),
-            Err(CliError::Connect { host }) => return Err(CliError::Connect { host }),
-            Err(e) => errs.push(e.to_string()),
+/// Which failures a multi-target command forgives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Missing {
+    /// A target that does not exist is an error like any other.
+    Fail,
+    /// A target that does not exist is passed over in silence (`-f`).
+    Ignore,
+}
+
+impl Missing {
+    /// [`Missing::Ignore`] when `force` is set, else [`Missing::Fail`].
+    pub fn ignored_if(force: bool) -> Self {
+        if force {
+            Missing::Ignore
+        } else {
+            Missing::Fail
         }
     }
-    if errs.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError::msg(errs.join("\n")))
+}
+
+/// The reported outcomes of a multi-target command, gathered in argument
+/// order like docker's `parallelOperation` and its sequential cousins.
+struct Outcomes {
+    missing: Missing,
+    errs: Vec<String>,
+}
+
+impl Outcomes {
+    /// An empty report that forgives what `missing` says.
+    fn new(missing: Missing) -> Self {
+        Outcomes {
+            missing,
+            errs: Vec::new(),
+        }
     }
+
+    /// Takes one target's result: `show`s a success, fails at once on a
+    /// connection error (the remaining targets are not reported), drops a
+    /// forgiven not-found error and keeps any other error's text for
+    /// [`Outcomes::finish`].
+    fn record<T>(&mut self, name: &str, r: Result<T>, show: &impl Fn(&str, T)) -> Result<()> {
+        match r {
+            Ok(v) => show(name, v),
+            Err(e @ CliError::Connect { .. }) => return Err(e),
+            Err(e) if self.missing == Missing::Ignore && e.is_not_found() => {}
+            Err(e) => self.errs.push(e.to_string()),
+        }
+        Ok(())
+    }
+
+    /// Fails with every kept error, one a line (exit 1), or succeeds.
+    fn finish(self) -> Result<()> {
+        if self.errs.is_empty() {
+            Ok(())
+        } else {
+            Err(CliError::msg(self.errs.join("\n")))
+        }
+    }
+}
+
+/// Prints a target's name: what most multi-target commands show on success.
+pub fn show_name<T>(name: &str, _: T) {
+    outln!("{name}");
+}
+
+/// Runs `f` for each name concurrently and reports in order like docker's
+/// `parallelOperation`: `show`s each success (usually [`show_name`]),
+/// collects `Error response from daemon: ...` lines and fails with all of
+/// them (exit 1); a connection error fails at once.
+pub async fn for_each<'a, T, F, Fut>(
+    names: &'a [String],
+    missing: Missing,
+    f: F,
+    show: impl Fn(&str, T),
+) -> Result<()>
+where
+    F: Fn(&'a str) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let results = futures::future::join_all(names.iter().map(|n| f(n))).await;
+    let mut outcomes = Outcomes::new(missing);
+    for (name, r) in names.iter().zip(results) {
+        outcomes.record(name, r, &show)?;
+    }
+    outcomes.finish()
+}
+
+/// Like [`for_each`], but runs `f` for one name after another, `show`ing
+/// each result as it comes; a connection error stops before the next name.
+pub async fn for_each_seq<'a, T, F, Fut>(
+    names: &'a [String],
+    missing: Missing,
+    f: F,
+    show: impl Fn(&str, T),
+) -> Result<()>
+where
+    F: Fn(&'a str) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut outcomes = Outcomes::new(missing);
+    for name in names {
+        outcomes.record(name, f(name).await, &show)?;
+    }
+    outcomes.finish()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::RefCell;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn daemon(status: u16, message: &str) -> CliError {
+        CliError::Daemon {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// The outcome for a target: `ok*` succeeds with its length, `gone*` is
+    /// a 404, `down*` cannot connect, anything else is a 500.
+    async fn outcome(n: &str) -> Result<usize> {
+        if n.starts_with("ok") {
+            Ok(n.len())
+        } else if n.starts_with("gone") {
+            Err(daemon(404, &format!("No such container: {n}")))
+        } else if n.starts_with("down") {
+            Err(CliError::Connect { host: "h".into() })
+        } else {
+            Err(daemon(500, &format!("cannot touch {n}")))
+        }
+    }
+
+    #[tokio::test]
+    async fn for_each_reports_in_order() {
+        for parallel in [true, false] {
+            let shown = RefCell::new(Vec::new());
+            let show = |n: &str, len: usize| shown.borrow_mut().push(format!("{n}={len}"));
+            let list = names(&["ok1", "bad", "gone", "ok22"]);
+            let r = if parallel {
+                for_each(&list, Missing::Fail, outcome, show).await
+            } else {
+                for_each_seq(&list, Missing::Fail, outcome, show).await
+            };
+            assert_eq!(*shown.borrow(), ["ok1=3", "ok22=4"]);
+            let e = r.unwrap_err();
+            assert!(matches!(e, CliError::Message(_)));
+            assert_eq!(
+                e.to_string(),
+                "Error response from daemon: cannot touch bad\n\
+                 Error response from daemon: No such container: gone"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn for_each_forgives_missing_with_force() {
+        let list = names(&["gone", "ok"]);
+        let shown = RefCell::new(Vec::new());
+        let show = |n: &str, _| shown.borrow_mut().push(n.to_string());
+        assert!(for_each(&list, Missing::ignored_if(true), outcome, show)
+            .await
+            .is_ok());
+        assert!(for_each_seq(&list, Missing::Ignore, outcome, show)
+            .await
+            .is_ok());
+        assert_eq!(*shown.borrow(), ["ok", "ok"]);
+        assert_eq!(Missing::ignored_if(false), Missing::Fail);
+        // A forgiven 404 does not forgive other errors.
+        let list = names(&["gone", "bad"]);
+        let e = for_each_seq(&list, Missing::Ignore, outcome, show)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Error response from daemon: cannot touch bad"
+        );
+    }
+
+    #[tokio::test]
+    async fn for_each_stops_on_connect_error() {
+        let list = names(&["ok", "bad", "down", "ok2"]);
+        // Sequential: nothing after the connection error is run or shown.
+        let ran = RefCell::new(Vec::new());
+        let shown = RefCell::new(Vec::new());
+        let show = |n: &str, _| shown.borrow_mut().push(n.to_string());
+        let e = for_each_seq(
+            &list,
+            Missing::Fail,
+            |n| {
+                ran.borrow_mut().push(n.to_string());
+                outcome(n)
+            },
+            show,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, CliError::Connect { .. }));
+        assert_eq!(*ran.borrow(), ["ok", "bad", "down"]);
+        assert_eq!(*shown.borrow(), ["ok"]);
+        // Concurrent: all run, but nothing after it is shown.
+        shown.borrow_mut().clear();
+        let e = for_each(&list, Missing::Fail, outcome, show)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, CliError::Connect { .. }));
+        assert_eq!(*shown.borrow(), ["ok"]);
+    }
 
     #[test]
     fn progress_lines() {

@@ -1,8 +1,6 @@
 //! `network create|ls|inspect|rm|prune|connect|disconnect`
 //! (docker/cli `network/*.go`).
 
-use std::rc::Rc;
-
 use clap::{ArgAction, Parser};
 use ipnet::IpNet;
 use serde_json::{json, Map as JMap, Value as Json};
@@ -14,8 +12,8 @@ use crate::args::{exact_args, min_args, no_args, parse, PROG};
 use crate::client::{path_escape, Client};
 use crate::error::{CliError, Result};
 use crate::format::ports::natural_cmp;
-use crate::format::template::value::{Map, NativeFn, Value};
-use crate::format::{render_list, truncate_id};
+use crate::format::template::value::{Map, Value};
+use crate::format::{label_fields, render_list, truncate_id};
 use crate::opts::kv_map;
 use crate::{errln, out, outln};
 
@@ -332,28 +330,7 @@ pub fn network_row(n: &Json, trunc: bool) -> Value {
     let s = |k: &str| n.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
     let b = |k: &str| n.get(k).and_then(|x| x.as_bool()).unwrap_or(false);
     let id = s("Id");
-    let labels: Vec<(String, String)> = n
-        .get("Labels")
-        .and_then(|l| l.as_object())
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-        .collect();
-    let mut pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    pairs.sort();
-    let label_fn: NativeFn = Rc::new(move |args: &[Value]| match args {
-        [Value::Str(k)] => Ok(Value::Str(
-            labels
-                .iter()
-                .find(|(lk, _)| lk == k)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default(),
-        )),
-        _ => Err(format!(
-            "wrong number of args for Label: want 1 got {}",
-            args.len()
-        )),
-    });
+    let [labels, label] = label_fields(n.get("Labels"));
     let ipv4 = n
         .get("EnableIPv4")
         .and_then(|x| x.as_bool())
@@ -369,8 +346,8 @@ pub fn network_row(n: &Json, trunc: bool) -> Value {
         ("IPv4".into(), Value::from(ipv4.to_string())),
         ("IPv6".into(), Value::from(b("EnableIPv6").to_string())),
         ("Internal".into(), Value::from(b("Internal").to_string())),
-        ("Labels".into(), Value::from(pairs.join(","))),
-        ("Label".into(), Value::Func(label_fn)),
+        labels,
+        label,
         (
             "CreatedAt".into(),
             Value::from(go_time_from_rfc3339(&s("Created"))),

@@ -1,8 +1,6 @@
 //! `ps` / `container ls` (docker/cli `container/list.go` and
 //! `formatter/container.go`).
 
-use std::rc::Rc;
-
 use clap::{ArgAction, Parser};
 use serde_json::Value as Json;
 
@@ -12,8 +10,8 @@ use crate::client::Client;
 use crate::error::Result;
 use crate::format::humanize::{go_time_string, human_size_precision, since};
 use crate::format::ports::{displayable_ports, PortSummary};
-use crate::format::template::value::{Map, NativeFn, Value};
-use crate::format::{ellipsis, render_list, truncate_id};
+use crate::format::template::value::{Map, Value};
+use crate::format::{ellipsis, label_fields, render_list, truncate_id};
 use crate::out;
 
 const DEFAULT_TABLE: &str =
@@ -162,15 +160,6 @@ pub fn ps_row(c: &Json, trunc: bool) -> Value {
         .flatten()
         .filter_map(PortSummary::from_json)
         .collect();
-    let labels_map: Vec<(String, String)> = c
-        .get("Labels")
-        .and_then(|l| l.as_object())
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-        .collect();
-    let mut label_pairs: Vec<String> = labels_map.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    label_pairs.sort();
     let mounts: Vec<String> = c
         .get("Mounts")
         .and_then(|m| m.as_array())
@@ -218,24 +207,7 @@ pub fn ps_row(c: &Json, trunc: bool) -> Value {
             srw
         }
     };
-    let label_fn: NativeFn = Rc::new(move |args: &[Value]| {
-        let key = match args {
-            [Value::Str(k)] => k.clone(),
-            _ => {
-                return Err(format!(
-                    "wrong number of args for Label: want 1 got {}",
-                    args.len()
-                ))
-            }
-        };
-        Ok(Value::Str(
-            labels_map
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default(),
-        ))
-    });
+    let [labels, label] = label_fields(c.get("Labels"));
     let id_shown = if trunc {
         truncate_id(id)
     } else {
@@ -251,8 +223,8 @@ pub fn ps_row(c: &Json, trunc: bool) -> Value {
         ("State".into(), Value::from(s(c, "State"))),
         ("Status".into(), Value::from(s(c, "Status"))),
         ("Names".into(), Value::from(names)),
-        ("Labels".into(), Value::from(label_pairs.join(","))),
-        ("Label".into(), Value::Func(label_fn)),
+        labels,
+        label,
         ("Mounts".into(), Value::from(mounts.join(","))),
         (
             "LocalVolumes".into(),

@@ -75,6 +75,39 @@ pub fn header_map(pairs: &[(&str, &str)]) -> Value {
     Value::Map(Map::go_map(entries))
 }
 
+/// The `Labels` and `Label KEY` fields of a list row (`ps`, `network ls`)
+/// for an object whose `Labels` is `labels`: the sorted `k=v` pairs joined
+/// by commas, and a function giving one label's value ("" if unset).
+pub fn label_fields(labels: Option<&serde_json::Value>) -> [(String, Value); 2] {
+    use std::rc::Rc;
+    use template::value::NativeFn;
+    let labels: Vec<(String, String)> = labels
+        .and_then(|l| l.as_object())
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+        .collect();
+    let mut pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    pairs.sort();
+    let label: NativeFn = Rc::new(move |args: &[Value]| match args {
+        [Value::Str(key)] => Ok(Value::Str(
+            labels
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default(),
+        )),
+        _ => Err(format!(
+            "wrong number of args for Label: want 1 got {}",
+            args.len()
+        )),
+    });
+    [
+        ("Labels".into(), Value::from(pairs.join(","))),
+        ("Label".into(), Value::Func(label)),
+    ]
+}
+
 /// Truncates an ID like docker's `TruncateID`: drops an algorithm prefix, keeps 12 chars.
 pub fn truncate_id(id: &str) -> String {
     let id = match id.split_once(':') {
@@ -166,6 +199,31 @@ mod tests {
             .execute_with(&header, &header_funcs(), &mut text)
             .unwrap();
         assert_eq!(text, "NAMES my label");
+    }
+
+    #[test]
+    fn label_fields_of_a_row() {
+        use template::value::Map;
+        let labels = serde_json::json!({"tier": "front", "app": "web"});
+        let row = |l| Value::Map(Map::marshaler(label_fields(l).into()));
+        let render = |row: &Value, t: &str| {
+            let mut text = String::new();
+            let r = Template::parse(t)
+                .unwrap()
+                .execute_with(row, &docker_funcs(), &mut text);
+            r.map(|_| text).map_err(|e| e.to_string())
+        };
+        let t = "{{.Labels}}|{{.Label \"app\"}}|{{.Label \"nope\"}}";
+        assert_eq!(
+            render(&row(Some(&labels)), t).unwrap(),
+            "app=web,tier=front|web|"
+        );
+        assert_eq!(render(&row(None), t).unwrap(), "||");
+        let err = render(&row(None), "{{.Label}}").unwrap_err();
+        assert!(
+            err.contains("wrong number of args for Label: want 1 got 0"),
+            "{err}"
+        );
     }
 
     #[test]
