@@ -170,7 +170,7 @@ async fn route(
             for c in list {
                 if c["State"] != "running" {
                     if let Some(id) = c["Id"].as_str() {
-                        if engine.remove_container(id, false).await.is_ok() {
+                        if engine.remove_container(id, false, false).await.is_ok() {
                             deleted.push(id.to_string());
                         }
                     }
@@ -232,7 +232,9 @@ async fn route(
                 .unwrap_or_else(|_| Response::new(full(""))))
         }
         (&Method::DELETE, ["containers", id]) => {
-            engine.remove_container(id, flag(&q, "force")).await?;
+            engine
+                .remove_container(id, flag(&q, "force"), flag(&q, "v"))
+                .await?;
             Ok(no_content())
         }
         (&Method::POST, ["containers", id, "resize"]) => {
@@ -437,6 +439,36 @@ async fn route(
                 200,
                 &serde_json::to_value(items).unwrap_or(json!([])),
             ))
+        }
+        // ---------------------------------------------------------------- volumes
+        (&Method::GET, ["volumes"]) => Ok(json_response(
+            200,
+            &engine.list_volumes(&filters(&q)?).await,
+        )),
+        (&Method::POST, ["volumes", "create"]) => {
+            let body: Value = body_json(req).await?;
+            let name = body["Name"].as_str().map(str::to_string);
+            let labels: HashMap<String, String> =
+                serde_json::from_value(body["Labels"].clone()).unwrap_or_default();
+            let driver = body["Driver"].as_str().map(str::to_string);
+            Ok(json_response(
+                201,
+                &engine.create_volume(name, labels, driver).await?,
+            ))
+        }
+        (&Method::POST, ["volumes", "prune"]) => {
+            let names = engine.prune_volumes(&filters(&q)?).await?;
+            Ok(json_response(
+                200,
+                &json!({"VolumesDeleted": names, "SpaceReclaimed": 0}),
+            ))
+        }
+        (&Method::GET, ["volumes", name]) => {
+            Ok(json_response(200, &engine.inspect_volume(name).await?))
+        }
+        (&Method::DELETE, ["volumes", name]) => {
+            engine.remove_volume(name, flag(&q, "force")).await?;
+            Ok(no_content())
         }
         // ---------------------------------------------------------------- networks
         (&Method::GET, ["networks"]) => Ok(json_response(

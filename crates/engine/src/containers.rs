@@ -213,12 +213,61 @@ impl Engine {
             &hc.cap_drop.clone().unwrap_or_default(),
             hc.privileged.unwrap_or(false),
         )?;
-        for b in hc.binds.clone().unwrap_or_default() {
-            let parts: Vec<&str> = b.split(':').collect();
-            if parts.len() < 2 || !parts[0].starts_with('/') || !parts[1].starts_with('/') {
-                return Err(EngineError::InvalidParam(format!("invalid volume {b:?}: expected /HOST/PATH:/CONTAINER/PATH[:ro] (named volumes are not supported yet)")));
+        // Mounts of type bind/volume are kept as binds (one representation downstream)
+        let mut binds = hc.binds.clone().unwrap_or_default();
+        for m in hc.mounts.take().unwrap_or_default() {
+            let (Some(src), Some(dst)) =
+                (m.source.clone().filter(|s| !s.is_empty()), m.target.clone())
+            else {
+                return Err(EngineError::InvalidParam(
+                    "invalid mount: Source and Target are required".into(),
+                ));
+            };
+            match m.typ {
+                Some(bollard_stubs::models::MountType::BIND)
+                | Some(bollard_stubs::models::MountType::VOLUME)
+                | None => {
+                    binds.push(if m.read_only.unwrap_or(false) {
+                        format!("{src}:{dst}:ro")
+                    } else {
+                        format!("{src}:{dst}")
+                    });
+                }
+                Some(other) => {
+                    return Err(EngineError::InvalidParam(format!(
+                        "mount type {other:?} is not supported: use bind or volume"
+                    )));
+                }
             }
         }
+        for b in &binds {
+            let parts: Vec<&str> = b.split(':').collect();
+            let src_ok = parts
+                .first()
+                .map(|s| {
+                    s.starts_with('/')
+                        || (crate::volumes::is_volume_source(s) && crate::networks::valid_name(s))
+                })
+                .unwrap_or(false);
+            if parts.len() < 2 || !src_ok || !parts[1].starts_with('/') {
+                return Err(EngineError::InvalidParam(format!(
+                    "invalid volume {b:?}: expected /HOST/PATH:/CONTAINER/PATH[:ro] or VOLUME-NAME:/CONTAINER/PATH[:ro]"
+                )));
+            }
+        }
+        // anonymous volumes for Config.Volumes entries no bind covers
+        let mut anon = Vec::new();
+        for dst in body.volumes.clone().unwrap_or_default() {
+            if !binds
+                .iter()
+                .any(|b| b.split(':').nth(1) == Some(dst.as_str()))
+            {
+                let name = state::new_id();
+                binds.push(format!("{name}:{dst}"));
+                anon.push(name);
+            }
+        }
+        hc.binds = if binds.is_empty() { None } else { Some(binds) };
         let mode_s = hc
             .network_mode
             .clone()
@@ -291,6 +340,10 @@ impl Engine {
             let target = l.split(':').next().unwrap_or("");
             st.container(target).map_err(|_| EngineError::NotFound(format!("could not get container for {target}: no such container (--link NAME[:ALIAS] names a container)")))?;
         }
+        for v in crate::volumes::binds_volumes(&hc) {
+            let anonymous = anon.contains(&v);
+            self.ensure_volume(&mut st, &v, HashMap::new(), anonymous)?;
+        }
         let id = state::new_id();
         let c = Container {
             id: id.clone(),
@@ -350,6 +403,17 @@ impl Engine {
                 c.state.exit_code = 128;
             }
         }
+        let healthcheck = c
+            .config
+            .healthcheck
+            .clone()
+            .filter(|h| crate::health::test_command(h).is_some());
+        if c.state.status == "running" && healthcheck.is_some() {
+            c.state.health = Some(crate::health::Health {
+                status: "starting".into(),
+                ..Default::default()
+            });
+        }
         let _ = self.save_container(&c);
         let (id, shim_pid) = (c.id.clone(), c.state.shim_pid);
         let running = c.state.status == "running";
@@ -367,6 +431,9 @@ impl Engine {
         }
         if running {
             self.spawn_monitor(&id, shim_pid);
+            if let Some(hc) = &healthcheck {
+                self.spawn_health(&id, hc);
+            }
         }
         r
     }
@@ -443,7 +510,11 @@ impl Engine {
         ];
         for b in c.host_config.binds.clone().unwrap_or_default() {
             let parts: Vec<&str> = b.split(':').collect();
-            let src = PathBuf::from(parts[0]);
+            let src = if crate::volumes::is_volume_source(parts[0]) {
+                self.volume_data(parts[0])
+            } else {
+                PathBuf::from(parts[0])
+            };
             if !src.exists() {
                 std::fs::create_dir_all(&src)?;
             }
@@ -547,6 +618,9 @@ impl Engine {
         st.containers.insert(id.to_string(), c);
         self.live_mut(id, |l| {
             l.monitor = None;
+            if let Some(h) = l.health.take() {
+                h.abort();
+            }
             l.events.send_modify(|e| {
                 e.0 += 1;
                 e.1 = code;
@@ -623,7 +697,12 @@ impl Engine {
     /// DELETE /containers/{id}: `force` kills a running container first.
     ///
     /// Errors: 404; 409 running without force.
-    pub async fn remove_container(&self, key: &str, force: bool) -> Result<(), EngineError> {
+    pub async fn remove_container(
+        &self,
+        key: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<(), EngineError> {
         let c = self.state.lock().await.container(key)?.clone();
         if c.state.status == "running" {
             if !force {
@@ -653,6 +732,15 @@ impl Engine {
                 )));
             }
             self.remove_locked(&mut st, &c.id);
+            if volumes {
+                for v in crate::volumes::volumes_of(&c) {
+                    if st.volumes.get(&v).map(|x| x.anonymous).unwrap_or(false) {
+                        if let Err(e) = self.remove_volume_locked(&mut st, &v) {
+                            tracing::warn!(volume = %v, error = %e, "removing anonymous volume");
+                        }
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -878,6 +966,14 @@ impl Engine {
         st.containers.insert(id.to_string(), c.clone());
         drop(st);
         self.spawn_monitor(id, c.state.shim_pid);
+        if let Some(hc) = c
+            .config
+            .healthcheck
+            .clone()
+            .filter(|h| crate::health::test_command(h).is_some())
+        {
+            self.spawn_health(id, &hc);
+        }
     }
 
     /// What logs and attach need of a container.

@@ -8,11 +8,13 @@
 pub mod containers;
 pub mod exec;
 pub mod files;
+pub mod health;
 pub mod networks;
 pub mod ports;
 pub mod sandbox;
 pub mod state;
 pub mod views;
+pub mod volumes;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -114,6 +116,8 @@ pub(crate) struct Live {
     pub reservations: Vec<std::os::fd::OwnedFd>,
     /// The monitor task.
     pub monitor: Option<tokio::task::JoinHandle<()>>,
+    /// The healthcheck task.
+    pub health: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Live {
@@ -123,6 +127,7 @@ impl Live {
             dns: None,
             reservations: Vec::new(),
             monitor: None,
+            health: None,
         }
     }
 }
@@ -132,6 +137,7 @@ impl Live {
 pub(crate) struct State {
     pub networks: BTreeMap<String, Network>,
     pub containers: BTreeMap<String, Container>,
+    pub volumes: BTreeMap<String, volumes::Volume>,
 }
 
 /// The engine.
@@ -230,6 +236,8 @@ impl Engine {
 
     async fn restore(self: &Arc<Self>) -> Result<(), EngineError> {
         let nets: Vec<Network> = state::read_all(&self.cfg.root.join("networks"), None);
+        let vols: Vec<volumes::Volume> =
+            state::read_all(&self.cfg.root.join("volumes"), Some("volume.json"));
         let ctrs: Vec<Container> =
             state::read_all(&self.cfg.root.join("containers"), Some("state.json"));
         {
@@ -239,6 +247,9 @@ impl Engine {
             }
             for c in ctrs {
                 st.containers.insert(c.id.clone(), c);
+            }
+            for v in vols {
+                st.volumes.insert(v.name.clone(), v);
             }
         }
         self.ensure_predefined().await?;

@@ -110,6 +110,9 @@ pub struct RunState {
     pub started_at: String,
     /// RFC 3339; "0001-01-01T00:00:00Z" when never.
     pub finished_at: String,
+    /// Healthcheck state, for containers with a healthcheck.
+    #[serde(default)]
+    pub health: Option<crate::health::Health>,
 }
 
 /// A container.

@@ -36,7 +36,14 @@ fn since(ts: &str) -> i64 {
 /// The Status column text ("Up 5 seconds", "Exited (1) 3 seconds ago", "Created").
 pub fn status_text(c: &Container) -> String {
     match c.state.status.as_str() {
-        "running" => format!("Up {}", human_duration(since(&c.state.started_at))),
+        "running" => {
+            let up = format!("Up {}", human_duration(since(&c.state.started_at)));
+            match c.state.health.as_ref().map(|h| h.status.as_str()) {
+                Some("starting") => format!("{up} (health: starting)"),
+                Some(s) => format!("{up} ({s})"),
+                None => up,
+            }
+        }
         "exited" => format!(
             "Exited ({}) {} ago",
             c.state.exit_code,
@@ -144,6 +151,32 @@ fn ports_map(c: &Container) -> Value {
     Value::Object(m)
 }
 
+/// The Mounts list: binds, and volumes with their name and data directory.
+fn mounts_json(c: &Container, dir: &Path) -> Vec<Value> {
+    // <root>/containers/<id> -> <root>/volumes/<name>/_data
+    let volumes = dir
+        .parent()
+        .and_then(|p| p.parent())
+        .map(|r| r.join("volumes"));
+    c.host_config
+        .binds
+        .clone()
+        .unwrap_or_default()
+        .iter()
+        .map(|b| {
+            let p: Vec<&str> = b.split(':').collect();
+            let mode = p.get(2).copied().unwrap_or("");
+            let rw = !mode.split(',').any(|o| o == "ro");
+            if crate::volumes::is_volume_source(p[0]) {
+                let src = volumes.as_ref().map(|v| v.join(p[0]).join("_data").display().to_string()).unwrap_or_default();
+                json!({"Type": "volume", "Name": p[0], "Source": src, "Destination": p.get(1).copied().unwrap_or(""), "Driver": "local", "Mode": mode, "RW": rw, "Propagation": ""})
+            } else {
+                json!({"Type": "bind", "Source": p[0], "Destination": p.get(1).copied().unwrap_or(""), "Mode": mode, "RW": rw, "Propagation": "rprivate"})
+            }
+        })
+        .collect()
+}
+
 /// A container's JSON (GET /containers/{id}/json).
 pub(crate) fn container(c: &Container, st: &State, dir: &Path) -> Value {
     let mut networks = Map::new();
@@ -162,6 +195,10 @@ pub(crate) fn container(c: &Container, st: &State, dir: &Path) -> Value {
             "Status": c.state.status, "Running": running, "Paused": false, "Restarting": false,
             "OOMKilled": false, "Dead": false, "Pid": c.state.pid, "ExitCode": c.state.exit_code,
             "Error": c.state.error, "StartedAt": c.state.started_at, "FinishedAt": c.state.finished_at,
+            "Health": c.state.health.as_ref().map(|h| json!({
+                "Status": h.status, "FailingStreak": h.failing_streak,
+                "Log": h.log.iter().map(|p| json!({"Start": p.start, "End": p.end, "ExitCode": p.exit_code, "Output": p.output})).collect::<Vec<_>>(),
+            })),
         },
         "Image": c.image_id, "ResolvConfPath": dir.join("resolv.conf"), "HostnamePath": dir.join("hostname"),
         "HostsPath": dir.join("hosts"), "LogPath": dir.join("json.log"), "Name": format!("/{}", c.name),
@@ -169,10 +206,7 @@ pub(crate) fn container(c: &Container, st: &State, dir: &Path) -> Value {
         "AppArmorProfile": "", "ExecIDs": Value::Null,
         "HostConfig": hc,
         "GraphDriver": {"Name": "overlay", "Data": {"MergedDir": dir.join("rootfs"), "UpperDir": dir.join("upper"), "WorkDir": dir.join("work")}},
-        "Mounts": c.host_config.binds.clone().unwrap_or_default().iter().map(|b| {
-            let p: Vec<&str> = b.split(':').collect();
-            json!({"Type": "bind", "Source": p[0], "Destination": p.get(1).copied().unwrap_or(""), "Mode": p.get(2).copied().unwrap_or(""), "RW": !p.get(2).map(|o| o.contains("ro")).unwrap_or(false), "Propagation": "rprivate"})
-        }).collect::<Vec<_>>(),
+        "Mounts": mounts_json(c, dir),
         "Config": serde_json::to_value(&c.config).unwrap_or(json!({})),
         "NetworkSettings": {
             "Bridge": "", "SandboxID": c.sandbox.as_ref().map(|_| c.id.clone()).unwrap_or_default(),

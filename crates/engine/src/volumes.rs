@@ -1,0 +1,237 @@
+//! Named volumes (Docker API "Volume" endpoints, driver `local`): a directory
+//! `<root>/volumes/<name>/_data` bind-mounted into containers, created on demand by
+//! `-v NAME:/path`, `Mounts` of type volume, or an image/Config `Volumes` entry (anonymous
+//! volumes, removed with the container by `rm -v`).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::state::{self, Container};
+use crate::{Engine, EngineError, State};
+
+/// A volume's record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Volume {
+    /// Unique name.
+    pub name: String,
+    /// RFC 3339 creation time.
+    pub created: String,
+    /// Labels.
+    pub labels: HashMap<String, String>,
+    /// Driver options (recorded; the local driver uses none).
+    pub options: HashMap<String, String>,
+    /// Made for a container's `Volumes` entry without a name.
+    pub anonymous: bool,
+}
+
+/// How a bind spec's source is to be read: a host path or a volume name.
+pub fn is_volume_source(src: &str) -> bool {
+    !src.is_empty() && !src.starts_with('/') && !src.starts_with('.') && !src.starts_with('~')
+}
+
+/// The volumes a container's binds (`NAME:/path[:opts]`) name.
+pub fn volumes_of(c: &Container) -> Vec<String> {
+    binds_volumes(&c.host_config)
+}
+
+/// The volume names a HostConfig's binds refer to.
+pub fn binds_volumes(hc: &bollard_stubs::models::HostConfig) -> Vec<String> {
+    hc.binds
+        .clone()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|b| {
+            b.split(':')
+                .next()
+                .filter(|s| is_volume_source(s))
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+impl State {
+    /// Names of the containers using volume `name`.
+    pub(crate) fn volume_users(&self, name: &str) -> Vec<String> {
+        self.containers
+            .values()
+            .filter(|c| volumes_of(c).iter().any(|v| v == name))
+            .map(|c| c.name.clone())
+            .collect()
+    }
+}
+
+impl Engine {
+    pub(crate) fn volume_dir(&self, name: &str) -> PathBuf {
+        self.cfg.root.join("volumes").join(name)
+    }
+
+    /// The host directory of volume `name`.
+    pub(crate) fn volume_data(&self, name: &str) -> PathBuf {
+        self.volume_dir(name).join("_data")
+    }
+
+    fn volume_json(&self, v: &Volume) -> Value {
+        json!({
+            "Name": v.name, "Driver": "local", "Mountpoint": self.volume_data(&v.name), "CreatedAt": v.created,
+            "Labels": v.labels, "Scope": "local", "Options": v.options,
+        })
+    }
+
+    /// Creates volume `name` under the lock if it does not exist (idempotent, as Docker).
+    pub(crate) fn ensure_volume(
+        &self,
+        st: &mut State,
+        name: &str,
+        labels: HashMap<String, String>,
+        anonymous: bool,
+    ) -> Result<Volume, EngineError> {
+        if let Some(v) = st.volumes.get(name) {
+            return Ok(v.clone());
+        }
+        if !crate::networks::valid_name(name) {
+            return Err(EngineError::InvalidParam(format!(
+                "invalid volume name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        let v = Volume {
+            name: name.to_string(),
+            created: state::now(),
+            labels,
+            options: HashMap::new(),
+            anonymous,
+        };
+        std::fs::create_dir_all(self.volume_data(name))
+            .map_err(|e| EngineError::Internal(format!("create volume {name}: {e}")))?;
+        state::write_json(&self.volume_dir(name).join("volume.json"), &v)?;
+        st.volumes.insert(name.to_string(), v.clone());
+        Ok(v)
+    }
+
+    /// POST /volumes/create. A missing name gets a random 64-hex one.
+    pub async fn create_volume(
+        &self,
+        name: Option<String>,
+        labels: HashMap<String, String>,
+        driver: Option<String>,
+    ) -> Result<Value, EngineError> {
+        if let Some(d) = driver.filter(|d| !d.is_empty() && d != "local") {
+            return Err(EngineError::InvalidParam(format!(
+                "volume driver {d:?} is not supported: use local"
+            )));
+        }
+        let name = name.filter(|n| !n.is_empty()).unwrap_or_else(state::new_id);
+        let mut st = self.state.lock().await;
+        let v = self.ensure_volume(&mut st, &name, labels, false)?;
+        Ok(self.volume_json(&v))
+    }
+
+    /// GET /volumes/{name}.
+    pub async fn inspect_volume(&self, name: &str) -> Result<Value, EngineError> {
+        let st = self.state.lock().await;
+        let v = st
+            .volumes
+            .get(name)
+            .ok_or_else(|| EngineError::NotFound(format!("get {name}: no such volume")))?;
+        Ok(self.volume_json(v))
+    }
+
+    /// GET /volumes with filters name, label, dangling.
+    pub async fn list_volumes(&self, filters: &HashMap<String, Vec<String>>) -> Value {
+        let st = self.state.lock().await;
+        let list: Vec<Value> = st
+            .volumes
+            .values()
+            .filter(|v| {
+                filters.iter().all(|(k, vals)| match k.as_str() {
+                    "name" => vals.iter().any(|x| v.name.contains(x.as_str())),
+                    "label" | "label!" => crate::networks::label_match(
+                        &v.labels,
+                        &HashMap::from([(k.clone(), vals.clone())]),
+                    ),
+                    "dangling" => vals
+                        .iter()
+                        .any(|x| (x == "true" || x == "1") == st.volume_users(&v.name).is_empty()),
+                    "driver" => vals.iter().any(|x| x == "local"),
+                    _ => true,
+                })
+            })
+            .map(|v| self.volume_json(v))
+            .collect();
+        json!({"Volumes": list, "Warnings": []})
+    }
+
+    /// DELETE /volumes/{name}. Errors: 404; 409 in use by a container.
+    pub async fn remove_volume(&self, name: &str, _force: bool) -> Result<(), EngineError> {
+        let mut st = self.state.lock().await;
+        if !st.volumes.contains_key(name) {
+            return Err(EngineError::NotFound(format!("get {name}: no such volume")));
+        }
+        self.remove_volume_locked(&mut st, name)
+    }
+
+    pub(crate) fn remove_volume_locked(
+        &self,
+        st: &mut State,
+        name: &str,
+    ) -> Result<(), EngineError> {
+        let users = st.volume_users(name);
+        if !users.is_empty() {
+            return Err(EngineError::Conflict(format!(
+                "remove {name}: volume is in use - [{}]",
+                users.join(", ")
+            )));
+        }
+        std::fs::remove_dir_all(self.volume_dir(name)).or_else(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })?;
+        st.volumes.remove(name);
+        Ok(())
+    }
+
+    /// POST /volumes/prune: removes unused volumes (anonymous ones only unless `all=true`
+    /// is in the filters, as Docker 23+), matching label filters. Returns removed names.
+    pub async fn prune_volumes(
+        &self,
+        filters: &HashMap<String, Vec<String>>,
+    ) -> Result<Vec<String>, EngineError> {
+        let mut st = self.state.lock().await;
+        let all = filters
+            .get("all")
+            .map(|v| v.iter().any(|x| x == "true" || x == "1"))
+            .unwrap_or(false);
+        let names: Vec<String> = st
+            .volumes
+            .values()
+            .filter(|v| {
+                (all || v.anonymous)
+                    && st.volume_users(&v.name).is_empty()
+                    && crate::networks::label_match(&v.labels, filters)
+            })
+            .map(|v| v.name.clone())
+            .collect();
+        for n in &names {
+            self.remove_volume_locked(&mut st, n)?;
+        }
+        Ok(names)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn sources() {
+        assert!(is_volume_source("data"));
+        assert!(is_volume_source("proj_db-data"));
+        assert!(!is_volume_source("/srv/data"));
+        assert!(!is_volume_source("./rel"));
+        assert!(!is_volume_source(""));
+    }
+}
