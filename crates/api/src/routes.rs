@@ -144,8 +144,65 @@ async fn route(
         (&Method::GET, ["version"]) => Ok(json_response(200, &version())),
         (&Method::GET, ["info"]) => Ok(json_response(200, &info(&engine).await)),
         (&Method::GET, ["events"]) => {
-            // no event stream yet: an empty, open-ended stream would hang clients; end at once
-            Ok(json_response(200, &json!(null)))
+            let f = filters(&q)?;
+            let ts = |k: &str| -> Result<Option<i64>, EngineError> {
+                match q.get(k).filter(|v| !v.is_empty()) {
+                    None => Ok(None),
+                    Some(v) => {
+                        let secs: f64 = v.parse().map_err(|_| {
+                            EngineError::InvalidParam(format!(
+                                "invalid {k} {v:?}: expected a Unix timestamp"
+                            ))
+                        })?;
+                        Ok(Some((secs * 1e9) as i64))
+                    }
+                }
+            };
+            let (since, until) = (ts("since")?, ts("until")?);
+            let (past, mut live) = engine.subscribe_events(since);
+            let (tx, rx) = mpsc::channel(64);
+            tokio::spawn(async move {
+                let line =
+                    |e: &tether_engine::events::Event| Bytes::from(format!("{}\n", e.to_json()));
+                for e in past
+                    .iter()
+                    .filter(|e| e.matches(&f) && until.map(|u| e.time_nano <= u).unwrap_or(true))
+                {
+                    if tx.send(line(e)).await.is_err() {
+                        return;
+                    }
+                }
+                let deadline = until.map(|u| {
+                    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+                    tokio::time::Instant::now()
+                        + std::time::Duration::from_nanos(u.saturating_sub(now).max(0) as u64)
+                });
+                loop {
+                    let next = async {
+                        match deadline {
+                            Some(d) => tokio::time::timeout_at(d, live.recv()).await.ok(),
+                            None => Some(live.recv().await),
+                        }
+                    };
+                    tokio::select! {
+                        got = next => match got {
+                            None | Some(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return,
+                            Some(Err(_)) => continue,
+                            Some(Ok(e)) => {
+                                if e.matches(&f) && tx.send(line(&e)).await.is_err() {
+                                    return;
+                                }
+                            }
+                        },
+                        _ = tx.closed() => return,
+                    }
+                }
+            });
+            Ok(Response::builder()
+                .header("Content-Type", "application/json")
+                .header("Api-Version", API_VERSION)
+                .body(streams::channel_body(rx))
+                .unwrap_or_else(|_| Response::new(full(""))))
         }
         // ---------------------------------------------------------------- containers
         (&Method::GET, ["containers", "json"]) => {

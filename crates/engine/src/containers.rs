@@ -376,6 +376,7 @@ impl Engine {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
         }
+        self.emit_container(&c, "create", &[]);
         st.containers.insert(id.clone(), c);
         drop(st);
         self.live_mut(&id, |_| ());
@@ -402,6 +403,9 @@ impl Engine {
             } else {
                 c.state.exit_code = 128;
             }
+        }
+        if c.state.status == "running" {
+            self.emit_container(&c, "start", &[]);
         }
         let healthcheck = c
             .config
@@ -615,6 +619,7 @@ impl Engine {
         let _ = self.save_container(&c);
         let code = c.state.exit_code;
         let auto = c.host_config.auto_remove.unwrap_or(false);
+        self.emit_container(&c, "die", &[("exitCode", code.to_string())]);
         st.containers.insert(id.to_string(), c);
         self.live_mut(id, |l| {
             l.monitor = None;
@@ -634,7 +639,9 @@ impl Engine {
     fn remove_locked(&self, st: &mut State, id: &str) {
         let _ = rootfs::unmount(&self.container_dir(id).join("rootfs"));
         let _ = std::fs::remove_dir_all(self.container_dir(id));
-        st.containers.remove(id);
+        if let Some(c) = st.containers.remove(id) {
+            self.emit_container(&c, "destroy", &[]);
+        }
         let live = self
             .live
             .lock()
@@ -657,7 +664,13 @@ impl Engine {
             )));
         }
         let sig = normalize_signal(signal)?;
-        self.runc.kill(&c.id, &sig, false).await.map_err(Into::into)
+        self.runc.kill(&c.id, &sig, false).await?;
+        self.emit_container(
+            &c,
+            "kill",
+            &[("signal", sig.trim_start_matches("SIG").to_string())],
+        );
+        Ok(())
     }
 
     /// POST /containers/{id}/stop: the stop signal, then SIGKILL after `timeout` seconds

@@ -87,6 +87,7 @@ impl Engine {
                     return;
                 }
                 let h = c.state.health.get_or_insert_with(Default::default);
+                let before = h.status.clone();
                 if code == 0 {
                     h.status = "healthy".into();
                     h.failing_streak = 0;
@@ -100,6 +101,11 @@ impl Engine {
                 h.log.push(probe);
                 if h.log.len() > 5 {
                     h.log.remove(0);
+                }
+                let after = h.status.clone();
+                if after != before {
+                    let c = c.clone();
+                    me.emit_container(&c, format!("health_status: {after}"), &[]);
                 }
             }
         });

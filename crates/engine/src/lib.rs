@@ -6,6 +6,7 @@
 //! streams) happen outside it.
 
 pub mod containers;
+pub mod events;
 pub mod exec;
 pub mod files;
 pub mod health;
@@ -153,6 +154,7 @@ pub struct Engine {
     pub(crate) bridge: BridgeDriver,
     pub(crate) nl: Netlink,
     pub(crate) dns: Arc<Resolver>,
+    pub(crate) events: events::Events,
 }
 
 impl Engine {
@@ -195,6 +197,7 @@ impl Engine {
             fw,
             nl,
             dns,
+            events: events::Events::default(),
         });
         engine.restore().await?;
         Ok(engine)

@@ -347,6 +347,15 @@ impl Engine {
             let _ = self.bridge.delete_network(&self.nl, &b).await;
             return Err(e);
         }
+        self.emit(
+            "network",
+            "create",
+            &id,
+            HashMap::from([
+                ("name".to_string(), n.name.clone()),
+                ("type".to_string(), n.driver.clone()),
+            ]),
+        );
         st.networks.insert(id.clone(), n);
         Ok((id, None))
     }
@@ -384,6 +393,15 @@ impl Engine {
                 .join(format!("{}.json", n.id)),
         );
         st.networks.remove(&n.id);
+        self.emit(
+            "network",
+            "destroy",
+            &n.id,
+            HashMap::from([
+                ("name".to_string(), n.name.clone()),
+                ("type".to_string(), n.driver.clone()),
+            ]),
+        );
         Ok(())
     }
 

@@ -107,6 +107,12 @@ impl Engine {
             .map_err(|e| EngineError::Internal(format!("create volume {name}: {e}")))?;
         state::write_json(&self.volume_dir(name).join("volume.json"), &v)?;
         st.volumes.insert(name.to_string(), v.clone());
+        self.emit(
+            "volume",
+            "create",
+            name,
+            HashMap::from([("driver".to_string(), "local".to_string())]),
+        );
         Ok(v)
     }
 
@@ -192,6 +198,12 @@ impl Engine {
             }
         })?;
         st.volumes.remove(name);
+        self.emit(
+            "volume",
+            "destroy",
+            name,
+            HashMap::from([("driver".to_string(), "local".to_string())]),
+        );
         Ok(())
     }
 
