@@ -63,7 +63,7 @@ impl Event {
                         self.id.starts_with(v.as_str()) || self.attributes.get("name") == Some(v)
                     })
             }
-            "volume" => self.typ == "volume" && vals.iter().any(|v| self.id == *v),
+            "volume" => self.typ == "volume" && vals.contains(&self.id),
             "label" => vals.iter().all(|spec| match spec.split_once('=') {
                 Some((lk, lv)) => self.attributes.get(lk).map(|x| x == lv).unwrap_or(false),
                 None => self.attributes.contains_key(spec.as_str()),
