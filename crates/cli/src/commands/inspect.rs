@@ -20,6 +20,8 @@ pub enum Kind {
     Image,
     /// `GET /networks/{id}`
     Network,
+    /// `GET /volumes/{name}`
+    Volume,
 }
 
 /// Fetches one object's raw JSON.
@@ -32,6 +34,7 @@ pub async fn fetch(client: &Client, kind: Kind, name: &str, size: bool) -> Resul
         }
         Kind::Image => client.get(&format!("/images/{n}/json")).await,
         Kind::Network => client.get(&format!("/networks/{n}")).await,
+        Kind::Volume => client.get(&format!("/volumes/{n}")).await,
     }
 }
 
@@ -173,10 +176,11 @@ pub async fn inspect(client: &Client, path: &str, args: &[String]) -> Result<()>
     let a: InspectArgs = parse(path, args)?;
     min_args::<InspectArgs>(path, a.names.len(), 1)?;
     let kinds: Vec<Kind> = match a.kind.as_deref() {
-        None | Some("") => vec![Kind::Container, Kind::Image, Kind::Network],
+        None | Some("") => vec![Kind::Container, Kind::Image, Kind::Network, Kind::Volume],
         Some("container") => vec![Kind::Container],
         Some("image") => vec![Kind::Image],
         Some("network") => vec![Kind::Network],
+        Some("volume") => vec![Kind::Volume],
         Some(other) => {
             return Err(CliError::msg(format!(
                 "unknown type: {other:?}: must be one of \"config\", \"container\", \"image\", \"network\", \"node\", \"plugin\", \"secret\", \"service\", \"task\", \"volume\""

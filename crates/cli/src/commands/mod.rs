@@ -8,6 +8,7 @@ pub mod inspect;
 pub mod lifecycle;
 pub mod logs;
 pub mod network;
+pub mod volume;
 pub mod ps;
 pub mod system;
 
@@ -79,6 +80,7 @@ pub async fn dispatch(client: &Client, args: &[String]) -> Result<()> {
         "container" => container_cmd(client, rest).await,
         "image" => image_cmd(client, rest).await,
         "network" => network::dispatch(client, rest).await,
+        "volume" => volume::dispatch(client, rest).await,
         "system" => match rest.first().map(String::as_str) {
             Some("info") => system::info(client, &p("system info"), &rest[1..]).await,
             _ => unknown_sub("system", rest),
