@@ -515,7 +515,10 @@ impl Engine {
         for b in c.host_config.binds.clone().unwrap_or_default() {
             let parts: Vec<&str> = b.split(':').collect();
             let src = if crate::volumes::is_volume_source(parts[0]) {
-                self.volume_data(parts[0])
+                let data = self.volume_data(parts[0]);
+                let dest = parts.get(1).copied().unwrap_or("/").trim_start_matches('/');
+                crate::volumes::copy_up(&merged.join(dest), &data)?;
+                data
             } else {
                 PathBuf::from(parts[0])
             };

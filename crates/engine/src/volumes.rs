@@ -52,6 +52,39 @@ pub fn binds_volumes(hc: &bollard_stubs::models::HostConfig) -> Vec<String> {
         .collect()
 }
 
+/// Docker's copy-up: when a volume is still empty and the image has a directory where it
+/// is mounted, the volume takes that directory's owner and mode and a copy of its
+/// contents (`cp -a`), so e.g. a database running as its own user can write to it.
+/// Paths that are not directories in the image, and volumes with content, are left alone.
+///
+/// Errors: the copy failing (names both paths).
+pub fn copy_up(image_dir: &std::path::Path, volume: &std::path::Path) -> Result<(), EngineError> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::symlink_metadata(image_dir) else { return Ok(()) };
+    if !meta.is_dir() {
+        return Ok(());
+    }
+    let empty = std::fs::read_dir(volume).map(|mut d| d.next().is_none()).unwrap_or(false);
+    if !empty {
+        return Ok(());
+    }
+    let fail = |e: String| EngineError::Internal(format!("copy {} into volume {}: {e}", image_dir.display(), volume.display()));
+    std::os::unix::fs::chown(volume, Some(meta.uid()), Some(meta.gid())).map_err(|e| fail(e.to_string()))?;
+    std::fs::set_permissions(volume, std::os::unix::fs::PermissionsExt::from_mode(meta.mode() & 0o7777)).map_err(|e| fail(e.to_string()))?;
+    if std::fs::read_dir(image_dir).map(|mut d| d.next().is_some()).unwrap_or(false) {
+        let out = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", image_dir.display()))
+            .arg(volume)
+            .output()
+            .map_err(|e| fail(e.to_string()))?;
+        if !out.status.success() {
+            return Err(fail(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+        }
+    }
+    Ok(())
+}
+
 impl State {
     /// Names of the containers using volume `name`.
     pub(crate) fn volume_users(&self, name: &str) -> Vec<String> {
@@ -238,6 +271,29 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn copy_up_takes_owner_mode_and_contents_once() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let d = tempfile::tempdir().unwrap();
+        let img = d.path().join("img");
+        let vol = d.path().join("vol");
+        std::fs::create_dir_all(img.join("sub")).unwrap();
+        std::fs::write(img.join("sub/f"), "x").unwrap();
+        std::fs::set_permissions(&img, std::fs::Permissions::from_mode(0o750)).unwrap();
+        std::os::unix::fs::chown(&img, Some(1234), Some(5678)).unwrap();
+        std::fs::create_dir_all(&vol).unwrap();
+        copy_up(&img, &vol).unwrap();
+        let m = std::fs::metadata(&vol).unwrap();
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (1234, 5678, 0o750));
+        assert_eq!(std::fs::read_to_string(vol.join("sub/f")).unwrap(), "x");
+        // a volume with content is left alone
+        std::fs::write(img.join("g"), "y").unwrap();
+        copy_up(&img, &vol).unwrap();
+        assert!(!vol.join("g").exists());
+        // no such directory in the image: nothing happens
+        copy_up(&d.path().join("nope"), &vol).unwrap();
+    }
+
     #[test]
     fn sources() {
         assert!(is_volume_source("data"));
