@@ -170,6 +170,32 @@ fn healthchecks_report_starting_healthy_and_unhealthy() {
     wait_until("u is unhealthy", Duration::from_secs(30), || {
         status("u") == "unhealthy"
     });
+    // a probe that hangs past its timeout counts as a failure, and is not left running
+    d.run_d(&[
+        "--name",
+        "t",
+        "--health-cmd",
+        "sleep 30",
+        "--health-interval",
+        "1s",
+        "--health-timeout",
+        "1s",
+        "--health-retries",
+        "1",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    wait_until("t is unhealthy", Duration::from_secs(30), || {
+        status("t") == "unhealthy"
+    });
+    let out = d.ok(&[
+        "inspect",
+        "-f",
+        "{{range .State.Health.Log}}{{.Output}}{{end}}",
+        "t",
+    ]);
+    assert!(out.contains("exceeded timeout"), "{out}");
     // no healthcheck: no Health at all
     d.run_d(&["--name", "n", IMAGE, "sleep", "300"]);
     assert_eq!(

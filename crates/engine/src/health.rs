@@ -129,19 +129,49 @@ impl Engine {
             Err(e) => return (-1, e.to_string()),
         };
         let r = match self.start_exec(&eid).await {
-            Ok(p) => match tokio::time::timeout(timeout, p.child.wait_with_output()).await {
-                Ok(Ok(out)) => {
-                    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-                    text.push_str(&String::from_utf8_lossy(&out.stderr));
-                    text.truncate(4096);
-                    (out.status.code().map(i64::from).unwrap_or(-1), text)
+            Ok(p) => {
+                let mut child = p.child;
+                let read = |r: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>| {
+                    tokio::spawn(async move {
+                        let mut buf = Vec::new();
+                        if let Some(mut r) = r {
+                            let _ = tokio::io::AsyncReadExt::read_to_end(&mut r, &mut buf).await;
+                        }
+                        buf
+                    })
+                };
+                let out = read(
+                    child
+                        .stdout
+                        .take()
+                        .map(|x| Box::new(x) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+                );
+                let err = read(
+                    child
+                        .stderr
+                        .take()
+                        .map(|x| Box::new(x) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+                );
+                match tokio::time::timeout(timeout, child.wait()).await {
+                    Ok(Ok(st)) => {
+                        let mut text =
+                            String::from_utf8_lossy(&out.await.unwrap_or_default()).into_owned();
+                        text.push_str(&String::from_utf8_lossy(&err.await.unwrap_or_default()));
+                        text.truncate(4096);
+                        (st.code().map(i64::from).unwrap_or(-1), text)
+                    }
+                    Ok(Err(e)) => (-1, e.to_string()),
+                    Err(_) => {
+                        // a probe that hangs is killed and reaped, never left behind
+                        let _ = child.start_kill();
+                        let _ = child.wait().await;
+                        (
+                            -1,
+                            format!("Health check exceeded timeout ({}s)", timeout.as_secs()),
+                        )
+                    }
                 }
-                Ok(Err(e)) => (-1, e.to_string()),
-                Err(_) => (
-                    -1,
-                    format!("Health check exceeded timeout ({}s)", timeout.as_secs()),
-                ),
-            },
+            }
             Err(e) => (-1, e.to_string()),
         };
         self.execs
