@@ -60,18 +60,36 @@ pub fn binds_volumes(hc: &bollard_stubs::models::HostConfig) -> Vec<String> {
 /// Errors: the copy failing (names both paths).
 pub fn copy_up(image_dir: &std::path::Path, volume: &std::path::Path) -> Result<(), EngineError> {
     use std::os::unix::fs::MetadataExt;
-    let Ok(meta) = std::fs::symlink_metadata(image_dir) else { return Ok(()) };
+    let Ok(meta) = std::fs::symlink_metadata(image_dir) else {
+        return Ok(());
+    };
     if !meta.is_dir() {
         return Ok(());
     }
-    let empty = std::fs::read_dir(volume).map(|mut d| d.next().is_none()).unwrap_or(false);
+    let empty = std::fs::read_dir(volume)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false);
     if !empty {
         return Ok(());
     }
-    let fail = |e: String| EngineError::Internal(format!("copy {} into volume {}: {e}", image_dir.display(), volume.display()));
-    std::os::unix::fs::chown(volume, Some(meta.uid()), Some(meta.gid())).map_err(|e| fail(e.to_string()))?;
-    std::fs::set_permissions(volume, std::os::unix::fs::PermissionsExt::from_mode(meta.mode() & 0o7777)).map_err(|e| fail(e.to_string()))?;
-    if std::fs::read_dir(image_dir).map(|mut d| d.next().is_some()).unwrap_or(false) {
+    let fail = |e: String| {
+        EngineError::Internal(format!(
+            "copy {} into volume {}: {e}",
+            image_dir.display(),
+            volume.display()
+        ))
+    };
+    std::os::unix::fs::chown(volume, Some(meta.uid()), Some(meta.gid()))
+        .map_err(|e| fail(e.to_string()))?;
+    std::fs::set_permissions(
+        volume,
+        std::os::unix::fs::PermissionsExt::from_mode(meta.mode() & 0o7777),
+    )
+    .map_err(|e| fail(e.to_string()))?;
+    if std::fs::read_dir(image_dir)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false)
+    {
         let out = std::process::Command::new("cp")
             .arg("-a")
             .arg(format!("{}/.", image_dir.display()))
@@ -79,7 +97,9 @@ pub fn copy_up(image_dir: &std::path::Path, volume: &std::path::Path) -> Result<
             .output()
             .map_err(|e| fail(e.to_string()))?;
         if !out.status.success() {
-            return Err(fail(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+            return Err(fail(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ));
         }
     }
     Ok(())
