@@ -10,6 +10,8 @@
 //!   `container ...` aliases;
 //! * images: `images`, `rmi`, `tag`, `import`, `load`, `pull`, `image ...`;
 //! * networks: `network create|ls|inspect|rm|prune|connect|disconnect`;
+//! * `compose up|down|ps|logs|exec|run|config|start|stop|restart|rm` (Compose files, see
+//!   `tether-compose`);
 //! * `inspect`, `version`, `info`, `--version`.
 //!
 //! `--format` / `-f` use a Go `text/template` implementation with docker's

@@ -1,6 +1,7 @@
 //! The commands and the dispatcher that maps docker's command names
 //! (`run`, `container run`, `rmi`, `image rm`, ...) onto them.
 
+pub mod compose;
 pub mod container;
 pub mod exec;
 pub mod image;
@@ -8,9 +9,9 @@ pub mod inspect;
 pub mod lifecycle;
 pub mod logs;
 pub mod network;
-pub mod volume;
 pub mod ps;
 pub mod system;
+pub mod volume;
 
 use crate::args::PROG;
 use crate::client::{next_chunk, Client, JsonStream};
@@ -81,6 +82,7 @@ pub async fn dispatch(client: &Client, args: &[String]) -> Result<()> {
         "image" => image_cmd(client, rest).await,
         "network" => network::dispatch(client, rest).await,
         "volume" => volume::dispatch(client, rest).await,
+        "compose" => compose::compose(client, rest).await,
         "system" => match rest.first().map(String::as_str) {
             Some("info") => system::info(client, &p("system info"), &rest[1..]).await,
             _ => unknown_sub("system", rest),
@@ -180,6 +182,7 @@ Common Commands:
   info        Display system-wide information
 
 Management Commands:
+  compose     Define and run multi-container applications
   container   Manage containers
   image       Manage images
   network     Manage networks
