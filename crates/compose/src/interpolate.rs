@@ -41,35 +41,9 @@ pub fn parse_dotenv(text: &str, lookup: Lookup) -> Result<BTreeMap<String, Strin
         let rest = rest.trim_start();
         let scope = |name: &str| out.get(name).cloned().or_else(|| lookup(name));
         let value = if let Some(body) = rest.strip_prefix('\'') {
-            let mut acc = body.to_string();
-            loop {
-                if let Some(end) = acc.rfind('\'') {
-                    acc.truncate(end);
-                    break acc;
-                }
-                match lines.next() {
-                    Some((_, l)) => {
-                        acc.push('\n');
-                        acc.push_str(l);
-                    }
-                    None => break acc,
-                }
-            }
+            read_quoted(body, &mut lines, |acc| acc.rfind('\''))
         } else if let Some(body) = rest.strip_prefix('"') {
-            let mut acc = body.to_string();
-            let inner = loop {
-                if let Some(end) = closing_quote(&acc) {
-                    acc.truncate(end);
-                    break acc;
-                }
-                match lines.next() {
-                    Some((_, l)) => {
-                        acc.push('\n');
-                        acc.push_str(l);
-                    }
-                    None => break acc,
-                }
-            };
+            let inner = read_quoted(body, &mut lines, closing_quote);
             let unescaped = unescape_double(&inner);
             substitute(&unescaped, &scope)?.0
         } else {
@@ -82,6 +56,30 @@ pub fn parse_dotenv(text: &str, lookup: Lookup) -> Result<BTreeMap<String, Strin
         out.insert(key.to_string(), value);
     }
     Ok(out)
+}
+
+/// Reads a quoted value from `body` (the text after the opening quote) and, while
+/// `close` finds no closing quote in what was read, the next `lines`; an
+/// unclosed quote takes everything to the end of the text.
+fn read_quoted<'a>(
+    body: &str,
+    lines: &mut impl Iterator<Item = (usize, &'a str)>,
+    close: impl Fn(&str) -> Option<usize>,
+) -> String {
+    let mut acc = body.to_string();
+    loop {
+        if let Some(end) = close(&acc) {
+            acc.truncate(end);
+            return acc;
+        }
+        match lines.next() {
+            Some((_, l)) => {
+                acc.push('\n');
+                acc.push_str(l);
+            }
+            None => return acc,
+        }
+    }
 }
 
 fn closing_quote(s: &str) -> Option<usize> {

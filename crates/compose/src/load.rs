@@ -8,7 +8,7 @@ use serde_norway::{Mapping, Value};
 
 use crate::error::{ComposeError, Result};
 use crate::interpolate::{parse_dotenv, substitute};
-use crate::model::{ComposeFile, NetworkDef, Service, VolumeDef};
+use crate::model::{ComposeFile, External, NetworkDef, Service, VolumeDef};
 
 /// The file names looked for when no `-f` is given, in order.
 pub const DEFAULT_FILES: [&str; 4] = [
@@ -643,6 +643,17 @@ fn expand_home(p: &str, env: &BTreeMap<String, String>) -> String {
 }
 
 /// Checks references and values and puts the project into its resolved form.
+/// The daemon-side name of a network or volume: for an external one, the legacy
+/// `external.name`, else `name:`, else its key; for any other, `name:`, else
+/// `<project>_<key>`.
+fn daemon_name(project: &str, key: &str, ext: &External, name: Option<String>) -> String {
+    if ext.external {
+        ext.name.clone().or(name).unwrap_or_else(|| key.to_string())
+    } else {
+        name.unwrap_or_else(|| format!("{project}_{key}"))
+    }
+}
+
 fn normalize(p: &mut Project) -> Result<()> {
     let names: Vec<String> = p.services.keys().cloned().collect();
     let env = p.environment.clone();
@@ -822,30 +833,10 @@ fn normalize(p: &mut Project) -> Result<()> {
     }
     let project = p.name.clone();
     for (key, n) in p.networks.iter_mut() {
-        if n.external.external {
-            let name = n
-                .external
-                .name
-                .clone()
-                .or_else(|| n.name.clone())
-                .unwrap_or_else(|| key.clone());
-            n.name = Some(name);
-        } else if n.name.is_none() {
-            n.name = Some(format!("{project}_{key}"));
-        }
+        n.name = Some(daemon_name(&project, key, &n.external, n.name.take()));
     }
     for (key, v) in p.volumes.iter_mut() {
-        if v.external.external {
-            let name = v
-                .external
-                .name
-                .clone()
-                .or_else(|| v.name.clone())
-                .unwrap_or_else(|| key.clone());
-            v.name = Some(name);
-        } else if v.name.is_none() {
-            v.name = Some(format!("{project}_{key}"));
-        }
+        v.name = Some(daemon_name(&project, key, &v.external, v.name.take()));
     }
     // cycles
     crate::plan::start_order(p, &[])?;

@@ -346,6 +346,72 @@ where
         .collect())
 }
 
+/// Reads a list of names (each with the default settings) or a map of name to
+/// settings (`null` settings are the default); `what` is the error's "expected".
+fn names_or_map<'de, D, T>(d: D, what: &'static str) -> Result<BTreeMap<String, T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    struct V<T> {
+        what: &'static str,
+        item: std::marker::PhantomData<T>,
+    }
+    impl<'de, T: Deserialize<'de> + Default> Visitor<'de> for V<T> {
+        type Value = BTreeMap<String, T>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.what)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(n) = s.next_element::<String>()? {
+                out.insert(n, T::default());
+            }
+            Ok(out)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((k, v)) = m.next_entry::<String, Option<T>>()? {
+                out.insert(k, v.unwrap_or_default());
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_any(V {
+        what,
+        item: std::marker::PhantomData,
+    })
+}
+
+/// Reads a list (only a list) of `T`; `what` is the error's "expected".
+fn list_of<'de, D, T>(d: D, what: &'static str) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct V<T> {
+        what: &'static str,
+        item: std::marker::PhantomData<T>,
+    }
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.what)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(x) = s.next_element()? {
+                out.push(x);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(V {
+        what,
+        item: std::marker::PhantomData,
+    })
+}
+
 /// A scalar read as text: strings, numbers, booleans; `null` is `None`.
 struct Scalar(Option<String>);
 
@@ -381,6 +447,15 @@ impl<'de> Deserialize<'de> for Scalar {
         }
         d.deserialize_any(V)
     }
+}
+
+/// Reads a sequence of scalars as text (`null` items become "").
+fn scalar_seq<'de, A: SeqAccess<'de>>(mut s: A) -> Result<Vec<String>, A::Error> {
+    let mut out = Vec::new();
+    while let Some(Scalar(x)) = s.next_element()? {
+        out.push(x.unwrap_or_default());
+    }
+    Ok(out)
 }
 
 /// Splits a command line like a POSIX shell would (quotes and backslashes; no expansion).
@@ -459,12 +534,8 @@ impl<'de> Deserialize<'de> for Command {
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Command, E> {
                 shell_split(v).map(Command).map_err(E::custom)
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Command, A::Error> {
-                let mut out = Vec::new();
-                while let Some(Scalar(x)) = s.next_element()? {
-                    out.push(x.unwrap_or_default());
-                }
-                Ok(Command(out))
+            fn visit_seq<A: SeqAccess<'de>>(self, s: A) -> Result<Command, A::Error> {
+                scalar_seq(s).map(Command)
             }
         }
         d.deserialize_any(V)
@@ -484,12 +555,8 @@ fn health_test<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D
         fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
             Ok(None)
         }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::new();
-            while let Some(Scalar(x)) = s.next_element()? {
-                out.push(x.unwrap_or_default());
-            }
-            Ok(Some(out))
+        fn visit_seq<A: SeqAccess<'de>>(self, s: A) -> Result<Self::Value, A::Error> {
+            scalar_seq(s).map(Some)
         }
     }
     d.deserialize_any(V)
@@ -520,12 +587,8 @@ impl<'de> Deserialize<'de> for StringList {
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<StringList, E> {
                 Ok(StringList(vec![v.to_string()]))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<StringList, A::Error> {
-                let mut out = Vec::new();
-                while let Some(Scalar(x)) = s.next_element()? {
-                    out.push(x.unwrap_or_default());
-                }
-                Ok(StringList(out))
+            fn visit_seq<A: SeqAccess<'de>>(self, s: A) -> Result<StringList, A::Error> {
+                scalar_seq(s).map(StringList)
             }
         }
         d.deserialize_any(V)
@@ -914,21 +977,8 @@ impl<'de> Deserialize<'de> for Ports {
                 d.deserialize_any(V)
             }
         }
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Ports;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a list of ports")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Ports, A::Error> {
-                let mut out = Vec::new();
-                while let Some(Item(p)) = s.next_element()? {
-                    out.extend(p);
-                }
-                Ok(Ports(out))
-            }
-        }
-        d.deserialize_seq(V)
+        let items: Vec<Item> = list_of(d, "a list of ports")?;
+        Ok(Ports(items.into_iter().flat_map(|Item(p)| p).collect()))
     }
 }
 
@@ -1104,21 +1154,8 @@ impl<'de> Deserialize<'de> for Mounts {
                 d.deserialize_any(V)
             }
         }
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Mounts;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a list of volumes")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Mounts, A::Error> {
-                let mut out = Vec::new();
-                while let Some(Item(m)) = s.next_element()? {
-                    out.push(m);
-                }
-                Ok(Mounts(out))
-            }
-        }
-        d.deserialize_seq(V)
+        let items: Vec<Item> = list_of(d, "a list of volumes")?;
+        Ok(Mounts(items.into_iter().map(|Item(m)| m).collect()))
     }
 }
 
@@ -1155,28 +1192,11 @@ impl ServiceNetworks {
 
 impl<'de> Deserialize<'de> for ServiceNetworks {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = ServiceNetworks;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a list of network names or a map of network name to settings")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<ServiceNetworks, A::Error> {
-                let mut out = BTreeMap::new();
-                while let Some(n) = s.next_element::<String>()? {
-                    out.insert(n, ServiceNetwork::default());
-                }
-                Ok(ServiceNetworks(out))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<ServiceNetworks, A::Error> {
-                let mut out = BTreeMap::new();
-                while let Some((k, v)) = m.next_entry::<String, Option<ServiceNetwork>>()? {
-                    out.insert(k, v.unwrap_or_default());
-                }
-                Ok(ServiceNetworks(out))
-            }
-        }
-        d.deserialize_any(V)
+        names_or_map(
+            d,
+            "a list of network names or a map of network name to settings",
+        )
+        .map(ServiceNetworks)
     }
 }
 
@@ -1233,28 +1253,11 @@ impl DependsOn {
 
 impl<'de> Deserialize<'de> for DependsOn {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = DependsOn;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a list of services or a map of service to {condition: ...}")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<DependsOn, A::Error> {
-                let mut out = BTreeMap::new();
-                while let Some(n) = s.next_element::<String>()? {
-                    out.insert(n, Dependency::default());
-                }
-                Ok(DependsOn(out))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<DependsOn, A::Error> {
-                let mut out = BTreeMap::new();
-                while let Some((k, v)) = m.next_entry::<String, Option<Dependency>>()? {
-                    out.insert(k, v.unwrap_or_default());
-                }
-                Ok(DependsOn(out))
-            }
-        }
-        d.deserialize_any(V)
+        names_or_map(
+            d,
+            "a list of services or a map of service to {condition: ...}",
+        )
+        .map(DependsOn)
     }
 }
 

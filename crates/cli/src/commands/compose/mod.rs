@@ -534,6 +534,32 @@ async fn stop_and_remove(
     Ok(())
 }
 
+/// Creates a network or volume by posting `body` to `path`, shown on the
+/// progress display as `kind` `name`.
+async fn create_object(
+    client: &Client,
+    progress: Progress,
+    kind: Kind,
+    name: &str,
+    path: &str,
+    body: &Json,
+) -> Result<()> {
+    progress.begin(kind, name, "Creating");
+    match client.post(path, Some(body)).await {
+        Ok(_) => {
+            progress.done(kind, name, "Created");
+            Ok(())
+        }
+        Err(e) => {
+            progress.failed(kind, name, "Error");
+            let what = kind.word().to_lowercase();
+            Err(CliError::msg(format!(
+                "failed to create {what} {name}: {e}"
+            )))
+        }
+    }
+}
+
 async fn ensure_network(client: &Client, p: &Project, key: &str, progress: Progress) -> Result<()> {
     let name = p.network_name(key);
     let def = p.networks.get(key).cloned().unwrap_or_default();
@@ -559,22 +585,16 @@ async fn ensure_network(client: &Client, p: &Project, key: &str, progress: Progr
                     "network {name} declared as external, but could not be found"
                 )));
             }
-            progress.begin(Kind::Network, &name, "Creating");
-            match client
-                .post("/networks/create", Some(&p.network_create_body(key)))
-                .await
-            {
-                Ok(_) => {
-                    progress.done(Kind::Network, &name, "Created");
-                    Ok(())
-                }
-                Err(e) => {
-                    progress.failed(Kind::Network, &name, "Error");
-                    Err(CliError::msg(format!(
-                        "failed to create network {name}: {e}"
-                    )))
-                }
-            }
+            let body = p.network_create_body(key);
+            create_object(
+                client,
+                progress,
+                Kind::Network,
+                &name,
+                "/networks/create",
+                &body,
+            )
+            .await
         }
         Err(e) => Err(e),
     }
@@ -594,22 +614,16 @@ async fn ensure_volume(client: &Client, p: &Project, key: &str, progress: Progre
                     "external volume \"{name}\" not found"
                 )));
             }
-            progress.begin(Kind::Volume, &name, "Creating");
-            match client
-                .post("/volumes/create", Some(&p.volume_create_body(key)))
-                .await
-            {
-                Ok(_) => {
-                    progress.done(Kind::Volume, &name, "Created");
-                    Ok(())
-                }
-                Err(e) => {
-                    progress.failed(Kind::Volume, &name, "Error");
-                    Err(CliError::msg(format!(
-                        "failed to create volume {name}: {e}"
-                    )))
-                }
-            }
+            let body = p.volume_create_body(key);
+            create_object(
+                client,
+                progress,
+                Kind::Volume,
+                &name,
+                "/volumes/create",
+                &body,
+            )
+            .await
         }
         Err(e) => Err(e),
     }
@@ -755,7 +769,7 @@ async fn converge(
         for n in 1..=want {
             let name = p.container_name(svc_name, n);
             let opts = ContainerOptions::default();
-            if let Some(c) = by_number.get(&n) {
+            let done = if let Some(c) = by_number.get(&n) {
                 let same = label(c, LABEL_CONFIG_HASH) == hash;
                 if (same && !o.force_recreate) || o.no_recreate {
                     out.push(Planned {
@@ -773,25 +787,11 @@ async fn converge(
                     stop_container(client, &id_of(c), o.timeout).await?;
                 }
                 remove_container(client, &id_of(c), false).await?;
-                let body = p
-                    .container_create_body(svc_name, n, &opts)
-                    .map_err(compose_err)?;
-                let id = create_container(client, &name, &body)
-                    .await
-                    .inspect_err(|_| {
-                        progress.failed(Kind::Container, &name, "Error");
-                    })?;
-                progress.done(Kind::Container, &name, "Recreated");
-                out.push(Planned {
-                    id,
-                    name,
-                    service: svc_name.clone(),
-                    running: false,
-                    tty: svc.tty,
-                });
-                continue;
-            }
-            progress.begin(Kind::Container, &name, "Creating");
+                "Recreated"
+            } else {
+                progress.begin(Kind::Container, &name, "Creating");
+                "Created"
+            };
             let body = p
                 .container_create_body(svc_name, n, &opts)
                 .map_err(compose_err)?;
@@ -800,7 +800,7 @@ async fn converge(
                 .inspect_err(|_| {
                     progress.failed(Kind::Container, &name, "Error");
                 })?;
-            progress.done(Kind::Container, &name, "Created");
+            progress.done(Kind::Container, &name, done);
             out.push(Planned {
                 id,
                 name,
@@ -995,6 +995,28 @@ pub async fn up(client: &Client, p: &Project, a: &UpArgs, progress: Progress) ->
 
 // ---------------------------------------------------------------- down
 
+/// Removes a network or volume with a DELETE of `path` (one already gone
+/// counts as removed), shown on the progress display as `kind` `name`; a
+/// failure is added to `errors`.
+async fn remove_object(
+    client: &Client,
+    progress: Progress,
+    kind: Kind,
+    name: &str,
+    path: &str,
+    errors: &mut Vec<String>,
+) {
+    progress.begin(kind, name, "Removing");
+    match client.delete(path).await {
+        Ok(_) => progress.done(kind, name, "Removed"),
+        Err(e) if e.is_not_found() => progress.done(kind, name, "Removed"),
+        Err(e) => {
+            progress.failed(kind, name, "Error");
+            errors.push(e.to_string());
+        }
+    }
+}
+
 /// `compose down`.
 pub async fn down(client: &Client, p: &Project, a: &DownArgs, progress: Progress) -> Result<()> {
     let all = project_containers(client, &p.name, None, true).await?;
@@ -1042,21 +1064,11 @@ pub async fn down(client: &Client, p: &Project, a: &DownArgs, progress: Progress
         if p.networks.get(key).is_some_and(|d| d.external.external) {
             continue;
         }
-        progress.begin(Kind::Network, &name, "Removing");
-        match client
-            .delete(&format!(
-                "/networks/{}",
-                path_escape(n["Id"].as_str().unwrap_or(&name))
-            ))
-            .await
-        {
-            Ok(_) => progress.done(Kind::Network, &name, "Removed"),
-            Err(e) if e.is_not_found() => progress.done(Kind::Network, &name, "Removed"),
-            Err(e) => {
-                progress.failed(Kind::Network, &name, "Error");
-                errors.push(e.to_string());
-            }
-        }
+        let path = format!(
+            "/networks/{}",
+            path_escape(n["Id"].as_str().unwrap_or(&name))
+        );
+        remove_object(client, progress, Kind::Network, &name, &path, &mut errors).await;
     }
     if a.volumes {
         let vols = client.get_json(&format!("/volumes{}", q.encode())).await;
@@ -1071,18 +1083,8 @@ pub async fn down(client: &Client, p: &Project, a: &DownArgs, progress: Progress
             if p.volumes.get(key).is_some_and(|d| d.external.external) {
                 continue;
             }
-            progress.begin(Kind::Volume, &name, "Removing");
-            match client
-                .delete(&format!("/volumes/{}", path_escape(&name)))
-                .await
-            {
-                Ok(_) => progress.done(Kind::Volume, &name, "Removed"),
-                Err(e) if e.is_not_found() => progress.done(Kind::Volume, &name, "Removed"),
-                Err(e) => {
-                    progress.failed(Kind::Volume, &name, "Error");
-                    errors.push(e.to_string());
-                }
-            }
+            let path = format!("/volumes/{}", path_escape(&name));
+            remove_object(client, progress, Kind::Volume, &name, &path, &mut errors).await;
         }
     }
     if errors.is_empty() {

@@ -24,7 +24,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn word(self) -> &'static str {
+    /// The kind's name as a progress line shows it (`Network`, ...).
+    pub fn word(self) -> &'static str {
         match self {
             Kind::Network => "Network",
             Kind::Volume => "Volume",
@@ -80,21 +81,20 @@ impl Progress {
 
     /// A step has ended well (`Created`, `Started`, `Healthy`, `Running`...).
     pub fn done(&self, kind: Kind, name: &str, status: &str) {
-        if self.tty {
-            self.write(&format!(
-                "\r\x1b[2K \x1b[32m✔\x1b[0m {} {name}  \x1b[32m{status}\x1b[0m\n",
-                kind.word()
-            ));
-        } else {
-            self.write(&format!("{}\n", Self::line(kind, name, status, None)));
-        }
+        self.end(kind, name, status, '✔', 32);
     }
 
     /// A step has failed.
     pub fn failed(&self, kind: Kind, name: &str, status: &str) {
+        self.end(kind, name, status, '✘', 31);
+    }
+
+    /// A step has ended: on a terminal, the line is finished with `mark` and
+    /// `status` in the ANSI foreground `color`; otherwise a plain line.
+    fn end(&self, kind: Kind, name: &str, status: &str, mark: char, color: u8) {
         if self.tty {
             self.write(&format!(
-                "\r\x1b[2K \x1b[31m✘\x1b[0m {} {name}  \x1b[31m{status}\x1b[0m\n",
+                "\r\x1b[2K \x1b[{color}m{mark}\x1b[0m {} {name}  \x1b[{color}m{status}\x1b[0m\n",
                 kind.word()
             ));
         } else {
