@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{wait_until, Daemon, IMAGE};
@@ -16,7 +16,7 @@ fn project(yaml: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, file)
 }
 
-fn compose(d: &Daemon, file: &PathBuf, project: &str, args: &[&str]) -> common::Output {
+fn compose(d: &Daemon, file: &Path, project: &str, args: &[&str]) -> common::Output {
     let f = file.display().to_string();
     let mut v = vec!["compose", "-f", &f, "-p", project];
     v.extend_from_slice(args);
