@@ -1,0 +1,139 @@
+"""Shared harness for tether's side-by-side benchmarks (stdlib only).
+
+Engines are picked from the BENCH_ENGINES environment variable (set by run.sh), e.g.
+"tether,docker,podman". Each figure script measures one operation per engine in the order
+A B C A B C ... (alternating), and appends its rows to the JSON-lines file named by
+BENCH_RESULTS.
+"""
+import json, os, statistics, subprocess, sys, time
+
+TETHER_BIN = os.environ.get("TETHER_BIN", "tether")
+TETHER_SOCK = os.environ.get("TETHER_SOCK", "/run/tether/tether.sock")
+ITER = int(os.environ.get("BENCH_ITER", "10"))
+RESULTS = os.environ.get("BENCH_RESULTS", "/tmp/bench-results.jsonl")
+IMAGE = "tbox:latest"
+
+# Distinct subnets per engine, so networks of the three engines never overlap on the host.
+SUBNET_BASE = {"tether": 201, "docker": 202, "podman": 203}
+
+
+def engines():
+    return [e for e in os.environ.get("BENCH_ENGINES", "tether").split(",") if e]
+
+
+def cli(engine):
+    if engine == "tether":
+        return [TETHER_BIN, "-H", "unix://" + TETHER_SOCK]
+    return [engine]
+
+
+def subnet(engine, n):
+    """A /24 of the engine's own 10.X.0.0/16 range."""
+    return "10.%d.%d.0/24" % (SUBNET_BASE[engine], n % 250)
+
+
+def sh(engine, *args, check=True, quiet=True, timeout=300):
+    cmd = cli(engine) + [str(a) for a in args]
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=timeout)
+    if check and p.returncode != 0:
+        raise RuntimeError("%s failed (%d): %s" % (" ".join(cmd[:8]), p.returncode,
+                                                     p.stderr.strip()[-500:]))
+    return p.stdout.strip()
+
+
+def timed(engine, *args, check=True):
+    t0 = time.perf_counter()
+    sh(engine, *args, check=check)
+    return time.perf_counter() - t0
+
+
+def rm_args(engine):
+    """`rm -f`; podman's `rm -f` first stops with the 10 s grace period (the busybox
+    `sleep` as PID 1 ignores SIGTERM), docker's and tether's kill at once: give podman
+    `-t 0` to match, and `-i` so that one missing name does not abort the rest."""
+    return ["rm", "-f", "-t", "0", "-i"] if engine == "podman" else ["rm", "-f"]
+
+
+def try_rm(engine, kind, *names):
+    """Best-effort removal (containers: kind='rm', networks: kind='network')."""
+    if not names:
+        return
+    if kind == "rm":
+        sh(engine, *rm_args(engine), *names, check=False, timeout=900)
+    else:
+        sh(engine, "network", "rm", *names, check=False)
+
+
+def summarize(samples):
+    return {"n": len(samples), "median": statistics.median(samples),
+            "min": min(samples), "max": max(samples)}
+
+
+def record(figure, label, unit, per_engine):
+    """per_engine: {engine: [samples]} -> one JSON line per engine, printed too."""
+    with open(RESULTS, "a") as f:
+        for eng, samples in per_engine.items():
+            if not samples:
+                continue
+            row = {"figure": figure, "label": label, "unit": unit, "engine": eng}
+            row.update(summarize(samples))
+            f.write(json.dumps(row) + "\n")
+            print("%-6s %-45s %-8s median %.4f min %.4f max %.4f (n=%d)" % (
+                eng, label, unit, row["median"], row["min"], row["max"], row["n"]),
+                flush=True)
+
+
+def alternate(n, fn, labels):
+    """Call fn(engine, i) -> {label: value} for i in range(n), engines alternating.
+    Returns {label: {engine: [values]}}."""
+    out = {l: {e: [] for e in engines()} for l in labels}
+    for i in range(n):
+        for e in engines():
+            try:
+                vals = fn(e, i)
+            except Exception as ex:  # keep going; a failed sample is reported, not fatal
+                print("  %s iteration %d failed: %s" % (e, i, ex), file=sys.stderr, flush=True)
+                continue
+            for l, v in vals.items():
+                out[l][e].append(v)
+    return out
+
+
+def pss_kib(pid):
+    """PSS of one process in KiB from /proc/PID/smaps_rollup (0 if it is gone)."""
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def pids_by_comm(names, cmdline_contains=None):
+    """PIDs whose /proc/PID/comm is in names (and, optionally, whose cmdline contains a
+    string)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/comm" % d) as f:
+                comm = f.read().strip()
+            if comm not in names:
+                continue
+            if cmdline_contains:
+                with open("/proc/%s/cmdline" % d, "rb") as f:
+                    if cmdline_contains.encode() not in f.read():
+                        continue
+            out.append(int(d))
+        except OSError:
+            continue
+    return out
+
+
+def daemon_pid(engine):
+    p = os.environ.get("BENCH_%s_PID" % engine.upper())
+    return int(p) if p else None
