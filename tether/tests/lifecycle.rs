@@ -303,3 +303,70 @@ fn interactive_stdin_and_terminals() {
     let o = d.cli(&["exec", "ia", "tty"]);
     assert_ne!(o.code, 0, "no terminal without -t: {o}");
 }
+
+#[test]
+fn restart_policies() {
+    let d = Daemon::start();
+    let count = |c: &str| {
+        d.ok(&["inspect", "-f", "{{.RestartCount}}", c])
+            .parse::<i64>()
+            .unwrap_or(-1)
+    };
+    let status = |c: &str| d.ok(&["inspect", "-f", "{{.State.Status}}", c]);
+
+    // on-failure:2 restarts a failing container twice, then leaves it exited
+    d.run_d(&[
+        "--name",
+        "of",
+        "--restart",
+        "on-failure:2",
+        IMAGE,
+        "sh",
+        "-c",
+        "sleep 0.2; exit 1",
+    ]);
+    wait_until("two restarts", LONG, || {
+        count("of") == 2 && status("of") == "exited"
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        (count("of"), status("of").as_str()),
+        (2, "exited"),
+        "no third restart"
+    );
+
+    // on-failure does not restart a success; no policy does not restart at all
+    d.run_d(&["--name", "ok", "--restart", "on-failure", IMAGE, "true"]);
+    d.run_d(&["--name", "no", IMAGE, "sh", "-c", "exit 1"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(count("ok"), 0);
+    assert_eq!(count("no"), 0);
+
+    // always restarts until stopped by hand; a stopped one stays stopped
+    d.run_d(&[
+        "--name",
+        "al",
+        "--restart",
+        "always",
+        IMAGE,
+        "sh",
+        "-c",
+        "sleep 0.3; exit 0",
+    ]);
+    wait_until("always restarts", LONG, || count("al") >= 2);
+    d.ok(&["stop", "-t", "1", "al"]);
+    let after = count("al");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        (count("al"), status("al").as_str()),
+        (after, "exited"),
+        "restarted after a manual stop"
+    );
+
+    // bad combinations are refused naming the problem
+    let o = d.fails(&["run", "--rm", "--restart", "always", IMAGE, "true"]);
+    assert!(
+        o.stderr.contains("--restart") && o.stderr.contains("--rm"),
+        "{o}"
+    );
+}

@@ -208,6 +208,7 @@ impl Engine {
                 return Err(EngineError::InvalidParam(format!("invalid IP address in add-host: {ip:?} (in {h:?}; expected an IP or host-gateway)")));
             }
         }
+        validate_restart(&hc)?;
         spec::capabilities(
             &hc.cap_add.clone().unwrap_or_default(),
             &hc.cap_drop.clone().unwrap_or_default(),
@@ -366,6 +367,8 @@ impl Engine {
             ports: Vec::new(),
             sandbox: None,
             restart_count: 0,
+            auto_restarts: 0,
+            manually_stopped: false,
         };
         let dir = self.container_dir(&id);
         std::fs::create_dir_all(&dir)?;
@@ -477,6 +480,7 @@ impl Engine {
                 c.state.exit_code = 0;
                 c.state.started_at = state::now();
                 c.restart_count += 1;
+                c.manually_stopped = false;
                 Ok(())
             }
             Err(e) => {
@@ -636,6 +640,33 @@ impl Engine {
         });
         if auto {
             self.remove_locked(&mut st, id);
+            return;
+        }
+        if let Some(delay) = st.containers.get(id).and_then(restart_delay) {
+            let me = self.clone();
+            let cid = id.to_string();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                me.auto_restart(&cid).await;
+            });
+        }
+    }
+
+    /// Restarts a container its policy says to restart, unless it was removed, started
+    /// or stopped by hand meanwhile.
+    async fn auto_restart(self: &Arc<Self>, id: &str) {
+        {
+            let mut st = self.state.lock().await;
+            let Some(c) = st.containers.get_mut(id) else { return };
+            if c.state.status == "running" || c.manually_stopped || restart_delay(c).is_none() {
+                return;
+            }
+            c.auto_restarts += 1;
+            let c = c.clone();
+            let _ = self.save_container(&c);
+        }
+        if let Err(e) = self.start_container(id).await {
+            tracing::warn!(container = %id, error = %e, "restart policy: start failed");
         }
     }
 
@@ -678,6 +709,16 @@ impl Engine {
 
     /// POST /containers/{id}/stop: the stop signal, then SIGKILL after `timeout` seconds
     /// (default StopTimeout or 10); returns once the container's exit is fully processed.
+    /// Marks a container stopped by hand (its restart policy then leaves it alone).
+    async fn mark_manually_stopped(&self, id: &str) {
+        let mut st = self.state.lock().await;
+        if let Some(c) = st.containers.get_mut(id) {
+            c.manually_stopped = true;
+            let c = c.clone();
+            let _ = self.save_container(&c);
+        }
+    }
+
     pub async fn stop_container(
         &self,
         key: &str,
@@ -696,6 +737,7 @@ impl Engine {
                 .unwrap_or_else(|| "SIGTERM".into()),
         )?;
         let t = timeout.or(c.config.stop_timeout).unwrap_or(10).max(0) as u64;
+        self.mark_manually_stopped(&c.id).await;
         let _ = self.runc.kill(&c.id, &sig, false).await;
         let exited =
             tokio::time::timeout(Duration::from_secs(t), ev.wait_for(|e| e.0 > gen0 || e.2))
@@ -1084,6 +1126,42 @@ impl Engine {
     pub fn _fd_probe(fd: &OwnedFd) -> i32 {
         fd.as_raw_fd()
     }
+}
+
+/// Docker's restart policies: "", "no", "always", "unless-stopped", "on-failure" (with
+/// MaximumRetryCount); none goes with AutoRemove.
+fn validate_restart(hc: &HostConfig) -> Result<(), EngineError> {
+    let Some(p) = &hc.restart_policy else { return Ok(()) };
+    let name = p.name.map(|n| n.to_string()).unwrap_or_default();
+    let name = name.trim_matches('"');
+    match name {
+        "" | "no" => return Ok(()),
+        "always" | "unless-stopped" | "on-failure" => {}
+        other => return Err(EngineError::InvalidParam(format!("invalid restart policy {other:?}: use no, always, unless-stopped or on-failure[:max-retries]"))),
+    }
+    if hc.auto_remove.unwrap_or(false) {
+        return Err(EngineError::InvalidParam("conflicting options: cannot specify both --restart and --rm".into()));
+    }
+    if name != "on-failure" && p.maximum_retry_count.unwrap_or(0) != 0 {
+        return Err(EngineError::InvalidParam(format!("invalid restart policy: maximum retry count can only be used with 'on-failure' (not {name})")));
+    }
+    Ok(())
+}
+
+/// How long to wait before the restart policy restarts `c` (None: it does not). Docker's
+/// backoff: 100 ms, doubling per consecutive restart, at most 10 s here.
+fn restart_delay(c: &Container) -> Option<std::time::Duration> {
+    let p = c.host_config.restart_policy.as_ref()?;
+    let name = p.name.map(|n| n.to_string()).unwrap_or_default();
+    let restart = match name.trim_matches('"') {
+        "always" | "unless-stopped" => !c.manually_stopped,
+        "on-failure" => {
+            let max = p.maximum_retry_count.unwrap_or(0);
+            !c.manually_stopped && c.state.exit_code != 0 && (max == 0 || c.auto_restarts < max)
+        }
+        _ => false,
+    };
+    restart.then(|| std::time::Duration::from_millis((100u64 << c.auto_restarts.clamp(0, 7) as u32).min(10_000)))
 }
 
 /// A container's log and attach endpoints.

@@ -148,6 +148,12 @@ pub struct Container {
     pub sandbox: Option<PathBuf>,
     /// How many times the container was started.
     pub restart_count: i64,
+    /// Restarts made by the restart policy (Docker's RestartCount).
+    #[serde(default)]
+    pub auto_restarts: i64,
+    /// Stopped with `stop`: the restart policy leaves it stopped (until started again).
+    #[serde(default)]
+    pub manually_stopped: bool,
 }
 
 /// Never-set timestamps, as Docker shows them.

@@ -202,7 +202,7 @@ pub(crate) fn container(c: &Container, st: &State, dir: &Path) -> Value {
         },
         "Image": c.image_id, "ResolvConfPath": dir.join("resolv.conf"), "HostnamePath": dir.join("hostname"),
         "HostsPath": dir.join("hosts"), "LogPath": dir.join("json.log"), "Name": format!("/{}", c.name),
-        "RestartCount": 0, "Driver": "overlay", "Platform": "linux", "MountLabel": "", "ProcessLabel": "",
+        "RestartCount": c.auto_restarts, "Driver": "overlay", "Platform": "linux", "MountLabel": "", "ProcessLabel": "",
         "AppArmorProfile": "", "ExecIDs": Value::Null,
         "HostConfig": hc,
         "GraphDriver": {"Name": "overlay", "Data": {"MergedDir": dir.join("rootfs"), "UpperDir": dir.join("upper"), "WorkDir": dir.join("work")}},
