@@ -657,7 +657,9 @@ impl Engine {
     async fn auto_restart(self: &Arc<Self>, id: &str) {
         {
             let mut st = self.state.lock().await;
-            let Some(c) = st.containers.get_mut(id) else { return };
+            let Some(c) = st.containers.get_mut(id) else {
+                return;
+            };
             if c.state.status == "running" || c.manually_stopped || restart_delay(c).is_none() {
                 return;
             }
@@ -1131,7 +1133,9 @@ impl Engine {
 /// Docker's restart policies: "", "no", "always", "unless-stopped", "on-failure" (with
 /// MaximumRetryCount); none goes with AutoRemove.
 fn validate_restart(hc: &HostConfig) -> Result<(), EngineError> {
-    let Some(p) = &hc.restart_policy else { return Ok(()) };
+    let Some(p) = &hc.restart_policy else {
+        return Ok(());
+    };
     let name = p.name.map(|n| n.to_string()).unwrap_or_default();
     let name = name.trim_matches('"');
     match name {
@@ -1140,7 +1144,9 @@ fn validate_restart(hc: &HostConfig) -> Result<(), EngineError> {
         other => return Err(EngineError::InvalidParam(format!("invalid restart policy {other:?}: use no, always, unless-stopped or on-failure[:max-retries]"))),
     }
     if hc.auto_remove.unwrap_or(false) {
-        return Err(EngineError::InvalidParam("conflicting options: cannot specify both --restart and --rm".into()));
+        return Err(EngineError::InvalidParam(
+            "conflicting options: cannot specify both --restart and --rm".into(),
+        ));
     }
     if name != "on-failure" && p.maximum_retry_count.unwrap_or(0) != 0 {
         return Err(EngineError::InvalidParam(format!("invalid restart policy: maximum retry count can only be used with 'on-failure' (not {name})")));
@@ -1161,7 +1167,9 @@ fn restart_delay(c: &Container) -> Option<std::time::Duration> {
         }
         _ => false,
     };
-    restart.then(|| std::time::Duration::from_millis((100u64 << c.auto_restarts.clamp(0, 7) as u32).min(10_000)))
+    restart.then(|| {
+        std::time::Duration::from_millis((100u64 << c.auto_restarts.clamp(0, 7) as u32).min(10_000))
+    })
 }
 
 /// A container's log and attach endpoints.
