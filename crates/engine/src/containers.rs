@@ -3,7 +3,7 @@
 //! running while the daemon was away.
 
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -1121,12 +1121,6 @@ impl Engine {
         if let Err(e) = self.fw.teardown() {
             tracing::warn!(error = %e, "removing the nftables table");
         }
-    }
-
-    /// The raw fd of nothing; keeps AsRawFd in use for pidfd handling.
-    #[doc(hidden)]
-    pub fn _fd_probe(fd: &OwnedFd) -> i32 {
-        fd.as_raw_fd()
     }
 }
 

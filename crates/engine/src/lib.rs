@@ -141,6 +141,37 @@ pub(crate) struct State {
     pub volumes: BTreeMap<String, volumes::Volume>,
 }
 
+impl State {
+    /// Rebuilds every pool's leases from the containers' recorded endpoints: the
+    /// containers' state files are the one record of which address is in use, so
+    /// starting or stopping a container writes no network file.
+    pub(crate) fn rebuild_leases(&mut self) {
+        for n in self.networks.values_mut() {
+            if let Some(p) = n.pool.as_mut() {
+                p.leases.clear();
+            }
+            if let Some(p) = n.pool6.as_mut() {
+                p.leases.clear();
+            }
+        }
+        for c in self.containers.values() {
+            for (name, a) in &c.attachments {
+                let (Some(ep), Some(n)) =
+                    (c.endpoints.get(name), self.networks.get_mut(&a.network_id))
+                else {
+                    continue;
+                };
+                if let Some(p) = n.pool.as_mut() {
+                    p.leases.insert(ep.ip);
+                }
+                if let (Some(p), Some((ip6, _, _))) = (n.pool6.as_mut(), ep.ip6) {
+                    p.leases.insert(ip6);
+                }
+            }
+        }
+    }
+}
+
 /// The engine.
 pub struct Engine {
     pub(crate) cfg: Config,
@@ -254,6 +285,7 @@ impl Engine {
             for v in vols {
                 st.volumes.insert(v.name.clone(), v);
             }
+            st.rebuild_leases();
         }
         self.ensure_predefined().await?;
         let nets: Vec<Network> = self.state.lock().await.networks.values().cloned().collect();

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::sync::Arc;
 
 use bollard_stubs::models::NetworkCreateRequest;
 use ipnet::Ipv4Net;
@@ -481,9 +480,6 @@ pub fn label_match(
             .map(|v| v.iter().all(|s| !one(s)))
             .unwrap_or(true)
 }
-
-/// Keeps `Arc` in scope for doc links.
-pub type EngineRef = Arc<Engine>;
 
 #[cfg(test)]
 mod tests {

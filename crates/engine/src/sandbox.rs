@@ -222,9 +222,6 @@ impl Engine {
             }
             return Err(e.into());
         }
-        if let Some(n) = st.networks.get(&net.id) {
-            self.save_network(n)?;
-        }
         if net.dns {
             self.dns.add_endpoint(
                 &net.id,
@@ -257,8 +254,6 @@ impl Engine {
                 if let (Some(p6), Some((a, _, _))) = (n.pool6.as_mut(), ep.ip6) {
                     p6.release(a);
                 }
-                let n = n.clone();
-                let _ = self.save_network(&n);
             }
         }
         let bridge = net_id
