@@ -13,9 +13,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use common::{in_netns, nslookup_addrs, wait_until, Daemon, IMAGE, UPSTREAM_IP, UPSTREAM_NAME};
-use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::rdata::A;
-use hickory_proto::rr::{RData, Record, RecordType};
+use hickory_proto::op::Message;
 use serde_json::Value;
 
 /// Generous bound for states the tests wait for.
@@ -181,29 +179,7 @@ impl Responder {
                 let Ok(req) = Message::from_vec(&buf[..n]) else {
                     continue;
                 };
-                let Some(q) = req.queries.first() else {
-                    continue;
-                };
-                let name = q.name().to_ascii().to_ascii_lowercase();
-                if let Ok(mut s) = seen2.lock() {
-                    s.push(name.clone());
-                }
-                let mut resp = Message::response(req.id, req.op_code);
-                resp.metadata.recursion_desired = req.recursion_desired;
-                resp.metadata.recursion_available = true;
-                resp.queries = req.queries.clone();
-                if name == format!("{CUSTOM_NAME}.") {
-                    if q.query_type() == RecordType::A {
-                        resp.answers.push(Record::from_rdata(
-                            q.name().clone(),
-                            60,
-                            RData::A(A(CUSTOM_IP)),
-                        ));
-                    }
-                } else {
-                    resp.metadata.response_code = ResponseCode::NXDomain;
-                }
-                if let Ok(bytes) = resp.to_vec() {
+                if let Some(bytes) = common::dns_reply(&req, &seen2, CUSTOM_NAME, CUSTOM_IP) {
                     let _ = sock.send_to(&bytes, peer);
                 }
             }

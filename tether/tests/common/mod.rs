@@ -360,7 +360,7 @@ impl Upstream {
                 let Ok(req) = Message::from_vec(&buf[..n]) else {
                     continue;
                 };
-                if let Some(reply) = upstream_reply(&req, &seen2) {
+                if let Some(reply) = dns_reply(&req, &seen2, UPSTREAM_NAME, UPSTREAM_IP) {
                     let _ = sock.send_to(&reply, peer);
                 }
             }
@@ -399,7 +399,15 @@ impl Drop for Upstream {
     }
 }
 
-fn upstream_reply(req: &Message, seen: &Mutex<Vec<String>>) -> Option<Vec<u8>> {
+/// The answer of a test DNS server that knows one name: `name` (no trailing dot) -> `ip`
+/// for A queries, NODATA for other types, NXDOMAIN for anything else; every asked name is
+/// recorded in `seen` (lower-cased, with its trailing dot).
+pub fn dns_reply(
+    req: &Message,
+    seen: &Mutex<Vec<String>>,
+    known: &str,
+    ip: Ipv4Addr,
+) -> Option<Vec<u8>> {
     let q = req.queries.first()?;
     let name = q.name().to_ascii().to_ascii_lowercase();
     if let Ok(mut s) = seen.lock() {
@@ -409,13 +417,10 @@ fn upstream_reply(req: &Message, seen: &Mutex<Vec<String>>) -> Option<Vec<u8>> {
     resp.metadata.recursion_desired = req.recursion_desired;
     resp.metadata.recursion_available = true;
     resp.queries = req.queries.clone();
-    if name == format!("{UPSTREAM_NAME}.") {
+    if name == format!("{known}.") {
         if q.query_type() == RecordType::A {
-            resp.answers.push(Record::from_rdata(
-                q.name().clone(),
-                60,
-                RData::A(A(UPSTREAM_IP)),
-            ));
+            resp.answers
+                .push(Record::from_rdata(q.name().clone(), 60, RData::A(A(ip))));
         }
     } else {
         resp.metadata.response_code = ResponseCode::NXDomain;
