@@ -387,12 +387,22 @@ pub fn remove_ports_batch(owner: &str, ports: &[PortMapping]) -> Value {
     json!({"nftables": cmds})
 }
 
+/// Applies one batch: in-process through libnftables when it loads (no process per
+/// batch), else through the `nft` binary.
 fn apply(batch: &Value) -> Result<(), FirewallError> {
     let payload = batch.to_string();
     tracing::debug!(%payload, "nft batch");
-    nftables::helper::apply_ruleset_raw(&payload, None::<&str>, std::iter::empty::<&str>())
-        .map(|_| ())
-        .map_err(|e| FirewallError::Nft(e.to_string()))
+    match crate::libnft::Lib::get() {
+        Some(lib) => lib
+            .run(&payload, false)
+            .map(|_| ())
+            .map_err(|e| FirewallError::Nft(e.0)),
+        None => {
+            nftables::helper::apply_ruleset_raw(&payload, None::<&str>, std::iter::empty::<&str>())
+                .map(|_| ())
+                .map_err(|e| FirewallError::Nft(e.to_string()))
+        }
+    }
 }
 
 impl Firewall for Nftables {

@@ -7,6 +7,7 @@ pub mod bridge;
 pub mod dns;
 pub mod firewall;
 pub mod ipam;
+pub mod libnft;
 pub mod link;
 pub mod netns;
 pub mod sysctl;
