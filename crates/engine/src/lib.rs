@@ -26,7 +26,7 @@ use tether_image::ImageStore;
 use tether_net::bridge::BridgeDriver;
 use tether_net::dns::Resolver;
 use tether_net::firewall::{Firewall, Nftables};
-use tether_net::link::Netlink;
+use tether_net::link::{Netlink, Reaper};
 use tether_runtime::runc::Runc;
 use tokio::sync::watch;
 
@@ -182,7 +182,7 @@ pub struct Engine {
     pub(crate) execs: std::sync::Mutex<HashMap<String, exec::Exec>>,
     pub(crate) runc: Runc,
     pub(crate) fw: Arc<dyn Firewall>,
-    pub(crate) bridge: BridgeDriver,
+    pub(crate) bridge: Arc<BridgeDriver>,
     pub(crate) nl: Netlink,
     pub(crate) dns: Arc<Resolver>,
     pub(crate) events: events::Events,
@@ -219,7 +219,7 @@ impl Engine {
                 binary: cfg.runtime.clone(),
                 root: cfg.exec_root.join("runc"),
             },
-            bridge: BridgeDriver::new(fw.clone()),
+            bridge: Arc::new(BridgeDriver::new(fw.clone(), Arc::new(Reaper::start()?))),
             cfg,
             images,
             state: tokio::sync::Mutex::new(State::default()),

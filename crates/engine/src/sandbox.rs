@@ -182,9 +182,10 @@ impl Engine {
             None => None,
         };
         let used: HashSet<String> = c.endpoints.values().map(|e| e.ifname.clone()).collect();
+        // An interface of a just-disconnected endpoint may still be being deleted.
         let ifname = (0..)
             .map(|i| format!("eth{i}"))
-            .find(|n| !used.contains(n))
+            .find(|n| !used.contains(n) && !self.bridge.reaping(&reap_key(c, n)))
             .unwrap_or_else(|| "eth0".into());
         let ep = Endpoint {
             id: crate::state::new_id(),
@@ -235,8 +236,17 @@ impl Engine {
         Ok(())
     }
 
-    /// Removes `c`'s endpoint on network `name`: DNS records, veth, IP lease.
-    pub(crate) async fn detach_endpoint(&self, st: &mut State, c: &mut Container, name: &str) {
+    /// Removes `c`'s endpoint on network `name`: DNS records, veth, IP lease. With
+    /// `sandbox_going` the caller removes the sandbox next, and the kernel deletes the veth
+    /// pair with it; otherwise the pair is deleted off the request path (see
+    /// [`tether_net::link::Reaper`]). Either way its host side is down before this returns.
+    pub(crate) async fn detach_endpoint(
+        &self,
+        st: &mut State,
+        c: &mut Container,
+        name: &str,
+        sandbox_going: bool,
+    ) {
         let Some(ep) = c.endpoints.remove(name) else {
             return;
         };
@@ -261,7 +271,10 @@ impl Engine {
             .and_then(|id| st.networks.get(id))
             .and_then(bridge_of);
         let left = match &bridge {
-            Some(b) => self.bridge.leave(&self.nl, b, &ep.host_veth).await,
+            Some(b) => {
+                let reap = (!sandbox_going).then(|| reap_key(c, &ep.ifname));
+                self.bridge.leave(&self.nl, b, &ep.host_veth, reap).await
+            }
             None => self.nl.delete(&ep.host_veth).await.map_err(Into::into),
         };
         if let Err(e) = left {
@@ -450,8 +463,9 @@ impl Engine {
             c.ports.clear();
         }
         let names: Vec<String> = c.endpoints.keys().cloned().collect();
+        let own = c.sandbox.as_ref() == Some(&self.sandbox_path(&c.id));
         for n in names {
-            self.detach_endpoint(st, c, &n).await;
+            self.detach_endpoint(st, c, &n, own).await;
         }
         if let Some(sb) = c.sandbox.take() {
             if sb == self.sandbox_path(&c.id) {
@@ -461,6 +475,11 @@ impl Engine {
             }
         }
     }
+}
+
+/// The reaper's tag for interface `ifname` of `c`'s sandbox.
+fn reap_key(c: &Container, ifname: &str) -> String {
+    format!("{}/{ifname}", c.id)
 }
 
 /// The container's hostname: `--hostname`, else the short id (Docker's default).

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use ipnet::Ipv4Net;
 
 use crate::firewall::{Firewall, FirewallError, NetworkRules};
-use crate::link::{LinkError, Netlink};
+use crate::link::{LinkError, Netlink, Reaper};
 use crate::sysctl;
 
 /// Driver errors.
@@ -71,16 +71,23 @@ fn sysctl_in_sandbox(sandbox: &Path, ifname: &str) -> Result<(), LinkError> {
 /// The bridge driver, working in the daemon's network namespace.
 pub struct BridgeDriver {
     fw: Arc<dyn Firewall>,
+    reaper: Arc<Reaper>,
 }
 
 impl BridgeDriver {
-    /// A driver programming `fw`.
-    pub fn new(fw: Arc<dyn Firewall>) -> BridgeDriver {
-        BridgeDriver { fw }
+    /// A driver programming `fw`, deleting links through `reaper`.
+    pub fn new(fw: Arc<dyn Firewall>, reaper: Arc<Reaper>) -> BridgeDriver {
+        BridgeDriver { fw, reaper }
     }
 
     /// Creates (or, after a restart, re-adopts) the bridge and its firewall entries.
     pub async fn create_network(&self, nl: &Netlink, n: &BridgeNetwork) -> Result<(), DriverError> {
+        if self.reaper.pending(&n.bridge) {
+            // A bridge of that name (a reused `com.docker.network.bridge.name`) is still
+            // being deleted: wait rather than adopt it.
+            let r = self.reaper.clone();
+            let _ = tokio::task::spawn_blocking(move || r.flush()).await;
+        }
         let existed = nl.index_of(&n.bridge).await?.is_some();
         let index = nl
             .ensure_bridge(&n.bridge, n.mac, n.gateway, n.subnet.prefix_len())
@@ -115,10 +122,13 @@ impl BridgeDriver {
         Ok(())
     }
 
-    /// Deletes the bridge and its firewall entries (tolerates parts already gone).
+    /// Removes the network's firewall entries and sets its bridge down (which drops its
+    /// routes at once), then hands the bridge to the reaper to delete off the request path
+    /// (tolerates parts already gone).
     pub async fn delete_network(&self, nl: &Netlink, n: &BridgeNetwork) -> Result<(), DriverError> {
         let fw = self.fw.remove_network(&n.rules());
-        nl.delete(&n.bridge).await?;
+        nl.set_down_by_name(&n.bridge).await?;
+        self.reaper.delete(&n.bridge, n.bridge.clone());
         fw.map_err(DriverError::from)
     }
 
@@ -168,20 +178,37 @@ impl BridgeDriver {
         Ok(())
     }
 
-    /// Removes an endpoint's veth pair (deleting the host side deletes both) and, on an
-    /// `enable_icc=false` network, its port isolation.
+    /// Removes an endpoint: its port isolation on an `enable_icc=false` network, and its
+    /// veth pair. The host side is set down at once (the endpoint carries no more traffic);
+    /// with `reap = Some(key)` the pair is then deleted by the reaper, tagged `key` (see
+    /// [`Reaper::pending`]); with `None` the caller is about to remove the sandbox, and the
+    /// kernel deletes the pair with the namespace, asynchronously.
     pub async fn leave(
         &self,
         nl: &Netlink,
         n: &BridgeNetwork,
         host_veth: &str,
+        reap: Option<String>,
     ) -> Result<(), DriverError> {
         let fw = if n.icc {
             Ok(())
         } else {
             self.fw.isolate_port(host_veth, false)
         };
-        nl.delete(host_veth).await?;
+        nl.set_down_by_name(host_veth).await?;
+        if let Some(key) = reap {
+            self.reaper.delete(host_veth, key);
+        }
         fw.map_err(DriverError::from)
+    }
+
+    /// Whether a deletion tagged `key` (see [`BridgeDriver::leave`]) is still under way.
+    pub fn reaping(&self, key: &str) -> bool {
+        self.reaper.pending(key)
+    }
+
+    /// Blocks until every queued link deletion is done.
+    pub fn flush(&self) {
+        self.reaper.flush();
     }
 }
