@@ -110,10 +110,14 @@ fn main() {
     if argv.first().map(|s| s.as_str()) == Some("shim-exec") {
         std::process::exit(tether_runtime::shim::exec_main(&argv));
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // The daemon serves many clients at once; a CLI call is one conversation, and a
+    // single-threaded runtime starts without spawning worker threads.
+    let built = if argv.first().map(|s| s.as_str()) == Some("daemon") {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    };
+    let rt = match built {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tether: cannot start the async runtime: {e}");

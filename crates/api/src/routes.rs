@@ -118,10 +118,15 @@ pub async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Bod
         },
         None => path.clone(),
     };
-    match route(engine, req, &method, &rest).await {
+    let started = std::time::Instant::now();
+    let resp = match route(engine, req, &method, &rest).await {
         Ok(r) => r,
         Err(e) => err(e),
-    }
+    };
+    // Time to the response head (streams go on after it), for profiling with
+    // RUST_LOG=tether_api=debug.
+    tracing::debug!(%method, %path, status = resp.status().as_u16(), us = started.elapsed().as_micros() as u64, "handled");
+    resp
 }
 
 async fn route(
