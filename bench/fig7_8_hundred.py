@@ -1,52 +1,65 @@
 #!/usr/bin/env python3
-"""Figures 7 and 8: start 100 containers on one user-defined network (sequential
-`run -d`, total wall time), then, with all 100 running, measure the engine's memory as PSS
-from /proc/PID/smaps_rollup:
+"""Figures 7 and 8: start N (BENCH_N, default 100) containers on one user-defined network
+(sequential `run -d`, total wall time), then, with all N running, measure the engine's
+memory as PSS from /proc/PID/smaps_rollup:
   - daemon only: tether daemon / dockerd (+ its containerd) / none for podman (daemonless);
   - daemon + per-container monitors: tether shim / containerd-shim-runc-v2 / conmon
     (plus aardvark-dns for podman).
-Then remove them all (`rm -f` of the 100, total wall time)."""
+Then remove them all (`rm -f` of the N, total wall time).
+
+Every BENCH_STEP containers (default N/10) while they start, a checkpoint records the
+cumulative `run -d` time, the mean `run -d` time since the previous checkpoint and both
+PSS figures (sampling time is kept off the clock): the points of the plots of time and
+memory vs number of containers running. The network is a /24, or a /20 when N > 250; one
+Linux bridge takes at most 1023 ports, so N <= 1023."""
 from lib import *
 
 N = int(os.environ.get("BENCH_N", "100"))
+STEP = int(os.environ.get("BENCH_STEP", str(max(1, N // 10))))
 n_iter = int(os.environ.get("BENCH_ITER7", "2"))
+if N > 1023:
+    sys.exit("BENCH_N=%d: a Linux bridge takes at most 1023 ports" % N)
+CHECKPOINTS = sorted(set(range(STEP, N + 1, STEP)) | {N})
 
-MONITORS = {"tether": ["tether"], "docker": ["containerd-shim", "containerd-shim-runc-v2"],
+MONITORS = {"docker": ["containerd-shim", "containerd-shim-runc-v2"],
             "podman": ["conmon", "aardvark-dns"]}
 
 def engine_pss(e):
     d = daemon_pid(e)
     daemon = pss_kib(d) if d else 0
-    extra = 0
     if e == "docker":
-        extra = sum(pss_kib(p) for p in pids_by_comm(["containerd"]))
-    mons = 0
-    for p in pids_by_comm(MONITORS[e]):
-        if p == d:
-            continue
-        if e == "tether":
-            # only the shims of this bench daemon's containers
-            try:
-                with open("/proc/%d/cmdline" % p, "rb") as f:
-                    if b"shim" not in f.read():
-                        continue
-            except OSError:
-                continue
-        mons += pss_kib(p)
-    return (daemon + extra) / 1024.0, (daemon + extra + mons) / 1024.0
+        daemon += sum(pss_kib(p) for p in pids_by_comm(["containerd"]))
+    mons = tether_shims() if e == "tether" else \
+        [p for p in pids_by_comm(MONITORS[e]) if p != d]
+    total = daemon + sum(pss_kib(p) for p in mons)
+    return daemon / 1024.0, total / 1024.0
 
 mem = {"daemon": {}, "total": {}}
+points = {}  # (figure, series, unit, x) -> {engine: [samples]}
+
+def point(fig, series, unit, x, e, v):
+    points.setdefault((fig, series, unit, x), {}).setdefault(e, []).append(v)
 
 def one(e, i):
     names = ["bench7-%d" % k for k in range(N)]
     try_rm(e, "rm", *names)
     try_rm(e, "network", "bench7")
-    sh(e, "network", "create", "--subnet", subnet(e, 7), "bench7")
-    t0 = time.perf_counter()
-    for nm in names:
+    sh(e, "network", "create", "--subnet", subnet(e, 7, 24 if N <= 250 else 20), "bench7")
+    t_start, prev = 0.0, (0, 0.0)
+    for k, nm in enumerate(names, 1):
+        t0 = time.perf_counter()
         sh(e, "run", "-d", "--name", nm, "--network", "bench7", "--dns", "127.0.0.1",
            IMAGE, "sleep", "3600")
-    t_start = time.perf_counter() - t0
+        t_start += time.perf_counter() - t0
+        if k in CHECKPOINTS:
+            point(7, "run -d, mean per container since the previous checkpoint", "s", k, e,
+                  (t_start - prev[1]) / (k - prev[0]))
+            point(7, "run -d, cumulative", "s", k, e, t_start)
+            dm, tot = engine_pss(e)
+            if daemon_pid(e):
+                point(8, "engine PSS, daemon(s)", "MiB", k, e, dm)
+            point(8, "engine PSS, daemon(s)+monitors", "MiB", k, e, tot)
+            prev = (k, t_start)
     time.sleep(2)
     dm, tot = engine_pss(e)
     if daemon_pid(e):  # podman is daemonless: no daemon row
@@ -58,9 +71,10 @@ def one(e, i):
     try_rm(e, "network", "bench7")
     return {"start": t_start, "rm": t_rm}
 
-import time
 res = alternate(n_iter, one, ["start", "rm"])
 record(7, "%d x run -d on one network, total" % N, "s", res["start"])
 record(7, "rm -f of the %d, total" % N, "s", res["rm"])
 record(8, "engine PSS, daemon(s), %d running" % N, "MiB", mem["daemon"])
 record(8, "engine PSS, daemon(s)+monitors, %d running" % N, "MiB", mem["total"])
+for (fig, series, unit, x), per_engine in sorted(points.items(), key=lambda p: (p[0][0], p[0][3])):
+    record_series(fig, series, unit, x, per_engine)

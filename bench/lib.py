@@ -5,7 +5,7 @@ Engines are picked from the BENCH_ENGINES environment variable (set by run.sh), 
 A B C A B C ... (alternating), and appends its rows to the JSON-lines file named by
 BENCH_RESULTS.
 """
-import json, os, statistics, subprocess, sys, time
+import json, math, os, statistics, subprocess, sys, time
 
 TETHER_BIN = os.environ.get("TETHER_BIN", "tether")
 TETHER_SOCK = os.environ.get("TETHER_SOCK", "/run/tether/tether.sock")
@@ -27,9 +27,13 @@ def cli(engine):
     return [engine]
 
 
-def subnet(engine, n):
-    """A /24 of the engine's own 10.X.0.0/16 range."""
-    return "10.%d.%d.0/24" % (SUBNET_BASE[engine], n % 250)
+def subnet(engine, n, prefix=24):
+    """A /24 (or, with prefix < 24, a larger block: /20 = 16 /24s, starting at the
+    n-th such block) of the engine's own 10.X.0.0/16 range."""
+    if prefix >= 24:
+        return "10.%d.%d.0/24" % (SUBNET_BASE[engine], n % 250)
+    size = 1 << (24 - prefix)
+    return "10.%d.%d.0/%d" % (SUBNET_BASE[engine], (n * size) % 256, prefix)
 
 
 def sh(engine, *args, check=True, quiet=True, timeout=300):
@@ -65,9 +69,34 @@ def try_rm(engine, kind, *names):
         sh(engine, "network", "rm", *names, check=False)
 
 
+def inspect(engine, name, fmt):
+    return sh(engine, "inspect", "-f", fmt, name)
+
+
+def container_pid(engine, name):
+    return int(inspect(engine, name, "{{.State.Pid}}"))
+
+
+def container_ip(engine, name):
+    """IPv4 address of a container attached to one network."""
+    return inspect(engine, name,
+                   "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}").split()[0]
+
+
+def in_netns(pid, argv):
+    """argv run in the network namespace of process pid (host binaries, host mounts)."""
+    return ["nsenter", "--net=/proc/%d/ns/net" % pid] + [str(a) for a in argv]
+
+
 def summarize(samples):
     return {"n": len(samples), "median": statistics.median(samples),
             "min": min(samples), "max": max(samples)}
+
+
+def percentile(values, q):
+    """q-th percentile (0..100) of values, nearest rank."""
+    v = sorted(values)
+    return v[min(len(v), max(1, math.ceil(q / 100.0 * len(v)))) - 1]
 
 
 def record(figure, label, unit, per_engine):
@@ -82,6 +111,19 @@ def record(figure, label, unit, per_engine):
             print("%-6s %-45s %-8s median %.4f min %.4f max %.4f (n=%d)" % (
                 eng, label, unit, row["median"], row["min"], row["max"], row["n"]),
                 flush=True)
+
+
+def record_series(figure, series, unit, x, per_engine):
+    """One point of a plotted series (x = scale, e.g. containers running or ports): one
+    JSON line per engine with the summary of its samples at x. report.py draws these,
+    they do not go into the table."""
+    with open(RESULTS, "a") as f:
+        for eng, samples in per_engine.items():
+            if samples:
+                row = {"figure": figure, "series": series, "unit": unit, "engine": eng,
+                       "x": x}
+                row.update(summarize(samples))
+                f.write(json.dumps(row) + "\n")
 
 
 def alternate(n, fn, labels):
@@ -134,6 +176,25 @@ def pids_by_comm(names, cmdline_contains=None):
     return out
 
 
+def cpu_seconds(pid):
+    """utime + stime (all threads) of process pid, in seconds, from /proc/PID/stat."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is field 3 (state): utime and stime are fields 14 and 15
+    return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
+
+
 def daemon_pid(engine):
     p = os.environ.get("BENCH_%s_PID" % engine.upper())
     return int(p) if p else None
+
+
+def tether_shims():
+    """PIDs of the bench tether daemon's per-container shims (comm is the executable's
+    name, e.g. `bench-tether` for TETHER_BIN=/tmp/bench-tether; the daemon's exec-root in
+    the command line tells its shims from those of any other tether daemon)."""
+    comm = os.path.basename(TETHER_BIN)[:15]
+    root = os.environ.get("BENCH_TETHER_EXEC_ROOT", "")
+    d = daemon_pid("tether")
+    return [p for p in pids_by_comm([comm], cmdline_contains=root + "/bundles/")
+            if p != d]

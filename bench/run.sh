@@ -1,22 +1,45 @@
 #!/usr/bin/env bash
 # Side-by-side benchmarks: tether vs Docker and Podman (when installed), A B C alternation.
 # Usage (root, from the repository): sudo bash bench/run.sh
-# Env: BENCH_ITER (default 10), BENCH_FIGS (default "1 3 2 6 7"), BENCH_ENGINES (default:
-# tether + whichever of docker/podman are installed), BENCH_OUT (default docs/benchmarks.md).
+# Env: BENCH_ITER (default 10), BENCH_FIGS (default "1 3 2 4 5 6 7"), BENCH_ENGINES (default:
+# tether + whichever of docker/podman are installed), BENCH_OUT (default docs/benchmarks.md),
+# TETHER_BIN (default target/release/tether); more knobs in bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 
-FIGS=${BENCH_FIGS:-"1 3 2 6 7"}
+FIGS=${BENCH_FIGS:-"1 3 2 4 5 6 7"}
 export BENCH_ITER=${BENCH_ITER:-10}
 OUT=${BENCH_OUT:-$REPO/docs/benchmarks.md}
 TAR=${TBOX_TAR:-/var/tmp/tether-images/tbox.tar}
 DOCKER_BIP=${DOCKER_BIP:-10.210.0.1/24}
 
-[ -x target/release/tether ] || cargo build --release
-export TETHER_BIN=$REPO/target/release/tether
+# TETHER_BIN: the tether executable to benchmark (default: this tree's release build,
+# built if missing). Point it at a private copy to be immune to a concurrent rebuild.
+if [ -z "${TETHER_BIN:-}" ]; then
+  [ -x target/release/tether ] || cargo build --release
+  TETHER_BIN=$REPO/target/release/tether
+fi
+[ -x "$TETHER_BIN" ] || { echo "TETHER_BIN=$TETHER_BIN is not executable" >&2; exit 1; }
+export TETHER_BIN
 [ -f "$TAR" ] || bash bench/make-tbox.sh "$TAR"
+
+# Debian's python3 (its python3-matplotlib draws the plots), and the load generators of
+# figures 4 (dnsperf) and 5 (iperf3), installed from Debian's packages when missing.
+PY=python3; [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+export PYTHONDONTWRITEBYTECODE=1  # no bench/__pycache__ churn in the work tree
+pkgs=()
+"$PY" -c 'import matplotlib' 2>/dev/null || pkgs+=(python3-matplotlib)
+[[ " $FIGS " == *" 4 "* ]] && ! command -v dnsperf >/dev/null && pkgs+=(dnsperf)
+[[ " $FIGS " == *" 5 "* ]] && ! command -v iperf3 >/dev/null && pkgs+=(iperf3)
+if [ ${#pkgs[@]} -gt 0 ]; then
+  echo "== apt-get install ${pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq "${pkgs[@]}" >/dev/null ||
+    { apt-get update -qq && apt-get install -y -qq "${pkgs[@]}" >/dev/null; } ||
+    echo "!! could not install ${pkgs[*]}: the figures that need them will fail" >&2
+fi
 
 TMP=$(mktemp -d /tmp/tether-bench.XXXXXX)
 export TETHER_SOCK=$TMP/tether.sock BENCH_RESULTS=$TMP/results.jsonl
@@ -27,7 +50,7 @@ cleanup() {
   set +e
   echo "== cleanup"
   IFS=, read -ra E <<<"$BENCH_ENGINES"
-  for e in "${E[@]}"; do python3 bench/cleanup.py "$e"; done
+  for e in "${E[@]}"; do "$PY" bench/cleanup.py "$e"; done
   if [ -n "$TETHER_PID" ]; then kill "$TETHER_PID"; wait "$TETHER_PID" 2>/dev/null; fi
   # tether's shims outlive the daemon by design; none should be left (all removed above)
   if [ -n "$STARTED_DOCKERD" ]; then
@@ -69,7 +92,7 @@ fi
 mkdir -p "$TMP/root" "$TMP/exec"
 "$TETHER_BIN" daemon --root "$TMP/root" --exec-root "$TMP/exec" -H "unix://$TETHER_SOCK" \
   --dns 127.0.0.1 >"$TMP/tether.log" 2>&1 &
-TETHER_PID=$!; export BENCH_TETHER_PID=$TETHER_PID
+TETHER_PID=$!; export BENCH_TETHER_PID=$TETHER_PID BENCH_TETHER_EXEC_ROOT=$TMP/exec
 for _ in $(seq 100); do "$TETHER_BIN" -H "unix://$TETHER_SOCK" version >/dev/null 2>&1 && break; sleep 0.1; done
 
 IFS=, read -ra E <<<"$BENCH_ENGINES"
@@ -87,10 +110,10 @@ done
 for f in $FIGS; do
   for s in bench/fig${f}_*.py; do
     echo "== $s ($BENCH_ENGINES)"
-    python3 "$s" || echo "!! $s failed" >&2
+    "$PY" "$s" || echo "!! $s failed" >&2
   done
 done
 
-python3 bench/report.py "$BENCH_RESULTS" "$OUT"
+"$PY" bench/report.py "$BENCH_RESULTS" "$OUT"
 cp "$BENCH_RESULTS" "${OUT%.md}.jsonl"
 echo "wrote $OUT"
