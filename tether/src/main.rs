@@ -110,12 +110,24 @@ fn main() {
     if argv.first().map(|s| s.as_str()) == Some("shim-exec") {
         std::process::exit(tether_runtime::shim::exec_main(&argv));
     }
+    engine_main(argv);
+}
+
+/// The daemon and the CLI. Kept out of `main`: their futures make a frame of over 12 KiB
+/// whose stack pages are all touched on entry (stack probes), and they would stay resident
+/// in every shim, which runs `main` too.
+#[inline(never)]
+fn engine_main(argv: Vec<String>) {
     // The daemon serves many clients at once; a CLI call is one conversation, and a
     // single-threaded runtime starts without spawning worker threads.
     let built = if argv.first().map(|s| s.as_str()) == Some("daemon") {
-        tokio::runtime::Builder::new_multi_thread().enable_all().build()
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
     } else {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     };
     let rt = match built {
         Ok(rt) => rt,

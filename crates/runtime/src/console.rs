@@ -4,7 +4,7 @@
 
 use std::io::IoSliceMut;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::time::Duration;
 
@@ -42,6 +42,14 @@ pub fn receive_master(listener: &UnixListener, timeout: Duration) -> Result<Owne
             Err(e) => return Err(io_err("accept on console socket")(e)),
         }
     };
+    receive(&stream)
+}
+
+/// Receives the pty master runc sends on an accepted console-socket connection `stream`
+/// (one SCM_RIGHTS message; blocks until it arrives).
+///
+/// Errors: the message cannot be read or carries no file descriptor.
+pub fn receive(stream: &UnixStream) -> Result<OwnedFd, RuntimeError> {
     stream
         .set_nonblocking(false)
         .map_err(io_err("console socket"))?;

@@ -7,15 +7,24 @@
 //! json-file log, reaps the container's init, writes the exit file and `runc delete`s.
 //! The daemon may die and come back at any time: the container and its log go on.
 //!
+//! There is one shim per running container, so it is kept small: a single thread serves
+//! everything from one poll(2) loop (the output streams, the attach and control sockets,
+//! and SIGCHLD through a signalfd), with fixed buffers allocated at first use; the stack
+//! and heap pages the setup used are given back before the loop. What stays private
+//! (about 150 KiB) is mostly the dynamic loader's relocations and libc's own data.
+//!
 //! Sync protocol on fd 3, one line: `ok <container pid> <shim pid>` or `err <message>`.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use serde::{Deserialize, Serialize};
 
@@ -203,30 +212,6 @@ fn report(sync: &mut Option<File>, line: &str) {
     *sync = None;
 }
 
-fn pump(mut src: File, stream: &'static str, log: Arc<Mutex<File>>, done: mpsc::Sender<()>) {
-    let mut buf = vec![0u8; 32 * 1024];
-    loop {
-        match src.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                let mut out = Vec::with_capacity(n + 128);
-                for e in logs::entries(stream, &buf[..n]) {
-                    if let Ok(j) = serde_json::to_vec(&e) {
-                        out.extend(j);
-                        out.push(b'\n');
-                    }
-                }
-                if let Ok(mut f) = log.lock() {
-                    let _ = f.write_all(&out);
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        }
-    }
-    let _ = done.send(());
-}
-
 /// The shim process's body (argv after the program name parsed into `cfg`); returns the
 /// process exit code. Must run before any thread is started (it forks).
 pub fn main(cfg: &ShimConfig) -> i32 {
@@ -236,6 +221,7 @@ pub fn main(cfg: &ShimConfig) -> i32 {
         Ok(nix::unistd::ForkResult::Child) => {}
         Err(_) => return 1,
     }
+    close_inherited();
     // SAFETY: fd 3 was set up by `spawn` as the sync pipe's write end; keep it from runc.
     unsafe { libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC) };
     // SAFETY: as above.
@@ -253,57 +239,72 @@ pub fn main(cfg: &ShimConfig) -> i32 {
     }
 }
 
-/// Accepts attach clients on `path` and copies what they send into the container's stdin;
-/// with `once`, stdin is closed when the first client finishes (docker's StdinOnce).
-fn serve_attach(path: PathBuf, sink: File, once: bool) -> Result<(), RuntimeError> {
-    let _ = std::fs::remove_file(&path);
-    let listener = std::os::unix::net::UnixListener::bind(&path)
-        .map_err(io_err(format!("bind {}", path.display())))?;
-    std::thread::spawn(move || {
-        let mut sink = Some(sink);
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            if let Some(s) = sink.as_mut() {
-                let _ = std::io::copy(&mut conn, s);
-            }
-            if once {
-                drop(sink.take());
-                break;
-            }
-        }
-    });
+/// Closes every descriptor but stdio and the sync pipe (fd 3): those the daemon let slip
+/// through without close-on-exec are no business of the shim, and must not be held open
+/// for the container's lifetime.
+fn close_inherited() {
+    // SAFETY: close_range(2) on descriptors this process does not use.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32) };
+    if r == 0 {
+        return;
+    }
+    // kernels before 5.9
+    let fds: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(dir) => dir
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .filter(|fd| *fd > 3)
+            .collect(),
+        Err(_) => return,
+    };
+    for fd in fds {
+        // SAFETY: as above (the directory's own descriptor is closed already: EBADF).
+        unsafe { libc::close(fd) };
+    }
+}
+
+/// Bytes read from the container's output at a time (conmon reads 8 KiB too).
+const OUTPUT_CHUNK: usize = 8 * 1024;
+/// Bytes of log entries gathered before they are written to the log file.
+const LOG_BUF: usize = 8 * 1024;
+/// Bytes taken from an attach client at a time on their way to the container's stdin.
+const STDIN_CHUNK: usize = 4 * 1024;
+/// How long the container's output may stay open after its init exited (processes that
+/// escaped the container's pid namespace may hold it).
+const OUTPUT_GRACE: Duration = Duration::from_secs(2);
+/// The longest control line (`resize ROWS COLS`) kept; longer lines are ignored.
+const CONTROL_LINE: usize = 64;
+
+fn sys_err(what: &'static str) -> impl FnOnce(nix::errno::Errno) -> RuntimeError {
+    move |e| RuntimeError::Io {
+        what: what.into(),
+        source: e.into(),
+    }
+}
+
+/// Sets O_NONBLOCK on `fd` (on its open file description: dups share it).
+fn set_nonblocking(fd: &impl AsRawFd, what: &'static str) -> Result<(), RuntimeError> {
+    let fd = fd.as_raw_fd();
+    // SAFETY: fcntl on a descriptor the caller owns.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io_err(what)(std::io::Error::last_os_error()));
+    }
     Ok(())
 }
 
-/// Accepts control clients on `path`: lines `resize ROWS COLS` resize the terminal.
-fn serve_control(path: PathBuf, pty: File) -> Result<(), RuntimeError> {
-    let _ = std::fs::remove_file(&path);
-    let listener = std::os::unix::net::UnixListener::bind(&path)
-        .map_err(io_err(format!("bind {}", path.display())))?;
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            for line in BufReader::new(conn).lines().map_while(Result::ok) {
-                let f: Vec<&str> = line.split_whitespace().collect();
-                if let ["resize", r, c] = f.as_slice() {
-                    if let (Ok(r), Ok(c)) = (r.parse(), c.parse()) {
-                        let _ = crate::console::resize(&pty, r, c);
-                    }
-                }
-            }
-        }
-    });
-    Ok(())
+/// What `runc create` left the shim: the container's init pid, its output streams, the
+/// writer of its stdin (with `-i`) and the terminal's master (with `-t`).
+struct Created {
+    pid: i32,
+    outputs: Vec<Output>,
+    sink: Option<File>,
+    pty: Option<File>,
 }
 
-fn run(cfg: &ShimConfig, sync: &mut Option<File>) -> Result<(), RuntimeError> {
-    // SAFETY: plain prctl.
-    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&cfg.log)
-        .map_err(io_err(format!("open log {}", cfg.log.display())))?;
-    let log = Arc::new(Mutex::new(log));
+/// Runs `runc create` for `cfg`, with pipes or (`cfg.tty`) a terminal as the container's
+/// stdio.
+fn create(cfg: &ShimConfig) -> Result<Created, RuntimeError> {
     let pid_file = cfg.bundle.join("init.pid");
     let runc_log = cfg.bundle.join("runc.log");
     let _ = std::fs::remove_file(&runc_log);
@@ -319,20 +320,13 @@ fn run(cfg: &ShimConfig, sync: &mut Option<File>) -> Result<(), RuntimeError> {
         .arg(&cfg.bundle)
         .arg("--pid-file")
         .arg(&pid_file);
-    let pipe = || {
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RuntimeError::Io {
-            what: "pipe".into(),
-            source: e.into(),
-        })
-    };
-    // (reader, stream name) of the container's output; its stdin sink; the pty for resizes
-    let mut outputs: Vec<(File, &'static str)> = Vec::new();
-    let mut sink: Option<File> = None;
-    let mut pty: Option<File> = None;
-    let runc_failed = |text: String| RuntimeError::Runc {
+    let runc_failed = || RuntimeError::Runc {
         op: "create".into(),
-        msg: crate::runc::runc_message(&text),
+        msg: crate::runc::runc_message(&std::fs::read_to_string(&runc_log).unwrap_or_default()),
     };
+    let mut outputs = Vec::with_capacity(2);
+    let mut sink = None;
+    let mut pty = None;
     if cfg.tty {
         let console_path = socket(&cfg.sock_prefix, "console");
         let listener = crate::console::bind(&console_path)?;
@@ -343,22 +337,24 @@ fn run(cfg: &ShimConfig, sync: &mut Option<File>) -> Result<(), RuntimeError> {
         let mut child = c
             .spawn()
             .map_err(io_err(format!("run {} create", cfg.runc.display())))?;
-        let got = std::thread::spawn(move || {
-            crate::console::receive_master(&listener, Duration::from_secs(30))
-        });
+        let master = receive_terminal(&listener, &mut child, &runc_failed);
+        let _ = std::fs::remove_file(&console_path);
+        let master = match master {
+            Ok(m) => File::from(m),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
         let status = child.wait().map_err(io_err("wait for runc create"))?;
         if !status.success() {
-            return Err(runc_failed(
-                std::fs::read_to_string(&runc_log).unwrap_or_default(),
-            ));
+            return Err(runc_failed());
         }
-        let master = got
-            .join()
-            .map_err(|_| RuntimeError::Spec("console thread panicked".into()))??;
-        let master = File::from(master);
         // a sane size until the client sends its own (docker resizes right after start)
         let _ = crate::console::resize(&master, 24, 80);
-        outputs.push((
+        set_nonblocking(&master, "terminal")?;
+        outputs.push(Output::new(
             master.try_clone().map_err(io_err("dup terminal"))?,
             "stdout",
         ));
@@ -367,12 +363,14 @@ fn run(cfg: &ShimConfig, sync: &mut Option<File>) -> Result<(), RuntimeError> {
         }
         pty = Some(master);
     } else {
+        let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys_err("pipe"));
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
         c.arg(&cfg.id);
         if cfg.stdin {
             let (in_r, in_w) = pipe()?;
             c.stdin(Stdio::from(in_r));
+            set_nonblocking(&in_w, "stdin pipe")?;
             sink = Some(File::from(in_w));
         } else {
             c.stdin(Stdio::null());
@@ -381,14 +379,15 @@ fn run(cfg: &ShimConfig, sync: &mut Option<File>) -> Result<(), RuntimeError> {
         let status = c
             .status()
             .map_err(io_err(format!("run {} create", cfg.runc.display())))?;
+        // closes our copies of the container's ends
         drop(c);
         if !status.success() {
-            return Err(runc_failed(
-                std::fs::read_to_string(&runc_log).unwrap_or_default(),
-            ));
+            return Err(runc_failed());
         }
-        outputs.push((File::from(out_r), "stdout"));
-        outputs.push((File::from(err_r), "stderr"));
+        for (r, name) in [(out_r, "stdout"), (err_r, "stderr")] {
+            set_nonblocking(&r, "output pipe")?;
+            outputs.push(Output::new(File::from(r), name));
+        }
     }
     let pid: i32 = std::fs::read_to_string(&pid_file)
         .ok()
@@ -397,48 +396,123 @@ fn run(cfg: &ShimConfig, sync: &mut Option<File>) -> Result<(), RuntimeError> {
             op: "create".into(),
             msg: "runc wrote no pid file".into(),
         })?;
-    let (tx, rx) = mpsc::channel();
-    let n_outputs = outputs.len();
-    for (f, name) in outputs {
-        let (l, t) = (log.clone(), tx.clone());
-        std::thread::spawn(move || pump(f, name, l, t));
-    }
-    drop(tx);
-    if let Some(sink) = sink {
-        serve_attach(attach_socket(&cfg.sock_prefix), sink, cfg.stdin_once)?;
-    }
-    if let Some(pty) = pty {
-        serve_control(control_socket(&cfg.sock_prefix), pty)?;
-    }
-    report(sync, &format!("ok {pid} {}", std::process::id()));
+    Ok(Created {
+        pid,
+        outputs,
+        sink,
+        pty,
+    })
+}
 
-    let code = loop {
-        let mut st: libc::c_int = 0;
-        // SAFETY: plain waitpid on any child (we are a subreaper).
-        let r = unsafe { libc::waitpid(-1, &mut st, 0) };
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            break -1;
+/// Waits for runc (`child`, running `create --console-socket`) to send the terminal's
+/// master on `listener`, watching it in case it fails before it connects (then the error is
+/// `runc_failed()`); gives up after 30 s.
+fn receive_terminal(
+    listener: &UnixListener,
+    child: &mut std::process::Child,
+    runc_failed: &dyn Fn() -> RuntimeError,
+) -> Result<std::os::fd::OwnedFd, RuntimeError> {
+    listener
+        .set_nonblocking(true)
+        .map_err(io_err("console socket"))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match listener.accept() {
+            Ok((s, _)) => return crate::console::receive(&s),
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_err("accept on console socket")(e)),
         }
-        if r == pid {
-            if libc::WIFEXITED(st) {
-                break i64::from(libc::WEXITSTATUS(st));
+        // runc connects before it exits: once it is gone, the connection is queued or
+        // will never come
+        if let Some(status) = child.try_wait().map_err(io_err("wait for runc create"))? {
+            if !status.success() {
+                return Err(runc_failed());
             }
-            if libc::WIFSIGNALED(st) {
-                break 128 + i64::from(libc::WTERMSIG(st));
-            }
+            return match listener.accept() {
+                Ok((s, _)) => crate::console::receive(&s),
+                Err(_) => Err(RuntimeError::Runc {
+                    op: "console".into(),
+                    msg: "runc did not send the terminal".into(),
+                }),
+            };
         }
-    };
-    // the pipes close when the last process holding them (the whole pid namespace) is gone
-    for _ in 0..n_outputs {
-        let _ = rx.recv_timeout(Duration::from_secs(2));
+        if Instant::now() > deadline {
+            return Err(RuntimeError::Runc {
+                op: "console".into(),
+                msg: "runc did not send the terminal".into(),
+            });
+        }
+        let mut p = [pollfd(listener.as_raw_fd(), libc::POLLIN)];
+        let _ = poll(&mut p, 50);
     }
+}
+
+fn run(cfg: &ShimConfig, sync: &mut Option<File>) -> Result<(), RuntimeError> {
+    // setup and teardown run in their own frames, deeper than the event loop's: the
+    // pages they used are given back for the container's lifetime
+    let mut shim = start(cfg, sync)?;
+    // SAFETY: plain libc call.
+    unsafe { libc::malloc_trim(0) };
+    release_stack();
+    let (code, finished_at) = shim.serve();
+    drop(shim);
+    finish(cfg, code, finished_at);
+    Ok(())
+}
+
+/// Creates the container and serves its sockets; tells the daemon on `sync`.
+#[inline(never)]
+fn start(cfg: &ShimConfig, sync: &mut Option<File>) -> Result<Shim, RuntimeError> {
+    // SAFETY: plain prctl.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    // Exits are learnt from SIGCHLD, blocked and read from a signalfd in the event loop.
+    // (Children do not inherit the mask: std's spawn resets it.)
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    mask.thread_block().map_err(sys_err("block SIGCHLD"))?;
+    let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(sys_err("signalfd"))?;
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&cfg.log)
+        .map_err(io_err(format!("open log {}", cfg.log.display())))?;
+    let created = create(cfg)?;
+    let attach = match created.sink {
+        Some(sink) => Some(Attach::bind(
+            &attach_socket(&cfg.sock_prefix),
+            sink,
+            cfg.stdin_once,
+        )?),
+        None => None,
+    };
+    let control = match created.pty {
+        Some(pty) => Some(Control::bind(&control_socket(&cfg.sock_prefix), pty)?),
+        None => None,
+    };
+    report(sync, &format!("ok {} {}", created.pid, std::process::id()));
+    Ok(Shim {
+        pid: created.pid,
+        sigfd,
+        exit: None,
+        outputs: created.outputs.into_iter().map(Some).collect(),
+        log: LogFile {
+            file: log,
+            buf: Vec::new(),
+        },
+        buf: Vec::new(),
+        attach,
+        control,
+    })
+}
+
+/// After the container's exit: writes the exit record, deletes the container from runc
+/// and reaps what is left.
+#[inline(never)]
+fn finish(cfg: &ShimConfig, code: i64, finished_at: String) {
     let rec = ExitRecord {
         exit_code: code,
-        finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        finished_at,
     };
     let tmp = cfg.exit_file.with_extension("tmp");
     if let Ok(b) = serde_json::to_vec(&rec) {
@@ -459,7 +533,545 @@ fn run(cfg: &ShimConfig, sync: &mut Option<File>) -> Result<(), RuntimeError> {
     // reap whatever else was left to us
     // SAFETY: non-blocking waitpid.
     while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
-    Ok(())
+}
+
+/// Returns the main thread's stack pages below the current frame to the kernel: the
+/// dynamic loader and the setup (runc create) went deeper than the event loop ever goes,
+/// and those pages would otherwise stay resident for the container's lifetime.
+#[inline(never)]
+fn release_stack() {
+    const SPAN: usize = 256 * 1024;
+    // SAFETY: plain sysconf.
+    let page = match usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }) {
+        Ok(p) if p.is_power_of_two() => p,
+        _ => return,
+    };
+    let here = 0u8;
+    let sp = std::hint::black_box(std::ptr::addr_of!(here)) as usize;
+    // keep this frame's page and the one below it for the madvise call's own frames
+    let Some(end) = (sp & !(page - 1)).checked_sub(page) else {
+        return;
+    };
+    let start = end.saturating_sub(SPAN);
+    // SAFETY: [start, end) lies below the stack pointer, so it holds no live frame (nor the
+    // red zone, which is 128 bytes): the pages read back as zeros when the stack grows
+    // into them again. The part of the range below the stack's mapping is within the
+    // stack guard gap (1 MiB, where nothing is mapped) and is skipped with ENOMEM.
+    unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+}
+
+/// The container log file with a write buffer allocated at the first entry.
+struct LogFile {
+    file: File,
+    buf: Vec<u8>,
+}
+
+impl Write for LogFile {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + b.len() > LOG_BUF {
+            self.flush()?;
+        }
+        if b.len() >= LOG_BUF {
+            return self.file.write(b);
+        }
+        if self.buf.capacity() == 0 {
+            self.buf.reserve_exact(LOG_BUF);
+        }
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    /// Writes the gathered entries; on error they are dropped.
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let r = self.file.write_all(&self.buf);
+        self.buf.clear();
+        r
+    }
+}
+
+fn pollfd(fd: i32, events: libc::c_short) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    }
+}
+
+/// poll(2) on `fds`, `timeout` in milliseconds (-1: none). Returns how many are ready.
+fn poll(fds: &mut [libc::pollfd], timeout: i32) -> std::io::Result<usize> {
+    // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs.
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(r as usize)
+}
+
+/// Whether an I/O error only means "not now".
+fn transient(e: &std::io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted)
+}
+
+/// One of the container's output streams (non-blocking), logged as `stream`.
+struct Output {
+    file: File,
+    stream: &'static str,
+    /// The start of a UTF-8 character cut by the end of the last read.
+    carry: [u8; 3],
+    carry_len: usize,
+}
+
+impl Output {
+    fn new(file: File, stream: &'static str) -> Output {
+        Output {
+            file,
+            stream,
+            carry: [0; 3],
+            carry_len: 0,
+        }
+    }
+}
+
+/// How many bytes at the end of `b` are the start of a UTF-8 character whose remaining
+/// bytes have not been read yet (0 to 3).
+fn incomplete_tail(b: &[u8]) -> usize {
+    for i in (b.len().saturating_sub(3)..b.len()).rev() {
+        if b[i] & 0xc0 != 0x80 {
+            return match std::str::from_utf8(&b[i..]) {
+                Err(e) if e.error_len().is_none() && e.valid_up_to() == 0 => b.len() - i,
+                _ => 0,
+            };
+        }
+    }
+    0
+}
+
+/// Appends `bytes` read from `stream` to the log as json-file entries (invalid UTF-8
+/// becomes U+FFFD, as Docker does).
+fn write_log(log: &mut LogFile, stream: &str, bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    let text = String::from_utf8_lossy(bytes);
+    let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    if let Err(e) = logs::write_entries(log, stream, &text, &time).and_then(|_| log.flush()) {
+        tracing::debug!(error = %e, "write container log");
+    }
+}
+
+/// The attach socket: one client at a time sends bytes for the container's stdin.
+struct Attach {
+    listener: Option<UnixListener>,
+    conn: Option<UnixStream>,
+    /// The client has closed its side; what it sent is still being delivered.
+    conn_eof: bool,
+    /// The container's stdin (non-blocking); gone after a `StdinOnce` client.
+    sink: Option<File>,
+    once: bool,
+    /// Bytes from the client not yet taken by the container: `buf[start..end]`.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Attach {
+    fn bind(path: &Path, sink: File, once: bool) -> Result<Attach, RuntimeError> {
+        let _ = std::fs::remove_file(path);
+        let listener =
+            UnixListener::bind(path).map_err(io_err(format!("bind {}", path.display())))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(io_err("attach socket"))?;
+        Ok(Attach {
+            listener: Some(listener),
+            conn: None,
+            conn_eof: false,
+            sink: Some(sink),
+            once,
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+        })
+    }
+
+    /// The descriptor and events to wait for now, if any.
+    fn interest(&self) -> Option<(i32, libc::c_short, Slot)> {
+        let sink = self.sink.as_ref()?;
+        match &self.conn {
+            None => Some((
+                self.listener.as_ref()?.as_raw_fd(),
+                libc::POLLIN,
+                Slot::AttachListener,
+            )),
+            Some(_) if self.start < self.end => {
+                Some((sink.as_raw_fd(), libc::POLLOUT, Slot::AttachSink))
+            }
+            Some(c) => Some((c.as_raw_fd(), libc::POLLIN, Slot::AttachConn)),
+        }
+    }
+
+    fn accept(&mut self) {
+        let Some(l) = self.listener.as_ref() else {
+            return;
+        };
+        match l.accept() {
+            Ok((c, _)) => {
+                if c.set_nonblocking(true).is_err() {
+                    return;
+                }
+                if self.buf.len() < STDIN_CHUNK {
+                    self.buf = vec![0; STDIN_CHUNK];
+                }
+                self.conn = Some(c);
+                self.conn_eof = false;
+                self.start = 0;
+                self.end = 0;
+            }
+            Err(e) if transient(&e) => {}
+            Err(e) => tracing::debug!(error = %e, "accept attach client"),
+        }
+    }
+
+    fn read(&mut self) {
+        let Some(c) = self.conn.as_mut() else {
+            return;
+        };
+        match c.read(&mut self.buf) {
+            Ok(0) => self.conn_eof = true,
+            Ok(n) => {
+                self.start = 0;
+                self.end = n;
+            }
+            Err(e) if transient(&e) => return,
+            Err(_) => return self.client_done(),
+        }
+        self.deliver();
+    }
+
+    /// Writes the pending bytes to the container's stdin as far as it takes them.
+    fn deliver(&mut self) {
+        while self.start < self.end {
+            let Some(sink) = self.sink.as_mut() else {
+                return self.client_done();
+            };
+            match sink.write(&self.buf[self.start..self.end]) {
+                Ok(n) => self.start += n,
+                Err(e) if transient(&e) => return,
+                // the container closed its stdin or is gone: this client is done
+                Err(_) => return self.client_done(),
+            }
+        }
+        if self.conn_eof {
+            self.client_done();
+        }
+    }
+
+    fn client_done(&mut self) {
+        self.conn = None;
+        self.conn_eof = false;
+        self.start = 0;
+        self.end = 0;
+        if self.once {
+            self.sink = None;
+            self.listener = None;
+            self.buf = Vec::new();
+        }
+    }
+}
+
+/// The control socket: one client at a time sends lines `resize ROWS COLS`.
+struct Control {
+    listener: UnixListener,
+    conn: Option<UnixStream>,
+    line: [u8; CONTROL_LINE],
+    len: usize,
+    /// The current line is longer than `line` holds: ignored up to its end.
+    overlong: bool,
+    pty: File,
+}
+
+impl Control {
+    fn bind(path: &Path, pty: File) -> Result<Control, RuntimeError> {
+        let _ = std::fs::remove_file(path);
+        let listener =
+            UnixListener::bind(path).map_err(io_err(format!("bind {}", path.display())))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(io_err("control socket"))?;
+        Ok(Control {
+            listener,
+            conn: None,
+            line: [0; CONTROL_LINE],
+            len: 0,
+            overlong: false,
+            pty,
+        })
+    }
+
+    fn interest(&self) -> (i32, libc::c_short, Slot) {
+        match &self.conn {
+            None => (
+                self.listener.as_raw_fd(),
+                libc::POLLIN,
+                Slot::ControlListener,
+            ),
+            Some(c) => (c.as_raw_fd(), libc::POLLIN, Slot::ControlConn),
+        }
+    }
+
+    fn accept(&mut self) {
+        match self.listener.accept() {
+            Ok((c, _)) => {
+                if c.set_nonblocking(true).is_ok() {
+                    self.conn = Some(c);
+                    self.len = 0;
+                    self.overlong = false;
+                }
+            }
+            Err(e) if transient(&e) => {}
+            Err(e) => tracing::debug!(error = %e, "accept control client"),
+        }
+    }
+
+    fn read(&mut self) {
+        let Some(c) = self.conn.as_mut() else {
+            return;
+        };
+        let mut buf = [0u8; 256];
+        let n = match c.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if transient(&e) => return,
+            Err(_) => 0,
+        };
+        if n == 0 {
+            // a last line without its newline counts too
+            self.line_done();
+            self.conn = None;
+            return;
+        }
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                self.line_done();
+            } else if self.len < self.line.len() {
+                self.line[self.len] = b;
+                self.len += 1;
+            } else {
+                self.overlong = true;
+            }
+        }
+    }
+
+    fn line_done(&mut self) {
+        let line = &self.line[..self.len];
+        if !self.overlong {
+            if let Some((rows, cols)) = parse_resize(line) {
+                if let Err(e) = crate::console::resize(&self.pty, rows, cols) {
+                    tracing::debug!(error = %e, "resize");
+                }
+            }
+        }
+        self.len = 0;
+        self.overlong = false;
+    }
+}
+
+/// Parses a control line `resize ROWS COLS`.
+fn parse_resize(line: &[u8]) -> Option<(u16, u16)> {
+    let line = std::str::from_utf8(line).ok()?;
+    let mut f = line.split_whitespace();
+    match (f.next(), f.next(), f.next(), f.next()) {
+        (Some("resize"), Some(r), Some(c), None) => Some((r.parse().ok()?, c.parse().ok()?)),
+        _ => None,
+    }
+}
+
+/// What a ready descriptor in the event loop belongs to.
+#[derive(Clone, Copy)]
+enum Slot {
+    Signal,
+    Output(usize),
+    AttachListener,
+    AttachConn,
+    AttachSink,
+    ControlListener,
+    ControlConn,
+}
+
+/// The running shim: everything its single-threaded event loop serves.
+struct Shim {
+    /// The container's init.
+    pid: i32,
+    sigfd: SignalFd,
+    /// The init's exit status and time, once reaped.
+    exit: Option<(i64, String)>,
+    /// The container's output streams, None once closed.
+    outputs: Vec<Option<Output>>,
+    log: LogFile,
+    /// The read buffer for outputs, allocated at the first output.
+    buf: Vec<u8>,
+    attach: Option<Attach>,
+    control: Option<Control>,
+}
+
+impl Shim {
+    /// Serves the container until its init has exited and its output is closed (or
+    /// [`OUTPUT_GRACE`] has passed since the exit); returns the exit code (128+N for signal
+    /// N, -1 when it could not be learnt) and the RFC 3339 time of the exit.
+    fn serve(&mut self) -> (i64, String) {
+        self.reap();
+        let mut deadline: Option<Instant> = None;
+        loop {
+            if self.exit.is_some() {
+                let d = *deadline.get_or_insert_with(|| Instant::now() + OUTPUT_GRACE);
+                if self.outputs.iter().all(Option::is_none) || Instant::now() >= d {
+                    break;
+                }
+            }
+            let mut fds = [pollfd(-1, 0); 8];
+            let mut slots = [Slot::Signal; 8];
+            let mut n = 0;
+            let mut add = |fd: i32, ev: libc::c_short, slot: Slot| {
+                fds[n] = pollfd(fd, ev);
+                slots[n] = slot;
+                n += 1;
+            };
+            if self.exit.is_none() {
+                add(self.sigfd.as_raw_fd(), libc::POLLIN, Slot::Signal);
+            }
+            for (i, o) in self.outputs.iter().enumerate() {
+                if let Some(o) = o {
+                    add(o.file.as_raw_fd(), libc::POLLIN, Slot::Output(i));
+                }
+            }
+            if let Some((fd, ev, slot)) = self.attach.as_ref().and_then(Attach::interest) {
+                add(fd, ev, slot);
+            }
+            if let Some((fd, ev, slot)) = self.control.as_ref().map(Control::interest) {
+                add(fd, ev, slot);
+            }
+            let timeout = match deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    i32::try_from(left.as_millis()).unwrap_or(i32::MAX).max(1)
+                }
+                None => -1,
+            };
+            match poll(&mut fds[..n], timeout) {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "poll");
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+            }
+            for (p, slot) in fds[..n].iter().zip(slots) {
+                if p.revents == 0 {
+                    continue;
+                }
+                match (slot, self.attach.as_mut(), self.control.as_mut()) {
+                    (Slot::Signal, ..) => self.reap(),
+                    (Slot::Output(i), ..) => {
+                        self.pump(i);
+                    }
+                    (Slot::AttachListener, Some(a), _) => a.accept(),
+                    (Slot::AttachConn, Some(a), _) => a.read(),
+                    (Slot::AttachSink, Some(a), _) => a.deliver(),
+                    (Slot::ControlListener, _, Some(c)) => c.accept(),
+                    (Slot::ControlConn, _, Some(c)) => c.read(),
+                    _ => {}
+                }
+            }
+        }
+        // what is still readable without waiting goes to the log too
+        for i in 0..self.outputs.len() {
+            for _ in 0..64 {
+                if !self.pump(i) {
+                    break;
+                }
+            }
+        }
+        for i in 0..self.outputs.len() {
+            self.close_output(i);
+        }
+        self.exit.take().unwrap_or_else(|| (-1, now_rfc3339()))
+    }
+
+    /// Reads the pending SIGCHLDs and reaps every exited child; notes the init's exit.
+    fn reap(&mut self) {
+        while let Ok(Some(_)) = self.sigfd.read_signal() {}
+        loop {
+            let mut st: libc::c_int = 0;
+            // SAFETY: non-blocking waitpid on any child (we are a subreaper).
+            let r = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
+            if r < 0 {
+                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                // no child left at all: the init's status is lost
+                if self.exit.is_none() {
+                    self.exit = Some((-1, now_rfc3339()));
+                }
+                return;
+            }
+            if r == 0 {
+                return;
+            }
+            if r == self.pid && self.exit.is_none() {
+                let code = if libc::WIFEXITED(st) {
+                    i64::from(libc::WEXITSTATUS(st))
+                } else if libc::WIFSIGNALED(st) {
+                    128 + i64::from(libc::WTERMSIG(st))
+                } else {
+                    continue;
+                };
+                self.exit = Some((code, now_rfc3339()));
+            }
+        }
+    }
+
+    /// Reads what output `i` has into the log; returns whether it had something (false:
+    /// nothing now, closed or gone).
+    fn pump(&mut self, i: usize) -> bool {
+        let Some(o) = self.outputs.get_mut(i).and_then(Option::as_mut) else {
+            return false;
+        };
+        if self.buf.len() < OUTPUT_CHUNK {
+            self.buf = vec![0; OUTPUT_CHUNK];
+        }
+        let k = o.carry_len;
+        self.buf[..k].copy_from_slice(&o.carry[..k]);
+        match o.file.read(&mut self.buf[k..]) {
+            Ok(0) => {}
+            Ok(n) => {
+                let end = k + n;
+                let tail = incomplete_tail(&self.buf[..end]);
+                o.carry[..tail].copy_from_slice(&self.buf[end - tail..end]);
+                o.carry_len = tail;
+                write_log(&mut self.log, o.stream, &self.buf[..end - tail]);
+                return true;
+            }
+            Err(e) if transient(&e) => return false,
+            // EIO from a terminal whose other side is closed
+            Err(_) => {}
+        }
+        self.close_output(i);
+        false
+    }
+
+    /// Closes output `i`, logging the incomplete character it ended with.
+    fn close_output(&mut self, i: usize) {
+        if let Some(o) = self.outputs.get_mut(i).and_then(Option::take) {
+            write_log(&mut self.log, o.stream, &o.carry[..o.carry_len]);
+        }
+    }
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
 /// `tether shim-exec ID PROCESS_JSON RUNC RUNC_ROOT CONSOLE_SOCKET`: runs an exec process
@@ -585,4 +1197,73 @@ fn exec_run(
     };
     let _ = reader.join();
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incomplete_utf8_tails_are_carried() {
+        let e = "é".as_bytes(); // 2 bytes
+        let smile = "\u{1f600}".as_bytes(); // 4 bytes
+        assert_eq!(incomplete_tail(b""), 0);
+        assert_eq!(incomplete_tail(b"abc"), 0);
+        assert_eq!(incomplete_tail(e), 0);
+        assert_eq!(incomplete_tail(&e[..1]), 1);
+        assert_eq!(incomplete_tail(smile), 0);
+        for cut in 1..4 {
+            let mut b = b"x".to_vec();
+            b.extend(&smile[..cut]);
+            assert_eq!(incomplete_tail(&b), cut);
+        }
+        // invalid bytes are not waited for: they become U+FFFD
+        assert_eq!(incomplete_tail(b"a\xff"), 0);
+        assert_eq!(incomplete_tail(b"a\x80\x80"), 0);
+        assert_eq!(incomplete_tail(b"\xe2\x28"), 0);
+    }
+
+    #[test]
+    fn resize_lines() {
+        assert_eq!(parse_resize(b"resize 24 80"), Some((24, 80)));
+        assert_eq!(parse_resize(b" resize  33 111\r"), Some((33, 111)));
+        assert_eq!(parse_resize(b"resize 24"), None);
+        assert_eq!(parse_resize(b"resize 24 80 1"), None);
+        assert_eq!(parse_resize(b"resize x 80"), None);
+        assert_eq!(parse_resize(b"resize 70000 80"), None);
+        assert_eq!(parse_resize(b"\xff"), None);
+    }
+
+    #[test]
+    fn log_buffer_keeps_entries_whole_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("json.log");
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let mut log = LogFile {
+            file,
+            buf: Vec::new(),
+        };
+        let big = "y".repeat(3 * LOG_BUF);
+        write_log(&mut log, "stdout", b"one\ntwo");
+        write_log(&mut log, "stderr", big.as_bytes());
+        write_log(&mut log, "stdout", "\u{1}\n".as_bytes());
+        let entries = logs::parse(&std::fs::read(&path).unwrap());
+        let got: Vec<(&str, &str)> = entries
+            .iter()
+            .map(|e| (e.stream.as_str(), e.log.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("stdout", "one\n"),
+                ("stdout", "two"),
+                ("stderr", big.as_str()),
+                ("stdout", "\u{1}\n")
+            ]
+        );
+    }
 }
