@@ -2,7 +2,7 @@
 //! API "Container" endpoints), the exit monitor, and re-adoption of containers that kept
 //! running while the daemon was away.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,6 +28,23 @@ fn random_name() -> String {
     let a = ADJ[rand::random::<usize>() % ADJ.len()];
     let n = NOUN[rand::random::<usize>() % NOUN.len()];
     format!("{a}_{n}")
+}
+
+/// A generated name no container has: `adjective_surname` (Docker's namesgenerator
+/// style); after a few taken draws, the draw with the smallest free numeric suffix
+/// (`jolly_turing2`). Always terminates, whatever the number of containers.
+fn unique_name(taken: impl Fn(&str) -> bool) -> String {
+    for _ in 0..8 {
+        let n = random_name();
+        if !taken(&n) {
+            return n;
+        }
+    }
+    let base = random_name();
+    (2u64..)
+        .map(|k| format!("{base}{k}"))
+        .find(|n| !taken(n))
+        .unwrap_or(base)
 }
 
 impl State {
@@ -286,12 +303,11 @@ impl Engine {
                 }
                 n
             }
-            None => loop {
-                let n = random_name();
-                if !st.containers.values().any(|c| c.name == n) {
-                    break n;
-                }
-            },
+            None => {
+                let names: HashSet<&str> =
+                    st.containers.values().map(|c| c.name.as_str()).collect();
+                unique_name(|n| names.contains(n))
+            }
         };
         if let Some(o) = st.containers.values().find(|c| c.name == name) {
             return Err(EngineError::Conflict(format!(
@@ -1335,5 +1351,21 @@ mod tests {
         assert!(name_match("backend-x", "backend"));
         assert!(name_match("backend-x", "^backend-x$"));
         assert!(!name_match("backend-x", "^x"));
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    /// More containers than adjective × surname pairs still get unique names (the
+    /// generator used to loop forever at 289 with the engine's lock held).
+    #[test]
+    fn names_stay_unique_past_the_word_lists() {
+        let mut names = HashSet::new();
+        for _ in 0..(ADJ.len() * NOUN.len() + 200) {
+            let n = unique_name(|n| names.contains(n));
+            assert!(names.insert(n));
+        }
     }
 }
