@@ -97,7 +97,7 @@ fn published_ports_reach_the_container_and_go_away_with_it() {
         assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "port {p}: {e}");
     }
     assert!(d.nft_tcp_ports().is_empty(), "{:?}", d.nft_tcp_ports());
-    assert_eq!(d.links(), links0);
+    assert_eq!(d.links_settled(&links0), links0);
 }
 
 #[test]
@@ -158,7 +158,7 @@ fn host_port_conflict_leaves_nothing_behind() {
     } else {
         assert_eq!(st, 404, "{v}");
     }
-    assert_eq!(d.links(), links, "a veth was left behind");
+    assert_eq!(d.links_settled(&links), links, "a veth was left behind");
     assert_eq!(d.nft_tcp_ports(), nft, "an nft element was left behind");
     assert_eq!(d.shim_pids().len(), 1);
     assert_eq!(
@@ -180,7 +180,7 @@ fn host_port_conflict_leaves_nothing_behind() {
         "the error does not name the port: {o}"
     );
     assert_eq!(d.ok(&["ps", "--format", "{{.Names}}"]), "first");
-    assert_eq!(d.links(), links, "a veth was left behind");
+    assert_eq!(d.links_settled(&links), links, "a veth was left behind");
     assert_eq!(d.nft_tcp_ports(), nft, "an nft element was left behind");
     drop(holder);
 }

@@ -90,7 +90,7 @@ fn containers_survive_a_daemon_restart() {
         "srv was restarted instead of adopted"
     );
     assert_eq!(d.ip_of("srv", "n1"), ip);
-    assert_eq!(d.links(), links);
+    assert_eq!(d.links_settled(&links), links);
     assert_eq!(d.nft_tcp_ports(), ports);
 
     // the one that died meanwhile is exited, by SIGKILL

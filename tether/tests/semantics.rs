@@ -111,6 +111,19 @@ fn veths(d: &Daemon) -> BTreeSet<String> {
         .collect()
 }
 
+/// veth interfaces once they match `want` (polled for up to 10 s: veths are deleted off
+/// the request path), for the caller's assertion.
+fn veths_settled(d: &Daemon, want: &BTreeSet<String>) -> BTreeSet<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let now = veths(d);
+        if &now == want || std::time::Instant::now() > deadline {
+            return now;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// IPv4 addresses (with /len) of `ctr`'s interfaces other than lo, from `ip -o -4 addr`.
 fn inet_addrs(d: &Daemon, ctr: &str) -> Vec<String> {
     let o = d.cli(&["exec", ctr, "ip", "-o", "-4", "addr"]);
@@ -668,7 +681,7 @@ fn static_ip_on_a_user_network() {
     ]);
     assert!(o.all().contains("10.50.0.50"), "{o}");
     assert_eq!(running_names(&d), running);
-    assert_eq!(veths(&d), links);
+    assert_eq!(veths_settled(&d, &links), links);
     // s1 still has it and answers on it
     assert_eq!(d.ip_of("s1", "sn"), "10.50.0.50");
     assert_pings(&d, "s0", "10.50.0.50", "10.50.0.50");
@@ -687,7 +700,7 @@ fn static_ip_on_a_user_network() {
     ]);
     assert!(o.all().contains("10.60.0.5"), "{o}");
     assert_eq!(running_names(&d), running);
-    assert_eq!(veths(&d), links);
+    assert_eq!(veths_settled(&d, &links), links);
 
     // on the default bridge (named): refused
     let o = d.fails(&[
@@ -703,7 +716,7 @@ fn static_ip_on_a_user_network() {
     ]);
     assert!(o.all().contains("user defined networks"), "{o}");
     assert_eq!(running_names(&d), running);
-    assert_eq!(veths(&d), links);
+    assert_eq!(veths_settled(&d, &links), links);
 }
 
 /// `run --ip` without `--network` asks for the address on the default bridge, which

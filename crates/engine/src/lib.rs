@@ -83,9 +83,25 @@ macro_rules! internal_from {
         }
     )*};
 }
+impl From<tether_net::link::LinkError> for EngineError {
+    fn from(e: tether_net::link::LinkError) -> Self {
+        match e {
+            tether_net::link::LinkError::BridgeFull { .. } => EngineError::Conflict(e.to_string()),
+            e => EngineError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<tether_net::bridge::DriverError> for EngineError {
+    fn from(e: tether_net::bridge::DriverError) -> Self {
+        match e {
+            tether_net::bridge::DriverError::Link(l) => l.into(),
+            e => EngineError::Internal(e.to_string()),
+        }
+    }
+}
+
 internal_from!(
-    tether_net::link::LinkError,
-    tether_net::bridge::DriverError,
     tether_net::firewall::FirewallError,
     tether_net::netns::NetnsError,
     tether_runtime::RuntimeError,

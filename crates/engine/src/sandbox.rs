@@ -149,6 +149,12 @@ impl Engine {
                 net.driver
             ))
         })?;
+        let endpoints = st
+            .containers
+            .values()
+            .filter(|o| o.id != c.id && o.endpoints.contains_key(name))
+            .count();
+        bridge_has_room(name, endpoints)?;
         let ip = {
             let n = st
                 .networks
@@ -477,6 +483,19 @@ impl Engine {
     }
 }
 
+/// Refuses a further endpoint on network `name` when it already has `endpoints`, the most
+/// a Linux bridge takes ([`link::BRIDGE_MAX_PORTS`]): a clear 409 up front rather than the
+/// kernel's EXFULL halfway through a start (moby#44973).
+fn bridge_has_room(name: &str, endpoints: usize) -> Result<(), EngineError> {
+    if endpoints >= link::BRIDGE_MAX_PORTS {
+        return Err(EngineError::Conflict(format!(
+            "network {name} has {endpoints} endpoints, the most a Linux bridge takes ({} ports); connect the container to another network",
+            link::BRIDGE_MAX_PORTS
+        )));
+    }
+    Ok(())
+}
+
 /// The reaper's tag for interface `ifname` of `c`'s sandbox.
 fn reap_key(c: &Container, ifname: &str) -> String {
     format!("{}/{ifname}", c.id)
@@ -504,4 +523,18 @@ pub fn dns_names(c: &Container, att: &Attachment) -> Vec<String> {
         }
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bridge_port_limit_is_a_clear_conflict() {
+        assert!(bridge_has_room("web", link::BRIDGE_MAX_PORTS - 1).is_ok());
+        let e = bridge_has_room("web", link::BRIDGE_MAX_PORTS).expect_err("full");
+        assert_eq!(e.status(), 409);
+        let m = e.to_string();
+        assert!(m.contains("network web") && m.contains("1023"), "{m}");
+    }
 }

@@ -152,7 +152,14 @@ impl BridgeDriver {
             .index_of(&n.bridge)
             .await?
             .ok_or_else(|| LinkError::NotFound(n.bridge.clone()))?;
-        nl.create_veth(host_veth, br, sandbox, ifname, mac).await?;
+        nl.create_veth(host_veth, br, sandbox, ifname, mac)
+            .await
+            .map_err(|e| match e {
+                LinkError::BridgeFull { .. } => LinkError::BridgeFull {
+                    bridge: n.bridge.clone(),
+                },
+                e => e,
+            })?;
         let gw = default_route.then_some(n.gateway);
         let mut configured = sandbox_nl
             .configure_endpoint(ifname, ip, n.subnet.prefix_len(), gw)

@@ -40,7 +40,18 @@ pub enum LinkError {
     /// A link that must exist does not.
     #[error("no such link: {0}")]
     NotFound(String),
+    /// The bridge has no free port: a Linux bridge takes at most [`BRIDGE_MAX_PORTS`]
+    /// (the kernel's `BR_MAX_PORTS` less port 0), and refuses more with EXFULL.
+    #[error("bridge {bridge} is full: a Linux bridge takes at most {BRIDGE_MAX_PORTS} ports (endpoints); put further containers on another network")]
+    BridgeFull {
+        /// The bridge.
+        bridge: String,
+    },
 }
+
+/// Ports a Linux bridge can hold: `BR_MAX_PORTS` (1024, net/bridge/br_private.h) less
+/// port number 0, which the kernel never assigns.
+pub const BRIDGE_MAX_PORTS: usize = 1023;
 
 fn nl(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> LinkError {
     let what = what.into();
@@ -230,7 +241,14 @@ impl Netlink {
             .add(msg)
             .execute()
             .await
-            .map_err(nl(format!("create veth {host_name} (peer {peer_name})")))?;
+            .map_err(|e| match e {
+                rtnetlink::Error::NetlinkError(ref m) if m.raw_code() == -libc::EXFULL => {
+                    LinkError::BridgeFull {
+                        bridge: format!("#{bridge_index}"),
+                    }
+                }
+                e => nl(format!("create veth {host_name} (peer {peer_name})"))(e),
+            })?;
         drop(ns);
         Ok(())
     }

@@ -831,6 +831,21 @@ impl Daemon {
         parse_links(&o.stdout)
     }
 
+    /// The daemon namespace's links once they match `want`, polled for up to 10 s: links
+    /// are deleted off the request path (the daemon's reaper, or the kernel destroying a
+    /// removed sandbox), so "nothing left behind" holds a moment after the reply. Returns
+    /// the last list seen, for the caller's assertion.
+    pub fn links_settled(&self, want: &BTreeSet<String>) -> BTreeSet<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = self.links();
+            if &now == want || Instant::now() > deadline {
+                return now;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Host ports in tether's nftables map `tcp_ports` (`nft -j list map inet tether tcp_ports`).
     pub fn nft_tcp_ports(&self) -> Vec<u64> {
         let o = self.ns(&["nft", "-j", "list", "map", "inet", "tether", "tcp_ports"]);
