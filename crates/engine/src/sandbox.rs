@@ -308,8 +308,16 @@ impl Engine {
             .filter(|o| o.id != c.id)
             .flat_map(|o| o.ports.iter().map(|p| (p.proto, p.host_port)))
             .collect();
+        let t = std::time::Instant::now();
         let (maps, fds) = ports::allocate(&reqs, ip, ip6, &taken)?;
+        let reserved = t.elapsed();
         self.fw.add_ports(&c.id[..12], &maps)?;
+        tracing::debug!(
+            ports = maps.len(),
+            reserve_us = reserved.as_micros() as u64,
+            firewall_us = (t.elapsed() - reserved).as_micros() as u64,
+            "published"
+        );
         c.ports = maps;
         self.live_mut(&c.id, |l| l.reservations = fds);
         Ok(())

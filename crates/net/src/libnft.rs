@@ -72,7 +72,8 @@ impl Lib {
         .as_ref()
     }
 
-    fn load() -> Result<Lib, libloading::Error> {
+    /// A fresh context, bound to the calling thread's network namespace (tests).
+    pub(crate) fn load() -> Result<Lib, libloading::Error> {
         // SAFETY: libnftables.so.1 is a plain C library without load-time side effects
         // beyond its own initialisers; the symbol types follow libnftables(3).
         unsafe {

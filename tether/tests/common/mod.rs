@@ -846,16 +846,24 @@ impl Daemon {
         }
     }
 
-    /// Host ports in tether's nftables map `tcp_ports` (`nft -j list map inet tether tcp_ports`).
+    /// Published TCP host ports in tether's IPv4 port maps `pub4` and `pub4_addr`
+    /// (`nft -j list map inet tether ...`), one entry per element, sorted.
     pub fn nft_tcp_ports(&self) -> Vec<u64> {
-        let o = self.ns(&["nft", "-j", "list", "map", "inet", "tether", "tcp_ports"]);
-        assert!(o.success(), "nft list map: {o}");
-        let v: Value = serde_json::from_str(&o.stdout).expect("nft -j output is JSON");
         let mut ports = Vec::new();
-        for item in v["nftables"].as_array().into_iter().flatten() {
-            for e in item["map"]["elem"].as_array().into_iter().flatten() {
-                if let Some(p) = e.get(0).and_then(Value::as_u64) {
-                    ports.push(p);
+        for map in ["pub4", "pub4_addr"] {
+            let o = self.ns(&["nft", "-j", "list", "map", "inet", "tether", map]);
+            assert!(o.success(), "nft list map {map}: {o}");
+            let v: Value = serde_json::from_str(&o.stdout).expect("nft -j output is JSON");
+            for item in v["nftables"].as_array().into_iter().flatten() {
+                for e in item["map"]["elem"].as_array().into_iter().flatten() {
+                    // key: {"concat": [[addr,] proto, port]}
+                    let key = e[0]["concat"].as_array().cloned().unwrap_or_default();
+                    let n = key.len();
+                    if n >= 2 && key[n - 2] == "tcp" {
+                        if let Some(p) = key[n - 1].as_u64() {
+                            ports.push(p);
+                        }
+                    }
                 }
             }
         }
