@@ -497,7 +497,6 @@ mod tests {
             subnet6: Some("fd00::/64".parse().unwrap()),
             icc: true,
         };
-        let ports = [pm(8080, None), pm(8081, Some(Ipv4Addr::LOCALHOST))];
         let lib = crate::libnft::Lib::get().expect("libnftables loads");
         // one check per batch, each on top of the table the earlier ones made (dry runs do
         // not change the kernel, so the table is built for real in a throwaway namespace
