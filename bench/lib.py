@@ -21,10 +21,14 @@ def engines():
     return [e for e in os.environ.get("BENCH_ENGINES", "tether").split(",") if e]
 
 
+# Per-engine command prefixes a figure may set (see figure 2's Podman wrapper).
+CLI_WRAP = {}
+
+
 def cli(engine):
     if engine == "tether":
-        return [TETHER_BIN, "-H", "unix://" + TETHER_SOCK]
-    return [engine]
+        return CLI_WRAP.get(engine, []) + [TETHER_BIN, "-H", "unix://" + TETHER_SOCK]
+    return CLI_WRAP.get(engine, []) + [engine]
 
 
 def subnet(engine, n, prefix=24):
