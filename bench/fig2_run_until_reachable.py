@@ -19,12 +19,19 @@ from lib import *
 # skipped.
 DNS_ARGS = {e: ["--dns", "127.0.0.1"] for e in engines()}
 if "podman" in engines():
-    idle = subprocess.run(["podman", "ps", "-aq"], capture_output=True, text=True).stdout.strip() == ""
+    left = subprocess.run(["podman", "ps", "-aq"], capture_output=True, text=True).stdout.strip()
+    idle = left == ""
     if idle:
         # an aardvark-dns left by an earlier figure serves no container: netavark starts a
         # new one (in the wrapper's namespace) when the first container below needs it
         subprocess.run(["pkill", "-x", "aardvark-dns"])
-        time.sleep(0.2)
+        for _ in range(50):
+            if subprocess.run(["pgrep", "-x", "aardvark-dns"],
+                              stdout=subprocess.DEVNULL).returncode != 0:
+                break
+            time.sleep(0.1)
+    else:
+        print("figure 2: podman has containers: %s" % left, file=sys.stderr)
     if subprocess.run(["pgrep", "-x", "aardvark-dns"], stdout=subprocess.DEVNULL).returncode == 0:
         print("figure 2: aardvark-dns already running; podman skipped", file=sys.stderr)
         os.environ["BENCH_ENGINES"] = ",".join(e for e in engines() if e != "podman")
