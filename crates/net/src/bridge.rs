@@ -88,10 +88,11 @@ impl BridgeDriver {
             let r = self.reaper.clone();
             let _ = tokio::task::spawn_blocking(move || r.flush()).await;
         }
-        let existed = nl.index_of(&n.bridge).await?.is_some();
-        let index = nl
+        let t0 = std::time::Instant::now();
+        let (index, existed) = nl
             .ensure_bridge(&n.bridge, n.mac, n.gateway, n.subnet.prefix_len())
             .await?;
+        let t_link = t0.elapsed();
         if let Some((subnet6, gw6)) = n.v6 {
             let v6 = sysctl::set("net.ipv6.conf.all.forwarding", "1")
                 .and_then(|_| sysctl::set(&format!("net.ipv6.conf.{}.disable_ipv6", n.bridge), "0"))
@@ -119,6 +120,12 @@ impl BridgeDriver {
             }
             return Err(e);
         }
+        tracing::debug!(
+            bridge = %n.bridge,
+            link_us = t_link.as_micros() as u64,
+            total_us = t0.elapsed().as_micros() as u64,
+            "bridge network set up"
+        );
         Ok(())
     }
 

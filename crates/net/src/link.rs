@@ -125,15 +125,17 @@ impl Netlink {
     /// Creates bridge `name` with the fixed MAC `mac` (so that it never takes a port's MAC:
     /// a bridge that does changes its MAC as containers come and go and its neighbours lose
     /// the gateway for seconds), gives it `gateway/prefix` and sets it up.
-    /// An existing bridge of that name is reused (daemon restart).
+    /// An existing bridge of that name is reused (daemon restart). Returns the bridge's
+    /// index and whether it existed before.
     pub async fn ensure_bridge(
         &self,
         name: &str,
         mac: [u8; 6],
         gateway: Ipv4Addr,
         prefix: u8,
-    ) -> Result<u32, LinkError> {
-        let index = match self.index_of(name).await? {
+    ) -> Result<(u32, bool), LinkError> {
+        let found = self.index_of(name).await?;
+        let index = match found {
             Some(i) => i,
             None => {
                 let msg = LinkBridge::new(name).address(mac.to_vec()).build();
@@ -146,9 +148,18 @@ impl Netlink {
                 self.must_index(name).await?
             }
         };
-        self.add_address(index, IpAddr::V4(gateway), prefix).await?;
-        self.set_up(index).await?;
-        Ok(index)
+        let configured = match self.add_address(index, IpAddr::V4(gateway), prefix).await {
+            Ok(()) => self.set_up(index).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = configured {
+            if found.is_none() {
+                // ours: take it away again, leaving nothing behind
+                let _ = self.delete(name).await;
+            }
+            return Err(e);
+        }
+        Ok((index, found.is_some()))
     }
 
     /// Adds `addr/prefix` to link `index`; an address already present is fine. IPv6
