@@ -10,37 +10,40 @@ from lib import *
 
 # Podman: `--dns` replaces the container's resolver (aardvark) instead of setting its
 # upstream, and aardvark forwards the names polled here before the server exists to the
-# resolvers of /etc/resolv.conf. So every podman command of this figure runs in a mount
-# namespace of its own where /etc/resolv.conf says `nameserver 127.0.0.1`: aardvark-dns,
-# started by the first of them, inherits it and forwards unknown names to loopback only
-# (refused at once). The wrapper (unshare + sh + a bind mount) adds ~2-3 ms to each podman
-# command, which counts against Podman. An aardvark-dns already running (started by an
-# earlier figure with the machine's resolvers) would keep its upstreams: then podman is
-# skipped.
+# resolvers of /etc/resolv.conf. So every podman command of this figure runs (nsenter) in
+# one mount namespace, held by a `sleep`, where /etc/resolv.conf says `nameserver
+# 127.0.0.1`: aardvark-dns, started by the first of them, inherits it and forwards unknown
+# names to loopback only (refused at once). One namespace for all of them, so that the
+# netns and rootfs mounts podman makes there are found again by its later commands
+# (teardown). nsenter adds ~1 ms per podman command, counted against Podman. An
+# aardvark-dns already running (started by an earlier figure with the machine's resolvers)
+# is stopped first when podman has no container, else podman is skipped.
 DNS_ARGS = {e: ["--dns", "127.0.0.1"] for e in engines()}
+HOLDER = None
 if "podman" in engines():
     left = subprocess.run(["podman", "ps", "-aq"], capture_output=True, text=True).stdout.strip()
-    idle = left == ""
-    if idle:
-        # an aardvark-dns left by an earlier figure serves no container: netavark starts a
-        # new one (in the wrapper's namespace) when the first container below needs it
+    if left == "":
         subprocess.run(["pkill", "-x", "aardvark-dns"])
         for _ in range(50):
             if subprocess.run(["pgrep", "-x", "aardvark-dns"],
                               stdout=subprocess.DEVNULL).returncode != 0:
                 break
             time.sleep(0.1)
-    else:
-        print("figure 2: podman has containers: %s" % left, file=sys.stderr)
     if subprocess.run(["pgrep", "-x", "aardvark-dns"], stdout=subprocess.DEVNULL).returncode == 0:
-        print("figure 2: aardvark-dns already running; podman skipped", file=sys.stderr)
+        print("figure 2: aardvark-dns busy (podman containers: %s); podman skipped" % left,
+              file=sys.stderr)
         os.environ["BENCH_ENGINES"] = ",".join(e for e in engines() if e != "podman")
     else:
         resolv = "/tmp/bench2-resolv.conf"
         with open(resolv, "w") as f:
             f.write("nameserver 127.0.0.1\n")
-        CLI_WRAP["podman"] = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                              'mount --bind %s /etc/resolv.conf && exec "$0" "$@"' % resolv]
+        HOLDER = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+             "mount --bind %s /etc/resolv.conf && echo ready && exec sleep 3600" % resolv],
+            stdout=subprocess.PIPE, text=True)
+        if HOLDER.stdout.readline().strip() != "ready":
+            raise RuntimeError("figure 2: could not prepare podman's mount namespace")
+        CLI_WRAP["podman"] = ["nsenter", "--mount=/proc/%d/ns/mnt" % HOLDER.pid]
         DNS_ARGS["podman"] = []
 
 for e in engines():
@@ -77,3 +80,5 @@ finally:
     for e in engines():
         try_rm(e, "rm", "bench2-client", *["bench2-srv%d" % i for i in range(ITER)])
         try_rm(e, "network", "bench2")
+    if HOLDER:
+        HOLDER.kill()
