@@ -111,17 +111,9 @@ fn veths(d: &Daemon) -> BTreeSet<String> {
         .collect()
 }
 
-/// veth interfaces once they match `want` (polled for up to 10 s: veths are deleted off
-/// the request path), for the caller's assertion.
+/// veth interfaces once they match `want` (veths are deleted off the request path).
 fn veths_settled(d: &Daemon, want: &BTreeSet<String>) -> BTreeSet<String> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let now = veths(d);
-        if &now == want || std::time::Instant::now() > deadline {
-            return now;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    common::settled(want, || veths(d))
 }
 
 /// IPv4 addresses (with /len) of `ctr`'s interfaces other than lo, from `ip -o -4 addr`.

@@ -831,19 +831,11 @@ impl Daemon {
         parse_links(&o.stdout)
     }
 
-    /// The daemon namespace's links once they match `want`, polled for up to 10 s: links
-    /// are deleted off the request path (the daemon's reaper, or the kernel destroying a
-    /// removed sandbox), so "nothing left behind" holds a moment after the reply. Returns
-    /// the last list seen, for the caller's assertion.
+    /// The daemon namespace's links once they match `want` (see [`settled`]): links are
+    /// deleted off the request path (the daemon's reaper, or the kernel destroying a
+    /// removed sandbox), so "nothing left behind" holds a moment after the reply.
     pub fn links_settled(&self, want: &BTreeSet<String>) -> BTreeSet<String> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let now = self.links();
-            if &now == want || Instant::now() > deadline {
-                return now;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        settled(want, || self.links())
     }
 
     /// Published TCP host ports in tether's IPv4 port maps `pub4` and `pub4_addr`
@@ -1109,4 +1101,17 @@ pub fn nslookup_addrs(out: &str) -> Vec<String> {
         }
     }
     v
+}
+
+/// `get()` once it equals `want`, polled every 50 ms for up to 10 s; returns the last value
+/// seen, for the caller's assertion (which fails if it never settled).
+pub fn settled<T: PartialEq>(want: &T, mut get: impl FnMut() -> T) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = get();
+        if &now == want || Instant::now() > deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
