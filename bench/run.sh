@@ -30,7 +30,7 @@ export TETHER_BIN
 PY=python3; [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 export PYTHONDONTWRITEBYTECODE=1  # no bench/__pycache__ churn in the work tree
 pkgs=()
-"$PY" -c 'import matplotlib' 2>/dev/null || pkgs+=(python3-matplotlib)
+[ "${BENCH_PLOTS:-1}" = 0 ] || "$PY" -c 'import matplotlib' 2>/dev/null || pkgs+=(python3-matplotlib)
 [[ " $FIGS " == *" 4 "* ]] && ! command -v dnsperf >/dev/null && pkgs+=(dnsperf)
 [[ " $FIGS " == *" 5 "* ]] && ! command -v iperf3 >/dev/null && pkgs+=(iperf3)
 if [ ${#pkgs[@]} -gt 0 ]; then
@@ -45,6 +45,8 @@ TMP=$(mktemp -d /tmp/tether-bench.XXXXXX)
 export TETHER_SOCK=$TMP/tether.sock BENCH_RESULTS=$TMP/results.jsonl
 : > "$BENCH_RESULTS"
 TETHER_PID= ; STARTED_DOCKERD=
+# the machine's networking state before any engine runs: the run must leave it so
+"$PY" bench/hostcheck.py snapshot "$TMP/host-before.json"
 
 cleanup() {
   set +e
@@ -57,9 +59,15 @@ cleanup() {
     kill "$STARTED_DOCKERD"; for _ in $(seq 50); do kill -0 "$STARTED_DOCKERD" 2>/dev/null || break; sleep 0.2; done
   fi
   umount -R "$TMP/root" 2>/dev/null; umount -R "$TMP/exec" 2>/dev/null
+  # what Docker and Podman keep after their daemon stops or their last container goes
+  # (docker0, bridges, iptables tables, netns files, an idle aardvark-dns), when the
+  # run created it; then anything else new since the start is a leak, and fails the run
+  "$PY" bench/hostcheck.py restore-peers "$TMP/host-before.json"
+  "$PY" bench/hostcheck.py compare "$TMP/host-before.json" || status=1
   rm -rf "$TMP"
+  exit "${status:-0}"
 }
-trap cleanup EXIT
+trap 'status=$?; cleanup' EXIT
 
 # --- engines ---------------------------------------------------------------------------
 if [ -z "${BENCH_ENGINES:-}" ]; then

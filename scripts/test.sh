@@ -8,3 +8,5 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo test --workspace "$@"
+# the benchmark harness: its leak check, and a tether-only run that must leave nothing
+bash bench/selftest.sh "$PWD/target/debug/tether"

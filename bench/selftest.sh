@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Self-test of the benchmark's leak check (bench/hostcheck.py) and of bench/run.sh with
+# tether alone. Runs itself in private network and mount namespaces with tmpfs on /run and
+# /tmp, so nothing it creates reaches the machine. Usage (root): bash bench/selftest.sh
+# [TETHER_BIN] (default target/debug/tether). Exits non-zero on the first failed check.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "${1:-}" != --inside ]; then
+  exec unshare --net --mount --propagation private bash "$0" --inside "${1:-$PWD/target/debug/tether}"
+fi
+BIN=$2
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /tmp
+ip link set lo up
+PY=python3; [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+fail() { echo "FAIL: $*" >&2; exit 1; }
+snap=/tmp/before.json
+
+echo "== hostcheck: a clean run passes, each kind of leak fails and is named"
+"$PY" bench/hostcheck.py snapshot $snap
+"$PY" bench/hostcheck.py compare $snap >/dev/null || fail "nothing changed, yet compare failed"
+ip link add tb-leak type bridge
+ip netns add leakns
+nft add table inet leaktest
+out=$("$PY" bench/hostcheck.py compare $snap 2>&1) && fail "compare passed with leaks: $out"
+for w in tb-leak leakns "table inet leaktest" "/run/netns/leakns"; do
+  grep -qF -- "$w" <<<"$out" || fail "compare does not name $w: $out"
+done
+# restore-peers leaves tether's leaks alone
+"$PY" bench/hostcheck.py restore-peers $snap
+"$PY" bench/hostcheck.py compare $snap >/dev/null 2>&1 && fail "restore-peers removed tether's leaks"
+ip link del tb-leak; ip netns del leakns; nft delete table inet leaktest
+"$PY" bench/hostcheck.py compare $snap >/dev/null || fail "still dirty after removing the leaks"
+
+echo "== hostcheck: restore-peers removes what Docker and Podman leave behind"
+ip link add docker0 type bridge
+ip link add br-0123456789ab type bridge
+ip link add podman1 type bridge
+nft add table ip nat; nft add table ip filter
+mkdir -p /run/netns; touch /run/netns/netns-00000000-0000-0000-0000-000000000000
+"$PY" bench/hostcheck.py compare $snap >/dev/null 2>&1 && fail "peer leftovers not seen"
+"$PY" bench/hostcheck.py restore-peers $snap
+out=$("$PY" bench/hostcheck.py compare $snap 2>&1) || fail "restore-peers left: $out"
+
+echo "== bench/run.sh with tether alone leaves nothing and says so"
+out=$(BENCH_ENGINES=tether BENCH_FIGS="1 3 6" BENCH_ITER=1 BENCH_PLOTS=0 \
+      TBOX_TAR=/tmp/tbox.tar BENCH_OUT=/tmp/bench.md TETHER_BIN="$BIN" bash bench/run.sh 2>&1) ||
+  fail "bench/run.sh failed: $out"
+grep -q "the machine is as the run found it" <<<"$out" || fail "no host check in: $out"
+grep -q "^| 3 | network connect" /tmp/bench.md || fail "no figure 3 row: $(cat /tmp/bench.md)"
+echo "== bench/run.sh fails, naming it, when something is left behind during the run"
+BENCH_ENGINES=tether BENCH_FIGS=1 BENCH_ITER=1 BENCH_PLOTS=0 TBOX_TAR=/tmp/tbox.tar \
+  BENCH_OUT=/tmp/bench2.md TETHER_BIN="$BIN" bash bench/run.sh >/tmp/run2.log 2>&1 &
+run=$!
+for _ in $(seq 100); do compgen -G '/tmp/tether-bench.*/host-before.json' >/dev/null && break; sleep 0.1; done
+ip link add tb-left type bridge
+if wait $run; then fail "bench/run.sh passed with tb-left left: $(cat /tmp/run2.log)"; fi
+grep -q "links: tb-left" /tmp/run2.log || fail "the leak is not named: $(cat /tmp/run2.log)"
+ip link del tb-left
+echo "bench selftest: ok"
