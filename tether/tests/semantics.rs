@@ -5,15 +5,10 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, UdpSocket};
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread::JoinHandle;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use common::{in_netns, nslookup_addrs, wait_until, Daemon, IMAGE, UPSTREAM_IP, UPSTREAM_NAME};
-use hickory_proto::op::Message;
+use common::{nslookup_addrs, wait_until, Daemon, IMAGE, UPSTREAM_IP, UPSTREAM_NAME};
 use serde_json::Value;
 
 /// Generous bound for states the tests wait for.
@@ -144,76 +139,8 @@ fn sset(v: &[&str]) -> BTreeSet<String> {
 
 /// A second DNS server the test runs in the daemon's namespace on 0.0.0.0:53, for a
 /// container's own `--dns`: `custom.test. A 192.0.2.55`, NXDOMAIN for every other name.
-struct Responder {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-    seen: Arc<Mutex<Vec<String>>>,
-}
-
 const CUSTOM_NAME: &str = "custom.test";
 const CUSTOM_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 55);
-
-impl Responder {
-    fn start(netns: &Path) -> Responder {
-        let stop = Arc::new(AtomicBool::new(false));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let (stop2, seen2) = (stop.clone(), seen.clone());
-        let (tx, rx) = mpsc::channel();
-        let ns = netns.to_path_buf();
-        let thread = std::thread::spawn(move || {
-            let sock = in_netns(&ns, || {
-                let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 53))?;
-                s.set_read_timeout(Some(Duration::from_millis(50)))?;
-                Ok::<_, std::io::Error>(s)
-            });
-            let sock = match sock {
-                Ok(s) => {
-                    let _ = tx.send(Ok(()));
-                    s
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e.to_string()));
-                    return;
-                }
-            };
-            let mut buf = [0u8; 4096];
-            while !stop2.load(Ordering::SeqCst) {
-                let Ok((n, peer)) = sock.recv_from(&mut buf) else {
-                    continue;
-                };
-                let Ok(req) = Message::from_vec(&buf[..n]) else {
-                    continue;
-                };
-                if let Some(bytes) = common::dns_reply(&req, &seen2, CUSTOM_NAME, CUSTOM_IP) {
-                    let _ = sock.send_to(&bytes, peer);
-                }
-            }
-        });
-        match rx.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => panic!("test DNS responder: cannot listen on 0.0.0.0:53: {e}"),
-            Err(_) => panic!("test DNS responder thread died"),
-        }
-        Responder {
-            stop,
-            thread: Some(thread),
-            seen,
-        }
-    }
-
-    fn seen(&self) -> Vec<String> {
-        self.seen.lock().map(|v| v.clone()).unwrap_or_default()
-    }
-}
-
-impl Drop for Responder {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // 1. --link
@@ -502,7 +429,12 @@ fn dns_server_of_a_container_is_its_embedded_upstream() {
     let d = Daemon::start();
     // a second DNS server in the daemon's namespace: it knows custom.test; the daemon's
     // default upstream (the harness's) does not
-    let responder = Responder::start(&d.netns());
+    let responder = common::Upstream::serve(
+        &d.netns(),
+        SocketAddr::from((Ipv4Addr::UNSPECIFIED, 53)),
+        CUSTOM_NAME,
+        CUSTOM_IP,
+    );
     d.ok(&["network", "create", "--subnet", "10.79.0.0/24", "un"]);
     run_idle(&d, "own", &["--network", "un", "--dns", "10.79.0.1"]);
     run_idle(&d, "loop", &["--network", "un", "--dns", "127.0.0.1"]);

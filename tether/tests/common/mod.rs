@@ -330,6 +330,17 @@ pub struct Upstream {
 impl Upstream {
     /// Starts the server in the network namespace at `netns` (`/proc/PID/ns/net`).
     pub fn start(netns: &Path) -> Upstream {
+        Upstream::serve(
+            netns,
+            SocketAddr::from((Ipv4Addr::LOCALHOST, UPSTREAM_PORT)),
+            UPSTREAM_NAME,
+            UPSTREAM_IP,
+        )
+    }
+
+    /// A server of the same kind on `addr` inside `netns` that knows `name` -> `ip` (see
+    /// [`dns_reply`]).
+    pub fn serve(netns: &Path, addr: SocketAddr, name: &'static str, ip: Ipv4Addr) -> Upstream {
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();
@@ -337,7 +348,7 @@ impl Upstream {
         let (stop2, seen2) = (stop.clone(), seen.clone());
         let thread = std::thread::spawn(move || {
             let sock = enter_netns(&ns)
-                .and_then(|_| UdpSocket::bind((Ipv4Addr::LOCALHOST, UPSTREAM_PORT)))
+                .and_then(|_| UdpSocket::bind(addr))
                 .and_then(|s| {
                     s.set_read_timeout(Some(Duration::from_millis(50)))?;
                     Ok(s)
@@ -360,7 +371,7 @@ impl Upstream {
                 let Ok(req) = Message::from_vec(&buf[..n]) else {
                     continue;
                 };
-                if let Some(reply) = dns_reply(&req, &seen2, UPSTREAM_NAME, UPSTREAM_IP) {
+                if let Some(reply) = dns_reply(&req, &seen2, name, ip) {
                     let _ = sock.send_to(&reply, peer);
                 }
             }
@@ -368,7 +379,7 @@ impl Upstream {
         match rx.recv() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                panic!("test DNS upstream: cannot listen on 127.0.0.1:{UPSTREAM_PORT}: {e}")
+                panic!("test DNS server: cannot listen on {addr}: {e}")
             }
             Err(_) => panic!("test DNS upstream thread died"),
         }
