@@ -187,11 +187,7 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), EngineErro
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&data)?;
         std::fs::rename(&tmp, path)?;
-        std::thread::spawn(move || {
-            if let Err(e) = f.sync_all() {
-                tracing::warn!(error = %e, "fsync of a state file");
-            }
-        });
+        sync_later(f);
         Ok(())
     })();
     if let Err(e) = res {
@@ -202,6 +198,41 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), EngineErro
         )));
     }
     Ok(())
+}
+
+/// Hands `f` to the one thread that fsyncs state files in the order they were written
+/// (started on first use); if it cannot start, syncs here.
+fn sync_later(f: std::fs::File) {
+    use std::sync::{mpsc, Mutex, OnceLock};
+    static SYNCER: OnceLock<Option<Mutex<mpsc::Sender<std::fs::File>>>> = OnceLock::new();
+    let tx = SYNCER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<std::fs::File>();
+        std::thread::Builder::new()
+            .name("state-fsync".into())
+            .spawn(move || {
+                for f in rx {
+                    if let Err(e) = f.sync_all() {
+                        tracing::warn!(error = %e, "fsync of a state file");
+                    }
+                }
+            })
+            .ok()
+            .map(|_| Mutex::new(tx))
+    });
+    let unsent = match tx {
+        Some(tx) => tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(f)
+            .err()
+            .map(|e| e.0),
+        None => Some(f),
+    };
+    if let Some(f) = unsent {
+        if let Err(e) = f.sync_all() {
+            tracing::warn!(error = %e, "fsync of a state file");
+        }
+    }
 }
 
 /// Reads every `*.json` below `dir` (one level, or `<dir>/<x>/state.json`).
