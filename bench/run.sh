@@ -41,7 +41,7 @@ if [ ${#pkgs[@]} -gt 0 ]; then
     echo "!! could not install ${pkgs[*]}: the figures that need them will fail" >&2
 fi
 
-TMP=$(mktemp -d /tmp/tether-bench.XXXXXX)
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/tether-bench.XXXXXX")
 export TETHER_SOCK=$TMP/tether.sock BENCH_RESULTS=$TMP/results.jsonl
 : > "$BENCH_RESULTS"
 TETHER_PID= ; STARTED_DOCKERD=

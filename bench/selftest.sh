@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Self-test of the benchmark's leak check (bench/hostcheck.py) and of bench/run.sh with
-# tether alone. Runs itself in private network and mount namespaces with tmpfs on /run and
-# /tmp, so nothing it creates reaches the machine. Usage (root): bash bench/selftest.sh
+# tether alone. Runs itself in private network and mount namespaces with a tmpfs on /run,
+# and its files in a temporary directory it removes, so nothing it creates stays on the
+# machine. Usage (root): bash bench/selftest.sh
 # [TETHER_BIN] (default target/debug/tether). Exits non-zero on the first failed check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,11 +11,12 @@ if [ "${1:-}" != --inside ]; then
 fi
 BIN=$2
 mount -t tmpfs tmpfs /run
-mount -t tmpfs tmpfs /tmp
+W=$(mktemp -d /tmp/bench-selftest.XXXXXX)
+trap 'rm -rf "$W"' EXIT
 ip link set lo up
 PY=python3; [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 fail() { echo "FAIL: $*" >&2; exit 1; }
-snap=/tmp/before.json
+snap=$W/before.json
 
 echo "== hostcheck: a clean run passes, each kind of leak fails and is named"
 "$PY" bench/hostcheck.py snapshot $snap
@@ -43,18 +45,18 @@ mkdir -p /run/netns; touch /run/netns/netns-00000000-0000-0000-0000-000000000000
 out=$("$PY" bench/hostcheck.py compare $snap 2>&1) || fail "restore-peers left: $out"
 
 echo "== bench/run.sh with tether alone leaves nothing and says so"
-out=$(BENCH_ENGINES=tether BENCH_FIGS="1 3 6" BENCH_ITER=1 BENCH_PLOTS=0 \
-      TBOX_TAR=/tmp/tbox.tar BENCH_OUT=/tmp/bench.md TETHER_BIN="$BIN" bash bench/run.sh 2>&1) ||
+out=$(TMPDIR=$W BENCH_ENGINES=tether BENCH_FIGS="1 3 6" BENCH_ITER=1 BENCH_PLOTS=0 \
+      TBOX_TAR=$W/tbox.tar BENCH_OUT=$W/bench.md TETHER_BIN="$BIN" bash bench/run.sh 2>&1) ||
   fail "bench/run.sh failed: $out"
 grep -q "the machine is as the run found it" <<<"$out" || fail "no host check in: $out"
-grep -q "^| 3 | network connect" /tmp/bench.md || fail "no figure 3 row: $(cat /tmp/bench.md)"
+grep -q "^| 3 | network connect" $W/bench.md || fail "no figure 3 row: $(cat $W/bench.md)"
 echo "== bench/run.sh fails, naming it, when something is left behind during the run"
-BENCH_ENGINES=tether BENCH_FIGS=1 BENCH_ITER=1 BENCH_PLOTS=0 TBOX_TAR=/tmp/tbox.tar \
-  BENCH_OUT=/tmp/bench2.md TETHER_BIN="$BIN" bash bench/run.sh >/tmp/run2.log 2>&1 &
+TMPDIR=$W BENCH_ENGINES=tether BENCH_FIGS=1 BENCH_ITER=1 BENCH_PLOTS=0 TBOX_TAR=$W/tbox.tar \
+  BENCH_OUT=$W/bench2.md TETHER_BIN="$BIN" bash bench/run.sh >$W/run2.log 2>&1 &
 run=$!
-for _ in $(seq 100); do compgen -G '/tmp/tether-bench.*/host-before.json' >/dev/null && break; sleep 0.1; done
+for _ in $(seq 100); do compgen -G "$W/tether-bench.*/host-before.json" >/dev/null && break; sleep 0.1; done
 ip link add tb-left type bridge
-if wait $run; then fail "bench/run.sh passed with tb-left left: $(cat /tmp/run2.log)"; fi
-grep -q "links: tb-left" /tmp/run2.log || fail "the leak is not named: $(cat /tmp/run2.log)"
+if wait $run; then fail "bench/run.sh passed with tb-left left: $(cat $W/run2.log)"; fi
+grep -q "links: tb-left" $W/run2.log || fail "the leak is not named: $(cat $W/run2.log)"
 ip link del tb-left
 echo "bench selftest: ok"
