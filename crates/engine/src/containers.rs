@@ -1147,7 +1147,7 @@ impl Engine {
         }
         for n in st.networks.values() {
             if let Some(b) = crate::networks::bridge_of(n) {
-                if let Err(e) = self.nl.delete(&b.bridge).await {
+                if let Err(e) = self.bridge.remove_bridge(&self.nl, &b).await {
                     tracing::warn!(bridge = %b.bridge, error = %e, "removing bridge");
                 }
             }

@@ -87,6 +87,7 @@ impl From<tether_net::link::LinkError> for EngineError {
     fn from(e: tether_net::link::LinkError) -> Self {
         match e {
             tether_net::link::LinkError::BridgeFull { .. } => EngineError::Conflict(e.to_string()),
+            tether_net::link::LinkError::NotOurs { .. } => EngineError::Conflict(e.to_string()),
             e => EngineError::Internal(e.to_string()),
         }
     }

@@ -17,6 +17,59 @@ use crate::{Engine, EngineError, State};
 /// Name of the default bridge interface.
 pub const DEFAULT_BRIDGE: &str = "tether0";
 
+/// The bridge driver's options (Docker's `com.docker.network.*` names) that tether reads.
+pub mod opt {
+    /// MTU of the bridge and of every endpoint's veth, in bytes.
+    pub const MTU: &str = "com.docker.network.driver.mtu";
+    /// Inter-container communication inside the network (boolean, default true).
+    pub const ICC: &str = "com.docker.network.bridge.enable_icc";
+    /// Masquerade traffic leaving the host (boolean, default true).
+    pub const MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
+    /// The bridge interface's name (at most 15 bytes; must not exist on the host).
+    pub const BRIDGE_NAME: &str = "com.docker.network.bridge.name";
+}
+
+/// Go's `strconv.ParseBool`, which Docker uses for boolean driver options: 1, t, T, TRUE,
+/// true, True, 0, f, F, FALSE, false, False; anything else is None.
+pub fn parse_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Checks the bridge driver options tether interprets: the MTU (a number in
+/// [`link::MTU_RANGE`]) and the booleans ([`parse_bool`]).
+///
+/// Errors: [`EngineError::InvalidParam`] naming the option, the value and what is valid.
+pub fn validate_options(options: &HashMap<String, String>) -> Result<(), EngineError> {
+    if let Some(v) = options.get(opt::MTU).filter(|v| !v.is_empty()) {
+        let ok = v
+            .parse::<u32>()
+            .ok()
+            .filter(|m| link::MTU_RANGE.contains(m));
+        if ok.is_none() {
+            return Err(EngineError::InvalidParam(format!(
+                "invalid MTU {v:?} in option {}: expected a number from {} to {}",
+                opt::MTU,
+                link::MTU_RANGE.start(),
+                link::MTU_RANGE.end()
+            )));
+        }
+    }
+    for key in [opt::ICC, opt::MASQUERADE] {
+        if let Some(v) = options.get(key).filter(|v| !v.is_empty()) {
+            if parse_bool(v).is_none() {
+                return Err(EngineError::InvalidParam(format!(
+                    "invalid value {v:?} for option {key}: expected true or false (or 1, 0, t, f)"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The driver view of a bridge network, None for host/null.
 pub fn bridge_of(n: &Network) -> Option<BridgeNetwork> {
     let pool = n.pool.as_ref()?;
@@ -29,9 +82,15 @@ pub fn bridge_of(n: &Network) -> Option<BridgeNetwork> {
         v6: n.pool6.as_ref().map(|p| (p.subnet, p.gateway)),
         icc: n
             .options
-            .get("com.docker.network.bridge.enable_icc")
-            .map(|v| v != "false")
+            .get(opt::ICC)
+            .and_then(|v| parse_bool(v))
             .unwrap_or(true),
+        masquerade: n
+            .options
+            .get(opt::MASQUERADE)
+            .and_then(|v| parse_bool(v))
+            .unwrap_or(true),
+        mtu: n.options.get(opt::MTU).and_then(|v| v.parse().ok()),
     })
 }
 
@@ -96,6 +155,16 @@ fn parse_ip(s: &str, what: &str) -> Result<Ipv4Addr, EngineError> {
 
 fn ipam_err(e: ipam::IpamError) -> EngineError {
     EngineError::InvalidParam(e.to_string())
+}
+
+/// Refuses a subnet in a reserved block or holding one of the host's own addresses
+/// (`host`: interface and address pairs, tether's bridges left out).
+fn check_subnet(
+    subnet: ipnet::IpNet,
+    host: &[(String, std::net::IpAddr)],
+) -> Result<(), EngineError> {
+    ipam::check_reserved(subnet).map_err(ipam_err)?;
+    ipam::check_host_addresses(subnet, host.iter().map(|(i, a)| (i.as_str(), *a))).map_err(ipam_err)
 }
 
 impl Engine {
@@ -181,12 +250,27 @@ impl Engine {
                 "network driver {driver:?} is not supported: tether creates bridge networks (host and none are predefined)"
             )));
         }
+        validate_options(&req.options.clone().unwrap_or_default())?;
         let mut st = self.state.lock().await;
         if st.networks.values().any(|n| n.name == name) {
             return Err(EngineError::Conflict(format!(
                 "network with name {name} already exists"
             )));
         }
+        // the host's own addresses, less those on tether's bridges
+        let ours: std::collections::HashSet<&str> = st
+            .networks
+            .values()
+            .filter_map(|n| n.bridge.as_deref())
+            .collect();
+        let host: Vec<(String, std::net::IpAddr)> = self
+            .nl
+            .addresses()
+            .await?
+            .into_iter()
+            .filter(|(i, _, _)| !ours.contains(i.as_str()))
+            .map(|(i, a, _)| (i, a))
+            .collect();
         let mut subnet = None;
         let mut subnet6: Option<(ipnet::Ipv6Net, Option<std::net::Ipv6Addr>)> = None;
         let mut gateway = None;
@@ -257,12 +341,21 @@ impl Engine {
         let subnet = match subnet {
             Some(s) => {
                 let s = s.trunc();
+                check_subnet(ipnet::IpNet::V4(s), &host)?;
                 ipam::check_overlap(s, in_use.iter().map(|(n, s)| (n.as_str(), *s)))
                     .map_err(ipam_err)?;
                 s
             }
             None => {
-                let used: Vec<Ipv4Net> = in_use.iter().map(|(_, s)| *s).collect();
+                // neither another network's subnet nor one holding a host address
+                let used: Vec<Ipv4Net> = in_use
+                    .iter()
+                    .map(|(_, s)| *s)
+                    .chain(host.iter().filter_map(|(_, a)| match a {
+                        std::net::IpAddr::V4(a) => Ipv4Net::new(*a, 32).ok(),
+                        _ => None,
+                    }))
+                    .collect();
                 ipam::pick_subnet(&used).map_err(ipam_err)?
             }
         };
@@ -288,6 +381,7 @@ impl Engine {
                     }
                 },
             };
+            check_subnet(ipnet::IpNet::V6(s6.trunc()), &host)?;
             ipam::check_overlap6(s6.trunc(), in_use6.iter().map(|(n, s)| (n.as_str(), *s)))
                 .map_err(|e| EngineError::InvalidParam(e.to_string()))?;
             Some(ipam::Pool6::new(s6, gw6).map_err(|e| EngineError::InvalidParam(e.to_string()))?)
@@ -296,7 +390,7 @@ impl Engine {
         };
         let id = state::new_id();
         let mut options = req.options.clone().unwrap_or_default();
-        let bridge = match options.get("com.docker.network.bridge.name") {
+        let bridge = match options.get(opt::BRIDGE_NAME) {
             Some(b) if !b.is_empty() => {
                 if b.len() > 15
                     || !b
@@ -491,6 +585,20 @@ mod tests {
         assert!(!valid_name("-x"));
         assert!(!valid_name("a b"));
         assert!(!valid_name(""));
+    }
+    #[test]
+    fn driver_options() {
+        let o = |k: &str, v: &str| HashMap::from([(k.to_string(), v.to_string())]);
+        assert!(validate_options(&o(opt::MTU, "1400")).is_ok());
+        for bad in ["67", "65536", "abc", "-1"] {
+            let e = validate_options(&o(opt::MTU, bad)).unwrap_err().to_string();
+            assert!(e.contains(bad) && e.contains("68 to 65535"), "{e}");
+        }
+        assert!(validate_options(&o(opt::ICC, "False")).is_ok());
+        let e = validate_options(&o(opt::ICC, "maybe"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("maybe") && e.contains(opt::ICC), "{e}");
     }
     #[test]
     fn labels() {

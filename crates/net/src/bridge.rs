@@ -44,6 +44,12 @@ pub struct BridgeNetwork {
     pub icc: bool,
     /// IPv6 subnet and gateway of a dual-stack network (`--ipv6`).
     pub v6: Option<(ipnet::Ipv6Net, std::net::Ipv6Addr)>,
+    /// `com.docker.network.driver.mtu` in bytes (within [`crate::link::MTU_RANGE`]), set
+    /// on the bridge and on both ends of every veth; None keeps the kernel's 1500.
+    pub mtu: Option<u32>,
+    /// `com.docker.network.bridge.enable_ip_masquerade` (default true): masquerade traffic
+    /// that leaves the host. Never for `--internal` networks.
+    pub masquerade: bool,
 }
 
 impl BridgeNetwork {
@@ -51,7 +57,7 @@ impl BridgeNetwork {
         NetworkRules {
             bridge: self.bridge.clone(),
             subnet: self.subnet,
-            masquerade: !self.internal,
+            masquerade: self.masquerade && !self.internal,
             internal: self.internal,
             subnet6: self.v6.map(|(s, _)| s),
             icc: self.icc,
@@ -90,7 +96,7 @@ impl BridgeDriver {
         }
         let t0 = std::time::Instant::now();
         let (index, existed) = nl
-            .ensure_bridge(&n.bridge, n.mac, n.gateway, n.subnet.prefix_len())
+            .ensure_bridge(&n.bridge, n.mac, n.gateway, n.subnet.prefix_len(), n.mtu)
             .await?;
         let t_link = t0.elapsed();
         if let Some((subnet6, gw6)) = n.v6 {
@@ -131,12 +137,37 @@ impl BridgeDriver {
 
     /// Removes the network's firewall entries and sets its bridge down (which drops its
     /// routes at once), then hands the bridge to the reaper to delete off the request path
-    /// (tolerates parts already gone).
+    /// (tolerates parts already gone). A link of the bridge's name that is not the bridge
+    /// tether made (see [`crate::link::LinkInfo::is_our_bridge`]) is left alone.
     pub async fn delete_network(&self, nl: &Netlink, n: &BridgeNetwork) -> Result<(), DriverError> {
         let fw = self.fw.remove_network(&n.rules());
-        nl.set_down_by_name(&n.bridge).await?;
-        self.reaper.delete(&n.bridge, n.bridge.clone());
+        if self.ours(nl, n).await? {
+            nl.set_down_by_name(&n.bridge).await?;
+            self.reaper.delete(&n.bridge, n.bridge.clone());
+        }
         fw.map_err(DriverError::from)
+    }
+
+    /// Deletes the network's bridge now, if it is the one tether made (daemon shutdown);
+    /// the firewall entries go with the table.
+    pub async fn remove_bridge(&self, nl: &Netlink, n: &BridgeNetwork) -> Result<(), DriverError> {
+        if self.ours(nl, n).await? {
+            nl.delete(&n.bridge).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether the link called `n.bridge` is the bridge tether made for `n` (false when
+    /// there is none, or it is a host interface of the same name, which is logged).
+    async fn ours(&self, nl: &Netlink, n: &BridgeNetwork) -> Result<bool, DriverError> {
+        Ok(match nl.link_info(&n.bridge).await? {
+            Some(info) if info.is_our_bridge(n.mac) => true,
+            Some(info) => {
+                tracing::warn!(bridge = %n.bridge, found = %info.describe(), "not tether's bridge: left alone");
+                false
+            }
+            None => false,
+        })
     }
 
     /// Creates an endpoint: veth `host_veth` on the bridge, `ifname` in `sandbox` with `ip`;
@@ -159,7 +190,7 @@ impl BridgeDriver {
             .index_of(&n.bridge)
             .await?
             .ok_or_else(|| LinkError::NotFound(n.bridge.clone()))?;
-        nl.create_veth(host_veth, br, sandbox, ifname, mac)
+        nl.create_veth(host_veth, br, sandbox, ifname, mac, n.mtu)
             .await
             .map_err(|e| match e {
                 LinkError::BridgeFull { .. } => LinkError::BridgeFull {

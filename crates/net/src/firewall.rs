@@ -15,7 +15,10 @@
 //!   map pub4      { type inet_proto . inet_service : ipv4_addr . inet_service }  # tcp . HP -> CIP . CP
 //!   map pub4_addr { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service } # HOSTIP . tcp . HP
 //!   map pub6      { type inet_proto . inet_service : ipv6_addr . inet_service }  # dual-stack networks
-//!   chain prerouting  { type nat hook prerouting priority dstnat; fib daddr type local jump ports }
+//!   chain guard       { type filter hook prerouting priority raw;
+//!                       iifname @bridges ip daddr 127.0.0.0/8 drop }          # see below
+//!   chain prerouting  { type nat hook prerouting priority dstnat;
+//!                       ip daddr 127.0.0.0/8 return; fib daddr type local jump ports }
 //!   chain output      { type nat hook output priority -100; fib daddr type local jump ports }
 //!   chain ports       { dnat ip to ip daddr . meta l4proto . th dport map @pub4_addr
 //!                       meta nfproto ipv4 dnat ip to meta l4proto . th dport map @pub4
@@ -34,6 +37,17 @@
 //! hook forward priority 0; iifname @no_icc_ports oifname @no_icc_ports drop } }` stops
 //! frames between the ports (host-side veths) of networks with `enable_icc=false`, with or
 //! without br_netfilter (ports of different bridges never meet at layer 2).
+//!
+//! The host's loopback stays the host's: bridges get `route_localnet=1` (so that the host's
+//! own connections to a port published on 127.0.0.1 can be DNAT'd to a container and
+//! answered), and `guard` drops every packet from a bridge addressed to 127.0.0.0/8
+//! before conntrack sees it, so a container's crafted packet cannot reach a service the
+//! host binds to 127.0.0.1 (the class of CVE-2020-8558). Replies to the host's own
+//! connections carry the gateway address at that point (they are de-NATed later).
+//! `prerouting` never DNATs a packet that arrives addressed to 127.0.0.0/8: only the
+//! `output` hook (the host itself) reaches ports published on 127.0.0.1, so a neighbour
+//! that routes 127.0.0.1 to this host does not (moby#45610); the kernel then drops the
+//! packet as martian.
 //!
 //! Traffic between containers of one bridge is switched at layer 2; it reaches the forward
 //! hook only where br_netfilter is loaded (bridge-nf-call-iptables=1), and then the `icc`
@@ -186,6 +200,7 @@ pub fn init_batch() -> Value {
         json!("local"),
     );
     let jump_ports = json!({"jump": {"target": "ports"}});
+    let loopback = json!({"prefix": {"addr": "127.0.0.0", "len": 8}});
     let base = |name: &str, ty: &str, hook: &str, prio: i32| json!({"add": {"chain": with(chain(name), json!({"type": ty, "hook": hook, "prio": prio, "policy": "accept"}))}});
     let cmds = vec![
         json!({"add": {"table": {"family": "inet", "name": TABLE}}}),
@@ -203,11 +218,27 @@ pub fn init_batch() -> Value {
         json!({"add": {"set": {"family": "bridge", "table": TABLE, "name": "no_icc_ports", "type": "ifname"}}}),
         json!({"add": {"chain": {"family": "bridge", "table": TABLE, "name": "forward", "type": "filter", "hook": "forward", "prio": 0, "policy": "accept"}}}),
         json!({"add": {"rule": {"family": "bridge", "table": TABLE, "chain": "forward", "expr": [m(meta("iifname"), "==", json!("@no_icc_ports")), m(meta("oifname"), "==", json!("@no_icc_ports")), {"drop": null}]}}}),
+        base("guard", "filter", "prerouting", -300),
         base("prerouting", "nat", "prerouting", -100),
         base("output", "nat", "output", -100),
         base("postrouting", "nat", "postrouting", 100),
         base("forward", "filter", "forward", 0),
         json!({"add": {"chain": chain("ports")}}),
+        rule(
+            "guard",
+            json!([
+                m(meta("iifname"), "==", json!("@bridges")),
+                m(json!({"payload": {"protocol": "ip", "field": "daddr"}}), "==", loopback.clone()),
+                {"drop": null}
+            ]),
+        ),
+        rule(
+            "prerouting",
+            json!([
+                m(json!({"payload": {"protocol": "ip", "field": "daddr"}}), "==", loopback),
+                {"return": null}
+            ]),
+        ),
         rule("prerouting", json!([local.clone(), jump_ports.clone()])),
         rule("output", json!([local, jump_ports])),
         rule(
@@ -289,8 +320,23 @@ add rule inet {TABLE} ports meta nfproto ipv6 dnat ip6 to meta l4proto . th dpor
 }
 
 /// The batch for `add_network` (`add` = true) or `remove_network`; exposed for tests.
+/// Removal first adds the elements again (adding one that is there is no error), so that
+/// it succeeds whatever part of them is already gone (a network whose set-up failed at
+/// restore, a table recreated meanwhile) and still applies as one transaction.
 pub fn network_batch(net: &NetworkRules, add: bool) -> Value {
-    let verb = if add { "add" } else { "delete" };
+    if !add {
+        let mut cmds = network_batch(net, true)["nftables"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let dels: Vec<Value> = cmds
+            .iter()
+            .filter_map(|c| c.get("add").map(|body| json!({"delete": body})))
+            .collect();
+        cmds.extend(dels);
+        return json!({ "nftables": cmds });
+    }
+    let verb = "add";
     let mut cmds = vec![
         json!({verb: {"element": with(t(), json!({"name": "bridges", "elem": [net.bridge]}))}}),
     ];

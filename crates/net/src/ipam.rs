@@ -47,6 +47,91 @@ pub enum IpamError {
     /// A requested static address is taken.
     #[error("address {ip} is already in use on network {network}")]
     InUse { ip: Ipv4Addr, network: String },
+    /// The subnet overlaps an address block that can never be a network's (loopback,
+    /// "this network", link-local, multicast, reserved).
+    #[error("invalid subnet {subnet}: it overlaps {block} ({what}), which cannot hold a container network; use a private range such as 172.30.0.0/16 or fd00:1::/64")]
+    Reserved {
+        /// The subnet given.
+        subnet: String,
+        /// The reserved block it overlaps.
+        block: &'static str,
+        /// What the block is for.
+        what: &'static str,
+    },
+    /// The subnet holds an address of one of the host's own interfaces.
+    #[error("invalid subnet {subnet}: it holds the host's own address {addr} (interface {ifname}); pick a subnet that no host interface uses")]
+    HostAddress {
+        /// The subnet given.
+        subnet: String,
+        /// The host address inside it.
+        addr: std::net::IpAddr,
+        /// The interface holding that address.
+        ifname: String,
+    },
+}
+
+/// IPv4 blocks no network may use: RFC 1122 "this network" and loopback, RFC 3927
+/// link-local, RFC 5771 multicast, RFC 1112 reserved (with the limited broadcast).
+const RESERVED4: [(&str, &str); 5] = [
+    ("0.0.0.0/8", "\"this network\", RFC 1122"),
+    ("127.0.0.0/8", "loopback, RFC 1122"),
+    ("169.254.0.0/16", "link-local, RFC 3927"),
+    ("224.0.0.0/4", "multicast, RFC 5771"),
+    ("240.0.0.0/4", "reserved and broadcast, RFC 1112"),
+];
+
+/// IPv6 blocks no network may use (RFC 4291): the unspecified and loopback addresses,
+/// IPv4-mapped addresses, link-local unicast and multicast.
+const RESERVED6: [(&str, &str); 5] = [
+    ("::/128", "the unspecified address, RFC 4291"),
+    ("::1/128", "loopback, RFC 4291"),
+    ("::ffff:0:0/96", "IPv4-mapped addresses, RFC 4291"),
+    ("fe80::/10", "link-local, RFC 4291"),
+    ("ff00::/8", "multicast, RFC 4291"),
+];
+
+/// Refuses a subnet that overlaps a reserved block ([`IpamError::Reserved`]): loopback,
+/// 0.0.0.0/8, link-local, multicast, 240.0.0.0/4; for IPv6 ::, ::1, ::ffff:0:0/96,
+/// fe80::/10, ff00::/8.
+pub fn check_reserved(subnet: ipnet::IpNet) -> Result<(), IpamError> {
+    let hit = match subnet {
+        ipnet::IpNet::V4(s) => RESERVED4.iter().find(|(b, _)| {
+            b.parse::<Ipv4Net>()
+                .map(|b| b.contains(&s.network()) || s.contains(&b.network()))
+                .unwrap_or(false)
+        }),
+        ipnet::IpNet::V6(s) => RESERVED6.iter().find(|(b, _)| {
+            b.parse::<ipnet::Ipv6Net>()
+                .map(|b| b.contains(&s.network()) || s.contains(&b.network()))
+                .unwrap_or(false)
+        }),
+    };
+    match hit {
+        Some((block, what)) => Err(IpamError::Reserved {
+            subnet: subnet.to_string(),
+            block,
+            what,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Refuses a subnet that holds one of `host` (`(interface, address)` pairs: the host's
+/// own addresses, less those of tether's bridges) with [`IpamError::HostAddress`].
+pub fn check_host_addresses<'a>(
+    subnet: ipnet::IpNet,
+    host: impl IntoIterator<Item = (&'a str, std::net::IpAddr)>,
+) -> Result<(), IpamError> {
+    for (ifname, addr) in host {
+        if subnet.contains(&addr) {
+            return Err(IpamError::HostAddress {
+                subnet: subnet.to_string(),
+                addr,
+                ifname: ifname.to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The subnet of Docker's default `bridge` network.
@@ -298,6 +383,42 @@ mod tests {
             Pool::new(net("10.9.0.0/31"), None, None),
             Err(IpamError::TooSmall(_))
         ));
+    }
+
+    #[test]
+    fn reserved_blocks_are_refused() {
+        for bad in [
+            "127.0.0.0/8",
+            "127.5.0.0/16",
+            "0.0.0.0/8",
+            "169.254.0.0/16",
+            "224.1.0.0/16",
+            "255.255.255.0/24",
+            "96.0.0.0/3",
+            "::1/128",
+            "fe80::/64",
+            "ff02::/16",
+            "::ffff:10.0.0.0/104",
+        ] {
+            let e = check_reserved(bad.parse().unwrap()).unwrap_err();
+            assert!(e.to_string().contains(bad), "{e}");
+        }
+        for good in [
+            "172.30.0.0/16",
+            "10.0.0.0/8",
+            "fd00:1::/64",
+            "2001:db8::/64",
+        ] {
+            assert_eq!(check_reserved(good.parse().unwrap()), Ok(()), "{good}");
+        }
+    }
+
+    #[test]
+    fn host_addresses_are_refused() {
+        let host = [("eth0", "10.0.2.15".parse().unwrap())];
+        let e = check_host_addresses("10.0.0.0/16".parse().unwrap(), host).unwrap_err();
+        assert!(e.to_string().contains("10.0.2.15 (interface eth0)"), "{e}");
+        assert!(check_host_addresses("10.1.0.0/16".parse().unwrap(), host).is_ok());
     }
 
     #[test]

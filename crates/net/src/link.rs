@@ -47,7 +47,52 @@ pub enum LinkError {
         /// The bridge.
         bridge: String,
     },
+    /// A link of the wanted name exists and is not a bridge tether made: tether never
+    /// adopts, sets down or deletes an interface it did not create.
+    #[error("interface {name} already exists on the host and was not created by tether ({found}); choose another com.docker.network.bridge.name")]
+    NotOurs {
+        /// The interface name.
+        name: String,
+        /// What was found there (its kind).
+        found: String,
+    },
 }
+
+/// What tether reads of an existing link ([`Netlink::link_info`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// Interface index.
+    pub index: u32,
+    /// `IFLA_INFO_KIND` ("bridge", "veth", ...); None for links without one (`lo`,
+    /// physical NICs).
+    pub kind: Option<String>,
+    /// Hardware address (`IFLA_ADDRESS`), when it is 6 bytes.
+    pub mac: Option<[u8; 6]>,
+    /// MTU in bytes.
+    pub mtu: Option<u32>,
+}
+
+impl LinkInfo {
+    /// Whether this is the bridge tether made with the pinned MAC `mac`: every tether
+    /// bridge gets a random MAC at creation, recorded with its network, so a bridge kind
+    /// with that MAC is ours and anything else is the host's.
+    pub fn is_our_bridge(&self, mac: [u8; 6]) -> bool {
+        self.kind.as_deref() == Some("bridge") && self.mac == Some(mac)
+    }
+
+    /// A short description for errors: "a bridge", "a veth", "an interface of no kind".
+    pub fn describe(&self) -> String {
+        match self.kind.as_deref() {
+            Some("bridge") => "a bridge with another MAC address".into(),
+            Some(k) => format!("a {k} interface"),
+            None => "a device such as loopback or a NIC".into(),
+        }
+    }
+}
+
+/// Smallest and largest MTU tether accepts (`com.docker.network.driver.mtu`): IPv4's
+/// minimum (RFC 791: 68 bytes) and the largest the kernel takes (65535).
+pub const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
 
 /// Ports a Linux bridge can hold: `BR_MAX_PORTS` (1024, net/bridge/br_private.h) less
 /// port number 0, which the kernel never assigns.
@@ -116,6 +161,92 @@ impl Netlink {
         }
     }
 
+    /// Kind, MAC and MTU of the link called `name`, or None when there is none.
+    pub async fn link_info(&self, name: &str) -> Result<Option<LinkInfo>, LinkError> {
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        let msg = match links.try_next().await {
+            Ok(Some(msg)) => msg,
+            Ok(None) => return Ok(None),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => {
+                return Ok(None)
+            }
+            Err(e) => return Err(nl(format!("look up link {name}"))(e)),
+        };
+        let mut info = LinkInfo {
+            index: msg.header.index,
+            kind: None,
+            mac: None,
+            mtu: None,
+        };
+        for attr in msg.attributes {
+            match attr {
+                LinkAttribute::Address(a) => info.mac = <[u8; 6]>::try_from(a.as_slice()).ok(),
+                LinkAttribute::Mtu(m) => info.mtu = Some(m),
+                LinkAttribute::LinkInfo(infos) => {
+                    for i in infos {
+                        if let rtnetlink::packet_route::link::LinkInfo::Kind(k) = i {
+                            info.kind = Some(k.to_string());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(Some(info))
+    }
+
+    /// Every address on this namespace's links as `(interface name, address, prefix)`.
+    pub async fn addresses(&self) -> Result<Vec<(String, IpAddr, u8)>, LinkError> {
+        let mut names = std::collections::HashMap::new();
+        let mut links = self.handle.link().get().execute();
+        while let Some(msg) = links.try_next().await.map_err(nl("list links"))? {
+            for attr in msg.attributes {
+                if let LinkAttribute::IfName(n) = attr {
+                    names.insert(msg.header.index, n);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        let mut addrs = self.handle.address().get().execute();
+        while let Some(msg) = addrs.try_next().await.map_err(nl("list addresses"))? {
+            use rtnetlink::packet_route::address::AddressAttribute;
+            let ifname = names
+                .get(&msg.header.index)
+                .cloned()
+                .unwrap_or_else(|| format!("#{}", msg.header.index));
+            let addr = msg.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Local(ip) => Some(*ip),
+                _ => None,
+            });
+            let addr = addr.or_else(|| {
+                msg.attributes.iter().find_map(|a| match a {
+                    AddressAttribute::Address(ip) => Some(*ip),
+                    _ => None,
+                })
+            });
+            if let Some(a) = addr {
+                out.push((ifname, a, msg.header.prefix_len));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sets link `index`'s MTU (bytes).
+    pub async fn set_mtu(&self, index: u32, mtu: u32) -> Result<(), LinkError> {
+        let msg = LinkUnspec::new_with_index(index).mtu(mtu).build();
+        self.handle
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(nl(format!("set MTU {mtu} on link {index}")))
+    }
+
     async fn must_index(&self, name: &str) -> Result<u32, LinkError> {
         self.index_of(name)
             .await?
@@ -124,21 +255,44 @@ impl Netlink {
 
     /// Creates bridge `name` with the fixed MAC `mac` (so that it never takes a port's MAC:
     /// a bridge that does changes its MAC as containers come and go and its neighbours lose
-    /// the gateway for seconds), gives it `gateway/prefix` and sets it up.
-    /// An existing bridge of that name is reused (daemon restart). Returns the bridge's
-    /// index and whether it existed before.
+    /// the gateway for seconds), the MTU `mtu` when given, gives it `gateway/prefix` and sets
+    /// it up. An existing bridge of that name is reused (daemon restart) only when it is
+    /// the one tether made: a bridge with the pinned MAC ([`LinkInfo::is_our_bridge`]).
+    /// Returns the bridge's index and whether it existed before.
+    ///
+    /// Errors: [`LinkError::NotOurs`] when a link of that name exists and is not ours;
+    /// netlink failures.
     pub async fn ensure_bridge(
         &self,
         name: &str,
         mac: [u8; 6],
         gateway: Ipv4Addr,
         prefix: u8,
+        mtu: Option<u32>,
     ) -> Result<(u32, bool), LinkError> {
-        let found = self.index_of(name).await?;
+        let found = match self.link_info(name).await? {
+            Some(info) if info.is_our_bridge(mac) => {
+                if let Some(m) = mtu.filter(|m| info.mtu != Some(*m)) {
+                    self.set_mtu(info.index, m).await?;
+                }
+                Some(info.index)
+            }
+            Some(info) => {
+                return Err(LinkError::NotOurs {
+                    name: name.to_string(),
+                    found: info.describe(),
+                })
+            }
+            None => None,
+        };
         let index = match found {
             Some(i) => i,
             None => {
-                let msg = LinkBridge::new(name).address(mac.to_vec()).build();
+                let mut b = LinkBridge::new(name).address(mac.to_vec());
+                if let Some(m) = mtu {
+                    b = b.mtu(m);
+                }
+                let msg = b.build();
                 self.handle
                     .link()
                     .add(msg)
@@ -224,6 +378,7 @@ impl Netlink {
 
     /// Creates a veth pair: `host_name` here, enslaved to bridge `bridge_index` and up;
     /// its peer created directly inside the sandbox `sandbox` as `peer_name` with `mac`.
+    /// With `mtu`, both ends get that MTU (the network's `com.docker.network.driver.mtu`).
     pub async fn create_veth(
         &self,
         host_name: &str,
@@ -231,18 +386,24 @@ impl Netlink {
         sandbox: &Path,
         peer_name: &str,
         mac: [u8; 6],
+        mtu: Option<u32>,
     ) -> Result<(), LinkError> {
         let ns = std::fs::File::open(sandbox).map_err(|source| LinkError::Io {
             what: format!("open sandbox {}", sandbox.display()),
             source,
         })?;
-        let peer: LinkMessage = LinkMessageBuilder::<LinkUnspec>::default()
+        let mut peer = LinkMessageBuilder::<LinkUnspec>::default()
             .name(peer_name.to_string())
             .address(mac.to_vec())
-            .setns_by_fd(ns.as_raw_fd())
-            .build();
-        let msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
-            .name(host_name.to_string())
+            .setns_by_fd(ns.as_raw_fd());
+        let mut host = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+            .name(host_name.to_string());
+        if let Some(m) = mtu {
+            peer = peer.mtu(m);
+            host = host.mtu(m);
+        }
+        let peer: LinkMessage = peer.build();
+        let msg = host
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
             .controller(bridge_index)
             .up()
