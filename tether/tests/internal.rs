@@ -4,80 +4,11 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use common::outside::Outside;
 use common::{in_netns, wait_until, Daemon, IMAGE};
-
-/// A namespace beyond the daemon's "host": a veth pair joins them, 10.99.0.1 on the host
-/// side and 10.99.0.2 in the outside namespace, where `nc` answers "outside" on port 7777.
-struct Outside {
-    holder: Child,
-    server: Child,
-}
-
-impl Outside {
-    fn start(d: &Daemon) -> Outside {
-        let holder = Command::new("unshare")
-            .args(["--net", "--", "sleep", "infinity"])
-            .spawn()
-            .expect("unshare");
-        let ons = format!("/proc/{}/ns/net", holder.id());
-        wait_until("outside namespace", Duration::from_secs(10), || {
-            std::fs::read_link(&ons).ok() != std::fs::read_link("/proc/self/ns/net").ok()
-        });
-        let ons2 = ons.clone();
-        let ok = in_netns(&d.netns(), move || {
-            let run = |args: &[&str]| {
-                Command::new("ip")
-                    .args(args)
-                    .status()
-                    .map(|s| s.success())
-                    .unwrap_or(false)
-            };
-            run(&[
-                "link", "add", "vout0", "type", "veth", "peer", "name", "vin0", "netns", &ons2,
-            ]) && run(&["addr", "add", "10.99.0.1/24", "dev", "vout0"])
-                && run(&["link", "set", "vout0", "up"])
-        });
-        assert!(ok, "veth to the outside namespace");
-        let sh = |script: &str| {
-            let st = Command::new("nsenter")
-                .args([&format!("--net={ons}"), "--", "sh", "-c", script])
-                .status()
-                .expect("nsenter");
-            assert!(st.success(), "{script}");
-        };
-        sh("ip link set lo up && ip addr add 10.99.0.2/24 dev vin0 && ip link set vin0 up && ip route add default via 10.99.0.1");
-        let server = Command::new("nsenter")
-            .args([
-                &format!("--net={ons}"),
-                "--",
-                "busybox",
-                "nc",
-                "-ll",
-                "-p",
-                "7777",
-                "-e",
-                "echo",
-                "outside",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("outside server");
-        Outside { holder, server }
-    }
-}
-
-impl Drop for Outside {
-    fn drop(&mut self) {
-        for c in [&mut self.server, &mut self.holder] {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn reaches(d: &Daemon, ctr: &str, addr: &str) -> bool {
     d.sh(ctr, &format!("echo | timeout 3 nc -w 2 {addr} 7777"))

@@ -23,6 +23,9 @@
 
 #![allow(dead_code)]
 
+pub mod outside;
+pub mod raw;
+
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
