@@ -34,6 +34,15 @@ struct DaemonArgs {
     /// Log level (error, warn, info, debug, trace).
     #[arg(long = "log-level", short = 'l', default_value = "info")]
     log_level: String,
+    /// Let published container ports be reached by routing to container addresses from
+    /// any interface (Docker 28's `--allow-direct-routing`; default: dropped unless the
+    /// network trusts the interface or is in gateway mode routed).
+    #[arg(long = "allow-direct-routing")]
+    allow_direct_routing: bool,
+    /// The firewall backend: nftables, the only one tether has (dockerd also takes
+    /// iptables).
+    #[arg(long = "firewall-backend", default_value = "nftables", value_parser = ["nftables"])]
+    firewall_backend: String,
 }
 
 fn parse_upstream(s: &str) -> anyhow::Result<SocketAddr> {
@@ -77,6 +86,7 @@ async fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
         runtime: args.runtime,
         dns_upstreams: dns,
         exe,
+        allow_direct_routing: args.allow_direct_routing,
     };
     let engine = tether_engine::Engine::start(cfg)
         .await

@@ -789,7 +789,7 @@ async fn info(engine: &Engine) -> Value {
         "CgroupDriver": "cgroupfs", "CgroupVersion": "1", "NEventsListener": 0, "KernelVersion": kernel,
         "OperatingSystem": "tether", "OSType": "linux", "Architecture": "x86_64", "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "MemTotal": 0, "DockerRootDir": engine.config().root, "Name": host, "Labels": [], "ExperimentalBuild": false,
-        "ServerVersion": env!("CARGO_PKG_VERSION"), "Runtimes": {"runc": {"path": engine.config().runtime}}, "DefaultRuntime": "runc",
+        "ServerVersion": env!("CARGO_PKG_VERSION"), "Runtimes": {"runc": {"path": engine.config().runtime}}, "DefaultRuntime": "runc", "FirewallBackend": {"Driver": "nftables"},
         "SecurityOptions": [], "Warnings": [],
     })
 }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use tether_image::ImageStore;
 use tether_net::bridge::BridgeDriver;
 use tether_net::dns::Resolver;
-use tether_net::firewall::{Firewall, Nftables};
+use tether_net::firewall::{Firewall, FirewallConfig, Nftables};
 use tether_net::link::{Netlink, Reaper};
 use tether_runtime::runc::Runc;
 use tokio::sync::watch;
@@ -122,6 +122,10 @@ pub struct Config {
     pub dns_upstreams: Vec<SocketAddr>,
     /// The tether binary, started as `tether shim` per container.
     pub exe: PathBuf,
+    /// dockerd's `--allow-direct-routing`: published container ports are reachable by
+    /// routing to container addresses from any interface (default: only from a network's
+    /// trusted interfaces, or in gateway mode routed).
+    pub allow_direct_routing: bool,
 }
 
 /// Non-persistent per-container runtime companions.
@@ -222,7 +226,9 @@ impl Engine {
                 .map_err(|e| EngineError::Internal(format!("create {}: {e}", d.display())))?;
         }
         let images = Arc::new(ImageStore::open(&cfg.root.join("image"))?);
-        let fw: Arc<dyn Firewall> = Arc::new(Nftables);
+        let fw: Arc<dyn Firewall> = Arc::new(Nftables::new(FirewallConfig {
+            allow_direct_routing: cfg.allow_direct_routing,
+        }));
         fw.init()?;
         tether_net::sysctl::set("net.ipv4.ip_forward", "1")?;
         let nl = Netlink::open()?;

@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 use bollard_stubs::models::NetworkCreateRequest;
 use ipnet::Ipv4Net;
 use tether_net::bridge::BridgeNetwork;
+use tether_net::firewall::GatewayMode;
 use tether_net::ipam::{self, Pool};
 use tether_net::link;
 
@@ -27,6 +28,25 @@ pub mod opt {
     pub const MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
     /// The bridge interface's name (at most 15 bytes; must not exist on the host).
     pub const BRIDGE_NAME: &str = "com.docker.network.bridge.name";
+    /// IPv4 gateway mode: nat (default), nat-unprotected, routed, isolated.
+    pub const GATEWAY_MODE4: &str = "com.docker.network.bridge.gateway_mode_ipv4";
+    /// IPv6 gateway mode, likewise.
+    pub const GATEWAY_MODE6: &str = "com.docker.network.bridge.gateway_mode_ipv6";
+    /// Host interfaces (':'-separated) from which published container ports may be
+    /// reached by routing.
+    pub const TRUSTED: &str = "com.docker.network.bridge.trusted_host_interfaces";
+}
+
+/// Whether `name` can be a Linux interface name: 1 to 15 bytes, no '/', ':', whitespace
+/// or NUL, not "." or ".." (the kernel's `dev_valid_name`).
+pub fn valid_ifname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 15
+        && name != "."
+        && name != ".."
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c == '\0')
 }
 
 /// Go's `strconv.ParseBool`, which Docker uses for boolean driver options: 1, t, T, TRUE,
@@ -55,6 +75,24 @@ pub fn validate_options(options: &HashMap<String, String>) -> Result<(), EngineE
                 opt::MTU,
                 link::MTU_RANGE.start(),
                 link::MTU_RANGE.end()
+            )));
+        }
+    }
+    for key in [opt::GATEWAY_MODE4, opt::GATEWAY_MODE6] {
+        if let Some(v) = options.get(key).filter(|v| !v.is_empty()) {
+            if GatewayMode::parse(v).is_none() {
+                return Err(EngineError::InvalidParam(format!(
+                    "invalid gateway mode {v:?} in option {key}: expected one of {}",
+                    GatewayMode::VALUES.join(", ")
+                )));
+            }
+        }
+    }
+    if let Some(v) = options.get(opt::TRUSTED).filter(|v| !v.is_empty()) {
+        if let Some(bad) = v.split(':').find(|i| !valid_ifname(i)) {
+            return Err(EngineError::InvalidParam(format!(
+                "invalid interface name {bad:?} in option {}: expected ':'-separated interface names of 1 to 15 characters",
+                opt::TRUSTED
             )));
         }
     }
@@ -91,7 +129,27 @@ pub fn bridge_of(n: &Network) -> Option<BridgeNetwork> {
             .and_then(|v| parse_bool(v))
             .unwrap_or(true),
         mtu: n.options.get(opt::MTU).and_then(|v| v.parse().ok()),
+        mode4: gateway_mode(n, opt::GATEWAY_MODE4),
+        mode6: gateway_mode(n, opt::GATEWAY_MODE6),
+        trusted: n
+            .options
+            .get(opt::TRUSTED)
+            .map(|v| {
+                v.split(':')
+                    .filter(|i| !i.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
+}
+
+/// A network's gateway mode for the option `key` (nat when unset).
+pub fn gateway_mode(n: &Network, key: &str) -> GatewayMode {
+    n.options
+        .get(key)
+        .and_then(|v| GatewayMode::parse(v))
+        .unwrap_or_default()
 }
 
 /// Whether `name` is a valid network or container name (Docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]*`).
@@ -250,7 +308,17 @@ impl Engine {
                 "network driver {driver:?} is not supported: tether creates bridge networks (host and none are predefined)"
             )));
         }
-        validate_options(&req.options.clone().unwrap_or_default())?;
+        let given = req.options.clone().unwrap_or_default();
+        validate_options(&given)?;
+        for key in [opt::GATEWAY_MODE4, opt::GATEWAY_MODE6] {
+            if given.get(key).map(String::as_str) == Some("isolated")
+                && !req.internal.unwrap_or(false)
+            {
+                return Err(EngineError::InvalidParam(format!(
+                    "gateway mode isolated ({key}) can only be used with --internal"
+                )));
+            }
+        }
         let mut st = self.state.lock().await;
         if st.networks.values().any(|n| n.name == name) {
             return Err(EngineError::Conflict(format!(

@@ -199,6 +199,8 @@ pub fn allocate(
             host_port: chosen.0,
             container_ip,
             container_port: r.container_port,
+            routed4: false,
+            routed6: false,
         });
     }
     Ok((maps, fds))

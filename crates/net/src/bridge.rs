@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use ipnet::Ipv4Net;
 
-use crate::firewall::{Firewall, FirewallError, NetworkRules};
+use crate::firewall::{Firewall, FirewallError, GatewayMode, NetworkRules};
 use crate::link::{LinkError, Netlink, Reaper};
 use crate::sysctl;
 
@@ -50,6 +50,12 @@ pub struct BridgeNetwork {
     /// `com.docker.network.bridge.enable_ip_masquerade` (default true): masquerade traffic
     /// that leaves the host. Never for `--internal` networks.
     pub masquerade: bool,
+    /// `com.docker.network.bridge.gateway_mode_ipv4`.
+    pub mode4: GatewayMode,
+    /// `com.docker.network.bridge.gateway_mode_ipv6`.
+    pub mode6: GatewayMode,
+    /// `com.docker.network.bridge.trusted_host_interfaces`, split at ':'.
+    pub trusted: Vec<String>,
 }
 
 impl BridgeNetwork {
@@ -61,6 +67,9 @@ impl BridgeNetwork {
             internal: self.internal,
             subnet6: self.v6.map(|(s, _)| s),
             icc: self.icc,
+            mode4: self.mode4,
+            mode6: self.mode6,
+            trusted: self.trusted.clone(),
         }
     }
 }
@@ -96,10 +105,15 @@ impl BridgeDriver {
         }
         let t0 = std::time::Instant::now();
         let (index, existed) = nl
-            .ensure_bridge(&n.bridge, n.mac, n.gateway, n.subnet.prefix_len(), n.mtu)
+            .ensure_bridge(
+                &n.bridge,
+                n.mac,
+                (n.mode4 != GatewayMode::Isolated).then_some((n.gateway, n.subnet.prefix_len())),
+                n.mtu,
+            )
             .await?;
         let t_link = t0.elapsed();
-        if let Some((subnet6, gw6)) = n.v6 {
+        if let (Some((subnet6, gw6)), false) = (n.v6, n.mode6 == GatewayMode::Isolated) {
             let v6 = sysctl::set("net.ipv6.conf.all.forwarding", "1")
                 .and_then(|_| sysctl::set(&format!("net.ipv6.conf.{}.disable_ipv6", n.bridge), "0"))
                 .map_err(DriverError::Sysctl);

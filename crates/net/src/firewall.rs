@@ -97,6 +97,56 @@ impl std::fmt::Display for Proto {
     }
 }
 
+/// A bridge network's gateway mode for one address family
+/// (`com.docker.network.bridge.gateway_mode_ipv4` / `_ipv6`, Docker 28's "Gateway modes"
+/// in the port-publishing reference).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GatewayMode {
+    /// Masquerade outgoing traffic; from outside the host only ports published on host
+    /// addresses are reachable (direct routing to containers is filtered).
+    #[default]
+    Nat,
+    /// As `Nat`, but with no filter against direct routing: every container port is
+    /// reachable by routing to the container's address (the legacy behaviour).
+    NatUnprotected,
+    /// No NAT: containers' own addresses go out unchanged, published container ports are
+    /// reachable by routing to the container's address, and host ports are not used.
+    Routed,
+    /// For `--internal` networks only: the bridge gets no address, so the network cannot
+    /// reach the host either.
+    Isolated,
+}
+
+impl GatewayMode {
+    /// The option values Docker accepts, in its order.
+    pub const VALUES: [&'static str; 4] = ["nat", "nat-unprotected", "routed", "isolated"];
+
+    /// Parses an option value; None for anything but [`GatewayMode::VALUES`].
+    pub fn parse(s: &str) -> Option<GatewayMode> {
+        match s {
+            "nat" => Some(GatewayMode::Nat),
+            "nat-unprotected" => Some(GatewayMode::NatUnprotected),
+            "routed" => Some(GatewayMode::Routed),
+            "isolated" => Some(GatewayMode::Isolated),
+            _ => None,
+        }
+    }
+
+    /// Whether traffic leaving the host is masqueraded.
+    pub fn masquerades(self) -> bool {
+        matches!(self, GatewayMode::Nat | GatewayMode::NatUnprotected)
+    }
+}
+
+/// Daemon-wide firewall settings.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FirewallConfig {
+    /// dockerd's `--allow-direct-routing`: published container ports are reachable by
+    /// routing to the container's address from any interface, in every gateway mode.
+    pub allow_direct_routing: bool,
+}
+
 /// One published port: host `host_ip:host_port/proto` -> `container_ip:container_port`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortMapping {
@@ -114,6 +164,13 @@ pub struct PortMapping {
     pub container_ip6: Option<std::net::Ipv6Addr>,
     /// Port inside the container.
     pub container_port: u16,
+    /// The network's IPv4 gateway mode is `routed`: the port is opened on the container's
+    /// address only, and no host port is mapped.
+    #[serde(default)]
+    pub routed4: bool,
+    /// The same for IPv6.
+    #[serde(default)]
+    pub routed6: bool,
 }
 
 /// What the firewall needs to know of a network.
@@ -132,6 +189,13 @@ pub struct NetworkRules {
     /// Inter-container communication inside the network (`enable_icc`, default true).
     /// Matters where br_netfilter sends bridged frames through the forward hook.
     pub icc: bool,
+    /// IPv4 gateway mode.
+    pub mode4: GatewayMode,
+    /// IPv6 gateway mode.
+    pub mode6: GatewayMode,
+    /// Host interfaces from which published container ports may be reached by routing
+    /// (`com.docker.network.bridge.trusted_host_interfaces`).
+    pub trusted: Vec<String>,
 }
 
 /// The firewall driver interface. Every method is one atomic batch: it applies whole or
@@ -156,7 +220,16 @@ pub trait Firewall: Send + Sync {
 
 /// [`Firewall`] on nftables through the `nft` JSON interface.
 #[derive(Default)]
-pub struct Nftables;
+pub struct Nftables {
+    cfg: FirewallConfig,
+}
+
+impl Nftables {
+    /// A firewall with the daemon-wide settings `cfg`.
+    pub fn new(cfg: FirewallConfig) -> Nftables {
+        Nftables { cfg }
+    }
+}
 
 fn t() -> Value {
     json!({"family": "inet", "table": TABLE})
@@ -291,30 +364,61 @@ pub fn init_batch() -> Value {
             "forward",
             json!([m(json!({"ct": {"key": "status"}}), "in", json!("dnat")), {"accept": null}]),
         ),
-        rule(
-            "forward",
-            json!([
-                m(meta("iifname"), "==", json!("@bridges")),
-                m(meta("oifname"), "==", json!("@bridges")),
-                {"drop": null}
-            ]),
-        ),
     ];
     json!({"nftables": cmds})
 }
 
-/// The port maps and their lookups, in nft's text syntax: libnftables 1.0.x's JSON parser
-/// cannot declare a map whose data is a concatenation (it makes a set of it), so this part
-/// of the table goes in as text (nft(8) "MAPS", "NAT STATEMENTS"). Applied right after
+/// The port maps and their lookups, the sets of the direct-routing filter and the rest
+/// of the forward chain, in nft's text syntax: libnftables 1.0.x's JSON parser cannot
+/// declare a map whose data is a concatenation (it makes a set of it), so this part of the
+/// table goes in as text (nft(8) "MAPS", "NAT STATEMENTS"). Applied right after
 /// [`init_batch`]; exposed for tests.
-pub fn init_ports_text() -> String {
+///
+/// The forward chain's tail decides what reaches a bridge that is not a reply, not a
+/// published port on a host address (DNAT) and not from the same bridge:
+/// `routed` networks' published container ports (from anywhere, other networks too),
+/// published container ports from a network's trusted interfaces or, with
+/// `allow_direct_routing`, from any interface outside the bridges, anything to a
+/// `nat-unprotected` network from outside the bridges; everything else from outside the
+/// host is dropped (Docker 28's direct-routing filter), and so is everything between two
+/// tether bridges.
+pub fn init_ports_text(cfg: &FirewallConfig) -> String {
+    let direct = if cfg.allow_direct_routing {
+        format!(
+            "add rule inet {TABLE} forward iifname != @bridges ip daddr . meta l4proto . th dport @published4 accept
+add rule inet {TABLE} forward iifname != @bridges ip6 daddr . meta l4proto . th dport @published6 accept
+"
+        )
+    } else {
+        String::new()
+    };
     format!(
         "add map inet {TABLE} pub4 {{ type inet_proto . inet_service : ipv4_addr . inet_service; }}
 add map inet {TABLE} pub4_addr {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }}
 add map inet {TABLE} pub6 {{ type inet_proto . inet_service : ipv6_addr . inet_service; }}
+add set inet {TABLE} published4 {{ type ipv4_addr . inet_proto . inet_service; }}
+add set inet {TABLE} published6 {{ type ipv6_addr . inet_proto . inet_service; }}
+add set inet {TABLE} routed4 {{ type ifname; }}
+add set inet {TABLE} routed6 {{ type ifname; }}
+add set inet {TABLE} unprotected4 {{ type ifname; }}
+add set inet {TABLE} unprotected6 {{ type ifname; }}
+add set inet {TABLE} isolated {{ type ifname; }}
+add set inet {TABLE} trusted {{ type ifname . ifname; }}
 add rule inet {TABLE} ports dnat ip to ip daddr . meta l4proto . th dport map @pub4_addr
 add rule inet {TABLE} ports meta nfproto ipv4 dnat ip to meta l4proto . th dport map @pub4
 add rule inet {TABLE} ports meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @pub6
+add rule inet {TABLE} forward oifname @routed4 ip daddr . meta l4proto . th dport @published4 accept
+add rule inet {TABLE} forward oifname @routed6 ip6 daddr . meta l4proto . th dport @published6 accept
+add rule inet {TABLE} forward oifname @routed4 icmp type echo-request accept
+add rule inet {TABLE} forward oifname @routed6 icmpv6 type echo-request accept
+add rule inet {TABLE} forward iifname . oifname @trusted ip daddr . meta l4proto . th dport @published4 accept
+add rule inet {TABLE} forward iifname . oifname @trusted ip6 daddr . meta l4proto . th dport @published6 accept
+{direct}add rule inet {TABLE} forward meta nfproto ipv4 iifname != @bridges oifname @unprotected4 accept
+add rule inet {TABLE} forward meta nfproto ipv6 iifname != @bridges oifname @unprotected6 accept
+add rule inet {TABLE} forward iifname != @bridges oifname @bridges drop
+add rule inet {TABLE} forward iifname @bridges oifname @bridges drop
+add chain inet {TABLE} input {{ type filter hook input priority filter; policy accept; }}
+add rule inet {TABLE} input iifname @isolated drop
 "
     )
 }
@@ -346,11 +450,31 @@ pub fn network_batch(net: &NetworkRules, add: bool) -> Value {
     if net.internal {
         cmds.push(json!({verb: {"element": with(t(), json!({"name": "internal", "elem": [net.bridge]}))}}));
     }
-    if let (true, Some(s6)) = (net.masquerade, net.subnet6) {
+    if let (true, true, Some(s6)) = (net.masquerade, net.mode6.masquerades(), net.subnet6) {
         cmds.push(json!({verb: {"element": with(t(), json!({"name": "nat_subnets6", "elem": [{"prefix": {"addr": s6.network().to_string(), "len": s6.prefix_len()}}]}))}}));
     }
-    if net.masquerade {
+    if net.masquerade && net.mode4.masquerades() {
         cmds.push(json!({verb: {"element": with(t(), json!({"name": "nat_subnets", "elem": [subnet_elem(&net.subnet)]}))}}));
+    }
+    let mut member = |set: &str| {
+        cmds.push(
+            json!({verb: {"element": with(t(), json!({"name": set, "elem": [net.bridge]}))}}),
+        );
+    };
+    match net.mode4 {
+        GatewayMode::Routed => member("routed4"),
+        GatewayMode::NatUnprotected => member("unprotected4"),
+        GatewayMode::Isolated => member("isolated"),
+        GatewayMode::Nat => {}
+    }
+    match net.mode6 {
+        GatewayMode::Routed if net.subnet6.is_some() => member("routed6"),
+        GatewayMode::NatUnprotected if net.subnet6.is_some() => member("unprotected6"),
+        GatewayMode::Isolated if net.mode4 != GatewayMode::Isolated => member("isolated"),
+        _ => {}
+    }
+    for i in &net.trusted {
+        cmds.push(json!({verb: {"element": with(t(), json!({"name": "trusted", "elem": [{"concat": [i, net.bridge]}]}))}}));
     }
     json!({"nftables": cmds})
 }
@@ -370,13 +494,29 @@ fn port_elems(ports: &[PortMapping]) -> Vec<(&'static str, String, String)> {
         let (proto, hp, cp) = (p.proto.as_str(), p.host_port, p.container_port);
         let to4 = format!("{} . {cp}", p.container_ip);
         match p.host_ip.filter(|ip| !ip.is_unspecified()) {
+            _ if p.routed4 => {}
             Some(ip) => out.push(("pub4_addr", format!("{ip} . {proto} . {hp}"), to4)),
-            None => {
-                out.push(("pub4", format!("{proto} . {hp}"), to4));
-                if let Some(ip6) = p.container_ip6 {
-                    out.push(("pub6", format!("{proto} . {hp}"), format!("{ip6} . {cp}")));
-                }
-            }
+            None => out.push(("pub4", format!("{proto} . {hp}"), to4)),
+        }
+        if let (Some(ip6), None, false) = (
+            p.container_ip6,
+            p.host_ip.filter(|ip| !ip.is_unspecified()),
+            p.routed6,
+        ) {
+            out.push(("pub6", format!("{proto} . {hp}"), format!("{ip6} . {cp}")));
+        }
+        // the container side, for the direct-routing rules (set elements: no value)
+        out.push((
+            "published4",
+            format!("{} . {proto} . {cp}", p.container_ip),
+            String::new(),
+        ));
+        if let Some(ip6) = p.container_ip6 {
+            out.push((
+                "published6",
+                format!("{ip6} . {proto} . {cp}"),
+                String::new(),
+            ));
         }
     }
     out
@@ -386,12 +526,20 @@ fn port_elems(ports: &[PortMapping]) -> Vec<(&'static str, String, String)> {
 /// family, in one transaction; exposed for tests.
 pub fn add_ports_text(ports: &[PortMapping]) -> String {
     let mut out = String::new();
-    for map in ["pub4", "pub4_addr", "pub6"] {
-        let elems: Vec<String> = port_elems(ports)
+    for map in ["pub4", "pub4_addr", "pub6", "published4", "published6"] {
+        let mut elems: Vec<String> = port_elems(ports)
             .into_iter()
             .filter(|(m, _, _)| *m == map)
-            .map(|(_, k, v)| format!("{k} : {v}"))
+            .map(|(_, k, v)| {
+                if v.is_empty() {
+                    k
+                } else {
+                    format!("{k} : {v}")
+                }
+            })
             .collect();
+        elems.sort();
+        elems.dedup();
         if !elems.is_empty() {
             out.push_str(&format!(
                 "add element inet {TABLE} {map} {{ {} }}\n",
@@ -405,7 +553,7 @@ pub fn add_ports_text(ports: &[PortMapping]) -> String {
 /// The batch for `remove_ports` (keys only); exposed for tests.
 pub fn remove_ports_text(ports: &[PortMapping]) -> String {
     let mut out = String::new();
-    for map in ["pub4", "pub4_addr", "pub6"] {
+    for map in ["pub4", "pub4_addr", "pub6", "published4", "published6"] {
         let mut elems: Vec<String> = port_elems(ports)
             .into_iter()
             .filter(|(m, _, _)| *m == map)
@@ -480,7 +628,7 @@ fn apply(batch: &Value) -> Result<(), FirewallError> {
 impl Firewall for Nftables {
     fn init(&self) -> Result<(), FirewallError> {
         apply(&init_batch())?;
-        apply_text(&init_ports_text())
+        apply_text(&init_ports_text(&self.cfg))
     }
     fn add_network(&self, net: &NetworkRules) -> Result<(), FirewallError> {
         apply(&network_batch(net, true))
@@ -527,39 +675,70 @@ mod tests {
             container_ip: Ipv4Addr::new(172, 18, 0, 2),
             container_port: 80,
             container_ip6: Some("fd00::2".parse().unwrap()),
+            routed4: false,
+            routed6: false,
         }
     }
 
-    /// Every batch, in order, passes libnftables' dry run (as `nft --check`: parsed and
-    /// validated against the kernel without changing anything). The nftables crate's typed
-    /// schema has no DNAT through concatenated maps, so nft itself is the validator.
+    /// Every batch, in order, applies for real in a network namespace of this test's own
+    /// (a thread that unshares one; needs root): the table in every gateway mode, with
+    /// trusted interfaces and direct routing allowed, networks added and removed (twice:
+    /// removal tolerates elements already gone), a port isolated and released. The
+    /// nftables crate's typed schema has no DNAT through concatenated maps, so nft itself
+    /// is the validator.
     #[test]
-    fn batches_pass_nft_check() {
-        let net = NetworkRules {
-            bridge: "tb-x".into(),
-            subnet: "10.1.0.0/16".parse().unwrap(),
-            masquerade: true,
-            internal: false,
-            subnet6: Some("fd00::/64".parse().unwrap()),
-            icc: true,
-        };
-        let lib = crate::libnft::Lib::get().expect("libnftables loads");
-        // one check per batch, each on top of the table the earlier ones made (dry runs do
-        // not change the kernel, so the table is built for real in a throwaway namespace
-        // by the integration tests; here the JSON parts are checked together)
-        let mut all = Vec::new();
-        for b in [
-            init_batch(),
-            network_batch(&net, true),
-            isolate_port_batch("veth1234567", true),
-            isolate_port_batch("veth1234567", false),
-            network_batch(&net, false),
-        ] {
-            all.extend(b["nftables"].as_array().cloned().unwrap_or_default());
+    fn batches_apply_in_every_gateway_mode() {
+        let got = std::thread::spawn(|| -> Result<String, String> {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| format!("unshare: {e}"))?;
+            let lib = crate::libnft::Lib::load().map_err(|e| e.to_string())?;
+            let run = |b: &str| lib.run(b, false).map_err(|e| format!("{e}: {b}"));
+            run(&init_batch().to_string())?;
+            run(&init_ports_text(&FirewallConfig {
+                allow_direct_routing: true,
+            }))?;
+            let modes = [
+                GatewayMode::Nat,
+                GatewayMode::NatUnprotected,
+                GatewayMode::Routed,
+                GatewayMode::Isolated,
+            ];
+            let nets: Vec<NetworkRules> = modes
+                .iter()
+                .enumerate()
+                .map(|(i, m)| NetworkRules {
+                    bridge: format!("tb-{i}"),
+                    subnet: format!("10.{i}.0.0/16").parse().unwrap(),
+                    masquerade: true,
+                    internal: *m == GatewayMode::Isolated,
+                    subnet6: Some(format!("fd00:{i}::/64").parse().unwrap()),
+                    icc: i % 2 == 0,
+                    mode4: *m,
+                    mode6: modes[(i + 1) % 4],
+                    trusted: vec!["eth1".into(), "vxlan.1".into()],
+                })
+                .collect();
+            for n in &nets {
+                run(&network_batch(n, true).to_string())?;
+            }
+            run(&isolate_port_batch("veth1234567", true).to_string())?;
+            run(&isolate_port_batch("veth1234567", false).to_string())?;
+            let listed = run("list table inet tether")?;
+            for n in &nets {
+                run(&network_batch(n, false).to_string())?;
+                run(&network_batch(n, false).to_string())?;
+            }
+            Ok(listed)
+        })
+        .join()
+        .expect("thread");
+        let listed = got.expect("applied");
+        let listed = serde_json::from_str::<Value>(&listed)
+            .expect("JSON listing")
+            .to_string();
+        for elem in [r#""tb-2""#, r#"{"concat":["vxlan.1","tb-0"]}"#] {
+            assert!(listed.contains(elem), "{elem} missing from {listed}");
         }
-        let payload = json!({"nftables": all}).to_string();
-        let r = lib.run(&payload, true);
-        assert!(r.is_ok(), "{r:?}");
     }
 
     /// The whole table, then ports published and withdrawn, applied for real in a network
@@ -572,7 +751,9 @@ mod tests {
             let lib = crate::libnft::Lib::load().map_err(|e| e.to_string())?;
             let run = |b: &str| lib.run(b, false).map_err(|e| format!("{e}: {b}"));
             run(&init_batch().to_string())?;
-            run(&init_ports_text())?;
+            run(&init_ports_text(&FirewallConfig {
+                allow_direct_routing: true,
+            }))?;
             let ports = [
                 pm(8080, None),
                 pm(8081, Some(Ipv4Addr::LOCALHOST)),
@@ -619,13 +800,17 @@ mod tests {
             s,
             "add element inet tether pub4 { tcp . 8080 : 172.18.0.2 . 80, tcp . 9000 : 172.18.0.2 . 80 }\n\
              add element inet tether pub4_addr { 127.0.0.1 . tcp . 8080 : 172.18.0.2 . 80 }\n\
-             add element inet tether pub6 { tcp . 8080 : fd00::2 . 80, tcp . 9000 : fd00::2 . 80 }\n"
+             add element inet tether pub6 { tcp . 8080 : fd00::2 . 80, tcp . 9000 : fd00::2 . 80 }\n\
+             add element inet tether published4 { 172.18.0.2 . tcp . 80 }\n\
+             add element inet tether published6 { fd00::2 . tcp . 80 }\n"
         );
         assert_eq!(
             remove_ports_text(&ports),
             "delete element inet tether pub4 { tcp . 8080, tcp . 9000 }\n\
              delete element inet tether pub4_addr { 127.0.0.1 . tcp . 8080 }\n\
-             delete element inet tether pub6 { tcp . 8080, tcp . 9000 }\n"
+             delete element inet tether pub6 { tcp . 8080, tcp . 9000 }\n\
+             delete element inet tether published4 { 172.18.0.2 . tcp . 80 }\n\
+             delete element inet tether published6 { fd00::2 . tcp . 80 }\n"
         );
     }
 
@@ -638,6 +823,9 @@ mod tests {
             internal: true,
             subnet6: None,
             icc: true,
+            mode4: GatewayMode::Nat,
+            mode6: GatewayMode::Routed,
+            trusted: vec!["eth1".into()],
         };
         let s = network_batch(&n, true).to_string();
         assert!(!s.contains("nat_subnets"));

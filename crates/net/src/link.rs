@@ -255,8 +255,8 @@ impl Netlink {
 
     /// Creates bridge `name` with the fixed MAC `mac` (so that it never takes a port's MAC:
     /// a bridge that does changes its MAC as containers come and go and its neighbours lose
-    /// the gateway for seconds), the MTU `mtu` when given, gives it `gateway/prefix` and sets
-    /// it up. An existing bridge of that name is reused (daemon restart) only when it is
+    /// the gateway for seconds), the MTU `mtu` when given, gives it `gateway` (address and
+    /// prefix length; None: no address, gateway mode `isolated`) and sets it up. An existing bridge of that name is reused (daemon restart) only when it is
     /// the one tether made: a bridge with the pinned MAC ([`LinkInfo::is_our_bridge`]).
     /// Returns the bridge's index and whether it existed before.
     ///
@@ -266,8 +266,7 @@ impl Netlink {
         &self,
         name: &str,
         mac: [u8; 6],
-        gateway: Ipv4Addr,
-        prefix: u8,
+        gateway: Option<(Ipv4Addr, u8)>,
         mtu: Option<u32>,
     ) -> Result<(u32, bool), LinkError> {
         let found = match self.link_info(name).await? {
@@ -302,7 +301,11 @@ impl Netlink {
                 self.must_index(name).await?
             }
         };
-        let configured = match self.add_address(index, IpAddr::V4(gateway), prefix).await {
+        let addressed = match gateway {
+            Some((gw, prefix)) => self.add_address(index, IpAddr::V4(gw), prefix).await,
+            None => Ok(()),
+        };
+        let configured = match addressed {
             Ok(()) => self.set_up(index).await,
             Err(e) => Err(e),
         };
@@ -470,6 +473,45 @@ impl Netlink {
             }
             None => Ok(()),
         }
+    }
+
+    /// Inside a sandbox: makes `ifname` the interface of the default route, via `gw4`
+    /// (IPv4) and `gw6` (IPv6) where given, replacing default routes through other
+    /// interfaces (`ip route replace default`; rtnetlink NLM_F_REPLACE).
+    pub async fn replace_default_route(
+        &self,
+        ifname: &str,
+        gw4: Option<Ipv4Addr>,
+        gw6: Option<Ipv6Addr>,
+    ) -> Result<(), LinkError> {
+        let index = self.must_index(ifname).await?;
+        if let Some(gw) = gw4 {
+            let route = RouteMessageBuilder::<Ipv4Addr>::new()
+                .gateway(gw)
+                .output_interface(index)
+                .build();
+            self.handle
+                .route()
+                .add(route)
+                .replace()
+                .execute()
+                .await
+                .map_err(nl(format!("replace default route via {gw}")))?;
+        }
+        if let Some(gw) = gw6 {
+            let route = RouteMessageBuilder::<Ipv6Addr>::new()
+                .gateway(gw)
+                .output_interface(index)
+                .build();
+            self.handle
+                .route()
+                .add(route)
+                .replace()
+                .execute()
+                .await
+                .map_err(nl(format!("replace default route via {gw}")))?;
+        }
+        Ok(())
     }
 
     /// Adds a default route message; one already there is fine.
