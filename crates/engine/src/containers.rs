@@ -962,9 +962,9 @@ impl Engine {
                 .clone()
                 .ok_or_else(|| EngineError::Internal("running container without sandbox".into()))?;
             let snl = tether_net::link::Netlink::open_in(&sb)?;
-            let primary = c.endpoints.is_empty();
-            self.attach_endpoint(&mut st, &mut c, &snl, &n.name, &att, primary)
+            self.attach_endpoint(&mut st, &mut c, &snl, &n.name, &att, false)
                 .await?;
+            self.refresh_default_route(&st, &c, &snl).await?;
             self.write_etc_files(&st, &c)?;
             self.start_dns(&st, &c)?;
         }
@@ -1001,6 +1001,10 @@ impl Engine {
                 self.publish(&st, &mut c)?;
             } else {
                 c.attachments.remove(pos);
+            }
+            if let Some(sb) = c.sandbox.clone() {
+                let snl = tether_net::link::Netlink::open_in(&sb)?;
+                self.refresh_default_route(&st, &c, &snl).await?;
             }
             self.write_etc_files(&st, &c)?;
         } else {
@@ -1295,6 +1299,7 @@ fn attachment_from(
         ipv4,
         ipv6,
         links: es.links.clone().unwrap_or_default(),
+        gw_priority: es.gw_priority.unwrap_or(0),
     })
 }
 

@@ -114,8 +114,11 @@ impl Engine {
         snl.set_up_by_name("lo").await?;
         if m == Mode::Bridge {
             let atts = c.attachments.clone();
-            for (i, (name, att)) in atts.iter().enumerate() {
-                self.attach_endpoint(st, c, &snl, name, att, i == 0).await?;
+            let gw = gateway_network(st, &atts);
+            for (name, att) in &atts {
+                let default_route = gw == Some(name.as_str());
+                self.attach_endpoint(st, c, &snl, name, att, default_route)
+                    .await?;
             }
             self.publish(st, c)?;
         }
@@ -132,7 +135,7 @@ impl Engine {
         snl: &Netlink,
         name: &str,
         att: &Attachment,
-        primary: bool,
+        default_route: bool,
     ) -> Result<(), EngineError> {
         let sb = c
             .sandbox
@@ -215,7 +218,7 @@ impl Engine {
                 ip,
                 ip6.map(|(a, _, _)| a),
                 ep.mac,
-                primary && !net.internal,
+                default_route,
             )
             .await;
         if let Err(e) = joined {
@@ -294,14 +297,30 @@ impl Engine {
         if reqs.is_empty() {
             return Ok(());
         }
-        let Some((ip, ip6)) = c
+        let Some((ip, ip6, net)) = c
             .attachments
             .iter()
-            .find_map(|(n, _)| c.endpoints.get(n))
-            .map(|e| (e.ip, e.ip6.map(|(a, _, _)| a)))
+            .find_map(|(n, a)| c.endpoints.get(n).map(|e| (e, a)))
+            .map(|(e, a)| {
+                (
+                    e.ip,
+                    e.ip6.map(|(a, _, _)| a),
+                    st.networks.get(&a.network_id),
+                )
+            })
         else {
             return Ok(());
         };
+        let (routed4, routed6) = net
+            .map(|n| {
+                (
+                    crate::networks::gateway_mode(n, crate::networks::opt::GATEWAY_MODE4)
+                        == tether_net::firewall::GatewayMode::Routed,
+                    crate::networks::gateway_mode(n, crate::networks::opt::GATEWAY_MODE6)
+                        == tether_net::firewall::GatewayMode::Routed,
+                )
+            })
+            .unwrap_or_default();
         let taken: HashSet<(Proto, u16)> = st
             .containers
             .values()
@@ -309,7 +328,11 @@ impl Engine {
             .flat_map(|o| o.ports.iter().map(|p| (p.proto, p.host_port)))
             .collect();
         let t = std::time::Instant::now();
-        let (maps, fds) = ports::allocate(&reqs, ip, ip6, &taken)?;
+        let (mut maps, fds) = ports::allocate(&reqs, ip, ip6, &taken)?;
+        for m in &mut maps {
+            m.routed4 = routed4;
+            m.routed6 = routed6;
+        }
         let reserved = t.elapsed();
         self.fw.add_ports(&c.id[..12], &maps)?;
         tracing::debug!(
@@ -494,6 +517,45 @@ impl Engine {
 /// Refuses a further endpoint on network `name` when it already has `endpoints`, the most
 /// a Linux bridge takes ([`link::BRIDGE_MAX_PORTS`]): a clear 409 up front rather than the
 /// kernel's EXFULL halfway through a start (moby#44973).
+/// The network of `atts` whose endpoint gives the default routes: the highest
+/// `gw_priority`, the first attached among equals (Docker 28's `--gw-priority`); internal
+/// networks and networks without a bridge never do.
+pub(crate) fn gateway_network<'a>(st: &State, atts: &'a [(String, Attachment)]) -> Option<&'a str> {
+    let mut best: Option<(&str, i64)> = None;
+    for (name, att) in atts {
+        let eligible = st
+            .networks
+            .get(&att.network_id)
+            .map(|n| !n.internal && n.pool.is_some())
+            .unwrap_or(false);
+        if eligible && best.map(|(_, p)| att.gw_priority > p).unwrap_or(true) {
+            best = Some((name, att.gw_priority));
+        }
+    }
+    best.map(|(n, _)| n)
+}
+
+impl Engine {
+    /// Points `c`'s default routes (IPv4 and IPv6) at the endpoint [`gateway_network`]
+    /// picks, after a connect or disconnect changed its endpoints.
+    pub(crate) async fn refresh_default_route(
+        &self,
+        st: &State,
+        c: &Container,
+        snl: &Netlink,
+    ) -> Result<(), EngineError> {
+        let Some(name) = gateway_network(st, &c.attachments) else {
+            return Ok(());
+        };
+        let Some(ep) = c.endpoints.get(name) else {
+            return Ok(());
+        };
+        snl.replace_default_route(&ep.ifname, Some(ep.gateway), ep.ip6.map(|(_, _, gw)| gw))
+            .await?;
+        Ok(())
+    }
+}
+
 fn bridge_has_room(name: &str, endpoints: usize) -> Result<(), EngineError> {
     if endpoints >= link::BRIDGE_MAX_PORTS {
         return Err(EngineError::Conflict(format!(

@@ -69,6 +69,10 @@ pub struct Attachment {
     pub ipv6: Option<std::net::Ipv6Addr>,
     /// Links given on connect (`--link`).
     pub links: Vec<String>,
+    /// `--gw-priority` (EndpointSettings.GwPriority, API 1.48): the endpoint with the
+    /// highest priority gives the container its default routes.
+    #[serde(default)]
+    pub gw_priority: i64,
 }
 
 /// A live endpoint of a running container on a network.

@@ -116,6 +116,7 @@ fn endpoint_json(c: &Container, st: &State, name: &str) -> Value {
         "Aliases": if aliases.is_empty() { Value::Null } else { json!(aliases) },
         "MacAddress": ep.map(|e| format_mac(&e.mac)).unwrap_or_default(),
         "DriverOpts": Value::Null,
+        "GwPriority": att.gw_priority,
         "NetworkID": att.network_id,
         "EndpointID": ep.map(|e| e.id.clone()).unwrap_or_default(),
         "Gateway": ep.map(|e| e.gateway.to_string()).unwrap_or_default(),

@@ -269,6 +269,7 @@ struct NetAttach {
     ipv6: Option<String>,
     links: Vec<String>,
     driver_opts: Map<String, Json>,
+    gw_priority: Option<i64>,
 }
 
 fn parse_net_attach(raw: &str) -> std::result::Result<NetAttach, String> {
@@ -289,6 +290,12 @@ fn parse_net_attach(raw: &str) -> std::result::Result<NetAttach, String> {
             "ip" => n.ipv4 = Some(v.to_string()),
             "ip6" => n.ipv6 = Some(v.to_string()),
             "link" => n.links.push(v.to_string()),
+            "gw-priority" => {
+                n.gw_priority = Some(
+                    v.parse()
+                        .map_err(|_| format!("invalid gw-priority {v:?}: expected an integer"))?,
+                )
+            }
             "driver-opt" => {
                 let (dk, dv) = v.split_once('=').unwrap_or((v, ""));
                 n.driver_opts.insert(dk.to_string(), json!(dv));
@@ -613,6 +620,9 @@ pub fn build_spec(
         }
         if !n.driver_opts.is_empty() {
             ep.insert("DriverOpts".into(), Json::Object(n.driver_opts.clone()));
+        }
+        if let Some(p) = n.gw_priority {
+            ep.insert("GwPriority".into(), json!(p));
         }
         if n.ipv4.is_some() || n.ipv6.is_some() {
             let mut ipam = Map::new();

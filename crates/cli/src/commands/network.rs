@@ -561,6 +561,9 @@ pub struct ConnectArgs {
     /// driver options for the network
     #[arg(long = "driver-opt", action = ArgAction::Append)]
     driver_opt: Vec<String>,
+    /// Highest gw-priority provides the default gateway
+    #[arg(long = "gw-priority", allow_hyphen_values = true)]
+    gw_priority: Option<i64>,
     operands: Vec<String>,
 }
 
@@ -588,6 +591,9 @@ pub fn connect_body(a: &ConnectArgs, container: &str) -> Json {
     }
     if !a.driver_opt.is_empty() {
         ep.insert("DriverOpts".into(), Json::Object(kv_map(&a.driver_opt)));
+    }
+    if let Some(p) = a.gw_priority {
+        ep.insert("GwPriority".into(), json!(p));
     }
     json!({"Container": container, "EndpointConfig": Json::Object(ep)})
 }
