@@ -506,15 +506,28 @@ pub fn try_http_unix(
     path: &str,
     body: Option<&Value>,
 ) -> Result<ApiResponse, String> {
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    try_http_unix_raw(sock, method, path, body.as_bytes(), COMMAND_LIMIT)
+}
+
+/// One HTTP/1.1 request with a raw body (any bytes, JSON or not) and a read timeout of
+/// `limit`; an answer that takes longer is an error naming the request.
+pub fn try_http_unix_raw(
+    sock: &Path,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    limit: Duration,
+) -> Result<ApiResponse, String> {
     let what = format!("{method} {path} on {}", sock.display());
     let mut s = UnixStream::connect(sock).map_err(|e| format!("{what}: connect: {e}"))?;
-    s.set_read_timeout(Some(COMMAND_LIMIT)).ok();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: tether\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+    s.set_read_timeout(Some(limit)).ok();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: tether\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
-    s.write_all(req.as_bytes())
+    s.write_all(head.as_bytes())
+        .and_then(|_| s.write_all(body))
         .map_err(|e| format!("{what}: write: {e}"))?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)
@@ -558,6 +571,8 @@ pub struct Daemon {
     holder: Child,
     daemon: Option<Child>,
     upstream: Option<Upstream>,
+    /// Extra `tether daemon` flags of this test ([`Daemon::start_with`]).
+    extra: Vec<String>,
     /// `unix://` address of the API socket, for `-H`.
     pub host: String,
 }
@@ -566,6 +581,11 @@ impl Daemon {
     /// Starts a daemon in fresh namespaces with the test DNS upstream running and
     /// `tbox:latest` imported. Panics (with the daemon's log) if any step fails.
     pub fn start() -> Daemon {
+        Daemon::start_with(&[])
+    }
+
+    /// [`Daemon::start`] with extra `tether daemon` flags (kept across restarts).
+    pub fn start_with(extra: &[&str]) -> Daemon {
         // SAFETY: geteuid(2) has no preconditions.
         assert_eq!(
             unsafe { libc::geteuid() },
@@ -604,6 +624,7 @@ impl Daemon {
             holder,
             daemon: None,
             upstream: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         d.upstream = Some(Upstream::start(&d.netns()));
         d.spawn_daemon();
@@ -687,6 +708,7 @@ impl Daemon {
             .arg(self.exec_root())
             .args(["-H", &self.host])
             .args(["--dns", &format!("127.0.0.1:{UPSTREAM_PORT}")])
+            .args(&self.extra)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup the log fd"))
