@@ -122,6 +122,17 @@ fn flag_takes_value(cmd: &clap::Command, long: Option<&str>, short: Option<char>
     None
 }
 
+/// Whether `--long` is a plain switch (takes no value at all; not an optional-value flag
+/// such as `--ipv4[=BOOL]`, which keeps its `=false`).
+fn is_switch(cmd: &clap::Command, long: &str) -> bool {
+    cmd.get_arguments().any(|a| {
+        !a.is_positional()
+            && !a.get_action().takes_values()
+            && a.get_long_and_visible_aliases()
+                .is_some_and(|v| v.contains(&long))
+    })
+}
+
 /// Rewrites `--bool-flag=true` to `--bool-flag` and drops `--bool-flag=false`,
 /// which pflag accepts and clap does not.
 pub fn normalize_bools(cmd: &clap::Command, args: &[String]) -> Vec<String> {
@@ -133,7 +144,7 @@ pub fn normalize_bools(cmd: &clap::Command, args: &[String]) -> Vec<String> {
                 after_dd = true;
             } else if let Some(body) = a.strip_prefix("--") {
                 if let Some((name, val)) = body.split_once('=') {
-                    if flag_takes_value(cmd, Some(name), None) == Some(false) {
+                    if is_switch(cmd, name) {
                         match val {
                             "true" | "1" | "t" | "T" | "TRUE" | "True" => {
                                 out.push(format!("--{name}"));

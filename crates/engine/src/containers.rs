@@ -335,7 +335,7 @@ impl Engine {
                 names.extend(extra);
                 for (i, nname) in names.iter().enumerate() {
                     let n = st.network(nname)?.clone();
-                    if n.pool.is_none() {
+                    if n.bridge.is_none() {
                         return Err(EngineError::InvalidParam(format!("container cannot be connected to network {} with driver {} together with others", n.name, n.driver)));
                     }
                     let es = if i == 0 {
@@ -939,7 +939,7 @@ impl Engine {
         let mut st = self.state.lock().await;
         let n = st.network(net)?.clone();
         let mut c = st.container(key)?.clone();
-        if n.pool.is_none() {
+        if n.bridge.is_none() {
             return Err(EngineError::Conflict(format!(
                 "container cannot be disconnected from host network or connected to {} network",
                 n.name
@@ -990,10 +990,11 @@ impl Engine {
             self.detach_endpoint(&mut st, &mut c, &n.name, false).await;
             // published ports pointed at this endpoint: move them to the new primary
             if !c.ports.is_empty()
-                && !c
-                    .endpoints
-                    .values()
-                    .any(|e| c.ports.iter().any(|p| p.container_ip == e.ip))
+                && !c.endpoints.values().any(|e| {
+                    c.ports.iter().any(|p| {
+                        p.container_ip == e.ip && p.container_ip6 == e.ip6.map(|(a, _, _)| a)
+                    })
+                })
             {
                 let _ = self.fw.remove_ports(&c.id[..12], &c.ports);
                 c.ports.clear();
@@ -1034,13 +1035,8 @@ impl Engine {
         for (name, att) in &c.attachments {
             if let (Some(ep), Some(n)) = (c.endpoints.get(name), st.networks.get(&att.network_id)) {
                 if n.dns {
-                    self.dns.add_endpoint(
-                        &n.id,
-                        &c.id,
-                        &sandbox::dns_names(&c, att),
-                        Some(ep.ip),
-                        None,
-                    );
+                    self.dns
+                        .add_endpoint(&n.id, &c.id, &sandbox::dns_names(&c, att), ep.ip, None);
                 }
             }
         }
@@ -1259,6 +1255,12 @@ fn attachment_from(
             if !n.dns {
                 return Err(EngineError::InvalidParam(format!(
                     "user specified IP address is supported on user defined networks only (not {})",
+                    n.name
+                )));
+            }
+            if !n.enable_ipv4 {
+                return Err(EngineError::InvalidParam(format!(
+                    "--ip {s} given but network {} has no IPv4 (it was created with --ipv4=false)",
                     n.name
                 )));
             }

@@ -182,8 +182,8 @@ impl State {
                 else {
                     continue;
                 };
-                if let Some(p) = n.pool.as_mut() {
-                    p.leases.insert(ep.ip);
+                if let (Some(p), Some(ip)) = (n.pool.as_mut(), ep.ip) {
+                    p.leases.insert(ip);
                 }
                 if let (Some(p), Some((ip6, _, _))) = (n.pool6.as_mut(), ep.ip6) {
                     p.leases.insert(ip6);

@@ -110,12 +110,13 @@ pub fn validate_options(options: &HashMap<String, String>) -> Result<(), EngineE
 
 /// The driver view of a bridge network, None for host/null.
 pub fn bridge_of(n: &Network) -> Option<BridgeNetwork> {
-    let pool = n.pool.as_ref()?;
+    if n.pool.is_none() && n.pool6.is_none() {
+        return None;
+    }
     Some(BridgeNetwork {
         bridge: n.bridge.clone()?,
         mac: n.bridge_mac?,
-        subnet: pool.subnet,
-        gateway: pool.gateway,
+        v4: n.pool.as_ref().map(|p| (p.subnet, p.gateway)),
         internal: n.internal,
         v6: n.pool6.as_ref().map(|p| (p.subnet, p.gateway)),
         icc: n
@@ -266,6 +267,7 @@ impl Engine {
                 created: state::now(),
                 internal: false,
                 enable_ipv6: false,
+                enable_ipv4: true,
                 attachable: false,
                 labels: HashMap::new(),
                 options,
@@ -401,18 +403,32 @@ impl Engine {
                 .transpose()?;
         }
         let subnet_given = subnet.is_some();
+        let enable_ipv4 = req.enable_ipv4.unwrap_or(true);
+        if !enable_ipv4 {
+            if !req.enable_ipv6.unwrap_or(false) {
+                return Err(EngineError::InvalidParam(format!(
+                    "network {name} would have no address family: --ipv4=false needs --ipv6"
+                )));
+            }
+            if let Some(s) = subnet {
+                return Err(EngineError::InvalidParam(format!(
+                    "IPv4 subnet {s} given for network {name} created with --ipv4=false"
+                )));
+            }
+        }
         let in_use: Vec<(String, Ipv4Net)> = st
             .networks
             .values()
             .filter_map(|n| n.pool.as_ref().map(|p| (n.name.clone(), p.subnet)))
             .collect();
         let subnet = match subnet {
+            _ if !enable_ipv4 => None,
             Some(s) => {
                 let s = s.trunc();
                 check_subnet(ipnet::IpNet::V4(s), &host)?;
                 ipam::check_overlap(s, in_use.iter().map(|(n, s)| (n.as_str(), *s)))
                     .map_err(ipam_err)?;
-                s
+                Some(s)
             }
             None => {
                 // neither another network's subnet nor one holding a host address
@@ -424,10 +440,13 @@ impl Engine {
                         _ => None,
                     }))
                     .collect();
-                ipam::pick_subnet(&used).map_err(ipam_err)?
+                Some(ipam::pick_subnet(&used).map_err(ipam_err)?)
             }
         };
-        let pool = Pool::new(subnet, gateway, range).map_err(ipam_err)?;
+        let pool = subnet
+            .map(|s| Pool::new(s, gateway, range))
+            .transpose()
+            .map_err(ipam_err)?;
         let enable_ipv6 = req.enable_ipv6.unwrap_or(false);
         if subnet6.is_some() && !enable_ipv6 {
             return Err(EngineError::InvalidParam("an IPv6 --subnet was given without --ipv6: add --ipv6 to make the network dual-stack".into()));
@@ -490,12 +509,13 @@ impl Engine {
             created: state::now(),
             internal: req.internal.unwrap_or(false),
             enable_ipv6,
+            enable_ipv4,
             attachable: req.attachable.unwrap_or(false),
             labels: req.labels.clone().unwrap_or_default(),
             options,
             bridge: Some(bridge),
             bridge_mac: Some(link::random_mac()),
-            pool: Some(pool),
+            pool,
             pool6,
             subnet_given,
             dns: true,

@@ -131,7 +131,7 @@ fn show(ip: Option<Ipv4Addr>) -> String {
 /// Errors: 409-style conflict "Bind for 0.0.0.0:8080 failed: port is already allocated".
 pub fn allocate(
     reqs: &[PortRequest],
-    container_ip: Ipv4Addr,
+    container_ip: Option<Ipv4Addr>,
     container_ip6: Option<std::net::Ipv6Addr>,
     taken: &HashSet<(Proto, u16)>,
 ) -> Result<(Vec<PortMapping>, Vec<OwnedFd>), EngineError> {
@@ -281,7 +281,7 @@ mod tests {
             host_ports: None,
             container_port: 80,
         }];
-        let (maps, fds) = allocate(&reqs, ip, None, &HashSet::new()).unwrap();
+        let (maps, fds) = allocate(&reqs, Some(ip), None, &HashSet::new()).unwrap();
         assert_eq!(fds.len(), 1);
         let p = maps[0].host_port;
         assert!((49153..=60999).contains(&p));
@@ -292,11 +292,11 @@ mod tests {
             host_ports: Some((p, p)),
             container_port: 80,
         }];
-        let e = allocate(&again, ip, None, &HashSet::new()).unwrap_err();
+        let e = allocate(&again, Some(ip), None, &HashSet::new()).unwrap_err();
         assert!(e.to_string().contains(&format!("127.0.0.1:{p}")), "{e}");
-        let e = allocate(&again, ip, None, &HashSet::from([(Proto::Tcp, p)])).unwrap_err();
+        let e = allocate(&again, Some(ip), None, &HashSet::from([(Proto::Tcp, p)])).unwrap_err();
         assert!(e.to_string().contains("already allocated"), "{e}");
         drop(fds);
-        assert!(allocate(&again, ip, None, &HashSet::new()).is_ok());
+        assert!(allocate(&again, Some(ip), None, &HashSet::new()).is_ok());
     }
 }

@@ -163,27 +163,37 @@ impl Engine {
                 .networks
                 .get_mut(&net.id)
                 .ok_or_else(|| EngineError::NotFound(name.to_string()))?;
-            let pool = n
-                .pool
-                .as_mut()
-                .ok_or_else(|| EngineError::Internal("no pool".into()))?;
-            pool.allocate(&net.name, att.ipv4)
-                .map_err(|e| EngineError::InvalidParam(e.to_string()))?
+            match n.pool.as_mut() {
+                Some(pool) => Some(
+                    pool.allocate(&net.name, att.ipv4)
+                        .map_err(|e| EngineError::InvalidParam(e.to_string()))?,
+                ),
+                None if att.ipv4.is_some() => {
+                    return Err(EngineError::InvalidParam(format!(
+                    "--ip given but network {name} has no IPv4 (it was created with --ipv4=false)"
+                )))
+                }
+                None => None,
+            }
+        };
+        let release4 = |st: &mut State| {
+            if let (Some(p), Some(ip)) = (
+                st.networks.get_mut(&net.id).and_then(|n| n.pool.as_mut()),
+                ip,
+            ) {
+                p.release(ip);
+            }
         };
         let ip6 = match st.networks.get_mut(&net.id).and_then(|n| n.pool6.as_mut()) {
             Some(p6) => match p6.allocate(&net.name, att.ipv6) {
                 Ok(a) => Some((a, p6.subnet.prefix_len(), p6.gateway)),
                 Err(e) => {
-                    if let Some(p) = st.networks.get_mut(&net.id).and_then(|n| n.pool.as_mut()) {
-                        p.release(ip);
-                    }
+                    release4(st);
                     return Err(EngineError::InvalidParam(e.to_string()));
                 }
             },
             None if att.ipv6.is_some() => {
-                if let Some(p) = st.networks.get_mut(&net.id).and_then(|n| n.pool.as_mut()) {
-                    p.release(ip);
-                }
+                release4(st);
                 return Err(EngineError::InvalidParam(format!(
                     "--ip6 given but network {name} has no IPv6 (create it with --ipv6)"
                 )));
@@ -199,10 +209,10 @@ impl Engine {
         let ep = Endpoint {
             id: crate::state::new_id(),
             ip,
-            prefix: b.subnet.prefix_len(),
+            prefix: b.v4.map(|(s, _)| s.prefix_len()).unwrap_or(0),
             ip6,
-            gateway: b.gateway,
-            mac: link::mac_for_ip(ip),
+            gateway: b.v4.map(|(_, g)| g),
+            mac: ip.map(link::mac_for_ip).unwrap_or_else(link::random_mac),
             ifname: ifname.clone(),
             host_veth: random_veth(),
         };
@@ -223,7 +233,7 @@ impl Engine {
             .await;
         if let Err(e) = joined {
             if let Some(n) = st.networks.get_mut(&net.id) {
-                if let Some(p) = n.pool.as_mut() {
+                if let (Some(p), Some(ip)) = (n.pool.as_mut(), ip) {
                     p.release(ip);
                 }
                 if let (Some(p6), Some((a, _, _))) = (n.pool6.as_mut(), ip6) {
@@ -237,7 +247,7 @@ impl Engine {
                 &net.id,
                 &c.id,
                 &dns_names(c, att),
-                Some(ip),
+                ip,
                 ip6.map(|(a, _, _)| a),
             );
         }
@@ -267,8 +277,8 @@ impl Engine {
         if let Some(id) = net_id.clone() {
             self.dns.remove_endpoint(&id, &c.id);
             if let Some(n) = st.networks.get_mut(&id) {
-                if let Some(p) = n.pool.as_mut() {
-                    p.release(ep.ip);
+                if let (Some(p), Some(ip)) = (n.pool.as_mut(), ep.ip) {
+                    p.release(ip);
                 }
                 if let (Some(p6), Some((a, _, _))) = (n.pool6.as_mut(), ep.ip6) {
                     p6.release(a);
@@ -415,7 +425,7 @@ impl Engine {
             return Ok(());
         }
         let primary = c.attachments.iter().find_map(|(n, _)| c.endpoints.get(n));
-        let gw = primary.map(|e| e.gateway).or_else(|| {
+        let gw = primary.and_then(|e| e.gateway).or_else(|| {
             st.networks
                 .values()
                 .find(|n| n.name == "bridge")
@@ -454,14 +464,19 @@ impl Engine {
                     } else {
                         format!("{alias} {host} {}", o.name)
                     };
-                    links.push(format!("{}\t{names}", e.ip));
+                    let addr =
+                        e.ip.map(|a| a.to_string())
+                            .or_else(|| e.ip6.map(|(a, _, _)| a.to_string()));
+                    if let Some(addr) = addr {
+                        links.push(format!("{addr}\t{names}"));
+                    }
                 }
             }
         }
         std::fs::write(
             dir.join("hosts"),
             files::hosts(
-                primary.map(|e| e.ip),
+                primary.and_then(|e| e.ip),
                 primary.and_then(|e| e.ip6).map(|(a, _, _)| a),
                 &hostname,
                 &extra,
@@ -526,7 +541,7 @@ pub(crate) fn gateway_network<'a>(st: &State, atts: &'a [(String, Attachment)]) 
         let eligible = st
             .networks
             .get(&att.network_id)
-            .map(|n| !n.internal && n.pool.is_some())
+            .map(|n| !n.internal && n.bridge.is_some())
             .unwrap_or(false);
         if eligible && best.map(|(_, p)| att.gw_priority > p).unwrap_or(true) {
             best = Some((name, att.gw_priority));
@@ -550,7 +565,7 @@ impl Engine {
         let Some(ep) = c.endpoints.get(name) else {
             return Ok(());
         };
-        snl.replace_default_route(&ep.ifname, Some(ep.gateway), ep.ip6.map(|(_, _, gw)| gw))
+        snl.replace_default_route(&ep.ifname, ep.gateway, ep.ip6.map(|(_, _, gw)| gw))
             .await?;
         Ok(())
     }

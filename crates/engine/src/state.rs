@@ -28,8 +28,12 @@ pub struct Network {
     pub created: String,
     /// `--internal`.
     pub internal: bool,
-    /// `--ipv6` (recorded; IPv6 addressing is not implemented yet).
+    /// `--ipv6`: the network has an IPv6 subnet.
     pub enable_ipv6: bool,
+    /// `--ipv4` (default true; `--ipv4=false --ipv6` makes an IPv6-only network, whose
+    /// `pool` is None).
+    #[serde(default = "yes")]
+    pub enable_ipv4: bool,
     /// `--attachable`.
     pub attachable: bool,
     /// Labels.
@@ -40,7 +44,7 @@ pub struct Network {
     pub bridge: Option<String>,
     /// The bridge's pinned MAC (aa:bb:..).
     pub bridge_mac: Option<[u8; 6]>,
-    /// IPv4 pool and leases (bridge driver).
+    /// IPv4 pool and leases (bridge driver; None for host, null and IPv6-only networks).
     pub pool: Option<Pool>,
     /// IPv6 pool and leases of a dual-stack network (`--ipv6`).
     #[serde(default)]
@@ -53,6 +57,10 @@ pub struct Network {
     pub dns: bool,
     /// One of the predefined networks (bridge, host, none): cannot be removed.
     pub builtin: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A requested attachment of a container to a network (kept while the container is stopped).
@@ -80,15 +88,15 @@ pub struct Attachment {
 pub struct Endpoint {
     /// 64-hex endpoint id.
     pub id: String,
-    /// Address.
-    pub ip: Ipv4Addr,
-    /// Prefix length of the subnet.
+    /// IPv4 address; None on an IPv6-only network.
+    pub ip: Option<Ipv4Addr>,
+    /// Prefix length of the IPv4 subnet (0 without one).
     pub prefix: u8,
     /// IPv6 address on a dual-stack network, with its prefix length and gateway.
     #[serde(default)]
     pub ip6: Option<(std::net::Ipv6Addr, u8, std::net::Ipv6Addr)>,
-    /// Gateway.
-    pub gateway: Ipv4Addr,
+    /// IPv4 gateway; None on an IPv6-only network.
+    pub gateway: Option<Ipv4Addr>,
     /// MAC.
     pub mac: [u8; 6],
     /// Interface in the sandbox (eth0, eth1, ...).

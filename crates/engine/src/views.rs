@@ -62,7 +62,7 @@ pub(crate) fn network(n: &Network, st: &State) -> Value {
                 containers.insert(
                     c.id.clone(),
                     json!({"Name": c.name, "EndpointID": ep.id, "MacAddress": format_mac(&ep.mac),
-                           "IPv4Address": format!("{}/{}", ep.ip, ep.prefix), "IPv6Address": ep.ip6.map(|(a, l, _)| format!("{a}/{l}")).unwrap_or_default()}),
+                           "IPv4Address": ep.ip.map(|ip| format!("{ip}/{}", ep.prefix)).unwrap_or_default(), "IPv6Address": ep.ip6.map(|(a, l, _)| format!("{a}/{l}")).unwrap_or_default()}),
                 );
             }
         }
@@ -83,7 +83,7 @@ pub(crate) fn network(n: &Network, st: &State) -> Value {
     }
     json!({
         "Name": n.name, "Id": n.id, "Created": n.created, "Scope": "local", "Driver": n.driver,
-        "EnableIPv4": true, "EnableIPv6": n.enable_ipv6,
+        "EnableIPv4": n.enable_ipv4, "EnableIPv6": n.enable_ipv6,
         "IPAM": {"Driver": "default", "Options": {}, "Config": config},
         "Internal": n.internal, "Attachable": n.attachable, "Ingress": false,
         "ConfigFrom": {"Network": ""}, "ConfigOnly": false,
@@ -119,8 +119,8 @@ fn endpoint_json(c: &Container, st: &State, name: &str) -> Value {
         "GwPriority": att.gw_priority,
         "NetworkID": att.network_id,
         "EndpointID": ep.map(|e| e.id.clone()).unwrap_or_default(),
-        "Gateway": ep.map(|e| e.gateway.to_string()).unwrap_or_default(),
-        "IPAddress": ep.map(|e| e.ip.to_string()).unwrap_or_default(),
+        "Gateway": ep.and_then(|e| e.gateway).map(|g| g.to_string()).unwrap_or_default(),
+        "IPAddress": ep.and_then(|e| e.ip).map(|i| i.to_string()).unwrap_or_default(),
         "IPPrefixLen": ep.map(|e| e.prefix).unwrap_or(0),
         "IPv6Gateway": ep.and_then(|e| e.ip6).map(|(_, _, g)| g.to_string()).unwrap_or_default(),
         "GlobalIPv6Address": ep.and_then(|e| e.ip6).map(|(a, _, _)| a.to_string()).unwrap_or_default(),
@@ -142,7 +142,9 @@ fn ports_map(c: &Container) -> Value {
                 *entry = json!([]);
             }
             if let Some(a) = entry.as_array_mut() {
-                a.push(json!({"HostIp": p.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()), "HostPort": p.host_port.to_string()}));
+                if p.container_ip.is_some() {
+                    a.push(json!({"HostIp": p.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()), "HostPort": p.host_port.to_string()}));
+                }
                 if p.container_ip6.is_some() && p.host_ip.is_none() {
                     a.push(json!({"HostIp": "::", "HostPort": p.host_port.to_string()}));
                 }
@@ -216,10 +218,10 @@ pub(crate) fn container(c: &Container, st: &State, dir: &Path) -> Value {
             "Ports": ports_map(c),
             "SecondaryIPAddresses": Value::Null, "SecondaryIPv6Addresses": Value::Null,
             "EndpointID": primary.map(|e| e.id.clone()).unwrap_or_default(),
-            "Gateway": primary.map(|e| e.gateway.to_string()).unwrap_or_default(),
+            "Gateway": primary.and_then(|e| e.gateway).map(|g| g.to_string()).unwrap_or_default(),
             "GlobalIPv6Address": primary.and_then(|e| e.ip6).map(|(a, _, _)| a.to_string()).unwrap_or_default(),
             "GlobalIPv6PrefixLen": primary.and_then(|e| e.ip6).map(|(_, l, _)| l).unwrap_or(0),
-            "IPAddress": primary.map(|e| e.ip.to_string()).unwrap_or_default(),
+            "IPAddress": primary.and_then(|e| e.ip).map(|i| i.to_string()).unwrap_or_default(),
             "IPPrefixLen": primary.map(|e| e.prefix).unwrap_or(0), "IPv6Gateway": primary.and_then(|e| e.ip6).map(|(_, _, g)| g.to_string()).unwrap_or_default(),
             "MacAddress": primary.map(|e| format_mac(&e.mac)).unwrap_or_default(),
             "Networks": networks,
@@ -232,7 +234,9 @@ pub(crate) fn container_summary(c: &Container, st: &State) -> Value {
     let mut ports: Vec<Value> = Vec::new();
     if c.state.status == "running" {
         for p in &c.ports {
-            ports.push(json!({"IP": p.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()), "PrivatePort": p.container_port, "PublicPort": p.host_port, "Type": p.proto.as_str()}));
+            if p.container_ip.is_some() {
+                ports.push(json!({"IP": p.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()), "PrivatePort": p.container_port, "PublicPort": p.host_port, "Type": p.proto.as_str()}));
+            }
             if p.container_ip6.is_some() && p.host_ip.is_none() {
                 ports.push(json!({"IP": "::", "PrivatePort": p.container_port, "PublicPort": p.host_port, "Type": p.proto.as_str()}));
             }

@@ -34,10 +34,9 @@ pub struct BridgeNetwork {
     pub bridge: String,
     /// Pinned bridge MAC.
     pub mac: [u8; 6],
-    /// Subnet.
-    pub subnet: Ipv4Net,
-    /// Gateway (the bridge's address).
-    pub gateway: Ipv4Addr,
+    /// IPv4 subnet and gateway (the bridge's address); None for an IPv6-only network
+    /// (`--ipv4=false --ipv6`).
+    pub v4: Option<(Ipv4Net, Ipv4Addr)>,
     /// `--internal`: no masquerade.
     pub internal: bool,
     /// `com.docker.network.bridge.enable_icc` (default true).
@@ -62,7 +61,7 @@ impl BridgeNetwork {
     fn rules(&self) -> NetworkRules {
         NetworkRules {
             bridge: self.bridge.clone(),
-            subnet: self.subnet,
+            subnet: self.v4.map(|(s, _)| s),
             masquerade: self.masquerade && !self.internal,
             internal: self.internal,
             subnet6: self.v6.map(|(s, _)| s),
@@ -108,7 +107,8 @@ impl BridgeDriver {
             .ensure_bridge(
                 &n.bridge,
                 n.mac,
-                (n.mode4 != GatewayMode::Isolated).then_some((n.gateway, n.subnet.prefix_len())),
+                n.v4.filter(|_| n.mode4 != GatewayMode::Isolated)
+                    .map(|(subnet, gw)| (gw, subnet.prefix_len())),
                 n.mtu,
             )
             .await?;
@@ -195,7 +195,7 @@ impl BridgeDriver {
         sandbox_nl: &Netlink,
         host_veth: &str,
         ifname: &str,
-        ip: Ipv4Addr,
+        ip: Option<Ipv4Addr>,
         ip6: Option<std::net::Ipv6Addr>,
         mac: [u8; 6],
         default_route: bool,
@@ -212,10 +212,19 @@ impl BridgeDriver {
                 },
                 e => e,
             })?;
-        let gw = default_route.then_some(n.gateway);
-        let mut configured = sandbox_nl
-            .configure_endpoint(ifname, ip, n.subnet.prefix_len(), gw)
-            .await;
+        let mut configured = match (ip, n.v4) {
+            (Some(ip), Some((subnet, gw))) => {
+                sandbox_nl
+                    .configure_endpoint(
+                        ifname,
+                        ip,
+                        subnet.prefix_len(),
+                        default_route.then_some(gw),
+                    )
+                    .await
+            }
+            _ => sandbox_nl.set_up_by_name(ifname).await,
+        };
         if let (Ok(()), Some(ip6), Some((subnet6, gw6))) = (&configured, ip6, n.v6) {
             if let Err(e) = sysctl_in_sandbox(sandbox, ifname) {
                 configured = Err(e);

@@ -156,8 +156,9 @@ pub struct PortMapping {
     pub host_ip: Option<Ipv4Addr>,
     /// Host port.
     pub host_port: u16,
-    /// The endpoint's address.
-    pub container_ip: Ipv4Addr,
+    /// The endpoint's IPv4 address; None on an IPv6-only network (the port is then
+    /// published over IPv6 only).
+    pub container_ip: Option<Ipv4Addr>,
     /// The endpoint's IPv6 address on a dual-stack network: the port is published over
     /// IPv6 too (host addresses other than ::1; the kernel cannot DNAT IPv6 loopback).
     #[serde(default)]
@@ -178,8 +179,8 @@ pub struct PortMapping {
 pub struct NetworkRules {
     /// The bridge interface.
     pub bridge: String,
-    /// The subnet.
-    pub subnet: Ipv4Net,
+    /// The IPv4 subnet; None for an IPv6-only network.
+    pub subnet: Option<Ipv4Net>,
     /// Masquerade traffic leaving the host (false for `--internal` networks).
     pub masquerade: bool,
     /// `--internal`: no traffic between the network and anything beyond its bridge.
@@ -453,8 +454,8 @@ pub fn network_batch(net: &NetworkRules, add: bool) -> Value {
     if let (true, true, Some(s6)) = (net.masquerade, net.mode6.masquerades(), net.subnet6) {
         cmds.push(json!({verb: {"element": with(t(), json!({"name": "nat_subnets6", "elem": [{"prefix": {"addr": s6.network().to_string(), "len": s6.prefix_len()}}]}))}}));
     }
-    if net.masquerade && net.mode4.masquerades() {
-        cmds.push(json!({verb: {"element": with(t(), json!({"name": "nat_subnets", "elem": [subnet_elem(&net.subnet)]}))}}));
+    if let (true, true, Some(s4)) = (net.masquerade, net.mode4.masquerades(), net.subnet) {
+        cmds.push(json!({verb: {"element": with(t(), json!({"name": "nat_subnets", "elem": [subnet_elem(&s4)]}))}}));
     }
     let mut member = |set: &str| {
         cmds.push(
@@ -492,11 +493,19 @@ fn port_elems(ports: &[PortMapping]) -> Vec<(&'static str, String, String)> {
     let mut out = Vec::new();
     for p in ports {
         let (proto, hp, cp) = (p.proto.as_str(), p.host_port, p.container_port);
-        let to4 = format!("{} . {cp}", p.container_ip);
-        match p.host_ip.filter(|ip| !ip.is_unspecified()) {
-            _ if p.routed4 => {}
-            Some(ip) => out.push(("pub4_addr", format!("{ip} . {proto} . {hp}"), to4)),
-            None => out.push(("pub4", format!("{proto} . {hp}"), to4)),
+        if let Some(cip) = p.container_ip {
+            let to4 = format!("{cip} . {cp}");
+            match p.host_ip.filter(|ip| !ip.is_unspecified()) {
+                _ if p.routed4 => {}
+                Some(ip) => out.push(("pub4_addr", format!("{ip} . {proto} . {hp}"), to4)),
+                None => out.push(("pub4", format!("{proto} . {hp}"), to4)),
+            }
+            // the container side, for the direct-routing rules (set elements: no value)
+            out.push((
+                "published4",
+                format!("{cip} . {proto} . {cp}"),
+                String::new(),
+            ));
         }
         if let (Some(ip6), None, false) = (
             p.container_ip6,
@@ -505,12 +514,6 @@ fn port_elems(ports: &[PortMapping]) -> Vec<(&'static str, String, String)> {
         ) {
             out.push(("pub6", format!("{proto} . {hp}"), format!("{ip6} . {cp}")));
         }
-        // the container side, for the direct-routing rules (set elements: no value)
-        out.push((
-            "published4",
-            format!("{} . {proto} . {cp}", p.container_ip),
-            String::new(),
-        ));
         if let Some(ip6) = p.container_ip6 {
             out.push((
                 "published6",
@@ -672,7 +675,7 @@ mod tests {
             proto: Proto::Tcp,
             host_ip,
             host_port: port,
-            container_ip: Ipv4Addr::new(172, 18, 0, 2),
+            container_ip: Some(Ipv4Addr::new(172, 18, 0, 2)),
             container_port: 80,
             container_ip6: Some("fd00::2".parse().unwrap()),
             routed4: false,
@@ -708,7 +711,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, m)| NetworkRules {
                     bridge: format!("tb-{i}"),
-                    subnet: format!("10.{i}.0.0/16").parse().unwrap(),
+                    subnet: Some(format!("10.{i}.0.0/16").parse().unwrap()),
                     masquerade: true,
                     internal: *m == GatewayMode::Isolated,
                     subnet6: Some(format!("fd00:{i}::/64").parse().unwrap()),
@@ -818,7 +821,7 @@ mod tests {
     fn internal_network_is_not_masqueraded() {
         let n = NetworkRules {
             bridge: "tb-i".into(),
-            subnet: "10.2.0.0/24".parse().unwrap(),
+            subnet: Some("10.2.0.0/24".parse().unwrap()),
             masquerade: false,
             internal: true,
             subnet6: None,

@@ -91,6 +91,9 @@ pub struct CreateArgs {
     /// Enable or disable IPv6 networking
     #[arg(long)]
     ipv6: bool,
+    /// Enable or disable IPv4 address assignment (--ipv4=false with --ipv6: IPv6-only)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    ipv4: Option<bool>,
     /// Enable manual container attachment
     #[arg(long)]
     attachable: bool,
@@ -264,6 +267,9 @@ pub fn create_body(a: &CreateArgs, name: &str) -> Result<Json> {
     });
     if a.ipv6 {
         body["EnableIPv6"] = json!(true);
+    }
+    if let Some(v4) = a.ipv4 {
+        body["EnableIPv4"] = json!(v4);
     }
     Ok(body)
 }
