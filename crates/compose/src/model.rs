@@ -1177,6 +1177,9 @@ pub struct ServiceNetwork {
     /// `priority:`: the highest is the primary network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i64>,
+    /// `gw_priority:`: the highest gives the container its default route (Docker 28).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gw_priority: Option<i64>,
 }
 
 /// `networks:` of a service (a list of keys, or a map key → settings or null).

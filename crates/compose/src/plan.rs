@@ -681,6 +681,9 @@ impl Project {
                         }
                         ep.insert("IPAMConfig".into(), Json::Object(ipam));
                     }
+                    if let Some(p) = settings.gw_priority {
+                        ep.insert("GwPriority".into(), json!(p));
+                    }
                     endpoints.insert(self.network_name(key), Json::Object(ep));
                 }
                 nets.first()

@@ -66,6 +66,7 @@ services:
       front:
         aliases: [www, site]
         ipv4_address: 10.5.0.10
+        gw_priority: 5
       back:
     links: ["db:database"]
     extra_hosts: ["gw:10.0.0.1", "other=10.0.0.2"]
@@ -467,6 +468,8 @@ fn names_labels_and_bodies() {
         json!({"IPv4Address": "10.5.0.10"})
     );
     assert_eq!(eps["shop_back"]["Aliases"], json!(["web"]));
+    assert_eq!(eps["shop_front"]["GwPriority"], 5);
+    assert!(eps["shop_back"].get("GwPriority").is_none());
 
     let db = p
         .container_create_body("db", 1, &ContainerOptions::default())
