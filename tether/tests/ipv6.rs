@@ -212,3 +212,137 @@ fn ports_are_published_over_ipv6_too() {
             .ok()
     });
 }
+
+#[test]
+fn ipv6_only_networks_have_no_ipv4_anywhere() {
+    let d = Daemon::start();
+    let o = d.fails(&["network", "create", "--ipv4=false", "nofamily"]);
+    assert!(o.stderr.contains("--ipv6"), "{o}");
+    let o = d.fails(&[
+        "network",
+        "create",
+        "--ipv4=false",
+        "--ipv6",
+        "--subnet",
+        "172.31.0.0/16",
+        "mixed",
+    ]);
+    assert!(o.stderr.contains("172.31.0.0/16"), "{o}");
+    d.ok(&[
+        "network",
+        "create",
+        "--ipv4=false",
+        "--ipv6",
+        "--subnet",
+        "fd00:50::/64",
+        "v6only",
+    ]);
+    let cfg = d.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{.EnableIPv4}} {{.EnableIPv6}} {{range .IPAM.Config}}{{.Subnet}} {{end}}",
+        "v6only",
+    ]);
+    assert_eq!(cfg, "false true fd00:50::/64", "{cfg}");
+    d.run_d(&[
+        "--name",
+        "s",
+        "--network",
+        "v6only",
+        "-p",
+        "18091:7777",
+        IMAGE,
+        "sh",
+        "-c",
+        "nc -ll -p 7777 -e echo only6 & sleep 300",
+    ]);
+    d.run_d(&["--name", "c", "--network", "v6only", IMAGE, "sleep", "300"]);
+    let o = d.fails(&[
+        "run",
+        "--rm",
+        "--network",
+        "v6only",
+        "--ip",
+        "172.31.0.9",
+        IMAGE,
+        "true",
+    ]);
+    assert!(o.stderr.contains("no IPv4"), "{o}");
+
+    // no IPv4 address or route inside, an IPv6 one with the default route
+    let v4 = d.sh("c", "ip -4 addr show eth0; ip -4 route").stdout;
+    assert!(!v4.contains("inet ") && !v4.contains("default"), "{v4}");
+    let v6 = d.sh("c", "ip -6 addr show eth0; ip -6 route").stdout;
+    assert!(
+        v6.contains("fd00:50::3/64") && v6.contains("default via fd00:50::1"),
+        "{v6}"
+    );
+    assert_eq!(
+        field(
+            &d,
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}|{{.GlobalIPv6Address}}{{end}}",
+            "s"
+        ),
+        "|fd00:50::2"
+    );
+    // names answer AAAA only
+    let aaaa = d.sh("c", "nslookup -type=AAAA s 127.0.0.11").stdout;
+    assert!(aaaa.contains("fd00:50::2"), "AAAA for s: {aaaa}");
+    let a = d.sh("c", "nslookup -type=A s 127.0.0.11").stdout;
+    let answers = a
+        .lines()
+        .filter(|l| l.starts_with("Address") && !l.contains("127.0.0.11"))
+        .count();
+    assert_eq!(answers, 0, "A for s on an IPv6-only network: {a}");
+    assert!(d
+        .sh("c", "ping -6 -c1 -W2 s")
+        .stdout
+        .contains(" 0% packet loss"));
+
+    // the port is published over IPv6 only
+    let port = d.ok(&["port", "s"]);
+    assert_eq!(port, "7777/tcp -> [::]:18091", "{port}");
+    assert!(
+        d.nft_tcp_ports().is_empty(),
+        "IPv4 DNAT for an IPv6-only container"
+    );
+    let ok = in_netns(&d.netns(), || {
+        let run = |a: &[&str]| {
+            Command::new("ip")
+                .args(a)
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+        };
+        run(&["link", "add", "h6a", "type", "veth", "peer", "name", "h6b"])
+            && run(&["addr", "add", "fd99::1/64", "dev", "h6a", "nodad"])
+            && run(&["link", "set", "h6a", "up"])
+            && run(&["link", "set", "h6b", "up"])
+    });
+    assert!(ok, "test address");
+    let talk = |addr: &'static str| {
+        in_netns(&d.netns(), move || {
+            Command::new("sh")
+                .args([
+                    "-c",
+                    &format!("echo | timeout 3 busybox nc -w 2 {addr} 18091"),
+                ])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        })
+    };
+    wait_until(
+        "the port answers on [fd99::1]",
+        Duration::from_secs(20),
+        || talk("fd99::1").contains("only6"),
+    );
+    assert!(!talk("127.0.0.1").contains("only6"), "answered over IPv4");
+    in_netns(&d.netns(), || {
+        Command::new("ip")
+            .args(["link", "del", "h6a"])
+            .status()
+            .ok()
+    });
+}
