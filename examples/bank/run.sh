@@ -123,6 +123,10 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# --- 0. what tether needs on the host (runc, nftables, iproute2, mmdebstrap, ...) ---
+step "installing what tether needs (apt-get, only what is missing)"
+bash "$repo/scripts/install-deps.sh"
+
 # --- 1. the tether binary ---
 step "building tether (cargo build --release)"
 if command -v cargo >/dev/null; then
