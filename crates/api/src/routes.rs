@@ -60,20 +60,81 @@ fn filters(q: &Query) -> Result<HashMap<String, Vec<String>>, EngineError> {
     Ok(out)
 }
 
-async fn body_json<T: serde::de::DeserializeOwned + Default>(
-    req: Request<Incoming>,
-) -> Result<T, EngineError> {
-    let b = req
+/// An integer query parameter: None when absent or empty.
+///
+/// Errors: 400 naming the parameter, the value and what is valid.
+fn int_param(q: &Query, k: &str, what: &str) -> Result<Option<i64>, EngineError> {
+    match q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|_| {
+            EngineError::InvalidParam(format!(
+                "invalid value for query parameter {k}: {v:?} is not an integer ({what})"
+            ))
+        }),
+    }
+}
+
+/// The logs `tail` parameter: `all` (or absent, or negative, as Docker) for every line,
+/// else a number of lines.
+///
+/// Errors: 400 naming `tail` and the value.
+fn tail_param(q: &Query) -> Result<Option<usize>, EngineError> {
+    match q.get("tail").map(|v| v.trim()) {
+        None | Some("") | Some("all") => Ok(None),
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) => Ok(usize::try_from(n).ok()),
+            Err(_) => Err(EngineError::InvalidParam(format!(
+                "invalid value for query parameter tail: {v:?}: give a number of lines or \"all\""
+            ))),
+        },
+    }
+}
+
+/// A numeric API version `MAJOR.MINOR` as a comparable pair.
+fn api_version(v: &str) -> Option<(u32, u32)> {
+    let (a, b) = v.split_once('.').unwrap_or((v, "0"));
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+async fn body_bytes(req: Request<Incoming>) -> Result<Bytes, EngineError> {
+    Ok(req
         .into_body()
         .collect()
         .await
         .map_err(|e| EngineError::InvalidParam(format!("reading body: {e}")))?
-        .to_bytes();
+        .to_bytes())
+}
+
+/// Decodes a JSON body; a wrong type or a malformed value is a 400 naming its JSON path
+/// (`HostConfig.Memory: invalid type: string "x", expected i64`).
+fn parse_json<T: serde::de::DeserializeOwned + Default>(b: &[u8]) -> Result<T, EngineError> {
     if b.iter().all(|c| c.is_ascii_whitespace()) {
         return Ok(T::default());
     }
-    serde_json::from_slice(&b)
-        .map_err(|e| EngineError::InvalidParam(format!("invalid JSON body: {e}")))
+    let de = &mut serde_json::Deserializer::from_slice(b);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path.is_empty() || path == "." {
+            EngineError::InvalidParam(format!("invalid JSON body: {inner}"))
+        } else {
+            EngineError::InvalidParam(format!("invalid JSON body: {path}: {inner}"))
+        }
+    })
+}
+
+async fn body_json<T: serde::de::DeserializeOwned + Default>(
+    req: Request<Incoming>,
+) -> Result<T, EngineError> {
+    parse_json(&body_bytes(req).await?)
+}
+
+/// The container-wide `Config.MacAddress` of a create body (deprecated in API 1.44, not
+/// in bollard's 1.53 model).
+#[derive(Default, serde::Deserialize)]
+struct LegacyCreateFields {
+    #[serde(rename = "MacAddress", default)]
+    mac_address: Option<String>,
 }
 
 async fn body_to_file(req: Request<Incoming>) -> Result<tempfile::NamedTempFile, EngineError> {
@@ -108,9 +169,12 @@ pub async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Bod
     let rest = match path.strip_prefix("/v") {
         Some(r) => match r.split_once('/') {
             Some((ver, tail)) if ver.chars().all(|c| c.is_ascii_digit() || c == '.') => {
-                let v: f64 = ver.parse().unwrap_or(0.0);
-                if v < 1.24 {
+                let v = api_version(ver);
+                if v.is_none() || v < api_version(MIN_API_VERSION) {
                     return error_response(400, &format!("client version {ver} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"));
+                }
+                if v > api_version(API_VERSION) {
+                    return error_response(400, &format!("client version {ver} is too new. Maximum supported API version is {API_VERSION}"));
                 }
                 format!("/{tail}")
             }
@@ -212,18 +276,20 @@ async fn route(
         // ---------------------------------------------------------------- containers
         (&Method::GET, ["containers", "json"]) => {
             let f = filters(&q)?;
-            let limit = q
-                .get("limit")
-                .and_then(|l| l.parse::<i64>().ok())
+            let limit = int_param(&q, "limit", "the number of containers to list; -1 for all")?
                 .filter(|l| *l > 0)
-                .map(|l| l as usize);
+                .and_then(|l| usize::try_from(l).ok());
             let list = engine.list_containers(flag(&q, "all"), limit, &f).await?;
             Ok(json_response(200, &Value::Array(list)))
         }
         (&Method::POST, ["containers", "create"]) => {
             let name = q.get("name").cloned();
-            let body: bollard_stubs::models::ContainerCreateBody = body_json(req).await?;
-            let (id, warnings) = engine.create_container(name, body).await?;
+            let raw = body_bytes(req).await?;
+            let body: bollard_stubs::models::ContainerCreateBody = parse_json(&raw)?;
+            let legacy: LegacyCreateFields = parse_json(&raw)?;
+            let (id, warnings) = engine
+                .create_container(name, body, legacy.mac_address)
+                .await?;
             Ok(json_response(201, &json!({"Id": id, "Warnings": warnings})))
         }
         (&Method::POST, ["containers", "prune"]) => {
@@ -251,14 +317,14 @@ async fn route(
             Ok(no_content())
         }
         (&Method::POST, ["containers", id, "stop"]) => {
-            let t = q.get("t").and_then(|t| t.parse().ok());
+            let t = int_param(&q, "t", "seconds to wait before killing the container")?;
             engine
                 .stop_container(id, t, q.get("signal").cloned())
                 .await?;
             Ok(no_content())
         }
         (&Method::POST, ["containers", id, "restart"]) => {
-            let t = q.get("t").and_then(|t| t.parse().ok());
+            let t = int_param(&q, "t", "seconds to wait before killing the container")?;
             match engine.stop_container(id, t, None).await {
                 Ok(()) | Err(EngineError::NotModified(_)) => {}
                 Err(e) => return Err(e),
@@ -310,13 +376,14 @@ async fn route(
             Ok(Response::new(full("")))
         }
         (&Method::GET, ["containers", id, "logs"]) => {
+            let tail = tail_param(&q)?;
             let src = engine.log_source(id).await?;
             let (cid, path) = (src.id.clone(), src.path.clone());
             let opts = LogOpts {
                 stdout: flag(&q, "stdout"),
                 stderr: flag(&q, "stderr"),
                 follow: flag(&q, "follow") && src.running,
-                tail: q.get("tail").and_then(|t| t.parse().ok()),
+                tail,
                 timestamps: flag(&q, "timestamps"),
                 from_end: false,
                 until_exit_after: None,
@@ -508,14 +575,11 @@ async fn route(
             &engine.list_volumes(&filters(&q)?).await,
         )),
         (&Method::POST, ["volumes", "create"]) => {
-            let body: Value = body_json(req).await?;
-            let name = body["Name"].as_str().map(str::to_string);
-            let labels: HashMap<String, String> =
-                serde_json::from_value(body["Labels"].clone()).unwrap_or_default();
-            let driver = body["Driver"].as_str().map(str::to_string);
+            let body: bollard_stubs::models::VolumeCreateRequest = body_json(req).await?;
+            let labels: HashMap<String, String> = body.labels.unwrap_or_default();
             Ok(json_response(
                 201,
-                &engine.create_volume(name, labels, driver).await?,
+                &engine.create_volume(body.name, labels, body.driver).await?,
             ))
         }
         (&Method::POST, ["volumes", "prune"]) => {

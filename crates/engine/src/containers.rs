@@ -109,16 +109,20 @@ impl Engine {
         self.cfg.exec_root.join("bundles").join(id)
     }
 
-    /// POST /containers/create: validates everything (name, image, networks, ports,
-    /// extra hosts, DNS, links) and records the container; nothing is set up until start.
-    /// Returns (id, warnings).
+    /// POST /containers/create: validates everything (name, image, hostname, MAC
+    /// addresses, resources, healthcheck, mounts and their modes, networks, ports, extra
+    /// hosts, DNS, links) and records the container; nothing is set up until start, and
+    /// nothing at all (no record, no volume) is created when a value is refused.
+    /// `legacy_mac` is the container-wide `Config.MacAddress` (deprecated since API 1.44,
+    /// absent from the 1.53 model). Returns (id, warnings).
     ///
-    /// Errors: 400 bad reference or value (named), 404 no such image/network/linked
-    /// container, 409 name in use.
+    /// Errors: 400 bad reference or value (named, with the value), 404 no such
+    /// image/network/linked container, 409 name in use.
     pub async fn create_container(
         &self,
         name: Option<String>,
         mut body: ContainerCreateBody,
+        legacy_mac: Option<String>,
     ) -> Result<(String, Vec<String>), EngineError> {
         let image_ref = body
             .image
@@ -127,7 +131,15 @@ impl Engine {
             .ok_or_else(|| {
                 EngineError::InvalidParam("no image given: config.Image is required".into())
             })?;
-        tether_image::parse_reference(&image_ref)?;
+        tether_image::parse_reference(&image_ref).map_err(|e| {
+            let m = e.to_string();
+            if m.contains(image_ref.as_str()) {
+                EngineError::from(e)
+            } else {
+                EngineError::InvalidParam(format!("{m} (Image {image_ref:?})"))
+            }
+        })?;
+        validate_config(&body, legacy_mac.as_deref())?;
         let images = self.images.clone();
         let r = image_ref.clone();
         let image = tokio::task::spawn_blocking(move || images.get(&r))
@@ -226,6 +238,7 @@ impl Engine {
             }
         }
         validate_restart(&hc)?;
+        crate::validate::resources(&hc)?;
         spec::capabilities(
             &hc.cap_add.clone().unwrap_or_default(),
             &hc.cap_drop.clone().unwrap_or_default(),
@@ -241,6 +254,7 @@ impl Engine {
                     "invalid mount: Source and Target are required".into(),
                 ));
             };
+            check_mount(m.typ, &src, &dst)?;
             match m.typ {
                 Some(bollard_stubs::models::MountType::BIND)
                 | Some(bollard_stubs::models::MountType::VOLUME)
@@ -260,17 +274,21 @@ impl Engine {
         }
         for b in &binds {
             let parts: Vec<&str> = b.split(':').collect();
-            let src_ok = parts
-                .first()
-                .map(|s| {
-                    s.starts_with('/')
-                        || (crate::volumes::is_volume_source(s) && crate::networks::valid_name(s))
-                })
-                .unwrap_or(false);
-            if parts.len() < 2 || !src_ok || !parts[1].starts_with('/') {
+            let src = parts.first().copied().unwrap_or("");
+            if crate::volumes::is_volume_source(src) {
+                crate::validate::volume_name(src)?;
+            }
+            if parts.len() < 2
+                || parts.len() > 3
+                || !src.starts_with('/') && !crate::volumes::is_volume_source(src)
+                || !parts[1].starts_with('/')
+            {
                 return Err(EngineError::InvalidParam(format!(
-                    "invalid volume {b:?}: expected /HOST/PATH:/CONTAINER/PATH[:ro] or VOLUME-NAME:/CONTAINER/PATH[:ro]"
+                    "invalid volume specification: {b:?} in HostConfig.Binds: expected /HOST/PATH:/CONTAINER/PATH[:MODE] or VOLUME-NAME:/CONTAINER/PATH[:MODE]"
                 )));
+            }
+            if let Some(mode) = parts.get(2) {
+                crate::validate::bind_mode(b, mode)?;
             }
         }
         // anonymous volumes for Config.Volumes entries no bind covers
@@ -954,6 +972,12 @@ impl Engine {
                 c.name, n.name
             )));
         }
+        if let Some(mac) = &es.mac_address {
+            crate::validate::mac_address(
+                &format!("EndpointConfig.MacAddress (network {net})"),
+                mac,
+            )?;
+        }
         let att = attachment_from(&n, &es)?;
         c.attachments.push((n.name.clone(), att.clone()));
         if c.state.status == "running" {
@@ -1156,6 +1180,81 @@ impl Engine {
             tracing::warn!(error = %e, "removing the nftables table");
         }
     }
+}
+
+/// The values of a create body's Config that are checked on their own: Hostname, the
+/// MAC addresses (container-wide and per endpoint), the healthcheck.
+fn validate_config(
+    body: &ContainerCreateBody,
+    legacy_mac: Option<&str>,
+) -> Result<(), EngineError> {
+    crate::validate::hostname(body.hostname.as_deref().unwrap_or(""))?;
+    if let Some(mac) = legacy_mac {
+        crate::validate::mac_address("Config.MacAddress", mac)?;
+    }
+    if let Some(eps) = body
+        .networking_config
+        .as_ref()
+        .and_then(|n| n.endpoints_config.as_ref())
+    {
+        for (net, es) in eps {
+            if let Some(mac) = &es.mac_address {
+                crate::validate::mac_address(
+                    &format!("NetworkingConfig.EndpointsConfig.{net}.MacAddress"),
+                    mac,
+                )?;
+            }
+        }
+    }
+    if let Some(h) = &body.healthcheck {
+        crate::validate::healthcheck(h)?;
+    }
+    Ok(())
+}
+
+/// One `HostConfig.Mounts` entry as Docker checks it: absolute target; for type bind an
+/// absolute source that exists (a bind mount never creates its source, unlike `-v`);
+/// for type volume a volume name.
+///
+/// Errors: 400 in Docker's wording (`invalid mount config for type "bind": bind source
+/// path does not exist: /x`).
+fn check_mount(
+    typ: Option<bollard_stubs::models::MountType>,
+    src: &str,
+    dst: &str,
+) -> Result<(), EngineError> {
+    use bollard_stubs::models::MountType;
+    let kind = match typ {
+        Some(MountType::BIND) => "bind",
+        Some(MountType::VOLUME) | None => "volume",
+        Some(_) => return Ok(()),
+    };
+    let bad = |why: String| {
+        EngineError::InvalidParam(format!("invalid mount config for type {kind:?}: {why}"))
+    };
+    if !dst.starts_with('/') {
+        return Err(bad(format!(
+            "invalid mount path: '{dst}' mount path must be absolute"
+        )));
+    }
+    if kind == "bind" {
+        if !src.starts_with('/') {
+            return Err(bad(format!(
+                "invalid mount path: '{src}' mount path must be absolute"
+            )));
+        }
+        if !std::path::Path::new(src).exists() {
+            return Err(bad(format!("bind source path does not exist: {src}")));
+        }
+    } else if typ.is_some() {
+        if !crate::volumes::is_volume_source(src) {
+            return Err(bad(format!(
+                "invalid volume name {src:?}: a volume mount takes a volume name; use type bind for a host path"
+            )));
+        }
+        crate::validate::volume_name(src)?;
+    }
+    Ok(())
 }
 
 /// Docker's restart policies: "", "no", "always", "unless-stopped", "on-failure" (with

@@ -14,6 +14,7 @@ pub mod networks;
 pub mod ports;
 pub mod sandbox;
 pub mod state;
+pub mod validate;
 pub mod views;
 pub mod volumes;
 

@@ -144,11 +144,7 @@ impl Engine {
         if let Some(v) = st.volumes.get(name) {
             return Ok(v.clone());
         }
-        if !crate::networks::valid_name(name) {
-            return Err(EngineError::InvalidParam(format!(
-                "invalid volume name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-            )));
-        }
+        crate::validate::volume_name(name)?;
         let v = Volume {
             name: name.to_string(),
             created: state::now(),
@@ -170,6 +166,9 @@ impl Engine {
     }
 
     /// POST /volumes/create. A missing name gets a random 64-hex one.
+    ///
+    /// Errors: 400 a driver other than local, a name over 255 bytes or outside Docker's
+    /// `[a-zA-Z0-9][a-zA-Z0-9_.-]+` (nothing is created).
     pub async fn create_volume(
         &self,
         name: Option<String>,

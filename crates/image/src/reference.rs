@@ -131,7 +131,7 @@ impl fmt::Display for Reference {
 /// # Errors
 /// [`ImageError::InvalidReference`] with Docker's texts:
 /// - `invalid reference format` for anything outside the grammar,
-/// - `invalid reference format: repository name must be lowercase`,
+/// - `invalid reference format: repository name (library/Tbox) must be lowercase`,
 /// - `invalid repository name (<hex>), cannot specify 64-byte hexadecimal strings`,
 /// - `repository name must not be more than 255 characters`,
 /// - `invalid checksum digest length` / `invalid checksum digest format` /
@@ -149,7 +149,7 @@ pub fn parse_reference(s: &str) -> Result<Reference, ImageError> {
     };
     if remote.to_lowercase() != remote {
         return Err(ImageError::InvalidReference(format!(
-            "{INVALID_FORMAT}: repository name must be lowercase"
+            "{INVALID_FORMAT}: repository name ({remote}) must be lowercase"
         )));
     }
     parse_qualified(&domain, &remainder)
@@ -526,11 +526,11 @@ mod tests {
         assert_eq!(e.status(), 400);
         assert_eq!(
             parse_reference("TBOX").unwrap_err().to_string(),
-            "invalid reference format: repository name must be lowercase"
+            "invalid reference format: repository name (library/TBOX) must be lowercase"
         );
         assert_eq!(
             parse_reference("user/App:latest").unwrap_err().to_string(),
-            "invalid reference format: repository name must be lowercase"
+            "invalid reference format: repository name (user/App) must be lowercase"
         );
         assert!(parse_reference(&"a".repeat(64))
             .unwrap_err()
