@@ -216,7 +216,6 @@ pub struct CreateArgs {
     #[command(flatten)]
     opts: ContainerOpts,
     /// IMAGE [COMMAND] [ARG...]
-    #[arg(allow_hyphen_values = true)]
     operands: Vec<String>,
 }
 
@@ -241,7 +240,6 @@ pub struct RunArgs {
     #[arg(long = "detach-keys")]
     detach_keys: Option<String>,
     /// IMAGE [COMMAND] [ARG...]
-    #[arg(allow_hyphen_values = true)]
     operands: Vec<String>,
 }
 

@@ -49,7 +49,6 @@ pub struct ExecArgs {
     #[arg(short = 'w', long)]
     workdir: Option<String>,
     /// CONTAINER COMMAND [ARG...]
-    #[arg(allow_hyphen_values = true)]
     operands: Vec<String>,
 }
 

@@ -397,7 +397,6 @@ pub struct ImportArgs {
     /// Set platform if server is multi-platform capable
     #[arg(long)]
     platform: Option<String>,
-    #[arg(allow_hyphen_values = true)]
     operands: Vec<String>,
 }
 

@@ -205,7 +205,6 @@ pub struct ExecArgs {
     #[arg(short = 'w', long)]
     pub workdir: Option<String>,
     /// SERVICE
-    #[arg(allow_hyphen_values = true)]
     pub operands: Vec<String>,
 }
 
@@ -251,7 +250,6 @@ pub struct RunArgs {
     #[arg(short = 'w', long)]
     pub workdir: Option<String>,
     /// SERVICE
-    #[arg(allow_hyphen_values = true)]
     pub operands: Vec<String>,
 }
 
