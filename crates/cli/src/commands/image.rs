@@ -168,50 +168,53 @@ pub fn image_rows(img: &Json, trunc: bool, need_digest: bool, show_digests: bool
     let containers = img.get("Containers").and_then(|x| x.as_i64()).unwrap_or(0);
     rows.into_iter()
         .map(|(repo, tag, digest)| {
-            Value::Map(Map::marshaler(vec![
-                (
-                    "ID".into(),
-                    Value::from(if trunc {
-                        truncate_id(id)
-                    } else {
-                        id.to_string()
-                    }),
-                ),
-                ("Repository".into(), Value::from(repo)),
-                ("Tag".into(), Value::from(tag)),
-                ("Digest".into(), Value::from(digest)),
-                ("CreatedSince".into(), Value::from(since(created))),
-                ("CreatedAt".into(), Value::from(go_time_string(created))),
-                (
-                    "Size".into(),
-                    Value::from(human_size_precision(size as f64, 3)),
-                ),
-                ("VirtualSize".into(), Value::from(human_size(size as f64))),
-                (
-                    "Containers".into(),
-                    Value::from(if containers == -1 {
-                        "N/A".to_string()
-                    } else {
-                        containers.to_string()
-                    }),
-                ),
-                (
-                    "SharedSize".into(),
-                    Value::from(if shared == -1 {
-                        "N/A".to_string()
-                    } else {
-                        human_size(shared as f64)
-                    }),
-                ),
-                (
-                    "UniqueSize".into(),
-                    Value::from(if shared == -1 || size == -1 {
-                        "N/A".to_string()
-                    } else {
-                        human_size((size - shared) as f64)
-                    }),
-                ),
-            ]))
+            Value::Map(Map::context(
+                "*formatter.imageContext",
+                vec![
+                    (
+                        "ID".into(),
+                        Value::from(if trunc {
+                            truncate_id(id)
+                        } else {
+                            id.to_string()
+                        }),
+                    ),
+                    ("Repository".into(), Value::from(repo)),
+                    ("Tag".into(), Value::from(tag)),
+                    ("Digest".into(), Value::from(digest)),
+                    ("CreatedSince".into(), Value::from(since(created))),
+                    ("CreatedAt".into(), Value::from(go_time_string(created))),
+                    (
+                        "Size".into(),
+                        Value::from(human_size_precision(size as f64, 3)),
+                    ),
+                    ("VirtualSize".into(), Value::from(human_size(size as f64))),
+                    (
+                        "Containers".into(),
+                        Value::from(if containers == -1 {
+                            "N/A".to_string()
+                        } else {
+                            containers.to_string()
+                        }),
+                    ),
+                    (
+                        "SharedSize".into(),
+                        Value::from(if shared == -1 {
+                            "N/A".to_string()
+                        } else {
+                            human_size(shared as f64)
+                        }),
+                    ),
+                    (
+                        "UniqueSize".into(),
+                        Value::from(if shared == -1 || size == -1 {
+                            "N/A".to_string()
+                        } else {
+                            human_size((size - shared) as f64)
+                        }),
+                    ),
+                ],
+            ))
         })
         .collect()
 }

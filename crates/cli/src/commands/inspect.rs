@@ -8,7 +8,8 @@ use crate::args::{min_args, parse};
 use crate::client::{path_escape, Client, Query};
 use crate::error::{CliError, Result};
 use crate::format::json;
-use crate::format::template::Template;
+use crate::format::template::value::OnMissing;
+use crate::format::template::{Template, Value};
 use crate::out;
 
 /// Object kinds `inspect` can look up.
@@ -37,6 +38,33 @@ pub async fn fetch(client: &Client, kind: Kind, name: &str, size: bool) -> Resul
         Kind::Volume => client.get(&format!("/volumes/{n}")).await,
     }
 }
+
+/// Top-level fields of docker's inspect types (container, image, network, volume) that
+/// tether's daemon leaves out of its JSON: `{{.SizeRw}}` gives `<no value>`, while a
+/// field no inspect type has (`{{.Bogus}}`) fails as docker's raw fallback with
+/// `missingkey=error` does (`map has no entry for key "Bogus"`).
+const OPTIONAL_TOP_LEVEL: &[&str] = &[
+    "SizeRw",
+    "SizeRootFs",
+    "Node",
+    "ImageManifestDescriptor",
+    "Storage",
+    "Parent",
+    "DockerVersion",
+    "Variant",
+    "OsVersion",
+    "VirtualSize",
+    "ContainerConfig",
+    "Container",
+    "Descriptor",
+    "Manifests",
+    "Identity",
+    "Peers",
+    "Services",
+    "Status",
+    "UsageData",
+    "ClusterVolume",
+];
 
 /// Collects elements and prints them like docker's inspectors: indented JSON
 /// array by default, compact for `json`, or the template once per element.
@@ -77,6 +105,12 @@ impl Inspector {
             None => self.raws.push(text),
             Some(t) => {
                 let value = match json::parse(&text) {
+                    Ok(Value::Map(mut m)) => {
+                        m.on_missing = OnMissing::NoEntry(
+                            OPTIONAL_TOP_LEVEL.iter().map(|f| f.to_string()).collect(),
+                        );
+                        Value::Map(m)
+                    }
                     Ok(v) => v,
                     Err(e) => {
                         self.errs.push(format!("unable to read inspect data: {e}"));

@@ -341,24 +341,27 @@ pub fn network_row(n: &Json, trunc: bool) -> Value {
         .get("EnableIPv4")
         .and_then(|x| x.as_bool())
         .unwrap_or(false);
-    Value::Map(Map::marshaler(vec![
-        (
-            "ID".into(),
-            Value::from(if trunc { truncate_id(&id) } else { id.clone() }),
-        ),
-        ("Name".into(), Value::from(s("Name"))),
-        ("Driver".into(), Value::from(s("Driver"))),
-        ("Scope".into(), Value::from(s("Scope"))),
-        ("IPv4".into(), Value::from(ipv4.to_string())),
-        ("IPv6".into(), Value::from(b("EnableIPv6").to_string())),
-        ("Internal".into(), Value::from(b("Internal").to_string())),
-        labels,
-        label,
-        (
-            "CreatedAt".into(),
-            Value::from(go_time_from_rfc3339(&s("Created"))),
-        ),
-    ]))
+    Value::Map(Map::context(
+        "*network.networkContext",
+        vec![
+            (
+                "ID".into(),
+                Value::from(if trunc { truncate_id(&id) } else { id.clone() }),
+            ),
+            ("Name".into(), Value::from(s("Name"))),
+            ("Driver".into(), Value::from(s("Driver"))),
+            ("Scope".into(), Value::from(s("Scope"))),
+            ("IPv4".into(), Value::from(ipv4.to_string())),
+            ("IPv6".into(), Value::from(b("EnableIPv6").to_string())),
+            ("Internal".into(), Value::from(b("Internal").to_string())),
+            labels,
+            label,
+            (
+                "CreatedAt".into(),
+                Value::from(go_time_from_rfc3339(&s("Created"))),
+            ),
+        ],
+    ))
 }
 
 fn network_header() -> Value {

@@ -213,28 +213,31 @@ pub fn ps_row(c: &Json, trunc: bool) -> Value {
     } else {
         id.to_string()
     };
-    Value::Map(Map::marshaler(vec![
-        ("ID".into(), Value::from(id_shown)),
-        ("Image".into(), Value::from(image_shown)),
-        ("Command".into(), Value::from(command)),
-        ("CreatedAt".into(), Value::from(go_time_string(created))),
-        ("RunningFor".into(), Value::from(since(created))),
-        ("Ports".into(), Value::from(displayable_ports(&ports))),
-        ("State".into(), Value::from(s(c, "State"))),
-        ("Status".into(), Value::from(s(c, "Status"))),
-        ("Names".into(), Value::from(names)),
-        labels,
-        label,
-        ("Mounts".into(), Value::from(mounts.join(","))),
-        (
-            "LocalVolumes".into(),
-            Value::from(local_volumes.to_string()),
-        ),
-        ("Networks".into(), Value::from(networks.join(","))),
-        ("Size".into(), Value::from(size)),
-        // API 1.48+ platform of the image; docker prints <nil> when unknown.
-        ("Platform".into(), Value::Nil),
-    ]))
+    Value::Map(Map::context(
+        "*formatter.ContainerContext",
+        vec![
+            ("ID".into(), Value::from(id_shown)),
+            ("Image".into(), Value::from(image_shown)),
+            ("Command".into(), Value::from(command)),
+            ("CreatedAt".into(), Value::from(go_time_string(created))),
+            ("RunningFor".into(), Value::from(since(created))),
+            ("Ports".into(), Value::from(displayable_ports(&ports))),
+            ("State".into(), Value::from(s(c, "State"))),
+            ("Status".into(), Value::from(s(c, "Status"))),
+            ("Names".into(), Value::from(names)),
+            labels,
+            label,
+            ("Mounts".into(), Value::from(mounts.join(","))),
+            (
+                "LocalVolumes".into(),
+                Value::from(local_volumes.to_string()),
+            ),
+            ("Networks".into(), Value::from(networks.join(","))),
+            ("Size".into(), Value::from(size)),
+            // API 1.48+ platform of the image; docker prints <nil> when unknown.
+            ("Platform".into(), Value::Nil),
+        ],
+    ))
 }
 
 /// `tether ps [-a] [-q] [--no-trunc] [-f k=v]... [--format T] [-n N] [-l] [-s]`.

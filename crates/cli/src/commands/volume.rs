@@ -122,14 +122,17 @@ pub struct LsArgs {
 fn volume_row(v: &Json) -> Value {
     let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
     let [labels, label] = label_fields(v.get("Labels"));
-    Value::Map(Map::marshaler(vec![
-        ("Name".into(), Value::from(s("Name"))),
-        ("Driver".into(), Value::from(s("Driver"))),
-        ("Scope".into(), Value::from(s("Scope"))),
-        ("Mountpoint".into(), Value::from(s("Mountpoint"))),
-        labels,
-        label,
-    ]))
+    Value::Map(Map::context(
+        "*formatter.volumeContext",
+        vec![
+            ("Name".into(), Value::from(s("Name"))),
+            ("Driver".into(), Value::from(s("Driver"))),
+            ("Scope".into(), Value::from(s("Scope"))),
+            ("Mountpoint".into(), Value::from(s("Mountpoint"))),
+            labels,
+            label,
+        ],
+    ))
 }
 
 /// Renders a /volumes answer with `format` (docker's table: DRIVER, VOLUME NAME).

@@ -157,6 +157,7 @@ impl<'de> Visitor<'de> for Seed<'_> {
                 nil: true,
                 elem,
                 escape_html: false,
+                on_missing: Default::default(),
             }),
         })
     }
@@ -192,6 +193,7 @@ impl<'de> Visitor<'de> for Seed<'_> {
             nil: false,
             elem,
             escape_html: false,
+            on_missing: Default::default(),
         }))
     }
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use super::funcs::{Func, FuncMap};
 use super::parse::{Branch, Cmd, Node, Pipe, Term};
-use super::value::Value;
+use super::value::{OnMissing, Value};
 use super::TemplateError;
 
 const MAX_DEPTH: usize = 1000;
@@ -221,7 +221,9 @@ impl State<'_> {
         };
         let rest = &cmd.args[1..];
         match first {
-            Term::Field(idents) => self.eval_field_chain(dot.clone(), idents, rest, dot, fin),
+            Term::Field(idents, at) => self
+                .eval_field_chain(dot.clone(), idents, rest, dot, fin)
+                .map_err(|e| e.at_node(*at, idents)),
             Term::Chain(inner, idents) => {
                 let recv = self.eval_arg(inner, dot)?;
                 self.eval_field_chain(recv, idents, rest, dot, fin)
@@ -305,7 +307,9 @@ impl State<'_> {
             Term::Bool(b) => Ok(Value::Bool(*b)),
             Term::Str(s) => Ok(Value::Str(s.clone())),
             Term::Const(v) => Ok(v.clone()),
-            Term::Field(idents) => self.eval_field_chain(dot.clone(), idents, &[], dot, None),
+            Term::Field(idents, at) => self
+                .eval_field_chain(dot.clone(), idents, &[], dot, None)
+                .map_err(|e| e.at_node(*at, idents)),
             Term::Var(name, idents) => {
                 let v = self.var(name)?;
                 if idents.is_empty() {
@@ -372,6 +376,17 @@ impl State<'_> {
                     Ok(v.clone())
                 }
                 None => {
+                    match &m.on_missing {
+                        OnMissing::NoField(t) => {
+                            return Err(
+                                self.err(format!("can't evaluate field {name} in type {t}"))
+                            );
+                        }
+                        OnMissing::NoEntry(absent) if !absent.iter().any(|a| a == name) => {
+                            return Err(self.err(format!("map has no entry for key {name:?}")));
+                        }
+                        _ => {}
+                    }
                     if has_args {
                         return Err(self.err(format!("{name} is not a method but has arguments")));
                     }

@@ -44,11 +44,13 @@ pub(crate) enum Tok {
     Eof,
 }
 
-/// A token with the line it starts on (1-based).
+/// A token with the line it starts on (1-based) and its byte offset in that line
+/// (0-based, as Go's `ErrorContext` counts).
 #[derive(Debug, Clone)]
 pub(crate) struct Token {
     pub tok: Tok,
     pub line: usize,
+    pub col: usize,
 }
 
 fn is_space(c: char) -> bool {
@@ -64,6 +66,8 @@ struct Lexer<'a> {
     pos: usize,
     line: usize,
     out: Vec<Token>,
+    /// Where the token being lexed starts.
+    tok_start: usize,
 }
 
 impl Lexer<'_> {
@@ -78,7 +82,14 @@ impl Lexer<'_> {
     }
 
     fn emit(&mut self, tok: Tok, line: usize) {
-        self.out.push(Token { tok, line });
+        let start = self.tok_start.min(self.src.len());
+        let col = self.src[..start]
+            .iter()
+            .rev()
+            .take_while(|&&c| c != '\n')
+            .map(|c| c.len_utf8())
+            .sum();
+        self.out.push(Token { tok, line, col });
     }
 
     fn count_lines(&mut self, from: usize, to: usize) {
@@ -110,6 +121,7 @@ impl Lexer<'_> {
             let text_line = self.line;
             self.count_lines(start, end);
             if !text.is_empty() {
+                self.tok_start = start;
                 self.emit(Tok::Text(text), text_line);
             }
             if open.is_none() {
@@ -119,10 +131,12 @@ impl Lexer<'_> {
             trim_next_text = if self.starts_with(self.pos, "/*") {
                 self.comment()?
             } else {
+                self.tok_start = end;
                 self.emit(Tok::Open, self.line);
                 self.action()?
             };
         }
+        self.tok_start = self.pos;
         self.emit(Tok::Eof, self.line);
         Ok(self.out)
     }
@@ -155,6 +169,7 @@ impl Lexer<'_> {
                 return Err(self.err("unclosed action"));
             };
             let line = self.line;
+            self.tok_start = self.pos;
             if self.starts_with(self.pos, "}}") {
                 if parens > 0 {
                     return Err(self.err("unclosed left paren"));
@@ -411,6 +426,7 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, TemplateError> {
         pos: 0,
         line: 1,
         out: Vec::new(),
+        tok_start: 0,
     }
     .run()
 }

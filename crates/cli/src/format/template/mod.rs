@@ -34,11 +34,24 @@ pub enum TemplateError {
         /// What is wrong.
         msg: String,
     },
-    /// Execution failed (`template: :1: executing "" at ...`).
+    /// Execution failed (`template: :1: executing "": ...`).
     #[error("template: :{line}: executing \"\": {msg}")]
     Exec {
         /// Line of the failing action.
         line: usize,
+        /// What went wrong.
+        msg: String,
+    },
+    /// Execution failed at a node whose place is known, worded as Go's `ErrorContext`
+    /// (`template: :1:2: executing "" at <.Bogus>: can't evaluate field Bogus in type T`).
+    #[error("template: :{line}:{col}: executing \"\" at <{node}>: {msg}")]
+    ExecAt {
+        /// Line of the node.
+        line: usize,
+        /// Byte offset of the node in its line.
+        col: usize,
+        /// The node as written (`.Bogus`).
+        node: String,
         /// What went wrong.
         msg: String,
     },
@@ -55,6 +68,19 @@ impl TemplateError {
         TemplateError::Exec {
             line,
             msg: msg.into(),
+        }
+    }
+
+    /// Places an execution error not yet placed at the field node `.A.B` at `(line, col)`.
+    pub(crate) fn at_node(self, (line, col): (usize, usize), idents: &[String]) -> Self {
+        match self {
+            TemplateError::Exec { msg, .. } => TemplateError::ExecAt {
+                line,
+                col,
+                node: format!(".{}", idents.join(".")),
+                msg,
+            },
+            other => other,
         }
     }
 }
@@ -376,5 +402,40 @@ mod tests {
         let row = Value::Map(value::Map::go_map(vec![("Label".into(), Value::Func(f))]));
         let t = Template::parse("{{.Label \"com.x\"}}|{{.Label \"y\"}}").unwrap();
         assert_eq!(t.render(&row).unwrap(), "1|");
+    }
+
+    #[test]
+    fn missing_fields_of_typed_rows_and_inspect_roots() {
+        let row = Value::Map(value::Map::context(
+            "*formatter.ContainerContext",
+            vec![("Names".into(), Value::from("web"))],
+        ));
+        let err = |t: &str, v: &Value| {
+            Template::parse(t)
+                .unwrap()
+                .render(v)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err("{{.Bogus}}", &row),
+            "template: :1:2: executing \"\" at <.Bogus>: can't evaluate field Bogus in type *formatter.ContainerContext"
+        );
+        assert_eq!(
+            err("{{.Names}}\n  x {{upper .Nope.X}}", &row),
+            "template: :2:12: executing \"\" at <.Nope.X>: can't evaluate field Nope in type *formatter.ContainerContext"
+        );
+        let mut root = match json::parse(CONTAINER).unwrap() {
+            Value::Map(m) => m,
+            _ => unreachable!(),
+        };
+        root.on_missing = value::OnMissing::NoEntry(vec!["SizeRw".into()]);
+        let root = Value::Map(root);
+        assert_eq!(
+            err("{{.Bogus}}", &root),
+            "template: :1:2: executing \"\" at <.Bogus>: map has no entry for key \"Bogus\""
+        );
+        let t = Template::parse("{{.SizeRw}}|{{.Config.Labels.nope}}|{{.Name}}").unwrap();
+        assert_eq!(t.render(&root).unwrap(), "<no value>|<no value>|/web");
     }
 }

@@ -50,7 +50,8 @@ pub(crate) struct Cmd {
 /// An operand.
 #[derive(Debug, Clone)]
 pub(crate) enum Term {
-    Field(Vec<String>),
+    /// `.A.B`, with where it starts (line, byte column) for error messages.
+    Field(Vec<String>, (usize, usize)),
     Var(String, Vec<String>),
     Dot,
     Nil,
@@ -405,9 +406,9 @@ impl<'a> Parser<'a> {
             return Ok(Some(term));
         }
         Ok(Some(match term {
-            Term::Field(mut f) => {
+            Term::Field(mut f, at) => {
                 f.extend(fields);
-                Term::Field(f)
+                Term::Field(f, at)
             }
             Term::Var(v, mut f) => {
                 f.extend(fields);
@@ -437,7 +438,10 @@ impl<'a> Parser<'a> {
                 }
                 Term::Var(v, Vec::new())
             }
-            Tok::Field(f) => Term::Field(vec![f]),
+            Tok::Field(f) => {
+                let at = self.toks.get(self.pos).map_or((1, 0), |t| (t.line, t.col));
+                Term::Field(vec![f], at)
+            }
             Tok::Bool(b) => Term::Bool(b),
             Tok::Str(s) => Term::Str(s),
             Tok::Char(c) => Term::Const(Value::Int(c as i64)),

@@ -79,6 +79,23 @@ pub struct Map {
     /// Marshal with Go's HTML escaping (`<` → `\u003c`), as types with a
     /// `MarshalJSON` built on `json.Marshal` do (docker's list contexts).
     pub escape_html: bool,
+    /// What a field the object lacks gives.
+    pub on_missing: OnMissing,
+}
+
+/// What `.Field` gives on an object without that field.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum OnMissing {
+    /// `<no value>` (a Go map's missing key).
+    #[default]
+    NoValue,
+    /// An error naming the Go type the object stands for (docker's list rows, e.g.
+    /// `can't evaluate field Bogus in type *formatter.ContainerContext`).
+    NoField(String),
+    /// docker inspect's raw fallback with `missingkey=error`: an error (`map has no
+    /// entry for key "Bogus"`), except for the listed fields, which the Go type has but
+    /// the daemon's JSON may leave out (they give `<no value>`).
+    NoEntry(Vec<String>),
 }
 
 impl Map {
@@ -90,6 +107,7 @@ impl Map {
             nil: false,
             elem: ElemHint::Unknown,
             escape_html: false,
+            on_missing: OnMissing::NoValue,
         }
     }
 
@@ -101,6 +119,7 @@ impl Map {
             nil: false,
             elem: ElemHint::Unknown,
             escape_html: false,
+            on_missing: OnMissing::NoValue,
         }
     }
 
@@ -109,6 +128,15 @@ impl Map {
         Map {
             escape_html: true,
             ..Map::go_map(entries)
+        }
+    }
+
+    /// A row of one of docker's list formatters: a [`Map::marshaler`] standing for the
+    /// Go type `go_type` (`*formatter.ContainerContext`), whose missing fields are errors.
+    pub fn context(go_type: &str, entries: Vec<(String, Value)>) -> Self {
+        Map {
+            on_missing: OnMissing::NoField(go_type.to_string()),
+            ..Map::marshaler(entries)
         }
     }
 
