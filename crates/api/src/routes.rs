@@ -161,6 +161,15 @@ fn no_content() -> Response<Body> {
     r
 }
 
+/// Answers `status` with `msg` to a request whose body was not read, after reading it
+/// (for at most 5 s): a server that closes with unread data makes the kernel reset the
+/// connection, and the client then loses the answer.
+async fn refuse_unread(req: Request<Incoming>, status: u16, msg: &str) -> Response<Body> {
+    let _ =
+        tokio::time::timeout(std::time::Duration::from_secs(5), req.into_body().collect()).await;
+    error_response(status, msg)
+}
+
 /// Handles one request.
 pub async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
@@ -171,10 +180,12 @@ pub async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Bod
             Some((ver, tail)) if ver.chars().all(|c| c.is_ascii_digit() || c == '.') => {
                 let v = api_version(ver);
                 if v.is_none() || v < api_version(MIN_API_VERSION) {
-                    return error_response(400, &format!("client version {ver} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"));
+                    let msg = format!("client version {ver} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version");
+                    return refuse_unread(req, 400, &msg).await;
                 }
                 if v > api_version(API_VERSION) {
-                    return error_response(400, &format!("client version {ver} is too new. Maximum supported API version is {API_VERSION}"));
+                    let msg = format!("client version {ver} is too new. Maximum supported API version is {API_VERSION}");
+                    return refuse_unread(req, 400, &msg).await;
                 }
                 format!("/{tail}")
             }
@@ -608,6 +619,10 @@ async fn route(
                 201,
                 &json!({"Id": id, "Warning": warning.unwrap_or_default()}),
             ))
+        }
+        (&Method::POST, ["tether", "v1", "firewall", "reload"]) => {
+            let n = engine.reload_firewall("requested through the API").await?;
+            Ok(json_response(200, &json!({"Restored": n})))
         }
         (&Method::POST, ["networks", "prune"]) => {
             let names = engine.prune_networks(&filters(&q)?).await?;

@@ -9,6 +9,7 @@ pub mod containers;
 pub mod events;
 pub mod exec;
 pub mod files;
+mod firewall;
 pub mod health;
 pub mod networks;
 pub mod ports;
@@ -255,6 +256,7 @@ impl Engine {
             events: events::Events::default(),
         });
         engine.restore().await?;
+        engine.watch_firewall();
         Ok(engine)
     }
 

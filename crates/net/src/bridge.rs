@@ -270,6 +270,12 @@ impl BridgeDriver {
         fw.map_err(DriverError::from)
     }
 
+    /// Adds the network's firewall entries again (after the table was recreated by a
+    /// firewall reload); the bridge is left as it is.
+    pub fn restore_firewall(&self, n: &BridgeNetwork) -> Result<(), DriverError> {
+        self.fw.add_network(&n.rules()).map_err(DriverError::from)
+    }
+
     /// Whether a deletion tagged `key` (see [`BridgeDriver::leave`]) is still under way.
     pub fn reaping(&self, key: &str) -> bool {
         self.reaper.pending(key)

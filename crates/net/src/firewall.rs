@@ -683,15 +683,13 @@ mod tests {
         }
     }
 
-    /// Every batch, in order, applies for real in a network namespace of this test's own
-    /// (a thread that unshares one; needs root): the table in every gateway mode, with
-    /// trusted interfaces and direct routing allowed, networks added and removed (twice:
-    /// removal tolerates elements already gone), a port isolated and released. The
-    /// nftables crate's typed schema has no DNAT through concatenated maps, so nft itself
-    /// is the validator.
-    #[test]
-    fn batches_apply_in_every_gateway_mode() {
-        let got = std::thread::spawn(|| -> Result<String, String> {
+    /// Runs `f` on a thread in a network namespace of its own (needs root) where tether's
+    /// whole table was just applied (with direct routing allowed); `f` gets a runner of
+    /// nft batches that returns their output.
+    fn in_fresh_table<T: Send + 'static>(
+        f: impl FnOnce(&dyn Fn(&str) -> Result<String, String>) -> Result<T, String> + Send + 'static,
+    ) -> std::thread::JoinHandle<Result<T, String>> {
+        std::thread::spawn(move || {
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
                 .map_err(|e| format!("unshare: {e}"))?;
             let lib = crate::libnft::Lib::load().map_err(|e| e.to_string())?;
@@ -700,6 +698,19 @@ mod tests {
             run(&init_ports_text(&FirewallConfig {
                 allow_direct_routing: true,
             }))?;
+            f(&run)
+        })
+    }
+
+    /// Every batch, in order, applies for real in a network namespace of this test's own
+    /// (a thread that unshares one; needs root): the table in every gateway mode, with
+    /// trusted interfaces and direct routing allowed, networks added and removed (twice:
+    /// removal tolerates elements already gone), a port isolated and released. The
+    /// nftables crate's typed schema has no DNAT through concatenated maps, so nft itself
+    /// is the validator.
+    #[test]
+    fn batches_apply_in_every_gateway_mode() {
+        let got = in_fresh_table(|run| {
             let modes = [
                 GatewayMode::Nat,
                 GatewayMode::NatUnprotected,
@@ -748,15 +759,7 @@ mod tests {
     /// namespace of this test's own (a thread that unshares one; needs root).
     #[test]
     fn ports_go_in_and_out_of_the_maps() {
-        let got = std::thread::spawn(|| -> Result<(String, String), String> {
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(|e| format!("unshare: {e}"))?;
-            let lib = crate::libnft::Lib::load().map_err(|e| e.to_string())?;
-            let run = |b: &str| lib.run(b, false).map_err(|e| format!("{e}: {b}"));
-            run(&init_batch().to_string())?;
-            run(&init_ports_text(&FirewallConfig {
-                allow_direct_routing: true,
-            }))?;
+        let got = in_fresh_table(|run| {
             let ports = [
                 pm(8080, None),
                 pm(8081, Some(Ipv4Addr::LOCALHOST)),

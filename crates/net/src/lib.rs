@@ -10,4 +10,5 @@ pub mod ipam;
 pub mod libnft;
 pub mod link;
 pub mod netns;
+pub mod nftwatch;
 pub mod sysctl;

@@ -485,24 +485,16 @@ impl Netlink {
         gw6: Option<Ipv6Addr>,
     ) -> Result<(), LinkError> {
         let index = self.must_index(ifname).await?;
+        let mut routes = Vec::new();
         if let Some(gw) = gw4 {
-            let route = RouteMessageBuilder::<Ipv4Addr>::new()
-                .gateway(gw)
-                .output_interface(index)
-                .build();
-            self.handle
-                .route()
-                .add(route)
-                .replace()
-                .execute()
-                .await
-                .map_err(nl(format!("replace default route via {gw}")))?;
+            let r = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw);
+            routes.push((r.output_interface(index).build(), IpAddr::V4(gw)));
         }
         if let Some(gw) = gw6 {
-            let route = RouteMessageBuilder::<Ipv6Addr>::new()
-                .gateway(gw)
-                .output_interface(index)
-                .build();
+            let r = RouteMessageBuilder::<Ipv6Addr>::new().gateway(gw);
+            routes.push((r.output_interface(index).build(), IpAddr::V6(gw)));
+        }
+        for (route, gw) in routes {
             self.handle
                 .route()
                 .add(route)

@@ -33,6 +33,7 @@ Commands:
   inspect     Display detailed information on one or more networks
   ls          List networks
   prune       Remove all unused networks
+  reload-firewall  Rebuild tether's nftables tables from its networks and containers
   rm          Remove one or more networks
 
 Run '{PROG} network COMMAND --help' for more information on a command."
@@ -52,6 +53,7 @@ Run '{PROG} network COMMAND --help' for more information on a command."
         "prune" => prune(client, &p("prune"), args).await,
         "connect" => connect(client, &p("connect"), args).await,
         "disconnect" => disconnect(client, &p("disconnect"), args).await,
+        "reload-firewall" => reload_firewall(client, &p("reload-firewall"), args).await,
         "--help" | "-h" | "help" => {
             usage();
             Ok(())
@@ -494,6 +496,27 @@ pub async fn rm(client: &Client, path: &str, args: &[String]) -> Result<()> {
     } else {
         Ok(())
     }
+}
+
+/// `tether network reload-firewall`.
+#[derive(Parser, Debug)]
+#[command(
+    name = "reload-firewall",
+    override_usage = "tether network reload-firewall",
+    about = "Rebuild tether's nftables tables from its networks and containers (after a firewall flush)"
+)]
+pub struct ReloadFirewallArgs {}
+
+/// `tether network reload-firewall`: `POST /tether/v1/firewall/reload`; prints how many
+/// networks, port sets and isolated ports were restored.
+pub async fn reload_firewall(client: &Client, path: &str, args: &[String]) -> Result<()> {
+    let _: ReloadFirewallArgs = parse(path, args)?;
+    let v = client.post_json("/tether/v1/firewall/reload", None).await?;
+    outln!(
+        "firewall reloaded: {} objects restored",
+        v["Restored"].as_u64().unwrap_or(0)
+    );
+    Ok(())
 }
 
 /// `tether network prune`.
