@@ -526,12 +526,15 @@ pub fn try_http_unix_raw(
         "{method} {path} HTTP/1.1\r\nHost: tether\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
-    s.write_all(head.as_bytes())
-        .and_then(|_| s.write_all(body))
-        .map_err(|e| format!("{what}: write: {e}"))?;
+    // a server may answer (and close) before reading the whole body, e.g. when it refuses
+    // the request line: a failed write is an error only if no answer can be read
+    let written = s.write_all(head.as_bytes()).and_then(|_| s.write_all(body));
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw)
-        .map_err(|e| format!("{what}: read: {e}"))?;
+    let read = s.read_to_end(&mut raw);
+    if raw.is_empty() {
+        written.map_err(|e| format!("{what}: write: {e}"))?;
+    }
+    read.map_err(|e| format!("{what}: read: {e}"))?;
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
