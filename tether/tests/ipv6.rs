@@ -8,6 +8,49 @@ use std::time::Duration;
 
 use common::{in_netns, wait_until, Daemon, IMAGE};
 
+/// Gives the daemon's namespace (the host) the IPv6 address fd99::1 on a veth of the
+/// test's own (not ::1: the kernel cannot DNAT IPv6 loopback).
+fn host_v6_address(d: &Daemon) {
+    let ok = in_netns(&d.netns(), || {
+        let run = |a: &[&str]| {
+            Command::new("ip")
+                .args(a)
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+        };
+        run(&["link", "add", "h6a", "type", "veth", "peer", "name", "h6b"])
+            && run(&["addr", "add", "fd99::1/64", "dev", "h6a", "nodad"])
+            && run(&["link", "set", "h6a", "up"])
+            && run(&["link", "set", "h6b", "up"])
+    });
+    assert!(ok, "test address");
+}
+
+/// Removes what [`host_v6_address`] made.
+fn drop_host_v6_address(d: &Daemon) {
+    in_netns(&d.netns(), || {
+        Command::new("ip")
+            .args(["link", "del", "h6a"])
+            .status()
+            .ok()
+    });
+}
+
+/// What the host gets from `addr` `port` (TCP, empty when nothing answers in 3 s).
+fn talk(d: &Daemon, addr: &'static str, port: u16) -> String {
+    in_netns(&d.netns(), move || {
+        Command::new("sh")
+            .args([
+                "-c",
+                &format!("echo | timeout 3 busybox nc -w 2 {addr} {port}"),
+            ])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    })
+}
+
 fn field(d: &Daemon, tmpl: &str, obj: &str) -> String {
     d.ok(&["inspect", "-f", tmpl, obj])
 }
@@ -164,32 +207,8 @@ fn ports_are_published_over_ipv6_too() {
         "{port}"
     );
     // a host IPv6 address (not ::1: the kernel cannot DNAT IPv6 loopback) on a veth of the test's
-    let ok = in_netns(&d.netns(), || {
-        let run = |a: &[&str]| {
-            Command::new("ip")
-                .args(a)
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false)
-        };
-        run(&["link", "add", "h6a", "type", "veth", "peer", "name", "h6b"])
-            && run(&["addr", "add", "fd99::1/64", "dev", "h6a", "nodad"])
-            && run(&["link", "set", "h6a", "up"])
-            && run(&["link", "set", "h6b", "up"])
-    });
-    assert!(ok, "test address");
-    let talk = |addr: &'static str| {
-        in_netns(&d.netns(), move || {
-            Command::new("sh")
-                .args([
-                    "-c",
-                    &format!("echo | timeout 3 busybox nc -w 2 {addr} 18090"),
-                ])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default()
-        })
-    };
+    host_v6_address(&d);
+    let talk = |addr: &'static str| talk(&d, addr, 18090);
     wait_until(
         "the port answers on 127.0.0.1",
         Duration::from_secs(20),
@@ -205,12 +224,7 @@ fn ports_are_published_over_ipv6_too() {
         !talk("fd99::1").contains("hello6"),
         "port still answers after the container is gone"
     );
-    in_netns(&d.netns(), || {
-        Command::new("ip")
-            .args(["link", "del", "h6a"])
-            .status()
-            .ok()
-    });
+    drop_host_v6_address(&d);
 }
 
 #[test]
@@ -307,42 +321,13 @@ fn ipv6_only_networks_have_no_ipv4_anywhere() {
         d.nft_tcp_ports().is_empty(),
         "IPv4 DNAT for an IPv6-only container"
     );
-    let ok = in_netns(&d.netns(), || {
-        let run = |a: &[&str]| {
-            Command::new("ip")
-                .args(a)
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false)
-        };
-        run(&["link", "add", "h6a", "type", "veth", "peer", "name", "h6b"])
-            && run(&["addr", "add", "fd99::1/64", "dev", "h6a", "nodad"])
-            && run(&["link", "set", "h6a", "up"])
-            && run(&["link", "set", "h6b", "up"])
-    });
-    assert!(ok, "test address");
-    let talk = |addr: &'static str| {
-        in_netns(&d.netns(), move || {
-            Command::new("sh")
-                .args([
-                    "-c",
-                    &format!("echo | timeout 3 busybox nc -w 2 {addr} 18091"),
-                ])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default()
-        })
-    };
+    host_v6_address(&d);
+    let talk = |addr: &'static str| talk(&d, addr, 18091);
     wait_until(
         "the port answers on [fd99::1]",
         Duration::from_secs(20),
         || talk("fd99::1").contains("only6"),
     );
     assert!(!talk("127.0.0.1").contains("only6"), "answered over IPv4");
-    in_netns(&d.netns(), || {
-        Command::new("ip")
-            .args(["link", "del", "h6a"])
-            .status()
-            .ok()
-    });
+    drop_host_v6_address(&d);
 }
