@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
 # Installs what tether and its tests need on Debian 12 (as root): the OCI runtime, nftables,
 # iproute2 and util-linux (unshare/nsenter for the tests' private namespaces), the static
-# busybox the tests build their image from, mmdebstrap for the demo's image, and python3 for
-# the benchmark scripts' self-test.
+# busybox the tests build their image from, mmdebstrap for the demo's image, python3 for
+# the benchmark scripts' self-test, and Docker Distribution (docker-registry) with htpasswd
+# (apache2-utils) for the registry tests, which start their own registries: the package's
+# system service is not started.
 set -euo pipefail
 need=()
-for p in runc nftables iproute2 util-linux busybox-static mmdebstrap procps curl ca-certificates file python3; do
+for p in runc nftables iproute2 util-linux busybox-static mmdebstrap procps curl ca-certificates file python3 docker-registry apache2-utils; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq "${need[@]}" >/dev/null
+  # policy-rc.d 101: packages' services (docker-registry's) are not started on install
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && own_policy=1
+  fi
+  rc=0
+  apt-get install -y -qq "${need[@]}" >/dev/null || rc=$?
+  if [ "$own_policy" = 1 ]; then rm -f "$policy"; fi
+  if [ "$rc" != 0 ]; then exit "$rc"; fi
 fi
 echo "dependencies present: runc $(runc --version | head -1 | awk '{print $3}'), $(nft --version)"

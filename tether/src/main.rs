@@ -43,6 +43,13 @@ struct DaemonArgs {
     /// iptables).
     #[arg(long = "firewall-backend", default_value = "nftables", value_parser = ["nftables"])]
     firewall_backend: String,
+    /// A registry (HOST[:PORT]) to speak plain HTTP to (repeatable); loopback
+    /// registries (localhost, 127.0.0.0/8, ::1) always are.
+    #[arg(long = "insecure-registry")]
+    insecure_registries: Vec<String>,
+    /// A mirror of docker.io to pull from first (URL, repeatable).
+    #[arg(long = "registry-mirror")]
+    registry_mirrors: Vec<String>,
 }
 
 fn parse_upstream(s: &str) -> anyhow::Result<SocketAddr> {
@@ -79,6 +86,14 @@ async fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
             .map(|s| parse_upstream(s))
             .collect::<anyhow::Result<_>>()?
     };
+    tether_image::registry::configure(tether_image::registry::RegistryConfig {
+        insecure_registries: args
+            .insecure_registries
+            .iter()
+            .map(|r| tether_image::registry::normalize_server(r))
+            .collect(),
+        mirrors: args.registry_mirrors.clone(),
+    });
     let exe = std::env::current_exe().context("locate the tether binary")?;
     let cfg = tether_engine::Config {
         root: args.root,

@@ -472,10 +472,8 @@ async fn route(
             Ok(json_response(200, &Value::Array(list)))
         }
         (&Method::POST, ["images", "create"]) => {
-            if let Some(img) = q.get("fromImage") {
-                return Err(EngineError::NotFound(format!(
-                    "pull access denied for {img}: tether has no registry access here; bring images in with `tether import` or `tether load`"
-                )));
+            if q.contains_key("fromImage") {
+                return crate::registry::pull(engine.clone(), &q, req.headers()).await;
             }
             let src = q.get("fromSrc").cloned().unwrap_or_default();
             if src != "-" {
@@ -552,6 +550,13 @@ async fn route(
                 200,
                 &serde_json::to_value(engine.images.inspect(&img)).unwrap_or(json!({})),
             ))
+        }
+        (&Method::POST, ["images", rest @ .., "push"]) if !rest.is_empty() => {
+            crate::registry::push(engine.clone(), &rest.join("/"), &q, req.headers()).await
+        }
+        (&Method::POST, ["auth"]) => crate::registry::auth(&body_bytes(req).await?).await,
+        (&Method::GET, ["distribution", rest @ .., "json"]) if !rest.is_empty() => {
+            crate::registry::distribution(&rest.join("/"), req.headers()).await
         }
         (&Method::POST, ["images", rest @ .., "tag"]) if !rest.is_empty() => {
             let name = rest.join("/");

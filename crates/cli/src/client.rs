@@ -274,6 +274,27 @@ impl Client {
         check(resp).await
     }
 
+    /// [`Client::request`] with extra headers (`X-Registry-Auth`, ...).
+    pub async fn request_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body,
+        ctype: Option<&str>,
+        headers: &[(&'static str, String)],
+    ) -> Result<Response<Incoming>> {
+        let uri = format!("{}{}", self.prefix().await?, path);
+        debug!(%method, %uri, "request");
+        let mut req = self.build(method, &uri, body, ctype)?;
+        for (k, v) in headers {
+            let v = HeaderValue::from_str(v)
+                .map_err(|e| CliError::Http(format!("header {k}: {e}")))?;
+            req.headers_mut().insert(*k, v);
+        }
+        let resp = self.send(req).await?;
+        check(resp).await
+    }
+
     /// GET returning the raw body.
     pub async fn get(&self, path: &str) -> Result<Bytes> {
         let resp = self.request(Method::GET, path, empty_body(), None).await?;

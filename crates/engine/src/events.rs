@@ -119,6 +119,14 @@ impl Engine {
         let _ = self.events.tx.send(e);
     }
 
+    /// Emits an image event (`pull`, `push`) for `name` (`127.0.0.1:5000/tbox:1`),
+    /// with Docker's `name` attribute.
+    pub fn emit_image(&self, action: &str, name: &str) {
+        let mut a = HashMap::new();
+        a.insert("name".to_string(), name.to_string());
+        self.emit("image", action, name, a);
+    }
+
     /// Emits a container event with Docker's attributes (name, image, and its labels).
     pub(crate) fn emit_container(
         &self,

@@ -146,3 +146,41 @@ pub(crate) fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, ImageErro
     }
     Ok(buf)
 }
+
+/// A writer that feeds everything written through it into a SHA-256 and counts it.
+pub(crate) struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub(crate) fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            size: 0,
+        }
+    }
+
+    /// Flushes and returns `("sha256:<hex>", bytes written)`.
+    pub(crate) fn finish(mut self) -> io::Result<(String, u64)> {
+        self.inner.flush()?;
+        Ok((
+            format!("sha256:{}", hex::encode(self.hasher.finalize())),
+            self.size,
+        ))
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}

@@ -24,10 +24,12 @@
 
 #![warn(missing_docs)]
 
+mod blob;
 mod changes;
 mod fsutil;
 mod load;
 mod reference;
+pub mod registry;
 mod unpack;
 
 pub use changes::{apply_changes, VALID_CHANGES};
@@ -170,6 +172,10 @@ struct Repositories {
     /// Deleted (forced) image ID -> its diff IDs, kept while a container uses it.
     #[serde(default)]
     held: BTreeMap<String, Vec<String>>,
+    /// Repo digests (`127.0.0.1:5000/tbox@sha256:<manifest>`) -> image ID,
+    /// recorded by pull and push.
+    #[serde(default)]
+    digests: BTreeMap<String, String>,
 }
 
 /// `layers/<hex>/layer.json`.
@@ -409,6 +415,7 @@ impl ImageStore {
             ok
         });
         repos.last_tag_time.retain(|id, _| images.contains_key(id));
+        repos.digests.retain(|_, id| images.contains_key(id));
         if repos.tags.len() != before {
             store.persist_repos(&repos)?;
         }
@@ -703,6 +710,7 @@ impl ImageStore {
                 .map(|r| r.image.diff_ids.clone())
                 .unwrap_or_default();
             repos.last_tag_time.remove(&id);
+            repos.digests.retain(|_, v| *v != id);
             if in_use(&id) {
                 repos.held.insert(id.clone(), diff_ids.clone());
             }
@@ -771,15 +779,16 @@ impl ImageStore {
     /// UpperDir/LowerDir), RootFS `{Type: "layers", Layers: diff IDs}`,
     /// Metadata.LastTagTime (when tagged locally).
     pub fn inspect(&self, image: &Image) -> ImageInspect {
-        let (meta, tags, last_tag) = {
+        let (meta, tags, last_tag, digests) = {
             let st = self.lock_state();
             match st.images.get(&image.id) {
                 Some(rec) => (
                     rec.meta.clone(),
                     tags_for(&st, &image.id),
                     st.repos.last_tag_time.get(&image.id).cloned(),
+                    digests_for(&st, &image.id),
                 ),
-                None => (ImageMeta::default(), image.repo_tags.clone(), None),
+                None => (ImageMeta::default(), image.repo_tags.clone(), None, Vec::new()),
             }
         };
         let paths = self.layer_paths(image);
@@ -794,7 +803,7 @@ impl ImageStore {
         ImageInspect {
             id: Some(image.id.clone()),
             repo_tags: Some(tags),
-            repo_digests: Some(Vec::new()),
+            repo_digests: Some(digests),
             comment: Some(meta.comment.unwrap_or_default()),
             created: bollard_date(&image.created),
             author: Some(meta.author.unwrap_or_default()),
@@ -830,19 +839,19 @@ impl ImageStore {
     /// ParentId `""`, RepoTags, RepoDigests `[]`, Created (Unix seconds), Size,
     /// SharedSize -1, Labels, Containers -1.
     pub fn summary(&self, image: &Image) -> ImageSummary {
-        let tags = {
+        let (tags, digests) = {
             let st = self.lock_state();
             if st.images.contains_key(&image.id) {
-                tags_for(&st, &image.id)
+                (tags_for(&st, &image.id), digests_for(&st, &image.id))
             } else {
-                image.repo_tags.clone()
+                (image.repo_tags.clone(), Vec::new())
             }
         };
         ImageSummary {
             id: image.id.clone(),
             parent_id: String::new(),
             repo_tags: tags,
-            repo_digests: Vec::new(),
+            repo_digests: digests,
             created: created_secs(&image.created),
             size: i64::try_from(image.size).unwrap_or(i64::MAX),
             shared_size: -1,
@@ -889,21 +898,43 @@ impl ImageStore {
     }
 
     /// Unpacks a (possibly gzip'd) layer stream into a fresh temp dir
-    /// (`<tmp>/<rand>/diff`).
+    /// (`<tmp>/<rand>/diff`), keeping the stream as it came in `<tmp>/<rand>/blob`
+    /// (see [`blob`]).
     pub(crate) fn unpack_to_temp<R: Read>(
         &self,
         reader: R,
         what: &str,
     ) -> Result<(TempDir, unpack::LayerStats), ImageError> {
-        let stream = unpack::decompress(reader, what)?;
+        self.unpack_blob_to_temp(reader, what)
+            .map(|(tmp, stats, _)| (tmp, stats))
+    }
+
+    /// [`ImageStore::unpack_to_temp`], also returning the kept blob's record
+    /// (digest and size of the bytes read from `reader`, all of them).
+    pub(crate) fn unpack_blob_to_temp<R: Read>(
+        &self,
+        reader: R,
+        what: &str,
+    ) -> Result<(TempDir, unpack::LayerStats, blob::BlobRecord), ImageError> {
         let tmp = TempDir::new_in(&self.tmp_dir())?;
+        let blob_path = tmp.path().join(blob::BLOB_FILE);
+        let mut tee = blob::TeeReader::create(reader, &blob_path)?;
         let diff = tmp.path().join("diff");
         fs::create_dir(&diff).map_err(io_err(format!("creating {}", diff.display())))?;
         // Independent of the umask; a "./" entry in the tar overrides it.
         fs::set_permissions(&diff, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .map_err(io_err(format!("chmod {}", diff.display())))?;
-        let stats = unpack::unpack_layer(stream, &diff, what)?;
-        Ok((tmp, stats))
+        let stats = {
+            let stream = unpack::decompress(&mut tee, what)?;
+            unpack::unpack_layer(stream, &diff, what)?
+        };
+        let rec = tee
+            .finish()
+            .map_err(|e| ImageError::BadArchive(format!("{what}: reading: {e}")))?;
+        let bytes = serde_json::to_vec(&rec).map_err(|e| json_io("encoding blob record", e))?;
+        let rec_path = tmp.path().join(blob::BLOB_RECORD_FILE);
+        fs::write(&rec_path, bytes).map_err(io_err(format!("writing {}", rec_path.display())))?;
+        Ok((tmp, stats, rec))
     }
 
     /// Renames an unpacked temp layer into `layers/<hex>` (or drops it when that
@@ -1066,6 +1097,25 @@ fn set_tag(repos: &mut Repositories, t: &Reference, id: &str) -> Option<String> 
     prev.filter(|p| p != id)
 }
 
+/// Repo digests of image `id` in familiar form (`127.0.0.1:5000/tbox@sha256:...`), sorted.
+fn digests_for(st: &State, id: &str) -> Vec<String> {
+    let mut out: Vec<String> = st
+        .repos
+        .digests
+        .iter()
+        .filter(|(_, v)| *v == id)
+        .map(|(k, _)| match k.split_once('@') {
+            Some((name, d)) => match parse_reference(name) {
+                Ok(r) => format!("{}@{d}", r.familiar_name()),
+                Err(_) => k.clone(),
+            },
+            None => k.clone(),
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 fn tags_for(st: &State, id: &str) -> Vec<String> {
     let mut tags: Vec<String> = st
         .repos
@@ -1117,6 +1167,13 @@ fn resolve_how(st: &State, s: &str) -> Result<(String, bool), ImageError> {
         if let Some(id) = st.repos.tags.get(&r.full()) {
             if st.images.contains_key(id) {
                 return Ok((id.clone(), true));
+            }
+        }
+    } else if let Some(d) = &r.digest {
+        // A repo digest from a pull or push (`127.0.0.1:5000/tbox@sha256:...`).
+        if let Some(id) = st.repos.digests.get(&format!("{}@{d}", r.name())) {
+            if st.images.contains_key(id) {
+                return Ok((id.clone(), false));
             }
         }
     }

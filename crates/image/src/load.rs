@@ -332,11 +332,11 @@ fn resolve_manifest(
 }
 
 /// What we need from an image config (OCI image-spec config.md / Docker image JSON).
-struct ParsedConfig {
-    config: ImageConfig,
-    created: String,
-    diff_ids: Vec<String>,
-    meta: ImageMeta,
+pub(crate) struct ParsedConfig {
+    pub(crate) config: ImageConfig,
+    pub(crate) created: String,
+    pub(crate) diff_ids: Vec<String>,
+    pub(crate) meta: ImageMeta,
 }
 
 fn str_list(v: Option<&serde_json::Value>) -> Option<Vec<String>> {
@@ -356,7 +356,7 @@ fn str_field(
         .map(str::to_string)
 }
 
-fn parse_config(bytes: &[u8], what: &str) -> Result<ParsedConfig, ImageError> {
+pub(crate) fn parse_config(bytes: &[u8], what: &str) -> Result<ParsedConfig, ImageError> {
     let v: serde_json::Value = parse_json(bytes, what)?;
     let root = v
         .as_object()

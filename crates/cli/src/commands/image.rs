@@ -507,18 +507,21 @@ pub async fn pull(client: &Client, path: &str, args: &[String]) -> Result<()> {
     let a: PullArgs = parse(path, args)?;
     exact_args::<PullArgs>(path, a.operands.len(), 1)?;
     let r = reference::parse_named(&a.operands[0]).map_err(CliError::msg)?;
-    let resp = start_pull(client, &r).await?;
+    let resp = super::registry::start_pull(client, &r, a.platform.as_deref()).await?;
     if a.quiet {
-        let _ = crate::client::collect(resp).await?;
+        // Progress is not shown, but an error in the stream still fails the pull.
+        let body = crate::client::collect(resp).await?;
+        for line in body.split(|b| *b == b'\n') {
+            if let Ok(v) = serde_json::from_slice::<Json>(line) {
+                if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+                    return Err(CliError::msg(e.to_string()));
+                }
+            }
+        }
     } else {
         display_json_stream(resp, false).await?;
     }
-    let full = match &r.domain {
-        Some(_) => r.name(),
-        None if r.path.contains('/') => format!("docker.io/{}", r.path),
-        None => format!("docker.io/library/{}", r.path),
-    };
-    outln!("{full}:{}", r.tag_or_latest());
+    outln!("{}", super::registry::pulled_name(&r));
     Ok(())
 }
 
@@ -528,17 +531,7 @@ pub async fn start_pull(
     client: &Client,
     r: &reference::Reference,
 ) -> Result<hyper::Response<hyper::body::Incoming>> {
-    let q = Query::new()
-        .add("fromImage", r.familiar_name())
-        .add("tag", r.tag_or_latest());
-    client
-        .request(
-            hyper::Method::POST,
-            &format!("/images/create{}", q.encode()),
-            crate::client::empty_body(),
-            None,
-        )
-        .await
+    super::registry::start_pull(client, r, None).await
 }
 
 /// `tether image prune`.

@@ -10,6 +10,7 @@ pub mod lifecycle;
 pub mod logs;
 pub mod network;
 pub mod ps;
+pub mod registry;
 pub mod system;
 pub mod volume;
 
@@ -76,6 +77,9 @@ pub async fn dispatch(client: &Client, args: &[String]) -> Result<()> {
         "import" => image::import(client, &p("import"), rest).await,
         "load" => image::load(client, &p("load"), rest).await,
         "pull" => image::pull(client, &p("pull"), rest).await,
+        "push" => registry::push(client, &p("push"), rest).await,
+        "login" => registry::login(client, &p("login"), rest).await,
+        "logout" => registry::logout(client, &p("logout"), rest).await,
         "version" => system::version(client, &p("version"), rest).await,
         "info" => system::info(client, &p("info"), rest).await,
         "container" => container_cmd(client, rest).await,
@@ -157,6 +161,7 @@ async fn image_cmd(client: &Client, rest: &[String]) -> Result<()> {
         "import" => image::import(client, &p("import"), args).await,
         "load" => image::load(client, &p("load"), args).await,
         "pull" => image::pull(client, &p("pull"), args).await,
+        "push" => registry::push(client, &p("push"), args).await,
         "inspect" => inspect::image_inspect(client, &p("inspect"), args).await,
         "prune" => image::prune(client, &p("prune"), args).await,
         _ => unknown_sub("image", rest),
@@ -178,6 +183,10 @@ Common Commands:
   images      List images
   import      Import the contents from a tarball to create a filesystem image
   load        Load an image from a tar archive or STDIN
+  pull        Download an image from a registry
+  push        Upload an image to a registry
+  login       Authenticate to a registry
+  logout      Log out from a registry
   version     Show the tether version information
   info        Display system-wide information
 

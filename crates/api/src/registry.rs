@@ -1,0 +1,157 @@
+//! Registry routes of the Docker Engine API: `POST /images/create?fromImage=`
+//! (pull), `POST /images/{name}/push`, `POST /auth` and
+//! `GET /distribution/{name}/json`, over [`tether_image::registry`].
+//!
+//! Pull and push answer with a stream of Docker's JSON progress messages
+//! (`application/json`, one object per line). Errors found before any
+//! progress (bad reference, unknown repository or tag, refused credentials,
+//! unreachable registry) are a plain JSON error with its status; later ones
+//! end the stream with `{"errorDetail":{"message":...},"error":...}`.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use hyper::header::HeaderMap;
+use hyper::Response;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use tether_engine::{Engine, EngineError};
+use tether_image::registry::{self, AuthConfig, RegistryError};
+use tokio::sync::mpsc;
+
+use crate::{error_response, json_response, streams, Body};
+
+/// Credentials from the `X-Registry-Auth` header (anonymous when absent).
+fn auth_of(headers: &HeaderMap) -> AuthConfig {
+    headers
+        .get("x-registry-auth")
+        .and_then(|v| v.to_str().ok())
+        .map(AuthConfig::from_header)
+        .unwrap_or_default()
+}
+
+fn reg_err(e: &RegistryError) -> Response<Body> {
+    error_response(e.status(), &e.to_string())
+}
+
+fn stream_response(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
+    Response::builder()
+        .header("Content-Type", "application/json")
+        .header("Api-Version", crate::API_VERSION)
+        .body(streams::channel_body(rx))
+        .unwrap_or_else(|_| Response::new(crate::full("")))
+}
+
+/// A progress channel whose messages go out as lines of `out`.
+fn progress_pipe(out: mpsc::Sender<Bytes>) -> registry::ProgressTx {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
+    tokio::spawn(async move {
+        while let Some(v) = rx.recv().await {
+            if out.send(Bytes::from(format!("{v}\n"))).await.is_err() {
+                // The client went away; keep draining so senders never block.
+                while rx.recv().await.is_some() {}
+                return;
+            }
+        }
+    });
+    tx
+}
+
+fn error_line(msg: &str) -> Value {
+    json!({"errorDetail": {"message": msg}, "error": msg})
+}
+
+/// `POST /images/create?fromImage=NAME&tag=TAG[&platform=P]` with `X-Registry-Auth`.
+pub(crate) async fn pull(
+    engine: Arc<Engine>,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Response<Body>, EngineError> {
+    let image = q.get("fromImage").cloned().unwrap_or_default();
+    let tag = q.get("tag").cloned().unwrap_or_default();
+    let r = registry::reference_from_parts(&image, &tag)
+        .map_err(|e| EngineError::InvalidParam(e.to_string()))?;
+    let platform = q.get("platform").cloned().filter(|p| !p.is_empty());
+    let auth = auth_of(headers);
+    let plan = match registry::prepare_pull(&r, platform.as_deref(), &auth).await {
+        Ok(p) => p,
+        Err(e) => return Ok(reg_err(&e)),
+    };
+    let (out, rx) = mpsc::channel(64);
+    let tx = progress_pipe(out);
+    let store = engine.images.clone();
+    let name = r.clone().with_default_tag().familiar();
+    tokio::spawn(async move {
+        match registry::run_pull(plan, store, &tx).await {
+            Ok(_) => engine.emit_image("pull", &name),
+            Err(e) => {
+                let _ = tx.send(error_line(&e.to_string()));
+            }
+        }
+    });
+    Ok(stream_response(rx))
+}
+
+/// `POST /images/{name}/push?tag=TAG` with `X-Registry-Auth`.
+pub(crate) async fn push(
+    engine: Arc<Engine>,
+    name: &str,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Response<Body>, EngineError> {
+    let tag = q.get("tag").cloned().unwrap_or_default();
+    let r = registry::reference_from_parts(name, &tag)
+        .map_err(|e| EngineError::InvalidParam(e.to_string()))?;
+    if r.digest.is_some() {
+        return Err(EngineError::InvalidParam(format!(
+            "cannot push a digest reference ({}): push a tag",
+            r.familiar()
+        )));
+    }
+    let full = r.clone().with_default_tag();
+    if engine.images.get(&full.full()).is_err() {
+        return Err(EngineError::NotFound(format!(
+            "An image does not exist locally with the tag: {}",
+            r.familiar_name()
+        )));
+    }
+    let auth = auth_of(headers);
+    let (out, rx) = mpsc::channel(64);
+    let tx = progress_pipe(out);
+    let store = engine.images.clone();
+    tokio::spawn(async move {
+        match registry::push(store, &full, &auth, &tx).await {
+            Ok(_) => engine.emit_image("push", &full.familiar()),
+            Err(e) => {
+                let _ = tx.send(error_line(&e.to_string()));
+            }
+        }
+    });
+    Ok(stream_response(rx))
+}
+
+/// `POST /auth` with `{"username","password","serveraddress"}`.
+pub(crate) async fn auth(body: &[u8]) -> Result<Response<Body>, EngineError> {
+    let a: AuthConfig = serde_json::from_slice(body)
+        .map_err(|e| EngineError::InvalidParam(format!("invalid auth configuration: {e}")))?;
+    match registry::check_auth(&a).await {
+        Ok(status) => Ok(json_response(
+            200,
+            &json!({"Status": status, "IdentityToken": ""}),
+        )),
+        Err(e) => Ok(reg_err(&e)),
+    }
+}
+
+/// `GET /distribution/{name}/json` with `X-Registry-Auth`.
+pub(crate) async fn distribution(
+    name: &str,
+    headers: &HeaderMap,
+) -> Result<Response<Body>, EngineError> {
+    let r = tether_image::parse_reference(name)
+        .map_err(|e| EngineError::InvalidParam(e.to_string()))?;
+    match registry::inspect_distribution(&r, &auth_of(headers)).await {
+        Ok(v) => Ok(json_response(200, &v)),
+        Err(e) => Ok(reg_err(&e)),
+    }
+}

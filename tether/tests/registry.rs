@@ -1,0 +1,696 @@
+//! Registries: push, pull (by tag, by digest, from a manifest list), the implicit
+//! pull of `run`, login against htpasswd basic auth, and the errors, against a REAL
+//! registry: Debian's `docker-registry` (Docker Distribution 2.8), started by each test
+//! inside the daemon's network namespace on 127.0.0.1 with storage in the test's
+//! temporary directory. Nothing here reaches anything outside that namespace.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{in_netns, run_with_limit, wait_until, Daemon, Output, COMMAND_LIMIT, TETHER};
+use serde_json::{json, Value};
+
+const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
+
+/// A `docker-registry serve` in the daemon's network namespace, killed on drop.
+struct Registry {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Registry {
+    /// Starts a registry on 127.0.0.1:`port` inside `d`'s network namespace, storage
+    /// under the test's directory; with `user` = (name, password), behind htpasswd
+    /// basic auth (bcrypt line made by `htpasswd -Bbn` from apache2-utils).
+    fn start(d: &Daemon, port: u16, user: Option<(&str, &str)>) -> Registry {
+        assert!(
+            Path::new(REGISTRY_BIN).exists(),
+            "the registry tests need Debian's docker-registry: apt-get install docker-registry"
+        );
+        let dir = d.dir().join(format!("registry-{port}"));
+        std::fs::create_dir_all(dir.join("storage")).expect("registry storage dir");
+        let mut auth = String::new();
+        if let Some((u, p)) = user {
+            let mut c = Command::new("htpasswd");
+            c.args(["-Bbn", u, p]);
+            let o = run_with_limit(c, COMMAND_LIMIT);
+            assert!(o.success(), "htpasswd (apt-get install apache2-utils): {o}");
+            let path = dir.join("htpasswd");
+            std::fs::write(&path, o.stdout.trim()).expect("write htpasswd");
+            auth = format!(
+                "auth:\n  htpasswd:\n    realm: tether-test\n    path: {}\n",
+                path.display()
+            );
+        }
+        let config = format!(
+            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+            dir.join("storage").display()
+        );
+        let cfg_path = dir.join("config.yml");
+        std::fs::write(&cfg_path, config).expect("write registry config");
+        let log = std::fs::File::create(dir.join("log")).expect("registry log");
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net={}", d.netns().display()))
+            .arg("--")
+            .arg(REGISTRY_BIN)
+            .arg("serve")
+            .arg(&cfg_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log);
+        // SAFETY: prctl(2) is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("start docker-registry");
+        let r = Registry { child, dir, port };
+        let ns = d.netns();
+        wait_until("the registry to listen", Duration::from_secs(20), || {
+            let ns = ns.clone();
+            in_netns(&ns, move || TcpStream::connect(("127.0.0.1", port)).is_ok())
+        });
+        r
+    }
+
+    /// `127.0.0.1:PORT`.
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The registry's log, for failure messages.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+    }
+
+    /// The blob file of `digest` in the registry's filesystem storage.
+    fn blob_path(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir
+            .join("storage/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One plain HTTP/1.1 request to the registry from inside the daemon's namespace.
+/// Returns the status, the headers (lower-cased names) and the body.
+fn registry_http(
+    d: &Daemon,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    let mut raw = req.into_bytes();
+    raw.extend_from_slice(body);
+    let ns = d.netns();
+    let resp = in_netns(&ns, move || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the registry");
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+        s.write_all(&raw).expect("send to the registry");
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        out
+    });
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP response head");
+    let head = String::from_utf8_lossy(&resp[..split]).to_string();
+    let body = resp[split + 4..].to_vec();
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("an HTTP status");
+    let hdrs = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, hdrs, body)
+}
+
+/// `tether ARGS` with the docker config directory `cfg` (for login/logout/push/pull).
+/// `stdin`, when given, is fed from a file (through `sh -c 'exec ... < FILE'`, as
+/// [`run_with_limit`] closes stdin).
+fn cli_with_config(d: &Daemon, cfg: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = match stdin {
+        None => Command::new(TETHER),
+        Some(input) => {
+            std::fs::create_dir_all(cfg).expect("config dir");
+            let path = d.dir().join("cli-stdin");
+            std::fs::write(&path, input).expect("stdin file");
+            let mut c = Command::new("sh");
+            c.args(["-c", "exec \"$0\" \"$@\" < \"$CLI_STDIN\"", TETHER])
+                .env("CLI_STDIN", &path);
+            c
+        }
+    };
+    cmd.args(["-H", &d.host])
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("DOCKER_CONFIG", cfg);
+    run_with_limit(cmd, COMMAND_LIMIT)
+}
+
+fn image_id(d: &Daemon, name: &str) -> String {
+    let (st, v) = d.api("GET", &format!("/images/{name}/json"), None);
+    assert_eq!(st, 200, "inspect {name}: {v}");
+    v["Id"].as_str().unwrap_or_default().to_string()
+}
+
+fn image_json(d: &Daemon, name: &str) -> Value {
+    let (st, v) = d.api("GET", &format!("/images/{name}/json"), None);
+    assert_eq!(st, 200, "inspect {name}: {v}");
+    v
+}
+
+/// The `DIGEST` of the `TAG: digest: DIGEST size: N` line of a push.
+fn pushed_digest(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.split("digest: ").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no digest line in the push output:\n{out}"))
+        .to_string()
+}
+
+/// Layer directories and staging entries of the daemon's image store.
+fn store_entries(d: &Daemon) -> (Vec<String>, Vec<String>) {
+    let list = |p: PathBuf| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&p)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let img = d.root().join("image");
+    (list(img.join("layers")), list(img.join("tmp")))
+}
+
+/// Tags tbox as `HOST/tbox:TAG` and pushes it; returns the manifest digest.
+fn push_tbox(d: &Daemon, reg: &Registry, tag: &str) -> String {
+    let name = format!("{}/tbox:{tag}", reg.host());
+    d.ok(&["tag", "tbox", &name]);
+    let o = d.cli(&["push", &name]);
+    assert!(
+        o.success(),
+        "push {name}: {o}\nregistry log:\n{}",
+        reg.log()
+    );
+    let out = o.out().to_string();
+    assert!(
+        out.contains(&format!(
+            "The push refers to repository [{}/tbox]",
+            reg.host()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("Pushed") || out.contains("Layer already exists"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("{tag}: digest: sha256:")), "{out}");
+    pushed_digest(&out)
+}
+
+#[test]
+fn push_rmi_pull_by_tag_and_digest_run() {
+    let d = Daemon::start();
+    let reg = Registry::start(&d, 5000, None);
+    let local = image_json(&d, "tbox");
+    let digest = push_tbox(&d, &reg, "1");
+    let name = "127.0.0.1:5000/tbox:1";
+
+    // The registry holds what was pushed: the tag resolves to the same manifest digest,
+    // a Docker v2 schema 2 manifest whose config is the image's config (its ID).
+    let (st, hdrs, body) = registry_http(
+        &d,
+        reg.port,
+        "GET",
+        "/v2/tbox/manifests/1",
+        &[(
+            "Accept",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )],
+        b"",
+    );
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    let got = hdrs
+        .iter()
+        .find(|(k, _)| k == "docker-content-digest")
+        .map(|(_, v)| v.clone());
+    assert_eq!(got.as_deref(), Some(digest.as_str()));
+    let m: Value = serde_json::from_slice(&body).expect("manifest JSON");
+    assert_eq!(
+        m["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(m["config"]["digest"], local["Id"]);
+
+    // Remove every local name: the image and its layers are gone.
+    d.ok(&["rmi", name]);
+    d.ok(&["rmi", "tbox"]);
+    assert_eq!(d.ok(&["images", "-q"]), "");
+    let (layers, tmp) = store_entries(&d);
+    assert!(layers.is_empty() && tmp.is_empty(), "{layers:?} {tmp:?}");
+
+    // Pull by tag: progress lines as docker prints them, the same image ID and layers.
+    let t0 = Instant::now();
+    let o = d.cli(&["pull", name]);
+    let took = t0.elapsed();
+    assert!(o.success(), "pull: {o}\nregistry log:\n{}", reg.log());
+    let out = o.out();
+    eprintln!("pull of {name} from the loopback registry took {took:?}");
+    for want in [
+        "1: Pulling from tbox",
+        "Pulling fs layer",
+        "Download complete",
+        "Pull complete",
+        &format!("Digest: {digest}"),
+        &format!("Status: Downloaded newer image for {name}"),
+    ] {
+        assert!(out.contains(want), "pull output lacks {want:?}:\n{out}");
+    }
+    assert_eq!(out.lines().last(), Some(name), "{out}");
+    let pulled = image_json(&d, name);
+    assert_eq!(pulled["Id"], local["Id"]);
+    assert_eq!(pulled["RootFS"]["Layers"], local["RootFS"]["Layers"]);
+    let repo_digest = format!("127.0.0.1:5000/tbox@{digest}");
+    assert_eq!(pulled["RepoDigests"], json!([repo_digest]));
+
+    // Again: nothing fetched.
+    let out = d.ok(&["pull", name]);
+    assert!(out.contains("Already exists"), "{out}");
+    assert!(
+        out.contains(&format!("Status: Image is up to date for {name}")),
+        "{out}"
+    );
+
+    // It runs.
+    assert_eq!(
+        d.ok(&["run", "--rm", name, "echo", "from-registry"]),
+        "from-registry"
+    );
+
+    // By digest, after removing it again.
+    d.ok(&["rmi", name]);
+    assert_eq!(d.ok(&["images", "-q"]), "");
+    let out = d.ok(&["pull", "-q", &repo_digest]);
+    assert_eq!(out, repo_digest);
+    assert_eq!(
+        image_id(&d, &repo_digest),
+        local["Id"].as_str().unwrap_or("-")
+    );
+    assert_eq!(
+        d.ok(&["run", "--rm", &repo_digest, "echo", "pinned"]),
+        "pinned"
+    );
+
+    // GET /distribution/{name}/json names the same manifest.
+    let (st, v) = d.api("GET", "/distribution/127.0.0.1:5000/tbox:1/json", None);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["Descriptor"]["digest"], json!(digest));
+    assert_eq!(v["Platforms"][0]["os"], "linux");
+}
+
+#[test]
+fn unknown_tag_unreachable_registry_and_corrupt_blob_leave_nothing() {
+    let d = Daemon::start();
+    let reg = Registry::start(&d, 5000, None);
+    let digest = push_tbox(&d, &reg, "1");
+    let before = d.ok(&["images", "-q", "--no-trunc"]);
+    let (layers_before, _) = store_entries(&d);
+
+    // An unknown tag: one line naming the reference and the registry, nothing stored.
+    let o = d.fails(&["pull", "127.0.0.1:5000/tbox:nope"]);
+    let err = o.stderr.trim();
+    assert!(
+        err.contains("127.0.0.1:5000/tbox:nope") && err.contains("registry 127.0.0.1:5000"),
+        "{o}"
+    );
+    assert!(err.contains("manifest unknown"), "{o}");
+    assert_eq!(err.lines().count(), 1, "{o}");
+    // The API answers that before any progress: 404 with a JSON message.
+    let (st, v) = d.api(
+        "POST",
+        "/images/create?fromImage=127.0.0.1:5000/tbox&tag=nope",
+        None,
+    );
+    assert_eq!(st, 404, "{v}");
+    assert!(
+        v["message"].as_str().unwrap_or("").contains("tbox:nope"),
+        "{v}"
+    );
+    // An unknown repository.
+    let o = d.fails(&["pull", "127.0.0.1:5000/nosuch/repo:1"]);
+    assert!(o.stderr.contains("127.0.0.1:5000/nosuch/repo:1"), "{o}");
+
+    // Nobody listens on 5999.
+    let o = d.fails(&["pull", "127.0.0.1:5999/tbox:1"]);
+    assert!(
+        o.stderr.contains("registry 127.0.0.1:5999") && o.stderr.contains("cannot reach"),
+        "{o}"
+    );
+
+    assert_eq!(d.ok(&["images", "-q", "--no-trunc"]), before);
+    let (layers, tmp) = store_entries(&d);
+    assert_eq!(layers, layers_before);
+    assert!(tmp.is_empty(), "{tmp:?}");
+
+    // A blob whose bytes no longer match its digest is refused, and nothing is kept.
+    d.ok(&["rmi", "127.0.0.1:5000/tbox:1"]);
+    d.ok(&["rmi", "tbox"]);
+    let (st, _, body) = registry_http(
+        &d,
+        reg.port,
+        "GET",
+        "/v2/tbox/manifests/1",
+        &[(
+            "Accept",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )],
+        b"",
+    );
+    assert_eq!(st, 200);
+    let m: Value = serde_json::from_slice(&body).expect("manifest JSON");
+    let layer = m["layers"][0]["digest"]
+        .as_str()
+        .expect("a layer")
+        .to_string();
+    let blob = reg.blob_path(&layer);
+    let mut bytes = std::fs::read(&blob).expect("the registry's layer blob");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&blob, &bytes).expect("corrupt the blob");
+    let o = d.fails(&["pull", "127.0.0.1:5000/tbox:1"]);
+    assert!(
+        o.stderr.contains(&layer[..19]) || o.all().contains("verification failed"),
+        "{o}"
+    );
+    assert!(o.stderr.contains("127.0.0.1:5000"), "{o}");
+    assert_eq!(d.ok(&["images", "-q"]), "");
+    let (layers, tmp) = store_entries(&d);
+    assert!(layers.is_empty() && tmp.is_empty(), "{layers:?} {tmp:?}");
+    let _ = digest;
+}
+
+#[test]
+fn run_pulls_a_missing_image_and_honours_pull_policy() {
+    let d = Daemon::start();
+    let reg = Registry::start(&d, 5000, None);
+    push_tbox(&d, &reg, "1");
+    let name = "127.0.0.1:5000/tbox:1";
+    d.ok(&["rmi", name]);
+
+    let o = d.fails(&["run", "--rm", "--pull", "never", name, "true"]);
+    assert!(o.stderr.contains("No such image"), "{o}");
+
+    let o = d.cli(&["run", "--rm", name, "echo", "implicit"]);
+    assert!(o.success(), "{o}");
+    assert_eq!(o.out(), "implicit");
+    assert!(
+        o.stderr
+            .contains(&format!("Unable to find image '{name}' locally")),
+        "{o}"
+    );
+    assert!(
+        o.stderr.contains("Pull complete") || o.stderr.contains("Already exists"),
+        "{o}"
+    );
+    assert!(
+        o.stderr
+            .contains(&format!("Status: Downloaded newer image for {name}")),
+        "{o}"
+    );
+
+    // --pull always asks the registry even though the image is there.
+    let o = d.cli(&["create", "--pull", "always", name]);
+    assert!(o.success(), "{o}");
+    assert!(
+        o.stderr
+            .contains(&format!("Status: Image is up to date for {name}")),
+        "{o}"
+    );
+    d.ok(&["rm", o.out()]);
+}
+
+#[test]
+fn login_push_pull_through_htpasswd_basic_auth() {
+    let d = Daemon::start();
+    let reg = Registry::start(&d, 5001, Some(("tester", "s3cret pass")));
+    let cfg = d.dir().join("docker-config");
+    let name = "127.0.0.1:5001/team/tbox:2";
+    d.ok(&["tag", "tbox", name]);
+
+    // Without credentials the registry refuses, and the error says so.
+    let o = cli_with_config(&d, &cfg, &["push", name], None);
+    assert!(!o.success(), "{o}");
+    assert!(
+        o.stderr.contains("registry 127.0.0.1:5001") && o.stderr.contains("login"),
+        "{o}"
+    );
+
+    // A wrong password is refused and nothing is stored.
+    let o = cli_with_config(
+        &d,
+        &cfg,
+        &[
+            "login",
+            "-u",
+            "tester",
+            "--password-stdin",
+            "127.0.0.1:5001",
+        ],
+        Some("wrong\n"),
+    );
+    assert!(!o.success(), "{o}");
+    assert!(o.stderr.contains("401"), "{o}");
+    assert!(
+        !cfg.join("config.json").exists() || {
+            let v: Value =
+                serde_json::from_slice(&std::fs::read(cfg.join("config.json")).unwrap_or_default())
+                    .unwrap_or(Value::Null);
+            v["auths"]["127.0.0.1:5001"].is_null()
+        }
+    );
+
+    let o = cli_with_config(
+        &d,
+        &cfg,
+        &[
+            "login",
+            "-u",
+            "tester",
+            "--password-stdin",
+            "127.0.0.1:5001",
+        ],
+        Some("s3cret pass\n"),
+    );
+    assert!(o.success(), "{o}\nregistry log:\n{}", reg.log());
+    assert_eq!(o.out(), "Login Succeeded");
+    // Stored as the docker CLI stores it.
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(cfg.join("config.json")).unwrap_or_default())
+            .expect("config.json");
+    assert_eq!(
+        v["auths"]["127.0.0.1:5001"]["auth"],
+        json!("dGVzdGVyOnMzY3JldCBwYXNz") // base64("tester:s3cret pass")
+    );
+
+    let o = cli_with_config(&d, &cfg, &["push", name], None);
+    assert!(o.success(), "{o}\nregistry log:\n{}", reg.log());
+    let digest = pushed_digest(o.out());
+    d.ok(&["rmi", name]);
+    let o = cli_with_config(&d, &cfg, &["pull", name], None);
+    assert!(o.success(), "{o}");
+    assert!(o.out().contains(&format!("Digest: {digest}")), "{o}");
+    assert_eq!(image_id(&d, name), image_id(&d, "tbox"));
+
+    // After logout the registry refuses again.
+    let o = cli_with_config(&d, &cfg, &["logout", "127.0.0.1:5001"], None);
+    assert!(o.success(), "{o}");
+    assert_eq!(o.out(), "Removing login credentials for 127.0.0.1:5001");
+    d.ok(&["rmi", name]);
+    let o = cli_with_config(&d, &cfg, &["pull", name], None);
+    assert!(!o.success(), "{o}");
+    assert!(o.stderr.contains("127.0.0.1:5001"), "{o}");
+
+    // POST /auth directly.
+    let (st, v) = d.api(
+        "POST",
+        "/auth",
+        Some(&json!({"username": "tester", "password": "s3cret pass", "serveraddress": "127.0.0.1:5001"})),
+    );
+    assert_eq!((st, v["Status"].clone()), (200, json!("Login Succeeded")));
+    let (st, v) = d.api(
+        "POST",
+        "/auth",
+        Some(&json!({"username": "tester", "password": "nope", "serveraddress": "127.0.0.1:5001"})),
+    );
+    assert_eq!(st, 401, "{v}");
+}
+
+/// A manifest list with two platforms (pushed to the registry by hand): the host's entry
+/// by default, the other with `--platform`.
+#[test]
+fn manifest_list_picks_the_platform() {
+    let d = Daemon::start();
+    let reg = Registry::start(&d, 5000, None);
+    let amd = push_tbox(&d, &reg, "a");
+    // A second image: same layer, another config.
+    let tar = d.dir().join("tbox.tar");
+    d.ok(&[
+        "import",
+        "--change",
+        "ENV FLAVOUR=other",
+        &tar.display().to_string(),
+        "127.0.0.1:5000/tbox:b",
+    ]);
+    let o = d.cli(&["push", "127.0.0.1:5000/tbox:b"]);
+    assert!(o.success(), "{o}");
+    let other = pushed_digest(o.out());
+    let size_of = |tag: &str| -> usize {
+        let (st, _, body) = registry_http(
+            &d,
+            reg.port,
+            "GET",
+            &format!("/v2/tbox/manifests/{tag}"),
+            &[(
+                "Accept",
+                "application/vnd.docker.distribution.manifest.v2+json",
+            )],
+            b"",
+        );
+        assert_eq!(st, 200);
+        body.len()
+    };
+    let host_arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    };
+    let other_arch = if host_arch == "s390x" {
+        "ppc64le"
+    } else {
+        "s390x"
+    };
+    let list = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+        "manifests": [
+            {"mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+             "digest": other, "size": size_of("b"),
+             "platform": {"architecture": other_arch, "os": "linux"}},
+            {"mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+             "digest": amd, "size": size_of("a"),
+             "platform": {"architecture": host_arch, "os": "linux"}},
+        ]
+    });
+    let body = serde_json::to_vec(&list).expect("list JSON");
+    let (st, _, resp) = registry_http(
+        &d,
+        reg.port,
+        "PUT",
+        "/v2/tbox/manifests/multi",
+        &[(
+            "Content-Type",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+        )],
+        &body,
+    );
+    assert_eq!(st, 201, "{}", String::from_utf8_lossy(&resp));
+    let id_a = image_id(&d, "127.0.0.1:5000/tbox:a");
+    let id_b = image_id(&d, "127.0.0.1:5000/tbox:b");
+    assert_ne!(id_a, id_b);
+
+    d.ok(&["pull", "127.0.0.1:5000/tbox:multi"]);
+    assert_eq!(image_id(&d, "127.0.0.1:5000/tbox:multi"), id_a);
+    let plat = format!("linux/{other_arch}");
+    let out = d.ok(&["pull", "--platform", &plat, "127.0.0.1:5000/tbox:multi"]);
+    assert!(out.contains("Downloaded newer image"), "{out}");
+    assert_eq!(image_id(&d, "127.0.0.1:5000/tbox:multi"), id_b);
+    let o = d.fails(&[
+        "pull",
+        "--platform",
+        "linux/mips64le",
+        "127.0.0.1:5000/tbox:multi",
+    ]);
+    assert!(
+        o.stderr.contains("no matching manifest for linux/mips64le"),
+        "{o}"
+    );
+}
+
+/// The real docker CLI pulls and pushes through tether's socket (skipped, saying so,
+/// when no docker CLI is installed).
+#[test]
+fn docker_cli_pulls_through_tether() {
+    let docker = ["/usr/local/bin/docker", "/usr/bin/docker"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let Some(docker) = docker else {
+        eprintln!("SKIPPED: no docker CLI installed");
+        return;
+    };
+    let d = Daemon::start();
+    let reg = Registry::start(&d, 5000, None);
+    let cfg = d.dir().join("docker-cli-config");
+    std::fs::create_dir_all(&cfg).expect("docker config dir");
+    let run = |args: &[&str]| -> Output {
+        let mut c = Command::new(docker);
+        c.args(args)
+            .env("DOCKER_HOST", &d.host)
+            .env("DOCKER_CONFIG", &cfg)
+            .env("DOCKER_CLI_HINTS", "false");
+        run_with_limit(c, COMMAND_LIMIT)
+    };
+    d.ok(&["tag", "tbox", "127.0.0.1:5000/tbox:cli"]);
+    let o = run(&["push", "127.0.0.1:5000/tbox:cli"]);
+    assert!(o.success(), "docker push: {o}\nregistry log:\n{}", reg.log());
+    let digest = pushed_digest(o.out());
+    d.ok(&["rmi", "127.0.0.1:5000/tbox:cli"]);
+    let o = run(&["pull", "127.0.0.1:5000/tbox:cli"]);
+    assert!(o.success(), "docker pull: {o}");
+    assert!(o.out().contains(&format!("Digest: {digest}")), "{o}");
+    assert_eq!(
+        image_id(&d, "127.0.0.1:5000/tbox:cli"),
+        image_id(&d, "tbox")
+    );
+    let o = run(&["pull", "127.0.0.1:5000/tbox:nope"]);
+    assert!(!o.success(), "{o}");
+    assert!(o.stderr.contains("127.0.0.1:5000/tbox:nope"), "{o}");
+}
