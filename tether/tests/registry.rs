@@ -680,7 +680,11 @@ fn docker_cli_pulls_through_tether() {
     };
     d.ok(&["tag", "tbox", "127.0.0.1:5000/tbox:cli"]);
     let o = run(&["push", "127.0.0.1:5000/tbox:cli"]);
-    assert!(o.success(), "docker push: {o}\nregistry log:\n{}", reg.log());
+    assert!(
+        o.success(),
+        "docker push: {o}\nregistry log:\n{}",
+        reg.log()
+    );
     let digest = pushed_digest(o.out());
     d.ok(&["rmi", "127.0.0.1:5000/tbox:cli"]);
     let o = run(&["pull", "127.0.0.1:5000/tbox:cli"]);
@@ -693,4 +697,142 @@ fn docker_cli_pulls_through_tether() {
     let o = run(&["pull", "127.0.0.1:5000/tbox:nope"]);
     assert!(!o.success(), "{o}");
     assert!(o.stderr.contains("127.0.0.1:5000/tbox:nope"), "{o}");
+}
+
+/// `sha256:<hex>` of a file, by `sha256sum`.
+fn sha256_file(p: &Path) -> String {
+    let mut c = Command::new("sha256sum");
+    c.arg(p);
+    let o = run_with_limit(c, COMMAND_LIMIT);
+    assert!(o.success(), "sha256sum: {o}");
+    format!(
+        "sha256:{}",
+        o.stdout.split_whitespace().next().unwrap_or("")
+    )
+}
+
+/// Uploads `data` as a blob of `repo` (monolithic upload: POST, then PUT with the digest).
+fn upload_blob(d: &Daemon, reg: &Registry, repo: &str, data: &[u8], digest: &str) {
+    let (st, hdrs, body) = registry_http(
+        d,
+        reg.port,
+        "POST",
+        &format!("/v2/{repo}/blobs/uploads/"),
+        &[],
+        b"",
+    );
+    assert_eq!(st, 202, "{}", String::from_utf8_lossy(&body));
+    let loc = hdrs
+        .iter()
+        .find(|(k, _)| k == "location")
+        .map(|(_, v)| v.clone())
+        .expect("an upload Location");
+    let path = match loc.find("/v2/") {
+        Some(i) => loc[i..].to_string(),
+        None => loc,
+    };
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let (st, _, body) = registry_http(
+        d,
+        reg.port,
+        "PUT",
+        &format!("{path}{sep}digest={}", digest.replace(':', "%3A")),
+        &[("Content-Type", "application/octet-stream")],
+        data,
+    );
+    assert_eq!(st, 201, "{}", String::from_utf8_lossy(&body));
+}
+
+/// An OCI image whose layer is zstd-compressed (pushed to the registry by hand): pulled,
+/// unpacked and run; pushed again (as gzip) under another name with the same image ID.
+#[test]
+fn zstd_oci_image_pulls_runs_and_pushes() {
+    let d = Daemon::start();
+    let reg = Registry::start(&d, 5000, None);
+    let tar = d.dir().join("tbox.tar");
+    let zst = d.dir().join("tbox.tar.zst");
+    let mut c = Command::new("zstd");
+    c.args(["-q", "-f", "-3", "-o"]).arg(&zst).arg(&tar);
+    let o = run_with_limit(c, COMMAND_LIMIT);
+    assert!(o.success(), "zstd (apt-get install zstd): {o}");
+    let diff_id = sha256_file(&tar);
+    let layer_digest = sha256_file(&zst);
+    let layer = std::fs::read(&zst).expect("zstd layer");
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    };
+    let config = serde_json::to_vec(&json!({
+        "architecture": arch,
+        "os": "linux",
+        "created": "2026-01-02T03:04:05Z",
+        "config": {"Cmd": ["/bin/sh"], "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    }))
+    .expect("config JSON");
+    let cfg_path = d.dir().join("zt-config.json");
+    std::fs::write(&cfg_path, &config).expect("config file");
+    let cfg_digest = sha256_file(&cfg_path);
+    upload_blob(&d, &reg, "zt", &layer, &layer_digest);
+    upload_blob(&d, &reg, "zt", &config, &cfg_digest);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": cfg_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+zstd",
+                    "digest": layer_digest, "size": layer.len()}],
+    }))
+    .expect("manifest JSON");
+    let (st, _, body) = registry_http(
+        &d,
+        reg.port,
+        "PUT",
+        "/v2/zt/manifests/1",
+        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+        &manifest,
+    );
+    assert_eq!(st, 201, "{}", String::from_utf8_lossy(&body));
+
+    // The same layer must really be fetched and decoded: remove tbox, which holds it.
+    d.ok(&["rmi", "tbox"]);
+    let out = d.ok(&["pull", "127.0.0.1:5000/zt:1"]);
+    assert!(out.contains("Pull complete"), "{out}");
+    let id = image_id(&d, "127.0.0.1:5000/zt:1");
+    assert_eq!(id, cfg_digest);
+    assert_eq!(
+        image_json(&d, "127.0.0.1:5000/zt:1")["RootFS"]["Layers"],
+        json!([diff_id])
+    );
+    assert_eq!(
+        d.ok(&["run", "--rm", "127.0.0.1:5000/zt:1", "echo", "zstd-ok"]),
+        "zstd-ok"
+    );
+
+    // Pushed elsewhere: the layer goes as gzip, the config (so the ID) is unchanged.
+    d.ok(&["tag", "127.0.0.1:5000/zt:1", "127.0.0.1:5000/zt-copy:1"]);
+    let o = d.cli(&["push", "127.0.0.1:5000/zt-copy:1"]);
+    assert!(o.success(), "{o}");
+    d.ok(&["rmi", "127.0.0.1:5000/zt-copy:1", "127.0.0.1:5000/zt:1"]);
+    assert_eq!(d.ok(&["images", "-q"]), "");
+    d.ok(&["pull", "127.0.0.1:5000/zt-copy:1"]);
+    assert_eq!(image_id(&d, "127.0.0.1:5000/zt-copy:1"), cfg_digest);
+    let (st, _, body) = registry_http(
+        &d,
+        reg.port,
+        "GET",
+        "/v2/zt-copy/manifests/1",
+        &[(
+            "Accept",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )],
+        b"",
+    );
+    assert_eq!(st, 200);
+    let m: Value = serde_json::from_slice(&body).expect("manifest JSON");
+    assert_eq!(
+        m["layers"][0]["mediaType"],
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    );
 }

@@ -721,12 +721,6 @@ async fn prepare_from(
         }
     }
     for l in &m.layers {
-        if l.media_type.contains("zstd") {
-            return Err(RegistryError::Invalid(format!(
-                "{what} from registry {registry}: layer {} is zstd-compressed ({}), which tether does not unpack",
-                l.digest, l.media_type
-            )));
-        }
         if l.media_type.contains("foreign") || l.media_type.contains("nondistributable") {
             return Err(RegistryError::Invalid(format!(
                 "{what} from registry {registry}: layer {} is a foreign layer ({}), which tether does not fetch",
@@ -1084,8 +1078,9 @@ struct PushBlob {
 
 impl ImageStore {
     /// The gzip blob of layer `diff_id` for a push: the kept blob when it is
-    /// gzip, else a gzip of the kept tar written to a temp dir (deterministic,
-    /// so a second push sends the same digest).
+    /// gzip, else (plain tar, zstd) a gzip of the uncompressed layer written to
+    /// a temp dir (deterministic, so a second push sends the same digest; the
+    /// diff ID, hence the image config and ID, stay the same).
     fn push_blob_of(&self, diff_id: &str) -> Result<PushBlob, ImageError> {
         let dir = self.layer_dir(diff_id);
         let rec = blob::read_record(&dir).ok_or_else(|| {
@@ -1105,12 +1100,6 @@ impl ImageStore {
                 _tmp: None,
             });
         }
-        if rec.media_type != blob::MT_OCI_LAYER_TAR {
-            return Err(ImageError::BadArchive(format!(
-                "layer {diff_id} is stored as {}, which tether cannot push",
-                rec.media_type
-            )));
-        }
         let tmp = TempDir::new_in(&self.tmp_dir())?;
         let out = tmp.path().join("layer.tar.gz");
         let src =
@@ -1119,8 +1108,10 @@ impl ImageStore {
             std::fs::File::create(&out).map_err(io_err(format!("creating {}", out.display())))?;
         let hw = crate::fsutil::HashingWriter::new(io::BufWriter::new(f));
         let mut gz = flate2::GzBuilder::new().write(hw, flate2::Compression::fast());
-        io::copy(&mut io::BufReader::new(src), &mut gz)
-            .map_err(io_err(format!("compressing {}", path.display())))?;
+        // Plain or zstd: the uncompressed stream (the diff ID's bytes) gzip'd.
+        let mut plain =
+            crate::unpack::decompress(io::BufReader::new(src), &format!("layer {diff_id}"))?;
+        io::copy(&mut plain, &mut gz).map_err(io_err(format!("compressing {}", path.display())))?;
         let hw = gz
             .finish()
             .map_err(io_err(format!("compressing {}", path.display())))?;

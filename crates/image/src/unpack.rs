@@ -40,8 +40,8 @@ pub(crate) struct LayerStats {
     pub size: u64,
 }
 
-/// Wraps `r` in a decompressor chosen by its magic bytes: gzip is supported,
-/// anything else is taken as a plain tar; bzip2, xz and zstd are refused.
+/// Wraps `r` in a decompressor chosen by its magic bytes: gzip and zstd are
+/// supported, anything else is taken as a plain tar; bzip2 and xz are refused.
 ///
 /// # Errors
 /// [`ImageError::BadArchive`] for an unsupported compression,
@@ -72,14 +72,64 @@ pub(crate) fn decompress<'a, R: Read + 'a>(
     if h.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
         return unsupported("xz");
     }
-    if h.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        return unsupported("zstd");
-    }
     let chained = io::Cursor::new(h.to_vec()).chain(r);
+    if h.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        return Ok(Box::new(ZstdFrames::new(Box::new(chained), what)?));
+    }
     if h.starts_with(&[0x1f, 0x8b]) {
         Ok(Box::new(flate2::read::MultiGzDecoder::new(chained)))
     } else {
         Ok(Box::new(chained))
+    }
+}
+
+/// A zstd stream of one or more frames (RFC 8878), decoded by `ruzstd`.
+struct ZstdFrames<'a> {
+    dec: Option<
+        ruzstd::decoding::StreamingDecoder<Box<dyn Read + 'a>, ruzstd::decoding::FrameDecoder>,
+    >,
+}
+
+impl<'a> ZstdFrames<'a> {
+    fn new(src: Box<dyn Read + 'a>, what: &str) -> Result<ZstdFrames<'a>, ImageError> {
+        let dec = ruzstd::decoding::StreamingDecoder::new(src)
+            .map_err(|e| ImageError::BadArchive(format!("{what}: bad zstd stream: {e}")))?;
+        Ok(ZstdFrames { dec: Some(dec) })
+    }
+}
+
+impl Read for ZstdFrames<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let Some(d) = self.dec.as_mut() else {
+                return Ok(0);
+            };
+            let n = d.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            // End of a frame: another one may follow.
+            let Some(d) = self.dec.take() else {
+                return Ok(0);
+            };
+            let (mut src, fd) = d.into_parts();
+            let mut first = [0u8; 1];
+            let got = loop {
+                match src.read(&mut first) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    other => break other?,
+                }
+            };
+            if got == 0 {
+                return Ok(0);
+            }
+            let next: Box<dyn Read + '_> = Box::new(io::Cursor::new(first.to_vec()).chain(src));
+            self.dec = Some(
+                ruzstd::decoding::StreamingDecoder::new_with_decoder(next, fd).map_err(|e| {
+                    io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}"))
+                })?,
+            );
+        }
     }
 }
 
@@ -579,6 +629,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn zstd_streams_of_several_frames_decode() {
+        let a = b"first frame of the layer ".repeat(1000);
+        let b = b"second frame".repeat(700);
+        let mut z =
+            ruzstd::encoding::compress_to_vec(&a[..], ruzstd::encoding::CompressionLevel::Fastest);
+        z.extend(ruzstd::encoding::compress_to_vec(
+            &b[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        ));
+        let mut out = Vec::new();
+        decompress(&z[..], "test")
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, [a, b].concat());
+        let mut bad = z.clone();
+        bad.truncate(10);
+        let r = decompress(&bad[..], "test").and_then(|mut d| {
+            let mut v = Vec::new();
+            d.read_to_end(&mut v)
+                .map_err(|e| ImageError::BadArchive(e.to_string()))
+        });
+        assert!(r.is_err());
+    }
+
+    #[test]
     fn pax_times_and_clean_paths() {
         let p = |s: &str| Stamp::parse_pax(s).map(|t| (t.secs, t.nanos));
         assert_eq!(p("1700000000"), Some((1_700_000_000, 0)));
@@ -629,11 +705,18 @@ mod tests {
         assert_eq!(out, b"a");
         for (magic, name) in [
             (&[0xfd, b'7', b'z', b'X', b'Z', 0][..], "xz"),
-            (&[0x28, 0xb5, 0x2f, 0xfd, 0, 0][..], "zstd"),
             (&b"BZh9xx"[..], "bzip2"),
         ] {
             let e = decompress(magic, "t").err().unwrap();
             assert!(e.to_string().contains(name), "{e}");
         }
+        // zstd is decoded; a truncated frame fails when read
+        let z = &[0x28, 0xb5, 0x2f, 0xfd, 0, 0][..];
+        let mut out = Vec::new();
+        assert!(decompress(z, "t")
+            .and_then(|mut d| d
+                .read_to_end(&mut out)
+                .map_err(|e| ImageError::BadArchive(e.to_string())))
+            .is_err());
     }
 }
