@@ -625,6 +625,21 @@ async fn route(
                 &json!({"Id": id, "Warning": warning.unwrap_or_default()}),
             ))
         }
+        (&Method::GET, ["tether", "v1", "explain"]) => {
+            let arg = |k: &str| {
+                q.get(k).filter(|v| !v.is_empty()).cloned().ok_or_else(|| {
+                    EngineError::InvalidParam(format!(
+                        "query parameter {k} is required: /tether/v1/explain?src=SRC&dst=DST[:PORT[/PROTO]][&probe=1]"
+                    ))
+                })
+            };
+            let e = engine
+                .explain(&arg("src")?, &arg("dst")?, flag(&q, "probe"))
+                .await?;
+            let v = serde_json::to_value(&e)
+                .map_err(|e| EngineError::Internal(format!("encoding the explanation: {e}")))?;
+            Ok(json_response(200, &v))
+        }
         (&Method::POST, ["tether", "v1", "firewall", "reload"]) => {
             let n = engine.reload_firewall("requested through the API").await?;
             Ok(json_response(200, &json!({"Restored": n})))

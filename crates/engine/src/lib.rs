@@ -8,6 +8,7 @@
 pub mod containers;
 pub mod events;
 pub mod exec;
+pub mod explain;
 pub mod files;
 mod firewall;
 pub mod health;

@@ -11,4 +11,5 @@ pub mod libnft;
 pub mod link;
 pub mod netns;
 pub mod nftwatch;
+pub mod sockets;
 pub mod sysctl;

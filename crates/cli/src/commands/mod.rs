@@ -4,6 +4,7 @@
 pub mod compose;
 pub mod container;
 pub mod exec;
+pub mod explain;
 pub mod image;
 pub mod inspect;
 pub mod lifecycle;

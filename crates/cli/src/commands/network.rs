@@ -30,6 +30,7 @@ Commands:
   connect     Connect a container to a network
   create      Create a network
   disconnect  Disconnect a container from a network
+  explain     Explain whether and why one container reaches another (or the host, or an address)
   inspect     Display detailed information on one or more networks
   ls          List networks
   prune       Remove all unused networks
@@ -54,6 +55,7 @@ Run '{PROG} network COMMAND --help' for more information on a command."
         "connect" => connect(client, &p("connect"), args).await,
         "disconnect" => disconnect(client, &p("disconnect"), args).await,
         "reload-firewall" => reload_firewall(client, &p("reload-firewall"), args).await,
+        "explain" => super::explain::explain(client, &p("explain"), args).await,
         "--help" | "-h" | "help" => {
             usage();
             Ok(())

@@ -1,0 +1,106 @@
+//! `tether network explain [--probe] [--format json] SRC DST[:PORT[/tcp|udp]]`: why SRC
+//! can or cannot reach DST, hop by hop, with the fix for the first hop that fails
+//! (GET /tether/v1/explain).
+
+use clap::Parser;
+use serde_json::Value as Json;
+
+use crate::args::{exact_args, parse};
+use crate::client::{path_escape, Client};
+use crate::error::{CliError, Result};
+use crate::{out, outln};
+
+/// `tether network explain`.
+#[derive(Parser, Debug)]
+#[command(
+    name = "explain",
+    override_usage = "tether network explain [OPTIONS] SRC DST[:PORT[/tcp|udp]]",
+    about = "Explain whether and why SRC reaches DST (SRC: container, host or address; DST: container, host, address or a name as SRC types it)"
+)]
+pub struct ExplainArgs {
+    /// Also try the connection from SRC's namespace (TCP) and say whether model and reality agree
+    #[arg(long)]
+    probe: bool,
+    /// Output format: text (default) or json
+    #[arg(short = 'f', long, default_value = "text")]
+    format: String,
+    operands: Vec<String>,
+}
+
+/// The text form: the verdict, the numbered hops, the fix, the probe.
+pub fn render(v: &Json) -> String {
+    let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+    let dst = match v["Port"].as_u64() {
+        Some(p) => format!("{}:{p}/{}", s("Destination"), s("Proto")),
+        None => s("Destination"),
+    };
+    let ok = v["Reachable"].as_bool().unwrap_or(false);
+    let mut out = format!(
+        "{} {} {} {dst}\n",
+        if ok { "✓" } else { "✗" },
+        s("Source"),
+        if ok { "can reach" } else { "cannot reach" }
+    );
+    for (i, h) in v["Hops"].as_array().into_iter().flatten().enumerate() {
+        out.push_str(&format!(
+            "  {}. {:<4} {:<8} {}\n",
+            i + 1,
+            if h["Ok"].as_bool().unwrap_or(false) {
+                "ok"
+            } else {
+                "FAIL"
+            },
+            h["Step"].as_str().unwrap_or_default(),
+            h["Detail"].as_str().unwrap_or_default()
+        ));
+    }
+    if let Some(f) = v["Fix"].as_str() {
+        out.push_str(&format!("fix: {f}\n"));
+    }
+    if let Some(p) = v["Probe"].as_object() {
+        let detail = p.get("Detail").and_then(Json::as_str).unwrap_or_default();
+        if p.get("Probed").and_then(Json::as_bool).unwrap_or(false) {
+            let agrees = p.get("Agrees").and_then(Json::as_bool).unwrap_or(false);
+            out.push_str(&format!(
+                "probe: {detail} — {}\n",
+                if agrees {
+                    "the model agrees"
+                } else {
+                    "the model DISAGREES: please report this"
+                }
+            ));
+        } else {
+            out.push_str(&format!("probe: {detail}\n"));
+        }
+    }
+    out
+}
+
+/// Runs `tether network explain`. Exit status 0 when DST is reachable, 1 when not.
+pub async fn explain(client: &Client, path: &str, args: &[String]) -> Result<()> {
+    let a: ExplainArgs = parse(path, args)?;
+    exact_args::<ExplainArgs>(path, a.operands.len(), 2)?;
+    if a.format != "text" && a.format != "json" {
+        return Err(CliError::msg(format!(
+            "invalid --format {:?}: text or json",
+            a.format
+        )));
+    }
+    let q = format!(
+        "/tether/v1/explain?src={}&dst={}{}",
+        path_escape(&a.operands[0]),
+        path_escape(&a.operands[1]),
+        if a.probe { "&probe=1" } else { "" }
+    );
+    let v = client.get_json(&q).await?;
+    if a.format == "json" {
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        out!("{}", render(&v));
+    }
+    if v["Reachable"].as_bool().unwrap_or(false) {
+        Ok(())
+    } else {
+        Err(CliError::exit(1))
+    }
+}
