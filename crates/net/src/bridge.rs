@@ -243,6 +243,14 @@ impl BridgeDriver {
             let _ = nl.delete(host_veth).await;
             return Err(e.into());
         }
+        if !n.icc {
+            // the port joins the bridge-family isolation set: no frames between the
+            // network's own ports, with or without br_netfilter
+            if let Err(e) = self.fw.isolate_port(host_veth, true) {
+                let _ = nl.delete(host_veth).await;
+                return Err(e.into());
+            }
+        }
         Ok(())
     }
 
