@@ -549,6 +549,29 @@ fn login_push_pull_through_htpasswd_basic_auth() {
     assert!(!o.success(), "{o}");
     assert!(o.stderr.contains("127.0.0.1:5001"), "{o}");
 
+    // The docker CLI logs in through tether (POST /auth) and keeps the credentials where
+    // tether's CLI finds them.
+    if let Some(docker) = docker_cli() {
+        let cfg2 = d.dir().join("docker-cli-config");
+        std::fs::create_dir_all(&cfg2).expect("docker config dir");
+        let path = d.dir().join("docker-stdin");
+        std::fs::write(&path, "s3cret pass\n").expect("stdin file");
+        let mut c = Command::new("sh");
+        c.args([
+            "-c",
+            "exec \"$0\" login -u tester --password-stdin 127.0.0.1:5001 < \"$CLI_STDIN\"",
+            docker,
+        ])
+        .env("CLI_STDIN", &path)
+        .env("DOCKER_HOST", &d.host)
+        .env("DOCKER_CONFIG", &cfg2);
+        let o = run_with_limit(c, COMMAND_LIMIT);
+        assert!(o.success(), "docker login: {o}");
+        let o = cli_with_config(&d, &cfg2, &["pull", name], None);
+        assert!(o.success(), "pull with docker login's credentials: {o}");
+        d.ok(&["rmi", name]);
+    }
+
     // POST /auth directly.
     let (st, v) = d.api(
         "POST",
@@ -655,14 +678,18 @@ fn manifest_list_picks_the_platform() {
     );
 }
 
+/// The docker CLI, when one is installed.
+fn docker_cli() -> Option<&'static str> {
+    ["/usr/local/bin/docker", "/usr/bin/docker"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+}
+
 /// The real docker CLI pulls and pushes through tether's socket (skipped, saying so,
 /// when no docker CLI is installed).
 #[test]
 fn docker_cli_pulls_through_tether() {
-    let docker = ["/usr/local/bin/docker", "/usr/bin/docker"]
-        .into_iter()
-        .find(|p| Path::new(p).exists());
-    let Some(docker) = docker else {
+    let Some(docker) = docker_cli() else {
         eprintln!("SKIPPED: no docker CLI installed");
         return;
     };

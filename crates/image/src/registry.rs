@@ -81,7 +81,15 @@ pub struct RegistryConfig {
 static CONFIG: OnceLock<RegistryConfig> = OnceLock::new();
 
 /// Sets the daemon's registry settings; the first call wins (later ones are ignored).
-pub fn configure(cfg: RegistryConfig) {
+/// A mirror given as an `http://` URL is spoken to over plain HTTP.
+pub fn configure(mut cfg: RegistryConfig) {
+    let plain: Vec<String> = cfg
+        .mirrors
+        .iter()
+        .filter(|m| m.starts_with("http://"))
+        .map(|m| normalize_server(m))
+        .collect();
+    cfg.insecure_registries.extend(plain);
     let _ = CONFIG.set(cfg);
 }
 
@@ -492,8 +500,6 @@ struct IndexJson {
 #[derive(Deserialize)]
 struct IndexEntry {
     digest: String,
-    #[serde(rename = "mediaType", default)]
-    media_type: String,
     #[serde(default)]
     size: i64,
     #[serde(default)]
@@ -583,7 +589,8 @@ async fn fetch_manifest(
     what: &str,
     registry: &str,
 ) -> Result<(Bytes, String), RegistryError> {
-    let (bytes, digest) = client
+    // The digest the client reports comes from a header; ours is the content's.
+    let (bytes, _header_digest) = client
         .pull_manifest_raw(oref, auth, ACCEPT)
         .await
         .map_err(|e| classify(e, what, registry))?;
@@ -600,7 +607,6 @@ async fn fetch_manifest(
             )));
         }
     }
-    let _ = digest;
     Ok((bytes, got))
 }
 
@@ -688,11 +694,19 @@ async fn prepare_from(
                 entry.digest
             )));
         }
-        let _ = (&entry.media_type, entry.size);
         let sub = oref.clone_with_digest(entry.digest.clone());
-        fetch_manifest(&client, &sub, &rauth, &what, &registry)
+        let b = fetch_manifest(&client, &sub, &rauth, &what, &registry)
             .await?
-            .0
+            .0;
+        if entry.size > 0 && b.len() as i64 != entry.size {
+            return Err(RegistryError::Invalid(format!(
+                "{what} from registry {registry}: manifest {} is {} bytes, the index says {}",
+                entry.digest,
+                b.len(),
+                entry.size
+            )));
+        }
+        b
     } else {
         bytes
     };
@@ -997,6 +1011,20 @@ impl ImageStore {
         repo_digest: &str,
     ) -> Result<bool, ImageError> {
         let _w = self.lock_write();
+        let res = self.commit_pull_locked(config_bytes, layers, tag, repo_digest);
+        if res.is_err() {
+            self.gc_after_failure();
+        }
+        res
+    }
+
+    fn commit_pull_locked(
+        &self,
+        config_bytes: &[u8],
+        layers: Vec<(TempDir, LayerStats, BlobRecord)>,
+        tag: Option<&Reference>,
+        repo_digest: &str,
+    ) -> Result<bool, ImageError> {
         let id = sha256_digest(config_bytes);
         let parsed = crate::load::parse_config(config_bytes, &format!("image config {id}"))?;
         for (tmp, stats, _) in layers {

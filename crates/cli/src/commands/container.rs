@@ -797,7 +797,7 @@ pub async fn pull_image(client: &Client, r: &Reference, quiet: bool) -> Result<(
         let _ = crate::client::collect(resp).await;
         return Ok(());
     }
-    super::display_json_stream(resp, true).await
+    super::registry::display_progress(resp, true).await
 }
 
 /// Creates the container, pulling the image when the daemon does not have it

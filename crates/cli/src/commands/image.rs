@@ -519,7 +519,7 @@ pub async fn pull(client: &Client, path: &str, args: &[String]) -> Result<()> {
             }
         }
     } else {
-        display_json_stream(resp, false).await?;
+        super::registry::display_progress(resp, false).await?;
     }
     outln!("{}", super::registry::pulled_name(&r));
     Ok(())

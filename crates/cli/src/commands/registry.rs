@@ -173,6 +173,87 @@ pub fn pulled_name(r: &Reference) -> String {
     }
 }
 
+/// Whether a progress message carries a bar (`progressDetail` with a current or total).
+fn has_bar(m: &Value) -> bool {
+    let d = &m["progressDetail"];
+    d["current"].as_i64().unwrap_or(0) > 0 || d["total"].as_i64().unwrap_or(0) > 0
+}
+
+/// Shows a pull/push progress stream as docker/cli's `DisplayJSONMessagesStream`
+/// does: on a terminal one line per layer, redrawn in place with its bar; elsewhere
+/// every message as a line except the bars. An `error` message ends it with that error.
+pub async fn display_progress(
+    resp: hyper::Response<hyper::body::Incoming>,
+    to_stderr: bool,
+) -> Result<()> {
+    let tty = if to_stderr {
+        std::io::stderr().is_terminal()
+    } else {
+        std::io::stdout().is_terminal()
+    };
+    let write = |s: &str| {
+        if to_stderr {
+            let mut e = std::io::stderr().lock();
+            let _ = e.write_all(s.as_bytes());
+            let _ = e.flush();
+        } else {
+            let mut o = std::io::stdout().lock();
+            let _ = o.write_all(s.as_bytes());
+            let _ = o.flush();
+        }
+    };
+    let mut body = resp.into_body();
+    let mut js = crate::client::JsonStream::default();
+    let mut ids: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    while let Some(chunk) = crate::client::next_chunk(&mut body).await? {
+        for m in js.push(&chunk) {
+            if let Some(err) = m.get("error").and_then(|e| e.as_str()) {
+                let msg = m["errorDetail"]["message"].as_str().unwrap_or(err);
+                if tty && !ids.is_empty() {
+                    write("\n");
+                }
+                return Err(CliError::msg(msg.to_string()));
+            }
+            if m.get("aux").is_some() && m.get("status").is_none() {
+                continue;
+            }
+            let id = m["id"].as_str().unwrap_or("");
+            let status = m["status"].as_str().unwrap_or("");
+            let progress = m["progress"].as_str().unwrap_or("");
+            let layer_line = !id.is_empty() && m.get("progressDetail").is_some();
+            if !tty {
+                if !has_bar(&m) {
+                    write(&super::json_message_line(
+                        &json!({"id": id, "status": status}),
+                    ));
+                }
+                continue;
+            }
+            if layer_line {
+                let line = match ids.get(id) {
+                    Some(l) => *l,
+                    None => {
+                        let l = ids.len();
+                        ids.insert(id.to_string(), l);
+                        write("\n");
+                        l
+                    }
+                };
+                let diff = ids.len() - line;
+                write(&format!("\x1b[{diff}A"));
+                write(&format!("\r\x1b[2K{id}: {status} {progress}\r"));
+                write(&format!("\x1b[{diff}B"));
+            } else {
+                ids.clear();
+                write(&super::json_message_line(
+                    &json!({"id": id, "status": status}),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `tether push`.
 #[derive(Parser, Debug)]
 #[command(
@@ -229,7 +310,7 @@ pub async fn push(client: &Client, path: &str, args: &[String]) -> Result<()> {
         outln!("{}:{}", r.familiar_name(), r.tag_or_latest());
         return Ok(());
     }
-    super::display_json_stream(resp, false).await
+    display_progress(resp, false).await
 }
 
 /// `tether login`.
