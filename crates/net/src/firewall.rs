@@ -574,8 +574,13 @@ pub fn remove_ports_text(ports: &[PortMapping]) -> String {
     out
 }
 
-/// Applies one batch in nft's text syntax, as [`apply`] does JSON ones.
+/// Applies one batch in nft's text syntax, as [`apply`] does JSON ones; timed for the
+/// metrics (see [`crate::metrics::Observer::nft_batch`]).
 fn apply_text(text: &str) -> Result<(), FirewallError> {
+    crate::metrics::timed_batch(|| apply_text_untimed(text))
+}
+
+fn apply_text_untimed(text: &str) -> Result<(), FirewallError> {
     tracing::debug!(%text, "nft batch");
     match crate::libnft::Lib::get() {
         Some(lib) => lib
@@ -611,8 +616,13 @@ fn apply_text(text: &str) -> Result<(), FirewallError> {
 }
 
 /// Applies one batch: in-process through libnftables when it loads (no process per
-/// batch), else through the `nft` binary.
+/// batch), else through the `nft` binary; timed for the metrics (see
+/// [`crate::metrics::Observer::nft_batch`]).
 fn apply(batch: &Value) -> Result<(), FirewallError> {
+    crate::metrics::timed_batch(|| apply_untimed(batch))
+}
+
+fn apply_untimed(batch: &Value) -> Result<(), FirewallError> {
     let payload = batch.to_string();
     tracing::debug!(%payload, "nft batch");
     match crate::libnft::Lib::get() {

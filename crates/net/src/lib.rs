@@ -9,6 +9,7 @@ pub mod firewall;
 pub mod ipam;
 pub mod libnft;
 pub mod link;
+pub mod metrics;
 pub mod netns;
 pub mod nftwatch;
 pub mod sockets;

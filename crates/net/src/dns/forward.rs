@@ -28,6 +28,7 @@ use tracing::{debug, warn};
 
 use super::wire;
 use super::DnsError;
+use crate::metrics::{self, ForwardResult};
 use crate::netns;
 
 /// At most this many upstreams are tried per query (as resolv.conf's MAXNS).
@@ -50,6 +51,18 @@ enum AttemptError {
     Unavailable,
     /// Any other socket error.
     Io(io::Error),
+}
+
+impl AttemptError {
+    /// The metrics' name for this failure.
+    fn result(&self) -> ForwardResult {
+        match self {
+            AttemptError::Refused => ForwardResult::Refused,
+            AttemptError::Timeout => ForwardResult::Timeout,
+            AttemptError::Unavailable => ForwardResult::Unavailable,
+            AttemptError::Io(_) => ForwardResult::Error,
+        }
+    }
 }
 
 impl std::fmt::Display for AttemptError {
@@ -494,6 +507,7 @@ impl Forwarder {
                 Ok(r) => r,
                 Err(e) => {
                     debug!(upstream = %up.addr, error = %e, "dns: upstream attempt failed");
+                    metrics::observe(|o| o.dns_forward(e.result()));
                     continue;
                 }
             };
@@ -510,9 +524,11 @@ impl Forwarder {
             }
             // SERVFAIL (2) / REFUSED (5): another upstream may do better.
             if matches!(wire::rcode(&reply), 2 | 5) {
+                metrics::observe(|o| o.dns_forward(ForwardResult::Rejected));
                 last_resort = Some(reply);
                 continue;
             }
+            metrics::observe(|o| o.dns_forward(ForwardResult::Answered));
             return Some(reply);
         }
         last_resort

@@ -31,7 +31,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, PTR};
@@ -41,6 +41,7 @@ use tracing::{debug, trace};
 pub use forward::{Forwarder, MAX_UPSTREAMS};
 pub use server::{ServeHandle, TCP_IDLE_TIMEOUT};
 
+use crate::metrics::{self, AnswerSource, ServfailReason};
 use registry::Registry;
 
 /// TTL of the records the server answers itself, in seconds (Docker's value).
@@ -93,6 +94,8 @@ pub(crate) struct ForwardJob {
     req: Message,
     limit: usize,
     stream: bool,
+    /// When the query arrived (for the latency histogram).
+    started: Instant,
 }
 
 impl ForwardJob {
@@ -105,15 +108,38 @@ impl ForwardJob {
         )
     }
 
+    /// SERVFAIL at once because the listener has too many queries in flight; counted.
+    pub(crate) fn overloaded(&self) -> Vec<u8> {
+        metrics::observe(|o| o.dns_servfail(ServfailReason::Overloaded));
+        self.answered(self.servfail())
+    }
+
+    /// Reports the answer to the metrics and hands it back.
+    fn answered(&self, reply: Vec<u8>) -> Vec<u8> {
+        let elapsed = self.started.elapsed();
+        let rcode = u16::from(wire::rcode(&reply));
+        metrics::observe(|o| o.dns_answer(rcode, AnswerSource::Forwarded, elapsed));
+        reply
+    }
+
     async fn run(self, fwd: &Forwarder) -> Vec<u8> {
-        match fwd.forward(&self.raw, self.stream).await {
+        let reply = match fwd.forward(&self.raw, self.stream).await {
             Some(reply) => wire::truncate_reply(reply, self.limit),
             None => {
                 debug!(query = ?self.req.queries.first(), "dns: no upstream answered, SERVFAIL");
+                metrics::observe(|o| o.dns_servfail(ServfailReason::NoUpstream));
                 self.servfail()
             }
-        }
+        };
+        self.answered(reply)
     }
+}
+
+/// A locally made reply with its response code, reported to the metrics.
+fn local_reply(reply: Vec<u8>, rcode: ResponseCode, started: Instant) -> Prepared {
+    let elapsed = started.elapsed();
+    metrics::observe(|o| o.dns_answer(u16::from(rcode), AnswerSource::Local, elapsed));
+    Prepared::Reply(reply)
 }
 
 /// What to do with an incoming message.
@@ -291,23 +317,32 @@ impl Resolver {
     }
 
     /// Decides locally: a reply, nothing, or a job for upstream. Never blocks, never waits.
+    /// Every message that will be answered is counted as a query, and every local reply as
+    /// an answer (forwarded ones when their job ends), see [`crate::metrics::Observer`].
     pub(crate) fn prepare(&self, asker: &str, query: &[u8], transport: Transport) -> Prepared {
         if query.len() < wire::HEADER_LEN || wire::is_response(query) {
             return Prepared::Drop;
         }
+        let started = Instant::now();
+        metrics::observe(|o| o.dns_query());
+        let formerr = || ResponseCode::FormErr;
         if !wire::plausible_counts(query) {
-            return Prepared::Reply(wire::raw_error(query, ResponseCode::FormErr));
+            let r = wire::raw_error(query, formerr());
+            return local_reply(r, formerr(), started);
         }
         let req = match Message::from_vec(query) {
             Ok(m) => m,
             Err(e) => {
                 trace!(error = %e, "dns: malformed query, FORMERR");
-                return Prepared::Reply(wire::raw_error(query, ResponseCode::FormErr));
+                let r = wire::raw_error(query, formerr());
+                return local_reply(r, formerr(), started);
             }
         };
         let limit = transport.limit(&req);
-        let reply =
-            |rcode| Prepared::Reply(wire::encode(wire::response(&req, rcode), limit, query));
+        let reply = |rcode| {
+            let r = wire::encode(wire::response(&req, rcode), limit, query);
+            local_reply(r, rcode, started)
+        };
         if req.op_code != OpCode::Query {
             return reply(ResponseCode::NotImp);
         }
@@ -318,13 +353,15 @@ impl Resolver {
             return reply(ResponseCode::BADVERS);
         }
         if let Some(msg) = self.answer_local(asker, &req) {
-            return Prepared::Reply(wire::encode(msg, limit, query));
+            let rcode = msg.metadata.response_code;
+            return local_reply(wire::encode(msg, limit, query), rcode, started);
         }
         Prepared::Forward(ForwardJob {
             raw: query.to_vec(),
             req,
             limit,
             stream: transport == Transport::Tcp,
+            started,
         })
     }
 

@@ -106,7 +106,7 @@ pub(crate) async fn udp_loop(
             Prepared::Forward(job) => {
                 if inflight.len() >= MAX_UDP_INFLIGHT {
                     debug!(%peer, "dns: too many forwarded queries in flight, SERVFAIL");
-                    send_udp(&sock, &job.servfail(), peer).await;
+                    send_udp(&sock, &job.overloaded(), peer).await;
                     continue;
                 }
                 let sock = sock.clone();
