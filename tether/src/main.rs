@@ -50,6 +50,10 @@ struct DaemonArgs {
     /// A mirror of docker.io to pull from first (URL, repeatable).
     #[arg(long = "registry-mirror")]
     registry_mirrors: Vec<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (IP:PORT, e.g. 127.0.0.1:9323;
+    /// dockerd's flag). Off unless given.
+    #[arg(long = "metrics-addr", value_name = "IP:PORT")]
+    metrics_addr: Option<SocketAddr>,
 }
 
 fn parse_upstream(s: &str) -> anyhow::Result<SocketAddr> {
@@ -94,6 +98,10 @@ async fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
             .collect(),
         mirrors: args.registry_mirrors.clone(),
     });
+    let metrics = match args.metrics_addr {
+        Some(a) => Some(tether_api::metrics::bind(a).await?),
+        None => None,
+    };
     let exe = std::env::current_exe().context("locate the tether binary")?;
     let cfg = tether_engine::Config {
         root: args.root,
@@ -106,6 +114,9 @@ async fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
     let engine = tether_engine::Engine::start(cfg)
         .await
         .context("start the engine")?;
+    if let Some(l) = metrics {
+        tokio::spawn(tether_api::metrics::serve(engine.clone(), l));
+    }
     let server = tether_api::serve(engine.clone(), &socket);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

@@ -73,6 +73,7 @@ impl Engine {
                 ("restored".to_string(), restored.to_string()),
             ]),
         );
+        crate::metrics::global().firewall_repair(errors.is_empty());
         if errors.is_empty() {
             Ok(restored)
         } else {

@@ -12,6 +12,7 @@ pub mod explain;
 pub mod files;
 mod firewall;
 pub mod health;
+pub mod metrics;
 pub mod networks;
 pub mod ports;
 pub mod sandbox;
@@ -229,6 +230,8 @@ impl Engine {
                 .map_err(|e| EngineError::Internal(format!("create {}: {e}", d.display())))?;
         }
         let images = Arc::new(ImageStore::open(&cfg.root.join("image"))?);
+        // Counting starts before the first nft batch and DNS query.
+        metrics::global();
         let fw: Arc<dyn Firewall> = Arc::new(Nftables::new(FirewallConfig {
             allow_direct_routing: cfg.allow_direct_routing,
         }));

@@ -127,8 +127,29 @@ impl Engine {
         Ok(())
     }
 
-    /// Creates one endpoint of `c` on network `name` inside its sandbox.
+    /// Creates one endpoint of `c` on network `name` inside its sandbox; timed for the
+    /// metrics, and the network's pool checked against the use warning.
     pub(crate) async fn attach_endpoint(
+        &self,
+        st: &mut State,
+        c: &mut Container,
+        snl: &Netlink,
+        name: &str,
+        att: &Attachment,
+        default_route: bool,
+    ) -> Result<(), EngineError> {
+        let t0 = std::time::Instant::now();
+        let r = self
+            .attach_endpoint_untimed(st, c, snl, name, att, default_route)
+            .await;
+        crate::metrics::global().endpoint_setup(t0.elapsed(), r.is_ok());
+        if let Some(n) = st.networks.get(&att.network_id) {
+            self.check_pool_use(n);
+        }
+        r
+    }
+
+    async fn attach_endpoint_untimed(
         &self,
         st: &mut State,
         c: &mut Container,
