@@ -340,6 +340,30 @@ fn push_rmi_pull_by_tag_and_digest_run() {
         "pinned"
     );
 
+    // Pulls and pushes are image events.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.as_secs() + 1)
+        .unwrap_or(0);
+    let r = d.api_raw(
+        "GET",
+        &format!("/events?since=0&until={now}&filters=%7B%22type%22%3A%5B%22image%22%5D%7D"),
+        None,
+    );
+    assert_eq!(r.status, 200);
+    let actions: Vec<String> = r
+        .body
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["Actor"]["ID"] == json!(name) || e["id"] == json!(name))
+        .filter_map(|e| e["Action"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        actions.contains(&"push".to_string()) && actions.contains(&"pull".to_string()),
+        "{}",
+        r.body
+    );
+
     // GET /distribution/{name}/json names the same manifest.
     let (st, v) = d.api("GET", "/distribution/127.0.0.1:5000/tbox:1/json", None);
     assert_eq!(st, 200, "{v}");
@@ -676,6 +700,24 @@ fn manifest_list_picks_the_platform() {
         o.stderr.contains("no matching manifest for linux/mips64le"),
         "{o}"
     );
+}
+
+/// `--registry-mirror`: docker.io names are fetched from the mirror (its repositories
+/// under `library/` as Docker Hub's).
+#[test]
+fn registry_mirror_serves_docker_io_names() {
+    let d = Daemon::start_with(&["--registry-mirror", "http://127.0.0.1:5000"]);
+    let reg = Registry::start(&d, 5000, None);
+    d.ok(&["tag", "tbox", "127.0.0.1:5000/library/mirrored:1"]);
+    let o = d.cli(&["push", "127.0.0.1:5000/library/mirrored:1"]);
+    assert!(o.success(), "{o}\nregistry log:\n{}", reg.log());
+    let out = d.ok(&["pull", "mirrored:1"]);
+    assert!(
+        out.contains("Status: Downloaded newer image for mirrored:1"),
+        "{out}"
+    );
+    assert_eq!(out.lines().last(), Some("docker.io/library/mirrored:1"));
+    assert_eq!(image_id(&d, "mirrored:1"), image_id(&d, "tbox"));
 }
 
 /// The docker CLI, when one is installed.

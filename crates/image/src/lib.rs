@@ -1,8 +1,10 @@
 //! `tether-image`: the local image store of tether.
 //!
-//! No registry is reachable; images enter by [`ImageStore::import`] (a rootfs
-//! tar, as `docker import`) or [`ImageStore::load`] (a `docker save` archive or
-//! an OCI image layout tar, as `docker load`). Layers are unpacked once,
+//! Images enter by [`registry::pull`] (a registry speaking the Docker Registry
+//! HTTP API v2 / OCI distribution spec, as `docker pull`), [`ImageStore::import`]
+//! (a rootfs tar, as `docker import`) or [`ImageStore::load`] (a `docker save`
+//! archive or an OCI image layout tar, as `docker load`), and leave by
+//! [`registry::push`]. Layers are unpacked once,
 //! content-addressed by diff ID, shared between images, and later mounted by
 //! the runtime as overlayfs lowerdirs ([`ImageStore::layer_paths`]).
 //!
@@ -10,17 +12,20 @@
 //!
 //! ```text
 //! repositories.json            tags (full reference -> image ID), last tag times,
-//!                              layers held for containers of deleted images
+//!                              layers held for containers of deleted images,
+//!                              repo digests (name@sha256:manifest -> image ID)
 //! images/<id-hex>/config.json  the image config JSON, byte-exact (ID = its sha256)
 //! images/<id-hex>/image.json   the Image record + inspect metadata
 //! layers/<diffid-hex>/diff/    the unpacked layer (an overlayfs lowerdir)
 //! layers/<diffid-hex>/layer.json  {"diff_id", "size"}
+//! layers/<diffid-hex>/blob     the layer as it came (gzip, zstd or plain tar), for push
+//! layers/<diffid-hex>/blob.json   {"digest", "size", "media_type"} of that blob
 //! tmp/                         staging; emptied at open
 //! ```
 //!
 //! Every state file is written atomically (temp file in the same directory,
 //! fsync, rename); images and layers are assembled in `tmp/` and renamed into
-//! place, so a failed import/load leaves nothing half-written.
+//! place, so a failed import/load/pull leaves nothing half-written.
 
 #![warn(missing_docs)]
 
