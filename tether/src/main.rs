@@ -39,6 +39,10 @@ struct DaemonArgs {
     /// network trusts the interface or is in gateway mode routed).
     #[arg(long = "allow-direct-routing")]
     allow_direct_routing: bool,
+    /// Serve a live page of the topology (networks, containers, published ports) on
+    /// this address, e.g. 127.0.0.1:8808 (off by default).
+    #[arg(long = "ui")]
+    ui: Option<SocketAddr>,
     /// The firewall backend: nftables, the only one tether has (dockerd also takes
     /// iptables).
     #[arg(long = "firewall-backend", default_value = "nftables", value_parser = ["nftables"])]
@@ -102,6 +106,10 @@ async fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
         Some(a) => Some(tether_api::metrics::bind(a).await?),
         None => None,
     };
+    let ui = match args.ui {
+        Some(a) => Some(tether_api::ui::bind(a).await?),
+        None => None,
+    };
     let exe = std::env::current_exe().context("locate the tether binary")?;
     let cfg = tether_engine::Config {
         root: args.root,
@@ -116,6 +124,9 @@ async fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
         .context("start the engine")?;
     if let Some(l) = metrics {
         tokio::spawn(tether_api::metrics::serve(engine.clone(), l));
+    }
+    if let Some(l) = ui {
+        tokio::spawn(tether_api::ui::serve(engine.clone(), l));
     }
     let server = tether_api::serve(engine.clone(), &socket);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

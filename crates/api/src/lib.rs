@@ -7,6 +7,7 @@ pub mod metrics;
 mod registry;
 mod routes;
 mod streams;
+pub mod ui;
 
 use std::convert::Infallible;
 use std::path::Path;

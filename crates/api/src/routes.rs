@@ -625,6 +625,24 @@ async fn route(
                 &json!({"Id": id, "Warning": warning.unwrap_or_default()}),
             ))
         }
+        (&Method::GET, ["tether", "v1", "graph"]) => {
+            let only: Vec<String> = q
+                .get("networks")
+                .map(|v| {
+                    v.split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let format = q.get("format").map(String::as_str).unwrap_or("svg");
+            let (body, ct) = engine.graph(&only, format).await?;
+            Response::builder()
+                .header("Content-Type", ct)
+                .header("Api-Version", API_VERSION)
+                .body(full(body))
+                .map_err(|e| EngineError::Internal(e.to_string()))
+        }
         (&Method::GET, ["tether", "v1", "explain"]) => {
             let arg = |k: &str| {
                 q.get(k).filter(|v| !v.is_empty()).cloned().ok_or_else(|| {

@@ -17,6 +17,7 @@ pub mod networks;
 pub mod ports;
 pub mod sandbox;
 pub mod state;
+pub mod topology;
 pub mod validate;
 pub mod views;
 pub mod volumes;

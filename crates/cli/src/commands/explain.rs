@@ -104,3 +104,37 @@ pub async fn explain(client: &Client, path: &str, args: &[String]) -> Result<()>
         Err(CliError::exit(1))
     }
 }
+
+/// `tether network graph`.
+#[derive(Parser, Debug)]
+#[command(
+    name = "graph",
+    override_usage = "tether network graph [OPTIONS] [NETWORK...]",
+    about = "Draw networks, containers with their addresses and aliases, published ports and links"
+)]
+pub struct GraphArgs {
+    /// Output format: svg (default), dot (for Graphviz) or json
+    #[arg(short = 'f', long, default_value = "svg")]
+    format: String,
+    /// Write to this file instead of standard output
+    #[arg(short = 'o', long)]
+    output: Option<std::path::PathBuf>,
+    operands: Vec<String>,
+}
+
+/// Runs `tether network graph` (GET /tether/v1/graph).
+pub async fn graph(client: &Client, path: &str, args: &[String]) -> Result<()> {
+    let a: GraphArgs = parse(path, args)?;
+    let q = format!(
+        "/tether/v1/graph?format={}&networks={}",
+        path_escape(&a.format),
+        path_escape(&a.operands.join(","))
+    );
+    let body = client.get(&q).await?;
+    match &a.output {
+        Some(p) => std::fs::write(p, &body)
+            .map_err(|e| CliError::msg(format!("writing {}: {e}", p.display())))?,
+        None => out!("{}", String::from_utf8_lossy(&body)),
+    }
+    Ok(())
+}

@@ -31,6 +31,7 @@ Commands:
   create      Create a network
   disconnect  Disconnect a container from a network
   explain     Explain whether and why one container reaches another (or the host, or an address)
+  graph       Draw the networks, their containers, published ports and links (svg, dot, json)
   inspect     Display detailed information on one or more networks
   ls          List networks
   prune       Remove all unused networks
@@ -56,6 +57,7 @@ Run '{PROG} network COMMAND --help' for more information on a command."
         "disconnect" => disconnect(client, &p("disconnect"), args).await,
         "reload-firewall" => reload_firewall(client, &p("reload-firewall"), args).await,
         "explain" => super::explain::explain(client, &p("explain"), args).await,
+        "graph" => super::explain::graph(client, &p("graph"), args).await,
         "--help" | "-h" | "help" => {
             usage();
             Ok(())
