@@ -4,10 +4,10 @@
 # busybox the tests build their image from, mmdebstrap for the demo's image, python3 for
 # the benchmark scripts' self-test, and Docker Distribution (docker-registry) with htpasswd
 # (apache2-utils) and zstd for the registry tests, which start their own registries: the package's
-# system service is not started.
+# system service is not started; chromium for the headless-browser test of the topology page.
 set -euo pipefail
 need=()
-for p in runc nftables iproute2 util-linux busybox-static mmdebstrap procps curl ca-certificates file python3 docker-registry apache2-utils zstd; do
+for p in runc nftables iproute2 util-linux busybox-static mmdebstrap procps curl ca-certificates file python3 docker-registry apache2-utils zstd chromium; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
