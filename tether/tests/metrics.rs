@@ -165,6 +165,20 @@ fn answers(m: &Metrics) -> f64 {
     m.sum("tether_dns_answers_total", &[])
 }
 
+/// Scrapes until every DNS query counted has been answered (a forwarded query of a
+/// client that gave up may still be on its way), at most 10 s.
+fn scrape_settled(d: &Daemon) -> Metrics {
+    let mut m = scrape(d);
+    for _ in 0..100 {
+        if answers(&m) == m.sum("tether_dns_queries_total", &[]) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        m = scrape(d);
+    }
+    m
+}
+
 fn warnings(d: &Daemon, network: &str) -> usize {
     let log = std::fs::read_to_string(d.log_path()).unwrap_or_default();
     let needle = format!("IPAM pool of network {network} is");
@@ -233,7 +247,7 @@ fn metrics_move_with_containers_dns_and_firewall() {
     assert!(o.success(), "{o}");
     let o = d.sh("c1", "nslookup nosuch.test 127.0.0.11");
     assert!(!o.success(), "nosuch.test resolved: {o}");
-    let m3 = scrape(&d);
+    let m3 = scrape_settled(&d);
     let queries = m3.sum("tether_dns_queries_total", &[]);
     assert!(queries >= q0 + 3.0, "queries {q0} -> {queries}");
     // Every query was answered, and timed once.
@@ -256,7 +270,7 @@ fn metrics_move_with_containers_dns_and_firewall() {
     d.stop_upstream();
     let o = d.sh("c1", "nslookup gone.test 127.0.0.11");
     assert!(!o.success(), "gone.test resolved: {o}");
-    let m4 = scrape(&d);
+    let m4 = scrape_settled(&d);
     let delta = |name: &str, labels: &[(&str, &str)]| m4.sum(name, labels) - m3.sum(name, labels);
     assert!(delta("tether_dns_servfails_total", &[("reason", "no_upstream")]) >= 1.0);
     assert!(delta("tether_dns_answers_total", &[("rcode", "SERVFAIL")]) >= 1.0);
