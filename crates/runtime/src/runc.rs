@@ -70,8 +70,25 @@ impl Runc {
     }
 
     /// `runc start ID`: runs the created container's process.
+    ///
+    /// runc releases the process by reading the container's `exec.fifo` and removes the
+    /// fifo afterwards. A process that exits at once (`run --rm IMAGE true`) makes the
+    /// shim delete the container's runc state in between, and runc then fails to remove
+    /// a fifo that is already gone ("remove .../exec.fifo: no such file or directory");
+    /// the process did start, so that is no error. (Failing to *open* the fifo is.)
     pub async fn start(&self, id: &str) -> Result<(), RuntimeError> {
-        self.run("start", &["start", id]).await.map(|_| ())
+        match self.run("start", &["start", id]).await {
+            Ok(_) => Ok(()),
+            Err(RuntimeError::Runc { msg, .. })
+                if msg.contains("remove")
+                    && msg.contains("exec.fifo")
+                    && msg.contains("no such file or directory") =>
+            {
+                tracing::debug!(container = %id, "runc start: the process exited before runc removed exec.fifo");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// `runc kill [--all] ID SIGNAL` (signal name like "TERM" or "SIGKILL", or a number).
