@@ -905,3 +905,169 @@ fn zstd_oci_image_pulls_runs_and_pushes() {
         "application/vnd.docker.image.rootfs.diff.tar.gzip"
     );
 }
+
+/// A one-repository registry that serves `files` (path -> (content type, body)) and
+/// breaks off `cut` halfway: it announces the whole length, sends half and closes.
+/// Runs in `d`'s namespace on 127.0.0.1:`port` until the returned flag is set.
+fn breaking_registry(
+    d: &Daemon,
+    port: u16,
+    files: Vec<(String, String, Vec<u8>)>,
+    cut: String,
+) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::io::BufRead;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let ns = d.netns();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        in_netns(&ns.clone(), move || {
+            let l = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind");
+            l.set_nonblocking(true).expect("nonblocking");
+            let _ = ready_tx.send(());
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !stop2.load(Ordering::SeqCst) && Instant::now() < deadline {
+                let Ok((s, _)) = l.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let files = files.clone();
+                let cut = cut.clone();
+                std::thread::spawn(move || {
+                    s.set_nonblocking(false).ok();
+                    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+                    let mut w = s.try_clone().expect("clone");
+                    let mut r = std::io::BufReader::new(s);
+                    loop {
+                        let mut line = String::new();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let mut parts = line.split_whitespace();
+                        let (method, path) =
+                            (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                        let (method, path) = (method.to_string(), path.to_string());
+                        loop {
+                            let mut h = String::new();
+                            if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                                break;
+                            }
+                        }
+                        let hit = files.iter().find(|(p, _, _)| *p == path);
+                        let (status, ctype, body) = match (path.as_str(), hit) {
+                            ("/v2/", _) => {
+                                ("200 OK", "application/json".to_string(), b"{}".to_vec())
+                            }
+                            (_, Some((_, ct, b))) => ("200 OK", ct.clone(), b.clone()),
+                            _ => (
+                                "404 Not Found",
+                                "application/json".to_string(),
+                                br#"{"errors":[{"code":"BLOB_UNKNOWN","message":"unknown"}]}"#
+                                    .to_vec(),
+                            ),
+                        };
+                        let mut head = format!(
+                            "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n",
+                            body.len()
+                        );
+                        if let Some((p, _, b)) = hit {
+                            if p.contains("/manifests/") {
+                                head.push_str(&format!(
+                                    "Docker-Content-Digest: {}\r\n",
+                                    sha256_hex_of(b)
+                                ));
+                            }
+                        }
+                        head.push_str("\r\n");
+                        if w.write_all(head.as_bytes()).is_err() {
+                            return;
+                        }
+                        if method == "HEAD" {
+                            continue;
+                        }
+                        if path == cut {
+                            let _ = w.write_all(&body[..body.len() / 2]);
+                            let _ = w.flush();
+                            return; // connection closed mid-body
+                        }
+                        if w.write_all(&body).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        })
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the breaking registry to listen");
+    stop
+}
+
+/// `sha256:<hex>` of bytes, by `sha256sum` on a temp file.
+fn sha256_hex_of(b: &[u8]) -> String {
+    let f = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(f.path(), b).expect("write temp file");
+    sha256_file(f.path())
+}
+
+/// A transfer broken off mid-layer: a one-line error naming the reference and the
+/// registry, nothing left in the store, and a later pull from a working registry is clean.
+#[test]
+fn interrupted_transfer_leaves_nothing_and_a_new_pull_is_clean() {
+    let d = Daemon::start();
+    let reg = Registry::start(&d, 5000, None);
+    push_tbox(&d, &reg, "1");
+    let accept = "application/vnd.docker.distribution.manifest.v2+json";
+    let (st, _, manifest) = registry_http(
+        &d,
+        reg.port,
+        "GET",
+        "/v2/tbox/manifests/1",
+        &[("Accept", accept)],
+        b"",
+    );
+    assert_eq!(st, 200);
+    let m: Value = serde_json::from_slice(&manifest).expect("manifest JSON");
+    let mut files = vec![(
+        "/v2/tbox/manifests/1".to_string(),
+        accept.to_string(),
+        manifest.clone(),
+    )];
+    let mut layer_path = String::new();
+    for (desc, is_layer) in [(&m["config"], false), (&m["layers"][0], true)] {
+        let digest = desc["digest"].as_str().expect("a digest");
+        let path = format!("/v2/tbox/blobs/{digest}");
+        let (st, _, blob) = registry_http(&d, reg.port, "GET", &path, &[], b"");
+        assert_eq!(st, 200);
+        if is_layer {
+            layer_path = path.clone();
+        }
+        files.push((path, "application/octet-stream".to_string(), blob));
+    }
+    let stop = breaking_registry(&d, 5002, files, layer_path);
+    d.ok(&["rmi", "127.0.0.1:5000/tbox:1"]);
+    d.ok(&["rmi", "tbox"]);
+
+    let o = d.fails(&["pull", "127.0.0.1:5002/tbox:1"]);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let err = o.stderr.trim();
+    assert!(
+        err.contains("127.0.0.1:5002/tbox:1") && err.contains("registry 127.0.0.1:5002"),
+        "{o}"
+    );
+    assert_eq!(err.lines().count(), 1, "{o}");
+    assert!(err.contains("interrupted"), "{o}");
+    eprintln!("interrupted pull: {err}");
+    assert_eq!(d.ok(&["images", "-q"]), "");
+    let (layers, tmp) = store_entries(&d);
+    assert!(layers.is_empty() && tmp.is_empty(), "{layers:?} {tmp:?}");
+
+    let out = d.ok(&["pull", "127.0.0.1:5000/tbox:1"]);
+    assert!(out.contains("Pull complete"), "{out}");
+    assert_eq!(
+        d.ok(&["run", "--rm", "127.0.0.1:5000/tbox:1", "echo", "whole"]),
+        "whole"
+    );
+}

@@ -849,7 +849,11 @@ async fn fetch_layer(
                 }
             }
             Err(e) => {
-                let msg = format!("{at}: transfer of layer {} interrupted: {e}", desc.digest);
+                let msg = format!(
+                    "{at}: transfer of layer {} interrupted: {}",
+                    desc.digest,
+                    chain(&e)
+                );
                 let _ = ctx.send(Err(msg.clone())).await;
                 transfer_err = Some(RegistryError::Unreachable(msg));
                 break;
