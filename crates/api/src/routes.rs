@@ -625,6 +625,11 @@ async fn route(
                 &json!({"Id": id, "Warning": warning.unwrap_or_default()}),
             ))
         }
+        (&Method::GET, ["tether", "v1", "dns-setup"]) => Ok(json_response(
+            200,
+            &serde_json::to_value(engine.host_dns_setup().await)
+                .map_err(|e| EngineError::Internal(e.to_string()))?,
+        )),
         (&Method::GET, ["tether", "v1", "graph"]) => {
             let only: Vec<String> = q
                 .get("networks")

@@ -30,6 +30,12 @@ impl Engine {
                 }
             }
         }
+        for gw in self.host_dns_addresses() {
+            match self.fw.guard_host_dns(gw, true) {
+                Ok(()) => restored += 1,
+                Err(e) => errors.push(format!("host DNS guard on {gw}: {e}")),
+            }
+        }
         for c in st.containers.values() {
             if c.state.status != "running" {
                 continue;

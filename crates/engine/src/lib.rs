@@ -12,6 +12,7 @@ pub mod explain;
 pub mod files;
 mod firewall;
 pub mod health;
+pub mod hostdns;
 pub mod metrics;
 pub mod networks;
 pub mod ports;
@@ -212,6 +213,9 @@ pub struct Engine {
     pub(crate) nl: Netlink,
     pub(crate) dns: Arc<Resolver>,
     pub(crate) events: events::Events,
+    /// The host's DNS per network id: the gateway it listens on and its server.
+    pub(crate) host_dns:
+        std::sync::Mutex<HashMap<String, (std::net::Ipv4Addr, tether_net::dns::ServeHandle)>>,
 }
 
 impl Engine {
@@ -259,6 +263,7 @@ impl Engine {
             nl,
             dns,
             events: events::Events::default(),
+            host_dns: std::sync::Mutex::new(HashMap::new()),
         });
         engine.restore().await?;
         engine.watch_firewall();
@@ -322,8 +327,11 @@ impl Engine {
         let nets: Vec<Network> = self.state.lock().await.networks.values().cloned().collect();
         for n in nets {
             if let Some(b) = networks::bridge_of(&n) {
-                if let Err(e) = self.bridge.create_network(&self.nl, &b).await {
-                    tracing::error!(network = %n.name, error = %e, "cannot restore network");
+                match self.bridge.create_network(&self.nl, &b).await {
+                    Ok(()) => self.serve_host_dns(&n),
+                    Err(e) => {
+                        tracing::error!(network = %n.name, error = %e, "cannot restore network")
+                    }
                 }
             }
         }

@@ -537,6 +537,7 @@ impl Engine {
                 ("type".to_string(), n.driver.clone()),
             ]),
         );
+        self.serve_host_dns(&n);
         st.networks.insert(id.clone(), n);
         Ok((id, None))
     }
@@ -573,6 +574,7 @@ impl Engine {
                 .join("networks")
                 .join(format!("{}.json", n.id)),
         );
+        self.stop_host_dns(&n.id);
         st.networks.remove(&n.id);
         self.emit(
             "network",

@@ -215,6 +215,9 @@ pub trait Firewall: Send + Sync {
     /// Adds (or removes) bridge port `port` to the ports that may not talk to each other
     /// (endpoints of `enable_icc=false` networks).
     fn isolate_port(&self, port: &str, isolated: bool) -> Result<(), FirewallError>;
+    /// Adds (or removes) gateway address `gw` to the addresses where the DNS for the host
+    /// itself listens (names of every network): containers may not ask it.
+    fn guard_host_dns(&self, gw: Ipv4Addr, on: bool) -> Result<(), FirewallError>;
     /// Deletes tether's tables.
     fn teardown(&self) -> Result<(), FirewallError>;
 }
@@ -405,6 +408,7 @@ add set inet {TABLE} unprotected4 {{ type ifname; }}
 add set inet {TABLE} unprotected6 {{ type ifname; }}
 add set inet {TABLE} isolated {{ type ifname; }}
 add set inet {TABLE} trusted {{ type ifname . ifname; }}
+add set inet {TABLE} host_dns {{ type ipv4_addr; }}
 add rule inet {TABLE} ports dnat ip to ip daddr . meta l4proto . th dport map @pub4_addr
 add rule inet {TABLE} ports meta nfproto ipv4 dnat ip to meta l4proto . th dport map @pub4
 add rule inet {TABLE} ports meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @pub6
@@ -420,6 +424,7 @@ add rule inet {TABLE} forward iifname != @bridges oifname @bridges drop
 add rule inet {TABLE} forward iifname @bridges oifname @bridges drop
 add chain inet {TABLE} input {{ type filter hook input priority filter; policy accept; }}
 add rule inet {TABLE} input iifname @isolated drop
+add rule inet {TABLE} input iifname @bridges ip daddr @host_dns meta l4proto {{ tcp, udp }} th dport 53 drop
 "
     )
 }
@@ -665,6 +670,12 @@ impl Firewall for Nftables {
     }
     fn isolate_port(&self, port: &str, isolated: bool) -> Result<(), FirewallError> {
         apply(&isolate_port_batch(port, isolated))
+    }
+    fn guard_host_dns(&self, gw: Ipv4Addr, on: bool) -> Result<(), FirewallError> {
+        let verb = if on { "add" } else { "delete" };
+        apply_text(&format!(
+            "{verb} element inet {TABLE} host_dns {{ {gw} }}\n"
+        ))
     }
     fn teardown(&self) -> Result<(), FirewallError> {
         apply(&json!({"nftables": [

@@ -138,3 +138,68 @@ pub async fn graph(client: &Client, path: &str, args: &[String]) -> Result<()> {
     }
     Ok(())
 }
+
+/// `tether network dns-setup`.
+#[derive(Parser, Debug)]
+#[command(
+    name = "dns-setup",
+    override_usage = "tether network dns-setup [--apply]",
+    about = "Print (or apply) the systemd-resolved per-link settings that let the host resolve NAME.NETWORK"
+)]
+pub struct DnsSetupArgs {
+    /// Run the resolvectl commands instead of printing them
+    #[arg(long)]
+    apply: bool,
+}
+
+/// The resolvectl commands for the host's DNS of each network (systemd-resolved,
+/// resolvectl(1): a per-link DNS server and a routing-only domain `~NETWORK`).
+pub fn dns_setup_commands(v: &Json) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for n in v.as_array().into_iter().flatten() {
+        let s = |k: &str| n[k].as_str().unwrap_or_default().to_string();
+        out.push(vec![
+            "resolvectl".into(),
+            "dns".into(),
+            s("Bridge"),
+            s("Gateway"),
+        ]);
+        out.push(vec![
+            "resolvectl".into(),
+            "domain".into(),
+            s("Bridge"),
+            format!("~{}", s("Network")),
+        ]);
+    }
+    out
+}
+
+/// Runs `tether network dns-setup` (GET /tether/v1/dns-setup).
+pub async fn dns_setup(client: &Client, path: &str, args: &[String]) -> Result<()> {
+    let a: DnsSetupArgs = parse(path, args)?;
+    let v = client.get_json("/tether/v1/dns-setup").await?;
+    let cmds = dns_setup_commands(&v);
+    if cmds.is_empty() {
+        outln!("# no user-defined network serves names to the host yet");
+        return Ok(());
+    }
+    for c in &cmds {
+        if a.apply {
+            let st = std::process::Command::new(&c[0])
+                .args(&c[1..])
+                .status()
+                .map_err(|e| {
+                    CliError::msg(format!(
+                        "cannot run {} (is systemd-resolved installed?): {e}",
+                        c[0]
+                    ))
+                })?;
+            if !st.success() {
+                return Err(CliError::msg(format!("{} failed ({st})", c.join(" "))));
+            }
+        } else {
+            outln!("{}", c.join(" "));
+        }
+    }
+    Ok(())
+}

@@ -30,6 +30,7 @@ Commands:
   connect     Connect a container to a network
   create      Create a network
   disconnect  Disconnect a container from a network
+  dns-setup   Print (or --apply) the host resolver settings for NAME.NETWORK names
   explain     Explain whether and why one container reaches another (or the host, or an address)
   graph       Draw the networks, their containers, published ports and links (svg, dot, json)
   inspect     Display detailed information on one or more networks
@@ -58,6 +59,7 @@ Run '{PROG} network COMMAND --help' for more information on a command."
         "reload-firewall" => reload_firewall(client, &p("reload-firewall"), args).await,
         "explain" => super::explain::explain(client, &p("explain"), args).await,
         "graph" => super::explain::graph(client, &p("graph"), args).await,
+        "dns-setup" => super::explain::dns_setup(client, &p("dns-setup"), args).await,
         "--help" | "-h" | "help" => {
             usage();
             Ok(())

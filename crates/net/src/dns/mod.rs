@@ -39,6 +39,7 @@ use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
 use tracing::{debug, trace};
 
 pub use forward::{Forwarder, MAX_UPSTREAMS};
+pub use registry::HOST_ASKER;
 pub use server::{ServeHandle, TCP_IDLE_TIMEOUT};
 
 use crate::metrics::{self, AnswerSource, ServfailReason};

@@ -10,6 +10,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::rr::Name;
 
+/// The asker id of the host's own queries (the DNS served on the networks' gateway
+/// addresses): it sees every network — `NAME.NETWORK` always, a plain `NAME` where only
+/// one network has it.
+pub const HOST_ASKER: &str = "@host";
+
 /// All networks with endpoints, and which networks each container is on.
 #[derive(Default)]
 pub(crate) struct Registry {
@@ -211,13 +216,29 @@ impl Registry {
     /// `<name>.<network>` form — each split `prefix.suffix` where `suffix` is the id or name
     /// of one of the asker's networks. Addresses are sorted and deduplicated.
     pub fn lookup(&self, asker: &str, key: &[u8]) -> Option<Addrs> {
-        let nets = self.memberships.get(asker)?;
+        let all: Vec<String>;
+        let nets = if asker == HOST_ASKER {
+            all = self.networks.keys().cloned().collect();
+            &all
+        } else {
+            self.memberships.get(asker)?
+        };
         let mut out = Addrs::default();
         let mut found = false;
+        let mut matched = 0;
         for nid in nets {
             if let Some(net) = self.networks.get(nid) {
-                found |= net.collect(key, &mut out);
+                if net.collect(key, &mut out) {
+                    found = true;
+                    matched += 1;
+                }
             }
+        }
+        if asker == HOST_ASKER && matched > 1 {
+            // the host sees every network: a plain name is answered only where it is
+            // unique, NAME.NETWORK always
+            found = false;
+            out = Addrs::default();
         }
         if !found {
             for (i, _) in key.iter().enumerate().filter(|(_, b)| **b == b'.') {
@@ -250,7 +271,13 @@ impl Registry {
     /// PTR target for `ip` as seen by `asker`: the first name of the endpoint holding that
     /// address on a network shared with the asker.
     pub fn ptr(&self, asker: &str, ip: IpAddr) -> Option<Name> {
-        let nets = self.memberships.get(asker)?;
+        let all: Vec<String>;
+        let nets = if asker == HOST_ASKER {
+            all = self.networks.keys().cloned().collect();
+            &all
+        } else {
+            self.memberships.get(asker)?
+        };
         nets.iter().find_map(|nid| {
             let net = self.networks.get(nid)?;
             let cid = match ip {
