@@ -102,3 +102,42 @@ pub async fn serve(engine: Arc<Engine>, path: &Path) -> Result<(), ApiError> {
         });
     }
 }
+
+/// Serves plain HTTP/1.1 on the TCP `listener` until the future is dropped, answering
+/// each request with `handle(engine, request)`; `what` names the server in the logs (the
+/// metrics endpoint, the topology page).
+pub(crate) async fn serve_tcp<F, Fut>(
+    what: &'static str,
+    engine: Arc<Engine>,
+    listener: tokio::net::TcpListener,
+    handle: F,
+) where
+    F: Fn(Arc<Engine>, hyper::Request<hyper::body::Incoming>) -> Fut + Copy + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response<Body>> + Send + 'static,
+{
+    if let Ok(a) = listener.local_addr() {
+        tracing::info!(addr = %a, "{what} listening");
+    }
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "{what}: accept");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let engine = engine.clone();
+                async move { Ok::<_, Infallible>(handle(engine, req).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc);
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "{what}: connection");
+            }
+        });
+    }
+}

@@ -5,12 +5,10 @@
 //! accepted, as dockerd does; the endpoint has no authentication, so a loopback address
 //! is the usual choice.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tether_engine::Engine;
 
 use crate::{full, Body};
@@ -63,29 +61,8 @@ async fn handle(engine: &Engine, req: Request<hyper::body::Incoming>) -> Respons
 
 /// Serves the metrics endpoint on `listener` until the future is dropped.
 pub async fn serve(engine: Arc<Engine>, listener: tokio::net::TcpListener) {
-    if let Ok(a) = listener.local_addr() {
-        tracing::info!(addr = %a, "metrics listening");
-    }
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "metrics accept");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let engine = engine.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let engine = engine.clone();
-                async move { Ok::<_, Infallible>(handle(&engine, req).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc);
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "metrics connection");
-            }
-        });
-    }
+    crate::serve_tcp("metrics", engine, listener, |engine, req| async move {
+        handle(&engine, req).await
+    })
+    .await
 }

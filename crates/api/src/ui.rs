@@ -13,7 +13,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tether_engine::Engine;
 
 use crate::{full, Body};
@@ -131,29 +130,5 @@ async fn handle(engine: Arc<Engine>, req: Request<hyper::body::Incoming>) -> Res
 
 /// Serves the page on `listener` until the future is dropped.
 pub async fn serve(engine: Arc<Engine>, listener: tokio::net::TcpListener) {
-    if let Ok(a) = listener.local_addr() {
-        tracing::info!(addr = %a, "topology page listening");
-    }
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "ui accept");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let engine = engine.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let engine = engine.clone();
-                async move { Ok::<_, Infallible>(handle(engine, req).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc);
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "ui connection");
-            }
-        });
-    }
+    crate::serve_tcp("topology page", engine, listener, handle).await
 }

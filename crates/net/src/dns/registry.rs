@@ -216,13 +216,8 @@ impl Registry {
     /// `<name>.<network>` form — each split `prefix.suffix` where `suffix` is the id or name
     /// of one of the asker's networks. Addresses are sorted and deduplicated.
     pub fn lookup(&self, asker: &str, key: &[u8]) -> Option<Addrs> {
-        let all: Vec<String>;
-        let nets = if asker == HOST_ASKER {
-            all = self.networks.keys().cloned().collect();
-            &all
-        } else {
-            self.memberships.get(asker)?
-        };
+        let nets = self.scope(asker)?;
+        let nets = nets.as_ref();
         let mut out = Addrs::default();
         let mut found = false;
         let mut matched = 0;
@@ -268,16 +263,24 @@ impl Registry {
         Some(out)
     }
 
+    /// The ids of the networks `asker` sees: its own, or every one for [`HOST_ASKER`].
+    fn scope(&self, asker: &str) -> Option<std::borrow::Cow<'_, [String]>> {
+        if asker == HOST_ASKER {
+            Some(std::borrow::Cow::Owned(
+                self.networks.keys().cloned().collect(),
+            ))
+        } else {
+            self.memberships
+                .get(asker)
+                .map(|v| std::borrow::Cow::Borrowed(v.as_slice()))
+        }
+    }
+
     /// PTR target for `ip` as seen by `asker`: the first name of the endpoint holding that
     /// address on a network shared with the asker.
     pub fn ptr(&self, asker: &str, ip: IpAddr) -> Option<Name> {
-        let all: Vec<String>;
-        let nets = if asker == HOST_ASKER {
-            all = self.networks.keys().cloned().collect();
-            &all
-        } else {
-            self.memberships.get(asker)?
-        };
+        let nets = self.scope(asker)?;
+        let nets = nets.as_ref();
         nets.iter().find_map(|nid| {
             let net = self.networks.get(nid)?;
             let cid = match ip {
