@@ -702,6 +702,29 @@ fn manifest_list_picks_the_platform() {
     );
 }
 
+/// `pull --all-tags`: every tag of the repository (the API's empty `tag`).
+#[test]
+fn pull_all_tags() {
+    let d = Daemon::start();
+    let reg = Registry::start(&d, 5000, None);
+    push_tbox(&d, &reg, "1");
+    push_tbox(&d, &reg, "2");
+    d.ok(&["rmi", "127.0.0.1:5000/tbox:1", "127.0.0.1:5000/tbox:2"]);
+    let o = d.fails(&["pull", "-a", "127.0.0.1:5000/tbox:1"]);
+    assert!(o.stderr.contains("--all-tags"), "{o}");
+    let out = d.ok(&["pull", "--all-tags", "127.0.0.1:5000/tbox"]);
+    assert!(
+        out.contains("1: Pulling from tbox") && out.contains("2: Pulling from tbox"),
+        "{out}"
+    );
+    assert_eq!(out.lines().last(), Some("127.0.0.1:5000/tbox"), "{out}");
+    let id = image_id(&d, "tbox");
+    assert_eq!(image_id(&d, "127.0.0.1:5000/tbox:1"), id);
+    assert_eq!(image_id(&d, "127.0.0.1:5000/tbox:2"), id);
+    let o = d.fails(&["pull", "-a", "127.0.0.1:5000/nosuch"]);
+    assert!(o.stderr.contains("registry 127.0.0.1:5000"), "{o}");
+}
+
 /// `--registry-mirror`: docker.io names are fetched from the mirror (its repositories
 /// under `library/` as Docker Hub's).
 #[test]

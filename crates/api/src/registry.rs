@@ -73,6 +73,10 @@ pub(crate) async fn pull(
         .map_err(|e| EngineError::InvalidParam(e.to_string()))?;
     let platform = q.get("platform").cloned().filter(|p| !p.is_empty());
     let auth = auth_of(headers);
+    if tag.is_empty() && r.tag.is_none() && r.digest.is_none() {
+        // The API's "all tags" pull (`docker pull --all-tags`).
+        return pull_all_tags(engine, r, platform, auth).await;
+    }
     let plan = match registry::prepare_pull(&r, platform.as_deref(), &auth).await {
         Ok(p) => p,
         Err(e) => return Ok(reg_err(&e)),
@@ -86,6 +90,41 @@ pub(crate) async fn pull(
             Ok(_) => engine.emit_image("pull", &name),
             Err(e) => {
                 let _ = tx.send(error_line(&e.to_string()));
+            }
+        }
+    });
+    Ok(stream_response(rx))
+}
+
+/// `POST /images/create?fromImage=NAME` with an empty `tag`: every tag of the
+/// repository, one after the other in one progress stream.
+async fn pull_all_tags(
+    engine: Arc<Engine>,
+    r: tether_image::Reference,
+    platform: Option<String>,
+    auth: AuthConfig,
+) -> Result<Response<Body>, EngineError> {
+    let tags = match registry::list_tags(&r, &auth).await {
+        Ok(t) => t,
+        Err(e) => return Ok(reg_err(&e)),
+    };
+    let (out, rx) = mpsc::channel(64);
+    let tx = progress_pipe(out);
+    let store = engine.images.clone();
+    tokio::spawn(async move {
+        for t in tags {
+            let mut one = r.clone();
+            one.tag = Some(t);
+            let res = match registry::prepare_pull(&one, platform.as_deref(), &auth).await {
+                Ok(plan) => registry::run_pull(plan, store.clone(), &tx).await,
+                Err(e) => Err(e),
+            };
+            match res {
+                Ok(_) => engine.emit_image("pull", &one.familiar()),
+                Err(e) => {
+                    let _ = tx.send(error_line(&e.to_string()));
+                    return;
+                }
             }
         }
     });

@@ -988,6 +988,46 @@ pub async fn run_pull(
     })
 }
 
+/// The tags of `reference`'s repository (`GET /v2/<name>/tags/list`, every
+/// page), sorted; for `pull --all-tags`.
+///
+/// # Errors
+/// As [`prepare_pull`].
+pub async fn list_tags(
+    reference: &Reference,
+    auth: &AuthConfig,
+) -> Result<Vec<String>, RegistryError> {
+    let r = reference.clone().with_default_tag();
+    let oref = oci_ref(&r, None);
+    let registry = oref.resolve_registry().to_string();
+    let what = format!("listing the tags of {}", r.familiar_name());
+    let client = client_for(&registry)?;
+    let rauth = auth.registry_auth();
+    let mut tags: Vec<String> = Vec::new();
+    let mut last: Option<String> = None;
+    // Bounded: 100 pages of 1000 tags.
+    for _ in 0..100 {
+        let page = client
+            .list_tags(&oref, &rauth, Some(1000), last.as_deref())
+            .await
+            .map_err(|e| classify(e, &what, &registry))?;
+        let n = page.tags.len();
+        last = page.tags.last().cloned();
+        tags.extend(page.tags);
+        if n < 1000 {
+            break;
+        }
+    }
+    tags.sort();
+    tags.dedup();
+    if tags.is_empty() {
+        return Err(RegistryError::NotFound(format!(
+            "{what} from registry {registry}: the repository has no tags"
+        )));
+    }
+    Ok(tags)
+}
+
 /// [`prepare_pull`] then [`run_pull`].
 ///
 /// # Errors

@@ -493,6 +493,9 @@ pub async fn load(client: &Client, path: &str, args: &[String]) -> Result<()> {
     about = "Download an image from a registry"
 )]
 pub struct PullArgs {
+    /// Download all tagged images in the repository
+    #[arg(short = 'a', long = "all-tags")]
+    all_tags: bool,
     /// Suppress verbose output
     #[arg(short = 'q', long)]
     quiet: bool,
@@ -507,7 +510,14 @@ pub async fn pull(client: &Client, path: &str, args: &[String]) -> Result<()> {
     let a: PullArgs = parse(path, args)?;
     exact_args::<PullArgs>(path, a.operands.len(), 1)?;
     let r = reference::parse_named(&a.operands[0]).map_err(CliError::msg)?;
-    let resp = super::registry::start_pull(client, &r, a.platform.as_deref()).await?;
+    if a.all_tags && (r.tag.is_some() || r.digest.is_some()) {
+        return Err(CliError::msg("tag can't be used with --all-tags/-a"));
+    }
+    let resp = if a.all_tags {
+        super::registry::start_pull_all_tags(client, &r, a.platform.as_deref()).await?
+    } else {
+        super::registry::start_pull(client, &r, a.platform.as_deref()).await?
+    };
     if a.quiet {
         // Progress is not shown, but an error in the stream still fails the pull.
         let body = crate::client::collect(resp).await?;
@@ -521,7 +531,12 @@ pub async fn pull(client: &Client, path: &str, args: &[String]) -> Result<()> {
     } else {
         super::registry::display_progress(resp, false).await?;
     }
-    outln!("{}", super::registry::pulled_name(&r));
+    if a.all_tags {
+        let full = super::registry::pulled_name(&r);
+        outln!("{}", full.rsplit_once(':').map(|(n, _)| n).unwrap_or(&full));
+    } else {
+        outln!("{}", super::registry::pulled_name(&r));
+    }
     Ok(())
 }
 

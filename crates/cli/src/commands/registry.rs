@@ -160,6 +160,31 @@ pub async fn start_pull(
         .await
 }
 
+/// Starts pulling every tag of `r`'s repository (`POST /images/create?fromImage=&tag=`,
+/// the tag empty).
+pub async fn start_pull_all_tags(
+    client: &Client,
+    r: &Reference,
+    platform: Option<&str>,
+) -> Result<hyper::Response<hyper::body::Incoming>> {
+    let q = Query::new()
+        .add("fromImage", r.familiar_name())
+        .add("tag", "");
+    let q = match platform.filter(|p| !p.is_empty()) {
+        Some(p) => q.add("platform", p),
+        None => q,
+    };
+    client
+        .request_with_headers(
+            hyper::Method::POST,
+            &format!("/images/create{}", q.encode()),
+            empty_body(),
+            None,
+            &[("X-Registry-Auth", registry_auth_header(&domain_of(r)))],
+        )
+        .await
+}
+
 /// The name docker prints after a pull: `docker.io/library/x:tag` or `name@digest`.
 pub fn pulled_name(r: &Reference) -> String {
     let full = match &r.domain {
