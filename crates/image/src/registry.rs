@@ -943,6 +943,10 @@ pub async fn run_pull(
             todo.push(i);
         }
     }
+    // Layers beyond the first few wait for a download slot, as docker shows.
+    for &i in todo.iter().skip(MAX_CONCURRENT_LAYERS) {
+        layer_status(tx, &short(&plan.layers[i].digest), "Waiting");
+    }
     let results: Vec<Result<(TempDir, LayerStats, BlobRecord), RegistryError>> =
         futures::stream::iter(todo.iter().copied().map(|i| {
             let (sh, st, t) = (shared.clone(), store.clone(), tx.clone());
