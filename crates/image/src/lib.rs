@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 mod blob;
+pub mod build;
 mod changes;
 mod fsutil;
 mod load;
@@ -793,7 +794,12 @@ impl ImageStore {
                     st.repos.last_tag_time.get(&image.id).cloned(),
                     digests_for(&st, &image.id),
                 ),
-                None => (ImageMeta::default(), image.repo_tags.clone(), None, Vec::new()),
+                None => (
+                    ImageMeta::default(),
+                    image.repo_tags.clone(),
+                    None,
+                    Vec::new(),
+                ),
             }
         };
         let paths = self.layer_paths(image);
