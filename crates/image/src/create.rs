@@ -9,6 +9,11 @@ use crate::{
     Image, ImageConfig, ImageError, ImageMeta, ImageRecord, ImageStore,
 };
 
+/// Diff ID of a layer with no entries (a tar of just the 1024-byte end marker),
+/// which moby's `layer.EmptyLayer` names.
+pub const EMPTY_LAYER_DIFF_ID: &str =
+    "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+
 /// What [`ImageStore::create_image`] makes.
 #[derive(Debug, Default)]
 pub struct NewImage {
@@ -18,6 +23,8 @@ pub struct NewImage {
     pub parent: Option<String>,
     /// The new top layer, from [`ImageStore::layer_from_upper`]; `None` for a
     /// step that changes only the config (its history entry gets `empty_layer`).
+    /// A layer without entries ([`EMPTY_LAYER_DIFF_ID`]) counts as `None`, as
+    /// moby's commit does.
     pub layer: Option<NewLayer>,
     /// The complete runtime config of the new image (not merged with the parent's).
     pub config: ImageConfig,
@@ -78,7 +85,7 @@ impl ImageStore {
     ) -> Result<Image, ImageError> {
         let NewImage {
             parent,
-            layer,
+            mut layer,
             config,
             mut history,
             author,
@@ -102,6 +109,13 @@ impl ImageStore {
             }
             None => (None, Vec::new(), Vec::new(), ImageMeta::default()),
         };
+        if layer
+            .as_ref()
+            .is_some_and(|l| l.diff_id == EMPTY_LAYER_DIFF_ID)
+        {
+            // Unpinned here; removed by the next garbage collection.
+            layer = None;
+        }
         if let Some(l) = &layer {
             if !self.layer_present(&l.diff_id) {
                 return Err(ImageError::NotFound(format!("layer {}", l.diff_id)));

@@ -40,7 +40,7 @@ pub mod registry;
 mod unpack;
 
 pub use changes::{apply_changes, VALID_CHANGES};
-pub use create::NewImage;
+pub use create::{NewImage, EMPTY_LAYER_DIFF_ID};
 pub use layer::NewLayer;
 pub use reference::{parse_reference, Reference, DEFAULT_DOMAIN, DEFAULT_TAG};
 

@@ -556,3 +556,26 @@ fn old_records_and_configs_without_new_fields_still_load() {
     assert_eq!(p.config.healthcheck.unwrap().test, vec!["NONE"]);
     assert!(p.history.is_empty());
 }
+
+#[test]
+fn an_empty_upper_dir_adds_no_layer() {
+    let (tmp, s) = store();
+    let base = base_image(&s, tmp.path());
+    let upper = tmp.path().join("empty");
+    fs::create_dir(&upper).unwrap();
+    let layer = s.layer_from_upper(&upper).unwrap();
+    assert_eq!(layer.diff_id, EMPTY_LAYER_DIFF_ID);
+    assert_eq!(layer.size, 0);
+    let img = s
+        .create_image(NewImage {
+            parent: Some(base.id.clone()),
+            layer: Some(layer),
+            config: base.config.clone(),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(img.diff_ids, base.diff_ids);
+    assert!(img.history.last().unwrap().empty_layer);
+    s.prune_layers(&|_| false).unwrap();
+    assert!(!s.layer_present(EMPTY_LAYER_DIFF_ID));
+}
