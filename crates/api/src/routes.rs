@@ -937,8 +937,7 @@ mod tests {
             repo_tags: vec!["tbox:latest".into()],
             created: String::new(),
             size: 0,
-            config: Default::default(),
-            diff_ids: vec![],
+            ..Default::default()
         };
         let f = |k: &str, v: &str| HashMap::from([(k.to_string(), vec![v.to_string()])]);
         assert!(image_matches(&i, &f("dangling", "false")));

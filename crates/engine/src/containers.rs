@@ -214,6 +214,7 @@ impl Engine {
         if body.stop_signal.is_none() {
             body.stop_signal = ic.stop_signal.clone();
         }
+        merge_image_volumes_health(&mut body, ic);
         body.image = Some(image_ref.clone());
         // validate host config values
         crate::ports::parse_bindings(&hc.port_bindings.clone().unwrap_or_default())?;
@@ -1182,6 +1183,54 @@ impl Engine {
     }
 }
 
+/// The image's `Volumes` and `Healthcheck` merged into a create body as moby's
+/// `mergeAndVerifyConfig` does: image volumes are added to the container's (each
+/// later gets an anonymous volume unless a bind or volume covers it); no container
+/// healthcheck takes the image's, and a container healthcheck without a test or
+/// with zero durations/retries takes those from the image's.
+pub(crate) fn merge_image_volumes_health(
+    body: &mut ContainerCreateBody,
+    ic: &tether_image::ImageConfig,
+) {
+    if !ic.volumes.is_empty() {
+        let mut vols = body.volumes.take().unwrap_or_default();
+        for v in &ic.volumes {
+            if !vols.contains(v) {
+                vols.push(v.clone());
+            }
+        }
+        body.volumes = Some(vols);
+    }
+    if let Some(ih) = &ic.healthcheck {
+        let ih = ih.to_api();
+        body.healthcheck = Some(match body.healthcheck.take() {
+            None => ih,
+            Some(mut h) => {
+                if h.test.as_ref().is_none_or(|t| t.is_empty()) {
+                    h.test = ih.test;
+                }
+                let zero = |v: Option<i64>| v.unwrap_or(0) == 0;
+                if zero(h.interval) {
+                    h.interval = ih.interval;
+                }
+                if zero(h.timeout) {
+                    h.timeout = ih.timeout;
+                }
+                if zero(h.start_period) {
+                    h.start_period = ih.start_period;
+                }
+                if zero(h.start_interval) {
+                    h.start_interval = ih.start_interval;
+                }
+                if zero(h.retries) {
+                    h.retries = ih.retries;
+                }
+                h
+            }
+        });
+    }
+}
+
 /// The values of a create body's Config that are checked on their own: Hostname, the
 /// MAC addresses (container-wide and per endpoint), the healthcheck.
 fn validate_config(
@@ -1434,6 +1483,46 @@ pub fn normalize_signal(s: &str) -> Result<String, EngineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn image_volumes_and_healthcheck_merge() {
+        let ic = tether_image::ImageConfig {
+            volumes: vec!["/data".into(), "/logs".into()],
+            healthcheck: Some(tether_image::HealthConfig {
+                test: vec!["CMD".into(), "check".into()],
+                interval: 5,
+                retries: 2,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut b = ContainerCreateBody::default();
+        merge_image_volumes_health(&mut b, &ic);
+        assert_eq!(b.volumes, Some(vec!["/data".into(), "/logs".into()]));
+        let h = b.healthcheck.unwrap();
+        assert_eq!(h.test, Some(vec!["CMD".into(), "check".into()]));
+        assert_eq!((h.interval, h.retries, h.timeout), (Some(5), Some(2), None));
+
+        let mut b = ContainerCreateBody {
+            volumes: Some(vec!["/logs".into(), "/x".into()]),
+            healthcheck: Some(bollard_stubs::models::HealthConfig {
+                interval: Some(9),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        merge_image_volumes_health(&mut b, &ic);
+        assert_eq!(
+            b.volumes,
+            Some(vec!["/logs".into(), "/x".into(), "/data".into()])
+        );
+        let h = b.healthcheck.unwrap();
+        assert_eq!(h.test, Some(vec!["CMD".into(), "check".into()]));
+        assert_eq!((h.interval, h.retries), (Some(9), Some(2)));
+
+        let mut b = ContainerCreateBody::default();
+        merge_image_volumes_health(&mut b, &tether_image::ImageConfig::default());
+        assert!(b.volumes.is_none() && b.healthcheck.is_none());
+    }
     #[test]
     fn signals() {
         assert_eq!(normalize_signal("TERM").unwrap(), "SIGTERM");

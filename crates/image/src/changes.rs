@@ -14,8 +14,10 @@ pub const VALID_CHANGES: &[&str] = &[
     "ENV",
     "EXPOSE",
     "LABEL",
+    "ONBUILD",
     "STOPSIGNAL",
     "USER",
+    "VOLUME",
     "WORKDIR",
 ];
 
@@ -31,6 +33,9 @@ pub const VALID_CHANGES: &[&str] = &[
 /// - `WORKDIR /abs` or relative (joined to the current one), cleaned lexically.
 /// - `EXPOSE 80 53/udp 8000-8002/tcp` => `80/tcp`, `53/udp`, `8000/tcp`..`8002/tcp`.
 /// - `USER name[:group]`, `STOPSIGNAL SIGTERM|TERM|15`.
+/// - `VOLUME /a /b` or `VOLUME ["/a", "/b"]`: mount points added to `volumes`.
+/// - `ONBUILD INSTRUCTION ...`: a trigger added to `on_build` (not `ONBUILD`,
+///   `FROM` or `MAINTAINER`, as the Dockerfile reference forbids).
 ///
 /// # Errors
 /// [`ImageError::InvalidChange`] naming the bad instruction or argument; for an
@@ -161,6 +166,35 @@ fn apply_line(config: &mut ImageConfig, line: &str, cmd_set: &mut bool) -> Resul
                 ));
             }
             config.stop_signal = Some(sig);
+        }
+        "VOLUME" => {
+            let list = match serde_json::from_str::<Vec<String>>(rest) {
+                Ok(v) if rest.starts_with('[') => v,
+                _ => lex(rest, true).map_err(|e| bad(line_t, e))?,
+            };
+            for v in list {
+                let v = v.trim().to_string();
+                if v.is_empty() {
+                    return Err(bad(line_t, "VOLUME specified can not be an empty string"));
+                }
+                if !config.volumes.contains(&v) {
+                    config.volumes.push(v);
+                }
+            }
+        }
+        "ONBUILD" => {
+            let trigger = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase();
+            if matches!(trigger.as_str(), "ONBUILD" | "FROM" | "MAINTAINER") {
+                return Err(bad(
+                    line_t,
+                    format!("{trigger} isn't allowed as an ONBUILD trigger"),
+                ));
+            }
+            config.on_build.push(rest.to_string());
         }
         _ => return Err(not_valid()),
     }
@@ -457,6 +491,17 @@ mod tests {
         assert!(apply(&["STOPSIGNAL 9"]).is_ok());
         assert!(apply(&["STOPSIGNAL RTMIN+3"]).is_ok());
         assert!(apply(&["CMD"]).is_err());
+        let c = apply(&[
+            "VOLUME /data /logs",
+            "VOLUME [\"/x\", \"/data\"]",
+            "ONBUILD RUN echo hi",
+        ])
+        .unwrap();
+        assert_eq!(c.volumes, vec!["/data", "/logs", "/x"]);
+        assert_eq!(c.on_build, vec!["RUN echo hi"]);
+        let e = apply(&["ONBUILD FROM x"]).unwrap_err().to_string();
+        assert!(e.contains("FROM isn't allowed"), "{e}");
+        assert!(apply(&["VOLUME [\"\"]"]).is_err());
     }
 
     #[test]

@@ -32,13 +32,17 @@
 mod blob;
 pub mod build;
 mod changes;
+mod create;
 mod fsutil;
+mod layer;
 mod load;
 mod reference;
 pub mod registry;
 mod unpack;
 
 pub use changes::{apply_changes, VALID_CHANGES};
+pub use create::{NewImage, EMPTY_LAYER_DIFF_ID};
+pub use layer::NewLayer;
 pub use reference::{parse_reference, Reference, DEFAULT_DOMAIN, DEFAULT_TAG};
 
 use bollard_stubs::models::{
@@ -103,7 +107,7 @@ impl ImageError {
 }
 
 /// An image in the store.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Image {
     /// `sha256:<64 hex>`: SHA-256 of the image config JSON bytes (Docker's image ID).
     pub id: String,
@@ -119,11 +123,134 @@ pub struct Image {
     /// Layer diff IDs (`sha256:<hex>` of each uncompressed layer tar), bottom-most first
     /// (OCI image config `rootfs.diff_ids` order).
     pub diff_ids: Vec<String>,
+    /// The local parent image ID (`sha256:<hex>`), as Docker's classic builder
+    /// and `docker commit` record it (`Parent` in inspect); `None` for images
+    /// that were pulled, loaded or imported.
+    #[serde(default)]
+    pub parent: Option<String>,
+    /// The image config's `history` array, oldest first (one entry per
+    /// Dockerfile step or commit; entries with `empty_layer` add no layer).
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+}
+
+/// One entry of the image config's `history` array (OCI image spec
+/// config.md "history"; Docker's `image.History`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct HistoryEntry {
+    /// When the step ran, RFC 3339; `None` when the config has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    /// The command that made the step, e.g. `/bin/sh -c #(nop)  CMD ["sh"]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    /// Author of the step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// Free-form comment (`docker commit -m`, `Imported from -`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// True when the step added no layer (then it has no diff ID).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub empty_layer: bool,
+}
+
+/// A container healthcheck carried by an image (Docker's `HealthConfig`, the
+/// image config's `config.Healthcheck`). Durations are nanoseconds; 0 means
+/// "inherit / Docker's default" (30 s interval and timeout, 0 start period,
+/// 5 s start interval), retries 0 means the default 3.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct HealthConfig {
+    /// `[]` inherit, `["NONE"]` disabled, `["CMD", args...]` exec,
+    /// `["CMD-SHELL", "command"]` run with the image's shell.
+    pub test: Vec<String>,
+    /// Time between checks, ns.
+    pub interval: i64,
+    /// Time one check may take, ns.
+    pub timeout: i64,
+    /// Initialization time during which failures do not count, ns.
+    pub start_period: i64,
+    /// Time between checks during the start period, ns.
+    pub start_interval: i64,
+    /// Consecutive failures that make the container unhealthy.
+    pub retries: i64,
+}
+
+impl HealthConfig {
+    /// The Engine API / image config JSON object (`Test`, `Interval`, ...),
+    /// zero values omitted as Go's `omitempty` does.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        if !self.test.is_empty() {
+            m.insert("Test".into(), serde_json::json!(self.test));
+        }
+        for (k, v) in [
+            ("Interval", self.interval),
+            ("Timeout", self.timeout),
+            ("StartPeriod", self.start_period),
+            ("StartInterval", self.start_interval),
+            ("Retries", self.retries),
+        ] {
+            if v != 0 {
+                m.insert(k.into(), serde_json::json!(v));
+            }
+        }
+        serde_json::Value::Object(m)
+    }
+
+    /// Parses the JSON object written by [`HealthConfig::to_json`] (missing
+    /// or non-numeric fields read as 0 / empty).
+    pub fn from_json(v: &serde_json::Value) -> HealthConfig {
+        let n = |k: &str| v.get(k).and_then(|x| x.as_i64()).unwrap_or(0);
+        HealthConfig {
+            test: v
+                .get("Test")
+                .and_then(|t| t.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            interval: n("Interval"),
+            timeout: n("Timeout"),
+            start_period: n("StartPeriod"),
+            start_interval: n("StartInterval"),
+            retries: n("Retries"),
+        }
+    }
+
+    /// The Docker Engine API model.
+    pub fn to_api(&self) -> bollard_stubs::models::HealthConfig {
+        let nz = |v: i64| (v != 0).then_some(v);
+        bollard_stubs::models::HealthConfig {
+            test: (!self.test.is_empty()).then(|| self.test.clone()),
+            interval: nz(self.interval),
+            timeout: nz(self.timeout),
+            start_period: nz(self.start_period),
+            start_interval: nz(self.start_interval),
+            retries: nz(self.retries),
+        }
+    }
+
+    /// From the Docker Engine API model (absent fields read as 0 / empty).
+    pub fn from_api(h: &bollard_stubs::models::HealthConfig) -> HealthConfig {
+        HealthConfig {
+            test: h.test.clone().unwrap_or_default(),
+            interval: h.interval.unwrap_or(0),
+            timeout: h.timeout.unwrap_or(0),
+            start_period: h.start_period.unwrap_or(0),
+            start_interval: h.start_interval.unwrap_or(0),
+            retries: h.retries.unwrap_or(0),
+        }
+    }
 }
 
 /// Container defaults carried by an image (OCI image config `config` object /
 /// Docker Engine API `ImageConfig`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct ImageConfig {
     /// Default command (`Cmd`); `None` when unset.
     pub cmd: Option<Vec<String>>,
@@ -141,6 +268,16 @@ pub struct ImageConfig {
     pub labels: BTreeMap<String, String>,
     /// Stop signal (`StopSignal`), e.g. `SIGTERM`.
     pub stop_signal: Option<String>,
+    /// Volume mount points, absolute container paths (keys of `Volumes`);
+    /// a container gets an anonymous volume at each unless it mounts one there.
+    pub volumes: Vec<String>,
+    /// Healthcheck (`Healthcheck`); `None` when unset.
+    pub healthcheck: Option<HealthConfig>,
+    /// Shell for the shell forms of RUN/CMD/ENTRYPOINT (`Shell`, Dockerfile
+    /// `SHELL`); `None` means `["/bin/sh", "-c"]`.
+    pub shell: Option<Vec<String>>,
+    /// Dockerfile `ONBUILD` triggers, each an instruction line (`OnBuild`).
+    pub on_build: Vec<String>,
 }
 
 /// Image-config fields only needed by inspect.
@@ -205,6 +342,8 @@ pub struct ImageStore {
     root: PathBuf,
     write: Mutex<()>,
     state: Mutex<State>,
+    /// Layers of live [`NewLayer`] values, kept by garbage collection.
+    pins: layer::Pins,
 }
 
 /// Cap for JSON metadata files read from archives (manifest, index, config).
@@ -296,6 +435,10 @@ fn api_config(c: &ImageConfig) -> bollard_stubs::models::ImageConfig {
                 .collect::<HashMap<_, _>>()
         }),
         stop_signal: c.stop_signal.clone(),
+        volumes: (!c.volumes.is_empty()).then(|| c.volumes.clone()),
+        healthcheck: c.healthcheck.as_ref().map(HealthConfig::to_api),
+        on_build: (!c.on_build.is_empty()).then(|| c.on_build.clone()),
+        shell: c.shell.clone(),
         ..Default::default()
     }
 }
@@ -332,6 +475,23 @@ fn config_to_json(c: &ImageConfig) -> serde_json::Value {
     if !c.working_dir.is_empty() {
         m.insert("WorkingDir".into(), serde_json::json!(c.working_dir));
     }
+    if !c.volumes.is_empty() {
+        let vols: serde_json::Map<String, serde_json::Value> = c
+            .volumes
+            .iter()
+            .map(|v| (v.clone(), serde_json::json!({})))
+            .collect();
+        m.insert("Volumes".into(), serde_json::Value::Object(vols));
+    }
+    if let Some(h) = &c.healthcheck {
+        m.insert("Healthcheck".into(), h.to_json());
+    }
+    if let Some(sh) = &c.shell {
+        m.insert("Shell".into(), serde_json::json!(sh));
+    }
+    if !c.on_build.is_empty() {
+        m.insert("OnBuild".into(), serde_json::json!(c.on_build));
+    }
     serde_json::Value::Object(m)
 }
 
@@ -360,6 +520,7 @@ impl ImageStore {
                 images: BTreeMap::new(),
                 repos: Repositories::default(),
             }),
+            pins: Default::default(),
         };
         for d in [
             store.root.clone(),
@@ -401,7 +562,16 @@ impl ImageStore {
                 .map_err(|e| e.to_string())
                 .and_then(|b| serde_json::from_slice::<ImageRecord>(&b).map_err(|e| e.to_string()));
             match rec {
-                Ok(rec) if rec.image.id == format!("sha256:{name}") => {
+                Ok(mut rec) if rec.image.id == format!("sha256:{name}") => {
+                    if rec.image.history.is_empty() {
+                        // Records written before history was kept: read it from the config.
+                        let cfg = e.path().join("config.json");
+                        if let Ok(b) = fsutil::read_limited(&cfg, MAX_METADATA_BYTES) {
+                            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b) {
+                                rec.image.history = load::parse_history(v.get("history"));
+                            }
+                        }
+                    }
                     images.insert(rec.image.id.clone(), rec);
                 }
                 Ok(_) => {
@@ -515,10 +685,16 @@ impl ImageStore {
             image: Image {
                 id: id.clone(),
                 repo_tags: Vec::new(),
-                created,
+                created: created.clone(),
                 size: layer.size,
                 config,
                 diff_ids: vec![layer.diff_id],
+                parent: None,
+                history: vec![HistoryEntry {
+                    created: Some(created.clone()),
+                    comment: Some(comment.clone()),
+                    ..Default::default()
+                }],
             },
             meta: ImageMeta {
                 comment: Some(comment),
@@ -860,7 +1036,7 @@ impl ImageStore {
         };
         ImageSummary {
             id: image.id.clone(),
-            parent_id: String::new(),
+            parent_id: image.parent.clone().unwrap_or_default(),
             repo_tags: tags,
             repo_digests: digests,
             created: created_secs(&image.created),
@@ -1053,11 +1229,19 @@ impl ImageStore {
                 st.repos = repos;
             }
         }
+        let pinned: Vec<String> = self
+            .pins
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect();
         let keep: HashSet<&String> = st
             .images
             .values()
             .flat_map(|r| r.image.diff_ids.iter())
             .chain(st.repos.held.values().flatten())
+            .chain(pinned.iter())
             .collect();
         let layers = self.layers_dir();
         let mut out = Vec::new();
@@ -1204,3 +1388,5 @@ fn resolve_how(st: &State, s: &str) -> Result<(String, bool), ImageError> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_create;

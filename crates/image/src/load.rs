@@ -8,8 +8,8 @@
 use crate::fsutil::{io_err, read_limited, sha256_digest, HashingReader, TempDir};
 use crate::unpack::{clean_rel, decompress};
 use crate::{
-    host_arch, parse_reference, valid_digest, Image, ImageConfig, ImageError, ImageMeta,
-    ImageStore, Reference, MAX_METADATA_BYTES, ZERO_TIME,
+    host_arch, parse_reference, valid_digest, HistoryEntry, Image, ImageConfig, ImageError,
+    ImageMeta, ImageStore, Reference, MAX_METADATA_BYTES, ZERO_TIME,
 };
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -331,6 +331,7 @@ pub(crate) struct ParsedConfig {
     pub(crate) created: String,
     pub(crate) diff_ids: Vec<String>,
     pub(crate) meta: ImageMeta,
+    pub(crate) history: Vec<HistoryEntry>,
 }
 
 fn str_list(v: Option<&serde_json::Value>) -> Option<Vec<String>> {
@@ -390,7 +391,19 @@ pub(crate) fn parse_config(bytes: &[u8], what: &str) -> Result<ParsedConfig, Ima
             })
             .unwrap_or_default(),
         stop_signal: str_field(c, "StopSignal").filter(|s| !s.is_empty()),
+        volumes: c
+            .and_then(|c| c.get("Volumes"))
+            .and_then(|p| p.as_object())
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default(),
+        healthcheck: c
+            .and_then(|c| c.get("Healthcheck"))
+            .filter(|h| h.is_object())
+            .map(crate::HealthConfig::from_json),
+        shell: str_list(c.and_then(|c| c.get("Shell"))).filter(|s| !s.is_empty()),
+        on_build: str_list(c.and_then(|c| c.get("OnBuild"))).unwrap_or_default(),
     };
+    let history = parse_history(root.get("history"));
     let meta = ImageMeta {
         comment: str_field(Some(root), "comment"),
         author: str_field(Some(root), "author"),
@@ -404,7 +417,29 @@ pub(crate) fn parse_config(bytes: &[u8], what: &str) -> Result<ParsedConfig, Ima
         created: str_field(Some(root), "created").unwrap_or_else(|| ZERO_TIME.to_string()),
         diff_ids,
         meta,
+        history,
     })
+}
+
+/// The image config's `history` array; entries that are not objects are
+/// skipped, odd field types read as absent.
+pub(crate) fn parse_history(v: Option<&serde_json::Value>) -> Vec<HistoryEntry> {
+    let Some(arr) = v.and_then(|h| h.as_array()) else {
+        return Vec::new();
+    };
+    arr.iter()
+        .filter_map(|e| e.as_object())
+        .map(|o| HistoryEntry {
+            created: str_field(Some(o), "created"),
+            created_by: str_field(Some(o), "created_by"),
+            author: str_field(Some(o), "author"),
+            comment: str_field(Some(o), "comment"),
+            empty_layer: o
+                .get("empty_layer")
+                .and_then(|b| b.as_bool())
+                .unwrap_or(false),
+        })
+        .collect()
 }
 
 impl ImageStore {
@@ -480,6 +515,8 @@ impl ImageStore {
                 size,
                 config: parsed.config,
                 diff_ids: parsed.diff_ids,
+                parent: None,
+                history: parsed.history,
             };
             lines.extend(self.commit_loaded_image(
                 &id,

@@ -1102,6 +1102,8 @@ impl ImageStore {
             size,
             config: parsed.config,
             diff_ids: parsed.diff_ids,
+            parent: None,
+            history: parsed.history,
         };
         let tags: Vec<Reference> = tag.cloned().into_iter().collect();
         self.commit_loaded_image(&id, image, parsed.meta, config_bytes, &tags)?;

@@ -1,0 +1,439 @@
+//! Layers made from a container's overlayfs upper directory (what `docker
+//! commit` and each step of `docker build` store).
+//!
+//! The upper directory is written as an uncompressed tar, the OCI image spec
+//! "Image Layer Filesystem Changeset" (layer.md), converting overlayfs'
+//! representation of deletions as moby's overlay2 driver does:
+//! - a whiteout (a 0:0 character device `NAME`) becomes an empty regular file
+//!   `.wh.NAME`;
+//! - an opaque directory (xattr `trusted.overlay.opaque=y`) gets an extra empty
+//!   regular file `DIR/.wh..wh..opq` right after its own entry.
+//!
+//! Modes (with set-id and sticky bits), uid/gid, mtimes (whole seconds),
+//! symlinks, hard links (within the layer), devices, FIFOs and the
+//! `security.capability` xattr are kept; sockets are skipped (as moby does).
+//! Entries are written depth first, children sorted by name bytes, with no
+//! atime/ctime and no user/group names, so the same content gives the same
+//! tar and therefore the same diff ID.
+//!
+//! The tar is hashed while it is written (the diff ID) and becomes the
+//! layer's kept blob; it is unpacked by the same code as imported and pulled
+//! layers ([`crate::unpack`]) and committed content-addressed, so an existing
+//! layer with the same diff ID is reused.
+
+use crate::fsutil::{io_err, HashingWriter, TempDir};
+use crate::{blob, ImageError, ImageStore};
+use std::collections::{HashMap, HashSet};
+use std::ffi::{CString, OsStr, OsString};
+use std::fs;
+use std::io::{self, BufWriter, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// overlayfs' opaque-directory xattr.
+const OVL_OPAQUE: &str = "trusted.overlay.opaque";
+/// overlayfs' renamed-directory xattr (`redirect_dir=on`).
+const OVL_REDIRECT: &str = "trusted.overlay.redirect";
+/// overlayfs' metadata-only copy-up xattr (`metacopy=on`).
+const OVL_METACOPY: &str = "trusted.overlay.metacopy";
+/// The only xattr carried into layers, as moby's archive package does.
+const CAPABILITY_XATTR: &str = "security.capability";
+
+/// Layers pinned against garbage collection: made by
+/// [`ImageStore::layer_from_upper`] and not yet (or no longer) part of an
+/// image. Diff ID -> number of live [`NewLayer`] values.
+pub(crate) type Pins = Arc<Mutex<HashMap<String, usize>>>;
+
+/// A layer in the store made by [`ImageStore::layer_from_upper`], not yet
+/// part of an image. While this value lives the layer is kept even though no
+/// image references it; pass it to [`ImageStore::create_image`] (in
+/// [`crate::NewImage::layer`]), or give it up with
+/// [`ImageStore::discard_layer`] (dropping it only unpins the layer, which the
+/// next garbage collection then removes).
+pub struct NewLayer {
+    /// `sha256:<hex>` of the uncompressed layer tar (its diff ID).
+    pub diff_id: String,
+    /// Bytes of regular-file content in the layer.
+    pub size: u64,
+    pins: Pins,
+}
+
+impl std::fmt::Debug for NewLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewLayer")
+            .field("diff_id", &self.diff_id)
+            .field("size", &self.size)
+            .finish()
+    }
+}
+
+impl NewLayer {
+    fn pinned(pins: &Pins, diff_id: String, size: u64) -> NewLayer {
+        *pins
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(diff_id.clone())
+            .or_insert(0) += 1;
+        NewLayer {
+            diff_id,
+            size,
+            pins: pins.clone(),
+        }
+    }
+}
+
+impl Drop for NewLayer {
+    fn drop(&mut self) {
+        let mut p = self.pins.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = p.get_mut(&self.diff_id) {
+            *n -= 1;
+            if *n == 0 {
+                p.remove(&self.diff_id);
+            }
+        }
+    }
+}
+
+/// `lgetxattr(2)`: `Ok(None)` when the file has no such xattr or the
+/// filesystem does not support xattrs.
+fn get_xattr(path: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let n = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut buf = vec![0u8; 256];
+    loop {
+        // SAFETY: valid C strings; the buffer pointer/len describe a live Vec.
+        let rc =
+            unsafe { libc::lgetxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        if rc >= 0 {
+            buf.truncate(rc as usize);
+            return Ok(Some(buf));
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::ENODATA) | Some(libc::ENOTSUP) => return Ok(None),
+            Some(libc::ERANGE) if buf.len() < (1 << 16) => buf.resize(buf.len() * 4, 0),
+            _ => return Err(e),
+        }
+    }
+}
+
+/// Writes the tar of an upper directory.
+struct UpperTar<W: io::Write> {
+    b: tar::Builder<W>,
+    /// (dev, ino) of multiply-linked files -> archive name of their first entry.
+    links: HashMap<(u64, u64), Vec<u8>>,
+    /// Directories on the current path (dev, ino), against loops.
+    seen_dirs: HashSet<(u64, u64)>,
+}
+
+fn tar_err(what: String) -> impl FnOnce(io::Error) -> ImageError {
+    io_err(what)
+}
+
+/// A reader of exactly `n` bytes: `r`'s, padded with zeros if the file
+/// shrank while it was read (a tar entry must have the size its header says).
+fn exact<R: Read>(r: R, n: u64) -> impl Read {
+    r.take(n).chain(io::repeat(0).take(n)).take(n)
+}
+
+impl<W: io::Write> UpperTar<W> {
+    fn header(m: &fs::Metadata, kind: tar::EntryType) -> tar::Header {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_mode(m.mode() & 0o7777);
+        h.set_uid(u64::from(m.uid()));
+        h.set_gid(u64::from(m.gid()));
+        h.set_mtime(u64::try_from(m.mtime()).unwrap_or(0));
+        h.set_size(0);
+        h
+    }
+
+    /// Appends `dir` (archive name `rel`, empty for the upper root) and,
+    /// recursively, its children sorted by name.
+    fn walk(&mut self, dir: &Path, rel: &[u8]) -> Result<(), ImageError> {
+        let mut names: Vec<OsString> = fs::read_dir(dir)
+            .map_err(io_err(format!("reading {}", dir.display())))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<io::Result<_>>()
+            .map_err(io_err(format!("reading {}", dir.display())))?;
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        for name in names {
+            let path = dir.join(&name);
+            let mut arch = rel.to_vec();
+            if !arch.is_empty() {
+                arch.push(b'/');
+            }
+            arch.extend_from_slice(name.as_bytes());
+            self.entry(&path, &arch)?;
+        }
+        Ok(())
+    }
+
+    fn entry(&mut self, path: &Path, arch: &[u8]) -> Result<(), ImageError> {
+        let m = fs::symlink_metadata(path).map_err(io_err(format!("stat {}", path.display())))?;
+        let ft = m.file_type();
+        let name = OsStr::from_bytes(arch);
+        let what = || format!("adding {} to the layer", path.display());
+
+        if ft.is_char_device() && m.rdev() == 0 {
+            // overlayfs whiteout -> `.wh.NAME` (may be a hard link to the
+            // kernel's shared whiteout: never recorded as a link).
+            let (parent, base) = match arch.iter().rposition(|&c| c == b'/') {
+                Some(i) => (&arch[..=i], &arch[i + 1..]),
+                None => (&arch[..0], arch),
+            };
+            let mut wh = parent.to_vec();
+            wh.extend_from_slice(b".wh.");
+            wh.extend_from_slice(base);
+            let mut h = Self::header(&m, tar::EntryType::Regular);
+            h.set_mode(0o600);
+            self.b
+                .append_data(&mut h, OsStr::from_bytes(&wh), io::empty())
+                .map_err(tar_err(what()))?;
+            return Ok(());
+        }
+        if ft.is_socket() {
+            tracing::debug!(path = %path.display(), "skipping socket in layer");
+            return Ok(());
+        }
+        if ft.is_dir() {
+            if get_xattr(path, OVL_REDIRECT)
+                .map_err(io_err(format!("reading xattrs of {}", path.display())))?
+                .is_some()
+            {
+                return Err(ImageError::Io {
+                    what: format!(
+                        "{} is a renamed directory (overlayfs redirect_dir=on), which a layer cannot express",
+                        path.display()
+                    ),
+                    source: io::Error::from(io::ErrorKind::Unsupported),
+                });
+            }
+            if !self.seen_dirs.insert((m.dev(), m.ino())) {
+                return Err(ImageError::Io {
+                    what: format!("directory loop at {}", path.display()),
+                    source: io::Error::from(io::ErrorKind::InvalidData),
+                });
+            }
+            let mut h = Self::header(&m, tar::EntryType::Directory);
+            let mut dname = arch.to_vec();
+            dname.push(b'/');
+            self.append_caps(path, &m)?;
+            self.b
+                .append_data(&mut h, OsStr::from_bytes(&dname), io::empty())
+                .map_err(tar_err(what()))?;
+            let opaque = get_xattr(path, OVL_OPAQUE)
+                .map_err(io_err(format!("reading xattrs of {}", path.display())))?;
+            if opaque.as_deref() == Some(b"y") {
+                let mut o = Self::header(&m, tar::EntryType::Regular);
+                o.set_mode(m.mode() & 0o777);
+                let mut oname = arch.to_vec();
+                oname.extend_from_slice(b"/.wh..wh..opq");
+                self.b
+                    .append_data(&mut o, OsStr::from_bytes(&oname), io::empty())
+                    .map_err(tar_err(what()))?;
+            }
+            self.walk(path, arch)?;
+            self.seen_dirs.remove(&(m.dev(), m.ino()));
+            return Ok(());
+        }
+        // Hard links within the layer: later names link to the first one.
+        if m.nlink() > 1 {
+            let key = (m.dev(), m.ino());
+            if let Some(first) = self.links.get(&key) {
+                let mut h = Self::header(&m, tar::EntryType::Link);
+                self.b
+                    .append_link(&mut h, name, OsStr::from_bytes(first))
+                    .map_err(tar_err(what()))?;
+                return Ok(());
+            }
+            self.links.insert(key, arch.to_vec());
+        }
+        if ft.is_file() {
+            if get_xattr(path, OVL_METACOPY)
+                .map_err(io_err(format!("reading xattrs of {}", path.display())))?
+                .is_some()
+            {
+                return Err(ImageError::Io {
+                    what: format!(
+                        "{} is a metadata-only copy-up (overlayfs metacopy=on), which a layer cannot express",
+                        path.display()
+                    ),
+                    source: io::Error::from(io::ErrorKind::Unsupported),
+                });
+            }
+            let f = fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path)
+                .map_err(io_err(format!("opening {}", path.display())))?;
+            let mut h = Self::header(&m, tar::EntryType::Regular);
+            h.set_size(m.len());
+            self.append_caps(path, &m)?;
+            self.b
+                .append_data(&mut h, name, exact(io::BufReader::new(f), m.len()))
+                .map_err(tar_err(what()))?;
+        } else if ft.is_symlink() {
+            let target =
+                fs::read_link(path).map_err(io_err(format!("reading link {}", path.display())))?;
+            let mut h = Self::header(&m, tar::EntryType::Symlink);
+            h.set_mode(0o777);
+            self.b
+                .append_link(&mut h, name, &target)
+                .map_err(tar_err(what()))?;
+        } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
+            let kind = if ft.is_char_device() {
+                tar::EntryType::Char
+            } else if ft.is_block_device() {
+                tar::EntryType::Block
+            } else {
+                tar::EntryType::Fifo
+            };
+            let mut h = Self::header(&m, kind);
+            if !ft.is_fifo() {
+                let rdev = m.rdev() as libc::dev_t;
+                h.set_device_major(libc::major(rdev))
+                    .and_then(|()| h.set_device_minor(libc::minor(rdev)))
+                    .map_err(tar_err(what()))?;
+            }
+            self.b
+                .append_data(&mut h, name, io::empty())
+                .map_err(tar_err(what()))?;
+        } else {
+            tracing::debug!(path = %path.display(), "skipping unsupported file type in layer");
+        }
+        Ok(())
+    }
+
+    /// A PAX `SCHILY.xattr.security.capability` record for the next entry,
+    /// when the file has file capabilities.
+    fn append_caps(&mut self, path: &Path, m: &fs::Metadata) -> Result<(), ImageError> {
+        if !m.is_file() && !m.is_dir() {
+            return Ok(());
+        }
+        if let Some(v) = get_xattr(path, CAPABILITY_XATTR)
+            .map_err(io_err(format!("reading xattrs of {}", path.display())))?
+        {
+            let key = format!("SCHILY.xattr.{CAPABILITY_XATTR}");
+            self.b
+                .append_pax_extensions([(key.as_str(), &v[..])])
+                .map_err(tar_err(format!("adding {} to the layer", path.display())))?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes the layer tar of `upper` to `out`; returns `(diff ID, tar bytes)`.
+fn write_upper_tar(upper: &Path, out: &Path) -> Result<(String, u64), ImageError> {
+    let f = fs::File::create(out).map_err(io_err(format!("creating {}", out.display())))?;
+    let hw = HashingWriter::new(BufWriter::with_capacity(256 * 1024, f));
+    let mut t = UpperTar {
+        b: tar::Builder::new(hw),
+        links: HashMap::new(),
+        seen_dirs: HashSet::new(),
+    };
+    t.walk(upper, b"")?;
+    let hw =
+        t.b.into_inner()
+            .map_err(io_err(format!("writing {}", out.display())))?;
+    hw.finish()
+        .map_err(io_err(format!("writing {}", out.display())))
+}
+
+impl ImageStore {
+    /// Turns the overlayfs upper directory `upper` of a container (or build
+    /// step) into a layer of the store, as `docker commit` and each step of
+    /// the classic builder do. See the module docs of `layer.rs` for the tar
+    /// format (whiteouts, opaque dirs, what metadata is kept).
+    ///
+    /// The tar goes to the store's `tmp/` while it is hashed; when a layer
+    /// with that diff ID exists it is reused and nothing else is written,
+    /// else the tar is unpacked into a new `layers/<hex>/diff` (by the same
+    /// code as imported and pulled layers) and kept as the layer's blob for
+    /// push. The returned [`NewLayer`] keeps the layer from garbage
+    /// collection until it is used by [`ImageStore::create_image`] or dropped.
+    ///
+    /// The caller keeps `upper` still while this runs (a paused or stopped
+    /// container); it is only read.
+    ///
+    /// # Errors
+    /// [`ImageError::Io`] when `upper` is not a readable directory, a file
+    /// cannot be read, the upper dir uses overlayfs features a layer cannot
+    /// express (`redirect_dir`, `metacopy`), or the store cannot be written;
+    /// [`ImageError::BadArchive`] if unpacking the written tar fails. Nothing
+    /// is left in the store on error.
+    pub fn layer_from_upper(&self, upper: &Path) -> Result<NewLayer, ImageError> {
+        let m = fs::symlink_metadata(upper).map_err(io_err(format!(
+            "reading upper directory {}",
+            upper.display()
+        )))?;
+        if !m.is_dir() {
+            return Err(ImageError::Io {
+                what: format!("upper directory {} is not a directory", upper.display()),
+                source: io::Error::from(io::ErrorKind::NotADirectory),
+            });
+        }
+        let tmp = TempDir::new_in(&self.tmp_dir())?;
+        let blob_path = tmp.path().join(blob::BLOB_FILE);
+        let (diff_id, tar_size) = write_upper_tar(upper, &blob_path)?;
+        {
+            let _w = self.lock_write();
+            if self.layer_present(&diff_id) {
+                let size = self.layer_size(&diff_id).unwrap_or(0);
+                tracing::debug!(%diff_id, "layer from upper dir already present; sharing it");
+                return Ok(NewLayer::pinned(&self.pins, diff_id, size));
+            }
+        }
+        // Unpack outside the write lock: the temp dir is ours alone.
+        let diff = tmp.path().join("diff");
+        fs::create_dir(&diff).map_err(io_err(format!("creating {}", diff.display())))?;
+        fs::set_permissions(&diff, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .map_err(io_err(format!("chmod {}", diff.display())))?;
+        let what = format!("layer from {}", upper.display());
+        let f = fs::File::open(&blob_path)
+            .map_err(io_err(format!("opening {}", blob_path.display())))?;
+        let stats = crate::unpack::unpack_layer(io::BufReader::new(f), &diff, &what)?;
+        if stats.diff_id != diff_id {
+            return Err(ImageError::Io {
+                what: format!(
+                    "{what}: the tar hashed to {diff_id} when written but {} when read back",
+                    stats.diff_id
+                ),
+                source: io::Error::from(io::ErrorKind::InvalidData),
+            });
+        }
+        let rec = blob::BlobRecord {
+            digest: diff_id.clone(),
+            size: tar_size,
+            media_type: blob::MT_OCI_LAYER_TAR.to_string(),
+        };
+        let bytes =
+            serde_json::to_vec(&rec).map_err(|e| crate::json_io("encoding blob record", e))?;
+        let rec_path = tmp.path().join(blob::BLOB_RECORD_FILE);
+        fs::write(&rec_path, bytes).map_err(io_err(format!("writing {}", rec_path.display())))?;
+        let _w = self.lock_write();
+        let layer = self.commit_layer(tmp, stats.diff_id, stats.size)?;
+        tracing::info!(diff_id = %layer.diff_id, size = layer.size, "stored layer from upper dir");
+        Ok(NewLayer::pinned(&self.pins, layer.diff_id, layer.size))
+    }
+
+    /// Gives up a layer made by [`ImageStore::layer_from_upper`] that will not
+    /// become part of an image (a failed or cancelled build step): unpins it
+    /// and removes it unless an image or another [`NewLayer`] uses it.
+    ///
+    /// # Errors
+    /// [`ImageError::Io`] when the store cannot be cleaned.
+    pub fn discard_layer(&self, layer: NewLayer) -> Result<(), ImageError> {
+        drop(layer);
+        let _w = self.lock_write();
+        let trash = {
+            let mut st = self.lock_state();
+            self.gc_layers(&mut st, None)?
+        };
+        self.empty_trash(trash.into_iter().map(|(_, p)| p).collect());
+        Ok(())
+    }
+}
