@@ -137,7 +137,9 @@ struct LegacyCreateFields {
     mac_address: Option<String>,
 }
 
-async fn body_to_file(req: Request<Incoming>) -> Result<tempfile::NamedTempFile, EngineError> {
+pub(crate) async fn body_to_file(
+    req: Request<Incoming>,
+) -> Result<tempfile::NamedTempFile, EngineError> {
     let mut f = tempfile::NamedTempFile::new()
         .map_err(|e| EngineError::Internal(format!("temp file: {e}")))?;
     let mut body = req.into_body();
@@ -164,7 +166,11 @@ fn no_content() -> Response<Body> {
 /// Answers `status` with `msg` to a request whose body was not read, after reading it
 /// (for at most 5 s): a server that closes with unread data makes the kernel reset the
 /// connection, and the client then loses the answer.
-async fn refuse_unread(req: Request<Incoming>, status: u16, msg: &str) -> Response<Body> {
+pub(crate) async fn refuse_unread(
+    req: Request<Incoming>,
+    status: u16,
+    msg: &str,
+) -> Response<Body> {
     let _ =
         tokio::time::timeout(std::time::Duration::from_secs(5), req.into_body().collect()).await;
     error_response(status, msg)
@@ -520,6 +526,7 @@ async fn route(
                 )),
             }
         }
+        (&Method::POST, ["build"]) => crate::build::build(engine.clone(), req).await,
         (&Method::POST, ["images", "load"]) => {
             let f = body_to_file(req).await?;
             let imgs = engine.images.clone();

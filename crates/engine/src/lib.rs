@@ -5,6 +5,7 @@
 //! The engine holds all state behind one async lock; long waits (a container's exit, log
 //! streams) happen outside it.
 
+pub mod build;
 pub mod containers;
 pub mod events;
 pub mod exec;

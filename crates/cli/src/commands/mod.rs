@@ -1,6 +1,7 @@
 //! The commands and the dispatcher that maps docker's command names
 //! (`run`, `container run`, `rmi`, `image rm`, ...) onto them.
 
+pub mod build;
 pub mod compose;
 pub mod container;
 pub mod exec;
@@ -77,6 +78,7 @@ pub async fn dispatch(client: &Client, args: &[String]) -> Result<()> {
         "tag" => image::tag(client, &p("tag"), rest).await,
         "import" => image::import(client, &p("import"), rest).await,
         "load" => image::load(client, &p("load"), rest).await,
+        "build" => build::build(client, &p("build"), rest).await,
         "pull" => image::pull(client, &p("pull"), rest).await,
         "push" => registry::push(client, &p("push"), rest).await,
         "login" => registry::login(client, &p("login"), rest).await,
@@ -161,6 +163,7 @@ async fn image_cmd(client: &Client, rest: &[String]) -> Result<()> {
         "tag" => image::tag(client, &p("tag"), args).await,
         "import" => image::import(client, &p("import"), args).await,
         "load" => image::load(client, &p("load"), args).await,
+        "build" => build::build(client, &p("image build"), args).await,
         "pull" => image::pull(client, &p("pull"), args).await,
         "push" => registry::push(client, &p("push"), args).await,
         "inspect" => inspect::image_inspect(client, &p("inspect"), args).await,
@@ -181,6 +184,7 @@ Common Commands:
   run         Create and run a new container from an image
   exec        Execute a command in a running container
   ps          List containers
+  build       Build an image from a Dockerfile
   images      List images
   import      Import the contents from a tarball to create a filesystem image
   load        Load an image from a tar archive or STDIN

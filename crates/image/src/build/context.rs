@@ -585,6 +585,8 @@ fn ensure_dir(root: &Path, rel: &str) -> Result<PathBuf, BuildError> {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(tar::EntryType::Directory);
     h.set_mode(0o755);
+    h.set_uid(0);
+    h.set_gid(0);
     h.set_size(0);
     h.set_mtime(now_secs());
     let mut b = tar::Builder::new(Vec::new());

@@ -1,0 +1,106 @@
+//! `POST /build` (Docker Engine API "ImageBuild", the classic builder): the
+//! query becomes [`BuildOptions`], the body (a tar of the build context,
+//! plain or gzip) is spooled and unpacked, and the engine's progress messages
+//! go out as `application/json` lines (`{"stream": ...}`, `{"aux": {"ID":
+//! ...}}`, `{"errorDetail": ..., "error": ...}`). Errors found before the
+//! context is read (bad query, unknown network) are plain JSON errors with
+//! their status. When the client goes away the build is cancelled.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use serde_json::Value;
+use tether_engine::build::BuildOptions;
+use tether_engine::{Engine, EngineError};
+use tokio::sync::mpsc;
+
+use crate::{streams, Body};
+
+/// Handles `POST /build`.
+pub(crate) async fn build(
+    engine: Arc<Engine>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, EngineError> {
+    let pairs: Vec<(String, String)> = req
+        .uri()
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut opts = match BuildOptions::from_query(&pairs) {
+        Ok(o) => o,
+        Err(e) => return Ok(crate::routes::refuse_unread(req, e.status(), &e.to_string()).await),
+    };
+    if let Err(e) = engine.validate_build(&opts).await {
+        return Ok(crate::routes::refuse_unread(req, e.status(), &e.to_string()).await);
+    }
+    if let Some(a) = req
+        .headers()
+        .get("x-registry-config")
+        .and_then(|v| v.to_str().ok())
+    {
+        opts.auth = registry_config_auth(a);
+    }
+    let spool = crate::routes::body_to_file(req).await?;
+    let base = engine.config().root.join("builder");
+    std::fs::create_dir_all(&base)
+        .map_err(|e| EngineError::Internal(format!("create {}: {e}", base.display())))?;
+    let dir = tempfile::Builder::new()
+        .prefix("context-")
+        .tempdir_in(&base)
+        .map_err(|e| EngineError::Internal(format!("context dir: {e}")))?;
+    let root = dir.path().to_path_buf();
+    let ctx = tokio::task::spawn_blocking(move || {
+        let f = std::fs::File::open(spool.path())
+            .map_err(|e| EngineError::Internal(format!("reading the context: {e}")))?;
+        tether_image::build::context::Context::unpack(std::io::BufReader::new(f), &root).map_err(
+            |e| match e.status() {
+                500 => EngineError::Internal(e.to_string()),
+                _ => EngineError::InvalidParam(e.to_string()),
+            },
+        )
+    })
+    .await
+    .map_err(|e| EngineError::Internal(e.to_string()))??;
+
+    let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
+    let (out, body_rx) = mpsc::channel::<Bytes>(64);
+    // Lines out until the client goes away; then the receiver is dropped, which
+    // the engine sees (tx closed) and cancels the build.
+    tokio::spawn(async move {
+        while let Some(v) = rx.recv().await {
+            if out.send(Bytes::from(format!("{v}\n"))).await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let _ = engine.build(opts, ctx, tx).await;
+        drop(dir);
+    });
+    Ok(Response::builder()
+        .header("Content-Type", "application/json")
+        .header("Api-Version", crate::API_VERSION)
+        .body(streams::channel_body(body_rx))
+        .unwrap_or_else(|_| Response::new(crate::full(""))))
+}
+
+/// `X-Registry-Config`: base64url JSON `{"registry": {"username": .., "password": ..}}`;
+/// the first entry's credentials are used for base-image pulls.
+fn registry_config_auth(header: &str) -> tether_image::registry::AuthConfig {
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(header.trim())
+        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(header.trim()))
+        .unwrap_or_default();
+    let v: serde_json::Map<String, Value> = serde_json::from_slice(&raw).unwrap_or_default();
+    v.into_iter()
+        .next()
+        .and_then(|(_, a)| serde_json::from_value(a).ok())
+        .unwrap_or_default()
+}

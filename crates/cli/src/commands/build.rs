@@ -1,0 +1,365 @@
+//! `tether build`: sends a build context to `POST /build` (the classic
+//! builder's API, as `DOCKER_BUILDKIT=0 docker build` does) and prints the
+//! stream (`Step 1/5 : FROM ...`, `Successfully built ...`).
+//!
+//! The context is the directory PATH as a tar, without what its
+//! `.dockerignore` excludes (the Dockerfile and `.dockerignore` are always
+//! sent, as docker does); `-` reads a tar context, or a lone Dockerfile, from
+//! stdin. A `-f` Dockerfile outside the context is added to it under a
+//! generated name.
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+
+use clap::{ArgAction, Parser};
+use tether_image::build::context::Ignore;
+
+use crate::args::{exact_args, parse};
+use crate::client::{stream_body, Client, Query};
+use crate::error::{CliError, Result};
+
+/// `tether build`.
+#[derive(Parser, Debug)]
+#[command(
+    name = "build",
+    override_usage = "tether build [OPTIONS] PATH | -",
+    about = "Build an image from a Dockerfile"
+)]
+pub struct BuildArgs {
+    /// Name and optionally a tag in the "name:tag" format
+    #[arg(short = 't', long = "tag", action = ArgAction::Append)]
+    tag: Vec<String>,
+    /// Name of the Dockerfile (Default is "PATH/Dockerfile")
+    #[arg(short = 'f', long = "file")]
+    file: Option<String>,
+    /// Set build-time variables
+    #[arg(long = "build-arg", action = ArgAction::Append)]
+    build_arg: Vec<String>,
+    /// Set the target build stage to build
+    #[arg(long)]
+    target: Option<String>,
+    /// Do not use cache when building the image
+    #[arg(long = "no-cache")]
+    no_cache: bool,
+    /// Always attempt to pull a newer version of the image
+    #[arg(long)]
+    pull: bool,
+    /// Set the networking mode for the RUN instructions during build
+    #[arg(long, default_value = "default")]
+    network: String,
+    /// Set metadata for an image
+    #[arg(long = "label", action = ArgAction::Append)]
+    label: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long = "add-host", action = ArgAction::Append)]
+    add_host: Vec<String>,
+    /// Suppress the build output and print image ID on success
+    #[arg(short = 'q', long)]
+    quiet: bool,
+    /// Set type of progress output (auto, plain, tty)
+    #[arg(long, default_value = "auto")]
+    progress: String,
+    /// Remove intermediate containers after a successful build
+    #[arg(long, default_value = "true", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    rm: String,
+    /// Always remove intermediate containers
+    #[arg(long = "force-rm")]
+    force_rm: bool,
+    /// Size of /dev/shm
+    #[arg(long = "shm-size")]
+    shm_size: Option<String>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    platform: Option<String>,
+    operands: Vec<String>,
+}
+
+/// `--build-arg K=V` (or `K`, taken from the environment as docker does).
+fn build_args(raw: &[String]) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let mut m = serde_json::Map::new();
+    for a in raw {
+        match a.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                m.insert(k.to_string(), serde_json::Value::String(v.to_string()));
+            }
+            Some(_) => {
+                return Err(CliError::msg(format!(
+                "invalid argument {a:?} for \"--build-arg\" flag: a name is required (NAME=VALUE)"
+            )))
+            }
+            None => {
+                if let Ok(v) = std::env::var(a) {
+                    m.insert(a.clone(), serde_json::Value::String(v));
+                }
+            }
+        }
+    }
+    Ok(m)
+}
+
+/// `--shm-size 64m` -> bytes.
+fn size_bytes(s: &str) -> Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    let (num, mult) = match t.trim_end_matches('b').chars().last() {
+        Some('k') => (&t[..t.trim_end_matches('b').len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.trim_end_matches('b').len() - 1], 1 << 20),
+        Some('g') => (&t[..t.trim_end_matches('b').len() - 1], 1 << 30),
+        _ => (t.trim_end_matches('b'), 1),
+    };
+    num.parse::<f64>()
+        .ok()
+        .filter(|n| *n > 0.0)
+        .map(|n| (n * mult as f64) as i64)
+        .ok_or_else(|| {
+            CliError::msg(format!(
+                "invalid argument {s:?} for \"--shm-size\" flag: a size such as 64m is expected"
+            ))
+        })
+}
+
+/// Writes the context directory `dir` (minus what `.dockerignore` excludes)
+/// as a tar into `out`; `extra` entries (name, content) are added.
+fn tar_context(dir: &Path, out: std::fs::File, extra: &[(String, Vec<u8>)]) -> Result<()> {
+    let ignore = match std::fs::read_to_string(dir.join(".dockerignore")) {
+        Ok(t) => Ignore::parse(&t).map_err(|e| CliError::msg(e.to_string()))?,
+        Err(_) => Ignore::default(),
+    };
+    let mut b = tar::Builder::new(std::io::BufWriter::new(out));
+    b.follow_symlinks(false);
+    b.mode(tar::HeaderMode::Complete);
+    let err = |p: &Path, e: std::io::Error| {
+        CliError::msg(format!(
+            "error adding {} to the build context: {e}",
+            p.display()
+        ))
+    };
+    let mut stack: Vec<PathBuf> = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let full = dir.join(&rel);
+        let mut entries: Vec<_> = std::fs::read_dir(&full)
+            .map_err(|e| err(&full, e))?
+            .flatten()
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let r = rel.join(e.file_name());
+            let rs = r.to_string_lossy().to_string();
+            let always = rs == "Dockerfile" || rs == ".dockerignore";
+            if !always && ignore.excluded(&rs) {
+                continue;
+            }
+            let p = e.path();
+            let meta = std::fs::symlink_metadata(&p).map_err(|er| err(&p, er))?;
+            if meta.is_dir() {
+                b.append_dir(&r, &p).map_err(|er| err(&p, er))?;
+                stack.push(r);
+            } else if meta.is_file() || meta.file_type().is_symlink() {
+                b.append_path_with_name(&p, &r).map_err(|er| err(&p, er))?;
+            }
+        }
+    }
+    for (name, content) in extra {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(content.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        b.append_data(&mut h, name, &content[..])
+            .map_err(|e| CliError::msg(format!("adding {name}: {e}")))?;
+    }
+    let mut w = b
+        .into_inner()
+        .map_err(|e| CliError::msg(format!("writing the build context: {e}")))?;
+    std::io::Write::flush(&mut w)
+        .map_err(|e| CliError::msg(format!("writing the build context: {e}")))?;
+    Ok(())
+}
+
+/// `tether build [OPTIONS] PATH | -`.
+pub async fn build(client: &Client, path: &str, args: &[String]) -> Result<()> {
+    let a: BuildArgs = parse(path, args)?;
+    exact_args::<BuildArgs>(path, a.operands.len(), 1)?;
+    if !matches!(a.progress.as_str(), "auto" | "plain" | "tty") {
+        return Err(CliError::msg(format!(
+            "invalid argument {:?} for \"--progress\" flag: use auto, plain or tty",
+            a.progress
+        )));
+    }
+    let rm = match a.rm.as_str() {
+        "true" | "1" => true,
+        "false" | "0" => false,
+        other => {
+            return Err(CliError::msg(format!(
+                "invalid argument {other:?} for \"--rm\" flag: use true or false"
+            )))
+        }
+    };
+    let mut labels = serde_json::Map::new();
+    for l in &a.label {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        labels.insert(k.to_string(), serde_json::Value::String(v.to_string()));
+    }
+    let bargs = build_args(&a.build_arg)?;
+    let shm = a.shm_size.as_deref().map(size_bytes).transpose()?;
+
+    let spool = tempfile::tempfile().map_err(|e| CliError::msg(format!("temp file: {e}")))?;
+    let operand = a.operands[0].clone();
+    let mut dockerfile = a.file.clone().unwrap_or_default();
+    if operand == "-" {
+        // a tar context, or a lone Dockerfile, on stdin
+        if std::io::stdin().is_terminal() {
+            return Err(CliError::msg(
+                "requested build context from stdin, but stdin is a terminal",
+            ));
+        }
+        let mut data = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut data)
+            .map_err(|e| CliError::msg(format!("reading stdin: {e}")))?;
+        let is_tar =
+            data.len() >= 262 && &data[257..262] == b"ustar" || data.starts_with(&[0x1f, 0x8b]);
+        let mut f = spool
+            .try_clone()
+            .map_err(|e| CliError::msg(e.to_string()))?;
+        if is_tar {
+            std::io::Write::write_all(&mut f, &data).map_err(|e| CliError::msg(e.to_string()))?;
+        } else {
+            let mut b = tar::Builder::new(f);
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            b.append_data(&mut h, "Dockerfile", &data[..])
+                .map_err(|e| CliError::msg(e.to_string()))?;
+            b.finish().map_err(|e| CliError::msg(e.to_string()))?;
+            dockerfile = "Dockerfile".into();
+        }
+    } else {
+        let dir = PathBuf::from(&operand);
+        if !dir.is_dir() {
+            return Err(CliError::msg(format!(
+                "unable to prepare context: path {operand:?} not found"
+            )));
+        }
+        let mut extra = Vec::new();
+        if let Some(f) = &a.file {
+            let fp = if f == "-" {
+                None
+            } else if Path::new(f).is_absolute() {
+                Some(PathBuf::from(f))
+            } else {
+                Some(std::env::current_dir().unwrap_or_default().join(f))
+            };
+            let (content, inside) = match &fp {
+                None => {
+                    let mut s = Vec::new();
+                    std::io::stdin()
+                        .read_to_end(&mut s)
+                        .map_err(|e| CliError::msg(format!("reading stdin: {e}")))?;
+                    (s, None)
+                }
+                Some(p) => {
+                    let c = std::fs::read(p).map_err(|e| {
+                        CliError::msg(format!("unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat {}: {e}", p.display()))
+                    })?;
+                    let canon_dir = dir.canonicalize().unwrap_or(dir.clone());
+                    let inside = p
+                        .canonicalize()
+                        .ok()
+                        .and_then(|c| c.strip_prefix(&canon_dir).ok().map(|r| r.to_path_buf()));
+                    (c, inside)
+                }
+            };
+            match inside {
+                Some(rel) => dockerfile = rel.to_string_lossy().to_string(),
+                None => {
+                    let name = format!(".dockerfile.{:012x}", rand_suffix());
+                    extra.push((name.clone(), content));
+                    dockerfile = name;
+                }
+            }
+        }
+        let f = spool
+            .try_clone()
+            .map_err(|e| CliError::msg(e.to_string()))?;
+        tokio::task::spawn_blocking(move || tar_context(&dir, f, &extra))
+            .await
+            .map_err(|e| CliError::msg(e.to_string()))??;
+    }
+
+    let mut q = Query::new();
+    for t in &a.tag {
+        q = q.add("t", t.clone());
+    }
+    let q = q
+        .add_if(!dockerfile.is_empty(), "dockerfile", dockerfile)
+        .add_if(
+            !bargs.is_empty(),
+            "buildargs",
+            serde_json::Value::Object(bargs).to_string(),
+        )
+        .add_if(
+            a.target.is_some(),
+            "target",
+            a.target.clone().unwrap_or_default(),
+        )
+        .add_if(a.no_cache, "nocache", "1")
+        .add_if(a.pull, "pull", "1")
+        .add("rm", if rm { "1" } else { "0" })
+        .add_if(a.force_rm, "forcerm", "1")
+        .add_if(a.network != "default", "networkmode", a.network.clone())
+        .add_if(
+            !labels.is_empty(),
+            "labels",
+            serde_json::Value::Object(labels).to_string(),
+        )
+        .add_if(!a.add_host.is_empty(), "extrahosts", a.add_host.join(","))
+        .add_if(a.quiet, "q", "1")
+        .add_if(shm.is_some(), "shmsize", shm.unwrap_or(0).to_string())
+        .add_if(
+            a.platform.is_some(),
+            "platform",
+            a.platform.clone().unwrap_or_default(),
+        )
+        .encode();
+    let mut spool = spool;
+    std::io::Seek::seek(&mut spool, std::io::SeekFrom::Start(0))
+        .map_err(|e| CliError::msg(format!("reading the build context: {e}")))?;
+    let file = tokio::fs::File::from_std(spool);
+    let body = stream_body(read_all(file));
+    let resp = client
+        .request(
+            hyper::Method::POST,
+            &format!("/build{q}"),
+            body,
+            Some("application/x-tar"),
+        )
+        .await?;
+    super::display_json_stream(resp, false).await
+}
+
+fn rand_suffix() -> u64 {
+    let mut b = [0u8; 8];
+    let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
+    u64::from_le_bytes(b) & 0xffff_ffff_ffff
+}
+
+fn read_all(
+    f: tokio::fs::File,
+) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
+    futures::stream::unfold(f, |mut f| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 256 << 10];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(bytes::Bytes::from(buf)), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    })
+}
