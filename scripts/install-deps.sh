@@ -4,12 +4,15 @@
 # busybox the tests build their image from, mmdebstrap for the demo's image, python3 for
 # the benchmark scripts' self-test, and Docker Distribution (docker-registry) with htpasswd
 # (apache2-utils) and zstd for the registry tests, which start their own registries: the package's
-# system service is not started; chromium for the headless-browser test of the topology page.
+# system service is not started; chromium for the headless-browser test of the topology page;
+# docker-compose (1.29, Python) and, when no docker CLI is installed, Debian's docker.io (its
+# daemon is not started) for the tests that drive tether through the real clients.
 set -euo pipefail
 need=()
-for p in runc nftables iproute2 util-linux busybox-static mmdebstrap procps curl ca-certificates file python3 docker-registry apache2-utils zstd chromium; do
+for p in runc nftables iproute2 util-linux busybox-static mmdebstrap procps curl ca-certificates file python3 docker-registry apache2-utils zstd chromium docker-compose; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
+if [ ! -x /usr/local/bin/docker ] && [ ! -x /usr/bin/docker ]; then need+=(docker.io); fi
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

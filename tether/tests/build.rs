@@ -470,3 +470,59 @@ fn docker_cli_builds_through_the_socket() {
     );
     assert_eq!(d.ok(&["run", "--rm", "viadocker"]), "docker-built-7");
 }
+
+#[test]
+fn compose_builds_with_tether_and_docker_compose() {
+    let d = Daemon::start();
+    let proj = d.dir().join("shop");
+    write(
+        &proj,
+        &[
+            (
+                "backend/Dockerfile.backend",
+                &format!("FROM {IMAGE}\nARG FLAVOR=plain\nRUN echo \"backend-$FLAVOR\" > /flavor\nCMD [\"sh\", \"-c\", \"cat /flavor; sleep 300\"]\n"),
+            ),
+            (
+                "front/Dockerfile",
+                &format!("FROM {IMAGE} AS base\nRUN echo front > /who\nFROM base AS prod\nCMD [\"sleep\", \"300\"]\n"),
+            ),
+            (
+                "compose.yaml",
+                "services:\n  api:\n    build:\n      context: ./backend\n      dockerfile: Dockerfile.backend\n      args:\n        FLAVOR: spicy\n  web:\n    image: shop/web:1\n    build:\n      context: front\n      target: prod\n      labels:\n        tier: front\n",
+            ),
+        ],
+    );
+    let file = proj.join("compose.yaml").display().to_string();
+    // tether compose: up builds what is missing, then `build` rebuilds from the cache
+    let o = d.cli(&["compose", "-f", &file, "up", "-d"]);
+    assert!(o.success(), "compose up: {o}");
+    assert_eq!(
+        d.ok(&["exec", "shop-api-1", "cat", "/flavor"]),
+        "backend-spicy"
+    );
+    assert_eq!(d.ok(&["exec", "shop-web-1", "cat", "/who"]), "front");
+    let (_, img) = d.api("GET", "/images/shop/web:1/json", None);
+    assert_eq!(img["Config"]["Labels"]["tier"], "front", "{img}");
+    let o = d.cli(&["compose", "-f", &file, "build"]);
+    assert!(o.success(), "compose build: {o}");
+    assert!(o.all().contains("Using cache"), "{o}");
+    d.ok(&["compose", "-f", &file, "down"]);
+
+    // docker-compose 1.29 drives the same build through the socket
+    d.ok(&["rmi", "-f", "shop-api", "shop/web:1"]);
+    let mut c = std::process::Command::new("docker-compose");
+    c.args(["-f", &file, "-p", "dc", "build", "api"])
+        .env("DOCKER_HOST", &d.host)
+        .env("COMPOSE_DOCKER_CLI_BUILD", "0")
+        .env("DOCKER_BUILDKIT", "0");
+    let o = common::run_with_limit(c, common::COMMAND_LIMIT);
+    assert!(
+        o.success(),
+        "docker-compose build (apt-get install docker-compose): {o}"
+    );
+    assert!(o.all().contains("Successfully tagged dc_api:latest"), "{o}");
+    assert_eq!(
+        d.ok(&["run", "--rm", "--entrypoint", "cat", "dc_api", "/flavor"]),
+        "backend-spicy"
+    );
+}

@@ -656,19 +656,31 @@ fn daemon_name(project: &str, key: &str, ext: &External, name: Option<String>) -
 
 fn normalize(p: &mut Project) -> Result<()> {
     let names: Vec<String> = p.services.keys().cloned().collect();
+    let pname = p.name.clone();
     let env = p.environment.clone();
     let mut uses_default = false;
     for (sname, svc) in p.services.iter_mut() {
         let ctx = |m: String| ComposeError::project(format!("service {sname:?}: {m}"));
+        if let Some(b) = svc.build.as_mut() {
+            // the context is relative to the project directory; args without a value
+            // come from the environment
+            let ctxdir = absolute(&p.working_dir, Path::new(&expand_home(&b.context, &env)));
+            b.context = ctxdir.display().to_string();
+            for (k, v) in b.args.0.iter_mut() {
+                if v.is_none() {
+                    *v = env.get(k).cloned();
+                }
+            }
+            if svc.image.as_deref().unwrap_or("").is_empty() {
+                // Compose's name for a built image: <project>-<service>
+                svc.image = Some(format!("{pname}-{sname}"));
+            }
+        }
         if svc.image.as_deref().unwrap_or("").is_empty() {
-            return Err(if svc.build.is_some() {
-                ctx("tether cannot build images (`build:`); give an `image:` that is loaded already".into())
-            } else {
-                ctx(
-                    "has neither an image nor a build context specified: invalid compose project"
-                        .into(),
-                )
-            });
+            return Err(ctx(
+                "has neither an image nor a build context specified: invalid compose project"
+                    .into(),
+            ));
         }
         // environment: env_file values first, then `environment:`; bare keys from the environment
         let mut merged: BTreeMap<String, Option<String>> = BTreeMap::new();

@@ -51,9 +51,9 @@ pub struct Service {
     /// `image:`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
-    /// `build:` is recognized only to say that tether cannot build images.
+    /// `build:`: a context path, or the long form ([`Build`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub build: Option<serde_norway::Value>,
+    pub build: Option<Build>,
     /// `command:` (a string is split like a shell would).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Command>,
@@ -1156,6 +1156,114 @@ impl<'de> Deserialize<'de> for Mounts {
         }
         let items: Vec<Item> = list_of(d, "a list of volumes")?;
         Ok(Mounts(items.into_iter().map(|Item(m)| m).collect()))
+    }
+}
+
+// ---------------------------------------------------------------- build
+
+/// `build:` of a service (Compose specification "build" section): the short
+/// form is the context path alone.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Build {
+    /// `context:`: a directory (relative to the project directory; made
+    /// absolute by the loader).
+    pub context: String,
+    /// `dockerfile:`: relative to the context.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<String>,
+    /// `args:` (map or `KEY=VALUE` list; a bare `KEY` takes its value from the environment).
+    #[serde(skip_serializing_if = "Environment::is_empty")]
+    pub args: Environment,
+    /// `target:`: the stage to build.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// `labels:` for the image.
+    #[serde(skip_serializing_if = "Labels::is_empty")]
+    pub labels: Labels,
+    /// `network:` for RUN steps (`host`, `none`, a network name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// `extra_hosts:` for RUN steps.
+    #[serde(skip_serializing_if = "ExtraHosts::is_empty")]
+    pub extra_hosts: ExtraHosts,
+    /// `shm_size:` for RUN steps, bytes or a size such as `64m`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<String>,
+    /// `no_cache:`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub no_cache: bool,
+    /// `pull:`: always pull base images.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pull: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BuildLong {
+    #[serde(default)]
+    context: Option<String>,
+    #[serde(default)]
+    dockerfile: Option<String>,
+    #[serde(default)]
+    args: Environment,
+    #[serde(default)]
+    target: Option<String>,
+    #[serde(default)]
+    labels: Labels,
+    #[serde(default)]
+    network: Option<String>,
+    #[serde(default)]
+    extra_hosts: ExtraHosts,
+    #[serde(default)]
+    shm_size: Option<serde_norway::Value>,
+    #[serde(default)]
+    no_cache: bool,
+    #[serde(default)]
+    pull: bool,
+    /// accepted and ignored: the classic builder has no external cache
+    #[serde(default)]
+    #[allow(dead_code)]
+    cache_from: Option<serde_norway::Value>,
+}
+
+impl<'de> Deserialize<'de> for Build {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Short(String),
+            Long(Box<BuildLong>),
+        }
+        let form = Form::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "build must be a context path or a map with context, dockerfile, args, target, labels, network, extra_hosts, shm_size, no_cache, pull, cache_from",
+            )
+        })?;
+        Ok(match form {
+            Form::Short(context) => Build {
+                context,
+                ..Default::default()
+            },
+            Form::Long(l) => {
+                let l = *l;
+                Build {
+                    context: l.context.unwrap_or_else(|| ".".into()),
+                    dockerfile: l.dockerfile,
+                    args: l.args,
+                    target: l.target,
+                    labels: l.labels,
+                    network: l.network,
+                    extra_hosts: l.extra_hosts,
+                    shm_size: l.shm_size.map(|v| match v {
+                        serde_norway::Value::Number(n) => n.to_string(),
+                        serde_norway::Value::String(s) => s,
+                        other => format!("{other:?}"),
+                    }),
+                    no_cache: l.no_cache,
+                    pull: l.pull,
+                }
+            }
+        })
     }
 }
 

@@ -342,8 +342,8 @@ fn wrong_types_and_bad_yaml() {
     let e =
         error("services:\n  web:\n    image: busybox\n    healthcheck:\n      interval: soon\n");
     assert!(e.contains("healthcheck.interval: invalid duration"), "{e}");
-    let e = error("services:\n  web:\n    build: .\n");
-    assert!(e.contains("cannot build images"), "{e}");
+    let e = error("services:\n  web:\n    build:\n      context: .\n      bogus: 1\n");
+    assert!(e.contains("build must be"), "{e}");
 }
 
 #[test]
@@ -596,4 +596,25 @@ fn config_yaml_round_trips() {
         again.services["web"].environment,
         p.services["web"].environment
     );
+}
+
+#[test]
+fn build_sections() {
+    let p = project_env(
+        "services:\n  api:\n    build: ./backend\n  web:\n    image: shop/web:2\n    build:\n      context: front\n      dockerfile: Dockerfile.web\n      args:\n        VERSION: \"1.2\"\n        FROM_ENV:\n      target: prod\n      labels: [team=web]\n      network: host\n      shm_size: 64m\n",
+        &[("FROM_ENV", "env-value")],
+    );
+    let api = &p.services["api"];
+    assert_eq!(api.image.as_deref(), Some("my_app-api"));
+    let b = api.build.as_ref().unwrap();
+    assert!(b.context.ends_with("My_App/backend"), "{}", b.context);
+    let web = p.services["web"].build.as_ref().unwrap();
+    assert_eq!(p.services["web"].image.as_deref(), Some("shop/web:2"));
+    assert_eq!(web.dockerfile.as_deref(), Some("Dockerfile.web"));
+    assert_eq!(web.args.0["VERSION"].as_deref(), Some("1.2"));
+    assert_eq!(web.args.0["FROM_ENV"].as_deref(), Some("env-value"));
+    assert_eq!(web.target.as_deref(), Some("prod"));
+    assert_eq!(web.labels.0["team"], "web");
+    assert_eq!(web.network.as_deref(), Some("host"));
+    assert_eq!(web.shm_size.as_deref(), Some("64m"));
 }

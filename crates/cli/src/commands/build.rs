@@ -176,6 +176,177 @@ fn tar_context(dir: &Path, out: std::fs::File, extra: &[(String, Vec<u8>)]) -> R
     Ok(())
 }
 
+/// One build to send: what `tether build` and `tether compose build` ask of
+/// `POST /build`.
+#[derive(Debug, Default, Clone)]
+pub struct BuildRequest {
+    /// `t` values.
+    pub tags: Vec<String>,
+    /// `dockerfile` (a path inside the context), empty for the default.
+    pub dockerfile: String,
+    /// `buildargs`.
+    pub build_args: serde_json::Map<String, serde_json::Value>,
+    /// `target`.
+    pub target: Option<String>,
+    /// `nocache`.
+    pub no_cache: bool,
+    /// `pull`.
+    pub pull: bool,
+    /// `rm`.
+    pub rm: bool,
+    /// `forcerm`.
+    pub force_rm: bool,
+    /// `networkmode` (`default` is not sent).
+    pub network: String,
+    /// `labels`.
+    pub labels: serde_json::Map<String, serde_json::Value>,
+    /// `extrahosts`.
+    pub add_hosts: Vec<String>,
+    /// `q`.
+    pub quiet: bool,
+    /// `shmsize`, bytes.
+    pub shm_size: Option<i64>,
+    /// `platform`.
+    pub platform: Option<String>,
+}
+
+impl BuildRequest {
+    fn query(&self) -> String {
+        let mut q = Query::new();
+        for t in &self.tags {
+            q = q.add("t", t.clone());
+        }
+        q.add_if(
+            !self.dockerfile.is_empty(),
+            "dockerfile",
+            self.dockerfile.clone(),
+        )
+        .add_if(
+            !self.build_args.is_empty(),
+            "buildargs",
+            serde_json::Value::Object(self.build_args.clone()).to_string(),
+        )
+        .add_if(
+            self.target.is_some(),
+            "target",
+            self.target.clone().unwrap_or_default(),
+        )
+        .add_if(self.no_cache, "nocache", "1")
+        .add_if(self.pull, "pull", "1")
+        .add("rm", if self.rm { "1" } else { "0" })
+        .add_if(self.force_rm, "forcerm", "1")
+        .add_if(
+            !self.network.is_empty() && self.network != "default",
+            "networkmode",
+            self.network.clone(),
+        )
+        .add_if(
+            !self.labels.is_empty(),
+            "labels",
+            serde_json::Value::Object(self.labels.clone()).to_string(),
+        )
+        .add_if(
+            !self.add_hosts.is_empty(),
+            "extrahosts",
+            self.add_hosts.join(","),
+        )
+        .add_if(self.quiet, "q", "1")
+        .add_if(
+            self.shm_size.is_some(),
+            "shmsize",
+            self.shm_size.unwrap_or(0).to_string(),
+        )
+        .add_if(
+            self.platform.is_some(),
+            "platform",
+            self.platform.clone().unwrap_or_default(),
+        )
+        .encode()
+    }
+}
+
+/// Sends the context directory `dir` (a `-f` Dockerfile outside it is added
+/// under a generated name) and prints the build's stream.
+///
+/// # Errors
+/// A missing directory or Dockerfile, a tar failure, the daemon's error.
+pub async fn build_dir(
+    client: &Client,
+    dir: &Path,
+    dockerfile: Option<&str>,
+    mut req: BuildRequest,
+) -> Result<()> {
+    if !dir.is_dir() {
+        return Err(CliError::msg(format!(
+            "unable to prepare context: path {:?} not found",
+            dir.display().to_string()
+        )));
+    }
+    let mut extra = Vec::new();
+    if let Some(f) = dockerfile {
+        let fp = if f == "-" {
+            None
+        } else if Path::new(f).is_absolute() {
+            Some(PathBuf::from(f))
+        } else {
+            Some(std::env::current_dir().unwrap_or_default().join(f))
+        };
+        let (content, inside) = match &fp {
+            None => {
+                let mut s = Vec::new();
+                std::io::stdin()
+                    .read_to_end(&mut s)
+                    .map_err(|e| CliError::msg(format!("reading stdin: {e}")))?;
+                (s, None)
+            }
+            Some(p) => {
+                let c = std::fs::read(p).map_err(|e| {
+                    CliError::msg(format!("unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat {}: {e}", p.display()))
+                })?;
+                let canon_dir = dir.canonicalize().unwrap_or(dir.to_path_buf());
+                let inside = p
+                    .canonicalize()
+                    .ok()
+                    .and_then(|c| c.strip_prefix(&canon_dir).ok().map(|r| r.to_path_buf()));
+                (c, inside)
+            }
+        };
+        match inside {
+            Some(rel) => req.dockerfile = rel.to_string_lossy().to_string(),
+            None => {
+                let name = format!(".dockerfile.{:012x}", rand_suffix());
+                extra.push((name.clone(), content));
+                req.dockerfile = name;
+            }
+        }
+    }
+    let spool = tempfile::tempfile().map_err(|e| CliError::msg(format!("temp file: {e}")))?;
+    let f = spool
+        .try_clone()
+        .map_err(|e| CliError::msg(e.to_string()))?;
+    let d = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || tar_context(&d, f, &extra))
+        .await
+        .map_err(|e| CliError::msg(e.to_string()))??;
+    send(client, spool, &req).await
+}
+
+async fn send(client: &Client, mut spool: std::fs::File, req: &BuildRequest) -> Result<()> {
+    std::io::Seek::seek(&mut spool, std::io::SeekFrom::Start(0))
+        .map_err(|e| CliError::msg(format!("reading the build context: {e}")))?;
+    let file = tokio::fs::File::from_std(spool);
+    let body = stream_body(read_all(file));
+    let resp = client
+        .request(
+            hyper::Method::POST,
+            &format!("/build{}", req.query()),
+            body,
+            Some("application/x-tar"),
+        )
+        .await?;
+    super::display_json_stream(resp, false).await
+}
+
 /// `tether build [OPTIONS] PATH | -`.
 pub async fn build(client: &Client, path: &str, args: &[String]) -> Result<()> {
     let a: BuildArgs = parse(path, args)?;
@@ -200,145 +371,67 @@ pub async fn build(client: &Client, path: &str, args: &[String]) -> Result<()> {
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
         labels.insert(k.to_string(), serde_json::Value::String(v.to_string()));
     }
-    let bargs = build_args(&a.build_arg)?;
-    let shm = a.shm_size.as_deref().map(size_bytes).transpose()?;
-
-    let spool = tempfile::tempfile().map_err(|e| CliError::msg(format!("temp file: {e}")))?;
+    let mut req = BuildRequest {
+        tags: a.tag.clone(),
+        dockerfile: String::new(),
+        build_args: build_args(&a.build_arg)?,
+        target: a.target.clone(),
+        no_cache: a.no_cache,
+        pull: a.pull,
+        rm,
+        force_rm: a.force_rm,
+        network: a.network.clone(),
+        labels,
+        add_hosts: a.add_host.clone(),
+        quiet: a.quiet,
+        shm_size: a.shm_size.as_deref().map(size_bytes).transpose()?,
+        platform: a.platform.clone(),
+    };
     let operand = a.operands[0].clone();
-    let mut dockerfile = a.file.clone().unwrap_or_default();
-    if operand == "-" {
-        // a tar context, or a lone Dockerfile, on stdin
-        if std::io::stdin().is_terminal() {
-            return Err(CliError::msg(
-                "requested build context from stdin, but stdin is a terminal",
-            ));
-        }
-        let mut data = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut data)
-            .map_err(|e| CliError::msg(format!("reading stdin: {e}")))?;
-        let is_tar =
-            data.len() >= 262 && &data[257..262] == b"ustar" || data.starts_with(&[0x1f, 0x8b]);
-        let mut f = spool
-            .try_clone()
-            .map_err(|e| CliError::msg(e.to_string()))?;
-        if is_tar {
-            std::io::Write::write_all(&mut f, &data).map_err(|e| CliError::msg(e.to_string()))?;
-        } else {
-            let mut b = tar::Builder::new(f);
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_uid(0);
-            h.set_gid(0);
-            h.set_mtime(0);
-            b.append_data(&mut h, "Dockerfile", &data[..])
-                .map_err(|e| CliError::msg(e.to_string()))?;
-            b.finish().map_err(|e| CliError::msg(e.to_string()))?;
-            dockerfile = "Dockerfile".into();
-        }
+    if operand != "-" {
+        return build_dir(client, Path::new(&operand), a.file.as_deref(), req).await;
+    }
+    // a tar context, or a lone Dockerfile, on stdin
+    if std::io::stdin().is_terminal() {
+        return Err(CliError::msg(
+            "requested build context from stdin, but stdin is a terminal",
+        ));
+    }
+    let mut data = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut data)
+        .map_err(|e| CliError::msg(format!("reading stdin: {e}")))?;
+    let is_tar =
+        data.len() >= 262 && &data[257..262] == b"ustar" || data.starts_with(&[0x1f, 0x8b]);
+    let spool = tempfile::tempfile().map_err(|e| CliError::msg(format!("temp file: {e}")))?;
+    let mut f = spool
+        .try_clone()
+        .map_err(|e| CliError::msg(e.to_string()))?;
+    if is_tar {
+        std::io::Write::write_all(&mut f, &data).map_err(|e| CliError::msg(e.to_string()))?;
+        req.dockerfile = a.file.clone().unwrap_or_default();
     } else {
-        let dir = PathBuf::from(&operand);
-        if !dir.is_dir() {
-            return Err(CliError::msg(format!(
-                "unable to prepare context: path {operand:?} not found"
-            )));
-        }
-        let mut extra = Vec::new();
-        if let Some(f) = &a.file {
-            let fp = if f == "-" {
-                None
-            } else if Path::new(f).is_absolute() {
-                Some(PathBuf::from(f))
-            } else {
-                Some(std::env::current_dir().unwrap_or_default().join(f))
-            };
-            let (content, inside) = match &fp {
-                None => {
-                    let mut s = Vec::new();
-                    std::io::stdin()
-                        .read_to_end(&mut s)
-                        .map_err(|e| CliError::msg(format!("reading stdin: {e}")))?;
-                    (s, None)
-                }
-                Some(p) => {
-                    let c = std::fs::read(p).map_err(|e| {
-                        CliError::msg(format!("unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat {}: {e}", p.display()))
-                    })?;
-                    let canon_dir = dir.canonicalize().unwrap_or(dir.clone());
-                    let inside = p
-                        .canonicalize()
-                        .ok()
-                        .and_then(|c| c.strip_prefix(&canon_dir).ok().map(|r| r.to_path_buf()));
-                    (c, inside)
-                }
-            };
-            match inside {
-                Some(rel) => dockerfile = rel.to_string_lossy().to_string(),
-                None => {
-                    let name = format!(".dockerfile.{:012x}", rand_suffix());
-                    extra.push((name.clone(), content));
-                    dockerfile = name;
-                }
-            }
-        }
-        let f = spool
-            .try_clone()
+        let mut b = tar::Builder::new(f);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        b.append_data(&mut h, "Dockerfile", &data[..])
             .map_err(|e| CliError::msg(e.to_string()))?;
-        tokio::task::spawn_blocking(move || tar_context(&dir, f, &extra))
-            .await
-            .map_err(|e| CliError::msg(e.to_string()))??;
+        b.finish().map_err(|e| CliError::msg(e.to_string()))?;
+        req.dockerfile = "Dockerfile".into();
     }
+    send(client, spool, &req).await
+}
 
-    let mut q = Query::new();
-    for t in &a.tag {
-        q = q.add("t", t.clone());
-    }
-    let q = q
-        .add_if(!dockerfile.is_empty(), "dockerfile", dockerfile)
-        .add_if(
-            !bargs.is_empty(),
-            "buildargs",
-            serde_json::Value::Object(bargs).to_string(),
-        )
-        .add_if(
-            a.target.is_some(),
-            "target",
-            a.target.clone().unwrap_or_default(),
-        )
-        .add_if(a.no_cache, "nocache", "1")
-        .add_if(a.pull, "pull", "1")
-        .add("rm", if rm { "1" } else { "0" })
-        .add_if(a.force_rm, "forcerm", "1")
-        .add_if(a.network != "default", "networkmode", a.network.clone())
-        .add_if(
-            !labels.is_empty(),
-            "labels",
-            serde_json::Value::Object(labels).to_string(),
-        )
-        .add_if(!a.add_host.is_empty(), "extrahosts", a.add_host.join(","))
-        .add_if(a.quiet, "q", "1")
-        .add_if(shm.is_some(), "shmsize", shm.unwrap_or(0).to_string())
-        .add_if(
-            a.platform.is_some(),
-            "platform",
-            a.platform.clone().unwrap_or_default(),
-        )
-        .encode();
-    let mut spool = spool;
-    std::io::Seek::seek(&mut spool, std::io::SeekFrom::Start(0))
-        .map_err(|e| CliError::msg(format!("reading the build context: {e}")))?;
-    let file = tokio::fs::File::from_std(spool);
-    let body = stream_body(read_all(file));
-    let resp = client
-        .request(
-            hyper::Method::POST,
-            &format!("/build{q}"),
-            body,
-            Some("application/x-tar"),
-        )
-        .await?;
-    super::display_json_stream(resp, false).await
+/// `--shm-size`-style sizes (`64m`, `1g`, bytes) -> bytes.
+///
+/// # Errors
+/// A message naming the value.
+pub fn parse_size(s: &str) -> Result<i64> {
+    size_bytes(s)
 }
 
 fn rand_suffix() -> u64 {

@@ -99,6 +99,36 @@ pub struct UpArgs {
     /// Don't print prefix in logs
     #[arg(long = "no-log-prefix")]
     pub no_log_prefix: bool,
+    /// Build images before starting containers
+    #[arg(long)]
+    pub build: bool,
+    /// Don't build an image, even if it's missing
+    #[arg(long = "no-build")]
+    pub no_build: bool,
+    /// SERVICE...
+    pub services: Vec<String>,
+}
+
+/// `tether compose build`.
+#[derive(Parser, Debug, Default)]
+#[command(
+    name = "build",
+    override_usage = "tether compose build [OPTIONS] [SERVICE...]",
+    about = "Build or rebuild services"
+)]
+pub struct BuildArgs {
+    /// Do not use cache when building the image
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+    /// Always attempt to pull a newer version of the image
+    #[arg(long)]
+    pub pull: bool,
+    /// Don't print anything to STDOUT
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Set build-time variables for services
+    #[arg(long = "build-arg", action = ArgAction::Append)]
+    pub build_arg: Vec<String>,
     /// SERVICE...
     pub services: Vec<String>,
 }
@@ -313,7 +343,7 @@ pub fn parse_compose(args: &[String]) -> Result<(ComposeArgs, Vec<String>)> {
 pub async fn compose(client: &Client, args: &[String]) -> Result<()> {
     let (g, cmd) = parse_compose(args)?;
     let Some(sub) = cmd.first() else {
-        outln!("\nUsage:  {PROG} compose [OPTIONS] COMMAND\n\nDefine and run multi-container applications with tether\n\nCommands:\n  config      Parse, resolve and render compose file in canonical format\n  down        Stop and remove containers, networks\n  exec        Execute a command in a running container\n  logs        View output from containers\n  ps          List containers\n  restart     Restart service containers\n  run         Run a one-off command on a service\n  start       Start services\n  stop        Stop services\n  up          Create and start containers\n\nOptions:\n  -f, --file stringArray           Compose configuration files\n  -p, --project-name string        Project name\n      --project-directory string   Specify an alternate working directory\n      --progress string            Set type of progress output (auto, tty, plain, quiet)");
+        outln!("\nUsage:  {PROG} compose [OPTIONS] COMMAND\n\nDefine and run multi-container applications with tether\n\nCommands:\n  build       Build or rebuild services\n  config      Parse, resolve and render compose file in canonical format\n  down        Stop and remove containers, networks\n  exec        Execute a command in a running container\n  logs        View output from containers\n  ps          List containers\n  restart     Restart service containers\n  run         Run a one-off command on a service\n  start       Start services\n  stop        Stop services\n  up          Create and start containers\n\nOptions:\n  -f, --file stringArray           Compose configuration files\n  -p, --project-name string        Project name\n      --project-directory string   Specify an alternate working directory\n      --progress string            Set type of progress output (auto, tty, plain, quiet)");
         return Ok(());
     };
     let rest = &cmd[1..];
@@ -324,6 +354,21 @@ pub async fn compose(client: &Client, args: &[String]) -> Result<()> {
             let a: UpArgs = parse(&path("up"), rest)?;
             let p = load_project(&g)?;
             up(client, &p, &a, progress).await
+        }
+        "build" => {
+            let a: BuildArgs = parse(&path("build"), rest)?;
+            let p = load_project(&g)?;
+            for s in &a.services {
+                if !p.services.contains_key(s) {
+                    return Err(CliError::msg(format!("no such service: {s}")));
+                }
+            }
+            let services: Vec<String> = if a.services.is_empty() {
+                p.services.keys().cloned().collect()
+            } else {
+                a.services.clone()
+            };
+            build_services(client, &p, &services, &a).await
         }
         "down" => {
             let a: DownArgs = parse(&path("down"), rest)?;
@@ -378,6 +423,81 @@ pub async fn compose(client: &Client, args: &[String]) -> Result<()> {
             "{PROG} compose: unknown command \"{other}\"\nSee '{PROG} compose --help'"
         ))),
     }
+}
+
+/// Builds the images of `services` that have a `build:` section, tagged with
+/// their `image:` (or `<project>-<service>`), through `POST /build`.
+async fn build_services(
+    client: &Client,
+    p: &Project,
+    services: &[String],
+    a: &BuildArgs,
+) -> Result<()> {
+    use crate::commands::build::{build_dir, parse_size, BuildRequest};
+    for s in services {
+        let svc = &p.services[s];
+        let Some(b) = &svc.build else {
+            if !a.quiet {
+                errln!("{s} uses an image, skipping");
+            }
+            continue;
+        };
+        let image = svc.image.clone().unwrap_or_default();
+        let mut build_args = serde_json::Map::new();
+        for (k, v) in &b.args.0 {
+            if let Some(v) = v {
+                build_args.insert(k.clone(), Json::String(v.clone()));
+            }
+        }
+        for kv in &a.build_arg {
+            match kv.split_once('=') {
+                Some((k, v)) => build_args.insert(k.to_string(), Json::String(v.to_string())),
+                None => match std::env::var(kv) {
+                    Ok(v) => build_args.insert(kv.clone(), Json::String(v)),
+                    Err(_) => None,
+                },
+            };
+        }
+        let labels = b
+            .labels
+            .0
+            .iter()
+            .map(|(k, v)| (k.clone(), Json::String(v.clone())))
+            .collect();
+        let (dockerfile, outside) = match &b.dockerfile {
+            Some(d) if std::path::Path::new(d).is_absolute() => (String::new(), Some(d.clone())),
+            Some(d) => (d.clone(), None),
+            None => (String::new(), None),
+        };
+        let req = BuildRequest {
+            tags: vec![image.clone()],
+            dockerfile,
+            build_args,
+            target: b.target.clone(),
+            no_cache: a.no_cache || b.no_cache,
+            pull: a.pull || b.pull,
+            rm: true,
+            force_rm: false,
+            network: b.network.clone().unwrap_or_default(),
+            labels,
+            add_hosts: b.extra_hosts.0.clone(),
+            quiet: a.quiet,
+            shm_size: b.shm_size.as_deref().map(parse_size).transpose()?,
+            platform: None,
+        };
+        if !a.quiet {
+            errln!("Building {s}");
+        }
+        build_dir(
+            client,
+            std::path::Path::new(&b.context),
+            outside.as_deref(),
+            req,
+        )
+        .await
+        .map_err(|e| CliError::msg(format!("service {s:?} failed to build: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Loads the project named by the global options, printing its warnings.
@@ -902,6 +1022,33 @@ pub async fn up(client: &Client, p: &Project, a: &UpArgs, progress: Progress) ->
     } else {
         plan::start_order(p, &a.services).map_err(compose_err)?
     };
+    if a.build && a.no_build {
+        return Err(CliError::msg("--build and --no-build are incompatible"));
+    }
+    if !a.no_build {
+        // build what is asked (--build) or missing
+        let mut todo = Vec::new();
+        for s in &services {
+            let svc = &p.services[s];
+            if svc.build.is_none() {
+                continue;
+            }
+            let image = svc.image.clone().unwrap_or_default();
+            let present = client
+                .get(&format!(
+                    "/images/{}/json",
+                    crate::client::path_escape(&image)
+                ))
+                .await
+                .is_ok();
+            if a.build || !present {
+                todo.push(s.clone());
+            }
+        }
+        if !todo.is_empty() {
+            build_services(client, p, &todo, &BuildArgs::default()).await?;
+        }
+    }
     orphans(client, p, a.remove_orphans, progress).await?;
     for key in p.used_networks(&services) {
         ensure_network(client, p, &key, progress).await?;
