@@ -526,3 +526,70 @@ fn compose_builds_with_tether_and_docker_compose() {
         "backend-spicy"
     );
 }
+
+/// A client that goes away mid-build (^C) cancels it: the RUN container is killed and
+/// removed, no mount of the build stays, nothing is tagged.
+#[test]
+fn a_client_that_goes_away_cancels_the_build() {
+    use std::io::{BufRead, BufReader};
+    let d = Daemon::start();
+    let tarpath = d.dir().join("slow.tar");
+    {
+        let f = std::fs::File::create(&tarpath).unwrap();
+        let mut b = tar::Builder::new(f);
+        let df = format!("FROM {IMAGE}\nRUN echo started && sleep 60\n");
+        let mut h = tar::Header::new_gnu();
+        h.set_size(df.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        b.append_data(&mut h, "Dockerfile", df.as_bytes()).unwrap();
+        b.finish().unwrap();
+    }
+    let mut curl = std::process::Command::new("curl")
+        .args(["-sN", "--unix-socket"])
+        .arg(d.socket())
+        .args([
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/x-tar",
+            "--data-binary",
+        ])
+        .arg(format!("@{}", tarpath.display()))
+        .arg("http://tether/build?t=slow")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run curl");
+    let out = curl.stdout.take().unwrap();
+    let mut seen = String::new();
+    for line in BufReader::new(out).lines() {
+        let line = line.unwrap_or_default();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains(r#"{"stream":"started\n"}"#) {
+            break;
+        }
+    }
+    assert!(seen.contains("Running in"), "{seen}");
+    assert_eq!(
+        d.ok(&["ps", "-q"]).lines().count(),
+        1,
+        "the RUN container is not running"
+    );
+    let _ = curl.kill();
+    let _ = curl.wait();
+    common::wait_until(
+        "the build container to go",
+        std::time::Duration::from_secs(20),
+        || d.ok(&["ps", "-aq"]).is_empty(),
+    );
+    assert!(
+        !d.mounts().iter().any(|m| m.contains("builder")),
+        "{:?}",
+        d.mounts()
+    );
+    let o = d.fails(&["image", "inspect", "slow"]);
+    assert!(o.all().contains("No such image"), "{o}");
+}

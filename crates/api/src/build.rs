@@ -73,9 +73,18 @@ pub(crate) async fn build(
     // Lines out until the client goes away; then the receiver is dropped, which
     // the engine sees (tx closed) and cancels the build.
     tokio::spawn(async move {
-        while let Some(v) = rx.recv().await {
-            if out.send(Bytes::from(format!("{v}\n"))).await.is_err() {
-                return;
+        loop {
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Some(v) => {
+                        if out.send(Bytes::from(format!("{v}\n"))).await.is_err() {
+                            return;
+                        }
+                    }
+                    None => return,
+                },
+                // the client went away while the build was quiet
+                _ = out.closed() => return,
             }
         }
     });
