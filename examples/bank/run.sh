@@ -9,7 +9,10 @@
 #   --rebuild  rebuild the cached Debian rootfs (see build-image.sh)
 #   --keep     leave the containers, network and daemon running (no cleanup)
 #
-# Environment: HOST_PORT (default 8080, or the next free port), BANK_IMAGE,
+# The app image is built by `tether build` from examples/bank/Dockerfile (a multi-stage
+# build on the Debian base image build-image.sh makes).
+#
+# Environment: HOST_PORT (default 8080, or the next free port), BANK_IMAGE, APP_IMAGE,
 # CACHE_DIR, DEBIAN_MIRROR (see build-image.sh), DOCKER_HOST.
 set -euo pipefail
 
@@ -19,6 +22,7 @@ TETHER=$repo/target/release/tether
 export TETHER
 BANK_IMAGE=${BANK_IMAGE:-tether-demo/bank:bookworm}
 export BANK_IMAGE
+APP_IMAGE=${APP_IMAGE:-tether-demo/simplebank:latest}
 NETWORK=bank-network
 DB=postgres12
 APP=simplebank
@@ -29,7 +33,7 @@ for a in "$@"; do
     case $a in
         --rebuild) rebuild=(--rebuild) ;;
         --keep) keep=1 ;;
-        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run.sh: unknown argument $a" >&2; exit 2 ;;
     esac
 done
@@ -167,6 +171,9 @@ tether network rm "$NETWORK" >/dev/null 2>&1 || true
 step "image $BANK_IMAGE (Debian bookworm minbase + postgresql-15, python3, psycopg2)"
 bash "$here/build-image.sh" "${rebuild[@]}"
 
+step "tether build: the app image from examples/bank/Dockerfile (multi-stage, on $BANK_IMAGE)"
+show build -t "$APP_IMAGE" --build-arg BASE="$BANK_IMAGE" "$here"
+
 # --- 4. network and containers ---
 port_in_use() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
 if [[ -n ${HOST_PORT:-} ]]; then
@@ -187,9 +194,8 @@ show run -d --name "$DB" --hostname "$DB" --network "$NETWORK" -u postgres \
     -v "$here:/app:ro" "$BANK_IMAGE" bash /app/postgres-entrypoint.sh
 
 step "tether run simplebank: the web app, DB_SOURCE pointing at postgres12 by name"
-show run -d --name "$APP" --network "$NETWORK" -u nobody -p "$port:8080" \
-    -e DB_SOURCE="$DB_SOURCE" \
-    -v "$here:/app:ro" "$BANK_IMAGE" python3 /app/app.py
+show run -d --name "$APP" --network "$NETWORK" -p "$port:8080" \
+    -e DB_SOURCE="$DB_SOURCE" "$APP_IMAGE"
 tether ps --format 'table {{.Names}}\t{{.Image}}\t{{.Status}}\t{{.Ports}}'
 
 # --- 5. ask the app through the published port ---
