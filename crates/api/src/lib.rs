@@ -3,6 +3,7 @@
 //! Docker's status codes, and the streams (logs, attach and exec with connection hijacking,
 //! import/load progress).
 
+mod images;
 pub mod metrics;
 mod registry;
 mod routes;

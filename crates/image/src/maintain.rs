@@ -16,6 +16,8 @@ pub struct PruneReport {
     pub deleted: Vec<ImageDeleteResponseItem>,
     /// Bytes of layer content removed from disk.
     pub space_reclaimed: u64,
+    /// IDs of the images deleted.
+    pub images_deleted: Vec<String>,
 }
 
 /// Layer usage for `system df`.
@@ -214,6 +216,7 @@ impl ImageStore {
                     }
                 }
             }
+            report.images_deleted.push(id.clone());
             tracing::info!(%id, "pruned image");
         }
         drop(st);
