@@ -526,3 +526,55 @@ fn image_prune_and_system_df() {
     assert!(out.contains("Total reclaimed space: 100kB"), "{out}");
     assert!(store_tmp(&d).is_empty(), "{:?}", store_tmp(&d));
 }
+
+/// An image's HEALTHCHECK (here from `commit --change`) runs for its containers; the
+/// container's own options override parts of it; `--no-healthcheck` turns it off.
+#[test]
+fn image_healthcheck_applies_to_containers() {
+    let d = Daemon::start();
+    d.run_d(&["--name", "work", "tbox", "sleep", "1000"]);
+    d.ok(&[
+        "commit",
+        "-c",
+        "HEALTHCHECK --interval=1s --timeout=5s --retries=1 CMD test -e /healthy",
+        "work",
+        "hc:1",
+    ]);
+    let hc = &image_json(&d, "hc:1")["Config"]["Healthcheck"];
+    assert_eq!(
+        hc["Test"],
+        serde_json::json!(["CMD-SHELL", "test -e /healthy"]),
+        "{hc}"
+    );
+    assert_eq!(hc["Interval"], 1_000_000_000i64, "{hc}");
+    let c = d.run_d(&["hc:1", "sleep", "1000"]);
+    let status = |c: &str| d.inspect(c)["State"]["Health"]["Status"].clone();
+    common::wait_until(
+        "the image's healthcheck to fail",
+        std::time::Duration::from_secs(20),
+        || status(&c) == "unhealthy",
+    );
+    assert!(d.sh(&c, "touch /healthy").success());
+    common::wait_until(
+        "the image's healthcheck to pass",
+        std::time::Duration::from_secs(20),
+        || status(&c) == "healthy",
+    );
+    // The container's interval, the image's test.
+    let c2 = d.run_d(&["--health-interval", "2s", "hc:1", "sleep", "1000"]);
+    let h = d.inspect(&c2)["Config"]["Healthcheck"].clone();
+    assert_eq!(h["Test"], hc["Test"], "{h}");
+    assert_eq!(h["Interval"], 2_000_000_000i64, "{h}");
+    assert_eq!(h["Retries"], 1, "{h}");
+    let c3 = d.run_d(&["--no-healthcheck", "hc:1", "sleep", "1000"]);
+    assert_eq!(
+        d.inspect(&c3)["Config"]["Healthcheck"]["Test"],
+        serde_json::json!(["NONE"])
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        d.inspect(&c3)["State"]["Health"].is_null(),
+        "{}",
+        d.inspect(&c3)["State"]
+    );
+}
