@@ -466,6 +466,27 @@ fn image_prune_and_system_df() {
         assert!(verbose.contains(want), "{want} in {verbose}");
     }
 
+    // The docker CLI reads the same numbers.
+    if let Some(bin) = docker_cli() {
+        let o = docker(&d, bin, &["system", "df"]);
+        assert!(o.success(), "docker system df: {o}");
+        let line = o
+            .out()
+            .lines()
+            .find(|l| l.starts_with("Local Volumes"))
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(
+            line.split_whitespace().collect::<Vec<_>>()[2..5],
+            ["1", "1", "5kB"],
+            "{o}"
+        );
+        let o = docker(&d, bin, &["system", "df", "-v"]);
+        assert!(o.success() && o.out().contains("Images space usage"), "{o}");
+        let o = docker(&d, bin, &["history", "a:1"]);
+        assert!(o.success() && o.out().contains("sleep 1000"), "{o}");
+    }
+
     // Dangling prune: only the untagged leaf nobody uses.
     let out = d.ok(&["image", "prune", "-f"]);
     assert!(out.contains(&format!("deleted: {dangling}")), "{out}");
@@ -519,11 +540,20 @@ fn image_prune_and_system_df() {
         v["SpaceReclaimed"], 0,
         "the layers stay: `used` shares them"
     );
-    // Now the container of `used` goes: its image is pruned and the layer reclaimed.
+    // Now the container of `used` goes: its image is pruned and the layer reclaimed
+    // (through the docker CLI when there is one).
     d.ok(&["rm", "-f", &used_c]);
-    let out = d.ok(&["image", "prune", "-a", "-f"]);
+    let out = match docker_cli() {
+        Some(bin) => {
+            let o = docker(&d, bin, &["image", "prune", "-a", "-f"]);
+            assert!(o.success(), "docker image prune: {o}");
+            o.out().to_string()
+        }
+        None => d.ok(&["image", "prune", "-a", "-f"]),
+    };
     assert!(out.contains(&format!("deleted: {used}")), "{out}");
     assert!(out.contains("Total reclaimed space: 100kB"), "{out}");
+    image_json(&d, "tbox");
     assert!(store_tmp(&d).is_empty(), "{:?}", store_tmp(&d));
 }
 
