@@ -1094,3 +1094,34 @@ fn interrupted_transfer_leaves_nothing_and_a_new_pull_is_clean() {
         "whole"
     );
 }
+
+/// An image made by `commit` (a layer from the container's overlay upper dir, with a
+/// whiteout) pushes, and pulls back with the same ID and the change.
+#[test]
+fn committed_image_pushes_and_pulls_back() {
+    let d = Daemon::start();
+    let reg = Registry::start(&d, 5000, None);
+    d.run_d(&["--name", "work", "tbox", "sleep", "1000"]);
+    let o = d.sh("work", "rm /etc/nsswitch.conf && echo made > /made");
+    assert!(o.success(), "{o}");
+    let name = format!("{}/snap:1", reg.host());
+    let id = d.ok(&["commit", "work", &name]);
+    let o = d.cli(&["push", &name]);
+    assert!(o.success(), "push: {o}\nregistry log:\n{}", reg.log());
+    d.ok(&["rm", "-f", "work"]);
+    d.ok(&["rmi", &name]);
+    let o = d.cli(&["pull", &name]);
+    assert!(o.success(), "pull: {o}\nregistry log:\n{}", reg.log());
+    assert_eq!(image_id(&d, &name), id);
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            &name,
+            "sh",
+            "-c",
+            "cat /made; test -e /etc/nsswitch.conf || echo deleted"
+        ]),
+        "made\ndeleted"
+    );
+}

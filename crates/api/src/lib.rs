@@ -4,6 +4,7 @@
 //! import/load progress).
 
 mod build;
+mod images;
 pub mod metrics;
 mod registry;
 mod routes;

@@ -466,12 +466,28 @@ async fn route(
         }
         (&Method::GET, ["exec", id, "json"]) => Ok(json_response(200, &engine.inspect_exec(id)?)),
         // ---------------------------------------------------------------- images
+        (&Method::POST, ["commit"]) => {
+            crate::images::commit(engine.clone(), &q, req.uri().query()).await
+        }
+        (&Method::POST, ["images", "prune"]) => crate::images::prune(&engine, &filters(&q)?).await,
+        (&Method::GET, ["images", "get"]) => {
+            let names = crate::images::query_all(req.uri().query(), "names");
+            crate::images::save(engine.clone(), names).await
+        }
+        (&Method::GET, ["images", rest @ .., "get"]) if !rest.is_empty() => {
+            crate::images::save(engine.clone(), vec![rest.join("/")]).await
+        }
+        (&Method::GET, ["images", rest @ .., "history"]) if !rest.is_empty() => {
+            crate::images::history(&engine, &rest.join("/"))
+        }
+        (&Method::GET, ["system", "df"]) => crate::images::df(&engine).await,
         (&Method::GET, ["images", "json"]) => {
             let imgs = engine.images.clone();
             let f = filters(&q)?;
             let list: Vec<Value> = imgs
                 .list()
                 .iter()
+                .filter(|i| flag(&q, "all") || !crate::images::intermediate(&engine, i))
                 .filter(|i| image_matches(i, &f))
                 .map(|i| serde_json::to_value(imgs.summary(i)).unwrap_or(json!({})))
                 .collect();
@@ -550,14 +566,10 @@ async fn route(
                 Err(e) => Err(e.into()),
             }
         }
-        (&Method::GET, ["images", rest @ .., "json"]) if !rest.is_empty() => {
-            let name = rest.join("/");
-            let img = engine.images.get(&name)?;
-            Ok(json_response(
-                200,
-                &serde_json::to_value(engine.images.inspect(&img)).unwrap_or(json!({})),
-            ))
-        }
+        (&Method::GET, ["images", rest @ .., "json"]) if !rest.is_empty() => Ok(json_response(
+            200,
+            &crate::images::inspect(&engine, &rest.join("/"))?,
+        )),
         (&Method::POST, ["images", rest @ .., "push"]) if !rest.is_empty() => {
             crate::registry::push(engine.clone(), &rest.join("/"), &q, req.headers()).await
         }

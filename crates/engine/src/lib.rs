@@ -14,6 +14,7 @@ pub mod files;
 mod firewall;
 pub mod health;
 pub mod hostdns;
+pub mod images;
 pub mod metrics;
 pub mod networks;
 pub mod ports;

@@ -13,6 +13,7 @@ pub const VALID_CHANGES: &[&str] = &[
     "ENTRYPOINT",
     "ENV",
     "EXPOSE",
+    "HEALTHCHECK",
     "LABEL",
     "ONBUILD",
     "STOPSIGNAL",
@@ -36,6 +37,10 @@ pub const VALID_CHANGES: &[&str] = &[
 /// - `VOLUME /a /b` or `VOLUME ["/a", "/b"]`: mount points added to `volumes`.
 /// - `ONBUILD INSTRUCTION ...`: a trigger added to `on_build` (not `ONBUILD`,
 ///   `FROM` or `MAINTAINER`, as the Dockerfile reference forbids).
+/// - `HEALTHCHECK [--interval=D] [--timeout=D] [--start-period=D]
+///   [--start-interval=D] [--retries=N] CMD command` (shell form => `CMD-SHELL`,
+///   JSON form => `CMD` + args) or `HEALTHCHECK NONE`; durations in Go syntax
+///   (`30s`, `1m30s`), each 0 or at least 1ms.
 ///
 /// # Errors
 /// [`ImageError::InvalidChange`] naming the bad instruction or argument; for an
@@ -182,6 +187,9 @@ fn apply_line(config: &mut ImageConfig, line: &str, cmd_set: &mut bool) -> Resul
                 }
             }
         }
+        "HEALTHCHECK" => {
+            config.healthcheck = Some(healthcheck(line_t, rest)?);
+        }
         "ONBUILD" => {
             let trigger = rest
                 .split_whitespace()
@@ -199,6 +207,128 @@ fn apply_line(config: &mut ImageConfig, line: &str, cmd_set: &mut bool) -> Resul
         _ => return Err(not_valid()),
     }
     Ok(())
+}
+
+/// A Go duration (`1h2m3.5s`, `300ms`, `0`) in nanoseconds.
+fn go_duration_ns(s: &str) -> Option<i64> {
+    if s == "0" {
+        return Some(0);
+    }
+    let (neg, mut rest) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let num: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let mult = match &rest[..u] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        total += num * mult;
+        rest = &rest[u..];
+    }
+    let ns = total.round() as i64;
+    Some(if neg { -ns } else { ns })
+}
+
+/// The arguments of a `HEALTHCHECK` instruction (Dockerfile reference; moby's
+/// `parseHealthConfig`).
+fn healthcheck(line: &str, rest: &str) -> Result<crate::HealthConfig, ImageError> {
+    let mut h = crate::HealthConfig::default();
+    let mut rest = rest.trim_start();
+    while let Some(flag) = rest.strip_prefix("--") {
+        let end = flag.find(char::is_whitespace).unwrap_or(flag.len());
+        let (name, value) = flag[..end].split_once('=').ok_or_else(|| {
+            bad(
+                line,
+                format!(
+                    "HEALTHCHECK flag --{} needs a value (--{}=VALUE)",
+                    &flag[..end],
+                    &flag[..end]
+                ),
+            )
+        })?;
+        let dur = |what: &str| -> Result<i64, ImageError> {
+            let ns = go_duration_ns(value).ok_or_else(|| {
+                bad(
+                    line,
+                    format!("{what} {value:?} is not a duration such as 30s or 1m30s"),
+                )
+            })?;
+            if ns < 0 {
+                return Err(bad(line, format!("{what} {value:?} cannot be negative")));
+            }
+            if ns != 0 && ns < 1_000_000 {
+                return Err(bad(
+                    line,
+                    format!("{what} {value:?} cannot be less than 1ms"),
+                ));
+            }
+            Ok(ns)
+        };
+        match name {
+            "interval" => h.interval = dur("Interval")?,
+            "timeout" => h.timeout = dur("Timeout")?,
+            "start-period" => h.start_period = dur("StartPeriod")?,
+            "start-interval" => h.start_interval = dur("StartInterval")?,
+            "retries" => {
+                h.retries = value.parse::<i64>().ok().filter(|r| *r >= 0).ok_or_else(|| {
+                    bad(line, format!("--retries={value} must be a number >= 0"))
+                })?
+            }
+            other => {
+                return Err(bad(
+                    line,
+                    format!("unknown HEALTHCHECK flag --{other}; valid: --interval, --timeout, --start-period, --start-interval, --retries"),
+                ))
+            }
+        }
+        rest = flag[end..].trim_start();
+    }
+    let (typ, args) = match rest.find(char::is_whitespace) {
+        Some(i) => (&rest[..i], rest[i..].trim()),
+        None => (rest, ""),
+    };
+    match typ.to_ascii_uppercase().as_str() {
+        "NONE" => {
+            if !args.is_empty() {
+                return Err(bad(line, "HEALTHCHECK NONE takes no arguments"));
+            }
+            h.test = vec!["NONE".to_string()];
+        }
+        "CMD" => {
+            if args.is_empty() {
+                return Err(bad(line, "HEALTHCHECK CMD needs a command"));
+            }
+            h.test = match serde_json::from_str::<Vec<String>>(args) {
+                Ok(v) if args.starts_with('[') => {
+                    std::iter::once("CMD".to_string()).chain(v).collect()
+                }
+                _ => vec!["CMD-SHELL".to_string(), args.to_string()],
+            };
+        }
+        _ => {
+            return Err(bad(
+                line,
+                format!("unknown type {typ:?} in HEALTHCHECK (try CMD or NONE)"),
+            ))
+        }
+    }
+    Ok(h)
 }
 
 /// JSON array form if `rest` parses as a JSON array of strings, else shell form.
@@ -502,6 +632,35 @@ mod tests {
         let e = apply(&["ONBUILD FROM x"]).unwrap_err().to_string();
         assert!(e.contains("FROM isn't allowed"), "{e}");
         assert!(apply(&["VOLUME [\"\"]"]).is_err());
+        let c = apply(&["HEALTHCHECK --interval=1m30s --retries=4 --start-period=500ms CMD curl -f http://x/ || exit 1"]).unwrap();
+        let h = c.healthcheck.unwrap();
+        assert_eq!(h.test, vec!["CMD-SHELL", "curl -f http://x/ || exit 1"]);
+        assert_eq!(
+            (h.interval, h.retries, h.start_period, h.timeout),
+            (90_000_000_000, 4, 500_000_000, 0)
+        );
+        let c = apply(&["HEALTHCHECK CMD [\"/bin/check\", \"-q\"]"]).unwrap();
+        assert_eq!(c.healthcheck.unwrap().test, vec!["CMD", "/bin/check", "-q"]);
+        assert_eq!(
+            apply(&["HEALTHCHECK NONE"])
+                .unwrap()
+                .healthcheck
+                .unwrap()
+                .test,
+            vec!["NONE"]
+        );
+        for (bad_hc, says) in [
+            ("HEALTHCHECK --interval=10x CMD true", "10x"),
+            ("HEALTHCHECK --interval=10us CMD true", "less than 1ms"),
+            ("HEALTHCHECK --retries=-1 CMD true", "retries"),
+            ("HEALTHCHECK --bogus=1 CMD true", "--bogus"),
+            ("HEALTHCHECK NONE x", "no arguments"),
+            ("HEALTHCHECK RUN true", "try CMD"),
+            ("HEALTHCHECK --interval CMD true", "needs a value"),
+        ] {
+            let e = apply(&[bad_hc]).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad_hc}: {e}");
+        }
     }
 
     #[test]

@@ -36,14 +36,18 @@ mod create;
 mod fsutil;
 mod layer;
 mod load;
+mod maintain;
 mod reference;
 pub mod registry;
+mod save;
 mod unpack;
 
 pub use changes::{apply_changes, VALID_CHANGES};
 pub use create::{NewImage, EMPTY_LAYER_DIFF_ID};
 pub use layer::NewLayer;
+pub use maintain::{LayerUsage, PruneReport};
 pub use reference::{parse_reference, Reference, DEFAULT_DOMAIN, DEFAULT_TAG};
+pub use save::SaveSet;
 
 use bollard_stubs::models::{
     DriverData, ImageDeleteResponseItem, ImageInspect, ImageInspectMetadata, ImageInspectRootFs,
@@ -781,6 +785,10 @@ impl ImageStore {
     /// anyway, but its layers are kept (held) until a later `remove` or
     /// [`ImageStore::prune_layers`] sees `in_use` return false.
     ///
+    /// An image that is the [`Image::parent`] of another stays: removing its
+    /// last tag only untags it, removing it by ID is a [`ImageError::Conflict`]
+    /// even with `force` (moby's "image has dependent child images").
+    ///
     /// `in_use` is called without internal locks held, so it may use the store.
     ///
     /// Returns Docker's `ImageDeleteResponseItem` list: `Untagged: tbox:latest`
@@ -849,6 +857,17 @@ impl ImageStore {
                 .map(|(k, _)| k.clone())
                 .collect();
             let mut repos = st.repos.clone();
+            // An image other images were made from stays while they do (moby: a
+            // hard conflict by ID, a quiet untag-only by tag).
+            let has_children = st
+                .images
+                .values()
+                .any(|r| r.image.parent.as_deref() == Some(id.as_str()));
+            if has_children && !by_tag {
+                return Err(ImageError::Conflict(format!(
+                    "conflict: unable to delete {short} (cannot be forced) - image has dependent child images"
+                )));
+            }
             let delete = if by_tag {
                 let r = parse_reference(reference)?.with_default_tag();
                 let key = r.full();
@@ -862,7 +881,7 @@ impl ImageStore {
                 }
                 repos.tags.remove(&key);
                 records.push(untagged(r.familiar()));
-                tag_keys.len() == 1
+                tag_keys.len() == 1 && !has_children
             } else {
                 if !force && tag_keys.len() > 1 {
                     return Err(ImageError::Conflict(format!(

@@ -579,3 +579,236 @@ fn an_empty_upper_dir_adds_no_layer() {
     s.prune_layers(&|_| false).unwrap();
     assert!(!s.layer_present(EMPTY_LAYER_DIFF_ID));
 }
+
+/// base:1 <- mid (untagged) <- top:1, each with a layer of its own.
+fn chain(s: &ImageStore, tmp: &Path) -> (Image, Image, Image) {
+    let base = base_image(s, tmp);
+    let mk = |name: &str, parent: &str, tag: Option<&str>, by: &str| {
+        let up = tmp.join(name);
+        fs::create_dir_all(&up).unwrap();
+        fs::write(up.join(name), name.repeat(10)).unwrap();
+        let layer = s.layer_from_upper(&up).unwrap();
+        s.create_image(NewImage {
+            parent: Some(parent.to_string()),
+            layer: Some(layer),
+            config: ImageConfig::default(),
+            history: HistoryEntry {
+                created_by: Some(by.into()),
+                comment: Some(format!("made {name}")),
+                ..Default::default()
+            },
+            tag: tag.map(str::to_string),
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let mid = mk("mid", &base.id, None, "/bin/sh -c make mid");
+    let top = mk("top", &mid.id, Some("top:1"), "/bin/sh -c make top");
+    (base, mid, top)
+}
+
+#[test]
+fn history_walks_local_parents() {
+    let (tmp, s) = store();
+    let (base, mid, top) = chain(&s, tmp.path());
+    let h = s.history("top:1").unwrap();
+    assert_eq!(h.len(), 3);
+    assert_eq!(h[0].id, top.id);
+    assert_eq!(h[0].tags, vec!["top:1"]);
+    assert_eq!(h[0].created_by, "/bin/sh -c make top");
+    assert_eq!(h[0].comment, "made top");
+    assert_eq!(h[0].size, 30);
+    assert_eq!(h[1].id, mid.id);
+    assert!(h[1].tags.is_empty());
+    assert_eq!(h[1].size, 30);
+    assert_eq!(h[2].id, base.id);
+    assert_eq!(h[2].tags, vec!["base:1"]);
+    assert_eq!(h[2].comment, "Imported from -");
+    assert_eq!(h[2].size as u64, base.size);
+    assert!(h[0].created >= h[2].created && h[2].created > 1_700_000_000);
+    // A loaded/pulled image has no local parents: older entries are <missing>.
+    assert!(matches!(s.history("nosuch"), Err(ImageError::NotFound(_))));
+}
+
+#[test]
+fn removing_and_pruning_respect_children_and_containers() {
+    let (tmp, s) = store();
+    let (base, mid, top) = chain(&s, tmp.path());
+    assert_eq!(s.children(&mid.id), vec![top.id.clone()]);
+    // mid has a child: not by ID, even forced.
+    let e = s.remove(&mid.id, true, &never).unwrap_err();
+    assert_eq!(e.status(), 409);
+    assert!(e.to_string().contains("dependent child images"), "{e}");
+    // untagging a parent keeps it.
+    s.tag(&base.id, "base:2").unwrap();
+    s.remove("base:1", false, &never).unwrap();
+    let r = s.remove("base:2", false, &never).unwrap();
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(s.get(&base.id).is_ok());
+
+    // Nothing dangling: base and mid are parents, top is tagged.
+    let rep = s.prune(false, &|_| true, &never).unwrap();
+    assert!(
+        rep.deleted.is_empty() && rep.space_reclaimed == 0,
+        "{rep:?}"
+    );
+    // -a with top in use by a container: its parents stay too.
+    let rep = s.prune(true, &|_| true, &|id| id == top.id).unwrap();
+    assert!(rep.deleted.is_empty(), "{rep:?}");
+    // Untag top: it becomes dangling; the untagged chain below goes with it.
+    s.remove("top:1", false, &|_| true).unwrap_err(); // in use, must force
+    s.tag("top:1", "keep:me").unwrap();
+    let rep = s.prune(false, &|_| true, &never).unwrap();
+    assert!(rep.deleted.is_empty());
+    let rep = s.prune(false, &|i| i.id != top.id, &never).unwrap();
+    assert!(rep.deleted.is_empty());
+    let rep = s.prune(true, &|_| true, &never).unwrap();
+    let deleted: Vec<&str> = rep
+        .deleted
+        .iter()
+        .filter_map(|d| d.deleted.as_deref())
+        .collect();
+    let untagged: Vec<&str> = rep
+        .deleted
+        .iter()
+        .filter_map(|d| d.untagged.as_deref())
+        .collect();
+    assert!(deleted.contains(&top.id.as_str()) && deleted.contains(&mid.id.as_str()));
+    assert!(deleted.contains(&base.id.as_str()));
+    assert_eq!(untagged, vec!["keep:me", "top:1"]);
+    assert_eq!(rep.space_reclaimed, base.size + 60);
+    assert!(s.list().is_empty());
+    assert_eq!(fs::read_dir(s.layers_dir()).unwrap().count(), 0);
+    assert_eq!(fs::read_dir(s.images_dir()).unwrap().count(), 0);
+}
+
+#[test]
+fn dangling_prune_removes_untagged_leaves_only() {
+    let (tmp, s) = store();
+    let (base, mid, top) = chain(&s, tmp.path());
+    s.remove("top:1", false, &never).unwrap();
+    let rep = s.prune(false, &|_| true, &never).unwrap();
+    let deleted: Vec<&str> = rep
+        .deleted
+        .iter()
+        .filter_map(|d| d.deleted.as_deref())
+        .collect();
+    // top was deleted by rmi already (no child, last tag); mid is now a dangling leaf.
+    assert!(s.get(&top.id).is_err());
+    assert!(deleted.contains(&mid.id.as_str()), "{deleted:?}");
+    assert!(!deleted.contains(&base.id.as_str()));
+    assert!(s.get("base:1").is_ok());
+    let usage = s.layer_usage();
+    assert_eq!(usage.layers_size, base.size);
+    assert_eq!(usage.shared.get(&base.id), Some(&0));
+}
+
+#[test]
+fn save_then_load_gives_the_same_ids() {
+    let (tmp, s) = store();
+    let (base, _mid, top) = chain(&s, tmp.path());
+    // A gzip'd layer (as pulled) is saved uncompressed.
+    let gz = {
+        let mut t = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(3);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        t.append_data(&mut h, "g", &b"gzz"[..]).unwrap();
+        let raw = t.into_inner().unwrap();
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut e, &raw).unwrap();
+        e.finish().unwrap()
+    };
+    let g = s.import(&gz[..], Some("gz:1"), &[], None).unwrap();
+
+    let e = s.prepare_save(&["nosuch:1".into()]).unwrap_err();
+    assert_eq!(e.status(), 404);
+    let set = s
+        .prepare_save(&["top:1".into(), "base".into(), g.id.clone()])
+        .unwrap();
+    assert_eq!(
+        set.ids(),
+        vec![top.id.clone(), base.id.clone(), g.id.clone()]
+    );
+    let mut archive = Vec::new();
+    s.write_save(&set, &mut archive).unwrap();
+    assert_eq!(fs::read_dir(s.tmp_dir()).unwrap().count(), 0);
+
+    // The layout Docker 25+ writes.
+    let mut names = Vec::new();
+    let mut files: HashMap<String, Vec<u8>> = HashMap::new();
+    for e in tar::Archive::new(&archive[..]).entries().unwrap() {
+        let mut e = e.unwrap();
+        let n = e.path().unwrap().to_string_lossy().into_owned();
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut v).unwrap();
+        names.push(n.clone());
+        files.insert(n, v);
+    }
+    for n in ["index.json", "manifest.json", "oci-layout", "repositories"] {
+        assert!(files.contains_key(n), "{n} missing from {names:?}");
+    }
+    for (n, data) in &files {
+        if let Some(hex) = n.strip_prefix("blobs/sha256/") {
+            if !hex.is_empty() {
+                assert_eq!(sha256_digest(data), format!("sha256:{hex}"), "{n}");
+            }
+        }
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    assert_eq!(manifest[0]["RepoTags"], serde_json::json!(["top:1"]));
+    assert_eq!(manifest[0]["Layers"].as_array().unwrap().len(), 3);
+    assert_eq!(manifest[1]["RepoTags"], serde_json::json!(["base:1"]));
+    assert!(manifest[2]["RepoTags"].is_null());
+    let index: serde_json::Value = serde_json::from_slice(&files["index.json"]).unwrap();
+    assert_eq!(
+        index["manifests"][0]["annotations"]["io.containerd.image.name"],
+        "docker.io/library/top:1"
+    );
+    let repos: serde_json::Value = serde_json::from_slice(&files["repositories"]).unwrap();
+    assert_eq!(repos["top"]["1"], hex_of(&top.id));
+
+    // Into a fresh store: same IDs, tags and layers.
+    let (_t2, s2) = store();
+    let lines = s2.load(&archive[..]).unwrap();
+    assert!(
+        lines.contains(&"Loaded image: top:1".to_string()),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&format!("Loaded image ID: {}", g.id)),
+        "{lines:?}"
+    );
+    assert_eq!(s2.get("top:1").unwrap().id, top.id);
+    assert_eq!(s2.get("base:1").unwrap().id, base.id);
+    assert_eq!(s2.get(&g.id).unwrap().diff_ids, g.diff_ids);
+    assert_eq!(s2.get("top:1").unwrap().history, top.history);
+    // And the OCI view alone (no manifest.json) loads the same.
+    let mut oci = tar::Builder::new(Vec::new());
+    for n in &names {
+        if n == "manifest.json" || n == "repositories" || !files.contains_key(n) {
+            continue;
+        }
+        if n == "blobs" || n == "blobs/sha256" || n.ends_with('/') {
+            continue;
+        }
+        let mut h = tar::Header::new_ustar();
+        h.set_size(files[n].len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        oci.append_data(&mut h, n, &files[n][..]).unwrap();
+    }
+    let (_t3, s3) = store();
+    s3.load(&oci.into_inner().unwrap()[..]).unwrap();
+    assert_eq!(s3.get("top:1").unwrap().id, top.id);
+}
+
+fn never(_: &str) -> bool {
+    false
+}

@@ -102,6 +102,16 @@ impl Runc {
         self.run("kill", &args).await.map(|_| ())
     }
 
+    /// `runc pause ID`: freezes every process of the container (cgroup freezer).
+    pub async fn pause(&self, id: &str) -> Result<(), RuntimeError> {
+        self.run("pause", &["pause", id]).await.map(|_| ())
+    }
+
+    /// `runc resume ID`: thaws a container frozen by [`Runc::pause`].
+    pub async fn resume(&self, id: &str) -> Result<(), RuntimeError> {
+        self.run("resume", &["resume", id]).await.map(|_| ())
+    }
+
     /// `runc delete [--force] ID`; a container runc does not know is fine.
     pub async fn delete(&self, id: &str, force: bool) -> Result<(), RuntimeError> {
         let mut args = vec!["delete"];

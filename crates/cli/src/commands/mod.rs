@@ -7,6 +7,7 @@ pub mod container;
 pub mod exec;
 pub mod explain;
 pub mod image;
+pub mod image_ops;
 pub mod inspect;
 pub mod lifecycle;
 pub mod logs;
@@ -81,6 +82,9 @@ pub async fn dispatch(client: &Client, args: &[String]) -> Result<()> {
         "build" => build::build(client, &p("build"), rest).await,
         "pull" => image::pull(client, &p("pull"), rest).await,
         "push" => registry::push(client, &p("push"), rest).await,
+        "commit" => image_ops::commit(client, &p("commit"), rest).await,
+        "history" => image_ops::history(client, &p("history"), rest).await,
+        "save" => image_ops::save(client, &p("save"), rest).await,
         "login" => registry::login(client, &p("login"), rest).await,
         "logout" => registry::logout(client, &p("logout"), rest).await,
         "version" => system::version(client, &p("version"), rest).await,
@@ -92,6 +96,7 @@ pub async fn dispatch(client: &Client, args: &[String]) -> Result<()> {
         "compose" => compose::compose(client, rest).await,
         "system" => match rest.first().map(String::as_str) {
             Some("info") => system::info(client, &p("system info"), &rest[1..]).await,
+            Some("df") => image_ops::df(client, &p("system df"), &rest[1..]).await,
             _ => unknown_sub("system", rest),
         },
         "help" => {
@@ -143,6 +148,7 @@ async fn container_cmd(client: &Client, rest: &[String]) -> Result<()> {
         "wait" => lifecycle::wait(client, &p("wait"), args).await,
         "port" => lifecycle::port(client, &p("port"), args).await,
         "prune" => lifecycle::prune(client, &p("prune"), args).await,
+        "commit" => image_ops::commit(client, &p("commit"), args).await,
         "logs" => logs::logs(client, &p("logs"), args).await,
         "exec" => exec::exec(client, &p("exec"), args).await,
         "ls" | "ps" | "list" => ps::ps(client, &p("ls"), args).await,
@@ -168,6 +174,8 @@ async fn image_cmd(client: &Client, rest: &[String]) -> Result<()> {
         "push" => registry::push(client, &p("push"), args).await,
         "inspect" => inspect::image_inspect(client, &p("inspect"), args).await,
         "prune" => image::prune(client, &p("prune"), args).await,
+        "history" => image_ops::history(client, &p("history"), args).await,
+        "save" => image_ops::save(client, &p("save"), args).await,
         _ => unknown_sub("image", rest),
     }
 }
@@ -202,7 +210,9 @@ Management Commands:
   network     Manage networks
 
 Commands:
+  commit      Create a new image from a container's changes
   create      Create a new container
+  history     Show the history of an image
   inspect     Return low-level information on objects
   kill        Kill one or more running containers
   logs        Fetch the logs of a container
@@ -210,6 +220,7 @@ Commands:
   restart     Restart one or more containers
   rm          Remove one or more containers
   rmi         Remove one or more images
+  save        Save one or more images to a tar archive (streamed to STDOUT by default)
   start       Start one or more stopped containers
   stop        Stop one or more running containers
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
