@@ -175,8 +175,20 @@ impl Engine {
         tether_image::apply_changes(&mut config, &opts.changes)?;
         let running = c.state.status == "running";
         let paused = if running && opts.pause {
-            self.runc.pause(&c.id).await?;
-            true
+            match self.runc.pause(&c.id).await {
+                Ok(()) => true,
+                Err(e) => {
+                    // It may have stopped since: then there is nothing to pause.
+                    let still_running = matches!(
+                        self.runc.state(&c.id).await,
+                        Ok(Some(s)) if s["status"] == "running"
+                    );
+                    if still_running {
+                        return Err(e.into());
+                    }
+                    false
+                }
+            }
         } else {
             false
         };

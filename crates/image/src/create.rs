@@ -190,13 +190,24 @@ impl ImageStore {
                 variant: meta.variant,
             },
         };
+        let existed = self.lock_state().images.contains_key(&id);
         self.write_image(&rec, &bytes)?;
         let mut st = self.lock_state();
         st.images.entry(id.clone()).or_insert(rec);
         if let Some(t) = &target {
             let mut repos = st.repos.clone();
             set_tag(&mut repos, t, &id);
-            self.persist_repos(&repos)?;
+            if let Err(e) = self.persist_repos(&repos) {
+                if !existed {
+                    // Leave nothing: the untagged image goes too.
+                    st.images.remove(&id);
+                    let dir = self.images_dir().join(crate::hex_of(&id));
+                    if let Err(re) = crate::fsutil::remove_any(&dir) {
+                        tracing::warn!(dir = %dir.display(), error = %re, "removing a half-created image");
+                    }
+                }
+                return Err(e);
+            }
             st.repos = repos;
         }
         // The image now references the layer: it no longer needs the pin.

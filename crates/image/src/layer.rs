@@ -27,8 +27,9 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::{CString, OsStr, OsString};
 use std::fs;
 use std::io::{self, BufWriter, Read};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -96,17 +97,14 @@ impl Drop for NewLayer {
     }
 }
 
-/// `lgetxattr(2)`: `Ok(None)` when the file has no such xattr or the
+/// `fgetxattr(2)`: `Ok(None)` when the file has no such xattr or the
 /// filesystem does not support xattrs.
-fn get_xattr(path: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+fn get_xattr(fd: RawFd, name: &str) -> io::Result<Option<Vec<u8>>> {
     let n = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let mut buf = vec![0u8; 256];
     loop {
-        // SAFETY: valid C strings; the buffer pointer/len describe a live Vec.
-        let rc =
-            unsafe { libc::lgetxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        // SAFETY: `fd` is open; valid C string; the buffer pointer/len describe a live Vec.
+        let rc = unsafe { libc::fgetxattr(fd, n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
         if rc >= 0 {
             buf.truncate(rc as usize);
             return Ok(Some(buf));
@@ -120,7 +118,115 @@ fn get_xattr(path: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
     }
 }
 
-/// Writes the tar of an upper directory.
+fn c_name(name: &OsStr) -> io::Result<CString> {
+    CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+/// `openat(2)` of `name` in directory `dir`, never following a symlink in
+/// `name` (it is one component, so nothing else can be followed either).
+fn open_at(dir: RawFd, name: &OsStr, flags: libc::c_int) -> io::Result<OwnedFd> {
+    let c = c_name(name)?;
+    // SAFETY: `dir` is an open directory fd and `c` a valid C string.
+    let fd = unsafe {
+        libc::openat(
+            dir,
+            c.as_ptr(),
+            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `fstatat(2)` with `AT_SYMLINK_NOFOLLOW` (or `fstat` of `dir` itself when `name` is None).
+fn stat_at(dir: RawFd, name: Option<&OsStr>) -> io::Result<libc::stat> {
+    // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let rc = match name {
+        Some(n) => {
+            let c = c_name(n)?;
+            // SAFETY: open fd, valid C string, `st` is writable.
+            unsafe { libc::fstatat(dir, c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) }
+        }
+        // SAFETY: open fd, `st` is writable.
+        None => unsafe { libc::fstat(dir, &mut st) },
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st)
+}
+
+/// `readlinkat(2)`.
+fn readlink_at(dir: RawFd, name: &OsStr) -> io::Result<OsString> {
+    let c = c_name(name)?;
+    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
+    // SAFETY: open fd, valid C string, the buffer pointer/len describe a live Vec.
+    let n = unsafe { libc::readlinkat(dir, c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(OsString::from_vec(buf))
+}
+
+/// The names in directory `dir` (not `.`/`..`), sorted by bytes.
+fn list_dir(dir: RawFd) -> io::Result<Vec<OsString>> {
+    // fdopendir takes ownership of the fd it is given: give it a duplicate.
+    // SAFETY: `dir` is open.
+    let dup = unsafe { libc::fcntl(dir, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `dup` is an open directory fd we own; on success the stream owns it.
+    let dp = unsafe { libc::fdopendir(dup) };
+    if dp.is_null() {
+        let e = io::Error::last_os_error();
+        // SAFETY: fdopendir failed, so `dup` is still ours to close.
+        unsafe { libc::close(dup) };
+        return Err(e);
+    }
+    // SAFETY: `dp` is a fresh directory stream positioned at its start.
+    unsafe { libc::rewinddir(dp) };
+    let mut names = Vec::new();
+    let res = loop {
+        // SAFETY: errno is thread-local; reset it to tell end-of-stream from an error.
+        unsafe { *libc::__errno_location() = 0 };
+        // SAFETY: `dp` is a valid open stream.
+        let ent = unsafe { libc::readdir(dp) };
+        if ent.is_null() {
+            let e = io::Error::last_os_error();
+            break if e.raw_os_error().unwrap_or(0) == 0 {
+                Ok(())
+            } else {
+                Err(e)
+            };
+        }
+        // SAFETY: readdir returned a valid entry whose d_name is NUL-terminated.
+        let name = unsafe { std::ffi::CStr::from_ptr((*ent).d_name.as_ptr()) };
+        let b = name.to_bytes();
+        if b != b"." && b != b".." {
+            names.push(OsString::from_vec(b.to_vec()));
+        }
+    };
+    // SAFETY: `dp` is valid and closed once (closing `dup` with it).
+    unsafe { libc::closedir(dp) };
+    res?;
+    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    Ok(names)
+}
+
+fn kind_of(st: &libc::stat) -> libc::mode_t {
+    st.st_mode & libc::S_IFMT
+}
+
+/// Writes the tar of an upper directory. Every file is reached through the
+/// directory fds walked so far (`openat`/`fstatat` of one name, symlinks never
+/// followed), so a directory swapped for a symlink while the walk runs cannot
+/// lead it outside the upper directory.
 struct UpperTar<W: io::Write> {
     b: tar::Builder<W>,
     /// (dev, ino) of multiply-linked files -> archive name of their first entry.
@@ -139,112 +245,126 @@ fn exact<R: Read>(r: R, n: u64) -> impl Read {
     r.take(n).chain(io::repeat(0).take(n)).take(n)
 }
 
+fn unsupported(what: String) -> ImageError {
+    ImageError::Io {
+        what,
+        source: io::Error::from(io::ErrorKind::Unsupported),
+    }
+}
+
 impl<W: io::Write> UpperTar<W> {
-    fn header(m: &fs::Metadata, kind: tar::EntryType) -> tar::Header {
+    fn header(st: &libc::stat, kind: tar::EntryType) -> tar::Header {
         let mut h = tar::Header::new_ustar();
         h.set_entry_type(kind);
-        h.set_mode(m.mode() & 0o7777);
-        h.set_uid(u64::from(m.uid()));
-        h.set_gid(u64::from(m.gid()));
-        h.set_mtime(u64::try_from(m.mtime()).unwrap_or(0));
+        h.set_mode(st.st_mode & 0o7777);
+        h.set_uid(u64::from(st.st_uid));
+        h.set_gid(u64::from(st.st_gid));
+        h.set_mtime(u64::try_from(st.st_mtime).unwrap_or(0));
         h.set_size(0);
         h
     }
 
-    /// Appends `dir` (archive name `rel`, empty for the upper root) and,
-    /// recursively, its children sorted by name.
-    fn walk(&mut self, dir: &Path, rel: &[u8]) -> Result<(), ImageError> {
-        let mut names: Vec<OsString> = fs::read_dir(dir)
-            .map_err(io_err(format!("reading {}", dir.display())))?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<io::Result<_>>()
-            .map_err(io_err(format!("reading {}", dir.display())))?;
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    /// Appends the children of the open directory `dir` (archive name `rel`,
+    /// empty for the upper root; `path` for messages), recursively, sorted by name.
+    fn walk(&mut self, dir: RawFd, path: &Path, rel: &[u8]) -> Result<(), ImageError> {
+        let names = list_dir(dir).map_err(io_err(format!("reading {}", path.display())))?;
         for name in names {
-            let path = dir.join(&name);
             let mut arch = rel.to_vec();
             if !arch.is_empty() {
                 arch.push(b'/');
             }
             arch.extend_from_slice(name.as_bytes());
-            self.entry(&path, &arch)?;
+            self.entry(dir, &name, &path.join(&name), &arch)?;
         }
         Ok(())
     }
 
-    fn entry(&mut self, path: &Path, arch: &[u8]) -> Result<(), ImageError> {
-        let m = fs::symlink_metadata(path).map_err(io_err(format!("stat {}", path.display())))?;
-        let ft = m.file_type();
+    fn entry(
+        &mut self,
+        dir: RawFd,
+        base: &OsStr,
+        path: &Path,
+        arch: &[u8],
+    ) -> Result<(), ImageError> {
+        let st = match stat_at(dir, Some(base)) {
+            Ok(st) => st,
+            // Removed while the walk ran (a container not paused): not part of the layer.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_err(format!("stat {}", path.display()))(e)),
+        };
+        let kind = kind_of(&st);
         let name = OsStr::from_bytes(arch);
         let what = || format!("adding {} to the layer", path.display());
+        let xattr_err = || format!("reading xattrs of {}", path.display());
 
-        if ft.is_char_device() && m.rdev() == 0 {
+        if kind == libc::S_IFCHR && st.st_rdev == 0 {
             // overlayfs whiteout -> `.wh.NAME` (may be a hard link to the
             // kernel's shared whiteout: never recorded as a link).
-            let (parent, base) = match arch.iter().rposition(|&c| c == b'/') {
+            let (parent, file) = match arch.iter().rposition(|&c| c == b'/') {
                 Some(i) => (&arch[..=i], &arch[i + 1..]),
                 None => (&arch[..0], arch),
             };
             let mut wh = parent.to_vec();
             wh.extend_from_slice(b".wh.");
-            wh.extend_from_slice(base);
-            let mut h = Self::header(&m, tar::EntryType::Regular);
+            wh.extend_from_slice(file);
+            let mut h = Self::header(&st, tar::EntryType::Regular);
             h.set_mode(0o600);
             self.b
                 .append_data(&mut h, OsStr::from_bytes(&wh), io::empty())
                 .map_err(tar_err(what()))?;
             return Ok(());
         }
-        if ft.is_socket() {
+        if kind == libc::S_IFSOCK {
             tracing::debug!(path = %path.display(), "skipping socket in layer");
             return Ok(());
         }
-        if ft.is_dir() {
-            if get_xattr(path, OVL_REDIRECT)
-                .map_err(io_err(format!("reading xattrs of {}", path.display())))?
+        if kind == libc::S_IFDIR {
+            let fd = open_at(dir, base, libc::O_RDONLY | libc::O_DIRECTORY)
+                .map_err(io_err(format!("opening {}", path.display())))?;
+            let st = stat_at(fd.as_raw_fd(), None)
+                .map_err(io_err(format!("stat {}", path.display())))?;
+            if get_xattr(fd.as_raw_fd(), OVL_REDIRECT)
+                .map_err(io_err(xattr_err()))?
                 .is_some()
             {
-                return Err(ImageError::Io {
-                    what: format!(
-                        "{} is a renamed directory (overlayfs redirect_dir=on), which a layer cannot express",
-                        path.display()
-                    ),
-                    source: io::Error::from(io::ErrorKind::Unsupported),
-                });
+                return Err(unsupported(format!(
+                    "{} is a renamed directory (overlayfs redirect_dir=on), which a layer cannot express",
+                    path.display()
+                )));
             }
-            if !self.seen_dirs.insert((m.dev(), m.ino())) {
+            let key = (st.st_dev, st.st_ino);
+            if !self.seen_dirs.insert(key) {
                 return Err(ImageError::Io {
                     what: format!("directory loop at {}", path.display()),
                     source: io::Error::from(io::ErrorKind::InvalidData),
                 });
             }
-            let mut h = Self::header(&m, tar::EntryType::Directory);
+            let mut h = Self::header(&st, tar::EntryType::Directory);
             let mut dname = arch.to_vec();
             dname.push(b'/');
-            self.append_caps(path, &m)?;
+            self.append_caps(fd.as_raw_fd(), path)?;
             self.b
                 .append_data(&mut h, OsStr::from_bytes(&dname), io::empty())
                 .map_err(tar_err(what()))?;
-            let opaque = get_xattr(path, OVL_OPAQUE)
-                .map_err(io_err(format!("reading xattrs of {}", path.display())))?;
+            let opaque = get_xattr(fd.as_raw_fd(), OVL_OPAQUE).map_err(io_err(xattr_err()))?;
             if opaque.as_deref() == Some(b"y") {
-                let mut o = Self::header(&m, tar::EntryType::Regular);
-                o.set_mode(m.mode() & 0o777);
+                let mut o = Self::header(&st, tar::EntryType::Regular);
+                o.set_mode(st.st_mode & 0o777);
                 let mut oname = arch.to_vec();
                 oname.extend_from_slice(b"/.wh..wh..opq");
                 self.b
                     .append_data(&mut o, OsStr::from_bytes(&oname), io::empty())
                     .map_err(tar_err(what()))?;
             }
-            self.walk(path, arch)?;
-            self.seen_dirs.remove(&(m.dev(), m.ino()));
+            self.walk(fd.as_raw_fd(), path, arch)?;
+            self.seen_dirs.remove(&key);
             return Ok(());
         }
         // Hard links within the layer: later names link to the first one.
-        if m.nlink() > 1 {
-            let key = (m.dev(), m.ino());
+        if st.st_nlink > 1 {
+            let key = (st.st_dev, st.st_ino);
             if let Some(first) = self.links.get(&key) {
-                let mut h = Self::header(&m, tar::EntryType::Link);
+                let mut h = Self::header(&st, tar::EntryType::Link);
                 self.b
                     .append_link(&mut h, name, OsStr::from_bytes(first))
                     .map_err(tar_err(what()))?;
@@ -252,69 +372,71 @@ impl<W: io::Write> UpperTar<W> {
             }
             self.links.insert(key, arch.to_vec());
         }
-        if ft.is_file() {
-            if get_xattr(path, OVL_METACOPY)
-                .map_err(io_err(format!("reading xattrs of {}", path.display())))?
-                .is_some()
-            {
-                return Err(ImageError::Io {
-                    what: format!(
+        match kind {
+            libc::S_IFREG => {
+                // O_NONBLOCK: were it swapped for a FIFO meanwhile, do not hang on it.
+                let fd = open_at(dir, base, libc::O_RDONLY | libc::O_NONBLOCK)
+                    .map_err(io_err(format!("opening {}", path.display())))?;
+                let st = stat_at(fd.as_raw_fd(), None)
+                    .map_err(io_err(format!("stat {}", path.display())))?;
+                if kind_of(&st) != libc::S_IFREG {
+                    return Err(ImageError::Io {
+                        what: format!("{} changed while the layer was written", path.display()),
+                        source: io::Error::from(io::ErrorKind::InvalidData),
+                    });
+                }
+                if get_xattr(fd.as_raw_fd(), OVL_METACOPY)
+                    .map_err(io_err(xattr_err()))?
+                    .is_some()
+                {
+                    return Err(unsupported(format!(
                         "{} is a metadata-only copy-up (overlayfs metacopy=on), which a layer cannot express",
                         path.display()
-                    ),
-                    source: io::Error::from(io::ErrorKind::Unsupported),
-                });
-            }
-            let f = fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(path)
-                .map_err(io_err(format!("opening {}", path.display())))?;
-            let mut h = Self::header(&m, tar::EntryType::Regular);
-            h.set_size(m.len());
-            self.append_caps(path, &m)?;
-            self.b
-                .append_data(&mut h, name, exact(io::BufReader::new(f), m.len()))
-                .map_err(tar_err(what()))?;
-        } else if ft.is_symlink() {
-            let target =
-                fs::read_link(path).map_err(io_err(format!("reading link {}", path.display())))?;
-            let mut h = Self::header(&m, tar::EntryType::Symlink);
-            h.set_mode(0o777);
-            self.b
-                .append_link(&mut h, name, &target)
-                .map_err(tar_err(what()))?;
-        } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
-            let kind = if ft.is_char_device() {
-                tar::EntryType::Char
-            } else if ft.is_block_device() {
-                tar::EntryType::Block
-            } else {
-                tar::EntryType::Fifo
-            };
-            let mut h = Self::header(&m, kind);
-            if !ft.is_fifo() {
-                let rdev = m.rdev() as libc::dev_t;
-                h.set_device_major(libc::major(rdev))
-                    .and_then(|()| h.set_device_minor(libc::minor(rdev)))
+                    )));
+                }
+                let size = u64::try_from(st.st_size).unwrap_or(0);
+                let mut h = Self::header(&st, tar::EntryType::Regular);
+                h.set_size(size);
+                self.append_caps(fd.as_raw_fd(), path)?;
+                let f = fs::File::from(fd);
+                self.b
+                    .append_data(&mut h, name, exact(io::BufReader::new(f), size))
                     .map_err(tar_err(what()))?;
             }
-            self.b
-                .append_data(&mut h, name, io::empty())
-                .map_err(tar_err(what()))?;
-        } else {
-            tracing::debug!(path = %path.display(), "skipping unsupported file type in layer");
+            libc::S_IFLNK => {
+                let target = readlink_at(dir, base)
+                    .map_err(io_err(format!("reading link {}", path.display())))?;
+                let mut h = Self::header(&st, tar::EntryType::Symlink);
+                h.set_mode(0o777);
+                self.b
+                    .append_link(&mut h, name, Path::new(&target))
+                    .map_err(tar_err(what()))?;
+            }
+            libc::S_IFCHR | libc::S_IFBLK | libc::S_IFIFO => {
+                let t = match kind {
+                    libc::S_IFCHR => tar::EntryType::Char,
+                    libc::S_IFBLK => tar::EntryType::Block,
+                    _ => tar::EntryType::Fifo,
+                };
+                let mut h = Self::header(&st, t);
+                if kind != libc::S_IFIFO {
+                    h.set_device_major(libc::major(st.st_rdev))
+                        .and_then(|()| h.set_device_minor(libc::minor(st.st_rdev)))
+                        .map_err(tar_err(what()))?;
+                }
+                self.b
+                    .append_data(&mut h, name, io::empty())
+                    .map_err(tar_err(what()))?;
+            }
+            _ => tracing::debug!(path = %path.display(), "skipping unsupported file type in layer"),
         }
         Ok(())
     }
 
     /// A PAX `SCHILY.xattr.security.capability` record for the next entry,
-    /// when the file has file capabilities.
-    fn append_caps(&mut self, path: &Path, m: &fs::Metadata) -> Result<(), ImageError> {
-        if !m.is_file() && !m.is_dir() {
-            return Ok(());
-        }
-        if let Some(v) = get_xattr(path, CAPABILITY_XATTR)
+    /// when the open file or directory `fd` has file capabilities.
+    fn append_caps(&mut self, fd: RawFd, path: &Path) -> Result<(), ImageError> {
+        if let Some(v) = get_xattr(fd, CAPABILITY_XATTR)
             .map_err(io_err(format!("reading xattrs of {}", path.display())))?
         {
             let key = format!("SCHILY.xattr.{CAPABILITY_XATTR}");
@@ -328,6 +450,14 @@ impl<W: io::Write> UpperTar<W> {
 
 /// Writes the layer tar of `upper` to `out`; returns `(diff ID, tar bytes)`.
 fn write_upper_tar(upper: &Path, out: &Path) -> Result<(String, u64), ImageError> {
+    let root = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(upper)
+        .map_err(io_err(format!(
+            "opening upper directory {}",
+            upper.display()
+        )))?;
     let f = fs::File::create(out).map_err(io_err(format!("creating {}", out.display())))?;
     let hw = HashingWriter::new(BufWriter::with_capacity(256 * 1024, f));
     let mut t = UpperTar {
@@ -335,7 +465,7 @@ fn write_upper_tar(upper: &Path, out: &Path) -> Result<(String, u64), ImageError
         links: HashMap::new(),
         seen_dirs: HashSet::new(),
     };
-    t.walk(upper, b"")?;
+    t.walk(root.as_raw_fd(), upper, b"")?;
     let hw =
         t.b.into_inner()
             .map_err(io_err(format!("writing {}", out.display())))?;

@@ -812,3 +812,23 @@ fn save_then_load_gives_the_same_ids() {
 fn never(_: &str) -> bool {
     false
 }
+
+#[test]
+fn symlinks_in_the_upper_dir_are_never_followed() {
+    let (tmp, s) = store();
+    let outside = tmp.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("secret"), b"host data").unwrap();
+    let upper = tmp.path().join("upper");
+    fs::create_dir(&upper).unwrap();
+    std::os::unix::fs::symlink(&outside, upper.join("escape")).unwrap();
+    std::os::unix::fs::symlink("/", upper.join("root")).unwrap();
+    let layer = s.layer_from_upper(&upper).unwrap();
+    let names = tar_names(&s.layer_dir(&layer.diff_id).join(blob::BLOB_FILE));
+    assert_eq!(names, vec!["escape", "root"]);
+    assert_eq!(layer.size, 0);
+    // The upper dir itself given as a symlink is refused.
+    let link = tmp.path().join("upper-link");
+    std::os::unix::fs::symlink(&upper, &link).unwrap();
+    assert!(s.layer_from_upper(&link).is_err());
+}

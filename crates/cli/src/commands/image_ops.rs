@@ -322,7 +322,7 @@ pub async fn save(client: &Client, path: &str, args: &[String]) -> Result<()> {
 #[command(
     name = "df",
     override_usage = "tether system df [OPTIONS]",
-    about = "Show docker disk usage"
+    about = "Show tether disk usage"
 )]
 pub struct DfArgs {
     /// Format output using a custom template
