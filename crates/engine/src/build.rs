@@ -29,7 +29,7 @@ use bollard_stubs::models::{ContainerCreateBody, HealthConfig, HostConfig};
 use serde_json::{json, Value};
 use tether_image::build::context::{self, Context, CopyOptions};
 use tether_image::build::dockerfile::{
-    self, CommandForm, CopyArgs, CopySource, Dockerfile, HealthArgs, Stage, StepKind,
+    self, CommandForm, CopyArgs, CopySource, Dockerfile, Stage, StepKind,
 };
 use tether_image::build::BuildError;
 use tether_image::{HistoryEntry, Image, ImageConfig, NewImage};
@@ -454,36 +454,33 @@ impl Engine {
             if let Some(img) = &st.image {
                 say(tx, opts.quiet, format!(" ---> {}\n", short(&img.id)));
             }
-            // ONBUILD triggers of the base image run first
+            // ONBUILD triggers of the base image run first, unnumbered
             let triggers = std::mem::take(&mut st.config.on_build);
-            for trig in triggers {
-                say(tx, opts.quiet, "# Executing 1 build trigger\n");
-                let tdf = dockerfile::parse(&name, &format!("FROM scratch\n{trig}\n"))
-                    .map_err(build_err)?;
-                for step in &tdf.stages[0].steps {
-                    self.run_step(
-                        step,
-                        &name,
-                        escape,
-                        &mut st,
-                        &df,
-                        &built,
-                        ctx,
-                        opts,
-                        tx,
-                        cleanup,
-                        &mut used_args,
-                    )
-                    .await?;
-                }
-            }
-            for step in &stage.steps {
-                n += 1;
+            let mut steps: Vec<(bool, dockerfile::Step)> = Vec::new();
+            if !triggers.is_empty() {
+                let n = triggers.len();
+                let s = if n == 1 { "" } else { "s" };
                 say(
                     tx,
                     opts.quiet,
-                    format!("Step {n}/{total} : {}\n", step.text),
+                    format!("# Executing {n} build trigger{s}\n"),
                 );
+            }
+            for trig in triggers {
+                let tdf = dockerfile::parse(&name, &format!("FROM scratch\n{trig}\n"))
+                    .map_err(build_err)?;
+                steps.extend(tdf.stages[0].steps.iter().cloned().map(|s| (false, s)));
+            }
+            steps.extend(stage.steps.iter().cloned().map(|s| (true, s)));
+            for (numbered, step) in &steps {
+                if *numbered {
+                    n += 1;
+                    say(
+                        tx,
+                        opts.quiet,
+                        format!("Step {n}/{total} : {}\n", step.text),
+                    );
+                }
                 if tx.is_closed() {
                     return Err(EngineError::Internal(
                         "the build was cancelled: the client went away".into(),
@@ -737,31 +734,18 @@ impl Engine {
                 created_by = nop(&format!("LABEL {}", raw.trim()));
             }
             StepKind::Expose(words) => {
+                let mut ports = Vec::new();
                 for w in words {
-                    for p in dockerfile::expand_words(w, escape, &|n| st.lookup(n)).map_err(lerr)? {
-                        let spec = expose_spec(&p).map_err(lerr)?;
-                        for s in spec {
-                            if !cfg.exposed_ports.contains(&s) {
-                                cfg.exposed_ports.push(s);
-                            }
-                        }
-                    }
+                    ports.extend(
+                        dockerfile::expand_words(w, escape, &|n| st.lookup(n)).map_err(lerr)?,
+                    );
                 }
-                created_by = nop(&format!("EXPOSE {}", cfg.exposed_ports.join(" ")));
+                let text = format!("EXPOSE {}", ports.join(" "));
+                change(&mut cfg, &text).map_err(lerr)?;
+                created_by = nop(&text);
             }
             StepKind::Workdir(w) => {
-                let w = exp(st, w)?;
-                let p = if w.starts_with('/') {
-                    w.clone()
-                } else {
-                    let base = if cfg.working_dir.is_empty() {
-                        "/"
-                    } else {
-                        cfg.working_dir.as_str()
-                    };
-                    format!("{}/{}", base.trim_end_matches('/'), w)
-                };
-                cfg.working_dir = clean_abs(&p);
+                change(&mut cfg, &format!("WORKDIR {}", exp(st, w)?)).map_err(lerr)?;
                 created_by = nop(&format!("WORKDIR {}", cfg.working_dir));
             }
             StepKind::User(u) => {
@@ -769,16 +753,16 @@ impl Engine {
                 created_by = nop(&format!("USER {}", cfg.user));
             }
             StepKind::Volume(vs) => {
-                for v in vs {
-                    let v = exp(st, v)?;
-                    if v.is_empty() {
-                        return Err(lerr("VOLUME specified can not be an empty string".into()));
-                    }
-                    if !cfg.volumes.contains(&v) {
-                        cfg.volumes.push(v);
-                    }
+                let vs = vs
+                    .iter()
+                    .map(|v| exp(st, v))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if vs.iter().any(|v| v.is_empty()) {
+                    return Err(lerr("VOLUME specified can not be an empty string".into()));
                 }
-                created_by = nop(&format!("VOLUME {:?}", cfg.volumes));
+                let text = format!("VOLUME {}", json!(vs));
+                change(&mut cfg, &text).map_err(lerr)?;
+                created_by = nop(&text);
             }
             StepKind::Cmd(c) => {
                 cfg.cmd = Some(command_argv(c, &cfg));
@@ -802,20 +786,15 @@ impl Engine {
                 cfg.shell = Some(sh.clone());
                 created_by = nop(&format!("SHELL {}", json!(sh)));
             }
-            StepKind::Healthcheck(h) => {
-                cfg.healthcheck = Some(health_config(h, &cfg).map_err(lerr)?);
-                created_by = nop(&format!(
-                    "HEALTHCHECK {}",
-                    step.text.trim_start_matches("HEALTHCHECK").trim()
-                ));
+            StepKind::Healthcheck(_) => {
+                // the flags and command are checked and applied as `--change` does
+                change(&mut cfg, &step.text).map_err(lerr)?;
+                created_by = nop(&step.text);
             }
-            StepKind::StopSignal(s) => {
-                let s = exp(st, s)?;
-                let norm =
-                    crate::containers::normalize_signal(&s).map_err(|e| lerr(e.to_string()))?;
-                let _ = norm;
-                cfg.stop_signal = Some(s.clone());
-                created_by = nop(&format!("STOPSIGNAL {s}"));
+            StepKind::StopSignal(sig) => {
+                let text = format!("STOPSIGNAL {}", exp(st, sig)?);
+                change(&mut cfg, &text).map_err(lerr)?;
+                created_by = nop(&text);
             }
             StepKind::OnBuild(t) => {
                 cfg.on_build.push(t.clone());
@@ -1361,18 +1340,9 @@ fn cfg_key(c: &ImageConfig) -> Value {
     json!({"env": c.env, "user": c.user, "wd": c.working_dir, "shell": c.shell})
 }
 
-fn clean_abs(p: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            c => out.push(c),
-        }
-    }
-    format!("/{}", out.join("/"))
+/// Applies one instruction to `cfg` as `--change` (and `docker commit -c`) does.
+fn change(cfg: &mut ImageConfig, text: &str) -> Result<(), String> {
+    tether_image::apply_changes(cfg, &[text.to_string()]).map_err(|e| e.to_string())
 }
 
 /// Command argv for CMD/ENTRYPOINT: exec form as is, shell form through SHELL.
@@ -1386,115 +1356,6 @@ fn command_argv(c: &CommandForm, cfg: &ImageConfig) -> Vec<String> {
             .into_iter()
             .chain([s.clone()])
             .collect(),
-    }
-}
-
-/// `EXPOSE 80`, `80/udp`, `8000-8002/tcp` -> `port/proto` entries.
-fn expose_spec(p: &str) -> Result<Vec<String>, String> {
-    let (ports, proto) = match p.split_once('/') {
-        Some((a, b)) => (a, b.to_ascii_lowercase()),
-        None => (p, "tcp".to_string()),
-    };
-    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
-        return Err(format!(
-            "invalid EXPOSE protocol {proto:?} in {p:?}: use tcp, udp or sctp"
-        ));
-    }
-    let bad =
-        || format!("invalid EXPOSE port {p:?}: a port (1-65535) or range (8000-8002) is expected");
-    let (lo, hi) = match ports.split_once('-') {
-        Some((a, b)) => (
-            a.parse::<u16>().map_err(|_| bad())?,
-            b.parse::<u16>().map_err(|_| bad())?,
-        ),
-        None => {
-            let n = ports.parse::<u16>().map_err(|_| bad())?;
-            (n, n)
-        }
-    };
-    if lo == 0 || hi < lo {
-        return Err(bad());
-    }
-    Ok((lo..=hi).map(|n| format!("{n}/{proto}")).collect())
-}
-
-/// Go duration (`30s`, `1m30s`, `500ms`) -> ns.
-fn go_duration(s: &str) -> Option<i64> {
-    let mut total: f64 = 0.0;
-    let mut num = String::new();
-    let mut chars = s.chars().peekable();
-    if s.is_empty() {
-        return None;
-    }
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            num.push(c);
-            continue;
-        }
-        let mut unit = c.to_string();
-        while let Some(&n) = chars.peek() {
-            if n.is_ascii_alphabetic() || n == 'µ' {
-                unit.push(n);
-                chars.next();
-            } else {
-                break;
-            }
-        }
-        let v: f64 = num.parse().ok()?;
-        num.clear();
-        let mult = match unit.as_str() {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += v * mult;
-    }
-    if !num.is_empty() {
-        return if num == "0" { Some(0) } else { None };
-    }
-    Some(total as i64)
-}
-
-fn health_config(h: &HealthArgs, cfg: &ImageConfig) -> Result<tether_image::HealthConfig, String> {
-    match h {
-        HealthArgs::None => Ok(tether_image::HealthConfig {
-            test: vec!["NONE".into()],
-            ..Default::default()
-        }),
-        HealthArgs::Cmd { flags, cmd } => {
-            let mut hc = tether_image::HealthConfig::default();
-            for (k, v) in flags {
-                let dur = || {
-                    go_duration(v).ok_or_else(|| {
-                        format!("invalid HEALTHCHECK --{k}={v}: a duration such as 30s or 1m is expected")
-                    })
-                };
-                match k.as_str() {
-                    "interval" => hc.interval = dur()?,
-                    "timeout" => hc.timeout = dur()?,
-                    "start-period" => hc.start_period = dur()?,
-                    "start-interval" => hc.start_interval = dur()?,
-                    "retries" => {
-                        hc.retries = v.parse().ok().filter(|n: &i64| *n >= 0).ok_or_else(|| {
-                            format!("invalid HEALTHCHECK --retries={v}: a non-negative number is expected")
-                        })?
-                    }
-                    _ => {}
-                }
-            }
-            hc.test = match cmd {
-                CommandForm::Exec(v) => std::iter::once("CMD".to_string())
-                    .chain(v.clone())
-                    .collect(),
-                CommandForm::Shell(s) => vec!["CMD-SHELL".into(), s.clone()],
-            };
-            let _ = cfg;
-            Ok(hc)
-        }
     }
 }
 
@@ -1562,20 +1423,6 @@ fn resolve_owner(root: &Path, spec: &str) -> Result<(u64, u64), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_and_ports() {
-        assert_eq!(go_duration("30s"), Some(30_000_000_000));
-        assert_eq!(go_duration("1m30s"), Some(90_000_000_000));
-        assert_eq!(go_duration("500ms"), Some(500_000_000));
-        assert_eq!(go_duration("abc"), None);
-        assert_eq!(expose_spec("80").unwrap(), vec!["80/tcp"]);
-        assert_eq!(expose_spec("53/UDP").unwrap(), vec!["53/udp"]);
-        assert_eq!(expose_spec("8000-8001").unwrap().len(), 2);
-        assert!(expose_spec("0").is_err());
-        assert!(expose_spec("80/icmp").is_err());
-        assert_eq!(clean_abs("/a/./b/../c"), "/a/c");
-    }
 
     #[test]
     fn query_options() {
