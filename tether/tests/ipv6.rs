@@ -57,7 +57,7 @@ fn field(d: &Daemon, tmpl: &str, obj: &str) -> String {
 
 #[test]
 fn dual_stack_addresses_names_and_routes() {
-    let d = Daemon::start();
+    let mut d = Daemon::start();
     d.ok(&[
         "network",
         "create",
@@ -132,6 +132,14 @@ fn dual_stack_addresses_names_and_routes() {
         .contains(" 0% packet loss"));
     let hosts = d.sh("b", "cat /etc/hosts").stdout;
     assert!(hosts.contains("fd00:30::99\t"), "{hosts}");
+
+    // names keep their AAAA answers across a daemon restart (containers are re-adopted)
+    d.restart();
+    let aaaa = d.sh("b", "nslookup -type=AAAA a 127.0.0.11").stdout;
+    assert!(
+        aaaa.contains("fd00:30::2"),
+        "AAAA for a after a restart: {aaaa}"
+    );
 
     // static addresses are checked: taken, or on a network without IPv6
     let o = d.fails(&[

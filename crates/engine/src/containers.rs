@@ -1060,8 +1060,13 @@ impl Engine {
         for (name, att) in &c.attachments {
             if let (Some(ep), Some(n)) = (c.endpoints.get(name), st.networks.get(&att.network_id)) {
                 if n.dns {
-                    self.dns
-                        .add_endpoint(&n.id, &c.id, &sandbox::dns_names(&c, att), ep.ip, None);
+                    self.dns.add_endpoint(
+                        &n.id,
+                        &c.id,
+                        &sandbox::dns_names(&c, att),
+                        ep.ip,
+                        ep.ip6.map(|(a, _, _)| a),
+                    );
                 }
             }
         }
