@@ -425,6 +425,10 @@ impl Engine {
     ///
     /// Errors: 404; 304 already running; 500 with the OCI runtime's message.
     pub async fn start_container(self: &Arc<Self>, key: &str) -> Result<(), EngineError> {
+        // an archive helper may have the stopped container's overlay mounted
+        let id = self.state.lock().await.container(key)?.id.clone();
+        let fs_lock = self.fs_lock(&id);
+        let _fs = fs_lock.lock().await;
         let mut st = self.state.lock().await;
         let mut c = st.container(key)?.clone();
         if c.state.status == "running" {
@@ -723,6 +727,10 @@ impl Engine {
     }
 
     fn remove_locked(&self, st: &mut State, id: &str) {
+        self.fs_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
         let _ = rootfs::unmount(&self.container_dir(id).join("rootfs"));
         let _ = std::fs::remove_dir_all(self.container_dir(id));
         if let Some(c) = st.containers.remove(id) {
@@ -828,6 +836,8 @@ impl Engine {
                 tokio::time::timeout(Duration::from_secs(15), ev.wait_for(|e| e.0 > gen0 || e.2))
                     .await;
         }
+        let fs_lock = self.fs_lock(&c.id);
+        let _fs = fs_lock.lock().await;
         let mut st = self.state.lock().await;
         if st.containers.contains_key(&c.id) {
             if st
