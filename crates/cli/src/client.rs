@@ -287,8 +287,8 @@ impl Client {
         debug!(%method, %uri, "request");
         let mut req = self.build(method, &uri, body, ctype)?;
         for (k, v) in headers {
-            let v =
-                HeaderValue::from_str(v).map_err(|e| CliError::Http(format!("header {k}: {e}")))?;
+            let v = HeaderValue::from_str(v)
+                .map_err(|e| CliError::Http(format!("header {k}: {e}")))?;
             req.headers_mut().insert(*k, v);
         }
         let resp = self.send(req).await?;

@@ -793,12 +793,7 @@ impl ImageStore {
                     st.repos.last_tag_time.get(&image.id).cloned(),
                     digests_for(&st, &image.id),
                 ),
-                None => (
-                    ImageMeta::default(),
-                    image.repo_tags.clone(),
-                    None,
-                    Vec::new(),
-                ),
+                None => (ImageMeta::default(), image.repo_tags.clone(), None, Vec::new()),
             }
         };
         let paths = self.layer_paths(image);
