@@ -454,7 +454,7 @@ async fn route(
         }
         (&Method::POST, ["exec", id, "resize"]) => {
             let (h, w) = size(&q)?;
-            engine.resize_exec(id, h, w)?;
+            engine.resize_exec(id, h, w).await?;
             Ok(Response::new(full("")))
         }
         (&Method::GET, ["containers", id, "logs"]) => {
@@ -514,6 +514,14 @@ async fn route(
                 .map(|c| c.to_bytes())
                 .unwrap_or_default();
             let start: Value = serde_json::from_slice(&b).unwrap_or(json!({}));
+            if let Some(cs) = start.get("ConsoleSize").filter(|v| !v.is_null()) {
+                let size: Vec<usize> = serde_json::from_value(cs.clone()).map_err(|_| {
+                    EngineError::InvalidParam(format!(
+                        "invalid ConsoleSize {cs}: expected [height, width]"
+                    ))
+                })?;
+                engine.set_exec_console_size(&id, size)?;
+            }
             let proc = engine.start_exec(&id).await?;
             if start["Detach"].as_bool().unwrap_or(false) {
                 let e2 = engine.clone();

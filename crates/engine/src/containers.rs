@@ -72,14 +72,32 @@ impl State {
     }
 }
 
-fn merge_env(image: &[String], given: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for e in image.iter().chain(given) {
-        let k = e.split('=').next().unwrap_or("");
-        out.retain(|x| x.split('=').next().unwrap_or("") != k);
-        out.push(e.clone());
+/// moby's `ReplaceOrAppendEnvValues`: `base` (the image's env) keeps its order, a key
+/// `overrides` sets again is replaced in place, new keys are appended in the order given,
+/// and an override without `=` (`KEY`) removes `KEY`.
+pub(crate) fn merge_env(base: &[String], overrides: &[String]) -> Vec<String> {
+    let key = |e: &str| e.split('=').next().unwrap_or("").to_string();
+    let mut out: Vec<Option<String>> = base.iter().cloned().map(Some).collect();
+    let mut at: HashMap<String, usize> = HashMap::new();
+    for (i, e) in base.iter().enumerate() {
+        at.entry(key(e)).or_insert(i);
     }
-    out
+    for o in overrides {
+        if !o.contains('=') {
+            if let Some(i) = at.get(o.as_str()) {
+                out[*i] = None;
+            }
+            continue;
+        }
+        match at.get(&key(o)) {
+            Some(i) => out[*i] = Some(o.clone()),
+            None => {
+                at.insert(key(o), out.len());
+                out.push(Some(o.clone()));
+            }
+        }
+    }
+    out.into_iter().flatten().collect()
 }
 
 fn pidfd_open(pid: i32) -> Option<OwnedFd> {
@@ -238,6 +256,9 @@ impl Engine {
             }
         }
         validate_restart(&hc)?;
+        if let Some(size) = &hc.console_size {
+            crate::exec::console_size(size)?;
+        }
         crate::validate::resources(&hc)?;
         spec::capabilities(
             &hc.cap_add.clone().unwrap_or_default(),
@@ -609,7 +630,12 @@ impl Engine {
             privileged: hc.privileged.unwrap_or(false),
             cgroups_path: format!("/tether/{}", c.id),
         };
-        let s = spec::build(&cs)?;
+        let mut s = spec::build(&cs)?;
+        if let Some(size) = hc.console_size.as_deref().filter(|_| cs.tty) {
+            if let Some((h, w)) = crate::exec::console_size(size)? {
+                s = with_console_size(s, h, w)?;
+            }
+        }
         let bundle = self.bundle(&c.id);
         let _ = std::fs::remove_dir_all(&bundle);
         spec::save(&s, &bundle)?;
@@ -1192,6 +1218,18 @@ impl Engine {
     }
 }
 
+/// The OCI spec with `process.consoleSize` set: the terminal runc creates starts at
+/// `h` rows by `w` columns (Docker's `HostConfig.ConsoleSize`).
+fn with_console_size<T: serde::Serialize + serde::de::DeserializeOwned>(
+    spec: T,
+    h: u16,
+    w: u16,
+) -> Result<T, EngineError> {
+    let mut v = serde_json::to_value(&spec).map_err(|e| EngineError::Internal(e.to_string()))?;
+    v["process"]["consoleSize"] = serde_json::json!({"height": h, "width": w});
+    serde_json::from_value(v).map_err(|e| EngineError::Internal(format!("console size: {e}")))
+}
+
 /// The values of a create body's Config that are checked on their own: Hostname, the
 /// MAC addresses (container-wide and per endpoint), the healthcheck.
 fn validate_config(
@@ -1461,6 +1499,18 @@ mod tests {
             &["A=2".into(), "B=3".into()],
         );
         assert_eq!(m, vec!["PATH=/bin", "A=2", "B=3"]);
+        // replaced in place, new keys in the user's order, KEY alone unsets
+        let m = merge_env(
+            &["A=1".into(), "PATH=/bin".into(), "C=0".into()],
+            &[
+                "Z=9".into(),
+                "A=2".into(),
+                "B=3".into(),
+                "C".into(),
+                "Z=8".into(),
+            ],
+        );
+        assert_eq!(m, vec!["A=2", "PATH=/bin", "Z=8", "B=3"]);
     }
     #[test]
     fn names() {
