@@ -324,6 +324,8 @@ fn stopped_containers_and_bind_mounts() {
         "st",
         "-v",
         &vol,
+        "-v",
+        "rovol:/ro:ro",
         IMAGE,
         "cat",
         "/etc/added",
@@ -335,6 +337,22 @@ fn stopped_containers_and_bind_mounts() {
     // a created (never started) container: its overlay is mounted only for the copy
     let (st, _, b) = http(&d, "PUT", "/containers/st/archive?path=/etc", &added);
     assert_eq!(st, 200, "{}", String::from_utf8_lossy(&b));
+    assert!(d.mounts().is_empty(), "mounts left: {:?}", d.mounts());
+    // its bind mounts and volumes are there as its start would make them
+    let (st, _, b) = http(&d, "PUT", "/containers/st/archive?path=/mnt", &added);
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&b));
+    assert_eq!(
+        std::fs::read_to_string(bind.join("added")).unwrap(),
+        "put while stopped\n"
+    );
+    std::fs::remove_file(bind.join("added")).unwrap();
+    let (st, _, b) = http(&d, "PUT", "/containers/st/archive?path=/ro", &added);
+    assert_eq!(st, 400, "{}", String::from_utf8_lossy(&b));
+    assert!(
+        String::from_utf8_lossy(&b).contains("Read-only file system"),
+        "{}",
+        String::from_utf8_lossy(&b)
+    );
     assert!(d.mounts().is_empty(), "mounts left: {:?}", d.mounts());
     let (st, h, _) = http(&d, "HEAD", "/containers/st/archive?path=/etc/added", b"");
     assert_eq!(st, 200);

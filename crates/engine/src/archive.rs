@@ -143,15 +143,28 @@ pub struct PutOptions {
 enum View {
     /// A running container: enter the mount namespace and root of its init.
     Ns { pid: i32 },
-    /// A stopped container: mount its overlay at `target` in a private mount namespace.
+    /// A stopped container: mount its overlay at `target` in a private mount namespace,
+    /// then its bind mounts and volumes as its start would.
     Overlay {
         lower: Vec<PathBuf>,
         upper: PathBuf,
         work: PathBuf,
         target: PathBuf,
+        mounts: Vec<BindMount>,
     },
     /// An overlay root already mounted in the daemon's namespace.
     Dir { path: PathBuf },
+}
+
+/// A bind mount (or volume) of a stopped container, made in the helper's namespace.
+#[derive(Debug, Serialize, Deserialize)]
+struct BindMount {
+    /// Host path (a volume's `_data`, a bind's source, a generated /etc file).
+    source: PathBuf,
+    /// Absolute path in the container.
+    dest: String,
+    /// Read-only.
+    ro: bool,
 }
 
 /// What the helper does there.
@@ -195,15 +208,24 @@ impl Failure {
         }
     }
     fn io(what: &str, e: io::Error) -> Failure {
+        // the tar crate wraps the OS error: name the cause too
+        let mut msg = e.to_string();
+        let mut cur: Option<&dyn std::error::Error> = e.get_ref().and_then(|i| i.source());
+        while let Some(c) = cur {
+            msg = format!("{msg}: {c}");
+            cur = c.source();
+        }
         let kind = match e.kind() {
             io::ErrorKind::NotFound => "not_found",
+            io::ErrorKind::ReadOnlyFilesystem => "invalid",
             _ if e.raw_os_error() == Some(libc::ENOTDIR) => "not_found",
             _ if e.raw_os_error() == Some(libc::ELOOP) => "invalid",
+            _ if e.raw_os_error() == Some(libc::EROFS) => "invalid",
             _ => "internal",
         };
         Failure {
             kind: kind.into(),
-            message: format!("{what}: {e}"),
+            message: format!("{what}: {msg}"),
         }
     }
 }
@@ -270,6 +292,7 @@ fn enter(view: &View) -> Result<(), Failure> {
             upper,
             work,
             target,
+            mounts,
         } => {
             unshare(CloneFlags::CLONE_NEWNS)
                 .map_err(|e| Failure::io("create a mount namespace", nix_io(e)))?;
@@ -283,10 +306,102 @@ fn enter(view: &View) -> Result<(), Failure> {
             .map_err(|e| Failure::io("make the mount namespace private", nix_io(e)))?;
             tether_runtime::rootfs::mount_overlay(lower, upper, work, target)
                 .map_err(Failure::internal)?;
-            chroot_here(target)
+            // the mount sources are taken before the chroot (they are host paths), and
+            // attached after it, so that their mount points resolve inside the container
+            let mut trees = Vec::new();
+            for m in mounts {
+                match open_tree(&m.source) {
+                    Ok(fd) => trees.push((m, fd)),
+                    // a missing source is made by the container's start: nothing there yet
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Failure::io(&format!("mount {}", m.source.display()), e)),
+                }
+            }
+            chroot_here(target)?;
+            trees.sort_by_key(|(m, _)| m.dest.matches('/').count());
+            for (m, fd) in trees {
+                attach_tree(m, &fd).map_err(|e| {
+                    Failure::io(&format!("mount {} on {}", m.source.display(), m.dest), e)
+                })?;
+            }
+            Ok(())
         }
         View::Dir { path } => chroot_here(path),
     }
+}
+
+/// `open_tree(2)`: a detached copy of the mount tree at `path` (recursive).
+fn open_tree(path: &Path) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    const OPEN_TREE_CLONE: libc::c_long = 1;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let flags =
+        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_long | libc::AT_RECURSIVE as libc::c_long;
+    // SAFETY: a valid NUL-terminated path; returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor we own.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Attaches the detached tree `fd` at `m.dest` in the current root (creating the mount
+/// point as runc would: a directory, or an empty file for a file source), read-only
+/// when asked.
+fn attach_tree(m: &BindMount, fd: &std::os::fd::OwnedFd) -> io::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_long = 4;
+    let dest = Path::new(&m.dest);
+    let is_dir = fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map(|md| md.is_dir())
+        .unwrap_or(true);
+    match fs::metadata(dest) {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if is_dir {
+                fs::create_dir_all(dest)?;
+            } else {
+                if let Some(p) = dest.parent() {
+                    fs::create_dir_all(p)?;
+                }
+                fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(dest)?;
+            }
+        }
+        Err(e) => return Err(e),
+    }
+    let c = std::ffi::CString::new(m.dest.as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: valid fd and NUL-terminated strings.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if m.ro {
+        use nix::mount::{mount, MsFlags};
+        mount(
+            None::<&str>,
+            dest,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map_err(nix_io)?;
+    }
+    Ok(())
 }
 
 fn run(op: Op) -> Result<(), Failure> {
@@ -1007,12 +1122,42 @@ impl Engine {
             ));
         }
         let image = self.images.get(&c.image_id)?;
+        let mut mounts: Vec<BindMount> = ["hosts", "resolv.conf", "hostname"]
+            .into_iter()
+            .map(|f| BindMount {
+                source: dir.join(f),
+                dest: format!("/etc/{f}"),
+                ro: false,
+            })
+            .collect();
+        if !rootfs_only {
+            for b in c.host_config.binds.clone().unwrap_or_default() {
+                let parts: Vec<&str> = b.split(':').collect();
+                let (Some(src), Some(dest)) = (parts.first(), parts.get(1)) else {
+                    continue;
+                };
+                mounts.push(BindMount {
+                    source: if crate::volumes::is_volume_source(src) {
+                        self.volume_data(src)
+                    } else {
+                        PathBuf::from(src)
+                    },
+                    dest: dest.to_string(),
+                    ro: parts
+                        .get(2)
+                        .is_some_and(|o| o.split(',').any(|x| x == "ro")),
+                });
+            }
+        } else {
+            mounts.clear();
+        }
         Ok((
             View::Overlay {
                 lower: self.images.layer_paths(&image),
                 upper: dir.join("upper"),
                 work: dir.join("work"),
                 target: dir.join("rootfs"),
+                mounts,
             },
             Some(guard),
         ))
