@@ -579,6 +579,30 @@ fn docker_cli_cp() {
     assert!(std::fs::read_to_string(w.join("passwd.copy"))
         .unwrap()
         .starts_with("root:"));
+    // directories both ways, dir/. into a new directory, -a keeping owners
+    std::fs::create_dir_all(w.join("conf/sub")).unwrap();
+    std::fs::write(w.join("conf/sub/app.ini"), "[x]\n").unwrap();
+    std::os::unix::fs::chown(w.join("conf/sub/app.ini"), Some(70), Some(71)).unwrap();
+    let o = run(&["cp", "conf", "pg_container:/etc"]);
+    assert!(o.success(), "{o}");
+    let o = run(&["cp", "-a", "conf/.", "pg_container:/conf2"]);
+    assert!(o.success(), "{o}");
+    assert_eq!(
+        d.sh(
+            "pg_container",
+            "cat /etc/conf/sub/app.ini /conf2/sub/app.ini; stat -c %u:%g /etc/conf/sub/app.ini /conf2/sub/app.ini"
+        )
+        .out(),
+        "[x]\n[x]\n0:0\n70:71"
+    );
+    let o = run(&["cp", "pg_container:/conf2/.", "back"]);
+    assert!(o.success(), "{o}");
+    assert_eq!(
+        std::fs::read_to_string(w.join("back/sub/app.ini")).unwrap(),
+        "[x]\n"
+    );
+    let o = run(&["cp", "pg_container:/etc/conf", "."]);
+    assert!(o.success(), "{o}");
     let o = run(&["cp", "pg_container:/nope", "x"]);
     assert!(!o.success());
     assert!(o.stderr.contains("Could not find the file /nope"), "{o}");

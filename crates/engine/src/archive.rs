@@ -727,11 +727,15 @@ impl Walker {
                 }
                 self.links.insert(key, name.as_bytes().to_vec());
             }
-            // O_NOFOLLOW: the file may have been replaced by a link since the lstat
+            // the file may have been replaced since the lstat (a running container): never
+            // follow a link, never wait on a FIFO, archive only what is still a file
             let f = fs::OpenOptions::new()
                 .read(true)
-                .custom_flags(libc::O_NOFOLLOW)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
                 .open(src)?;
+            if !f.metadata()?.is_file() {
+                return Ok(());
+            }
             h.set_entry_type(tar::EntryType::Regular);
             h.set_size(m.size());
             append_raw(
