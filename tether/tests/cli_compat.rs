@@ -167,3 +167,27 @@ fn ps_all_hostname_and_env_order() {
         .collect();
     assert_eq!(keys, vec!["PATH", "B"], "{o}");
 }
+
+/// `tether exec -it` and `tether run -it` on a real terminal (util-linux `script` gives
+/// the CLI a pseudo-terminal of a known size): the process starts at that size.
+#[test]
+fn cli_sends_its_terminal_size() {
+    let d = Daemon::start();
+    d.run_d(&["--name", "c", IMAGE, "sleep", "600"]);
+    let on_tty = |cmd: &str| {
+        let line = format!(
+            "stty rows 37 cols 111; {} -H {} {cmd}",
+            common::TETHER,
+            d.host
+        );
+        let mut c = std::process::Command::new("script");
+        c.args(["-qec", &line, "/dev/null"]);
+        common::run_with_limit(c, common::COMMAND_LIMIT)
+    };
+    let o = on_tty("exec -it c stty size");
+    assert!(o.success(), "{o}");
+    assert!(o.stdout.contains("37 111"), "{o}");
+    let o = on_tty(&format!("run --rm -it {IMAGE} stty size"));
+    assert!(o.success(), "{o}");
+    assert!(o.stdout.contains("37 111"), "{o}");
+}
