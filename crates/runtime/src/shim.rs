@@ -1212,12 +1212,10 @@ fn exec_run(
 fn serve_exec_resizes(listener: std::os::unix::net::UnixListener, pty: File) {
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
-        for line in std::io::BufRead::lines(std::io::BufReader::new(conn)).map_while(Result::ok) {
-            let v: Vec<&str> = line.split_whitespace().collect();
-            if let ["resize", r, c] = v.as_slice() {
-                if let (Ok(r), Ok(c)) = (r.parse::<u16>(), c.parse::<u16>()) {
-                    let _ = crate::console::resize(&pty, r, c);
-                }
+        for line in std::io::BufRead::split(std::io::BufReader::new(conn), b'\n') {
+            let Ok(line) = line else { break };
+            if let Some((r, c)) = parse_resize(&line) {
+                let _ = crate::console::resize(&pty, r, c);
             }
         }
     }
