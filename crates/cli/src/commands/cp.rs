@@ -255,7 +255,15 @@ async fn stat_path(client: &Client, container: &str, path: &str) -> Result<PathS
             empty_body(),
             None,
         )
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // a HEAD answer has no body to carry the daemon's message
+            CliError::Daemon { status, message } if message.is_empty() => CliError::Daemon {
+                status,
+                message: format!("cannot stat {container}:{path} (HTTP status {status})"),
+            },
+            e => e,
+        })?;
     decode_stat(resp.headers().get("x-docker-container-path-stat"))
 }
 
@@ -565,12 +573,10 @@ async fn to_container(
             dst_info.exists = true;
             dst_info.is_dir = s.is_dir();
         }
-        // a missing destination is fine: its parent is where the copy goes
+        // a missing destination (or container: the PUT then says so) is fine: its
+        // parent is where the copy goes
         Err(e) if e.is_not_found() => {}
-        Err(CliError::Daemon { status: 404, .. }) => {}
-        Err(e @ CliError::Daemon { .. }) if e.http_status() != Some(404) => {
-            return Err(CliError::msg(e.to_string()));
-        }
+        Err(e @ CliError::Daemon { .. }) => return Err(CliError::msg(e.to_string())),
         Err(_) => {}
     }
     let (dir, body, counter) = if src == "-" {
