@@ -429,16 +429,32 @@ async fn route(
         }
         (&Method::PUT, ["containers", id, "archive"]) => {
             let id = id.to_string();
-            let path = match archive_path(&q) {
+            let params = archive_path(&q).and_then(|p| {
+                Ok((
+                    p,
+                    tether_engine::archive::PutOptions {
+                        no_overwrite_dir_non_dir: bool_param(&q, "noOverwriteDirNonDir")?,
+                        copy_uid_gid: bool_param(&q, "copyUIDGID")?,
+                    },
+                ))
+            });
+            let (path, opts) = match params {
                 Ok(p) => p,
                 Err(e) => return Ok(refuse_unread(req, e.status(), &e.to_string()).await),
             };
-            let opts = tether_engine::archive::PutOptions {
-                no_overwrite_dir_non_dir: bool_param(&q, "noOverwriteDirNonDir")?,
-                copy_uid_gid: bool_param(&q, "copyUIDGID")?,
-            };
-            let f = body_to_file(req).await?;
-            engine.put_archive(&id, &path, opts, f.path()).await?;
+            // the tar goes to the container as it arrives
+            let (tx, rx) = mpsc::channel::<Bytes>(8);
+            tokio::spawn(async move {
+                let mut body = req.into_body();
+                while let Some(Ok(fr)) = body.frame().await {
+                    if let Ok(d) = fr.into_data() {
+                        if tx.send(d).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+            engine.put_archive(&id, &path, opts, rx).await?;
             Ok(Response::new(full("")))
         }
         (&Method::GET, ["containers", id, "export"]) => {

@@ -1299,33 +1299,66 @@ impl Engine {
         Ok((st, rx))
     }
 
-    /// PUT /containers/{id}/archive: extracts the tar (plain or gzip) in file `tar` into
-    /// the directory `path` of the container.
+    /// PUT /containers/{id}/archive: extracts the tar (plain or gzip) arriving on `body`
+    /// into the directory `path` of the container, streamed to the helper as it comes.
+    /// Whatever happens, `body` is read to its end (the caller's request body then is).
     ///
-    /// Errors: 404 no such container or path; 400 the path is not a directory, the
-    /// archive is malformed, or (with `no_overwrite_dir_non_dir`) it would replace a
-    /// directory with a non-directory or the reverse; 500 extraction failed.
+    /// Errors: 404 no such container or path; 400 the path is not a directory, is on a
+    /// read-only mount, the archive is malformed, or (with `no_overwrite_dir_non_dir`)
+    /// it would replace a directory with a non-directory or the reverse; 500 extraction
+    /// failed.
     pub async fn put_archive(
         &self,
         key: &str,
         path: &str,
         opts: PutOptions,
-        tar: &Path,
+        mut body: mpsc::Receiver<Bytes>,
     ) -> Result<(), EngineError> {
-        let (view, guard) = self.view(key, false).await?;
-        let input = fs::File::open(tar)?;
-        let out = self
+        let drain =
+            |mut body: mpsc::Receiver<Bytes>| async move { while body.recv().await.is_some() {} };
+        let (view, guard) = match self.view(key, false).await {
+            Ok(v) => v,
+            Err(e) => {
+                drain(body).await;
+                return Err(e);
+            }
+        };
+        let spawned = self
             .helper(&Job {
                 view,
                 op: Op::Put {
                     path: path.to_string(),
                     opts,
                 },
-            })?
-            .stdin(Stdio::from(input))
-            .output()
+            })
+            .and_then(|mut c| {
+                c.stdin(Stdio::piped()).spawn().map_err(|e| {
+                    EngineError::Internal(format!("cannot run the archive helper: {e}"))
+                })
+            });
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                drain(body).await;
+                return Err(e);
+            }
+        };
+        if let Some(mut stdin) = child.stdin.take() {
+            while let Some(chunk) = body.recv().await {
+                if tokio::io::AsyncWriteExt::write_all(&mut stdin, &chunk)
+                    .await
+                    .is_err()
+                {
+                    // the helper stopped reading (it failed): its error says why
+                    break;
+                }
+            }
+        }
+        drain(body).await;
+        let out = child
+            .wait_with_output()
             .await
-            .map_err(|e| EngineError::Internal(format!("cannot run the archive helper: {e}")))?;
+            .map_err(|e| EngineError::Internal(format!("archive helper: {e}")))?;
         drop(guard);
         if !out.status.success() {
             return Err(Self::helper_error(key, path, &out.stderr));
