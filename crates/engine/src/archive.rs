@@ -413,7 +413,7 @@ fn run(op: Op) -> Result<(), Failure> {
             .and_then(|_| out.flush())
             .map_err(|e| Failure::io("write", e))
     };
-    let json = |v: &dyn erased::Json| v.json();
+    let json = |st: &PathStat| serde_json::to_string(st).unwrap_or_default();
     match op {
         Op::Stat { path } => {
             let (st, _) = stat_path(&path)?;
@@ -443,18 +443,6 @@ fn run(op: Op) -> Result<(), Failure> {
             out.flush().map_err(|e| Failure::io("write", e))
         }
         Op::Put { path, opts } => put(&path, opts),
-    }
-}
-
-/// Serializing either a [`PathStat`] or a JSON value through one closure.
-mod erased {
-    pub trait Json {
-        fn json(&self) -> String;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn json(&self) -> String {
-            serde_json::to_string(self).unwrap_or_default()
-        }
     }
 }
 
