@@ -632,6 +632,14 @@ fn docker_cli_cp() {
     );
     let o = run(&["cp", "pg_container:/etc/conf", "."]);
     assert!(o.success(), "{o}");
+    // docker diff and docker export read the same endpoints
+    let o = run(&["diff", "pg_container"]);
+    assert!(o.success(), "{o}");
+    assert!(o.stdout.lines().any(|l| l == "A /backup.sql"), "{o}");
+    let o = run(&["export", "-o", "pg.tar", "pg_container"]);
+    assert!(o.success(), "{o}");
+    let l = names(&tar_list(&std::fs::read(w.join("pg.tar")).unwrap()));
+    assert!(l.contains(&"backup.sql".to_string()), "{l:?}");
     let o = run(&["cp", "pg_container:/nope", "x"]);
     assert!(!o.success());
     assert!(o.stderr.contains("Could not find the file /nope"), "{o}");
