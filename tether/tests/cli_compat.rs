@@ -191,3 +191,31 @@ fn cli_sends_its_terminal_size() {
     assert!(o.success(), "{o}");
     assert!(o.stdout.contains("37 111"), "{o}");
 }
+
+/// The real docker CLI on a terminal: `docker exec -it` and `docker run -it` send their
+/// size in `ConsoleSize`, and the process starts at it.
+#[test]
+fn docker_cli_terminal_size() {
+    let Some(docker) = ["/usr/local/bin/docker", "/usr/bin/docker"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        eprintln!("no docker CLI: skipped");
+        return;
+    };
+    let d = Daemon::start();
+    d.run_d(&["--name", "c", IMAGE, "sleep", "600"]);
+    let on_tty = |cmd: &str| {
+        let line = format!("stty rows 29 cols 97; {docker} {cmd}");
+        let mut c = std::process::Command::new("script");
+        c.args(["-qec", &line, "/dev/null"])
+            .env("DOCKER_HOST", &d.host);
+        common::run_with_limit(c, common::COMMAND_LIMIT)
+    };
+    let o = on_tty("exec -it c stty size");
+    assert!(o.success(), "{o}");
+    assert!(o.stdout.contains("29 97"), "{o}");
+    let o = on_tty(&format!("run --rm -it {IMAGE} stty size"));
+    assert!(o.success(), "{o}");
+    assert!(o.stdout.contains("29 97"), "{o}");
+}
