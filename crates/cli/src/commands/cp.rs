@@ -493,6 +493,9 @@ fn untar_local(
     ar.set_preserve_ownerships(keep_owner);
     ar.set_overwrite(true);
     ar.set_unpack_xattrs(false);
+    // symlinks this archive made: no later entry is written through one of them
+    let mut planted: Vec<PathBuf> = Vec::new();
+    let canon_dir = std::fs::canonicalize(dir)?;
     for e in ar
         .entries()
         .map_err(|e| CliError::msg(format!("reading the archive: {e}")))?
@@ -500,8 +503,23 @@ fn untar_local(
         let mut e = e.map_err(|e| CliError::msg(format!("reading the archive: {e}")))?;
         let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
         let new = rebase(&name, ren);
-        let dest = dir.join(new.trim_start_matches('/'));
+        if new.split('/').any(|c| c == "..") {
+            return Err(CliError::msg(format!(
+                "invalid archive entry {name:?}: it climbs out of the destination"
+            )));
+        }
+        let rel: PathBuf = new
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect();
+        let dest = dir.join(&rel);
+        if planted.iter().any(|p| dest.starts_with(p) && dest != *p) {
+            return Err(CliError::msg(format!(
+                "invalid archive entry {name:?}: it would be written through a symbolic link of the archive"
+            )));
+        }
         let is_dir = e.header().entry_type().is_dir();
+        let is_link = e.header().entry_type().is_symlink();
         if let Ok(old) = std::fs::symlink_metadata(&dest) {
             if dest != dir && old.is_dir() != is_dir {
                 return Err(CliError::msg(if old.is_dir() {
@@ -517,23 +535,31 @@ fn untar_local(
                 }));
             }
         }
+        if rel.as_os_str().is_empty() {
+            // the destination directory itself (a `./` entry): nothing to create
+            continue;
+        }
         if new != name {
-            e.set_preserve_permissions(true);
-            // unpack under the new name: tar's unpack_in takes it from the header,
-            // so unpack to the computed destination after checking it stays inside
-            if new.split('/').any(|c| c == "..") {
-                return Err(CliError::msg(format!(
-                    "invalid archive entry {name:?}: it climbs out of the destination"
-                )));
-            }
+            // under the new name: tar's unpack_in takes the name from the header, so
+            // unpack to the computed path once its directory is known to be inside
             if let Some(parent) = dest.parent() {
                 std::fs::create_dir_all(parent)?;
+                let canon = std::fs::canonicalize(parent)?;
+                if !canon.starts_with(&canon_dir) {
+                    return Err(CliError::msg(format!(
+                        "invalid archive entry {name:?}: it would be written outside {}",
+                        dir.display()
+                    )));
+                }
             }
             e.unpack(&dest)
                 .map_err(|err| CliError::msg(format!("extract {}: {err}", dest.display())))?;
         } else {
             e.unpack_in(dir)
                 .map_err(|err| CliError::msg(format!("extract {name}: {err}")))?;
+        }
+        if is_link {
+            planted.push(dest);
         }
     }
     Ok(())
@@ -1038,6 +1064,44 @@ mod tests {
             prepare_copy(&info("/h/f", true, false), &info("/e/g", true, false)),
             Ok(("/e".into(), Some(("f".into(), "g".into()))))
         );
+    }
+
+    /// An archive (from a container) that plants a symlink to a directory outside the
+    /// destination and then writes through it is refused, renamed or not.
+    #[test]
+    fn untar_never_writes_through_planted_links() {
+        let outside = tempfile::tempdir().unwrap();
+        let mut tarball = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        append_raw(&mut tarball, &mut h, b"d/", None, std::io::empty()).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_mode(0o777);
+        h.set_size(0);
+        let target = outside.path().display().to_string();
+        append_raw(
+            &mut tarball,
+            &mut h,
+            b"d/link",
+            Some(target.as_bytes()),
+            std::io::empty(),
+        )
+        .unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_size(3);
+        append_raw(&mut tarball, &mut h, b"d/link/pwned", None, &b"bad"[..]).unwrap();
+        let bytes = tarball.into_inner().unwrap();
+        for ren in [None, Some(("d".to_string(), "n".to_string()))] {
+            let dest = tempfile::tempdir().unwrap();
+            let r = untar_local(&mut &bytes[..], dest.path(), &ren, false);
+            assert!(r.is_err(), "{ren:?}: extracted through the link");
+            assert!(!outside.path().join("pwned").exists(), "{ren:?}");
+        }
     }
 
     #[test]
