@@ -1002,6 +1002,17 @@ fn fd_is_opaque(f: &fs::File) -> bool {
     n == 1 && v[0] == b'y'
 }
 
+/// Mount points the runtime creates when an image lacks them; like the paths of
+/// Docker's init layer they are not reported as added.
+const RUNTIME_MADE: &[&str] = &[
+    "/dev",
+    "/proc",
+    "/sys",
+    "/etc/hosts",
+    "/etc/hostname",
+    "/etc/resolv.conf",
+];
+
 fn walk_upper(
     dir: &fs::File,
     prefix: &str,
@@ -1029,6 +1040,11 @@ fn walk_upper(
             continue;
         }
         let old = lower_entry(lowers, &n);
+        if old.is_none() && RUNTIME_MADE.contains(&path.as_str()) {
+            // a mount point the runtime made for the image (Docker's init layer has
+            // them): not a change of the container's
+            continue;
+        }
         match &old {
             None => {
                 out.insert(path.clone(), 1);
@@ -1478,6 +1494,9 @@ mod tests {
             return;
         }
         fs::create_dir_all(upper.join("tmp/sub")).unwrap();
+        // mount points runc made for the image are not changes
+        fs::create_dir_all(upper.join("proc")).unwrap();
+        fs::write(upper.join("etc/resolv.conf"), "").unwrap();
         let changes = overlay_changes(&upper, &[lower]).unwrap();
         let got: Vec<(String, u8)> = changes.into_iter().map(|c| (c.path, c.kind)).collect();
         assert_eq!(
