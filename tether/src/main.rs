@@ -154,6 +154,10 @@ fn main() {
         };
         std::process::exit(code);
     }
+    if argv.first().map(|s| s.as_str()) == Some("archive-helper") {
+        // before any thread exists: it enters a mount namespace
+        std::process::exit(tether_engine::archive::helper_main(&argv));
+    }
     if argv.first().map(|s| s.as_str()) == Some("shim-exec") {
         std::process::exit(tether_runtime::shim::exec_main(&argv));
     }

@@ -74,6 +74,36 @@ fn int_param(q: &Query, k: &str, what: &str) -> Result<Option<i64>, EngineError>
     }
 }
 
+/// The archive endpoints' `path` parameter (moby `httputils.ArchiveFormValues`).
+///
+/// Errors: 400 when absent or empty, or holding a NUL byte.
+fn archive_path(q: &Query) -> Result<String, EngineError> {
+    match q.get("path").filter(|p| !p.is_empty()) {
+        None => Err(EngineError::InvalidParam(
+            "bad parameter: path cannot be empty".into(),
+        )),
+        Some(p) if p.contains('\0') => Err(EngineError::InvalidParam(format!(
+            "bad parameter: path {p:?} contains a NUL byte"
+        ))),
+        Some(p) => Ok(p.clone()),
+    }
+}
+
+/// A boolean query parameter: absent, "", 0, false, no, none are false; 1, true, yes
+/// are true (moby `httputils.BoolValue`, but anything else is refused).
+///
+/// Errors: 400 naming the parameter and the value.
+fn bool_param(q: &Query, k: &str) -> Result<bool, EngineError> {
+    match q.get(k).map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("") | Some("0") | Some("false") | Some("no") | Some("none") => Ok(false),
+        Some("1") | Some("true") | Some("yes") => Ok(true),
+        Some(_) => Err(EngineError::InvalidParam(format!(
+            "invalid value for query parameter {k}: {:?}: use true or false (1 or 0)",
+            q.get(k).cloned().unwrap_or_default()
+        ))),
+    }
+}
+
 /// The logs `tail` parameter: `all` (or absent, or negative, as Docker) for every line,
 /// else a number of lines.
 ///
@@ -387,9 +417,66 @@ async fn route(
             engine.resize_container(id, h, w).await?;
             Ok(Response::new(full("")))
         }
+        (&Method::HEAD, ["containers", id, "archive"]) => {
+            let st = engine.stat_archive_path(id, &archive_path(&q)?).await?;
+            Response::builder()
+                .header("Content-Type", "application/json")
+                .header("X-Docker-Container-Path-Stat", st.header_value())
+                .body(full(""))
+                .map_err(|e| EngineError::Internal(e.to_string()))
+        }
+        (&Method::GET, ["containers", id, "archive"]) => {
+            let (st, rx) = engine.get_archive(id, &archive_path(&q)?).await?;
+            Response::builder()
+                .header("Content-Type", "application/x-tar")
+                .header("X-Docker-Container-Path-Stat", st.header_value())
+                .body(streams::channel_body(rx))
+                .map_err(|e| EngineError::Internal(e.to_string()))
+        }
+        (&Method::PUT, ["containers", id, "archive"]) => {
+            let id = id.to_string();
+            let params = archive_path(&q).and_then(|p| {
+                Ok((
+                    p,
+                    tether_engine::archive::PutOptions {
+                        no_overwrite_dir_non_dir: bool_param(&q, "noOverwriteDirNonDir")?,
+                        copy_uid_gid: bool_param(&q, "copyUIDGID")?,
+                    },
+                ))
+            });
+            let (path, opts) = match params {
+                Ok(p) => p,
+                Err(e) => return Ok(refuse_unread(req, e.status(), &e.to_string()).await),
+            };
+            // the tar goes to the container as it arrives
+            let (tx, rx) = mpsc::channel::<Bytes>(8);
+            tokio::spawn(async move {
+                let mut body = req.into_body();
+                while let Some(Ok(fr)) = body.frame().await {
+                    if let Ok(d) = fr.into_data() {
+                        if tx.send(d).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+            engine.put_archive(&id, &path, opts, rx).await?;
+            Ok(Response::new(full("")))
+        }
+        (&Method::GET, ["containers", id, "export"]) => {
+            let rx = engine.export_container(id).await?;
+            Response::builder()
+                .header("Content-Type", "application/x-tar")
+                .body(streams::channel_body(rx))
+                .map_err(|e| EngineError::Internal(e.to_string()))
+        }
+        (&Method::GET, ["containers", id, "changes"]) => {
+            let changes = engine.container_changes(id).await?;
+            Ok(json_response(200, &json!(changes)))
+        }
         (&Method::POST, ["exec", id, "resize"]) => {
             let (h, w) = size(&q)?;
-            engine.resize_exec(id, h, w)?;
+            engine.resize_exec(id, h, w).await?;
             Ok(Response::new(full("")))
         }
         (&Method::GET, ["containers", id, "logs"]) => {
@@ -449,6 +536,14 @@ async fn route(
                 .map(|c| c.to_bytes())
                 .unwrap_or_default();
             let start: Value = serde_json::from_slice(&b).unwrap_or(json!({}));
+            if let Some(cs) = start.get("ConsoleSize").filter(|v| !v.is_null()) {
+                let size: Vec<usize> = serde_json::from_value(cs.clone()).map_err(|_| {
+                    EngineError::InvalidParam(format!(
+                        "invalid ConsoleSize {cs}: expected [height, width]"
+                    ))
+                })?;
+                engine.set_exec_console_size(&id, size)?;
+            }
             let proc = engine.start_exec(&id).await?;
             if start["Detach"].as_bool().unwrap_or(false) {
                 let e2 = engine.clone();

@@ -235,7 +235,9 @@ pub fn parse<T: clap::Parser>(path: &str, args: &[String]) -> Result<T> {
     let mut cmd = T::command()
         .name(path.to_string())
         .bin_name(path.to_string())
-        .help_template("\nUsage:  {usage}\n\n{about}\n\nOptions:\n{options}\n");
+        .help_template("\nUsage:  {usage}\n\n{about}\n\nOptions:\n{options}\n")
+        // pflag takes a flag given again (`ps -all` is `-a -l -l`): the last one wins
+        .args_override_self(true);
     let args = normalize_bools(&cmd, args);
     let argv = std::iter::once(path.to_string()).chain(args.iter().cloned());
     let matches = cmd
@@ -491,6 +493,9 @@ mod tests {
         assert_eq!(t.operands, s(&["img"]));
         let t: T = parse("tether t", &s(&["--rm=true", "--detach=false", "img"])).unwrap();
         assert!(t.rm && !t.detach);
+        // a switch given twice, as pflag allows (`ps -all` = `-a -l -l`)
+        let t: T = parse("tether t", &s(&["-itt", "-d", "--rm", "--rm", "img"])).unwrap();
+        assert!(t.tty && t.interactive && t.detach && t.rm);
     }
 
     #[test]

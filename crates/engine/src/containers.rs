@@ -72,14 +72,32 @@ impl State {
     }
 }
 
-fn merge_env(image: &[String], given: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for e in image.iter().chain(given) {
-        let k = e.split('=').next().unwrap_or("");
-        out.retain(|x| x.split('=').next().unwrap_or("") != k);
-        out.push(e.clone());
+/// moby's `ReplaceOrAppendEnvValues`: `base` (the image's env) keeps its order, a key
+/// `overrides` sets again is replaced in place, new keys are appended in the order given,
+/// and an override without `=` (`KEY`) removes `KEY`.
+pub(crate) fn merge_env(base: &[String], overrides: &[String]) -> Vec<String> {
+    let key = |e: &str| e.split('=').next().unwrap_or("").to_string();
+    let mut out: Vec<Option<String>> = base.iter().cloned().map(Some).collect();
+    let mut at: HashMap<String, usize> = HashMap::new();
+    for (i, e) in base.iter().enumerate() {
+        at.entry(key(e)).or_insert(i);
     }
-    out
+    for o in overrides {
+        if !o.contains('=') {
+            if let Some(i) = at.get(o.as_str()) {
+                out[*i] = None;
+            }
+            continue;
+        }
+        match at.get(&key(o)) {
+            Some(i) => out[*i] = Some(o.clone()),
+            None => {
+                at.insert(key(o), out.len());
+                out.push(Some(o.clone()));
+            }
+        }
+    }
+    out.into_iter().flatten().collect()
 }
 
 fn pidfd_open(pid: i32) -> Option<OwnedFd> {
@@ -239,6 +257,9 @@ impl Engine {
             }
         }
         validate_restart(&hc)?;
+        if let Some(size) = &hc.console_size {
+            crate::exec::console_size(size)?;
+        }
         crate::validate::resources(&hc)?;
         spec::capabilities(
             &hc.cap_add.clone().unwrap_or_default(),
@@ -426,6 +447,10 @@ impl Engine {
     ///
     /// Errors: 404; 304 already running; 500 with the OCI runtime's message.
     pub async fn start_container(self: &Arc<Self>, key: &str) -> Result<(), EngineError> {
+        // an archive helper may have the stopped container's overlay mounted
+        let id = self.state.lock().await.container(key)?.id.clone();
+        let fs_lock = self.fs_lock(&id);
+        let _fs = fs_lock.lock().await;
         let mut st = self.state.lock().await;
         let mut c = st.container(key)?.clone();
         if c.state.status == "running" {
@@ -606,7 +631,12 @@ impl Engine {
             privileged: hc.privileged.unwrap_or(false),
             cgroups_path: format!("/tether/{}", c.id),
         };
-        let s = spec::build(&cs)?;
+        let mut s = spec::build(&cs)?;
+        if let Some(size) = hc.console_size.as_deref().filter(|_| cs.tty) {
+            if let Some((h, w)) = crate::exec::console_size(size)? {
+                s = with_console_size(s, h, w)?;
+            }
+        }
         let bundle = self.bundle(&c.id);
         let _ = std::fs::remove_dir_all(&bundle);
         spec::save(&s, &bundle)?;
@@ -724,6 +754,10 @@ impl Engine {
     }
 
     fn remove_locked(&self, st: &mut State, id: &str) {
+        self.fs_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
         let _ = rootfs::unmount(&self.container_dir(id).join("rootfs"));
         let _ = std::fs::remove_dir_all(self.container_dir(id));
         if let Some(c) = st.containers.remove(id) {
@@ -829,6 +863,8 @@ impl Engine {
                 tokio::time::timeout(Duration::from_secs(15), ev.wait_for(|e| e.0 > gen0 || e.2))
                     .await;
         }
+        let fs_lock = self.fs_lock(&c.id);
+        let _fs = fs_lock.lock().await;
         let mut st = self.state.lock().await;
         if st.containers.contains_key(&c.id) {
             if st
@@ -1236,6 +1272,18 @@ pub(crate) fn merge_image_volumes_health(
     }
 }
 
+/// The OCI spec with `process.consoleSize` set: the terminal runc creates starts at
+/// `h` rows by `w` columns (Docker's `HostConfig.ConsoleSize`).
+fn with_console_size<T: serde::Serialize + serde::de::DeserializeOwned>(
+    spec: T,
+    h: u16,
+    w: u16,
+) -> Result<T, EngineError> {
+    let mut v = serde_json::to_value(&spec).map_err(|e| EngineError::Internal(e.to_string()))?;
+    v["process"]["consoleSize"] = serde_json::json!({"height": h, "width": w});
+    serde_json::from_value(v).map_err(|e| EngineError::Internal(format!("console size: {e}")))
+}
+
 /// The values of a create body's Config that are checked on their own: Hostname, the
 /// MAC addresses (container-wide and per endpoint), the healthcheck.
 fn validate_config(
@@ -1545,6 +1593,18 @@ mod tests {
             &["A=2".into(), "B=3".into()],
         );
         assert_eq!(m, vec!["PATH=/bin", "A=2", "B=3"]);
+        // replaced in place, new keys in the user's order, KEY alone unsets
+        let m = merge_env(
+            &["A=1".into(), "PATH=/bin".into(), "C=0".into()],
+            &[
+                "Z=9".into(),
+                "A=2".into(),
+                "B=3".into(),
+                "C".into(),
+                "Z=8".into(),
+            ],
+        );
+        assert_eq!(m, vec!["A=2", "PATH=/bin", "Z=8", "B=3"]);
     }
     #[test]
     fn names() {

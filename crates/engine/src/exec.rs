@@ -43,6 +43,9 @@ impl Engine {
                 c.id
             )));
         }
+        if let Some(cs) = &cfg.console_size {
+            console_size(cs)?;
+        }
         if cfg.cmd.as_ref().map(|v| v.is_empty()).unwrap_or(true) {
             return Err(EngineError::InvalidParam(
                 "No exec command specified".into(),
@@ -95,16 +98,25 @@ impl Engine {
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or_else(|| EngineError::Internal("container spec missing".into()))?;
         let mut process = spec.get("process").cloned().unwrap_or(json!({}));
-        let mut env: Vec<String> = c.config.env.clone().unwrap_or_default();
-        for kv in e.config.env.clone().unwrap_or_default() {
-            let k = kv.split('=').next().unwrap_or("").to_string();
-            env.retain(|x| x.split('=').next() != Some(k.as_str()));
-            env.push(kv);
-        }
+        let env = crate::containers::merge_env(
+            &c.config.env.clone().unwrap_or_default(),
+            &e.config.env.clone().unwrap_or_default(),
+        );
         process["args"] = json!(e.config.cmd.clone().unwrap_or_default());
         process["env"] = json!(env);
         let tty = e.config.tty.unwrap_or(false);
         process["terminal"] = json!(tty);
+        // the terminal starts at the client's size (runc sizes it before the exec)
+        match e.config.console_size.as_deref().map(console_size) {
+            Some(Ok(Some((h, w)))) if tty => {
+                process["consoleSize"] = json!({"height": h, "width": w});
+            }
+            _ => {
+                if let Some(p) = process.as_object_mut() {
+                    p.remove("consoleSize");
+                }
+            }
+        }
         if let Some(w) = e.config.working_dir.clone().filter(|w| !w.is_empty()) {
             process["cwd"] = json!(w);
         }
@@ -125,12 +137,7 @@ impl Engine {
                 .arg(&pfile)
                 .arg(&self.runc.binary)
                 .arg(&self.runc.root);
-            c.arg(
-                self.cfg
-                    .exec_root
-                    .join("sock")
-                    .join(format!("x{}", &id[..12])),
-            );
+            c.arg(self.exec_console_socket(id));
             c
         } else {
             self.runc.exec(&c_id, &pfile, false, false)
@@ -162,6 +169,9 @@ impl Engine {
 
     /// Records an exec's exit code.
     pub fn finish_exec(&self, id: &str, code: i64) {
+        if id.len() >= 12 {
+            let _ = std::fs::remove_file(self.exec_console_socket(id).with_extension("ctl"));
+        }
         if let Some(x) = self
             .execs
             .lock()
@@ -190,13 +200,62 @@ impl Engine {
         }))
     }
 
-    /// POST /exec/{id}/resize: accepted; runc sizes a foreground exec's terminal itself
-    /// (resizing it later is not supported yet).
-    pub fn resize_exec(&self, id: &str, _rows: u16, _cols: u16) -> Result<(), EngineError> {
-        let g = self.execs.lock().unwrap_or_else(|p| p.into_inner());
-        g.get(id)
-            .map(|_| ())
-            .ok_or_else(|| EngineError::NotFound(format!("No such exec instance: {id}")))
+    /// The exec start body's `ConsoleSize` ([height, width], API 1.42+): the size the
+    /// exec's terminal starts at, replacing the one given at create.
+    ///
+    /// Errors: 404 no such exec; 400 not two sizes of at most 65535.
+    pub fn set_exec_console_size(&self, id: &str, size: Vec<usize>) -> Result<(), EngineError> {
+        console_size(&size)?;
+        let mut g = self.execs.lock().unwrap_or_else(|p| p.into_inner());
+        let e = g
+            .get_mut(id)
+            .ok_or_else(|| EngineError::NotFound(format!("No such exec instance: {id}")))?;
+        e.config.console_size = Some(size);
+        Ok(())
+    }
+
+    /// POST /exec/{id}/resize: sets the terminal size of a running exec with a terminal
+    /// (through the control socket of its `tether shim-exec`, which owns the terminal;
+    /// waits up to 2 s for a just-started exec's socket). An exec without a terminal, or
+    /// one that has ended, is left alone.
+    ///
+    /// Errors: 404 no such exec.
+    pub async fn resize_exec(&self, id: &str, rows: u16, cols: u16) -> Result<(), EngineError> {
+        let running_tty = |me: &Self| -> Result<bool, EngineError> {
+            let g = me.execs.lock().unwrap_or_else(|p| p.into_inner());
+            let e = g
+                .get(id)
+                .ok_or_else(|| EngineError::NotFound(format!("No such exec instance: {id}")))?;
+            Ok(e.exit_code.is_none() && e.config.tty.unwrap_or(false))
+        };
+        if !running_tty(self)? || id.len() < 12 {
+            return Ok(());
+        }
+        let path = self.exec_console_socket(id).with_extension("ctl");
+        for _ in 0..100 {
+            if let Ok(mut s) = tokio::net::UnixStream::connect(&path).await {
+                tokio::io::AsyncWriteExt::write_all(
+                    &mut s,
+                    format!("resize {rows} {cols}\n").as_bytes(),
+                )
+                .await?;
+                return Ok(());
+            }
+            if !running_tty(self)? {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// The socket `tether shim-exec` receives the terminal on; it takes resize requests
+    /// on the same path with `.ctl` appended.
+    fn exec_console_socket(&self, id: &str) -> std::path::PathBuf {
+        self.cfg
+            .exec_root
+            .join("sock")
+            .join(format!("x{}", &id[..12.min(id.len())]))
     }
 
     /// Whether the exec asked for a tty (affects stream framing).
@@ -208,4 +267,23 @@ impl Engine {
             .map(|e| e.config.tty.unwrap_or(false))
             .unwrap_or(false)
     }
+}
+
+/// A `ConsoleSize` value ([height, width]): None for [0, 0] (no size given).
+///
+/// Errors: 400 when it is not two numbers of at most 65535.
+pub(crate) fn console_size(v: &[usize]) -> Result<Option<(u16, u16)>, EngineError> {
+    let bad = || {
+        EngineError::InvalidParam(format!(
+            "invalid ConsoleSize {v:?}: expected [height, width], each at most 65535"
+        ))
+    };
+    let [h, w] = v else {
+        return Err(bad());
+    };
+    let (h, w) = (
+        u16::try_from(*h).map_err(|_| bad())?,
+        u16::try_from(*w).map_err(|_| bad())?,
+    );
+    Ok((h > 0 && w > 0).then_some((h, w)))
 }

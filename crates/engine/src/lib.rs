@@ -5,6 +5,7 @@
 //! The engine holds all state behind one async lock; long waits (a container's exit, log
 //! streams) happen outside it.
 
+pub mod archive;
 pub mod build;
 pub mod containers;
 pub mod events;
@@ -218,6 +219,9 @@ pub struct Engine {
     /// The host's DNS per network id: the gateway it listens on and its server.
     pub(crate) host_dns:
         std::sync::Mutex<HashMap<String, (std::net::Ipv4Addr, tether_net::dns::ServeHandle)>>,
+    /// Per-container locks: a stopped container's overlay is mounted by one user at a
+    /// time (an archive helper or a start), see [`archive`].
+    pub(crate) fs_locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Engine {
@@ -266,6 +270,7 @@ impl Engine {
             dns,
             events: events::Events::default(),
             host_dns: std::sync::Mutex::new(HashMap::new()),
+            fs_locks: std::sync::Mutex::new(HashMap::new()),
         });
         engine.restore().await?;
         engine.watch_firewall();

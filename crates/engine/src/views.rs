@@ -91,6 +91,29 @@ pub(crate) fn network(n: &Network, st: &State) -> Value {
     })
 }
 
+/// `Config` as inspect shows it: the create body merged with the image, with
+/// `Hostname` filled in as Docker does (the short id unless one was given; the host's
+/// name with `--network host`; the other container's with `--network container:X`).
+fn config_json(c: &Container, st: &State) -> Value {
+    let mut v = serde_json::to_value(&c.config).unwrap_or(json!({}));
+    if c.config.hostname.as_deref().unwrap_or("").is_empty() {
+        let mode = crate::sandbox::mode(c.host_config.network_mode.as_deref().unwrap_or(""));
+        let h = match mode {
+            crate::sandbox::Mode::Host => nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_default(),
+            crate::sandbox::Mode::Container(other) => st
+                .container(&other)
+                .map(crate::sandbox::hostname_of)
+                .unwrap_or_else(|_| crate::sandbox::hostname_of(c)),
+            _ => crate::sandbox::hostname_of(c),
+        };
+        v["Hostname"] = json!(h);
+    }
+    v
+}
+
 fn endpoint_json(c: &Container, st: &State, name: &str) -> Value {
     let att = c
         .attachments
@@ -210,7 +233,7 @@ pub(crate) fn container(c: &Container, st: &State, dir: &Path) -> Value {
         "HostConfig": hc,
         "GraphDriver": {"Name": "overlay", "Data": {"MergedDir": dir.join("rootfs"), "UpperDir": dir.join("upper"), "WorkDir": dir.join("work")}},
         "Mounts": mounts_json(c, dir),
-        "Config": serde_json::to_value(&c.config).unwrap_or(json!({})),
+        "Config": config_json(c, st),
         "NetworkSettings": {
             "Bridge": "", "SandboxID": c.sandbox.as_ref().map(|_| c.id.clone()).unwrap_or_default(),
             "SandboxKey": c.sandbox.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),

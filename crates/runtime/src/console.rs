@@ -83,6 +83,19 @@ pub fn receive(stream: &UnixStream) -> Result<OwnedFd, RuntimeError> {
     })
 }
 
+/// The terminal size of pty `fd` (TIOCGWINSZ) as (rows, columns), if it can be read.
+pub fn size(fd: &impl AsRawFd) -> Option<(u16, u16)> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize into the valid pointer given.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    (r == 0).then_some((ws.ws_row, ws.ws_col))
+}
+
 /// Sets the terminal size of pty `fd` (TIOCSWINSZ), rows x columns.
 pub fn resize(fd: &impl AsRawFd, rows: u16, cols: u16) -> Result<(), RuntimeError> {
     let ws = libc::winsize {

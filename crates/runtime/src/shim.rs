@@ -351,8 +351,11 @@ fn create(cfg: &ShimConfig) -> Result<Created, RuntimeError> {
         if !status.success() {
             return Err(runc_failed());
         }
-        // a sane size until the client sends its own (docker resizes right after start)
-        let _ = crate::console::resize(&master, 24, 80);
+        // a sane size until the client sends its own, unless runc already gave the
+        // terminal the client's (the spec's process.consoleSize)
+        if crate::console::size(&master).is_none_or(|(r, c)| r == 0 || c == 0) {
+            let _ = crate::console::resize(&master, 24, 80);
+        }
         set_nonblocking(&master, "terminal")?;
         outputs.push(Output::new(
             master.try_clone().map_err(io_err("dup terminal"))?,
@@ -1162,6 +1165,11 @@ fn exec_run(
             msg: "runc wrote no pid file".into(),
         })?;
     let _ = std::fs::remove_file(&pid_file);
+    // `<sock>.ctl` takes resize requests ("resize ROWS COLS\n")
+    let ctl = PathBuf::from(format!("{}.ctl", sock.display()));
+    if let (Ok(l), Ok(pty)) = (crate::console::bind(&ctl), master.try_clone()) {
+        std::thread::spawn(move || serve_exec_resizes(l, pty));
+    }
     if let Ok(mut w) = master.try_clone() {
         std::thread::spawn(move || {
             let _ = std::io::copy(&mut std::io::stdin(), &mut w);
@@ -1196,7 +1204,21 @@ fn exec_run(
         }
     };
     let _ = reader.join();
+    let _ = std::fs::remove_file(&ctl);
     Ok(code)
+}
+
+/// Applies `resize ROWS COLS` lines sent on `listener` to the exec's terminal `pty`.
+fn serve_exec_resizes(listener: std::os::unix::net::UnixListener, pty: File) {
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        for line in std::io::BufRead::split(std::io::BufReader::new(conn), b'\n') {
+            let Ok(line) = line else { break };
+            if let Some((r, c)) = parse_resize(&line) {
+                let _ = crate::console::resize(&pty, r, c);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

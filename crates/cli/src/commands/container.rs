@@ -659,6 +659,12 @@ pub fn build_spec(
             string_list(&binds)
         },
     );
+    if o.tty {
+        // the container's terminal starts at the client's size
+        if let Some((h, w)) = terminal_size() {
+            host.insert("ConsoleSize".into(), json!([h, w]));
+        }
+    }
     host.insert("NetworkMode".into(), json!(network_mode));
     host.insert("PortBindings".into(), ports.bindings_json());
     host.insert("RestartPolicy".into(), restart);

@@ -69,7 +69,20 @@ pub fn exec_body(a: &ExecArgs, cmd: &[String], env: Vec<String>) -> serde_json::
     if let Some(k) = &a.detach_keys {
         b["DetachKeys"] = json!(k);
     }
+    if let Some((h, w)) = console_size(a) {
+        b["ConsoleSize"] = json!([h, w]);
+    }
     b
+}
+
+/// The terminal size an exec with `-t` starts at: the client's (docker sends it in
+/// the create and start bodies' `ConsoleSize`, API 1.42+).
+fn console_size(a: &ExecArgs) -> Option<(u16, u16)> {
+    if a.tty && !a.detach {
+        crate::stream::terminal_size()
+    } else {
+        None
+    }
 }
 
 /// `tether exec [OPTIONS] CONTAINER COMMAND [ARG...]`: exits with the
@@ -100,7 +113,10 @@ pub async fn exec(client: &Client, path: &str, args: &[String]) -> Result<()> {
         .ok_or_else(|| CliError::BadResponse("exec create response has no Id".into()))?
         .to_string();
 
-    let start = json!({"Detach": a.detach, "Tty": a.tty});
+    let mut start = json!({"Detach": a.detach, "Tty": a.tty});
+    if let Some((h, w)) = console_size(&a) {
+        start["ConsoleSize"] = json!([h, w]);
+    }
     if a.detach {
         client
             .post(&format!("/exec/{id}/start"), Some(&start))

@@ -4,6 +4,7 @@
 pub mod build;
 pub mod compose;
 pub mod container;
+pub mod cp;
 pub mod exec;
 pub mod explain;
 pub mod image;
@@ -72,6 +73,9 @@ pub async fn dispatch(client: &Client, args: &[String]) -> Result<()> {
         "port" => lifecycle::port(client, &p("port"), rest).await,
         "logs" => logs::logs(client, &p("logs"), rest).await,
         "exec" => exec::exec(client, &p("exec"), rest).await,
+        "cp" => cp::cp(client, &p("cp"), rest).await,
+        "export" => cp::export(client, &p("export"), rest).await,
+        "diff" => cp::diff(client, &p("diff"), rest).await,
         "ps" => ps::ps(client, &p("ps"), rest).await,
         "inspect" => inspect::inspect(client, &p("inspect"), rest).await,
         "images" => image::images(client, &p("images"), rest).await,
@@ -151,6 +155,9 @@ async fn container_cmd(client: &Client, rest: &[String]) -> Result<()> {
         "commit" => image_ops::commit(client, &p("commit"), args).await,
         "logs" => logs::logs(client, &p("logs"), args).await,
         "exec" => exec::exec(client, &p("exec"), args).await,
+        "cp" => cp::cp(client, &p("cp"), args).await,
+        "export" => cp::export(client, &p("export"), args).await,
+        "diff" => cp::diff(client, &p("diff"), args).await,
         "ls" | "ps" | "list" => ps::ps(client, &p("ls"), args).await,
         "inspect" => inspect::container_inspect(client, &p("inspect"), args).await,
         _ => unknown_sub("container", rest),
@@ -211,7 +218,10 @@ Management Commands:
 
 Commands:
   commit      Create a new image from a container's changes
+  cp          Copy files/folders between a container and the local filesystem
   create      Create a new container
+  diff        Inspect changes to files or directories on a container's filesystem
+  export      Export a container's filesystem as a tar archive
   history     Show the history of an image
   inspect     Return low-level information on objects
   kill        Kill one or more running containers
