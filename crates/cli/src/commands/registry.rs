@@ -313,29 +313,45 @@ pub async fn push(client: &Client, path: &str, args: &[String]) -> Result<()> {
             a.operands[0]
         )));
     }
+    let resp = start_push(client, &r).await?;
+    if a.quiet {
+        finish_quietly(resp).await?;
+        outln!("{}:{}", r.familiar_name(), r.tag_or_latest());
+        return Ok(());
+    }
+    display_progress(resp, false).await
+}
+
+/// Starts a push of `r` (`POST /images/{name}/push?tag=`, with
+/// `X-Registry-Auth` from the stored credentials).
+pub async fn start_push(
+    client: &Client,
+    r: &Reference,
+) -> Result<hyper::Response<hyper::body::Incoming>> {
     let q = Query::new().add("tag", r.tag_or_latest());
-    let resp = client
+    client
         .request_with_headers(
             hyper::Method::POST,
             &format!("/images/{}/push{}", path_escape(&r.name()), q.encode()),
             empty_body(),
             None,
-            &[("X-Registry-Auth", registry_auth_header(&domain_of(&r)))],
+            &[("X-Registry-Auth", registry_auth_header(&domain_of(r)))],
         )
-        .await?;
-    if a.quiet {
-        let body = crate::client::collect(resp).await?;
-        for line in body.split(|b| *b == b'\n') {
-            if let Ok(v) = serde_json::from_slice::<Value>(line) {
-                if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
-                    return Err(CliError::msg(e.to_string()));
-                }
+        .await
+}
+
+/// Reads a pull/push progress stream to its end without showing it; an
+/// `error` message in it is returned as the error.
+pub async fn finish_quietly(resp: hyper::Response<hyper::body::Incoming>) -> Result<()> {
+    let body = crate::client::collect(resp).await?;
+    for line in body.split(|b| *b == b'\n') {
+        if let Ok(v) = serde_json::from_slice::<Value>(line) {
+            if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+                return Err(CliError::msg(e.to_string()));
             }
         }
-        outln!("{}:{}", r.familiar_name(), r.tag_or_latest());
-        return Ok(());
     }
-    display_progress(resp, false).await
+    Ok(())
 }
 
 /// `tether login`.
