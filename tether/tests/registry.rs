@@ -1378,3 +1378,60 @@ fn docker_compose_pulls_through_tether() {
     let o = dc(&["down"]);
     assert!(o.success(), "docker-compose down: {o}");
 }
+
+/// Docker Distribution offers no search: `tether search` and `GET /images/search` say so,
+/// naming the registry; bad limits and filters are refused; an unreachable registry is named.
+#[test]
+fn search_reports_a_registry_without_search() {
+    let d = Daemon::start();
+    let reg = Registry::start(&d, 5000, None);
+    let h = reg.host();
+    let o = d.cli(&["search", &format!("{h}/tbox")]);
+    assert!(!o.success(), "{o}");
+    assert!(
+        o.stderr
+            .contains(&format!("registry {h} offers no search endpoint")),
+        "{o}"
+    );
+    assert!(o.stderr.contains("/v1/search"), "{o}");
+    let (st, v) = d.api("GET", &format!("/images/search?term={h}/tbox"), None);
+    assert_eq!(st, 404, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&format!("registry {h} offers no search endpoint")),
+        "{v}"
+    );
+    let (st, v) = d.api(
+        "GET",
+        &format!("/images/search?term={h}/tbox&limit=0"),
+        None,
+    );
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["message"].as_str().unwrap_or("").contains("limit 0"),
+        "{v}"
+    );
+    let (st, v) = d.api(
+        "GET",
+        &format!("/images/search?term={h}/tbox&filters=%7B%22color%22%3A%5B%22red%22%5D%7D"),
+        None,
+    );
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("invalid filter 'color'"),
+        "{v}"
+    );
+    let (st, v) = d.api("GET", "/images/search?term=", None);
+    assert_eq!(st, 400, "{v}");
+    let o = d.cli(&["search", "127.0.0.1:5999/tbox"]);
+    assert!(!o.success(), "{o}");
+    assert!(
+        o.stderr.contains("searching registry 127.0.0.1:5999") && o.stderr.contains("cannot reach"),
+        "{o}"
+    );
+}
