@@ -1435,3 +1435,57 @@ fn search_reports_a_registry_without_search() {
         "{o}"
     );
 }
+
+/// A push of layers the registry holds in another repository mounts them from there
+/// (`POST /v2/b/blobs/uploads/?mount=&from=a`) instead of uploading them again.
+#[test]
+fn push_mounts_layers_from_another_repository() {
+    let d = Daemon::start();
+    let reg = Registry::start(&d, 5000, None);
+    let h = reg.host();
+    let a = format!("{h}/a:1");
+    let b = format!("{h}/b:1");
+    d.ok(&["tag", "tbox", &a]);
+    let o = d.cli(&["push", &a]);
+    assert!(o.success(), "push a: {o}\n{}", reg.log());
+    let first = o.out().to_string();
+    let pushed = first.lines().filter(|l| l.ends_with(": Pushed")).count();
+    assert!(pushed > 0, "{first}");
+    d.ok(&["tag", "tbox", &b]);
+    let o = d.cli(&["push", &b]);
+    assert!(o.success(), "push b: {o}\n{}", reg.log());
+    let out = o.out().to_string();
+    let mounted = out
+        .lines()
+        .filter(|l| l.ends_with(": Mounted from a"))
+        .count();
+    assert_eq!(
+        mounted, pushed,
+        "every layer mounted, none uploaded:\n{out}"
+    );
+    assert!(!out.contains(": Pushed"), "{out}");
+    // b's layers are there: its manifest's blobs answer HEAD in repository b
+    let (st, _, body) = registry_http(
+        &d,
+        reg.port,
+        "GET",
+        "/v2/b/manifests/1",
+        &[(
+            "Accept",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )],
+        b"",
+    );
+    assert_eq!(st, 200);
+    let m: Value = serde_json::from_slice(&body).expect("manifest JSON");
+    for l in m["layers"].as_array().expect("layers") {
+        let dg = l["digest"].as_str().expect("digest");
+        let (st, _, _) =
+            registry_http(&d, reg.port, "HEAD", &format!("/v2/b/blobs/{dg}"), &[], b"");
+        assert_eq!(st, 200, "layer {dg} in b");
+    }
+    // and b pulls back as the same image
+    d.ok(&["rmi", &b]);
+    d.ok(&["pull", &b]);
+    assert_eq!(image_id(&d, &b), image_id(&d, "tbox"));
+}

@@ -1111,6 +1111,37 @@ impl ImageStore {
         Ok(!was)
     }
 
+    /// Repositories (paths, e.g. `a` or `library/x`) of `target`'s registry,
+    /// other than `target`'s own, that an image with layer `diff_id` was
+    /// pulled from or pushed to (its repo digests), at most three: candidates
+    /// for a cross-repository blob mount (as moby's v2 metadata service keeps).
+    fn mount_sources(&self, diff_id: &str, target: &Reference) -> Vec<String> {
+        let st = self.lock_state();
+        let mut out: Vec<String> = Vec::new();
+        for (rd, id) in &st.repos.digests {
+            let Some((repo, _)) = rd.rsplit_once('@') else {
+                continue;
+            };
+            let Some((domain, path)) = repo.split_once('/') else {
+                continue;
+            };
+            if domain != target.domain || path == target.path || out.iter().any(|o| o == path) {
+                continue;
+            }
+            let has = st
+                .images
+                .get(id)
+                .is_some_and(|rec| rec.image.diff_ids.iter().any(|d| d == diff_id));
+            if has {
+                out.push(path.to_string());
+                if out.len() == 3 {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
     /// Records `name@sha256:...` (a manifest digest in a registry) as naming image `id`.
     fn add_repo_digest(&self, repo_digest: &str, id: &str) -> Result<(), ImageError> {
         let mut st = self.lock_state();
@@ -1315,14 +1346,18 @@ pub async fn push(
             .map_err(|e| RegistryError::Invalid(format!("{what}: {e}")))??;
         blobs.push(b);
     }
-    let jobs: Vec<(std::path::PathBuf, Desc, String)> = blobs
+    let jobs: Vec<(std::path::PathBuf, Desc, String, Vec<String>)> = blobs
         .iter()
         .zip(ids.iter())
-        .map(|(b, id)| (b.path.clone(), b.desc.clone(), id.clone()))
+        .zip(image.diff_ids.iter())
+        .map(|((b, id), d)| {
+            let sources = store.mount_sources(d, &r);
+            (b.path.clone(), b.desc.clone(), id.clone(), sources)
+        })
         .collect();
     let tasks: Vec<_> = jobs
         .into_iter()
-        .map(|(path, desc, id)| {
+        .map(|(path, desc, id, sources)| {
             let (client, oref, tx) = (client.clone(), oref.clone(), tx.clone());
             let (what, registry) = (what.clone(), registry.clone());
             async move {
@@ -1333,6 +1368,27 @@ pub async fn push(
                 if exists {
                     layer_status(&tx, &id, "Layer already exists");
                     return Ok::<(), RegistryError>(());
+                }
+                // Cross-repository mount from a repository of the same registry
+                // known to hold the blob; any failure (a registry that starts an
+                // upload instead, a token without pull access there) falls back
+                // to uploading it.
+                for from in &sources {
+                    let src = oci_client::Reference::with_tag(
+                        oref.registry().to_string(),
+                        from.clone(),
+                        crate::DEFAULT_TAG.to_string(),
+                    );
+                    match client.mount_blob(&oref, &src, &desc.digest).await {
+                        Ok(()) => {
+                            layer_status(&tx, &id, &format!("Mounted from {from}"));
+                            return Ok(());
+                        }
+                        Err(e) => tracing::debug!(
+                            digest = %desc.digest, %from, error = %e,
+                            "cross-repository mount refused; uploading"
+                        ),
+                    }
                 }
                 let s = file_stream(path, tx.clone(), id.clone(), desc.size);
                 client
