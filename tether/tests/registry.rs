@@ -1394,6 +1394,20 @@ fn search_reports_a_registry_without_search() {
         "{o}"
     );
     assert!(o.stderr.contains("/v1/search"), "{o}");
+    if let Some(docker) = docker_cli() {
+        // the docker CLI through tether's socket shows the same error
+        let mut c = Command::new(docker);
+        c.args(["search", &format!("{h}/tbox")])
+            .env("DOCKER_HOST", &d.host)
+            .env("DOCKER_CONFIG", d.dir().join("docker-cli-config"));
+        let o = run_with_limit(c, COMMAND_LIMIT);
+        assert!(!o.success(), "{o}");
+        assert!(
+            o.stderr
+                .contains(&format!("registry {h} offers no search endpoint")),
+            "{o}"
+        );
+    }
     let (st, v) = d.api("GET", &format!("/images/search?term={h}/tbox"), None);
     assert_eq!(st, 404, "{v}");
     assert!(

@@ -236,9 +236,11 @@ pub(crate) async fn search(
                         ))
                     })?
                 }
-                _ => return Err(EngineError::InvalidParam(format!(
+                _ => {
+                    return Err(EngineError::InvalidParam(format!(
                     "invalid filter '{k}': valid filters are is-official, is-automated and stars"
-                ))),
+                )))
+                }
             }
         }
     }
