@@ -563,6 +563,14 @@ fn login_push_pull_through_htpasswd_basic_auth() {
     assert!(o.success(), "{o}");
     assert!(o.out().contains(&format!("Digest: {digest}")), "{o}");
     assert_eq!(image_id(&d, name), image_id(&d, "tbox"));
+    // With credentials, another repository's push mounts the layers from team/tbox.
+    let other = "127.0.0.1:5001/team/other:2";
+    d.ok(&["tag", "tbox", other]);
+    let o = cli_with_config(&d, &cfg, &["push", other], None);
+    assert!(o.success(), "{o}\nregistry log:\n{}", reg.log());
+    assert!(o.out().contains(": Mounted from team/tbox"), "{o}");
+    assert!(!o.out().contains(": Pushed"), "{o}");
+    d.ok(&["rmi", other]);
 
     // After logout the registry refuses again.
     let o = cli_with_config(&d, &cfg, &["logout", "127.0.0.1:5001"], None);
@@ -1179,6 +1187,9 @@ fn compose_pull_push_and_pull_policy() {
     pull_policy: never
   gone:
     image: {h}/tbox:absent
+  unbuilt:
+    image: {h}/unbuilt:1
+    build: ./ctx
 "
     );
     write_files(
@@ -1238,6 +1249,13 @@ fn compose_pull_push_and_pull_policy() {
     let o = compose(&["pull", "--ignore-pull-failures", "gone"]);
     assert!(o.success(), "{o}");
     assert!(o.stderr.contains("WARNING: pulling gone"), "{o}");
+    let o = compose(&["pull", "--ignore-buildable", "built"]);
+    assert!(o.success(), "{o}");
+    assert!(
+        o.stderr
+            .contains("Service built  Skipped - Image can be built"),
+        "{o}"
+    );
     // a buildable service whose image the registry lacks: a warning to build it
     let o = compose(&["pull", "built"]);
     assert!(o.success(), "{o}");
@@ -1280,6 +1298,18 @@ fn compose_pull_push_and_pull_policy() {
     assert!(o.stderr.contains("Service built  Pushed"), "{o}");
     assert!(o.stderr.contains("Service web  Skipped"), "{o}");
     assert!(o.stderr.contains("Service onlybuild  Skipped"), "{o}");
+    // an image that was never built: a push error naming the service, unless ignored
+    let o = compose(&["push", "unbuilt"]);
+    assert!(!o.success(), "{o}");
+    assert!(
+        o.stderr.contains("service \"unbuilt\": pushing")
+            && o.stderr.contains("does not exist locally"),
+        "{o}"
+    );
+    let o = compose(&["push", "--ignore-push-failures", "unbuilt", "built"]);
+    assert!(o.success(), "{o}");
+    assert!(o.stderr.contains("WARNING: pushing unbuilt"), "{o}");
+    assert!(o.stderr.contains("Service built  Pushed"), "{o}");
     let (st, _, _) = registry_http(
         &d,
         reg.port,
