@@ -563,6 +563,14 @@ fn login_push_pull_through_htpasswd_basic_auth() {
     assert!(o.success(), "{o}");
     assert!(o.out().contains(&format!("Digest: {digest}")), "{o}");
     assert_eq!(image_id(&d, name), image_id(&d, "tbox"));
+    // With credentials, another repository's push mounts the layers from team/tbox.
+    let other = "127.0.0.1:5001/team/other:2";
+    d.ok(&["tag", "tbox", other]);
+    let o = cli_with_config(&d, &cfg, &["push", other], None);
+    assert!(o.success(), "{o}\nregistry log:\n{}", reg.log());
+    assert!(o.out().contains(": Mounted from team/tbox"), "{o}");
+    assert!(!o.out().contains(": Pushed"), "{o}");
+    d.ok(&["rmi", other]);
 
     // After logout the registry refuses again.
     let o = cli_with_config(&d, &cfg, &["logout", "127.0.0.1:5001"], None);
@@ -1124,4 +1132,404 @@ fn committed_image_pushes_and_pulls_back() {
         ]),
         "made\ndeleted"
     );
+}
+
+/// Writes `files` (relative path, content) under `dir`.
+fn write_files(dir: &Path, files: &[(&str, &str)]) {
+    for (p, c) in files {
+        let path = dir.join(p);
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+        std::fs::write(&path, c).expect("write file");
+    }
+}
+
+/// Compose `pull_policy` (always, missing, never, build), `compose pull` (what it skips,
+/// `--ignore-pull-failures`), `compose push`, and `up` pulling a missing image, against the
+/// test registry.
+#[test]
+fn compose_pull_push_and_pull_policy() {
+    let d = Daemon::start();
+    let reg = Registry::start(&d, 5000, None);
+    let h = reg.host();
+    let tbox_id = image_id(&d, "tbox");
+    push_tbox(&d, &reg, "1");
+    d.ok(&["rmi", &format!("{h}/tbox:1")]);
+    let proj = d.dir().join("regproj");
+    let yaml = format!(
+        "services:
+  web:
+    image: {h}/tbox:1
+    command: [\"sleep\", \"300\"]
+  twin:
+    image: {h}/tbox:1
+    command: [\"sleep\", \"300\"]
+  onlybuild:
+    build: ./ctx
+  built:
+    image: {h}/built:1
+    build: ./ctx
+    command: [\"sleep\", \"300\"]
+  rebuilt:
+    image: {h}/built:1
+    build: ./ctx
+    pull_policy: build
+    command: [\"sleep\", \"300\"]
+  lazy:
+    image: {h}/built:1
+    pull_policy: if_not_present
+    command: [\"sleep\", \"300\"]
+  fresh:
+    image: {h}/built:1
+    pull_policy: always
+    command: [\"sleep\", \"300\"]
+  nv:
+    image: {h}/tbox:absent
+    pull_policy: never
+  gone:
+    image: {h}/tbox:absent
+  unbuilt:
+    image: {h}/unbuilt:1
+    build: ./ctx
+"
+    );
+    write_files(
+        &proj,
+        &[
+            ("compose.yaml", &yaml),
+            (
+                "ctx/Dockerfile",
+                "FROM tbox:latest\nRUN echo built > /proof\n",
+            ),
+        ],
+    );
+    let file = proj.join("compose.yaml").display().to_string();
+    let compose = |args: &[&str]| {
+        let mut v = vec!["compose", "-f", &file, "-p", "rp"];
+        v.extend_from_slice(args);
+        d.cli(&v)
+    };
+
+    // an invalid policy is refused, naming the value and the valid ones
+    let bad = d.dir().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "services:\n  x:\n    image: tbox\n    pull_policy: sometimes\n",
+    )
+    .expect("write bad.yaml");
+    let o = d.cli(&["compose", "-f", &bad.display().to_string(), "config"]);
+    assert!(!o.success(), "{o}");
+    assert!(
+        o.stderr
+            .contains("invalid pull_policy \"sometimes\": expected always, missing, if_not_present, never or build"),
+        "{o}"
+    );
+
+    // pull (services in name order): twin pulled, web skipped as the same image,
+    // build-only / never / build skipped
+    let o = compose(&["pull", "web", "twin", "onlybuild", "nv", "rebuilt"]);
+    assert!(o.success(), "compose pull: {o}\n{}", reg.log());
+    let all = o.all();
+    assert!(all.contains("Service twin  Pulled"), "{all}");
+    assert!(
+        all.contains("Service web  Skipped - Image is already being pulled by twin"),
+        "{all}"
+    );
+    assert!(
+        all.contains("Service onlybuild  Skipped - No image to be pulled"),
+        "{all}"
+    );
+    assert!(all.contains("Service nv  Skipped"), "{all}");
+    assert!(all.contains("Service rebuilt  Skipped"), "{all}");
+    assert_eq!(image_id(&d, &format!("{h}/tbox:1")), tbox_id);
+
+    // a failed pull is an error naming the image, unless --ignore-pull-failures
+    let o = compose(&["pull", "gone"]);
+    assert!(!o.success(), "{o}");
+    assert!(o.stderr.contains(&format!("{h}/tbox:absent")), "{o}");
+    let o = compose(&["pull", "--ignore-pull-failures", "gone"]);
+    assert!(o.success(), "{o}");
+    assert!(o.stderr.contains("WARNING: pulling gone"), "{o}");
+    let o = compose(&["pull", "--ignore-buildable", "built"]);
+    assert!(o.success(), "{o}");
+    assert!(
+        o.stderr
+            .contains("Service built  Skipped - Image can be built"),
+        "{o}"
+    );
+    // a buildable service whose image the registry lacks: a warning to build it
+    let o = compose(&["pull", "built"]);
+    assert!(o.success(), "{o}");
+    assert!(
+        o.stderr.contains("must be built from source") && o.stderr.contains("build built"),
+        "{o}"
+    );
+
+    // up of a service whose image is missing (no build:) pulls it
+    d.ok(&["rmi", &format!("{h}/tbox:1")]);
+    let o = compose(&["up", "-d", "web"]);
+    assert!(o.success(), "compose up web: {o}");
+    assert!(o.stderr.contains("Service web  Pulled"), "{o}");
+    assert_eq!(d.inspect("rp-web-1")["State"]["Running"], true);
+
+    // never: a missing image is an error, and no container is made
+    let o = compose(&["up", "-d", "nv"]);
+    assert!(!o.success(), "{o}");
+    assert!(
+        o.stderr.contains("service \"nv\": image")
+            && o.stderr
+                .contains("is not present and its pull_policy is never"),
+        "{o}"
+    );
+    let (_, list) = d.api(
+        "GET",
+        "/containers/json?all=1&filters=%7B%22name%22%3A%5B%22rp-nv%22%5D%7D",
+        None,
+    );
+    assert_eq!(list.as_array().map(Vec::len), Some(0), "{list}");
+
+    // up builds a missing buildable image; push sends it; others are skipped
+    let o = compose(&["up", "-d", "built"]);
+    assert!(o.success(), "compose up built: {o}");
+    assert!(o.stderr.contains("Building built"), "{o}");
+    let built_id = image_id(&d, &format!("{h}/built:1"));
+    assert_ne!(built_id, tbox_id);
+    let o = compose(&["push", "built", "web", "onlybuild"]);
+    assert!(o.success(), "compose push: {o}\n{}", reg.log());
+    assert!(o.stderr.contains("Service built  Pushed"), "{o}");
+    assert!(o.stderr.contains("Service web  Skipped"), "{o}");
+    assert!(o.stderr.contains("Service onlybuild  Skipped"), "{o}");
+    // an image that was never built: a push error naming the service, unless ignored
+    let o = compose(&["push", "unbuilt"]);
+    assert!(!o.success(), "{o}");
+    assert!(
+        o.stderr.contains("service \"unbuilt\": pushing")
+            && o.stderr.contains("does not exist locally"),
+        "{o}"
+    );
+    let o = compose(&["push", "--ignore-push-failures", "unbuilt", "built"]);
+    assert!(o.success(), "{o}");
+    assert!(o.stderr.contains("WARNING: pushing unbuilt"), "{o}");
+    assert!(o.stderr.contains("Service built  Pushed"), "{o}");
+    let (st, _, _) = registry_http(
+        &d,
+        reg.port,
+        "GET",
+        "/v2/built/manifests/1",
+        &[(
+            "Accept",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )],
+        b"",
+    );
+    assert_eq!(st, 200, "the pushed manifest is in the registry");
+
+    // pull_policy build rebuilds even though the image is present
+    let o = compose(&["up", "-d", "rebuilt"]);
+    assert!(o.success(), "{o}");
+    assert!(o.stderr.contains("Building rebuilt"), "{o}");
+
+    // the local tag now names another image than the registry's:
+    // if_not_present keeps it, always pulls the registry's
+    d.ok(&["tag", "tbox", &format!("{h}/built:1")]);
+    let o = compose(&["up", "-d", "lazy"]);
+    assert!(o.success(), "{o}");
+    assert!(!o.stderr.contains("Pulled"), "{o}");
+    assert_eq!(image_id(&d, &format!("{h}/built:1")), tbox_id);
+    let o = compose(&["up", "-d", "fresh"]);
+    assert!(o.success(), "{o}");
+    assert!(o.stderr.contains("Service fresh  Pulled"), "{o}");
+    assert_eq!(image_id(&d, &format!("{h}/built:1")), built_id);
+    // --pull never overrides the policy of `always`
+    d.ok(&["tag", "tbox", &format!("{h}/built:1")]);
+    let o = compose(&["up", "-d", "--pull", "never", "fresh"]);
+    assert!(o.success(), "{o}");
+    assert_eq!(image_id(&d, &format!("{h}/built:1")), tbox_id);
+    let o = compose(&["up", "-d", "--pull", "sometimes", "fresh"]);
+    assert!(!o.success(), "{o}");
+    assert!(
+        o.stderr.contains("invalid --pull option \"sometimes\""),
+        "{o}"
+    );
+
+    // run pulls a missing image too
+    d.ok(&["compose", "-f", &file, "-p", "rp", "down"]);
+    d.ok(&["rmi", &format!("{h}/tbox:1")]);
+    let o = compose(&["run", "--rm", "twin", "echo", "ran"]);
+    assert!(o.success(), "compose run: {o}");
+    assert!(o.stdout.contains("ran"), "{o}");
+    assert_eq!(image_id(&d, &format!("{h}/tbox:1")), tbox_id);
+    d.ok(&["compose", "-f", &file, "-p", "rp", "down"]);
+}
+
+/// docker-compose 1.29 pulls, and `up -d` pulls a missing image, through tether's socket
+/// from the test registry.
+#[test]
+fn docker_compose_pulls_through_tether() {
+    let d = Daemon::start();
+    let reg = Registry::start(&d, 5000, None);
+    let h = reg.host();
+    let tbox_id = image_id(&d, "tbox");
+    push_tbox(&d, &reg, "dc");
+    d.ok(&["rmi", &format!("{h}/tbox:dc")]);
+    let proj = d.dir().join("dcproj");
+    write_files(
+        &proj,
+        &[(
+            "docker-compose.yml",
+            &format!(
+                "version: '3'\nservices:\n  app:\n    image: {h}/tbox:dc\n    command: [\"sleep\", \"300\"]\n"
+            ),
+        )],
+    );
+    let file = proj.join("docker-compose.yml").display().to_string();
+    let cfg = d.dir().join("dc-config");
+    std::fs::create_dir_all(&cfg).expect("docker config dir");
+    let dc = |args: &[&str]| {
+        let mut c = Command::new("docker-compose");
+        c.args(["-f", &file, "-p", "dcp"])
+            .args(args)
+            .env("DOCKER_HOST", &d.host)
+            .env("DOCKER_CONFIG", &cfg)
+            .env("COMPOSE_INTERACTIVE_NO_CLI", "1");
+        run_with_limit(c, COMMAND_LIMIT)
+    };
+    let o = dc(&["pull"]);
+    assert!(
+        o.success(),
+        "docker-compose pull (apt-get install docker-compose): {o}\n{}",
+        d.log_tail(40)
+    );
+    assert_eq!(image_id(&d, &format!("{h}/tbox:dc")), tbox_id);
+    d.ok(&["rmi", &format!("{h}/tbox:dc")]);
+    let o = dc(&["up", "-d"]);
+    assert!(o.success(), "docker-compose up -d: {o}\n{}", d.log_tail(40));
+    assert_eq!(image_id(&d, &format!("{h}/tbox:dc")), tbox_id);
+    assert_eq!(d.inspect("dcp_app_1")["State"]["Running"], true);
+    let o = dc(&["down"]);
+    assert!(o.success(), "docker-compose down: {o}");
+}
+
+/// Docker Distribution offers no search: `tether search` and `GET /images/search` say so,
+/// naming the registry; bad limits and filters are refused; an unreachable registry is named.
+#[test]
+fn search_reports_a_registry_without_search() {
+    let d = Daemon::start();
+    let reg = Registry::start(&d, 5000, None);
+    let h = reg.host();
+    let o = d.cli(&["search", &format!("{h}/tbox")]);
+    assert!(!o.success(), "{o}");
+    assert!(
+        o.stderr
+            .contains(&format!("registry {h} offers no search endpoint")),
+        "{o}"
+    );
+    assert!(o.stderr.contains("/v1/search"), "{o}");
+    if let Some(docker) = docker_cli() {
+        // the docker CLI through tether's socket shows the same error
+        let mut c = Command::new(docker);
+        c.args(["search", &format!("{h}/tbox")])
+            .env("DOCKER_HOST", &d.host)
+            .env("DOCKER_CONFIG", d.dir().join("docker-cli-config"));
+        let o = run_with_limit(c, COMMAND_LIMIT);
+        assert!(!o.success(), "{o}");
+        assert!(
+            o.stderr
+                .contains(&format!("registry {h} offers no search endpoint")),
+            "{o}"
+        );
+    }
+    let (st, v) = d.api("GET", &format!("/images/search?term={h}/tbox"), None);
+    assert_eq!(st, 404, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&format!("registry {h} offers no search endpoint")),
+        "{v}"
+    );
+    let (st, v) = d.api(
+        "GET",
+        &format!("/images/search?term={h}/tbox&limit=0"),
+        None,
+    );
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["message"].as_str().unwrap_or("").contains("limit 0"),
+        "{v}"
+    );
+    let (st, v) = d.api(
+        "GET",
+        &format!("/images/search?term={h}/tbox&filters=%7B%22color%22%3A%5B%22red%22%5D%7D"),
+        None,
+    );
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("invalid filter 'color'"),
+        "{v}"
+    );
+    let (st, v) = d.api("GET", "/images/search?term=", None);
+    assert_eq!(st, 400, "{v}");
+    let o = d.cli(&["search", "127.0.0.1:5999/tbox"]);
+    assert!(!o.success(), "{o}");
+    assert!(
+        o.stderr.contains("searching registry 127.0.0.1:5999") && o.stderr.contains("cannot reach"),
+        "{o}"
+    );
+}
+
+/// A push of layers the registry holds in another repository mounts them from there
+/// (`POST /v2/b/blobs/uploads/?mount=&from=a`) instead of uploading them again.
+#[test]
+fn push_mounts_layers_from_another_repository() {
+    let d = Daemon::start();
+    let reg = Registry::start(&d, 5000, None);
+    let h = reg.host();
+    let a = format!("{h}/a:1");
+    let b = format!("{h}/b:1");
+    d.ok(&["tag", "tbox", &a]);
+    let o = d.cli(&["push", &a]);
+    assert!(o.success(), "push a: {o}\n{}", reg.log());
+    let first = o.out().to_string();
+    let pushed = first.lines().filter(|l| l.ends_with(": Pushed")).count();
+    assert!(pushed > 0, "{first}");
+    d.ok(&["tag", "tbox", &b]);
+    let o = d.cli(&["push", &b]);
+    assert!(o.success(), "push b: {o}\n{}", reg.log());
+    let out = o.out().to_string();
+    let mounted = out
+        .lines()
+        .filter(|l| l.ends_with(": Mounted from a"))
+        .count();
+    assert_eq!(
+        mounted, pushed,
+        "every layer mounted, none uploaded:\n{out}"
+    );
+    assert!(!out.contains(": Pushed"), "{out}");
+    // b's layers are there: its manifest's blobs answer HEAD in repository b
+    let (st, _, body) = registry_http(
+        &d,
+        reg.port,
+        "GET",
+        "/v2/b/manifests/1",
+        &[(
+            "Accept",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )],
+        b"",
+    );
+    assert_eq!(st, 200);
+    let m: Value = serde_json::from_slice(&body).expect("manifest JSON");
+    for l in m["layers"].as_array().expect("layers") {
+        let dg = l["digest"].as_str().expect("digest");
+        let (st, _, _) =
+            registry_http(&d, reg.port, "HEAD", &format!("/v2/b/blobs/{dg}"), &[], b"");
+        assert_eq!(st, 200, "layer {dg} in b");
+    }
+    // and b pulls back as the same image
+    d.ok(&["rmi", &b]);
+    d.ok(&["pull", &b]);
+    assert_eq!(image_id(&d, &b), image_id(&d, "tbox"));
 }

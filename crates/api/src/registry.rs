@@ -194,3 +194,67 @@ pub(crate) async fn distribution(
         Err(e) => Ok(reg_err(&e)),
     }
 }
+
+/// `GET /images/search?term=TERM[&limit=N][&filters=JSON]` with
+/// `X-Registry-Auth`: `[{"name","description","star_count","is_official",
+/// "is_automated"}]` from the registry's v1 search API
+/// ([`registry::search`]). Filters as moby's: `is-official=true|false`,
+/// `is-automated=true|false`, `stars=N` (at least N stars).
+pub(crate) async fn search(
+    q: &HashMap<String, String>,
+    filters: &HashMap<String, Vec<String>>,
+    headers: &HeaderMap,
+) -> Result<Response<Body>, EngineError> {
+    let term = q.get("term").cloned().unwrap_or_default();
+    let limit = match q.get("limit").filter(|l| !l.is_empty()) {
+        None => None,
+        Some(l) => Some(l.parse::<u32>().map_err(|_| {
+            EngineError::InvalidParam(format!(
+                "invalid limit {l:?}: the search limit must be a number between 1 and 100"
+            ))
+        })?),
+    };
+    let mut official = None;
+    let mut automated = None;
+    let mut stars = 0u64;
+    for (k, vals) in filters {
+        for v in vals {
+            let boolean = || match v.as_str() {
+                "true" | "1" => Ok(true),
+                "false" | "0" => Ok(false),
+                _ => Err(EngineError::InvalidParam(format!(
+                    "invalid filter '{k}={v}': expected true or false"
+                ))),
+            };
+            match k.as_str() {
+                "is-official" => official = Some(boolean()?),
+                "is-automated" => automated = Some(boolean()?),
+                "stars" => {
+                    stars = v.parse().map_err(|_| {
+                        EngineError::InvalidParam(format!(
+                            "invalid filter 'stars={v}': expected a number"
+                        ))
+                    })?
+                }
+                _ => {
+                    return Err(EngineError::InvalidParam(format!(
+                    "invalid filter '{k}': valid filters are is-official, is-automated and stars"
+                )))
+                }
+            }
+        }
+    }
+    match registry::search(&term, limit, &auth_of(headers)).await {
+        Ok(list) => {
+            let list: Vec<Value> = list
+                .into_iter()
+                .filter(|r| official.is_none_or(|o| r.is_official == o))
+                .filter(|r| automated.is_none_or(|a| r.is_automated == a))
+                .filter(|r| r.star_count >= stars)
+                .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
+                .collect();
+            Ok(json_response(200, &Value::Array(list)))
+        }
+        Err(e) => Ok(reg_err(&e)),
+    }
+}

@@ -661,6 +661,9 @@ async fn route(
                 Err(e) => Err(e.into()),
             }
         }
+        (&Method::GET, ["images", "search"]) => {
+            crate::registry::search(&q, &filters(&q)?, req.headers()).await
+        }
         (&Method::GET, ["images", rest @ .., "json"]) if !rest.is_empty() => Ok(json_response(
             200,
             &crate::images::inspect(&engine, &rest.join("/"))?,

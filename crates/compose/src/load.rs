@@ -674,6 +674,7 @@ fn normalize(p: &mut Project) -> Result<()> {
             if svc.image.as_deref().unwrap_or("").is_empty() {
                 // Compose's name for a built image: <project>-<service>
                 svc.image = Some(format!("{pname}-{sname}"));
+                svc.image_implied = true;
             }
         }
         if svc.image.as_deref().unwrap_or("").is_empty() {
@@ -786,6 +787,14 @@ fn normalize(p: &mut Project) -> Result<()> {
         }
         if let Some(r) = &svc.restart {
             parse_restart(r).map_err(ctx)?;
+        }
+        if let Some(pp) = &svc.pull_policy {
+            let policy = crate::model::PullPolicy::parse(pp).map_err(ctx)?;
+            if policy == crate::model::PullPolicy::Build && svc.build.is_none() {
+                return Err(ctx(
+                    "pull_policy is build but the service has no build section".into(),
+                ));
+            }
         }
         if let Some(d) = &svc.stop_grace_period {
             parse_duration(d).map_err(|e| ctx(format!("stop_grace_period: {e}")))?;

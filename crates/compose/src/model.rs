@@ -54,6 +54,14 @@ pub struct Service {
     /// `build:`: a context path, or the long form ([`Build`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<Build>,
+    /// `pull_policy:` (`always`, `missing`, `if_not_present`, `never`, `build`);
+    /// checked by the loader, read with [`Service::pull_policy`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_policy: Option<String>,
+    /// True when `image:` was not written and the loader named the image to
+    /// build `<project>-<service>` (such a service has no image to pull or push).
+    #[serde(skip)]
+    pub image_implied: bool,
     /// `command:` (a string is split like a shell would).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Command>,
@@ -150,6 +158,51 @@ pub struct Service {
     /// `cap_drop:`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cap_drop: Vec<String>,
+}
+
+/// A service's `pull_policy:` (Compose specification): when `up`/`run` pull
+/// its image, and whether they build it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// `always`: pull the image before creating containers, every time.
+    Always,
+    /// `missing` / `if_not_present` (the default): pull (or, with `build:`,
+    /// build) only when the image is not present.
+    #[default]
+    Missing,
+    /// `never`: never pull; a missing image is an error.
+    Never,
+    /// `build`: always build the image (needs `build:`).
+    Build,
+}
+
+impl PullPolicy {
+    /// Parses a `pull_policy:` value.
+    ///
+    /// # Errors
+    /// A message naming the value and listing the valid ones.
+    pub fn parse(s: &str) -> std::result::Result<PullPolicy, String> {
+        match s {
+            "always" => Ok(PullPolicy::Always),
+            "missing" | "if_not_present" => Ok(PullPolicy::Missing),
+            "never" => Ok(PullPolicy::Never),
+            "build" => Ok(PullPolicy::Build),
+            _ => Err(format!(
+                "invalid pull_policy {s:?}: expected always, missing, if_not_present, never or build"
+            )),
+        }
+    }
+}
+
+impl Service {
+    /// The service's [`PullPolicy`] (`missing` when unset or invalid; the
+    /// loader rejects invalid values).
+    pub fn pull_policy(&self) -> PullPolicy {
+        self.pull_policy
+            .as_deref()
+            .and_then(|p| PullPolicy::parse(p).ok())
+            .unwrap_or_default()
+    }
 }
 
 /// `deploy:`.

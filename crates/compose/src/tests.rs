@@ -618,3 +618,26 @@ fn build_sections() {
     assert_eq!(web.network.as_deref(), Some("host"));
     assert_eq!(web.shm_size.as_deref(), Some("64m"));
 }
+
+#[test]
+fn pull_policies() {
+    use crate::model::PullPolicy;
+    let p = project(
+        "services:\n  a:\n    image: x\n  b:\n    image: y\n    pull_policy: always\n  c:\n    image: z\n    pull_policy: if_not_present\n  d:\n    build: .\n    pull_policy: build\n  e:\n    image: w\n    pull_policy: never\n",
+    );
+    assert_eq!(p.services["a"].pull_policy(), PullPolicy::Missing);
+    assert_eq!(p.services["b"].pull_policy(), PullPolicy::Always);
+    assert_eq!(p.services["c"].pull_policy(), PullPolicy::Missing);
+    assert_eq!(p.services["d"].pull_policy(), PullPolicy::Build);
+    assert_eq!(p.services["e"].pull_policy(), PullPolicy::Never);
+    assert!(p.services["d"].image_implied);
+    assert!(!p.services["a"].image_implied);
+    let e = error("services:\n  web:\n    image: x\n    pull_policy: sometimes\n");
+    assert!(e.contains("\"web\""), "{e}");
+    assert!(
+        e.contains("invalid pull_policy \"sometimes\": expected always, missing"),
+        "{e}"
+    );
+    let e = error("services:\n  web:\n    image: x\n    pull_policy: build\n");
+    assert!(e.contains("no build section"), "{e}");
+}

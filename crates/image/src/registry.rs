@@ -1111,6 +1111,37 @@ impl ImageStore {
         Ok(!was)
     }
 
+    /// Repositories (paths, e.g. `a` or `library/x`) of `target`'s registry,
+    /// other than `target`'s own, that an image with layer `diff_id` was
+    /// pulled from or pushed to (its repo digests), at most three: candidates
+    /// for a cross-repository blob mount (as moby's v2 metadata service keeps).
+    fn mount_sources(&self, diff_id: &str, target: &Reference) -> Vec<String> {
+        let st = self.lock_state();
+        let mut out: Vec<String> = Vec::new();
+        for (rd, id) in &st.repos.digests {
+            let Some((repo, _)) = rd.rsplit_once('@') else {
+                continue;
+            };
+            let Some((domain, path)) = repo.split_once('/') else {
+                continue;
+            };
+            if domain != target.domain || path == target.path || out.iter().any(|o| o == path) {
+                continue;
+            }
+            let has = st
+                .images
+                .get(id)
+                .is_some_and(|rec| rec.image.diff_ids.iter().any(|d| d == diff_id));
+            if has {
+                out.push(path.to_string());
+                if out.len() == 3 {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
     /// Records `name@sha256:...` (a manifest digest in a registry) as naming image `id`.
     fn add_repo_digest(&self, repo_digest: &str, id: &str) -> Result<(), ImageError> {
         let mut st = self.lock_state();
@@ -1315,14 +1346,18 @@ pub async fn push(
             .map_err(|e| RegistryError::Invalid(format!("{what}: {e}")))??;
         blobs.push(b);
     }
-    let jobs: Vec<(std::path::PathBuf, Desc, String)> = blobs
+    let jobs: Vec<(std::path::PathBuf, Desc, String, Vec<String>)> = blobs
         .iter()
         .zip(ids.iter())
-        .map(|(b, id)| (b.path.clone(), b.desc.clone(), id.clone()))
+        .zip(image.diff_ids.iter())
+        .map(|((b, id), d)| {
+            let sources = store.mount_sources(d, &r);
+            (b.path.clone(), b.desc.clone(), id.clone(), sources)
+        })
         .collect();
     let tasks: Vec<_> = jobs
         .into_iter()
-        .map(|(path, desc, id)| {
+        .map(|(path, desc, id, sources)| {
             let (client, oref, tx) = (client.clone(), oref.clone(), tx.clone());
             let (what, registry) = (what.clone(), registry.clone());
             async move {
@@ -1333,6 +1368,27 @@ pub async fn push(
                 if exists {
                     layer_status(&tx, &id, "Layer already exists");
                     return Ok::<(), RegistryError>(());
+                }
+                // Cross-repository mount from a repository of the same registry
+                // known to hold the blob; any failure (a registry that starts an
+                // upload instead, a token without pull access there) falls back
+                // to uploading it.
+                for from in &sources {
+                    let src = oci_client::Reference::with_tag(
+                        oref.registry().to_string(),
+                        from.clone(),
+                        crate::DEFAULT_TAG.to_string(),
+                    );
+                    match client.mount_blob(&oref, &src, &desc.digest).await {
+                        Ok(()) => {
+                            layer_status(&tx, &id, &format!("Mounted from {from}"));
+                            return Ok(());
+                        }
+                        Err(e) => tracing::debug!(
+                            digest = %desc.digest, %from, error = %e,
+                            "cross-repository mount refused; uploading"
+                        ),
+                    }
                 }
                 let s = file_stream(path, tx.clone(), id.clone(), desc.size);
                 client
@@ -1561,6 +1617,128 @@ fn platform_json(os: &str, arch: &str, variant: Option<&str>) -> Value {
     p
 }
 
+/// One result of a registry search (Docker Engine API `GET /images/search`,
+/// the v1 search API's `results[]`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct SearchResult {
+    /// Repository name (`library/postgres`, `me/app`).
+    #[serde(default)]
+    pub name: String,
+    /// The repository's description.
+    #[serde(default)]
+    pub description: String,
+    /// Stars.
+    #[serde(default)]
+    pub star_count: u64,
+    /// An official image.
+    #[serde(default)]
+    pub is_official: bool,
+    /// An automated build (deprecated by Docker Hub; kept in the API).
+    #[serde(default)]
+    pub is_automated: bool,
+}
+
+#[derive(Deserialize)]
+struct SearchResponse {
+    #[serde(default)]
+    results: Vec<SearchResult>,
+}
+
+/// Splits a search term into (registry, query) as moby's
+/// `splitReposSearchTerm` does: a first component with a `.` or `:`, or
+/// `localhost`, names the registry; otherwise the registry is Docker Hub's
+/// index (`index.docker.io`) and the term is the query.
+pub fn split_search_term(term: &str) -> (String, String) {
+    match term.split_once('/') {
+        Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => {
+            (normalize_server(host), rest.to_string())
+        }
+        _ => ("index.docker.io".to_string(), term.to_string()),
+    }
+}
+
+/// `GET /images/search?term=`: searches the registry named in `term` (Docker
+/// Hub's index by default, see [`split_search_term`]) through the v1 search
+/// API, `GET /v1/search?q=QUERY&n=LIMIT`, the only search API registries
+/// offer (Docker Distribution 2.8 has none). `limit` is 1..=100 (default 25).
+///
+/// # Errors
+/// [`RegistryError::BadRequest`] for an empty term or a limit out of range;
+/// [`RegistryError::NotFound`] when the registry offers no search endpoint
+/// (it answers 404/405/501 or something that is not a v1 search answer),
+/// naming the registry; [`RegistryError::Denied`], [`RegistryError::Unreachable`].
+pub async fn search(
+    term: &str,
+    limit: Option<u32>,
+    auth: &AuthConfig,
+) -> Result<Vec<SearchResult>, RegistryError> {
+    install_crypto();
+    let term = term.trim();
+    if term.is_empty() {
+        return Err(RegistryError::BadRequest(
+            "search needs a term: tether search TERM (e.g. postgres, or HOST:PORT/NAME)".into(),
+        ));
+    }
+    let limit = limit.unwrap_or(25);
+    if !(1..=100).contains(&limit) {
+        return Err(RegistryError::BadRequest(format!(
+            "invalid limit {limit}: the search limit must be between 1 and 100"
+        )));
+    }
+    let (index, query) = split_search_term(term);
+    let scheme = if is_insecure(&index) { "http" } else { "https" };
+    let url = format!("{scheme}://{index}/v1/search");
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(15))
+        .timeout(Duration::from_secs(60))
+        .user_agent(concat!("tether/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| RegistryError::Unreachable(format!("{url}: {}", chain(&e))))?;
+    let mut req = http
+        .get(&url)
+        .query(&[("q", query.as_str()), ("n", &limit.to_string())]);
+    if !auth.username.is_empty() {
+        req = req.basic_auth(&auth.username, Some(&auth.password));
+    }
+    let res = req.send().await.map_err(|e| {
+        RegistryError::Unreachable(format!(
+            "searching registry {index} for {query:?}: cannot reach {url}: {}",
+            chain(&e)
+        ))
+    })?;
+    let st = res.status();
+    let no_search = |why: String| {
+        RegistryError::NotFound(format!(
+            "registry {index} offers no search endpoint ({why}): only registries with the v1 search API (GET /v1/search, as Docker Hub's index) can be searched"
+        ))
+    };
+    match st.as_u16() {
+        401 | 403 => {
+            return Err(RegistryError::Denied(format!(
+                "searching registry {index} for {query:?}: access denied ({st}) (log in with `tether login {index}`)"
+            )))
+        }
+        404 | 405 | 501 => return Err(no_search(format!("GET {url} answered {st}"))),
+        _ if !st.is_success() => {
+            return Err(RegistryError::Invalid(format!(
+                "searching registry {index} for {query:?}: GET {url} answered {st}"
+            )))
+        }
+        _ => {}
+    }
+    let body = res.bytes().await.map_err(|e| {
+        RegistryError::Unreachable(format!(
+            "searching registry {index} for {query:?}: reading the answer of {url}: {}",
+            chain(&e)
+        ))
+    })?;
+    let parsed: SearchResponse = serde_json::from_slice(&body)
+        .map_err(|e| no_search(format!("GET {url} did not answer with search results: {e}")))?;
+    let mut out = parsed.results;
+    out.truncate(limit as usize);
+    Ok(out)
+}
+
 /// Parses a name for pull/push the way the Docker Engine API gets it
 /// (`fromImage` + `tag`, where `tag` may also be a digest).
 ///
@@ -1634,6 +1812,35 @@ mod tests {
         let want = Platform::parse("linux/arm64").unwrap();
         assert_eq!(pick_platform(&idx, &want).unwrap().digest, "sha256:a");
         assert!(pick_platform(&idx, &Platform::parse("linux/s390x").unwrap()).is_none());
+    }
+
+    #[test]
+    fn search_terms() {
+        assert_eq!(
+            split_search_term("postgres"),
+            ("index.docker.io".into(), "postgres".into())
+        );
+        assert_eq!(
+            split_search_term("me/app"),
+            ("index.docker.io".into(), "me/app".into())
+        );
+        assert_eq!(
+            split_search_term("127.0.0.1:5000/tbox"),
+            ("127.0.0.1:5000".into(), "tbox".into())
+        );
+        assert_eq!(
+            split_search_term("docker.io/postgres"),
+            ("index.docker.io".into(), "postgres".into())
+        );
+        assert_eq!(
+            split_search_term("localhost/x"),
+            ("localhost".into(), "x".into())
+        );
+        let r: SearchResponse = serde_json::from_value(json!({"num_results": 1, "query": "x",
+            "results": [{"name": "library/x", "description": "d", "star_count": 3, "is_official": true, "is_trusted": false}]}))
+        .unwrap();
+        assert_eq!(r.results[0].star_count, 3);
+        assert!(r.results[0].is_official && !r.results[0].is_automated);
     }
 
     #[test]

@@ -91,6 +91,7 @@ pub async fn dispatch(client: &Client, args: &[String]) -> Result<()> {
         "save" => image_ops::save(client, &p("save"), rest).await,
         "login" => registry::login(client, &p("login"), rest).await,
         "logout" => registry::logout(client, &p("logout"), rest).await,
+        "search" => registry::search(client, &p("search"), rest).await,
         "version" => system::version(client, &p("version"), rest).await,
         "info" => system::info(client, &p("info"), rest).await,
         "container" => container_cmd(client, rest).await,
@@ -207,6 +208,7 @@ Common Commands:
   push        Upload an image to a registry
   login       Authenticate to a registry
   logout      Log out from a registry
+  search      Search a registry for images
   version     Show the tether version information
   info        Display system-wide information
 

@@ -313,29 +313,45 @@ pub async fn push(client: &Client, path: &str, args: &[String]) -> Result<()> {
             a.operands[0]
         )));
     }
+    let resp = start_push(client, &r).await?;
+    if a.quiet {
+        finish_quietly(resp).await?;
+        outln!("{}:{}", r.familiar_name(), r.tag_or_latest());
+        return Ok(());
+    }
+    display_progress(resp, false).await
+}
+
+/// Starts a push of `r` (`POST /images/{name}/push?tag=`, with
+/// `X-Registry-Auth` from the stored credentials).
+pub async fn start_push(
+    client: &Client,
+    r: &Reference,
+) -> Result<hyper::Response<hyper::body::Incoming>> {
     let q = Query::new().add("tag", r.tag_or_latest());
-    let resp = client
+    client
         .request_with_headers(
             hyper::Method::POST,
             &format!("/images/{}/push{}", path_escape(&r.name()), q.encode()),
             empty_body(),
             None,
-            &[("X-Registry-Auth", registry_auth_header(&domain_of(&r)))],
+            &[("X-Registry-Auth", registry_auth_header(&domain_of(r)))],
         )
-        .await?;
-    if a.quiet {
-        let body = crate::client::collect(resp).await?;
-        for line in body.split(|b| *b == b'\n') {
-            if let Ok(v) = serde_json::from_slice::<Value>(line) {
-                if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
-                    return Err(CliError::msg(e.to_string()));
-                }
+        .await
+}
+
+/// Reads a pull/push progress stream to its end without showing it; an
+/// `error` message in it is returned as the error.
+pub async fn finish_quietly(resp: hyper::Response<hyper::body::Incoming>) -> Result<()> {
+    let body = crate::client::collect(resp).await?;
+    for line in body.split(|b| *b == b'\n') {
+        if let Ok(v) = serde_json::from_slice::<Value>(line) {
+            if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+                return Err(CliError::msg(e.to_string()));
             }
         }
-        outln!("{}:{}", r.familiar_name(), r.tag_or_latest());
-        return Ok(());
     }
-    display_progress(resp, false).await
+    Ok(())
 }
 
 /// `tether login`.
@@ -541,4 +557,112 @@ mod tests {
         let r = reference::parse_named(&format!("127.0.0.1:5000/tbox@{d}")).unwrap();
         assert_eq!(pulled_name(&r), format!("127.0.0.1:5000/tbox@{d}"));
     }
+}
+
+/// `tether search`.
+#[derive(Parser, Debug)]
+#[command(
+    name = "search",
+    override_usage = "tether search [OPTIONS] TERM",
+    about = "Search a registry for images"
+)]
+pub struct SearchArgs {
+    /// Filter output based on conditions provided (is-official, is-automated, stars)
+    #[arg(short = 'f', long = "filter", action = clap::ArgAction::Append)]
+    filter: Vec<String>,
+    /// Pretty-print search using a Go template
+    #[arg(long)]
+    format: Option<String>,
+    /// Max number of search results
+    #[arg(long)]
+    limit: Option<u32>,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    no_trunc: bool,
+    operands: Vec<String>,
+}
+
+/// docker's default `search` table.
+const SEARCH_TABLE: &str = "table {{.Name}}\t{{.Description}}\t{{.StarCount}}\t{{.IsOfficial}}";
+
+/// `tether search TERM`: `GET /images/search?term=&limit=&filters=` with
+/// `X-Registry-Auth` for the registry named in the term; the table docker 25
+/// prints (NAME, DESCRIPTION cut to 45 characters, STARS, OFFICIAL `[OK]`).
+pub async fn search(client: &Client, path: &str, args: &[String]) -> Result<()> {
+    use crate::format::template::value::{Map as TMap, Value as TValue};
+    let a: SearchArgs = parse(path, args)?;
+    exact_args::<SearchArgs>(path, a.operands.len(), 1)?;
+    let term = &a.operands[0];
+    let server = match term.split_once('/') {
+        Some((h, _)) if h.contains('.') || h.contains(':') || h == "localhost" => h.to_string(),
+        _ => "docker.io".to_string(),
+    };
+    let q = super::container::filter_query(&a.filter)?.add("term", term.clone());
+    let q = match a.limit {
+        Some(l) => q.add("limit", l.to_string()),
+        None => q,
+    };
+    let resp = client
+        .request_with_headers(
+            hyper::Method::GET,
+            &format!("/images/search{}", q.encode()),
+            empty_body(),
+            None,
+            &[("X-Registry-Auth", registry_auth_header(&server))],
+        )
+        .await?;
+    let body = crate::client::collect(resp).await?;
+    let list: Value = serde_json::from_slice(&body)
+        .map_err(|e| CliError::BadResponse(format!("search results: {e}")))?;
+    let rows: Vec<TValue> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let desc = r["description"].as_str().unwrap_or("").replace('\n', " ");
+            let desc = if a.no_trunc {
+                desc
+            } else {
+                crate::format::ellipsis(&desc, 45)
+            };
+            let official = if r["is_official"].as_bool().unwrap_or(false) {
+                "[OK]"
+            } else {
+                ""
+            };
+            let automated = if r["is_automated"].as_bool().unwrap_or(false) {
+                "[OK]"
+            } else {
+                ""
+            };
+            TValue::Map(TMap::go_map(vec![
+                (
+                    "Name".into(),
+                    TValue::from(r["name"].as_str().unwrap_or("")),
+                ),
+                ("Description".into(), TValue::from(desc)),
+                (
+                    "StarCount".into(),
+                    TValue::from(r["star_count"].as_i64().unwrap_or(0).to_string()),
+                ),
+                ("IsOfficial".into(), TValue::from(official)),
+                ("IsAutomated".into(), TValue::from(automated)),
+            ]))
+        })
+        .collect();
+    let format = match a.format.as_deref() {
+        None | Some("") | Some("table") => SEARCH_TABLE.to_string(),
+        Some(f) => f.to_string(),
+    };
+    let header = crate::format::header_map(&[
+        ("Name", "NAME"),
+        ("Description", "DESCRIPTION"),
+        ("StarCount", "STARS"),
+        ("IsOfficial", "OFFICIAL"),
+        ("IsAutomated", "AUTOMATED"),
+    ]);
+    let text = crate::format::render_list(&format, &rows, &header)
+        .map_err(|e| CliError::msg(format!("template parsing error: {e}")))?;
+    crate::out!("{text}");
+    Ok(())
 }

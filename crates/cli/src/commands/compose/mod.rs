@@ -6,6 +6,7 @@
 //! this module talks to the daemon: networks, volumes and containers are
 //! found by the `com.docker.compose.*` labels.
 
+pub mod images;
 pub mod logs;
 pub mod progress;
 
@@ -105,6 +106,9 @@ pub struct UpArgs {
     /// Don't build an image, even if it's missing
     #[arg(long = "no-build")]
     pub no_build: bool,
+    /// Pull image before running ("always"|"missing"|"never")
+    #[arg(long)]
+    pub pull: Option<String>,
     /// SERVICE...
     pub services: Vec<String>,
 }
@@ -279,6 +283,12 @@ pub struct RunArgs {
     /// Working directory inside the container
     #[arg(short = 'w', long)]
     pub workdir: Option<String>,
+    /// Build image before starting container
+    #[arg(long)]
+    pub build: bool,
+    /// Pull image before running ("always"|"missing"|"never")
+    #[arg(long)]
+    pub pull: Option<String>,
     /// SERVICE
     pub operands: Vec<String>,
 }
@@ -343,7 +353,7 @@ pub fn parse_compose(args: &[String]) -> Result<(ComposeArgs, Vec<String>)> {
 pub async fn compose(client: &Client, args: &[String]) -> Result<()> {
     let (g, cmd) = parse_compose(args)?;
     let Some(sub) = cmd.first() else {
-        outln!("\nUsage:  {PROG} compose [OPTIONS] COMMAND\n\nDefine and run multi-container applications with tether\n\nCommands:\n  build       Build or rebuild services\n  config      Parse, resolve and render compose file in canonical format\n  down        Stop and remove containers, networks\n  exec        Execute a command in a running container\n  logs        View output from containers\n  ps          List containers\n  restart     Restart service containers\n  run         Run a one-off command on a service\n  start       Start services\n  stop        Stop services\n  up          Create and start containers\n\nOptions:\n  -f, --file stringArray           Compose configuration files\n  -p, --project-name string        Project name\n      --project-directory string   Specify an alternate working directory\n      --progress string            Set type of progress output (auto, tty, plain, quiet)");
+        outln!("\nUsage:  {PROG} compose [OPTIONS] COMMAND\n\nDefine and run multi-container applications with tether\n\nCommands:\n  build       Build or rebuild services\n  config      Parse, resolve and render compose file in canonical format\n  down        Stop and remove containers, networks\n  exec        Execute a command in a running container\n  logs        View output from containers\n  ps          List containers\n  pull        Pull service images\n  push        Push service images\n  restart     Restart service containers\n  run         Run a one-off command on a service\n  start       Start services\n  stop        Stop services\n  up          Create and start containers\n\nOptions:\n  -f, --file stringArray           Compose configuration files\n  -p, --project-name string        Project name\n      --project-directory string   Specify an alternate working directory\n      --progress string            Set type of progress output (auto, tty, plain, quiet)");
         return Ok(());
     };
     let rest = &cmd[1..];
@@ -408,6 +418,14 @@ pub async fn compose(client: &Client, args: &[String]) -> Result<()> {
             min_args::<RunArgs>(&path("run"), a.operands.len(), 1)?;
             let p = load_project(&g)?;
             run(client, &p, &a, &cmdline, progress).await
+        }
+        "pull" => {
+            let a: images::PullArgs = parse(&path("pull"), rest)?;
+            images::pull(client, &load_project(&g)?, &a, progress).await
+        }
+        "push" => {
+            let a: images::PushArgs = parse(&path("push"), rest)?;
+            images::push(client, &load_project(&g)?, &a, progress).await
         }
         "config" => {
             let a: ConfigArgs = parse(&path("config"), rest)?;
@@ -1022,33 +1040,12 @@ pub async fn up(client: &Client, p: &Project, a: &UpArgs, progress: Progress) ->
     } else {
         plan::start_order(p, &a.services).map_err(compose_err)?
     };
-    if a.build && a.no_build {
-        return Err(CliError::msg("--build and --no-build are incompatible"));
-    }
-    if !a.no_build {
-        // build what is asked (--build) or missing
-        let mut todo = Vec::new();
-        for s in &services {
-            let svc = &p.services[s];
-            if svc.build.is_none() {
-                continue;
-            }
-            let image = svc.image.clone().unwrap_or_default();
-            let present = client
-                .get(&format!(
-                    "/images/{}/json",
-                    crate::client::path_escape(&image)
-                ))
-                .await
-                .is_ok();
-            if a.build || !present {
-                todo.push(s.clone());
-            }
-        }
-        if !todo.is_empty() {
-            build_services(client, p, &todo, &BuildArgs::default()).await?;
-        }
-    }
+    let io = images::ImageOpts {
+        build: a.build,
+        no_build: a.no_build,
+        pull: a.pull.clone(),
+    };
+    images::ensure_images(client, p, &services, &io, progress).await?;
     orphans(client, p, a.remove_orphans, progress).await?;
     for key in p.used_networks(&services) {
         ensure_network(client, p, &key, progress).await?;
@@ -1397,6 +1394,12 @@ pub async fn run(
     };
     let mut scope = deps.clone();
     scope.push(service.clone());
+    let io = images::ImageOpts {
+        build: a.build,
+        no_build: false,
+        pull: a.pull.clone(),
+    };
+    images::ensure_images(client, p, &scope, &io, progress).await?;
     for key in p.used_networks(&scope) {
         ensure_network(client, p, &key, progress).await?;
     }

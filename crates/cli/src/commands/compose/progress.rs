@@ -21,6 +21,8 @@ pub enum Kind {
     Volume,
     /// A container.
     Container,
+    /// A service (its image being pulled, built or pushed).
+    Service,
 }
 
 impl Kind {
@@ -30,6 +32,7 @@ impl Kind {
             Kind::Network => "Network",
             Kind::Volume => "Volume",
             Kind::Container => "Container",
+            Kind::Service => "Service",
         }
     }
 }
