@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmarks: tether vs Docker and Podman (when installed), A B C alternation.
 # Usage (root, from the repository): sudo bash bench/run.sh
-# Env: BENCH_ITER (default 10), BENCH_FIGS (default "1 3 2 4 5 6 7"), BENCH_ENGINES (default:
+# Env: BENCH_ITER (default 10), BENCH_FIGS (default "1 3 2 4 5 6 7 9"), BENCH_ENGINES (default:
 # tether + whichever of docker/podman are installed), BENCH_OUT (default docs/benchmarks.md),
 # TETHER_BIN (default target/release/tether); more knobs in bench/README.md.
 set -euo pipefail
@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 
-FIGS=${BENCH_FIGS:-"1 3 2 4 5 6 7"}
+FIGS=${BENCH_FIGS:-"1 3 2 4 5 6 7 9"}
 export BENCH_ITER=${BENCH_ITER:-10}
 OUT=${BENCH_OUT:-$REPO/docs/benchmarks.md}
 TAR=${TBOX_TAR:-/var/tmp/tether-images/tbox.tar}
