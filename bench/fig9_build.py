@@ -15,10 +15,10 @@ pseudo-random bytes (seeded; sizes 0.25-1.75x the mean; fixed mtimes), and a Doc
     CMD ["/app/bin/count"]
 
 Per iteration and engine (engines alternating), each engine's own CLI:
-  - cold build: `build --no-cache --force-rm -t bench9:latest CTX`, after `rmi -f
-    bench9:latest` and `image prune -f` (the dangling intermediate images of the last
-    build) off the clock, so that neither a cache entry nor a layer of an earlier build
-    is left to reuse (tether and podman would otherwise share an identical layer); the
+  - cold build: `build --no-cache --force-rm -t bench9:latest CTX`, after `rmi -f` of
+    bench9:latest and of every image made since the figure started (the last build's
+    intermediate images) off the clock, so that neither a cache entry nor a layer of an
+    earlier build is left to reuse (tether would otherwise share an identical layer); the
     base image and the machine's page cache stay warm, for every engine alike.
     Docker: `DOCKER_BUILDKIT=0 docker build` (the classic builder, as the issue asks);
   - cached rebuild: the same command without `--no-cache`, right after, nothing
@@ -120,11 +120,29 @@ def run_build(e, ctx, cold):
     return dt, daemon, ru.ru_maxrss / 1024.0, out
 
 
+BASELINE = {}  # engine -> image IDs present before the figure (tbox:latest, ...)
+
+
+def image_ids(e):
+    return sh(e, "images", "-a", "-q", "--no-trunc").split()
+
+
 def drop_image(e):
+    """Removes bench9:latest and every image made since the figure started (the build's
+    intermediate images: `rmi` of the tag prunes them in docker and podman, not in
+    tether), newest first; fails if any is left, as the next cold build would not be."""
     sh(e, "rmi", "-f", TAG, check=False)
-    sh(e, "image", "prune", "-f", check=False)
+    for _ in range(3):
+        extra = [i for i in image_ids(e) if i not in BASELINE[e]]
+        if not extra:
+            return
+        for i in extra:  # listed newest first: children before their parents
+            sh(e, "rmi", "-f", i, check=False)
+    raise RuntimeError("%s: images left after removing the build's: %s" % (e, extra))
 
 
+for e in engines():
+    BASELINE[e] = set(image_ids(e))
 ctx = tempfile.mkdtemp(prefix="bench9-ctx.")
 verified = set()
 try:
@@ -164,5 +182,8 @@ try:
     record(9, "build peak RSS, daemon(s) + CLI, rebuild", "MiB", res["warm_c"])
 finally:
     for e in engines():
-        drop_image(e)
+        try:
+            drop_image(e)
+        except Exception as ex:
+            print("  %s: %s" % (e, ex), file=sys.stderr, flush=True)
     shutil.rmtree(ctx, ignore_errors=True)

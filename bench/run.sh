@@ -90,7 +90,8 @@ if [[ $BENCH_ENGINES == *docker* ]]; then
     # a stale docker0 on 172.17 (left by an earlier dockerd) would keep the old address
     ip -4 addr show docker0 2>/dev/null | grep -q ' 172\.17\.' && ip link del docker0
     mkdir -p /run/tether-peers /var/log/tether-peers
-    nohup dockerd --bip "$DOCKER_BIP" >/var/log/tether-peers/dockerd.log 2>&1 &
+    # shellcheck disable=SC2086  # BENCH_DOCKERD_ARGS: extra words, e.g. --data-root DIR
+    nohup dockerd --bip "$DOCKER_BIP" ${BENCH_DOCKERD_ARGS:-} >/var/log/tether-peers/dockerd.log 2>&1 &
     STARTED_DOCKERD=$!; echo "$STARTED_DOCKERD" > /run/tether-peers/dockerd.pid
     export BENCH_DOCKER_PID=$STARTED_DOCKERD
     for _ in $(seq 100); do docker version >/dev/null 2>&1 && break; sleep 0.2; done
@@ -107,6 +108,8 @@ IFS=, read -ra E <<<"$BENCH_ENGINES"
 for e in "${E[@]}"; do
   case $e in
     tether) c=("$TETHER_BIN" -H "unix://$TETHER_SOCK") ;;
+    # shellcheck disable=SC2206  # BENCH_PODMAN_ARGS: global flags, e.g. --root DIR
+    podman) c=(podman ${BENCH_PODMAN_ARGS:-}) ;;
     *) c=("$e") ;;
   esac
   "${c[@]}" image inspect tbox:latest >/dev/null 2>&1 ||
