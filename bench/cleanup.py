@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Remove every container and network named bench* in one engine (best effort)."""
+"""Remove every container, network and image named bench* in one engine (best effort)."""
 import sys
 from lib import sh, cli, rm_args
 e = sys.argv[1]
@@ -11,4 +11,10 @@ nets = [n for n in sh(e, "network", "ls", "--format", "{{.Name}}", check=False).
         if n.startswith("bench")]
 if nets:
     sh(e, "network", "rm", *nets, check=False)
-print("%s: removed %d containers, %d networks" % (e, len(names), len(nets)))
+# images of figure 9 (podman names them localhost/bench9:latest)
+imgs = [n for n in sh(e, "images", "--format", "{{.Repository}}:{{.Tag}}", check=False).split()
+        if n.rsplit("/", 1)[-1].startswith("bench")]
+if imgs:
+    sh(e, "rmi", "-f", *imgs, check=False)
+    sh(e, "image", "prune", "-f", check=False)
+print("%s: removed %d containers, %d networks, %d images" % (e, len(names), len(nets), len(imgs)))

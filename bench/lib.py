@@ -5,7 +5,7 @@ Engines are picked from the BENCH_ENGINES environment variable (set by run.sh), 
 A B C A B C ... (alternating), and appends its rows to the JSON-lines file named by
 BENCH_RESULTS.
 """
-import json, math, os, statistics, subprocess, sys, time
+import json, math, os, shlex, statistics, subprocess, sys, time
 
 TETHER_BIN = os.environ.get("TETHER_BIN", "tether")
 TETHER_SOCK = os.environ.get("TETHER_SOCK", "/run/tether/tether.sock")
@@ -28,6 +28,9 @@ CLI_WRAP = {}
 def cli(engine):
     if engine == "tether":
         return CLI_WRAP.get(engine, []) + [TETHER_BIN, "-H", "unix://" + TETHER_SOCK]
+    if engine == "podman":  # BENCH_PODMAN_ARGS: global flags, e.g. --root DIR --runroot DIR
+        return CLI_WRAP.get(engine, []) + [engine] + \
+            shlex.split(os.environ.get("BENCH_PODMAN_ARGS", ""))
     return CLI_WRAP.get(engine, []) + [engine]
 
 

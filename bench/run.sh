@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmarks: tether vs Docker and Podman (when installed), A B C alternation.
 # Usage (root, from the repository): sudo bash bench/run.sh
-# Env: BENCH_ITER (default 10), BENCH_FIGS (default "1 3 2 4 5 6 7"), BENCH_ENGINES (default:
+# Env: BENCH_ITER (default 10), BENCH_FIGS (default "1 3 2 4 5 6 7 9"), BENCH_ENGINES (default:
 # tether + whichever of docker/podman are installed), BENCH_OUT (default docs/benchmarks.md),
 # TETHER_BIN (default target/release/tether); more knobs in bench/README.md.
 set -euo pipefail
@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 
-FIGS=${BENCH_FIGS:-"1 3 2 4 5 6 7"}
+FIGS=${BENCH_FIGS:-"1 3 2 4 5 6 7 9"}
 export BENCH_ITER=${BENCH_ITER:-10}
 OUT=${BENCH_OUT:-$REPO/docs/benchmarks.md}
 TAR=${TBOX_TAR:-/var/tmp/tether-images/tbox.tar}
@@ -90,7 +90,8 @@ if [[ $BENCH_ENGINES == *docker* ]]; then
     # a stale docker0 on 172.17 (left by an earlier dockerd) would keep the old address
     ip -4 addr show docker0 2>/dev/null | grep -q ' 172\.17\.' && ip link del docker0
     mkdir -p /run/tether-peers /var/log/tether-peers
-    nohup dockerd --bip "$DOCKER_BIP" >/var/log/tether-peers/dockerd.log 2>&1 &
+    # shellcheck disable=SC2086  # BENCH_DOCKERD_ARGS: extra words, e.g. --data-root DIR
+    nohup dockerd --bip "$DOCKER_BIP" ${BENCH_DOCKERD_ARGS:-} >/var/log/tether-peers/dockerd.log 2>&1 &
     STARTED_DOCKERD=$!; echo "$STARTED_DOCKERD" > /run/tether-peers/dockerd.pid
     export BENCH_DOCKER_PID=$STARTED_DOCKERD
     for _ in $(seq 100); do docker version >/dev/null 2>&1 && break; sleep 0.2; done
@@ -107,6 +108,8 @@ IFS=, read -ra E <<<"$BENCH_ENGINES"
 for e in "${E[@]}"; do
   case $e in
     tether) c=("$TETHER_BIN" -H "unix://$TETHER_SOCK") ;;
+    # shellcheck disable=SC2206  # BENCH_PODMAN_ARGS: global flags, e.g. --root DIR
+    podman) c=(podman ${BENCH_PODMAN_ARGS:-}) ;;
     *) c=("$e") ;;
   esac
   "${c[@]}" image inspect tbox:latest >/dev/null 2>&1 ||
