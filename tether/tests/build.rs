@@ -239,6 +239,20 @@ fn multi_stage_build_target_and_cache() {
     );
     let o = d.fails(&["build", "--target", "nosuch", &c]);
     assert!(o.all().contains("nosuch"), "{o}");
+
+    // removing the built images removes their intermediate images too, as Docker does
+    let base = d.ok(&["images", "-q", "--no-trunc", IMAGE]);
+    let before = d.ok(&["images", "-aq"]).lines().count();
+    let out = d.ok(&["rmi", "ms", "ms-builder"]);
+    let after = d.ok(&["images", "-aq"]).lines().count();
+    assert!(
+        before - after > 2,
+        "rmi removed only the tagged images ({before} -> {after}): {out}"
+    );
+    // what the earlier builds left untagged (their tags moved) is dangling: prune takes it
+    d.ok(&["image", "prune", "-f"]);
+    let left = d.ok(&["images", "-aq", "--no-trunc"]);
+    assert_eq!(left, base, "intermediate images left");
 }
 
 #[test]

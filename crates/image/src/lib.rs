@@ -337,6 +337,24 @@ struct State {
     repos: Repositories,
 }
 
+/// The chain of `id`'s local parents that have no tag, nearest first, up to the
+/// first tagged (or missing) one.
+fn untagged_parents(st: &State, id: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = st.images.get(id).and_then(|r| r.image.parent.clone());
+    while let Some(p) = cur {
+        if !st.images.contains_key(&p)
+            || st.repos.tags.values().any(|v| *v == p)
+            || out.len() > 10_000
+        {
+            break;
+        }
+        cur = st.images.get(&p).and_then(|r| r.image.parent.clone());
+        out.push(p);
+    }
+    out
+}
+
 /// The local image store. Thread-safe: all methods take `&self`.
 ///
 /// Writers (`import`, `load`, `remove`, `prune_layers`) are serialized;
@@ -820,14 +838,16 @@ impl ImageStore {
         let mut usage: HashMap<String, bool> = HashMap::new();
         let mut attempt = 0;
         let mut st = loop {
-            let (id, held): (String, Vec<String>) = {
+            let (id, held, parents): (String, Vec<String>, Vec<String>) = {
                 let st = self.lock_state();
-                (
-                    resolve(&st, reference)?,
-                    st.repos.held.keys().cloned().collect(),
-                )
+                let id = resolve(&st, reference)?;
+                let parents = untagged_parents(&st, &id);
+                (id, st.repos.held.keys().cloned().collect(), parents)
             };
-            for x in std::iter::once(&id).chain(held.iter()) {
+            for x in std::iter::once(&id)
+                .chain(held.iter())
+                .chain(parents.iter())
+            {
                 if !usage.contains_key(x) {
                     let u = in_use(x);
                     usage.insert(x.clone(), u);
@@ -917,6 +937,7 @@ impl ImageStore {
             }
             self.persist_repos(&repos)?;
             st.repos = repos;
+            let parents = untagged_parents(&st, &id);
             st.images.remove(&id);
             let img_dir = self.images_dir().join(hex_of(&id));
             let t = self.tmp_dir().join(fsutil::random_name());
@@ -927,6 +948,25 @@ impl ImageStore {
                 }
             }
             records.push(deleted(id.clone()));
+            // As Docker: the untagged parents only this image kept (a build's
+            // intermediate images) go with it, up to the first one that is tagged,
+            // has other children or is used by a container.
+            for p in parents {
+                let others = st
+                    .images
+                    .values()
+                    .any(|r| r.image.parent.as_deref() == Some(p.as_str()));
+                if others || in_use(&p) {
+                    break;
+                }
+                st.images.remove(&p);
+                let dir = self.images_dir().join(hex_of(&p));
+                let t = self.tmp_dir().join(fsutil::random_name());
+                if fs::rename(&dir, &t).is_ok() {
+                    trash.push(t);
+                }
+                records.push(deleted(p));
+            }
             let removed = self.gc_layers(&mut st, Some(&in_use))?;
             let chain = chain_ids(&diff_ids);
             for (i, d) in diff_ids.iter().enumerate().rev() {

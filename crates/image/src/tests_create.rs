@@ -686,15 +686,17 @@ fn removing_and_pruning_respect_children_and_containers() {
 fn dangling_prune_removes_untagged_leaves_only() {
     let (tmp, s) = store();
     let (base, mid, top) = chain(&s, tmp.path());
-    s.remove("top:1", false, &never).unwrap();
+    // the tag moves away: top is a dangling leaf on its untagged parent mid
+    s.tag(&base.id, "top:1").unwrap();
     let rep = s.prune(false, &|_| true, &never).unwrap();
     let deleted: Vec<&str> = rep
         .deleted
         .iter()
         .filter_map(|d| d.deleted.as_deref())
         .collect();
-    // top was deleted by rmi already (no child, last tag); mid is now a dangling leaf.
+    // top, then mid (a dangling leaf once top is gone), but not base
     assert!(s.get(&top.id).is_err());
+    assert!(deleted.contains(&top.id.as_str()), "{deleted:?}");
     assert!(deleted.contains(&mid.id.as_str()), "{deleted:?}");
     assert!(!deleted.contains(&base.id.as_str()));
     assert!(s.get("base:1").is_ok());
@@ -831,4 +833,18 @@ fn symlinks_in_the_upper_dir_are_never_followed() {
     let link = tmp.path().join("upper-link");
     std::os::unix::fs::symlink(&upper, &link).unwrap();
     assert!(s.layer_from_upper(&link).is_err());
+}
+
+#[test]
+fn rmi_takes_the_untagged_parents_only_the_image_kept() {
+    let (tmp, s) = store();
+    let (base, mid, top) = chain(&s, tmp.path());
+    let out = s.remove("top:1", false, &never).unwrap();
+    let deleted: Vec<&str> = out.iter().filter_map(|d| d.deleted.as_deref()).collect();
+    // as Docker: the build's intermediate image goes with the image, the tagged base stays
+    assert!(deleted.contains(&top.id.as_str()), "{deleted:?}");
+    assert!(deleted.contains(&mid.id.as_str()), "{deleted:?}");
+    assert!(s.get(&mid.id).is_err());
+    assert!(s.get("base:1").is_ok());
+    let _ = base;
 }
