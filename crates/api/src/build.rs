@@ -46,7 +46,6 @@ pub(crate) async fn build(
     {
         opts.auth = registry_config_auth(a);
     }
-    let spool = crate::routes::body_to_file(req).await?;
     let base = engine.config().root.join("builder");
     std::fs::create_dir_all(&base)
         .map_err(|e| EngineError::Internal(format!("create {}: {e}", base.display())))?;
@@ -55,18 +54,46 @@ pub(crate) async fn build(
         .tempdir_in(&base)
         .map_err(|e| EngineError::Internal(format!("context dir: {e}")))?;
     let root = dir.path().to_path_buf();
-    let ctx = tokio::task::spawn_blocking(move || {
-        let f = std::fs::File::open(spool.path())
-            .map_err(|e| EngineError::Internal(format!("reading the context: {e}")))?;
-        tether_image::build::context::Context::unpack(std::io::BufReader::new(f), &root).map_err(
-            |e| match e.status() {
-                500 => EngineError::Internal(e.to_string()),
-                _ => EngineError::InvalidParam(e.to_string()),
+    // The context is unpacked as it arrives (no spool file): the body's frames go
+    // down a channel to a blocking reader. The body is read to its end even when
+    // unpacking stops early, so that the client gets the answer.
+    let (chunks, chunk_rx) = mpsc::channel::<Bytes>(16);
+    let pump = tokio::spawn(async move {
+        use http_body_util::BodyExt;
+        let mut body = req.into_body();
+        let mut open = true;
+        while let Some(fr) = body.frame().await {
+            let Ok(fr) = fr else { return false };
+            if let Ok(d) = fr.into_data() {
+                if open && chunks.send(d).await.is_err() {
+                    open = false;
+                }
+            }
+        }
+        true
+    });
+    let unpacked = tokio::task::spawn_blocking(move || {
+        let reader = std::io::BufReader::with_capacity(
+            256 << 10,
+            ChannelReader {
+                rx: chunk_rx,
+                cur: Bytes::new(),
             },
-        )
+        );
+        tether_image::build::context::Context::unpack(reader, &root).map_err(|e| match e.status() {
+            500 => EngineError::Internal(e.to_string()),
+            _ => EngineError::InvalidParam(e.to_string()),
+        })
     })
     .await
-    .map_err(|e| EngineError::Internal(e.to_string()))??;
+    .map_err(|e| EngineError::Internal(e.to_string()))?;
+    let complete = pump.await.unwrap_or(false);
+    let ctx = unpacked?;
+    if !complete {
+        return Err(EngineError::InvalidParam(
+            "reading the build context: the client's request body ended early".into(),
+        ));
+    }
 
     let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
     let (out, body_rx) = mpsc::channel::<Bytes>(64);
@@ -90,13 +117,34 @@ pub(crate) async fn build(
     });
     tokio::spawn(async move {
         let _ = engine.build(opts, ctx, tx).await;
-        drop(dir);
+        let _ = tokio::task::spawn_blocking(move || drop(dir)).await;
     });
     Ok(Response::builder()
         .header("Content-Type", "application/json")
         .header("Api-Version", crate::API_VERSION)
         .body(streams::channel_body(body_rx))
         .unwrap_or_else(|_| Response::new(crate::full(""))))
+}
+
+/// A blocking `Read` over the request body's chunks.
+struct ChannelReader {
+    rx: mpsc::Receiver<Bytes>,
+    cur: Bytes,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(b) => self.cur = b,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        self.cur = self.cur.slice(n..);
+        Ok(n)
+    }
 }
 
 /// `X-Registry-Config`: base64url JSON `{"registry": {"username": .., "password": ..}}`;

@@ -264,7 +264,8 @@ impl Cleanup {
         for m in std::mem::take(&mut self.mounts) {
             let _ = rootfs::unmount(&m);
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        let dir = self.dir.clone();
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
     }
 }
 
@@ -363,10 +364,16 @@ impl Engine {
             keep_containers: false,
         };
         let res = self.build_inner(&opts, &ctx, &tx, &mut cleanup).await;
-        cleanup.finish(res.is_ok(), opts.rm, opts.force_rm).await;
         match res {
-            Ok(id) => Ok(id),
+            Ok(id) => {
+                // the client has its answer before the build's directories are removed
+                drop(tx);
+                cleanup.finish(true, opts.rm, opts.force_rm).await;
+                Ok(id)
+            }
             Err(e) => {
+                // a failed build's containers are gone before the client hears of it
+                cleanup.finish(false, opts.rm, opts.force_rm).await;
                 let m = e.to_string();
                 let _ = tx.send(json!({"errorDetail": {"message": m}, "error": m}));
                 Err(e)

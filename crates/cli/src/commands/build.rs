@@ -119,12 +119,12 @@ fn size_bytes(s: &str) -> Result<i64> {
 
 /// Writes the context directory `dir` (minus what `.dockerignore` excludes)
 /// as a tar into `out`; `extra` entries (name, content) are added.
-fn tar_context(dir: &Path, out: std::fs::File, extra: &[(String, Vec<u8>)]) -> Result<()> {
+fn tar_context<W: std::io::Write>(dir: &Path, out: W, extra: &[(String, Vec<u8>)]) -> Result<()> {
     let ignore = match std::fs::read_to_string(dir.join(".dockerignore")) {
         Ok(t) => Ignore::parse(&t).map_err(|e| CliError::msg(e.to_string()))?,
         Err(_) => Ignore::default(),
     };
-    let mut b = tar::Builder::new(std::io::BufWriter::new(out));
+    let mut b = tar::Builder::new(out);
     b.follow_symlinks(false);
     b.mode(tar::HeaderMode::Complete);
     let err = |p: &Path, e: std::io::Error| {
@@ -320,22 +320,70 @@ pub async fn build_dir(
             }
         }
     }
-    let spool = tempfile::tempfile().map_err(|e| CliError::msg(format!("temp file: {e}")))?;
-    let f = spool
-        .try_clone()
-        .map_err(|e| CliError::msg(e.to_string()))?;
+    // The tar is made while it is sent: a blocking thread writes it into a channel
+    // that is the request body (no temp file of the whole context).
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
     let d = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || tar_context(&d, f, &extra))
-        .await
-        .map_err(|e| CliError::msg(e.to_string()))??;
-    send(client, spool, &req).await
+    let maker = tokio::task::spawn_blocking(move || {
+        let w = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(CHUNK),
+        };
+        let r = tar_context(&d, w, &extra);
+        if let Err(e) = &r {
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+        r
+    });
+    let body = stream_body(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }));
+    let sent = post_build(client, body, &req).await;
+    // a failure to make the tar is the error to show, not the interrupted request's
+    maker.await.map_err(|e| CliError::msg(e.to_string()))??;
+    sent
 }
 
-async fn send(client: &Client, mut spool: std::fs::File, req: &BuildRequest) -> Result<()> {
-    std::io::Seek::seek(&mut spool, std::io::SeekFrom::Start(0))
-        .map_err(|e| CliError::msg(format!("reading the build context: {e}")))?;
-    let file = tokio::fs::File::from_std(spool);
-    let body = stream_body(read_all(file));
+const CHUNK: usize = 256 << 10;
+
+/// A `Write` that sends full chunks down a channel (from a blocking thread).
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    fn ship(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx
+            .blocking_send(Ok(bytes::Bytes::from(chunk)))
+            .map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::BrokenPipe,
+                    "the daemon stopped reading the build context",
+                )
+            })
+    }
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.ship()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.ship()
+    }
+}
+
+async fn post_build(client: &Client, body: crate::client::Body, req: &BuildRequest) -> Result<()> {
     let resp = client
         .request(
             hyper::Method::POST,
@@ -345,6 +393,13 @@ async fn send(client: &Client, mut spool: std::fs::File, req: &BuildRequest) -> 
         )
         .await?;
     super::display_json_stream(resp, false).await
+}
+
+async fn send(client: &Client, mut spool: std::fs::File, req: &BuildRequest) -> Result<()> {
+    std::io::Seek::seek(&mut spool, std::io::SeekFrom::Start(0))
+        .map_err(|e| CliError::msg(format!("reading the build context: {e}")))?;
+    let file = tokio::fs::File::from_std(spool);
+    post_build(client, stream_body(read_all(file)), req).await
 }
 
 /// `tether build [OPTIONS] PATH | -`.
