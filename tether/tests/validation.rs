@@ -524,3 +524,51 @@ fn the_cli_names_unknown_flags_and_bad_template_fields() {
     );
     assert_eq!(d.ok(&["ps", "-a", "--format", "{{.Names}}"]), "web");
 }
+
+#[test]
+fn network_drivers_are_looked_up_by_name_and_checked_before_anything_is_made() {
+    let d = Daemon::start();
+    let links = d.links();
+    // an unknown driver names the ones there are
+    refused(
+        &d,
+        "POST",
+        "/networks/create",
+        Some(&json!({"Name": "n1", "Driver": "overlay"})),
+        &["\"overlay\"", "bridge, host, null"],
+    );
+    // host and null have their one predefined network each
+    for (driver, net) in [("host", "host"), ("null", "none")] {
+        refused(
+            &d,
+            "POST",
+            "/networks/create",
+            Some(&json!({"Name": "n1", "Driver": driver})),
+            &[&format!("only one instance of \"{driver}\""), net],
+        );
+    }
+    // the bridge driver checks its typed options, naming option and value
+    refused(
+        &d,
+        "POST",
+        "/networks/create",
+        Some(
+            &json!({"Name": "n1", "Options": {"com.docker.network.bridge.gateway_mode_ipv4": "isolated"}}),
+        ),
+        &["isolated", "--internal"],
+    );
+    let out = d.fails(&["network", "create", "-d", "macvlan", "n1"]);
+    assert!(
+        out.all().contains("\"macvlan\"") && out.all().contains("bridge, host, null"),
+        "{}",
+        out.all()
+    );
+    let (st, v) = d.api("GET", "/networks", None);
+    assert_eq!(st, 200, "{v}");
+    let names: Vec<&str> = v
+        .as_array()
+        .map(|a| a.iter().filter_map(|n| n["Name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names.len(), 3, "only the predefined networks: {names:?}");
+    assert_eq!(d.links(), links, "a refused create left a link behind");
+}

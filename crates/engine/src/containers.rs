@@ -1206,16 +1206,21 @@ impl Engine {
             }
         }
         let st = self.state.lock().await;
-        let b = self.bridge.clone();
-        let _ = tokio::task::spawn_blocking(move || b.flush()).await;
+        let drivers = self.drivers.clone();
+        let _ = tokio::task::spawn_blocking(move || drivers.all().for_each(|d| d.flush())).await;
         if st.containers.values().any(|c| c.state.status == "running") {
             return;
         }
         for n in st.networks.values() {
-            if let Some(b) = crate::networks::bridge_of(n) {
-                if let Err(e) = self.bridge.remove_bridge(&self.nl, &b).await {
-                    tracing::warn!(bridge = %b.bridge, error = %e, "removing bridge");
-                }
+            let done = match self.driver_of(n) {
+                Ok(d) => d
+                    .shutdown_network(&crate::networks::spec_of(n))
+                    .await
+                    .map_err(EngineError::from),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = done {
+                tracing::warn!(network = %n.name, error = %e, "removing the network's devices");
             }
         }
         if let Err(e) = self.fw.teardown() {

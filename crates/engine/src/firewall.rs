@@ -23,11 +23,13 @@ impl Engine {
         let mut errors = Vec::new();
         let mut restored = 0;
         for n in st.networks.values() {
-            if let Some(b) = crate::networks::bridge_of(n) {
-                match self.bridge.restore_firewall(&b) {
-                    Ok(()) => restored += 1,
-                    Err(e) => errors.push(format!("network {}: {e}", n.name)),
-                }
+            let done = self.driver_of(n).and_then(|d| {
+                d.restore_firewall(&crate::networks::spec_of(n))
+                    .map_err(EngineError::from)
+            });
+            match done {
+                Ok(()) => restored += 1,
+                Err(e) => errors.push(format!("network {}: {e}", n.name)),
             }
         }
         for gw in self.host_dns_addresses() {

@@ -34,6 +34,7 @@ use std::sync::Arc;
 use tether_image::ImageStore;
 use tether_net::bridge::BridgeDriver;
 use tether_net::dns::Resolver;
+use tether_net::driver::{Drivers, HostDriver, NullDriver};
 use tether_net::firewall::{Firewall, FirewallConfig, Nftables};
 use tether_net::link::{Netlink, Reaper};
 use tether_runtime::runc::Runc;
@@ -102,10 +103,11 @@ impl From<tether_net::link::LinkError> for EngineError {
     }
 }
 
-impl From<tether_net::bridge::DriverError> for EngineError {
-    fn from(e: tether_net::bridge::DriverError) -> Self {
+impl From<tether_net::driver::DriverError> for EngineError {
+    fn from(e: tether_net::driver::DriverError) -> Self {
         match e {
-            tether_net::bridge::DriverError::Link(l) => l.into(),
+            tether_net::driver::DriverError::Link(l) => l.into(),
+            e if e.is_input() => EngineError::InvalidParam(e.to_string()),
             e => EngineError::Internal(e.to_string()),
         }
     }
@@ -212,7 +214,8 @@ pub struct Engine {
     pub(crate) execs: std::sync::Mutex<HashMap<String, exec::Exec>>,
     pub(crate) runc: Runc,
     pub(crate) fw: Arc<dyn Firewall>,
-    pub(crate) bridge: Arc<BridgeDriver>,
+    /// The network drivers, keyed by a network's `Driver`.
+    pub(crate) drivers: Drivers,
     pub(crate) nl: Netlink,
     pub(crate) dns: Arc<Resolver>,
     pub(crate) events: events::Events,
@@ -229,6 +232,19 @@ impl Engine {
     /// networks and their bridges, and re-adopts containers that kept running while the
     /// daemon was away (their sandboxes, DNS and published ports are restored).
     pub async fn start(cfg: Config) -> Result<Arc<Engine>, EngineError> {
+        let fw: Arc<dyn Firewall> = Arc::new(Nftables::new(FirewallConfig {
+            allow_direct_routing: cfg.allow_direct_routing,
+        }));
+        Engine::start_with(cfg, fw).await
+    }
+
+    /// [`Engine::start`] with the firewall given: the seam through which another
+    /// [`Firewall`] (one that fails on purpose, in tests) is injected. The bridge driver
+    /// programs the same firewall.
+    pub async fn start_with(
+        cfg: Config,
+        fw: Arc<dyn Firewall>,
+    ) -> Result<Arc<Engine>, EngineError> {
         for d in [
             cfg.root.join("networks"),
             cfg.root.join("containers"),
@@ -243,9 +259,6 @@ impl Engine {
         let images = Arc::new(ImageStore::open(&cfg.root.join("image"))?);
         // Counting starts before the first nft batch and DNS query.
         metrics::global();
-        let fw: Arc<dyn Firewall> = Arc::new(Nftables::new(FirewallConfig {
-            allow_direct_routing: cfg.allow_direct_routing,
-        }));
         fw.init()?;
         tether_net::sysctl::set("net.ipv4.ip_forward", "1")?;
         let nl = Netlink::open()?;
@@ -259,7 +272,16 @@ impl Engine {
                 binary: cfg.runtime.clone(),
                 root: cfg.exec_root.join("runc"),
             },
-            bridge: Arc::new(BridgeDriver::new(fw.clone(), Arc::new(Reaper::start()?))),
+            drivers: {
+                let mut d = Drivers::new();
+                d.register(Arc::new(BridgeDriver::new(
+                    fw.clone(),
+                    Arc::new(Reaper::start()?),
+                )?));
+                d.register(Arc::new(HostDriver));
+                d.register(Arc::new(NullDriver));
+                d
+            },
             cfg,
             images,
             state: tokio::sync::Mutex::new(State::default()),
@@ -333,13 +355,16 @@ impl Engine {
         self.ensure_predefined().await?;
         let nets: Vec<Network> = self.state.lock().await.networks.values().cloned().collect();
         for n in nets {
-            if let Some(b) = networks::bridge_of(&n) {
-                match self.bridge.create_network(&self.nl, &b).await {
-                    Ok(()) => self.serve_host_dns(&n),
-                    Err(e) => {
-                        tracing::error!(network = %n.name, error = %e, "cannot restore network")
-                    }
-                }
+            let restored = match self.driver_of(&n) {
+                Ok(d) => d
+                    .create_network(&networks::spec_of(&n))
+                    .await
+                    .map_err(EngineError::from),
+                Err(e) => Err(e),
+            };
+            match restored {
+                Ok(()) => self.serve_host_dns(&n),
+                Err(e) => tracing::error!(network = %n.name, error = %e, "cannot restore network"),
             }
         }
         let ids: Vec<String> = self.state.lock().await.containers.keys().cloned().collect();

@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 use bollard_stubs::models::NetworkCreateRequest;
 use ipnet::Ipv4Net;
 use tether_net::bridge::BridgeNetwork;
+use tether_net::driver::NetworkSpec;
 use tether_net::firewall::GatewayMode;
 use tether_net::ipam::{self, Pool};
 use tether_net::link;
@@ -18,139 +19,33 @@ use crate::{Engine, EngineError, State};
 /// Name of the default bridge interface.
 pub const DEFAULT_BRIDGE: &str = "tether0";
 
-/// The bridge driver's options (Docker's `com.docker.network.*` names) that tether reads.
-pub mod opt {
-    /// MTU of the bridge and of every endpoint's veth, in bytes.
-    pub const MTU: &str = "com.docker.network.driver.mtu";
-    /// Inter-container communication inside the network (boolean, default true).
-    pub const ICC: &str = "com.docker.network.bridge.enable_icc";
-    /// Masquerade traffic leaving the host (boolean, default true).
-    pub const MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
-    /// The bridge interface's name (at most 15 bytes; must not exist on the host).
-    pub const BRIDGE_NAME: &str = "com.docker.network.bridge.name";
-    /// IPv4 gateway mode: nat (default), nat-unprotected, routed, isolated.
-    pub const GATEWAY_MODE4: &str = "com.docker.network.bridge.gateway_mode_ipv4";
-    /// IPv6 gateway mode, likewise.
-    pub const GATEWAY_MODE6: &str = "com.docker.network.bridge.gateway_mode_ipv6";
-    /// Host interfaces (':'-separated) from which published container ports may be
-    /// reached by routing.
-    pub const TRUSTED: &str = "com.docker.network.bridge.trusted_host_interfaces";
-}
+pub use tether_net::bridge::{opt, parse_bool, valid_ifname};
 
-/// Whether `name` can be a Linux interface name: 1 to 15 bytes, no '/', ':', whitespace
-/// or NUL, not "." or ".." (the kernel's `dev_valid_name`).
-pub fn valid_ifname(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 15
-        && name != "."
-        && name != ".."
-        && !name
-            .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c == '\0')
-}
-
-/// Go's `strconv.ParseBool`, which Docker uses for boolean driver options: 1, t, T, TRUE,
-/// true, True, 0, f, F, FALSE, false, False; anything else is None.
-pub fn parse_bool(v: &str) -> Option<bool> {
-    match v {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
+/// The driver-neutral view of a network record that drivers take.
+pub fn spec_of(n: &Network) -> NetworkSpec {
+    NetworkSpec {
+        id: n.id.clone(),
+        name: n.name.clone(),
+        ifname: n.bridge.clone(),
+        mac: n.bridge_mac,
+        v4: n.pool.as_ref().map(|p| (p.subnet, p.gateway)),
+        v6: n.pool6.as_ref().map(|p| (p.subnet, p.gateway)),
+        internal: n.internal,
+        options: n.options.clone(),
     }
 }
 
-/// Checks the bridge driver options tether interprets: the MTU (a number in
-/// [`link::MTU_RANGE`]) and the booleans ([`parse_bool`]).
-///
-/// Errors: [`EngineError::InvalidParam`] naming the option, the value and what is valid.
-pub fn validate_options(options: &HashMap<String, String>) -> Result<(), EngineError> {
-    if let Some(v) = options.get(opt::MTU).filter(|v| !v.is_empty()) {
-        let ok = v
-            .parse::<u32>()
-            .ok()
-            .filter(|m| link::MTU_RANGE.contains(m));
-        if ok.is_none() {
-            return Err(EngineError::InvalidParam(format!(
-                "invalid MTU {v:?} in option {}: expected a number from {} to {}",
-                opt::MTU,
-                link::MTU_RANGE.start(),
-                link::MTU_RANGE.end()
-            )));
-        }
-    }
-    for key in [opt::GATEWAY_MODE4, opt::GATEWAY_MODE6] {
-        if let Some(v) = options.get(key).filter(|v| !v.is_empty()) {
-            if GatewayMode::parse(v).is_none() {
-                return Err(EngineError::InvalidParam(format!(
-                    "invalid gateway mode {v:?} in option {key}: expected one of {}",
-                    GatewayMode::VALUES.join(", ")
-                )));
-            }
-        }
-    }
-    if let Some(v) = options.get(opt::TRUSTED).filter(|v| !v.is_empty()) {
-        if let Some(bad) = v.split(':').find(|i| !valid_ifname(i)) {
-            return Err(EngineError::InvalidParam(format!(
-                "invalid interface name {bad:?} in option {}: expected ':'-separated interface names of 1 to 15 characters",
-                opt::TRUSTED
-            )));
-        }
-    }
-    for key in [opt::ICC, opt::MASQUERADE] {
-        if let Some(v) = options.get(key).filter(|v| !v.is_empty()) {
-            if parse_bool(v).is_none() {
-                return Err(EngineError::InvalidParam(format!(
-                    "invalid value {v:?} for option {key}: expected true or false (or 1, 0, t, f)"
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The driver view of a bridge network, None for host/null.
+/// The bridge driver's typed view of a network, None for other drivers.
 pub fn bridge_of(n: &Network) -> Option<BridgeNetwork> {
-    if n.pool.is_none() && n.pool6.is_none() {
+    if n.driver != "bridge" {
         return None;
     }
-    Some(BridgeNetwork {
-        bridge: n.bridge.clone()?,
-        mac: n.bridge_mac?,
-        v4: n.pool.as_ref().map(|p| (p.subnet, p.gateway)),
-        internal: n.internal,
-        v6: n.pool6.as_ref().map(|p| (p.subnet, p.gateway)),
-        icc: n
-            .options
-            .get(opt::ICC)
-            .and_then(|v| parse_bool(v))
-            .unwrap_or(true),
-        masquerade: n
-            .options
-            .get(opt::MASQUERADE)
-            .and_then(|v| parse_bool(v))
-            .unwrap_or(true),
-        mtu: n.options.get(opt::MTU).and_then(|v| v.parse().ok()),
-        mode4: gateway_mode(n, opt::GATEWAY_MODE4),
-        mode6: gateway_mode(n, opt::GATEWAY_MODE6),
-        trusted: n
-            .options
-            .get(opt::TRUSTED)
-            .map(|v| {
-                v.split(':')
-                    .filter(|i| !i.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default(),
-    })
+    BridgeNetwork::from_spec(&spec_of(n)).ok()
 }
 
 /// A network's gateway mode for the option `key` (nat when unset).
 pub fn gateway_mode(n: &Network, key: &str) -> GatewayMode {
-    n.options
-        .get(key)
-        .and_then(|v| GatewayMode::parse(v))
-        .unwrap_or_default()
+    tether_net::bridge::gateway_mode(&n.options, key)
 }
 
 /// Whether `name` is a valid network or container name (Docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]*`).
@@ -227,6 +122,15 @@ fn check_subnet(
 }
 
 impl Engine {
+    /// The driver of network `n`. Errors: 400 naming the driver when none is registered
+    /// under that name (a record written by another engine).
+    pub(crate) fn driver_of(
+        &self,
+        n: &Network,
+    ) -> Result<std::sync::Arc<dyn tether_net::driver::NetworkDriver>, EngineError> {
+        Ok(self.drivers.get(&n.driver)?.clone())
+    }
+
     pub(crate) async fn ensure_predefined(&self) -> Result<(), EngineError> {
         let mut st = self.state.lock().await;
         for (name, driver) in [("bridge", "bridge"), ("host", "host"), ("none", "null")] {
@@ -305,22 +209,17 @@ impl Engine {
             .clone()
             .filter(|d| !d.is_empty())
             .unwrap_or_else(|| "bridge".into());
-        if driver != "bridge" {
+        if matches!(driver.as_str(), "host" | "null") {
             return Err(EngineError::InvalidParam(format!(
-                "network driver {driver:?} is not supported: tether creates bridge networks (host and none are predefined)"
+                "only one instance of {driver:?} network is allowed: use the predefined network {}",
+                if driver == "host" { "host" } else { "none" }
             )));
         }
-        let given = req.options.clone().unwrap_or_default();
-        validate_options(&given)?;
-        for key in [opt::GATEWAY_MODE4, opt::GATEWAY_MODE6] {
-            if given.get(key).map(String::as_str) == Some("isolated")
-                && !req.internal.unwrap_or(false)
-            {
-                return Err(EngineError::InvalidParam(format!(
-                    "gateway mode isolated ({key}) can only be used with --internal"
-                )));
-            }
-        }
+        let drv = self.drivers.get(&driver)?.clone();
+        drv.validate(
+            &req.options.clone().unwrap_or_default(),
+            req.internal.unwrap_or(false),
+        )?;
         let mut st = self.state.lock().await;
         if st.networks.values().any(|n| n.name == name) {
             return Err(EngineError::Conflict(format!(
@@ -521,11 +420,10 @@ impl Engine {
             dns: true,
             builtin: false,
         };
-        let b = bridge_of(&n)
-            .ok_or_else(|| EngineError::Internal("bridge network without pool".into()))?;
-        self.bridge.create_network(&self.nl, &b).await?;
+        let spec = spec_of(&n);
+        drv.create_network(&spec).await?;
         if let Err(e) = self.save_network(&n) {
-            let _ = self.bridge.delete_network(&self.nl, &b).await;
+            let _ = drv.delete_network(&spec).await;
             return Err(e);
         }
         self.emit(
@@ -565,9 +463,7 @@ impl Engine {
                 active.join(", ")
             )));
         }
-        if let Some(b) = bridge_of(n) {
-            self.bridge.delete_network(&self.nl, &b).await?;
-        }
+        self.driver_of(n)?.delete_network(&spec_of(n)).await?;
         let _ = std::fs::remove_file(
             self.cfg
                 .root
@@ -675,20 +571,6 @@ mod tests {
         assert!(!valid_name("-x"));
         assert!(!valid_name("a b"));
         assert!(!valid_name(""));
-    }
-    #[test]
-    fn driver_options() {
-        let o = |k: &str, v: &str| HashMap::from([(k.to_string(), v.to_string())]);
-        assert!(validate_options(&o(opt::MTU, "1400")).is_ok());
-        for bad in ["67", "65536", "abc", "-1"] {
-            let e = validate_options(&o(opt::MTU, bad)).unwrap_err().to_string();
-            assert!(e.contains(bad) && e.contains("68 to 65535"), "{e}");
-        }
-        assert!(validate_options(&o(opt::ICC, "False")).is_ok());
-        let e = validate_options(&o(opt::ICC, "maybe"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("maybe") && e.contains(opt::ICC), "{e}");
     }
     #[test]
     fn labels() {

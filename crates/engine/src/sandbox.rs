@@ -15,10 +15,10 @@ use tether_net::link::{self, Netlink};
 use tether_net::netns;
 
 use crate::files;
-use crate::networks::bridge_of;
 use crate::ports;
 use crate::state::{Attachment, Container, Endpoint};
 use crate::{Engine, EngineError, State};
+use tether_net::driver::EndpointSpec;
 
 /// How a container is networked, from HostConfig.NetworkMode.
 #[derive(Clone, Debug, PartialEq)]
@@ -167,12 +167,8 @@ impl Engine {
             .get(&att.network_id)
             .cloned()
             .ok_or_else(|| EngineError::NotFound(format!("network {name} not found")))?;
-        let b = bridge_of(&net).ok_or_else(|| {
-            EngineError::InvalidParam(format!(
-                "container cannot be attached to network {name} of driver {}",
-                net.driver
-            ))
-        })?;
+        let drv = self.driver_of(&net)?;
+        let spec = crate::networks::spec_of(&net);
         let endpoints = st
             .containers
             .values()
@@ -225,31 +221,31 @@ impl Engine {
         // An interface of a just-disconnected endpoint may still be being deleted.
         let ifname = (0..)
             .map(|i| format!("eth{i}"))
-            .find(|n| !used.contains(n) && !self.bridge.reaping(&reap_key(c, n)))
+            .find(|n| !used.contains(n) && !drv.reaping(&reap_key(c, n)))
             .unwrap_or_else(|| "eth0".into());
         let ep = Endpoint {
             id: crate::state::new_id(),
             ip,
-            prefix: b.v4.map(|(s, _)| s.prefix_len()).unwrap_or(0),
+            prefix: spec.v4.map(|(s, _)| s.prefix_len()).unwrap_or(0),
             ip6,
-            gateway: b.v4.map(|(_, g)| g),
+            gateway: spec.v4.map(|(_, g)| g),
             mac: ip.map(link::mac_for_ip).unwrap_or_else(link::random_mac),
             ifname: ifname.clone(),
             host_veth: random_veth(),
         };
-        let joined = self
-            .bridge
+        let joined = drv
             .join(
-                &self.nl,
-                &b,
-                &sb,
-                snl,
-                &ep.host_veth,
-                &ifname,
-                ip,
-                ip6.map(|(a, _, _)| a),
-                ep.mac,
-                default_route,
+                &spec,
+                &EndpointSpec {
+                    sandbox: &sb,
+                    sandbox_nl: snl,
+                    host_ifname: &ep.host_veth,
+                    ifname: &ifname,
+                    ip,
+                    ip6: ip6.map(|(a, _, _)| a),
+                    mac: ep.mac,
+                    default_route,
+                },
             )
             .await;
         if let Err(e) = joined {
@@ -306,16 +302,20 @@ impl Engine {
                 }
             }
         }
-        let bridge = net_id
-            .as_ref()
-            .and_then(|id| st.networks.get(id))
-            .and_then(bridge_of);
-        let left = match &bridge {
-            Some(b) => {
+        let net = net_id.as_ref().and_then(|id| st.networks.get(id));
+        let left = match net.map(|n| (self.driver_of(n), n)) {
+            Some((Ok(d), n)) => {
                 let reap = (!sandbox_going).then(|| reap_key(c, &ep.ifname));
-                self.bridge.leave(&self.nl, b, &ep.host_veth, reap).await
+                d.leave(&crate::networks::spec_of(n), &ep.host_veth, reap)
+                    .await
+                    .map_err(EngineError::from)
             }
-            None => self.nl.delete(&ep.host_veth).await.map_err(Into::into),
+            // the network's record is gone: the veth is the one thing left to remove
+            _ => self
+                .nl
+                .delete(&ep.host_veth)
+                .await
+                .map_err(EngineError::from),
         };
         if let Err(e) = left {
             tracing::warn!(container = %c.name, error = %e, "removing veth");

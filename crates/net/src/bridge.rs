@@ -3,28 +3,128 @@
 //! isolation through the [`Firewall`]. Each operation validates first, applies, and undoes
 //! what it applied when a later step fails.
 
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Arc;
 
 use ipnet::Ipv4Net;
 
-use crate::firewall::{Firewall, FirewallError, GatewayMode, NetworkRules};
-use crate::link::{LinkError, Netlink, Reaper};
+pub use crate::driver::DriverError;
+use crate::driver::{EndpointSpec, NetworkDriver, NetworkSpec};
+use crate::firewall::{Firewall, GatewayMode, NetworkRules};
+use crate::link::{self, LinkError, Netlink, Reaper};
 use crate::sysctl;
 
-/// Driver errors.
-#[derive(Debug, thiserror::Error)]
-pub enum DriverError {
-    /// A netlink step failed.
-    #[error(transparent)]
-    Link(#[from] LinkError),
-    /// The firewall rejected a change.
-    #[error(transparent)]
-    Firewall(#[from] FirewallError),
-    /// A sysctl could not be set.
-    #[error("{0}")]
-    Sysctl(std::io::Error),
+/// The bridge driver's options (Docker's `com.docker.network.*` names) that tether reads.
+pub mod opt {
+    /// MTU of the bridge and of every endpoint's veth, in bytes.
+    pub const MTU: &str = "com.docker.network.driver.mtu";
+    /// Inter-container communication inside the network (boolean, default true).
+    pub const ICC: &str = "com.docker.network.bridge.enable_icc";
+    /// Masquerade traffic leaving the host (boolean, default true).
+    pub const MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
+    /// The bridge interface's name (at most 15 bytes; must not exist on the host).
+    pub const BRIDGE_NAME: &str = "com.docker.network.bridge.name";
+    /// IPv4 gateway mode: nat (default), nat-unprotected, routed, isolated.
+    pub const GATEWAY_MODE4: &str = "com.docker.network.bridge.gateway_mode_ipv4";
+    /// IPv6 gateway mode, likewise.
+    pub const GATEWAY_MODE6: &str = "com.docker.network.bridge.gateway_mode_ipv6";
+    /// Host interfaces (':'-separated) from which published container ports may be
+    /// reached by routing.
+    pub const TRUSTED: &str = "com.docker.network.bridge.trusted_host_interfaces";
+}
+
+/// Whether `name` can be a Linux interface name: 1 to 15 bytes, no '/', ':', whitespace
+/// or NUL, not "." or ".." (the kernel's `dev_valid_name`).
+pub fn valid_ifname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 15
+        && name != "."
+        && name != ".."
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c == '\0')
+}
+
+/// Go's `strconv.ParseBool`, which Docker uses for boolean driver options: 1, t, T, TRUE,
+/// true, True, 0, f, F, FALSE, false, False; anything else is None.
+pub fn parse_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// A gateway mode option's value (nat when unset or not one of [`GatewayMode::VALUES`]).
+pub fn gateway_mode(options: &HashMap<String, String>, key: &str) -> GatewayMode {
+    options
+        .get(key)
+        .and_then(|v| GatewayMode::parse(v))
+        .unwrap_or_default()
+}
+
+/// Checks the bridge driver options tether interprets: the MTU (a number in
+/// [`link::MTU_RANGE`]), the gateway modes (isolated only with `internal`), the trusted
+/// interfaces and the booleans ([`parse_bool`]).
+///
+/// Errors: [`DriverError::InvalidOption`] naming the option, the value and what is valid.
+pub fn validate_options(
+    options: &HashMap<String, String>,
+    internal: bool,
+) -> Result<(), DriverError> {
+    let bad = |m: String| Err(DriverError::InvalidOption(m));
+    if let Some(v) = options.get(opt::MTU).filter(|v| !v.is_empty()) {
+        let ok = v
+            .parse::<u32>()
+            .ok()
+            .filter(|m| link::MTU_RANGE.contains(m));
+        if ok.is_none() {
+            return bad(format!(
+                "invalid MTU {v:?} in option {}: expected a number from {} to {}",
+                opt::MTU,
+                link::MTU_RANGE.start(),
+                link::MTU_RANGE.end()
+            ));
+        }
+    }
+    for key in [opt::GATEWAY_MODE4, opt::GATEWAY_MODE6] {
+        if let Some(v) = options.get(key).filter(|v| !v.is_empty()) {
+            match GatewayMode::parse(v) {
+                None => {
+                    return bad(format!(
+                        "invalid gateway mode {v:?} in option {key}: expected one of {}",
+                        GatewayMode::VALUES.join(", ")
+                    ))
+                }
+                Some(GatewayMode::Isolated) if !internal => {
+                    return bad(format!(
+                        "gateway mode isolated ({key}) can only be used with --internal"
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    if let Some(v) = options.get(opt::TRUSTED).filter(|v| !v.is_empty()) {
+        if let Some(i) = v.split(':').find(|i| !valid_ifname(i)) {
+            return bad(format!(
+                "invalid interface name {i:?} in option {}: expected ':'-separated interface names of 1 to 15 characters",
+                opt::TRUSTED
+            ));
+        }
+    }
+    for key in [opt::ICC, opt::MASQUERADE] {
+        if let Some(v) = options.get(key).filter(|v| !v.is_empty()) {
+            if parse_bool(v).is_none() {
+                return bad(format!(
+                    "invalid value {v:?} for option {key}: expected true or false (or 1, 0, t, f)"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A bridge network as the driver sees it.
@@ -58,6 +158,45 @@ pub struct BridgeNetwork {
 }
 
 impl BridgeNetwork {
+    /// The typed view of a bridge network record: device, pinned MAC, address families
+    /// and the options of [`opt`] (unset or unparsable options take Docker's defaults;
+    /// [`validate_options`] refused bad ones at create).
+    ///
+    /// Errors: [`DriverError::Incomplete`] when the record has no bridge name, no MAC or
+    /// no address family.
+    pub fn from_spec(n: &NetworkSpec) -> Result<BridgeNetwork, DriverError> {
+        let missing = |what| DriverError::Incomplete {
+            network: n.name.clone(),
+            what,
+        };
+        if n.v4.is_none() && n.v6.is_none() {
+            return Err(missing("a bridge network needs an IPv4 or IPv6 pool"));
+        }
+        let o = &n.options;
+        let flag = |k: &str| o.get(k).and_then(|v| parse_bool(v)).unwrap_or(true);
+        Ok(BridgeNetwork {
+            bridge: n.ifname.clone().ok_or_else(|| missing("no bridge name"))?,
+            mac: n.mac.ok_or_else(|| missing("no bridge MAC address"))?,
+            v4: n.v4,
+            internal: n.internal,
+            v6: n.v6,
+            icc: flag(opt::ICC),
+            masquerade: flag(opt::MASQUERADE),
+            mtu: o.get(opt::MTU).and_then(|v| v.parse().ok()),
+            mode4: gateway_mode(o, opt::GATEWAY_MODE4),
+            mode6: gateway_mode(o, opt::GATEWAY_MODE6),
+            trusted: o
+                .get(opt::TRUSTED)
+                .map(|v| {
+                    v.split(':')
+                        .filter(|i| !i.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+
     fn rules(&self) -> NetworkRules {
         NetworkRules {
             bridge: self.bridge.clone(),
@@ -86,16 +225,24 @@ fn sysctl_in_sandbox(sandbox: &Path, ifname: &str) -> Result<(), LinkError> {
 pub struct BridgeDriver {
     fw: Arc<dyn Firewall>,
     reaper: Arc<Reaper>,
+    nl: Netlink,
 }
 
 impl BridgeDriver {
-    /// A driver programming `fw`, deleting links through `reaper`.
-    pub fn new(fw: Arc<dyn Firewall>, reaper: Arc<Reaper>) -> BridgeDriver {
-        BridgeDriver { fw, reaper }
+    /// A driver programming `fw`, deleting links through `reaper`, with its own netlink
+    /// connection in the daemon's namespace. Must be called inside a tokio runtime.
+    ///
+    /// Errors: [`DriverError::Link`] when the netlink socket cannot be opened.
+    pub fn new(fw: Arc<dyn Firewall>, reaper: Arc<Reaper>) -> Result<BridgeDriver, DriverError> {
+        Ok(BridgeDriver {
+            fw,
+            reaper,
+            nl: Netlink::open()?,
+        })
     }
 
     /// Creates (or, after a restart, re-adopts) the bridge and its firewall entries.
-    pub async fn create_network(&self, nl: &Netlink, n: &BridgeNetwork) -> Result<(), DriverError> {
+    async fn create_bridge(&self, n: &BridgeNetwork) -> Result<(), DriverError> {
         if self.reaper.pending(&n.bridge) {
             // A bridge of that name (a reused `com.docker.network.bridge.name`) is still
             // being deleted: wait rather than adopt it.
@@ -103,7 +250,8 @@ impl BridgeDriver {
             let _ = tokio::task::spawn_blocking(move || r.flush()).await;
         }
         let t0 = std::time::Instant::now();
-        let (index, existed) = nl
+        let (index, existed) = self
+            .nl
             .ensure_bridge(
                 &n.bridge,
                 n.mac,
@@ -116,9 +264,13 @@ impl BridgeDriver {
         if let (Some((subnet6, gw6)), false) = (n.v6, n.mode6 == GatewayMode::Isolated) {
             let v6 = sysctl::set("net.ipv6.conf.all.forwarding", "1")
                 .and_then(|_| sysctl::set(&format!("net.ipv6.conf.{}.disable_ipv6", n.bridge), "0"))
-                .map_err(DriverError::Sysctl);
+                .map_err(|source| DriverError::Sysctl {
+                    what: format!("enable IPv6 forwarding and IPv6 on {}", n.bridge),
+                    source,
+                });
             let v6 = match v6 {
-                Ok(()) => nl
+                Ok(()) => self
+                    .nl
                     .add_address(index, std::net::IpAddr::V6(gw6), subnet6.prefix_len())
                     .await
                     .map_err(DriverError::from),
@@ -126,17 +278,20 @@ impl BridgeDriver {
             };
             if let Err(e) = v6 {
                 if !existed {
-                    let _ = nl.delete(&n.bridge).await;
+                    let _ = self.nl.delete(&n.bridge).await;
                 }
                 return Err(e);
             }
         }
         let applied = sysctl::set(&format!("net.ipv4.conf.{}.route_localnet", n.bridge), "1")
-            .map_err(DriverError::Sysctl)
+            .map_err(|source| DriverError::Sysctl {
+                what: format!("net.ipv4.conf.{}.route_localnet", n.bridge),
+                source,
+            })
             .and_then(|_| self.fw.add_network(&n.rules()).map_err(DriverError::from));
         if let Err(e) = applied {
             if !existed {
-                let _ = nl.delete(&n.bridge).await;
+                let _ = self.nl.delete(&n.bridge).await;
             }
             return Err(e);
         }
@@ -153,10 +308,10 @@ impl BridgeDriver {
     /// routes at once), then hands the bridge to the reaper to delete off the request path
     /// (tolerates parts already gone). A link of the bridge's name that is not the bridge
     /// tether made (see [`crate::link::LinkInfo::is_our_bridge`]) is left alone.
-    pub async fn delete_network(&self, nl: &Netlink, n: &BridgeNetwork) -> Result<(), DriverError> {
+    async fn delete_bridge(&self, n: &BridgeNetwork) -> Result<(), DriverError> {
         let fw = self.fw.remove_network(&n.rules());
-        if self.ours(nl, n).await? {
-            nl.set_down_by_name(&n.bridge).await?;
+        if self.ours(n).await? {
+            self.nl.set_down_by_name(&n.bridge).await?;
             self.reaper.delete(&n.bridge, n.bridge.clone());
         }
         fw.map_err(DriverError::from)
@@ -164,17 +319,17 @@ impl BridgeDriver {
 
     /// Deletes the network's bridge now, if it is the one tether made (daemon shutdown);
     /// the firewall entries go with the table.
-    pub async fn remove_bridge(&self, nl: &Netlink, n: &BridgeNetwork) -> Result<(), DriverError> {
-        if self.ours(nl, n).await? {
-            nl.delete(&n.bridge).await?;
+    async fn remove_bridge(&self, n: &BridgeNetwork) -> Result<(), DriverError> {
+        if self.ours(n).await? {
+            self.nl.delete(&n.bridge).await?;
         }
         Ok(())
     }
 
     /// Whether the link called `n.bridge` is the bridge tether made for `n` (false when
     /// there is none, or it is a host interface of the same name, which is logged).
-    async fn ours(&self, nl: &Netlink, n: &BridgeNetwork) -> Result<bool, DriverError> {
-        Ok(match nl.link_info(&n.bridge).await? {
+    async fn ours(&self, n: &BridgeNetwork) -> Result<bool, DriverError> {
+        Ok(match self.nl.link_info(&n.bridge).await? {
             Some(info) if info.is_our_bridge(n.mac) => true,
             Some(info) => {
                 tracing::warn!(bridge = %n.bridge, found = %info.describe(), "not tether's bridge: left alone");
@@ -184,27 +339,30 @@ impl BridgeDriver {
         })
     }
 
-    /// Creates an endpoint: veth `host_veth` on the bridge, `ifname` in `sandbox` with `ip`;
-    /// `default_route` adds the default route via the gateway (the first network's).
-    #[allow(clippy::too_many_arguments)]
-    pub async fn join(
+    /// Creates an endpoint: veth `ep.host_ifname` on the bridge, `ep.ifname` in the sandbox
+    /// with its addresses; `ep.default_route` adds the default route via the gateway.
+    async fn join_bridge(
         &self,
-        nl: &Netlink,
         n: &BridgeNetwork,
-        sandbox: &Path,
-        sandbox_nl: &Netlink,
-        host_veth: &str,
-        ifname: &str,
-        ip: Option<Ipv4Addr>,
-        ip6: Option<std::net::Ipv6Addr>,
-        mac: [u8; 6],
-        default_route: bool,
+        ep: &EndpointSpec<'_>,
     ) -> Result<(), DriverError> {
-        let br = nl
+        let EndpointSpec {
+            sandbox,
+            sandbox_nl,
+            host_ifname: host_veth,
+            ifname,
+            ip,
+            ip6,
+            mac,
+            default_route,
+        } = *ep;
+        let br = self
+            .nl
             .index_of(&n.bridge)
             .await?
             .ok_or_else(|| LinkError::NotFound(n.bridge.clone()))?;
-        nl.create_veth(host_veth, br, sandbox, ifname, mac, n.mtu)
+        self.nl
+            .create_veth(host_veth, br, sandbox, ifname, mac, n.mtu)
             .await
             .map_err(|e| match e {
                 LinkError::BridgeFull { .. } => LinkError::BridgeFull {
@@ -240,14 +398,14 @@ impl BridgeDriver {
             }
         }
         if let Err(e) = configured {
-            let _ = nl.delete(host_veth).await;
+            let _ = self.nl.delete(host_veth).await;
             return Err(e.into());
         }
         if !n.icc {
             // the port joins the bridge-family isolation set: no frames between the
             // network's own ports, with or without br_netfilter
             if let Err(e) = self.fw.isolate_port(host_veth, true) {
-                let _ = nl.delete(host_veth).await;
+                let _ = self.nl.delete(host_veth).await;
                 return Err(e.into());
             }
         }
@@ -259,9 +417,8 @@ impl BridgeDriver {
     /// with `reap = Some(key)` the pair is then deleted by the reaper, tagged `key` (see
     /// [`Reaper::pending`]); with `None` the caller is about to remove the sandbox, and the
     /// kernel deletes the pair with the namespace, asynchronously.
-    pub async fn leave(
+    async fn leave_bridge(
         &self,
-        nl: &Netlink,
         n: &BridgeNetwork,
         host_veth: &str,
         reap: Option<String>,
@@ -271,7 +428,7 @@ impl BridgeDriver {
         } else {
             self.fw.isolate_port(host_veth, false)
         };
-        nl.set_down_by_name(host_veth).await?;
+        self.nl.set_down_by_name(host_veth).await?;
         if let Some(key) = reap {
             self.reaper.delete(host_veth, key);
         }
@@ -280,17 +437,116 @@ impl BridgeDriver {
 
     /// Adds the network's firewall entries again (after the table was recreated by a
     /// firewall reload); the bridge is left as it is.
-    pub fn restore_firewall(&self, n: &BridgeNetwork) -> Result<(), DriverError> {
+    fn restore_bridge_firewall(&self, n: &BridgeNetwork) -> Result<(), DriverError> {
         self.fw.add_network(&n.rules()).map_err(DriverError::from)
     }
+}
 
-    /// Whether a deletion tagged `key` (see [`BridgeDriver::leave`]) is still under way.
-    pub fn reaping(&self, key: &str) -> bool {
+#[async_trait::async_trait]
+impl NetworkDriver for BridgeDriver {
+    fn name(&self) -> &'static str {
+        "bridge"
+    }
+
+    fn validate(
+        &self,
+        options: &HashMap<String, String>,
+        internal: bool,
+    ) -> Result<(), DriverError> {
+        validate_options(options, internal)
+    }
+
+    /// Creates (or, after a restart, re-adopts) the bridge and its firewall entries.
+    async fn create_network(&self, n: &NetworkSpec) -> Result<(), DriverError> {
+        self.create_bridge(&BridgeNetwork::from_spec(n)?).await
+    }
+
+    /// Removes the network's firewall entries and sets its bridge down (which drops its
+    /// routes at once), then hands the bridge to the reaper to delete off the request path.
+    async fn delete_network(&self, n: &NetworkSpec) -> Result<(), DriverError> {
+        self.delete_bridge(&BridgeNetwork::from_spec(n)?).await
+    }
+
+    async fn shutdown_network(&self, n: &NetworkSpec) -> Result<(), DriverError> {
+        self.remove_bridge(&BridgeNetwork::from_spec(n)?).await
+    }
+
+    fn restore_firewall(&self, n: &NetworkSpec) -> Result<(), DriverError> {
+        self.restore_bridge_firewall(&BridgeNetwork::from_spec(n)?)
+    }
+
+    async fn join(&self, n: &NetworkSpec, ep: &EndpointSpec<'_>) -> Result<(), DriverError> {
+        self.join_bridge(&BridgeNetwork::from_spec(n)?, ep).await
+    }
+
+    async fn leave(
+        &self,
+        n: &NetworkSpec,
+        host_ifname: &str,
+        reap: Option<String>,
+    ) -> Result<(), DriverError> {
+        self.leave_bridge(&BridgeNetwork::from_spec(n)?, host_ifname, reap)
+            .await
+    }
+
+    fn reaping(&self, key: &str) -> bool {
         self.reaper.pending(key)
     }
 
-    /// Blocks until every queued link deletion is done.
-    pub fn flush(&self) {
+    fn flush(&self) {
         self.reaper.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_checked_with_their_valid_values() {
+        let o = |k: &str, v: &str| HashMap::from([(k.to_string(), v.to_string())]);
+        assert!(validate_options(&o(opt::MTU, "1400"), false).is_ok());
+        for bad in ["67", "65536", "abc", "-1"] {
+            let e = validate_options(&o(opt::MTU, bad), false)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains(bad) && e.contains("68 to 65535"), "{e}");
+        }
+        assert!(validate_options(&o(opt::ICC, "False"), false).is_ok());
+        let e = validate_options(&o(opt::ICC, "maybe"), false)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("maybe") && e.contains(opt::ICC), "{e}");
+        let iso = o(opt::GATEWAY_MODE4, "isolated");
+        assert!(validate_options(&iso, true).is_ok());
+        assert!(validate_options(&iso, false).is_err_and(|e| e.is_input()));
+    }
+
+    #[test]
+    fn typed_view_needs_a_device_a_mac_and_a_family() {
+        let mut n = NetworkSpec {
+            name: "n1".into(),
+            ifname: Some("tb-x".into()),
+            mac: Some([2, 0, 0, 0, 0, 1]),
+            v4: Some((
+                "10.9.0.0/24".parse().unwrap_or_default(),
+                Ipv4Addr::new(10, 9, 0, 1),
+            )),
+            options: HashMap::from([(opt::ICC.to_string(), "false".to_string())]),
+            ..Default::default()
+        };
+        let b = BridgeNetwork::from_spec(&n).ok();
+        assert_eq!(
+            b.as_ref().map(|b| (b.icc, b.masquerade)),
+            Some((false, true))
+        );
+        n.v4 = None;
+        let e = BridgeNetwork::from_spec(&n).err().map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some("network n1: a bridge network needs an IPv4 or IPv6 pool")
+        );
     }
 }

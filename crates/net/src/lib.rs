@@ -5,6 +5,7 @@
 
 pub mod bridge;
 pub mod dns;
+pub mod driver;
 pub mod firewall;
 pub mod ipam;
 pub mod libnft;
