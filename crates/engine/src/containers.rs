@@ -1023,13 +1023,37 @@ impl Engine {
                 .clone()
                 .ok_or_else(|| EngineError::Internal("running container without sandbox".into()))?;
             let snl = tether_net::link::Netlink::open_in(&sb)?;
+            // attach_endpoint undoes its own steps; what follows is undone here, so that
+            // a failed connect leaves no lease, veth or DNS name the record does not list
             self.attach_endpoint(&mut st, &mut c, &snl, &n.name, &att, false)
                 .await?;
-            self.refresh_default_route(&st, &c, &snl).await?;
-            self.write_etc_files(&st, &c)?;
-            self.start_dns(&st, &c)?;
+            let mut done = self.refresh_default_route(&st, &c, &snl).await;
+            if done.is_ok() {
+                done = self.write_etc_files(&st, &c);
+            }
+            if done.is_ok() {
+                done = self.start_dns(&st, &c);
+            }
+            if done.is_ok() {
+                done = self.save_container(&c);
+            }
+            if let Err(e) = done {
+                self.detach_endpoint(&mut st, &mut c, &n.name, false).await;
+                c.attachments.pop();
+                // the container's routes and /etc files as they were before the connect
+                for undo in [
+                    self.refresh_default_route(&st, &c, &snl).await,
+                    self.write_etc_files(&st, &c),
+                ] {
+                    if let Err(u) = undo {
+                        tracing::warn!(container = %c.name, error = %u, "undoing a failed connect");
+                    }
+                }
+                return Err(e);
+            }
+        } else {
+            self.save_container(&c)?;
         }
-        self.save_container(&c)?;
         st.containers.insert(c.id.clone(), c);
         Ok(())
     }
@@ -1047,34 +1071,59 @@ impl Engine {
                 c.name, n.name
             )));
         };
-        if c.state.status == "running" {
-            self.detach_endpoint(&mut st, &mut c, &n.name, false).await;
-            // published ports pointed at this endpoint: move them to the new primary
-            if !c.ports.is_empty()
-                && !c.endpoints.values().any(|e| {
-                    c.ports.iter().any(|p| {
-                        p.container_ip == e.ip && p.container_ip6 == e.ip6.map(|(a, _, _)| a)
-                    })
-                })
-            {
-                let _ = self.fw.remove_ports(&c.id[..12], &c.ports);
-                c.ports.clear();
-                c.attachments.remove(pos);
-                self.publish(&st, &mut c)?;
-            } else {
-                c.attachments.remove(pos);
-            }
-            if let Some(sb) = c.sandbox.clone() {
-                let snl = tether_net::link::Netlink::open_in(&sb)?;
-                self.refresh_default_route(&st, &c, &snl).await?;
-            }
-            self.write_etc_files(&st, &c)?;
-        } else {
+        if c.state.status != "running" {
             c.attachments.remove(pos);
+            self.save_container(&c)?;
+            st.containers.insert(c.id.clone(), c);
+            return Ok(());
         }
-        self.save_container(&c)?;
+        // Once the endpoint is withdrawn the record must say so: the steps after it keep
+        // going when one fails, the record is saved, and every failure is reported.
+        self.detach_endpoint(&mut st, &mut c, &n.name, false).await;
+        c.attachments.remove(pos);
+        let mut errors = Vec::new();
+        // published ports pointed at this endpoint: move them to the new primary
+        if !c.ports.is_empty()
+            && !c.endpoints.values().any(|e| {
+                c.ports
+                    .iter()
+                    .any(|p| p.container_ip == e.ip && p.container_ip6 == e.ip6.map(|(a, _, _)| a))
+            })
+        {
+            if let Err(e) = self.fw.remove_ports(&c.id[..12], &c.ports) {
+                errors.push(format!("withdrawing the published ports: {e}"));
+            }
+            c.ports.clear();
+            if let Err(e) = self.publish(&st, &mut c) {
+                errors.push(format!("publishing the ports on the next network: {e}"));
+            }
+        }
+        if let Some(sb) = c.sandbox.clone() {
+            let routed = match tether_net::link::Netlink::open_in(&sb) {
+                Ok(snl) => self.refresh_default_route(&st, &c, &snl).await,
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = routed {
+                errors.push(format!("moving the default route: {e}"));
+            }
+        }
+        if let Err(e) = self.write_etc_files(&st, &c) {
+            errors.push(format!("rewriting /etc/hosts: {e}"));
+        }
+        if let Err(e) = self.save_container(&c) {
+            errors.push(format!("saving the container: {e}"));
+        }
+        let name = c.name.clone();
         st.containers.insert(c.id.clone(), c);
-        Ok(())
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(EngineError::Internal(format!(
+                "container {name} was disconnected from network {}, but: {}",
+                n.name,
+                errors.join("; ")
+            )))
+        }
     }
 
     /// Re-adopts container `id` at daemon start: a running one whose shim is alive gets

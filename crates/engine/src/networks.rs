@@ -463,7 +463,18 @@ impl Engine {
                 active.join(", ")
             )));
         }
-        self.driver_of(n)?.delete_network(&spec_of(n)).await?;
+        // As libnetwork does: a driver that fails to remove part of the network does not
+        // keep the record alive (no endpoint uses it any more); the failure is logged.
+        let deleted = match self.driver_of(n) {
+            Ok(d) => d
+                .delete_network(&spec_of(n))
+                .await
+                .map_err(EngineError::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = deleted {
+            tracing::warn!(network = %n.name, error = %e, "driver error deleting the network");
+        }
         let _ = std::fs::remove_file(
             self.cfg
                 .root
