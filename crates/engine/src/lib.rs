@@ -19,6 +19,7 @@ pub mod images;
 pub mod metrics;
 pub mod networks;
 pub mod ports;
+mod restore;
 pub mod sandbox;
 pub mod state;
 pub mod topology;
@@ -331,46 +332,5 @@ impl Engine {
     /// Subscribes to a container's exit/removal events: (exit generation, exit code, removed).
     pub fn events(&self, id: &str) -> watch::Receiver<(u64, i64, bool)> {
         self.live_mut(id, |l| l.events.subscribe())
-    }
-
-    async fn restore(self: &Arc<Self>) -> Result<(), EngineError> {
-        let nets: Vec<Network> = state::read_all(&self.cfg.root.join("networks"), None);
-        let vols: Vec<volumes::Volume> =
-            state::read_all(&self.cfg.root.join("volumes"), Some("volume.json"));
-        let ctrs: Vec<Container> =
-            state::read_all(&self.cfg.root.join("containers"), Some("state.json"));
-        {
-            let mut st = self.state.lock().await;
-            for n in nets {
-                st.networks.insert(n.id.clone(), n);
-            }
-            for c in ctrs {
-                st.containers.insert(c.id.clone(), c);
-            }
-            for v in vols {
-                st.volumes.insert(v.name.clone(), v);
-            }
-            st.rebuild_leases();
-        }
-        self.ensure_predefined().await?;
-        let nets: Vec<Network> = self.state.lock().await.networks.values().cloned().collect();
-        for n in nets {
-            let restored = match self.driver_of(&n) {
-                Ok(d) => d
-                    .create_network(&networks::spec_of(&n))
-                    .await
-                    .map_err(EngineError::from),
-                Err(e) => Err(e),
-            };
-            match restored {
-                Ok(()) => self.serve_host_dns(&n),
-                Err(e) => tracing::error!(network = %n.name, error = %e, "cannot restore network"),
-            }
-        }
-        let ids: Vec<String> = self.state.lock().await.containers.keys().cloned().collect();
-        for id in ids {
-            self.readopt(&id).await;
-        }
-        Ok(())
     }
 }

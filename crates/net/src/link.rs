@@ -519,6 +519,27 @@ impl Netlink {
         }
     }
 
+    /// Names of the links enslaved to the bridge with index `bridge` (its ports).
+    pub async fn ports_of(&self, bridge: u32) -> Result<Vec<String>, LinkError> {
+        let mut out = Vec::new();
+        let mut links = self.handle.link().get().execute();
+        while let Some(msg) = links.try_next().await.map_err(nl("list links"))? {
+            let mut name = None;
+            let mut on = false;
+            for attr in msg.attributes {
+                match attr {
+                    LinkAttribute::IfName(n) => name = Some(n),
+                    LinkAttribute::Controller(i) => on = i == bridge,
+                    _ => {}
+                }
+            }
+            if let (true, Some(n)) = (on, name) {
+                out.push(n);
+            }
+        }
+        Ok(out)
+    }
+
     /// Names of the links in this namespace (for diagnostics and tests).
     pub async fn link_names(&self) -> Result<Vec<String>, LinkError> {
         let mut out = Vec::new();

@@ -754,6 +754,15 @@ impl Daemon {
         }
     }
 
+    /// Kills the daemon with SIGKILL, as a crash or the OOM killer would, and reaps it.
+    /// Containers and shims keep running; whatever the daemon was doing stops half-way.
+    pub fn kill_daemon(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            signal(child.id(), libc::SIGKILL);
+            let _ = reap(&mut child, Duration::from_secs(30));
+        }
+    }
+
     /// Starts the daemon again after [`Daemon::stop_daemon`] (same root, exec-root, socket
     /// and namespaces) and waits until it answers.
     pub fn start_daemon(&mut self) {

@@ -1,0 +1,203 @@
+//! Restore after a daemon restart: the records are read back, networks re-created or
+//! re-adopted, running containers re-adopted ([`Engine::readopt`]), and then the kernel and
+//! the runtime are reconciled with the records ([`Engine::reconcile`]).
+//!
+//! A container's record is written at create, before any kernel or runtime object of it
+//! exists, and every such object is named from its id (the sandbox
+//! `<exec-root>/netns/<id>`, runc's container `<id>`, the shim `tether shim <id> ...`, the
+//! bundle, the rootfs mount) or hangs off a tether bridge (the endpoint's veth). So the
+//! record is the intent: whatever exists for a container that is not running once the
+//! running ones are re-adopted was left half-made by a daemon that died mid-operation
+//! (a `run -d` killed before its record said `running`), and is removed. Leases are rebuilt
+//! from the records only, and no interface holding an address outlives the sweep, so no
+//! address a live interface holds is handed out again.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tether_runtime::rootfs;
+
+use crate::state::{self, Container, Network};
+use crate::{networks, volumes, Engine, EngineError};
+
+impl Engine {
+    pub(crate) async fn restore(self: &Arc<Self>) -> Result<(), EngineError> {
+        let nets: Vec<Network> = state::read_all(&self.cfg.root.join("networks"), None);
+        let vols: Vec<volumes::Volume> =
+            state::read_all(&self.cfg.root.join("volumes"), Some("volume.json"));
+        let ctrs: Vec<Container> =
+            state::read_all(&self.cfg.root.join("containers"), Some("state.json"));
+        {
+            let mut st = self.state.lock().await;
+            for n in nets {
+                st.networks.insert(n.id.clone(), n);
+            }
+            for c in ctrs {
+                st.containers.insert(c.id.clone(), c);
+            }
+            for v in vols {
+                st.volumes.insert(v.name.clone(), v);
+            }
+            st.rebuild_leases();
+        }
+        self.ensure_predefined().await?;
+        let nets: Vec<Network> = self.state.lock().await.networks.values().cloned().collect();
+        for n in nets {
+            let restored = match self.driver_of(&n) {
+                Ok(d) => d
+                    .create_network(&networks::spec_of(&n))
+                    .await
+                    .map_err(EngineError::from),
+                Err(e) => Err(e),
+            };
+            match restored {
+                Ok(()) => self.serve_host_dns(&n),
+                Err(e) => tracing::error!(network = %n.name, error = %e, "cannot restore network"),
+            }
+        }
+        let ids: Vec<String> = self.state.lock().await.containers.keys().cloned().collect();
+        for id in ids {
+            self.readopt(&id).await;
+        }
+        self.reconcile().await;
+        Ok(())
+    }
+
+    /// Removes what exists of containers that are not running: their shims, runc
+    /// containers, sandboxes, bundles and rootfs mounts, and veths on tether's bridges that
+    /// no running endpoint lists. Logs each removal; never touches what tether did not make
+    /// (shims are matched on this daemon's runc root, veths on this daemon's bridges).
+    pub(crate) async fn reconcile(&self) {
+        let st = self.state.lock().await;
+        let running: Vec<&Container> = st
+            .containers
+            .values()
+            .filter(|c| c.state.status == "running")
+            .collect();
+        let running_ids: HashSet<&str> = running.iter().map(|c| c.id.as_str()).collect();
+        let sandboxes: HashSet<PathBuf> =
+            running.iter().filter_map(|c| c.sandbox.clone()).collect();
+        let veths: HashSet<&str> = running
+            .iter()
+            .flat_map(|c| c.endpoints.values().map(|e| e.host_veth.as_str()))
+            .collect();
+        let mut removed: Vec<String> = Vec::new();
+
+        for (pid, id) in shims(&self.runc.root) {
+            if !running_ids.contains(id.as_str()) {
+                // SAFETY: kill(2) on a pid read from /proc whose argv names this daemon's
+                // runc root: a shim this daemon started.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                removed.push(format!("shim {pid} of {}", short(&id)));
+            }
+        }
+        for id in entries(&self.runc.root) {
+            if !running_ids.contains(id.as_str()) {
+                let _ = self.runc.kill(&id, "KILL", true).await;
+                match self.runc.delete(&id, true).await {
+                    Ok(()) => removed.push(format!("runc container {}", short(&id))),
+                    Err(e) => {
+                        tracing::warn!(id = %id, error = %e, "removing a leftover runc container")
+                    }
+                }
+            }
+        }
+        let netns_dir = self.cfg.exec_root.join("netns");
+        for name in entries(&netns_dir) {
+            let p = netns_dir.join(&name);
+            if !sandboxes.contains(&p) {
+                match tether_net::netns::remove(&p) {
+                    Ok(()) => removed.push(format!("sandbox {}", short(&name))),
+                    Err(e) => {
+                        tracing::warn!(sandbox = %p.display(), error = %e, "removing a leftover sandbox")
+                    }
+                }
+            }
+        }
+        let bundles = self.cfg.exec_root.join("bundles");
+        for id in entries(&bundles) {
+            if !running_ids.contains(id.as_str()) {
+                let _ = std::fs::remove_dir_all(bundles.join(&id));
+            }
+        }
+        for c in st.containers.values() {
+            let rootfs_dir = self.container_dir(&c.id).join("rootfs");
+            if !running_ids.contains(c.id.as_str()) && rootfs::is_mounted(&rootfs_dir) {
+                match rootfs::unmount(&rootfs_dir) {
+                    Ok(()) => removed.push(format!("rootfs of {}", c.name)),
+                    Err(e) => {
+                        tracing::warn!(container = %c.name, error = %e, "unmounting a leftover rootfs")
+                    }
+                }
+            }
+        }
+        for n in st.networks.values() {
+            let Some(br) = n.bridge.as_deref() else {
+                continue;
+            };
+            let Ok(Some(index)) = self.nl.index_of(br).await else {
+                continue;
+            };
+            let Ok(ports) = self.nl.ports_of(index).await else {
+                continue;
+            };
+            for p in ports {
+                if p.starts_with("veth") && !veths.contains(p.as_str()) {
+                    match self.nl.delete(&p).await {
+                        Ok(()) => removed.push(format!("veth {p} on {br}")),
+                        Err(e) => tracing::warn!(veth = %p, error = %e, "removing a leftover veth"),
+                    }
+                }
+            }
+        }
+        if !removed.is_empty() {
+            tracing::warn!(
+                removed = %removed.join(", "),
+                "removed what a daemon that stopped mid-operation left half-made"
+            );
+        }
+    }
+}
+
+/// The first 12 characters of an id.
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+/// Names of the entries of `dir` (none when it cannot be read).
+fn entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Running shims of this daemon, as (pid, container id): processes whose argv is
+/// `... shim ID BUNDLE RUNC RUNC_ROOT ...` with `RUNC_ROOT` = `runc_root` (see
+/// [`tether_runtime::shim::ShimConfig::from_args`]).
+fn shims(runc_root: &Path) -> Vec<(i32, String)> {
+    let mut out = Vec::new();
+    for pid in entries(Path::new("/proc")) {
+        let Ok(n) = pid.parse::<i32>() else { continue };
+        let Ok(raw) = std::fs::read(format!("/proc/{n}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = raw
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if let Some(cfg) = args
+            .get(1..)
+            .and_then(|a| tether_runtime::shim::ShimConfig::from_args(a.get(..11).unwrap_or(a)))
+        {
+            if cfg.runc_root == runc_root {
+                out.push((n, cfg.id));
+            }
+        }
+    }
+    out
+}
