@@ -1161,9 +1161,8 @@ impl Engine {
                 .iter()
                 .filter_map(|p| crate::ports::reserve(p.proto, p.host_ip, p.host_port).ok())
                 .collect();
-            if let Err(e) = self.fw.add_ports(&c.id[..12], &c.ports) {
-                tracing::error!(container = %c.name, error = %e, "restoring published ports");
-            }
+            // the firewall's elements are restored for every container at once, in place,
+            // at the end of restore (Engine::sync_firewall)
             self.live_mut(id, |l| l.reservations = fds);
         }
         if let Err(e) = self.start_dns(&st, &c) {

@@ -260,7 +260,10 @@ impl Engine {
         let images = Arc::new(ImageStore::open(&cfg.root.join("image"))?);
         // Counting starts before the first nft batch and DNS query.
         metrics::global();
-        fw.init()?;
+        // a restart keeps the tables (published ports keep answering); restore then
+        // rebuilds their contents in place
+        let kept = fw.adopt()?;
+        tracing::debug!(kept, "nftables tables");
         tether_net::sysctl::set("net.ipv4.ip_forward", "1")?;
         let nl = Netlink::open()?;
         let _ = nl.set_up_by_name("lo").await;

@@ -16,6 +16,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use tether_net::firewall::Contents;
 use tether_runtime::rootfs;
 
 use crate::state::{self, Container, Network};
@@ -61,6 +62,7 @@ impl Engine {
             self.readopt(&id).await;
         }
         self.reconcile().await;
+        self.sync_firewall().await;
         Ok(())
     }
 
@@ -156,6 +158,44 @@ impl Engine {
                 removed = %removed.join(", "),
                 "removed what a daemon that stopped mid-operation left half-made"
             );
+        }
+    }
+}
+
+impl Engine {
+    /// Rebuilds the contents of tether's nftables tables from the records, in place (see
+    /// [`tether_net::firewall::Firewall::sync`]): after a restart that kept the tables,
+    /// published ports answer throughout, and elements of containers that died or were
+    /// left half-made while the daemon was away are gone. A failure is logged (the
+    /// firewall watch and `network reload-firewall` can repair it).
+    pub(crate) async fn sync_firewall(&self) {
+        let st = self.state.lock().await;
+        let mut c = Contents::default();
+        for n in st.networks.values() {
+            if let Some(b) = networks::bridge_of(n) {
+                c.networks.push(b.rules());
+            }
+        }
+        for ctr in st
+            .containers
+            .values()
+            .filter(|c| c.state.status == "running")
+        {
+            c.ports.extend(ctr.ports.iter().cloned());
+            for (name, a) in &ctr.attachments {
+                let isolated = st
+                    .networks
+                    .get(&a.network_id)
+                    .and_then(networks::bridge_of)
+                    .is_some_and(|b| !b.icc);
+                if let (true, Some(ep)) = (isolated, ctr.endpoints.get(name)) {
+                    c.isolated_ports.push(ep.host_veth.clone());
+                }
+            }
+        }
+        c.host_dns = self.host_dns_addresses();
+        if let Err(e) = self.fw.sync(&c) {
+            tracing::error!(error = %e, "restoring the firewall's contents");
         }
     }
 }

@@ -197,7 +197,8 @@ impl BridgeNetwork {
         })
     }
 
-    fn rules(&self) -> NetworkRules {
+    /// The firewall's view of the network (see [`Firewall::add_network`]).
+    pub fn rules(&self) -> NetworkRules {
         NetworkRules {
             bridge: self.bridge.clone(),
             subnet: self.v4.map(|(s, _)| s),

@@ -220,6 +220,98 @@ pub trait Firewall: Send + Sync {
     fn guard_host_dns(&self, gw: Ipv4Addr, on: bool) -> Result<(), FirewallError>;
     /// Deletes tether's tables.
     fn teardown(&self) -> Result<(), FirewallError>;
+    /// At daemon start: keeps tether's tables when they exist with this build's layout (a
+    /// restart: the published ports and networks they hold keep working), else creates
+    /// them as [`Firewall::init`] does. Returns whether they were kept.
+    fn adopt(&self) -> Result<bool, FirewallError> {
+        self.init().map(|()| false)
+    }
+    /// Replaces every element of tether's sets and maps with `c` (networks, published
+    /// ports, isolated bridge ports, host DNS guards), each family of sets in one
+    /// transaction: an element that is in `c` is never missing meanwhile, one that is not
+    /// is gone afterwards.
+    fn sync(&self, c: &Contents) -> Result<(), FirewallError>;
+}
+
+/// What tether's tables hold beyond their fixed layout, rebuilt from the engine's records
+/// (see [`Firewall::sync`]).
+#[derive(Clone, Debug, Default)]
+pub struct Contents {
+    /// Every network's rules (bridge, subnets, modes).
+    pub networks: Vec<NetworkRules>,
+    /// Every running container's published ports.
+    pub ports: Vec<PortMapping>,
+    /// Bridge ports (host-side veths) of `enable_icc=false` networks.
+    pub isolated_ports: Vec<String>,
+    /// Gateway addresses where the DNS for the host listens.
+    pub host_dns: Vec<Ipv4Addr>,
+}
+
+/// The sets filled from network rules, isolation and host DNS guards (JSON batch of
+/// [`sync_batch`]), as (family, kind, name).
+const SYNC_SETS: [(&str, &str, &str); 13] = [
+    ("inet", "set", "bridges"),
+    ("inet", "set", "icc"),
+    ("inet", "set", "internal"),
+    ("inet", "set", "nat_subnets"),
+    ("inet", "set", "nat_subnets6"),
+    ("inet", "set", "routed4"),
+    ("inet", "set", "routed6"),
+    ("inet", "set", "unprotected4"),
+    ("inet", "set", "unprotected6"),
+    ("inet", "set", "isolated"),
+    ("inet", "set", "trusted"),
+    ("inet", "set", "host_dns"),
+    ("bridge", "set", "no_icc_ports"),
+];
+
+/// The JSON batch of [`Firewall::sync`] for everything but the port maps: flush the sets,
+/// add the elements of `c`; exposed for tests.
+pub fn sync_batch(c: &Contents) -> Value {
+    let mut cmds: Vec<Value> = SYNC_SETS
+        .iter()
+        .map(|(family, kind, name)| json!({"flush": {*kind: {"family": family, "table": TABLE, "name": name}}}))
+        .collect();
+    for n in &c.networks {
+        if let Some(a) = network_batch(n, true)["nftables"].as_array() {
+            cmds.extend(a.iter().cloned());
+        }
+    }
+    for p in &c.isolated_ports {
+        if let Some(a) = isolate_port_batch(p, true)["nftables"].as_array() {
+            cmds.extend(a.iter().cloned());
+        }
+    }
+    for gw in &c.host_dns {
+        cmds.push(json!({"add": {"element": with(t(), json!({"name": "host_dns", "elem": [gw.to_string()]}))}}));
+    }
+    json!({ "nftables": cmds })
+}
+
+/// The text batch of [`Firewall::sync`] for the port maps: flush them, add `ports`;
+/// exposed for tests.
+pub fn sync_ports_text(ports: &[PortMapping]) -> String {
+    let mut out = String::new();
+    for map in ["pub4", "pub4_addr", "pub6"] {
+        out.push_str(&format!("flush map inet {TABLE} {map}\n"));
+    }
+    for set in ["published4", "published6"] {
+        out.push_str(&format!("flush set inet {TABLE} {set}\n"));
+    }
+    out.push_str(&add_ports_text(ports));
+    out
+}
+
+/// The name of the empty set that marks a table made by this build's layout: a hash
+/// (FNV-1a) of the init batches, so that a daemon with another layout recreates it.
+pub fn layout_marker(cfg: &FirewallConfig) -> String {
+    let text = format!("{}{}", init_batch(), init_ports_text_unmarked(cfg));
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("layout_{h:016x}")
 }
 
 /// [`Firewall`] on nftables through the `nft` JSON interface.
@@ -387,6 +479,14 @@ pub fn init_batch() -> Value {
 /// host is dropped (Docker 28's direct-routing filter), and so is everything between two
 /// tether bridges.
 pub fn init_ports_text(cfg: &FirewallConfig) -> String {
+    format!(
+        "{}add set inet {TABLE} {} {{ type ifname; }}\n",
+        init_ports_text_unmarked(cfg),
+        layout_marker(cfg)
+    )
+}
+
+fn init_ports_text_unmarked(cfg: &FirewallConfig) -> String {
     let direct = if cfg.allow_direct_routing {
         format!(
             "add rule inet {TABLE} forward iifname != @bridges ip daddr . meta l4proto . th dport @published4 accept
@@ -579,6 +679,21 @@ pub fn remove_ports_text(ports: &[PortMapping]) -> String {
     out
 }
 
+/// Whether a read-only command (`list ...`) in nft's text syntax succeeds: the object
+/// it names exists.
+fn query_text(cmd: &str) -> bool {
+    match crate::libnft::Lib::get() {
+        Some(lib) => lib.run(cmd, false).is_ok(),
+        None => std::process::Command::new("nft")
+            .args(cmd.split(' '))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false),
+    }
+}
+
 /// Applies one batch in nft's text syntax, as [`apply`] does JSON ones; timed for the
 /// metrics (see [`crate::metrics::Observer::nft_batch`]).
 fn apply_text(text: &str) -> Result<(), FirewallError> {
@@ -676,6 +791,24 @@ impl Firewall for Nftables {
         apply_text(&format!(
             "{verb} element inet {TABLE} host_dns {{ {gw} }}\n"
         ))
+    }
+    fn adopt(&self) -> Result<bool, FirewallError> {
+        let marker = layout_marker(&self.cfg);
+        let kept = [
+            format!("list set inet {TABLE} {marker}"),
+            format!("list set bridge {TABLE} no_icc_ports"),
+        ]
+        .iter()
+        .all(|q| query_text(q));
+        if kept {
+            return Ok(true);
+        }
+        self.init().map(|()| false)
+    }
+    fn sync(&self, c: &Contents) -> Result<(), FirewallError> {
+        apply(&sync_batch(c))?;
+        apply_text(&sync_ports_text(&c.ports))
+            .map_err(|e| FirewallError::Nft(format!("restoring the published ports: {e}")))
     }
     fn teardown(&self) -> Result<(), FirewallError> {
         apply(&json!({"nftables": [
@@ -811,6 +944,58 @@ mod tests {
             assert!(with.contains(elem), "{elem} missing from {with}");
         }
         assert!(!without.contains("\"elem\""), "elements left: {without}");
+    }
+
+    /// sync replaces the contents: stale networks, ports and guards go, wanted ones stay
+    /// or come; the layout marker is part of the table.
+    #[test]
+    fn sync_replaces_the_contents_in_place() {
+        let net = |b: &str, sub: &str| NetworkRules {
+            bridge: b.into(),
+            subnet: sub.parse().ok(),
+            masquerade: true,
+            internal: false,
+            subnet6: None,
+            icc: true,
+            mode4: GatewayMode::Nat,
+            mode6: GatewayMode::Nat,
+            trusted: vec![],
+        };
+        let got = in_fresh_table(move |run| {
+            run(&network_batch(&net("tb-stale", "10.5.0.0/16"), true).to_string())?;
+            run(&add_ports_text(&[pm(9999, None)]))?;
+            run(&isolate_port_batch("vethstale", true).to_string())?;
+            let c = Contents {
+                networks: vec![net("tb-kept", "10.6.0.0/16")],
+                ports: vec![pm(8080, None)],
+                isolated_ports: vec!["vethkept".into()],
+                host_dns: vec![Ipv4Addr::new(10, 6, 0, 1)],
+            };
+            run(&sync_batch(&c).to_string())?;
+            run(&sync_ports_text(&c.ports))?;
+            let inet = run("list table inet tether")?;
+            let bridge = run("list table bridge tether")?;
+            Ok(format!("{inet}{bridge}"))
+        })
+        .join()
+        .expect("thread");
+        let listed = got.expect("applied");
+        for gone in ["tb-stale", "10.5.0.0", "9999", "vethstale"] {
+            assert!(!listed.contains(gone), "{gone} still in {listed}");
+        }
+        let marker = layout_marker(&FirewallConfig {
+            allow_direct_routing: true,
+        });
+        for kept in [
+            "tb-kept",
+            "10.6.0.0",
+            "8080",
+            "vethkept",
+            "10.6.0.1",
+            marker.as_str(),
+        ] {
+            assert!(listed.contains(kept), "{kept} missing from {listed}");
+        }
     }
 
     #[test]
