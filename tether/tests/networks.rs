@@ -226,3 +226,53 @@ fn rm_refused_while_in_use_and_prune_by_label() {
         assert!(names.contains(&kept), "{kept} pruned: {names:?}");
     }
 }
+
+/// `network rm` parks the bridge (down, no address, renamed `tbp-…`) and the next create
+/// takes it: the same subnet can be created again at once (the removed network's gateway
+/// address went with it), a parked bridge is deleted after a few seconds, and a restarted
+/// daemon deletes the parked bridges a killed one left — never a host link of a similar
+/// name.
+#[test]
+fn removed_bridges_are_parked_reused_and_swept() {
+    let mut d = Daemon::start();
+    d.ns(&["ip", "link", "add", "tbp-00000001", "type", "bridge"]);
+    let base = d.links();
+    for _ in 0..5 {
+        d.ok(&["network", "create", "--subnet", "10.79.0.0/24", "again"]);
+        let (st, v) = d.api("GET", "/networks/again", None);
+        assert_eq!(st, 200, "{v}");
+        let id = v["Id"].as_str().unwrap_or_default().to_string();
+        let bridge = format!("tb-{}", &id[..12]);
+        let o = d.ns(&["ip", "-o", "-4", "addr", "show", "dev", &bridge]);
+        assert!(o.stdout.contains("10.79.0.1/24"), "{bridge}: {o}");
+        d.ok(&["network", "rm", "again"]);
+        let parked: Vec<String> = d.links().difference(&base).cloned().collect();
+        assert!(
+            parked.len() <= 1 && parked.iter().all(|l| l.starts_with("tbp-")),
+            "after rm: {parked:?}"
+        );
+        for l in &parked {
+            let o = d.ns(&["ip", "-o", "addr", "show", "dev", l]);
+            assert!(
+                !o.stdout.contains("inet "),
+                "a parked bridge kept an address: {o}"
+            );
+        }
+    }
+    assert_eq!(
+        d.links_settled(&base),
+        base,
+        "a parked bridge outlived its time"
+    );
+
+    // a daemon killed while a bridge is parked: the next one deletes it, and leaves the
+    // host's own tbp-00000001 alone
+    d.ok(&["network", "create", "--subnet", "10.79.0.0/24", "again"]);
+    d.ok(&["network", "rm", "again"]);
+    assert_ne!(d.links(), base);
+    d.kill_daemon();
+    d.start_daemon();
+    assert_eq!(d.links_settled(&base), base);
+    assert!(d.links().contains("tbp-00000001"));
+    d.ns(&["ip", "link", "del", "tbp-00000001"]);
+}

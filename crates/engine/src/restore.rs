@@ -153,6 +153,9 @@ impl Engine {
                 }
             }
         }
+        for d in self.drivers.all() {
+            d.sweep().await;
+        }
         if !removed.is_empty() {
             tracing::warn!(
                 removed = %removed.join(", "),

@@ -222,11 +222,39 @@ fn sysctl_in_sandbox(sandbox: &Path, ifname: &str) -> Result<(), LinkError> {
     })
 }
 
+/// The first four bytes of a parked bridge's MAC (locally administered, then "tbp"): how
+/// a restarted daemon tells the parked bridges it made from other links.
+pub const PARKED_MAC_PREFIX: [u8; 4] = [0x02, 0x74, 0x62, 0x70];
+
+/// The name prefix of a parked bridge (`tbp-` and 8 hex digits).
+pub const PARKED_PREFIX: &str = "tbp-";
+
+/// How long a removed network's bridge stays parked for reuse before it is deleted.
+pub const PARK_TTL: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The bridge driver, working in the daemon's network namespace.
+///
+/// `network rm` parks the bridge instead of deleting it (down, no addresses, renamed
+/// `tbp-…` with a marker MAC), and the next `network create` renames a parked bridge
+/// rather than creating one: deleting a bridge holds the kernel's rtnl lock for tens of
+/// milliseconds (RCU grace periods), and a create behind it waited for all of it. A bridge
+/// parked for [`PARK_TTL`] is deleted off the request path.
 pub struct BridgeDriver {
     fw: Arc<dyn Firewall>,
     reaper: Arc<Reaper>,
     nl: Netlink,
+    parked: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// Takes `name` off the parked list (any parked bridge when `name` is None); returns it
+/// when it was there.
+fn unpark(parked: &std::sync::Mutex<Vec<String>>, name: Option<&str>) -> Option<String> {
+    let mut p = parked.lock().unwrap_or_else(|e| e.into_inner());
+    let pos = match name {
+        Some(n) => p.iter().position(|x| x == n)?,
+        None => p.len().checked_sub(1)?,
+    };
+    Some(p.remove(pos))
 }
 
 impl BridgeDriver {
@@ -239,7 +267,67 @@ impl BridgeDriver {
             fw,
             reaper,
             nl: Netlink::open()?,
+            parked: Arc::default(),
         })
+    }
+
+    /// Parks the (down) bridge of `n`: its addresses removed, renamed `tbp-…` with a
+    /// marker MAC, deleted after [`PARK_TTL`] unless a create takes it first.
+    async fn park(&self, n: &BridgeNetwork) -> Result<(), DriverError> {
+        let index = self
+            .nl
+            .index_of(&n.bridge)
+            .await?
+            .ok_or_else(|| LinkError::NotFound(n.bridge.clone()))?;
+        self.nl.flush_addresses(index).await?;
+        let r: u32 = rand::random();
+        let name = format!("{PARKED_PREFIX}{r:08x}");
+        let [a, b, c, d] = PARKED_MAC_PREFIX;
+        let mac = [a, b, c, d, (r >> 8) as u8, r as u8];
+        self.nl.rename(index, &name, mac).await?;
+        self.parked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(name.clone());
+        let (parked, reaper) = (self.parked.clone(), self.reaper.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(PARK_TTL).await;
+            if let Some(name) = unpark(&parked, Some(&name)) {
+                reaper.delete(&name, name.clone());
+            }
+        });
+        Ok(())
+    }
+
+    /// Renames a parked bridge to `n.bridge` with `n`'s MAC and resets its MTU; returns
+    /// whether one was taken. A parked bridge that cannot be taken is deleted.
+    async fn take_parked(&self, n: &BridgeNetwork) -> bool {
+        let Some(p) = unpark(&self.parked, None) else {
+            return false;
+        };
+        let taken = match self.nl.link_info(&p).await {
+            Ok(Some(info)) if info.kind.as_deref() == Some("bridge") => {
+                let renamed = self.nl.rename(info.index, &n.bridge, n.mac).await;
+                let mtu = n.mtu.unwrap_or(1500);
+                match renamed {
+                    Ok(()) if info.mtu != Some(mtu) => {
+                        self.nl.set_mtu(info.index, mtu).await.is_ok()
+                    }
+                    Ok(()) => true,
+                    Err(_) => false,
+                }
+            }
+            _ => false,
+        };
+        if !taken {
+            let name = if self.nl.index_of(&p).await.ok().flatten().is_some() {
+                p
+            } else {
+                n.bridge.clone()
+            };
+            self.reaper.delete(&name, name.clone());
+        }
+        taken
     }
 
     /// Creates (or, after a restart, re-adopts) the bridge and its firewall entries.
@@ -251,6 +339,8 @@ impl BridgeDriver {
             let _ = tokio::task::spawn_blocking(move || r.flush()).await;
         }
         let t0 = std::time::Instant::now();
+        let reused =
+            matches!(self.nl.index_of(&n.bridge).await, Ok(None)) && self.take_parked(n).await;
         let (index, existed) = self
             .nl
             .ensure_bridge(
@@ -278,7 +368,7 @@ impl BridgeDriver {
                 Err(e) => Err(e),
             };
             if let Err(e) = v6 {
-                if !existed {
+                if !existed || reused {
                     let _ = self.nl.delete(&n.bridge).await;
                 }
                 return Err(e);
@@ -291,7 +381,7 @@ impl BridgeDriver {
             })
             .and_then(|_| self.fw.add_network(&n.rules()).map_err(DriverError::from));
         if let Err(e) = applied {
-            if !existed {
+            if !existed || reused {
                 let _ = self.nl.delete(&n.bridge).await;
             }
             return Err(e);
@@ -313,7 +403,10 @@ impl BridgeDriver {
         let fw = self.fw.remove_network(&n.rules());
         if self.ours(n).await? {
             self.nl.set_down_by_name(&n.bridge).await?;
-            self.reaper.delete(&n.bridge, n.bridge.clone());
+            if let Err(e) = self.park(n).await {
+                tracing::debug!(bridge = %n.bridge, error = %e, "not parked: deleting");
+                self.reaper.delete(&n.bridge, n.bridge.clone());
+            }
         }
         fw.map_err(DriverError::from)
     }
@@ -495,7 +588,26 @@ impl NetworkDriver for BridgeDriver {
     }
 
     fn flush(&self) {
+        while let Some(p) = unpark(&self.parked, None) {
+            self.reaper.delete(&p, p.clone());
+        }
         self.reaper.flush();
+    }
+
+    /// Deletes parked bridges a daemon that died left behind: links named
+    /// [`PARKED_PREFIX`]… that are bridges with the [`PARKED_MAC_PREFIX`] MAC.
+    async fn sweep(&self) {
+        let Ok(names) = self.nl.link_names().await else {
+            return;
+        };
+        for name in names.into_iter().filter(|n| n.starts_with(PARKED_PREFIX)) {
+            if let Ok(Some(info)) = self.nl.link_info(&name).await {
+                let marked = info.mac.is_some_and(|m| m[..4] == PARKED_MAC_PREFIX);
+                if info.kind.as_deref() == Some("bridge") && marked {
+                    self.reaper.delete(&name, name.clone());
+                }
+            }
+        }
     }
 }
 

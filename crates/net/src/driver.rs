@@ -211,6 +211,11 @@ pub trait NetworkDriver: Send + Sync {
 
     /// Blocks until every deferred deletion is done.
     fn flush(&self) {}
+
+    /// At daemon start, after the networks were restored: removes what the driver made and
+    /// a daemon that died left behind outside any network (see the bridge driver's parked
+    /// bridges). Only objects the driver can tell are its own.
+    async fn sweep(&self) {}
 }
 
 /// The drivers the engine knows, keyed by name.

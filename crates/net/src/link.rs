@@ -247,6 +247,45 @@ impl Netlink {
             .map_err(nl(format!("set MTU {mtu} on link {index}")))
     }
 
+    /// Renames link `index` to `name` and gives it the MAC `mac` (the link must be down).
+    pub async fn rename(&self, index: u32, name: &str, mac: [u8; 6]) -> Result<(), LinkError> {
+        let msg = LinkUnspec::new_with_index(index)
+            .name(name.to_string())
+            .address(mac.to_vec())
+            .build();
+        self.handle
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(nl(format!("rename link {index} to {name}")))
+    }
+
+    /// Removes every address (IPv4 and IPv6) of link `index`.
+    pub async fn flush_addresses(&self, index: u32) -> Result<(), LinkError> {
+        let mut addrs = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute();
+        let mut found = Vec::new();
+        while let Some(msg) = addrs.try_next().await.map_err(nl("list addresses"))? {
+            if msg.header.index == index {
+                found.push(msg);
+            }
+        }
+        for msg in found {
+            match self.handle.address().del(msg).execute().await {
+                Ok(()) => {}
+                Err(rtnetlink::Error::NetlinkError(e))
+                    if e.raw_code() == -libc::EADDRNOTAVAIL || e.raw_code() == -libc::ENODEV => {}
+                Err(e) => return Err(nl(format!("remove an address of link {index}"))(e)),
+            }
+        }
+        Ok(())
+    }
+
     async fn must_index(&self, name: &str) -> Result<u32, LinkError> {
         self.index_of(name)
             .await?
