@@ -35,9 +35,11 @@ use std::sync::Arc;
 use tether_image::ImageStore;
 use tether_net::bridge::BridgeDriver;
 use tether_net::dns::Resolver;
-use tether_net::driver::{Drivers, HostDriver, NullDriver};
+use tether_net::driver::Drivers;
 use tether_net::firewall::{Firewall, FirewallConfig, Nftables};
+use tether_net::host::HostDriver;
 use tether_net::link::{Netlink, Reaper};
+use tether_net::null::NullDriver;
 use tether_runtime::runc::Runc;
 use tokio::sync::watch;
 

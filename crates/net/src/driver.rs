@@ -147,7 +147,8 @@ pub struct EndpointSpec<'a> {
 }
 
 /// A network driver (Docker's `driverapi.Driver`). Implementations: the bridge driver
-/// ([`crate::bridge::BridgeDriver`]), [`HostDriver`] and [`NullDriver`].
+/// ([`crate::bridge::BridgeDriver`]), [`crate::host::HostDriver`] and
+/// [`crate::null::NullDriver`] (the smallest: a file and one registry line in the engine).
 ///
 /// Every method is idempotent where the kernel allows, validates before it applies and
 /// undoes its own partial work on failure.
@@ -254,7 +255,10 @@ impl Drivers {
 
 /// Refuses every option: the `host` and `null` drivers take none (Docker ignores them;
 /// tether names them rather than dropping them silently).
-fn no_options(driver: &str, options: &HashMap<String, String>) -> Result<(), DriverError> {
+pub(crate) fn no_options(
+    driver: &str,
+    options: &HashMap<String, String>,
+) -> Result<(), DriverError> {
     match options.keys().next() {
         None => Ok(()),
         Some(k) => Err(DriverError::InvalidOption(format!(
@@ -263,68 +267,11 @@ fn no_options(driver: &str, options: &HashMap<String, String>) -> Result<(), Dri
     }
 }
 
-/// The `host` driver: its one network is the host's own namespace. A container joins it
-/// by its network mode (`--network host`), so the driver makes no kernel objects and takes
-/// no endpoints.
-pub struct HostDriver;
-
-#[async_trait::async_trait]
-impl NetworkDriver for HostDriver {
-    fn name(&self) -> &'static str {
-        "host"
-    }
-    fn validate(&self, o: &HashMap<String, String>, _internal: bool) -> Result<(), DriverError> {
-        no_options(self.name(), o)
-    }
-    async fn create_network(&self, _n: &NetworkSpec) -> Result<(), DriverError> {
-        Ok(())
-    }
-    async fn delete_network(&self, _n: &NetworkSpec) -> Result<(), DriverError> {
-        Ok(())
-    }
-    async fn join(&self, n: &NetworkSpec, _ep: &EndpointSpec<'_>) -> Result<(), DriverError> {
-        Err(DriverError::NoEndpoints {
-            network: n.name.clone(),
-            driver: self.name(),
-        })
-    }
-    async fn leave(&self, _: &NetworkSpec, _: &str, _: Option<String>) -> Result<(), DriverError> {
-        Ok(())
-    }
-}
-
-/// The `null` driver (the `none` network): a sandbox with loopback only. Like
-/// [`HostDriver`] it is a network mode, with no kernel objects and no endpoints.
-pub struct NullDriver;
-
-#[async_trait::async_trait]
-impl NetworkDriver for NullDriver {
-    fn name(&self) -> &'static str {
-        "null"
-    }
-    fn validate(&self, o: &HashMap<String, String>, _internal: bool) -> Result<(), DriverError> {
-        no_options(self.name(), o)
-    }
-    async fn create_network(&self, _n: &NetworkSpec) -> Result<(), DriverError> {
-        Ok(())
-    }
-    async fn delete_network(&self, _n: &NetworkSpec) -> Result<(), DriverError> {
-        Ok(())
-    }
-    async fn join(&self, n: &NetworkSpec, _ep: &EndpointSpec<'_>) -> Result<(), DriverError> {
-        Err(DriverError::NoEndpoints {
-            network: n.name.clone(),
-            driver: self.name(),
-        })
-    }
-    async fn leave(&self, _: &NetworkSpec, _: &str, _: Option<String>) -> Result<(), DriverError> {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::HostDriver;
+    use crate::null::NullDriver;
 
     #[test]
     fn registry_names_the_valid_drivers() {
