@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use crate::driver::{no_options, DriverError, EndpointSpec, NetworkDriver, NetworkSpec};
 
 /// The `null` driver (the `none` network): a sandbox with loopback only. Like
-/// [`HostDriver`] it is a network mode, with no kernel objects and no endpoints.
+/// [`crate::host::HostDriver`] it is a network mode, with no kernel objects and no endpoints.
 pub struct NullDriver;
 
 #[async_trait::async_trait]
