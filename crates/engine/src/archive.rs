@@ -1093,8 +1093,10 @@ fn walk_upper(
 pub type TarStream = mpsc::Receiver<Bytes>;
 
 impl Engine {
-    /// The lock that keeps a stopped container's overlay from being mounted twice (by an
-    /// archive helper and by a start).
+    /// The container's own lock: held by start (across the runtime's part, while the
+    /// engine's lock is released), connect, disconnect, rm and the archive helpers (a
+    /// stopped container's overlay is mounted by one user at a time). Taken before the
+    /// engine's lock, never after it.
     pub(crate) fn fs_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut g = self.fs_locks.lock().unwrap_or_else(|p| p.into_inner());
         g.entry(id.to_string()).or_default().clone()

@@ -442,6 +442,20 @@ impl Engine {
         Ok((id, Vec::new()))
     }
 
+    /// Takes container `key`'s own lock (see [`Engine::fs_lock`]) and returns it with the
+    /// container's record as it is once any start in progress has finished.
+    ///
+    /// Errors: 404 no such container.
+    pub(crate) async fn own(
+        &self,
+        key: &str,
+    ) -> Result<(tokio::sync::OwnedMutexGuard<()>, Container), EngineError> {
+        let id = self.state.lock().await.container(key)?.id.clone();
+        let guard = self.fs_lock(&id).lock_owned().await;
+        let c = self.state.lock().await.container(&id)?.clone();
+        Ok((guard, c))
+    }
+
     /// POST /containers/{id}/start: rootfs, networking, spec, shim, `runc start`. On failure
     /// everything set up is undone and the runtime's message is returned.
     ///
@@ -456,7 +470,24 @@ impl Engine {
         if c.state.status == "running" {
             return Err(EngineError::NotModified("container already started".into()));
         }
-        let r = self.start_locked(&mut st, &mut c).await;
+        let r = match self.prepare_start(&mut st, &mut c).await {
+            Ok(p) => {
+                // The sandbox and its endpoints are in the state (in memory: the record on
+                // disk is written once the start succeeded), so that `network rm` sees
+                // them and no lease is handed out twice; the engine's lock is released for
+                // the runtime's part.
+                st.containers.insert(c.id.clone(), c.clone());
+                drop(st);
+                let launched = self.launch_prepared(&mut c, p).await;
+                st = self.state.lock().await;
+                if launched.is_err() {
+                    self.teardown_networking(&mut st, &mut c).await;
+                    let _ = rootfs::unmount(&self.container_dir(&c.id).join("rootfs"));
+                }
+                launched
+            }
+            Err(e) => Err(e),
+        };
         if let Err(e) = &r {
             c.state.error = e.to_string();
             if e.to_string().contains("executable file not found")
@@ -505,22 +536,25 @@ impl Engine {
         r
     }
 
-    async fn start_locked(&self, st: &mut State, c: &mut Container) -> Result<(), EngineError> {
+    /// The part of a start that needs the engine's state: the rootfs, the sandbox and its
+    /// endpoints (IPAM leases are taken here, under the lock: allocation is atomic), and
+    /// the hostname. On error everything done is undone.
+    async fn prepare_start(
+        &self,
+        st: &mut State,
+        c: &mut Container,
+    ) -> Result<Prepared, EngineError> {
         let t0 = std::time::Instant::now();
         let dir = self.container_dir(&c.id);
         let merged = dir.join("rootfs");
         let image = self.images.get(&c.image_id)?;
         let layers = self.images.layer_paths(&image);
         rootfs::mount_overlay(&layers, &dir.join("upper"), &dir.join("work"), &merged)?;
-        let undo_rootfs = |m: &PathBuf| {
-            let _ = rootfs::unmount(m);
-        };
         let t_rootfs = t0.elapsed();
         if let Err(e) = self.setup_networking(st, c).await {
-            undo_rootfs(&merged);
+            let _ = rootfs::unmount(&merged);
             return Err(e);
         }
-        let t_net = t0.elapsed();
         // a container joining another's namespace takes its hostname too (as Docker)
         let hostname = match sandbox::mode(c.host_config.network_mode.as_deref().unwrap_or("")) {
             Mode::Host => nix::unistd::gethostname()
@@ -533,36 +567,40 @@ impl Engine {
                 .unwrap_or_else(|_| sandbox::hostname_of(c)),
             _ => sandbox::hostname_of(c),
         };
-        let r = self.launch(c, &merged, hostname).await;
-        match r {
-            Ok((started, create, start)) => {
-                // For profiling (RUST_LOG=tether_engine=debug): tether's own share of a
-                // start is everything but `runc create` (inside the shim) and `runc start`.
-                tracing::debug!(
-                    container = %c.name,
-                    rootfs_us = t_rootfs.as_micros() as u64,
-                    network_us = (t_net - t_rootfs).as_micros() as u64,
-                    shim_and_runc_create_us = create.as_micros() as u64,
-                    runc_start_us = start.as_micros() as u64,
-                    total_us = t0.elapsed().as_micros() as u64,
-                    "started"
-                );
-                c.state.status = "running".into();
-                c.state.pid = started.pid;
-                c.state.shim_pid = started.shim_pid;
-                c.state.error.clear();
-                c.state.exit_code = 0;
-                c.state.started_at = state::now();
-                c.restart_count += 1;
-                c.manually_stopped = false;
-                Ok(())
-            }
-            Err(e) => {
-                self.teardown_networking(st, c).await;
-                undo_rootfs(&merged);
-                Err(e)
-            }
-        }
+        Ok(Prepared {
+            merged,
+            hostname,
+            t0,
+            t_rootfs,
+            t_net: t0.elapsed(),
+        })
+    }
+
+    /// Starts a container whose rootfs and sandbox are ready, without the engine's lock
+    /// (the shim, `runc create` and `runc start` take most of a start's time): starts of
+    /// other containers proceed meanwhile. The caller holds the container's own lock.
+    async fn launch_prepared(&self, c: &mut Container, p: Prepared) -> Result<(), EngineError> {
+        let (started, create, start) = self.launch(c, &p.merged, p.hostname).await?;
+        // For profiling (RUST_LOG=tether_engine=debug): tether's own share of a start is
+        // everything but `runc create` (inside the shim) and `runc start`.
+        tracing::debug!(
+            container = %c.name,
+            rootfs_us = p.t_rootfs.as_micros() as u64,
+            network_us = (p.t_net - p.t_rootfs).as_micros() as u64,
+            shim_and_runc_create_us = create.as_micros() as u64,
+            runc_start_us = start.as_micros() as u64,
+            total_us = p.t0.elapsed().as_micros() as u64,
+            "started"
+        );
+        c.state.status = "running".into();
+        c.state.pid = started.pid;
+        c.state.shim_pid = started.shim_pid;
+        c.state.error.clear();
+        c.state.exit_code = 0;
+        c.state.started_at = state::now();
+        c.restart_count += 1;
+        c.manually_stopped = false;
+        Ok(())
     }
 
     async fn launch(
@@ -777,7 +815,8 @@ impl Engine {
     ///
     /// Errors: 404; 409 not running; 400 bad signal.
     pub async fn kill_container(&self, key: &str, signal: &str) -> Result<(), EngineError> {
-        let c = self.state.lock().await.container(key)?.clone();
+        // the container's own lock: a start in progress finishes first
+        let (_own, c) = self.own(key).await?;
         if c.state.status != "running" {
             return Err(EngineError::Conflict(format!(
                 "Container {} is not running",
@@ -812,7 +851,7 @@ impl Engine {
         timeout: Option<i64>,
         signal: Option<String>,
     ) -> Result<(), EngineError> {
-        let c = self.state.lock().await.container(key)?.clone();
+        let (own, c) = self.own(key).await?;
         if c.state.status != "running" {
             return Err(EngineError::NotModified("container already stopped".into()));
         }
@@ -826,6 +865,7 @@ impl Engine {
         let t = timeout.or(c.config.stop_timeout).unwrap_or(10).max(0) as u64;
         self.mark_manually_stopped(&c.id).await;
         let _ = self.runc.kill(&c.id, &sig, false).await;
+        drop(own);
         let exited =
             tokio::time::timeout(Duration::from_secs(t), ev.wait_for(|e| e.0 > gen0 || e.2))
                 .await
@@ -848,7 +888,7 @@ impl Engine {
         force: bool,
         volumes: bool,
     ) -> Result<(), EngineError> {
-        let c = self.state.lock().await.container(key)?.clone();
+        let (_own, c) = self.own(key).await?;
         if c.state.status == "running" {
             if !force {
                 return Err(EngineError::Conflict(format!(
@@ -863,8 +903,6 @@ impl Engine {
                 tokio::time::timeout(Duration::from_secs(15), ev.wait_for(|e| e.0 > gen0 || e.2))
                     .await;
         }
-        let fs_lock = self.fs_lock(&c.id);
-        let _fs = fs_lock.lock().await;
         let mut st = self.state.lock().await;
         if st.containers.contains_key(&c.id) {
             if st
@@ -991,6 +1029,10 @@ impl Engine {
         key: &str,
         es: EndpointSettings,
     ) -> Result<(), EngineError> {
+        // the container's own lock first: a start in progress finishes before this looks
+        let id = self.state.lock().await.container(key)?.id.clone();
+        let fs_lock = self.fs_lock(&id);
+        let _own = fs_lock.lock().await;
         let mut st = self.state.lock().await;
         let n = st.network(net)?.clone();
         let mut c = st.container(key)?.clone();
@@ -1062,6 +1104,9 @@ impl Engine {
     ///
     /// Errors: 404; 409 not connected.
     pub async fn disconnect(&self, net: &str, key: &str, _force: bool) -> Result<(), EngineError> {
+        let id = self.state.lock().await.container(key)?.id.clone();
+        let fs_lock = self.fs_lock(&id);
+        let _own = fs_lock.lock().await;
         let mut st = self.state.lock().await;
         let n = st.network(net)?.clone();
         let mut c = st.container(key)?.clone();
@@ -1681,4 +1726,13 @@ mod name_tests {
             assert!(names.insert(n));
         }
     }
+}
+
+/// What [`Engine::prepare_start`] made ready for the runtime.
+struct Prepared {
+    merged: PathBuf,
+    hostname: String,
+    t0: std::time::Instant,
+    t_rootfs: std::time::Duration,
+    t_net: std::time::Duration,
 }

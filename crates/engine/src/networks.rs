@@ -79,12 +79,16 @@ impl State {
         }
     }
 
-    /// Names of running containers with an endpoint on network `id`.
+    /// Names of containers with an endpoint on network `id`: running ones, and ones
+    /// being started (their endpoints exist before the runtime runs them).
     pub(crate) fn active_on(&self, id: &str) -> Vec<String> {
         self.containers
             .values()
             .filter(|c| {
-                c.attachments.iter().any(|(_, a)| a.network_id == id) && c.state.status == "running"
+                c.attachments.iter().any(|(n, a)| {
+                    a.network_id == id
+                        && (c.state.status == "running" || c.endpoints.contains_key(n))
+                })
             })
             .map(|c| c.name.clone())
             .collect()
