@@ -864,7 +864,7 @@ impl Store {
                 record: live.get(&n.id).cloned().unwrap_or(n),
             })
             .collect();
-        out.sort_by(|a, b| a.record.addr.cmp(&b.record.addr));
+        out.sort_by_key(|n| n.record.addr);
         Ok(out)
     }
 
