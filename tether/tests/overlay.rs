@@ -283,3 +283,63 @@ fn a_dead_host_leaves_the_others_and_a_down_store_fails_at_once() {
     let o = c.host(2).sh("watcher", "nc -w 3 keeper 80");
     assert!(o.stdout.contains("hi from keeper"), "{o}");
 }
+
+#[test]
+fn overlay_containers_get_out_and_publish_through_their_host() {
+    let c = Cluster::start(2, 5);
+    let (h1, h2) = (c.host(1), c.host(2));
+    h1.ok(&["network", "create", "-d", "overlay", "ov"]);
+    wait_until("ov on host 2", Duration::from_secs(10), || {
+        network_ids(h2).contains(&"ov global".to_string())
+    });
+    serve(h2, "pub", "ov", &["-p", "8080:80"]);
+    // published on host 2's own address, reached from the underlay
+    let ns = c.underlay.netns();
+    let got = common::in_netns(&ns, || {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect_timeout(
+            &"192.168.77.2:8080".parse().expect("addr"),
+            Duration::from_secs(3),
+        )
+        .map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(3))).ok();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        Ok::<String, String>(out)
+    });
+    assert_eq!(got.as_deref().map(str::trim), Ok("hi from pub"));
+    // and out through its host, masqueraded: a listener on the underlay sees host 1
+    let (tx, rx) = std::sync::mpsc::channel();
+    let ns2 = ns.clone();
+    let outside = std::thread::spawn(move || {
+        common::in_netns(&ns2, move || {
+            use std::io::Write;
+            let l = std::net::TcpListener::bind("192.168.77.254:9999").expect("bind");
+            let _ = tx.send(());
+            let (mut s, peer) = l.accept().expect("accept");
+            let _ = s.write_all(b"outside\n");
+            peer.ip().to_string()
+        })
+    });
+    rx.recv().expect("listener up");
+    let o = h1.cli(&[
+        "run",
+        "--rm",
+        "--network",
+        "ov",
+        "tbox",
+        "nc",
+        "-w",
+        "3",
+        "192.168.77.254",
+        "9999",
+    ]);
+    assert!(
+        o.stdout.contains("outside"),
+        "egress from an overlay container: {o}"
+    );
+    assert_eq!(outside.join().expect("listener"), "192.168.77.1");
+    // the overlay still carries the traffic between the hosts
+    let o = fetch(h1, "ov", "pub");
+    assert!(o.stdout.contains("hi from pub"), "{o}");
+}

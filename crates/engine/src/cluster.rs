@@ -27,6 +27,10 @@ use crate::{Engine, EngineError, State};
 
 pub use tether_cluster::TlsFiles;
 
+/// The local bridge network that gives overlay containers their way out (Docker's
+/// `docker_gwbridge`).
+pub const GWBRIDGE: &str = "tether_gwbridge";
+
 /// `tether daemon --cluster-store ... --cluster-advertise ...`.
 #[derive(Clone, Debug)]
 pub struct ClusterConfig {
@@ -574,6 +578,90 @@ impl Engine {
         if let Err(e) = cl.overlay.remove_remote(network_id, endpoint_id).await {
             tracing::warn!(endpoint = endpoint_id, error = %e, "removing a remote endpoint");
         }
+    }
+
+    /// Gives a container whose only way out would be an overlay network an attachment to
+    /// the local gateway bridge [`GWBRIDGE`] (Docker's `docker_gwbridge`): its default
+    /// route, masquerade and published ports go through it. Containers on it do not talk
+    /// to each other (`enable_icc=false`) and get no names on it. No-op when another
+    /// network gives the default route, or no overlay network is non-internal.
+    pub(crate) async fn add_gateway_bridge(
+        &self,
+        st: &mut State,
+        c: &mut crate::state::Container,
+    ) -> Result<(), EngineError> {
+        let needs = crate::sandbox::gateway_network(st, &c.attachments).is_none()
+            && c.attachments.iter().any(|(_, a)| {
+                st.networks
+                    .get(&a.network_id)
+                    .is_some_and(|n| n.scope() == "global" && !n.internal)
+            });
+        if !needs {
+            return Ok(());
+        }
+        let id = match st.networks.values().find(|n| n.name == GWBRIDGE) {
+            Some(n) => n.id.clone(),
+            None => {
+                let in_use: Vec<Ipv4Net> = st
+                    .networks
+                    .values()
+                    .filter_map(|n| n.pool.as_ref().map(|p| p.subnet))
+                    .collect();
+                let subnet =
+                    ipam::pick_subnet(&in_use).map_err(|e| EngineError::Conflict(e.to_string()))?;
+                let pool = Pool::new(subnet, None, None)
+                    .map_err(|e| EngineError::Internal(e.to_string()))?;
+                let bo = tether_net::bridge::opt::BRIDGE_NAME;
+                let options = HashMap::from([
+                    (bo.to_string(), GWBRIDGE.to_string()),
+                    (
+                        tether_net::bridge::opt::ICC.to_string(),
+                        "false".to_string(),
+                    ),
+                    (
+                        tether_net::bridge::opt::MASQUERADE.to_string(),
+                        "true".to_string(),
+                    ),
+                ]);
+                let n = Network {
+                    id: state::new_id(),
+                    name: GWBRIDGE.into(),
+                    driver: "bridge".into(),
+                    created: state::now(),
+                    internal: false,
+                    enable_ipv6: false,
+                    enable_ipv4: true,
+                    attachable: false,
+                    labels: HashMap::new(),
+                    options,
+                    bridge: Some(GWBRIDGE.into()),
+                    bridge_mac: Some(link::random_mac()),
+                    pool: Some(pool),
+                    pool6: None,
+                    subnet_given: false,
+                    dns: false,
+                    builtin: false,
+                };
+                let id = n.id.clone();
+                let spec = crate::networks::spec_of(&n);
+                let drv = self.driver_of(&n)?;
+                drv.create_network(&spec).await?;
+                if let Err(e) = self.save_network(&n) {
+                    let _ = drv.delete_network(&spec).await;
+                    return Err(e);
+                }
+                st.networks.insert(id.clone(), n);
+                id
+            }
+        };
+        c.attachments.push((
+            GWBRIDGE.to_string(),
+            crate::state::Attachment {
+                network_id: id,
+                ..Default::default()
+            },
+        ));
+        Ok(())
     }
 
     /// `info`'s cluster part: the store, this host and every host with its state.

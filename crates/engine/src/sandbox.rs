@@ -113,6 +113,7 @@ impl Engine {
         let snl = Netlink::open_in(&sb)?;
         snl.set_up_by_name("lo").await?;
         if m == Mode::Bridge {
+            self.add_gateway_bridge(st, c).await?;
             let atts = c.attachments.clone();
             let gw = gateway_network(st, &atts);
             for (name, att) in &atts {
@@ -372,9 +373,13 @@ impl Engine {
         if reqs.is_empty() {
             return Ok(());
         }
+        // the endpoint with the default route first (an overlay container's gateway
+        // bridge), else the first one
+        let gw = gateway_network(st, &c.attachments);
         let Some((ip, ip6, net)) = c
             .attachments
             .iter()
+            .filter(|(n, _)| gw.is_none() || gw == Some(n.as_str()))
             .find_map(|(n, a)| c.endpoints.get(n).map(|e| (e, a)))
             .map(|(e, a)| {
                 (
