@@ -58,6 +58,63 @@ struct DaemonArgs {
     /// dockerd's flag). Off unless given.
     #[arg(long = "metrics-addr", value_name = "IP:PORT")]
     metrics_addr: Option<SocketAddr>,
+    /// The cluster store overlay networks live in: etcd://HOST:PORT[,HOST:PORT...]
+    /// (dockerd's pre-Swarm flag). Hosts started with the same store share global networks.
+    #[arg(long = "cluster-store", value_name = "etcd://HOST:PORT")]
+    cluster_store: Option<String>,
+    /// The address other hosts of the cluster reach this one on (the VXLAN tunnel
+    /// endpoint): an IPv4 address or an interface name (IP[:PORT] or IFACE[:PORT]).
+    #[arg(long = "cluster-advertise", value_name = "IP|IFACE")]
+    cluster_advertise: Option<String>,
+    /// Options of the store connection (repeatable): kv.cacertfile=PATH, kv.certfile=PATH,
+    /// kv.keyfile=PATH (TLS to etcd, PEM files, as dockerd's --cluster-store-opt).
+    #[arg(long = "cluster-store-opt", value_name = "KEY=VALUE")]
+    cluster_store_opts: Vec<String>,
+    /// The lease TTL of this host in the cluster store, in seconds: a host that dies leaves
+    /// the others' forwarding tables and DNS within it.
+    #[arg(long = "cluster-ttl", value_name = "SECONDS", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(2..=3600))]
+    cluster_ttl: u64,
+}
+
+/// The cluster configuration from the daemon's flags (None without --cluster-store).
+fn cluster_config(
+    args: &DaemonArgs,
+) -> anyhow::Result<Option<tether_engine::cluster::ClusterConfig>> {
+    let Some(store) = args.cluster_store.clone() else {
+        anyhow::ensure!(
+            args.cluster_advertise.is_none(),
+            "--cluster-advertise needs --cluster-store"
+        );
+        return Ok(None);
+    };
+    let advertise = args
+        .cluster_advertise
+        .clone()
+        .context("--cluster-store needs --cluster-advertise IP|IFACE (the address other hosts reach this one on)")?;
+    let mut tls = tether_engine::cluster::TlsFiles::default();
+    let mut any = false;
+    for o in &args.cluster_store_opts {
+        let (k, v) = o
+            .split_once('=')
+            .with_context(|| format!("invalid --cluster-store-opt {o:?}: expected KEY=VALUE"))?;
+        let v = Some(PathBuf::from(v));
+        match k {
+            "kv.cacertfile" => tls.ca = v,
+            "kv.certfile" => tls.cert = v,
+            "kv.keyfile" => tls.key = v,
+            _ => anyhow::bail!(
+                "invalid --cluster-store-opt {o:?}: expected kv.cacertfile, kv.certfile or kv.keyfile"
+            ),
+        }
+        any = true;
+    }
+    Ok(Some(tether_engine::cluster::ClusterConfig {
+        store,
+        advertise,
+        tls: any.then_some(tls),
+        ttl: std::time::Duration::from_secs(args.cluster_ttl),
+    }))
 }
 
 fn parse_upstream(s: &str) -> anyhow::Result<SocketAddr> {
@@ -111,6 +168,7 @@ async fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
         None => None,
     };
     let exe = std::env::current_exe().context("locate the tether binary")?;
+    let cluster = cluster_config(&args)?;
     let cfg = tether_engine::Config {
         root: args.root,
         exec_root: args.exec_root,
@@ -118,6 +176,7 @@ async fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
         dns_upstreams: dns,
         exe,
         allow_direct_routing: args.allow_direct_routing,
+        cluster,
     };
     let engine = tether_engine::Engine::start(cfg)
         .await

@@ -259,6 +259,24 @@ async fn route(
             .unwrap_or_else(|_| Response::new(full("OK")))),
         (&Method::GET, ["version"]) => Ok(json_response(200, &version())),
         (&Method::GET, ["info"]) => Ok(json_response(200, &info(&engine).await)),
+        (&Method::GET, ["nodes"]) => {
+            // Docker's Node objects (Swarm API shape), from the cluster store's hosts
+            let nodes: Vec<Value> = engine
+                .cluster_nodes()
+                .await?
+                .into_iter()
+                .map(|n| {
+                    json!({
+                        "ID": n.record.id, "CreatedAt": n.record.joined,
+                        "Description": {"Hostname": n.record.hostname},
+                        "Status": {"State": n.state, "Addr": n.record.addr.to_string()},
+                        "Spec": {"Role": "worker", "Availability": "active"},
+                        "Self": n.is_self,
+                    })
+                })
+                .collect();
+            Ok(json_response(200, &Value::Array(nodes)))
+        }
         (&Method::GET, ["events"]) => {
             let f = filters(&q)?;
             let ts = |k: &str| -> Result<Option<i64>, EngineError> {
@@ -1019,10 +1037,24 @@ async fn info(engine: &Engine) -> Value {
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_default();
+    let cluster = engine.cluster_info().await;
+    let mut plugins = vec!["bridge", "host", "null"];
+    if cluster.is_some() {
+        plugins.push("overlay");
+    }
+    let store = cluster
+        .as_ref()
+        .and_then(|c| c["Store"]["store"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let advertise = cluster
+        .as_ref()
+        .and_then(|c| c["Store"]["advertise"].as_str().map(str::to_string))
+        .unwrap_or_default();
     json!({
+        "ClusterStore": store, "ClusterAdvertise": advertise, "Cluster": cluster,
         "ID": "", "Containers": list.len(), "ContainersRunning": running, "ContainersPaused": 0,
         "ContainersStopped": list.len() - running, "Images": engine.images.list().len(),
-        "Driver": "overlay", "DriverStatus": [], "Plugins": {"Network": ["bridge", "host", "null"], "Volume": [], "Log": ["json-file"]},
+        "Driver": "overlay", "DriverStatus": [], "Plugins": {"Network": plugins, "Volume": [], "Log": ["json-file"]},
         "MemoryLimit": false, "SwapLimit": false, "CpuCfsPeriod": false, "CpuCfsQuota": false, "IPv4Forwarding": true,
         "Debug": false, "NFd": 0, "NGoroutines": 0, "SystemTime": chrono::Utc::now().to_rfc3339(), "LoggingDriver": "json-file",
         "CgroupDriver": "cgroupfs", "CgroupVersion": "1", "NEventsListener": 0, "KernelVersion": kernel,

@@ -1298,6 +1298,10 @@ impl Engine {
                 l.reservations.clear();
             }
         }
+        if let Some(cl) = self.cluster.as_ref() {
+            // this host's endpoints and addresses leave the other hosts at once
+            cl.store.leave().await;
+        }
         let st = self.state.lock().await;
         let drivers = self.drivers.clone();
         let _ = tokio::task::spawn_blocking(move || drivers.all().for_each(|d| d.flush())).await;

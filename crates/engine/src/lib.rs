@@ -7,6 +7,7 @@
 
 pub mod archive;
 pub mod build;
+pub mod cluster;
 pub mod containers;
 pub mod events;
 pub mod exec;
@@ -140,6 +141,9 @@ pub struct Config {
     /// routing to container addresses from any interface (default: only from a network's
     /// trusted interfaces, or in gateway mode routed).
     pub allow_direct_routing: bool,
+    /// `--cluster-store` / `--cluster-advertise`: join a cluster of hosts sharing overlay
+    /// networks (None: a single host, no global networks).
+    pub cluster: Option<cluster::ClusterConfig>,
 }
 
 /// Non-persistent per-container runtime companions.
@@ -228,6 +232,8 @@ pub struct Engine {
     /// Per-container locks: a stopped container's overlay is mounted by one user at a
     /// time (an archive helper or a start), see [`archive`].
     pub(crate) fs_locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The cluster store session and the overlay driver, with `--cluster-store`.
+    pub(crate) cluster: Option<cluster::Cluster>,
 }
 
 impl Engine {
@@ -273,6 +279,38 @@ impl Engine {
             cfg.dns_upstreams.clone(),
             std::time::Duration::from_millis(1500),
         );
+        let reaper = Arc::new(Reaper::start()?);
+        let (cluster, cluster_rx) = match &cfg.cluster {
+            None => (None, None),
+            Some(cc) => {
+                let advertise = cluster::resolve_advertise(&cc.advertise, &nl.addresses().await?)?;
+                let scfg = tether_cluster::StoreConfig {
+                    url: cc.store.clone(),
+                    endpoints: tether_cluster::StoreConfig::parse_url(&cc.store, cc.tls.is_some())?,
+                    tls: cc.tls.clone(),
+                    advertise: std::net::IpAddr::V4(advertise),
+                    node_id: cluster::node_id(&cfg.root)?,
+                    hostname: nix::unistd::gethostname()
+                        .ok()
+                        .and_then(|h| h.into_string().ok())
+                        .unwrap_or_default(),
+                    ttl: cc.ttl,
+                };
+                let (store, rx) = tether_cluster::Store::open(scfg).await?;
+                let overlay = Arc::new(tether_net::overlay::OverlayDriver::new(
+                    advertise,
+                    reaper.clone(),
+                )?);
+                (
+                    Some(cluster::Cluster {
+                        store,
+                        overlay,
+                        remotes: std::sync::Mutex::new(HashMap::new()),
+                    }),
+                    Some(rx),
+                )
+            }
+        };
         let engine = Arc::new(Engine {
             runc: Runc {
                 binary: cfg.runtime.clone(),
@@ -280,12 +318,12 @@ impl Engine {
             },
             drivers: {
                 let mut d = Drivers::new();
-                d.register(Arc::new(BridgeDriver::new(
-                    fw.clone(),
-                    Arc::new(Reaper::start()?),
-                )?));
+                d.register(Arc::new(BridgeDriver::new(fw.clone(), reaper)?));
                 d.register(Arc::new(HostDriver));
                 d.register(Arc::new(NullDriver));
+                if let Some(c) = &cluster {
+                    d.register(c.overlay.clone());
+                }
                 d
             },
             cfg,
@@ -299,8 +337,12 @@ impl Engine {
             events: events::Events::default(),
             host_dns: std::sync::Mutex::new(HashMap::new()),
             fs_locks: std::sync::Mutex::new(HashMap::new()),
+            cluster,
         });
         engine.restore().await?;
+        if let Some(rx) = cluster_rx {
+            tokio::spawn(engine.clone().cluster_events(rx));
+        }
         engine.watch_firewall();
         Ok(engine)
     }
@@ -319,6 +361,10 @@ impl Engine {
     }
 
     pub(crate) fn save_network(&self, n: &Network) -> Result<(), EngineError> {
+        if self.is_global(n) {
+            // kept in the cluster store
+            return Ok(());
+        }
         state::write_json(
             &self
                 .cfg

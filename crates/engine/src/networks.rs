@@ -95,7 +95,7 @@ impl State {
     }
 }
 
-fn parse_net(s: &str, what: &str) -> Result<Ipv4Net, EngineError> {
+pub(crate) fn parse_net(s: &str, what: &str) -> Result<Ipv4Net, EngineError> {
     s.parse::<Ipv4Net>().map_err(|_| {
         EngineError::InvalidParam(format!(
             "invalid {what} {s:?}: expected an IPv4 CIDR such as 172.30.0.0/16"
@@ -103,7 +103,7 @@ fn parse_net(s: &str, what: &str) -> Result<Ipv4Net, EngineError> {
     })
 }
 
-fn parse_ip(s: &str, what: &str) -> Result<Ipv4Addr, EngineError> {
+pub(crate) fn parse_ip(s: &str, what: &str) -> Result<Ipv4Addr, EngineError> {
     s.parse::<Ipv4Addr>().map_err(|_| {
         EngineError::InvalidParam(format!(
             "invalid {what} {s:?}: expected an IPv4 address such as 172.30.0.1"
@@ -117,7 +117,7 @@ fn ipam_err(e: ipam::IpamError) -> EngineError {
 
 /// Refuses a subnet in a reserved block or holding one of the host's own addresses
 /// (`host`: interface and address pairs, tether's bridges left out).
-fn check_subnet(
+pub(crate) fn check_subnet(
     subnet: ipnet::IpNet,
     host: &[(String, std::net::IpAddr)],
 ) -> Result<(), EngineError> {
@@ -224,6 +224,9 @@ impl Engine {
             &req.options.clone().unwrap_or_default(),
             req.internal.unwrap_or(false),
         )?;
+        if drv.scope() == tether_net::driver::Scope::Global {
+            return self.create_global_network(&req, name, driver).await;
+        }
         let mut st = self.state.lock().await;
         if st.networks.values().any(|n| n.name == name) {
             return Err(EngineError::Conflict(format!(
@@ -467,6 +470,9 @@ impl Engine {
                 active.join(", ")
             )));
         }
+        if self.is_global(n) {
+            return self.remove_global_network(st, n).await;
+        }
         // As libnetwork does: a driver that fails to remove part of the network does not
         // keep the record alive (no endpoint uses it any more); the failure is logged.
         let deleted = match self.driver_of(n) {
@@ -546,7 +552,7 @@ impl Engine {
                 "dangling" => vals.iter().any(|v| {
                     (v == "true" || v == "1") == (!n.builtin && st.active_on(&n.id).is_empty())
                 }),
-                "scope" => vals.iter().any(|v| v == "local"),
+                "scope" => vals.iter().any(|v| v == n.scope()),
                 _ => true,
             });
             if ok {

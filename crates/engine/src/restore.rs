@@ -31,7 +31,8 @@ impl Engine {
             state::read_all(&self.cfg.root.join("containers"), Some("state.json"));
         {
             let mut st = self.state.lock().await;
-            for n in nets {
+            // global-scope networks live in the cluster store, not in local records
+            for n in nets.into_iter().filter(|n| n.scope() == "local") {
                 st.networks.insert(n.id.clone(), n);
             }
             for c in ctrs {

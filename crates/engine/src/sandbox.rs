@@ -113,6 +113,7 @@ impl Engine {
         let snl = Netlink::open_in(&sb)?;
         snl.set_up_by_name("lo").await?;
         if m == Mode::Bridge {
+            self.add_gateway_bridge(st, c).await?;
             let atts = c.attachments.clone();
             let gw = gateway_network(st, &atts);
             for (name, att) in &atts {
@@ -175,7 +176,11 @@ impl Engine {
             .filter(|o| o.id != c.id && o.endpoints.contains_key(name))
             .count();
         bridge_has_room(name, endpoints)?;
-        let ip = {
+        let ep_id = crate::state::new_id();
+        let global = self.is_global(&net);
+        let ip = if global {
+            Some(self.allocate_global(&net, &ep_id, att.ipv4).await?)
+        } else {
             let n = st
                 .networks
                 .get_mut(&net.id)
@@ -194,6 +199,9 @@ impl Engine {
             }
         };
         let release4 = |st: &mut State| {
+            if global {
+                return;
+            }
             if let (Some(p), Some(ip)) = (
                 st.networks.get_mut(&net.id).and_then(|n| n.pool.as_mut()),
                 ip,
@@ -224,7 +232,7 @@ impl Engine {
             .find(|n| !used.contains(n) && !drv.reaping(&reap_key(c, n)))
             .unwrap_or_else(|| "eth0".into());
         let ep = Endpoint {
-            id: crate::state::new_id(),
+            id: ep_id,
             ip,
             prefix: spec.v4.map(|(s, _)| s.prefix_len()).unwrap_or(0),
             ip6,
@@ -257,7 +265,36 @@ impl Engine {
                     p6.release(a);
                 }
             }
+            if let (true, Some(ip)) = (global, ip) {
+                self.release_global(&net, ip).await;
+            }
             return Err(e.into());
+        }
+        if global {
+            let rec = tether_cluster::EndpointRecord {
+                network_id: net.id.clone(),
+                endpoint_id: ep.id.clone(),
+                node_id: self
+                    .cluster
+                    .as_ref()
+                    .map(|c| c.store.node_id().to_string())
+                    .unwrap_or_default(),
+                vtep: self
+                    .vtep()
+                    .unwrap_or(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                container_id: c.id.clone(),
+                names: dns_names(c, att),
+                ipv4: ip,
+                mac: ep.mac,
+            };
+            if let Err(e) = self.publish_endpoint(&rec).await {
+                let _ = drv.leave(&spec, &ep.host_veth, None).await;
+                let _ = self.nl.delete(&ep.host_veth).await;
+                if let Some(ip) = ip {
+                    self.release_global(&net, ip).await;
+                }
+                return Err(e);
+            }
         }
         if net.dns {
             self.dns.add_endpoint(
@@ -291,6 +328,14 @@ impl Engine {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, a)| a.network_id.clone());
+        if let Some(n) = net_id.as_ref().and_then(|id| st.networks.get(id)).cloned() {
+            if self.is_global(&n) {
+                self.withdraw_endpoint(&n.id, &ep.id).await;
+                if let Some(ip) = ep.ip {
+                    self.release_global(&n, ip).await;
+                }
+            }
+        }
         if let Some(id) = net_id.clone() {
             self.dns.remove_endpoint(&id, &c.id);
             if let Some(n) = st.networks.get_mut(&id) {
@@ -328,9 +373,13 @@ impl Engine {
         if reqs.is_empty() {
             return Ok(());
         }
+        // the endpoint with the default route first (an overlay container's gateway
+        // bridge), else the first one
+        let gw = gateway_network(st, &c.attachments);
         let Some((ip, ip6, net)) = c
             .attachments
             .iter()
+            .filter(|(n, _)| gw.is_none() || gw == Some(n.as_str()))
             .find_map(|(n, a)| c.endpoints.get(n).map(|e| (e, a)))
             .map(|(e, a)| {
                 (
@@ -555,14 +604,14 @@ impl Engine {
 /// kernel's EXFULL halfway through a start (moby#44973).
 /// The network of `atts` whose endpoint gives the default routes: the highest
 /// `gw_priority`, the first attached among equals (Docker 28's `--gw-priority`); internal
-/// networks and networks without a bridge never do.
+/// networks, networks without a bridge and global (overlay) networks never do.
 pub(crate) fn gateway_network<'a>(st: &State, atts: &'a [(String, Attachment)]) -> Option<&'a str> {
     let mut best: Option<(&str, i64)> = None;
     for (name, att) in atts {
         let eligible = st
             .networks
             .get(&att.network_id)
-            .map(|n| !n.internal && n.bridge.is_some())
+            .map(|n| !n.internal && n.bridge.is_some() && n.scope() == "local")
             .unwrap_or(false);
         if eligible && best.map(|(_, p)| att.gw_priority > p).unwrap_or(true) {
             best = Some((name, att.gw_priority));

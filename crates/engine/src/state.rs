@@ -22,7 +22,7 @@ pub struct Network {
     pub id: String,
     /// Unique name.
     pub name: String,
-    /// "bridge", "host" or "null".
+    /// "bridge", "host", "null" or "overlay".
     pub driver: String,
     /// RFC 3339 creation time.
     pub created: String,
@@ -57,6 +57,18 @@ pub struct Network {
     pub dns: bool,
     /// One of the predefined networks (bridge, host, none): cannot be removed.
     pub builtin: bool,
+}
+
+impl Network {
+    /// Docker's `Scope`: `"global"` for networks kept in the cluster store (driver
+    /// overlay), `"local"` for the rest.
+    pub fn scope(&self) -> &'static str {
+        if self.driver == "overlay" {
+            "global"
+        } else {
+            "local"
+        }
+    }
 }
 
 fn yes() -> bool {

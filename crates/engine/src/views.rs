@@ -82,7 +82,7 @@ pub(crate) fn network(n: &Network, st: &State) -> Value {
         config.push(json!({"Subnet": p6.subnet.to_string(), "Gateway": p6.gateway.to_string()}));
     }
     json!({
-        "Name": n.name, "Id": n.id, "Created": n.created, "Scope": "local", "Driver": n.driver,
+        "Name": n.name, "Id": n.id, "Created": n.created, "Scope": n.scope(), "Driver": n.driver,
         "EnableIPv4": n.enable_ipv4, "EnableIPv6": n.enable_ipv6,
         "IPAM": {"Driver": "default", "Options": {}, "Config": config},
         "Internal": n.internal, "Attachable": n.attachable, "Ingress": false,

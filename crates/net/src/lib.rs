@@ -1,5 +1,5 @@
 //! tether-net: container networking — IPAM, network namespaces (sandboxes), the bridge,
-//! host and none drivers, the nftables firewall, port publishing and the embedded DNS server.
+//! host, none and overlay (VXLAN) drivers, the nftables firewall, port publishing and the embedded DNS server.
 //!
 //! Every setup validates first, then applies, and rolls back what it applied on failure.
 
@@ -15,5 +15,6 @@ pub mod metrics;
 pub mod netns;
 pub mod nftwatch;
 pub mod null;
+pub mod overlay;
 pub mod sockets;
 pub mod sysctl;

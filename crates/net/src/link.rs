@@ -592,6 +592,171 @@ impl Netlink {
         }
         Ok(out)
     }
+
+    /// Creates the VXLAN device `name` (kernel `vxlan` link, see the kernel's
+    /// Documentation/networking/vxlan.rst and ip-link(8)): VNI `vni`, UDP destination port
+    /// `port`, source address `local` (the host's advertised address), `nolearning` and
+    /// `proxy` (ARP requests answered from the device's neighbour table, never flooded),
+    /// MTU `mtu`, enslaved to bridge `bridge_index` and up. An existing device of that name
+    /// is deleted first (a left-over of a daemon that died).
+    pub async fn create_vxlan(
+        &self,
+        name: &str,
+        vni: u32,
+        local: Ipv4Addr,
+        port: u16,
+        mtu: u32,
+        bridge_index: u32,
+    ) -> Result<u32, LinkError> {
+        self.delete(name).await?;
+        let msg = rtnetlink::LinkVxlan::new(name, vni)
+            .local(local)
+            .port(port)
+            .learning(false)
+            .proxy(true)
+            .l2miss(false)
+            .l3miss(false)
+            .mtu(mtu)
+            .controller(bridge_index)
+            .up()
+            .build();
+        self.handle
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(nl(format!(
+                "create vxlan {name} (VNI {vni}, port {port}, local {local})"
+            )))?;
+        self.must_index(name).await
+    }
+
+    /// Adds (or replaces) the static forwarding entry `mac dst vtep self permanent` on the
+    /// VXLAN device `index` (`bridge fdb replace` with NDA_DST): frames for `mac` are
+    /// tunnelled to the host `vtep`. No all-zero (flooding) entry is ever added.
+    pub async fn fdb_add(&self, index: u32, mac: [u8; 6], vtep: Ipv4Addr) -> Result<(), LinkError> {
+        use rtnetlink::packet_route::neighbour::{NeighbourFlags, NeighbourState};
+        self.handle
+            .neighbours()
+            .add_bridge(index, &mac)
+            .destination(IpAddr::V4(vtep))
+            .flags(NeighbourFlags::Own)
+            .state(NeighbourState::Permanent)
+            .replace()
+            .execute()
+            .await
+            .map_err(nl(format!("add fdb {} dst {vtep}", format_mac(&mac))))
+    }
+
+    /// Removes the forwarding entry of `mac` towards `vtep` from the VXLAN device `index`;
+    /// an entry already gone is fine.
+    pub async fn fdb_del(&self, index: u32, mac: [u8; 6], vtep: Ipv4Addr) -> Result<(), LinkError> {
+        use rtnetlink::packet_route::neighbour::{
+            NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+        };
+        use rtnetlink::packet_route::AddressFamily;
+        let mut m = NeighbourMessage::default();
+        m.header.family = AddressFamily::Bridge;
+        m.header.ifindex = index;
+        m.header.flags = NeighbourFlags::Own;
+        m.header.state = NeighbourState::Permanent;
+        m.attributes
+            .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+        m.attributes
+            .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(
+                vtep,
+            )));
+        gone_ok(
+            self.handle.neighbours().del(m).execute().await,
+            format!("delete fdb {} dst {vtep}", format_mac(&mac)),
+        )
+    }
+
+    /// Adds (or replaces) the permanent neighbour entry `ip lladdr mac` on device `index`
+    /// (`ip neigh replace`): with the VXLAN device's `proxy` flag, ARP requests for `ip`
+    /// are answered from it.
+    pub async fn neigh_add(&self, index: u32, ip: Ipv4Addr, mac: [u8; 6]) -> Result<(), LinkError> {
+        self.handle
+            .neighbours()
+            .add(index, IpAddr::V4(ip))
+            .link_layer_address(&mac)
+            .replace()
+            .execute()
+            .await
+            .map_err(nl(format!(
+                "add neighbour {ip} lladdr {}",
+                format_mac(&mac)
+            )))
+    }
+
+    /// Removes the neighbour entry of `ip` on device `index`; one already gone is fine.
+    pub async fn neigh_del(&self, index: u32, ip: Ipv4Addr) -> Result<(), LinkError> {
+        use rtnetlink::packet_route::neighbour::{
+            NeighbourAddress, NeighbourAttribute, NeighbourMessage,
+        };
+        use rtnetlink::packet_route::AddressFamily;
+        let mut m = NeighbourMessage::default();
+        m.header.family = AddressFamily::Inet;
+        m.header.ifindex = index;
+        m.attributes
+            .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
+        gone_ok(
+            self.handle.neighbours().del(m).execute().await,
+            format!("delete neighbour {ip}"),
+        )
+    }
+
+    /// The forwarding entries with a remote destination on device `index`: (MAC, VTEP).
+    /// For tests and diagnostics.
+    pub async fn fdb_remote(&self, index: u32) -> Result<Vec<([u8; 6], IpAddr)>, LinkError> {
+        use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute};
+        use rtnetlink::packet_route::AddressFamily;
+        let mut req = self.handle.neighbours().get();
+        req.message_mut().header.family = AddressFamily::Bridge;
+        let msgs: Vec<_> = req
+            .execute()
+            .try_collect()
+            .await
+            .map_err(nl("list fdb entries"))?;
+        let mut out = Vec::new();
+        for m in msgs.into_iter().filter(|m| m.header.ifindex == index) {
+            let mut mac = None;
+            let mut dst = None;
+            for a in &m.attributes {
+                match a {
+                    NeighbourAttribute::LinkLayerAddress(l) if l.len() == 6 => {
+                        let mut b = [0u8; 6];
+                        b.copy_from_slice(l);
+                        mac = Some(b);
+                    }
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => {
+                        dst = Some(IpAddr::V4(*a))
+                    }
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => {
+                        dst = Some(IpAddr::V6(*a))
+                    }
+                    _ => {}
+                }
+            }
+            if let (Some(m), Some(d)) = (mac, dst) {
+                out.push((m, d));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A deletion that found nothing to delete (ENOENT, ENODEV) is a success.
+fn gone_ok(r: Result<(), rtnetlink::Error>, what: String) -> Result<(), LinkError> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(rtnetlink::Error::NetlinkError(e))
+            if e.raw_code() == -libc::ENOENT || e.raw_code() == -libc::ENODEV =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(nl(what)(e)),
+    }
 }
 
 /// A locally administered unicast MAC derived from an IPv4 address, as Docker does

@@ -23,6 +23,7 @@
 
 #![allow(dead_code)]
 
+pub mod multihost;
 pub mod outside;
 pub mod raw;
 
@@ -578,6 +579,11 @@ pub struct Daemon {
     extra: Vec<String>,
     /// `unix://` address of the API socket, for `-H`.
     pub host: String,
+    /// Interfaces the test put into the namespace itself (an underlay link), which the
+    /// teardown check expects to find.
+    keep_links: Vec<String>,
+    /// The whole host was killed ([`Daemon::kill_host`]): teardown only cleans up.
+    killed: bool,
 }
 
 impl Daemon {
@@ -589,6 +595,13 @@ impl Daemon {
 
     /// [`Daemon::start`] with extra `tether daemon` flags (kept across restarts).
     pub fn start_with(extra: &[&str]) -> Daemon {
+        Daemon::start_on(extra, &[], |_| {})
+    }
+
+    /// [`Daemon::start_with`] where `setup` runs with the holder's pid once the
+    /// namespaces exist and before the daemon starts (to give the namespace an underlay
+    /// link, say); `keep_links` are the interfaces it adds, which teardown leaves alone.
+    pub fn start_on(extra: &[&str], keep_links: &[&str], setup: impl FnOnce(u32)) -> Daemon {
         // SAFETY: geteuid(2) has no preconditions.
         assert_eq!(
             unsafe { libc::geteuid() },
@@ -628,7 +641,10 @@ impl Daemon {
             daemon: None,
             upstream: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            keep_links: keep_links.iter().map(|s| s.to_string()).collect(),
+            killed: false,
         };
+        setup(d.holder.id());
         d.upstream = Some(Upstream::start(&d.netns()));
         d.spawn_daemon();
         let tar_path = d.dir.path().join("tbox.tar");
@@ -684,6 +700,17 @@ impl Daemon {
     /// The daemon's pid, if it runs.
     pub fn pid(&self) -> Option<u32> {
         self.daemon.as_ref().map(|c| c.id())
+    }
+
+    /// Kills the whole host at once, as a power cut would: SIGKILL to the daemon, then
+    /// its containers and shims; its namespaces go at drop, without teardown checks.
+    pub fn kill_host(&mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.killed = true;
+        self.force_cleanup();
     }
 
     /// The last `n` lines of the daemon's log.
@@ -1028,6 +1055,11 @@ impl Daemon {
 
     fn teardown(&mut self) -> Vec<String> {
         let mut problems = Vec::new();
+        if self.killed {
+            let _ = self.holder.kill();
+            let _ = self.holder.wait();
+            return problems;
+        }
         let ids = self.recorded_ids();
         if let Some(Ok(Some(st))) = self.daemon.as_mut().map(|c| c.try_wait()) {
             problems.push(format!("the daemon died: {st}"));
@@ -1068,7 +1100,7 @@ impl Daemon {
         }
         let links: Vec<String> = parse_links(&self.ns(&["ip", "-o", "link"]).stdout)
             .into_iter()
-            .filter(|l| l != "lo")
+            .filter(|l| l != "lo" && !self.keep_links.contains(l))
             .collect();
         if !links.is_empty() {
             problems.push(format!("interfaces left: {links:?}"));

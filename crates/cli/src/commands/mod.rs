@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod lifecycle;
 pub mod logs;
 pub mod network;
+pub mod node;
 pub mod ps;
 pub mod registry;
 pub mod system;
@@ -97,6 +98,7 @@ pub async fn dispatch(client: &Client, args: &[String]) -> Result<()> {
         "container" => container_cmd(client, rest).await,
         "image" => image_cmd(client, rest).await,
         "network" => network::dispatch(client, rest).await,
+        "node" => node::dispatch(client, rest).await,
         "volume" => volume::dispatch(client, rest).await,
         "compose" => compose::compose(client, rest).await,
         "system" => match rest.first().map(String::as_str) {
@@ -217,6 +219,7 @@ Management Commands:
   container   Manage containers
   image       Manage images
   network     Manage networks
+  node        List the hosts of the cluster (--cluster-store)
 
 Commands:
   commit      Create a new image from a container's changes

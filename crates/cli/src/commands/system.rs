@@ -223,6 +223,68 @@ pub fn info_text(v: &Json) -> String {
             .unwrap_or(false)
             .to_string(),
     );
+    if v["Cluster"].is_object() {
+        let c = &v["Cluster"];
+        let cs = |p: &str| {
+            c.pointer(p)
+                .and_then(|x| x.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        s.push_str(
+            " Cluster:
+",
+        );
+        s.push_str(&format!(
+            "  Store: {}
+",
+            cs("/Store/store")
+        ));
+        s.push_str(&format!(
+            "  Advertise: {}
+",
+            cs("/Store/advertise")
+        ));
+        s.push_str(&format!(
+            "  Node ID: {}
+",
+            cs("/Store/node_id")
+        ));
+        let up = c.pointer("/Store/connected").and_then(|x| x.as_bool()) == Some(true);
+        if up {
+            s.push_str("  Store Status: connected\n");
+        } else {
+            s.push_str(&format!(
+                "  Store Status: unreachable ({})\n",
+                cs("/Store/last_error")
+            ));
+        }
+        match c["Nodes"].as_array() {
+            Some(nodes) => {
+                s.push_str(&format!("  Nodes: {}\n", nodes.len()));
+                for n in nodes {
+                    let ns = |k: &str| n[k].as_str().unwrap_or("").to_string();
+                    s.push_str(&format!(
+                        "   {} {} {}{}\n",
+                        ns("addr"),
+                        ns("hostname"),
+                        ns("state"),
+                        if n["is_self"].as_bool() == Some(true) {
+                            " (this host)"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+            }
+            None => s.push_str(&format!(
+                "  Nodes: ? ({})\n",
+                c.pointer("/Nodes/error")
+                    .and_then(|x| x.as_str())
+                    .unwrap_or("")
+            )),
+        }
+    }
     s
 }
 

@@ -1,0 +1,345 @@
+//! Overlay networks across hosts (issue 14): three tether hosts in network namespaces on
+//! an underlay bridge, a real etcd, the kernel's VXLAN. See `common::multihost`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::multihost::{Cluster, STORE};
+use common::{nslookup_addrs, wait_until, Daemon};
+
+/// A busybox listener that answers `hi from NAME` to every connection on port 80.
+fn serve(h: &Daemon, name: &str, net: &str, extra: &[&str]) -> String {
+    let mut args = vec!["--name", name, "--network", net];
+    args.extend_from_slice(extra);
+    let reply = format!("hi from {name}");
+    args.extend_from_slice(&["tbox", "nc", "-ll", "-p", "80", "-e", "echo", &reply]);
+    h.run_d(&args)
+}
+
+/// What `nc -w 3 TARGET 80` prints from a throwaway container on `net` of host `h`.
+fn fetch(h: &Daemon, net: &str, target: &str) -> common::Output {
+    h.cli(&[
+        "run",
+        "--rm",
+        "--network",
+        net,
+        "tbox",
+        "nc",
+        "-w",
+        "3",
+        target,
+        "80",
+    ])
+}
+
+/// The addresses `name` resolves to from a throwaway container on `net` of host `h`.
+fn resolve(h: &Daemon, net: &str, name: &str) -> Vec<String> {
+    let o = h.cli(&["run", "--rm", "--network", net, "tbox", "nslookup", name]);
+    nslookup_addrs(&o.stdout)
+}
+
+fn network_ids(h: &Daemon) -> Vec<String> {
+    h.ok(&[
+        "network",
+        "ls",
+        "--filter",
+        "driver=overlay",
+        "--format",
+        "{{.Name}} {{.Scope}}",
+    ])
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+#[test]
+fn overlay_spans_hosts_by_name_ip_and_alias_and_stays_isolated() {
+    let c = Cluster::start(3, 5);
+    let (h1, h2, h3) = (c.host(1), c.host(2), c.host(3));
+    h1.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.77.0.0/24",
+        "ov1",
+    ]);
+    for h in [h2, h3] {
+        wait_until(
+            "ov1 is known on every host",
+            Duration::from_secs(10),
+            || network_ids(h).contains(&"ov1 global".to_string()),
+        );
+    }
+    assert_eq!(
+        h2.ok(&["network", "inspect", "-f", "{{.Scope}} {{.Driver}}", "ov1"]),
+        "global overlay"
+    );
+    // a name taken in the cluster is taken everywhere
+    let dup = h3.fails(&["network", "create", "-d", "overlay", "ov1"]);
+    assert!(dup.all().contains("already exists"), "{dup}");
+
+    serve(h1, "web", "ov1", &["--network-alias", "svc"]);
+    serve(h3, "web3", "ov1", &["--network-alias", "svc"]);
+    let ip1 = h1.ip_of("web", "ov1");
+    let ip3 = h3.ip_of("web3", "ov1");
+    assert_ne!(ip1, ip3);
+    // by IP and by name from host 2
+    let o = fetch(h2, "ov1", &ip1);
+    assert!(o.stdout.contains("hi from web"), "by IP: {o}");
+    let o = fetch(h2, "ov1", "web");
+    assert!(o.stdout.contains("hi from web"), "by name: {o}");
+    let o = fetch(h1, "ov1", "web3");
+    assert!(
+        o.stdout.contains("hi from web3"),
+        "host 1 to host 3 by name: {o}"
+    );
+    // an alias shared by containers on two hosts answers both
+    let mut got = resolve(h2, "ov1", "svc");
+    got.sort();
+    let mut want = vec![ip1.clone(), ip3.clone()];
+    want.sort();
+    assert_eq!(got, want);
+
+    // removing the network from a host with no endpoint is refused while others have some
+    let rm = h2.fails(&["network", "rm", "ov1"]);
+    assert!(rm.all().contains("active endpoints"), "{rm}");
+
+    // a second overlay neither resolves nor reaches the first one's containers
+    h2.ok(&["network", "create", "-d", "overlay", "ov2"]);
+    wait_until("ov2 on host 3", Duration::from_secs(10), || {
+        network_ids(h3).contains(&"ov2 global".to_string())
+    });
+    assert!(resolve(h3, "ov2", "web").is_empty());
+    let o = fetch(h3, "ov2", &ip1);
+    assert!(!o.stdout.contains("hi from"), "ov2 reached ov1: {o}");
+
+    // the last endpoint gone, the network goes from every host
+    h1.ok(&["rm", "-f", "web"]);
+    h3.ok(&["rm", "-f", "web3"]);
+    h2.ok(&["network", "rm", "ov1", "ov2"]);
+    for h in [h1, h3] {
+        wait_until(
+            "ov1 and ov2 gone everywhere",
+            Duration::from_secs(10),
+            || network_ids(h).is_empty(),
+        );
+    }
+}
+
+#[test]
+fn concurrent_runs_on_three_hosts_get_distinct_addresses() {
+    let c = Cluster::start(3, 5);
+    c.host(1).ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.78.0.0/24",
+        "ov",
+    ]);
+    for h in &c.hosts {
+        wait_until("ov known", Duration::from_secs(10), || {
+            network_ids(h).contains(&"ov global".to_string())
+        });
+    }
+    let per_host = 4;
+    let ips: Vec<String> = std::thread::scope(|s| {
+        let mut joins = Vec::new();
+        for (i, h) in c.hosts.iter().enumerate() {
+            for k in 0..per_host {
+                joins.push(s.spawn(move || {
+                    let name = format!("c{}-{k}", i + 1);
+                    h.run_d(&["--name", &name, "--network", "ov", "tbox", "sleep", "600"]);
+                    h.ip_of(&name, "ov")
+                }));
+            }
+        }
+        joins
+            .into_iter()
+            .map(|j| j.join().expect("a run failed"))
+            .collect()
+    });
+    let mut uniq = ips.clone();
+    uniq.sort();
+    uniq.dedup();
+    assert_eq!(uniq.len(), ips.len(), "duplicate addresses: {ips:?}");
+    assert_eq!(ips.len(), 3 * per_host);
+}
+
+#[test]
+fn a_dead_host_leaves_the_others_and_a_down_store_fails_at_once() {
+    let mut c = Cluster::start(3, 3);
+    c.host(1).ok(&["network", "create", "-d", "overlay", "ov"]);
+    for h in &c.hosts {
+        wait_until("ov known", Duration::from_secs(10), || {
+            network_ids(h).contains(&"ov global".to_string())
+        });
+    }
+    serve(c.host(1), "keeper", "ov", &[]);
+    serve(c.host(3), "doomed", "ov", &[]);
+    c.host(2).run_d(&[
+        "--name",
+        "watcher",
+        "--network",
+        "ov",
+        "tbox",
+        "sleep",
+        "600",
+    ]);
+    let doomed_ip = c.host(3).ip_of("doomed", "ov");
+    let o = c.host(2).sh("watcher", "nc -w 3 doomed 80");
+    assert!(o.stdout.contains("hi from doomed"), "{o}");
+    let fdb = |h: &Daemon| {
+        h.ns(&["bridge", "fdb", "show"])
+            .stdout
+            .lines()
+            .filter(|l| l.contains("dst 192.168.77.3"))
+            .count()
+    };
+    assert!(fdb(c.host(2)) > 0, "no fdb entry towards host 3");
+
+    // host 3 dies: within its lease TTL (3 s) its names and entries leave the others
+    c.hosts[2].kill_host();
+    let t0 = Instant::now();
+    wait_until(
+        "doomed leaves host 2's DNS and fdb",
+        Duration::from_secs(10),
+        || {
+            let o = c.host(2).sh("watcher", "nslookup doomed");
+            nslookup_addrs(&o.stdout).is_empty() && fdb(c.host(2)) == 0
+        },
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        t0.elapsed()
+    );
+    let o = c.host(2).sh("watcher", "nc -w 3 keeper 80");
+    assert!(o.stdout.contains("hi from keeper"), "{o}");
+    let _ = doomed_ip;
+
+    // etcd stops: overlay changes fail at once naming the store; local networks work
+    c.underlay.stop_etcd();
+    let h1 = c.host(1);
+    wait_until(
+        "host 1 sees the store down",
+        Duration::from_secs(10),
+        || h1.ok(&["info"]).contains("Store Status: unreachable"),
+    );
+    let t0 = Instant::now();
+    let o = h1.fails(&["network", "create", "-d", "overlay", "ov-late"]);
+    assert!(o.all().contains(STORE), "{o}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t0.elapsed()
+    );
+    h1.ok(&["network", "create", "local"]);
+    h1.run_d(&[
+        "--name",
+        "l1",
+        "--network",
+        "local",
+        "tbox",
+        "nc",
+        "-ll",
+        "-p",
+        "80",
+        "-e",
+        "echo",
+        "local",
+    ]);
+    let o = h1.cli(&[
+        "run",
+        "--rm",
+        "--network",
+        "local",
+        "tbox",
+        "nc",
+        "-w",
+        "3",
+        "l1",
+        "80",
+    ]);
+    assert!(o.stdout.contains("local"), "{o}");
+    // names on the overlay still resolve from what the host knew
+    let o = c.host(2).sh("watcher", "nc -w 3 keeper 80");
+    assert!(o.stdout.contains("hi from keeper"), "{o}");
+
+    // etcd back: the hosts reconnect by themselves
+    c.underlay.start_etcd();
+    let h1 = c.host(1);
+    wait_until("host 1 reconnects", Duration::from_secs(20), || {
+        h1.ok(&["info"]).contains("Store Status: connected")
+    });
+    h1.ok(&["network", "create", "-d", "overlay", "ov-late"]);
+    wait_until("ov-late on host 2", Duration::from_secs(10), || {
+        network_ids(c.host(2)).contains(&"ov-late global".to_string())
+    });
+    let o = c.host(2).sh("watcher", "nc -w 3 keeper 80");
+    assert!(o.stdout.contains("hi from keeper"), "{o}");
+}
+
+#[test]
+fn overlay_containers_get_out_and_publish_through_their_host() {
+    let c = Cluster::start(2, 5);
+    let (h1, h2) = (c.host(1), c.host(2));
+    h1.ok(&["network", "create", "-d", "overlay", "ov"]);
+    wait_until("ov on host 2", Duration::from_secs(10), || {
+        network_ids(h2).contains(&"ov global".to_string())
+    });
+    serve(h2, "pub", "ov", &["-p", "8080:80"]);
+    // published on host 2's own address, reached from the underlay
+    let ns = c.underlay.netns();
+    let got = common::in_netns(&ns, || {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect_timeout(
+            &"192.168.77.2:8080".parse().expect("addr"),
+            Duration::from_secs(3),
+        )
+        .map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(3))).ok();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        Ok::<String, String>(out)
+    });
+    assert_eq!(got.as_deref().map(str::trim), Ok("hi from pub"));
+    // and out through its host, masqueraded: a listener on the underlay sees host 1
+    let (tx, rx) = std::sync::mpsc::channel();
+    let ns2 = ns.clone();
+    let outside = std::thread::spawn(move || {
+        common::in_netns(&ns2, move || {
+            use std::io::Write;
+            let l = std::net::TcpListener::bind("192.168.77.254:9999").expect("bind");
+            let _ = tx.send(());
+            let (mut s, peer) = l.accept().expect("accept");
+            let _ = s.write_all(b"outside\n");
+            peer.ip().to_string()
+        })
+    });
+    rx.recv().expect("listener up");
+    let o = h1.cli(&[
+        "run",
+        "--rm",
+        "--network",
+        "ov",
+        "tbox",
+        "nc",
+        "-w",
+        "3",
+        "192.168.77.254",
+        "9999",
+    ]);
+    assert!(
+        o.stdout.contains("outside"),
+        "egress from an overlay container: {o}"
+    );
+    assert_eq!(outside.join().expect("listener"), "192.168.77.1");
+    // the overlay still carries the traffic between the hosts
+    let o = fetch(h1, "ov", "pub");
+    assert!(o.stdout.contains("hi from pub"), "{o}");
+}
