@@ -261,6 +261,7 @@ impl Engine {
             crate::exec::console_size(size)?;
         }
         crate::validate::resources(&hc)?;
+        crate::validate::log_config(&hc)?;
         spec::capabilities(
             &hc.cap_add.clone().unwrap_or_default(),
             &hc.cap_drop.clone().unwrap_or_default(),
@@ -816,7 +817,7 @@ impl Engine {
     /// Errors: 404; 409 not running; 400 bad signal.
     pub async fn kill_container(&self, key: &str, signal: &str) -> Result<(), EngineError> {
         // the container's own lock: a start in progress finishes first
-        let (_own, c) = self.own(key).await?;
+        let (own, c) = self.own(key).await?;
         if c.state.status != "running" {
             return Err(EngineError::Conflict(format!(
                 "Container {} is not running",
@@ -824,12 +825,22 @@ impl Engine {
             )));
         }
         let sig = normalize_signal(signal)?;
+        let mut ev = self.events(&c.id);
+        let gen0 = ev.borrow().0;
         self.runc.kill(&c.id, &sig, false).await?;
         self.emit_container(
             &c,
             "kill",
             &[("signal", sig.trim_start_matches("SIG").to_string())],
         );
+        if sig == "SIGKILL" {
+            // as dockerd's ContainerKill: a SIGKILL returns once the container is dead and
+            // its exit processed (inspect then says so, rm needs no force)
+            drop(own);
+            let _ =
+                tokio::time::timeout(Duration::from_secs(10), ev.wait_for(|e| e.0 > gen0 || e.2))
+                    .await;
+        }
         Ok(())
     }
 

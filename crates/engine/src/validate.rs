@@ -117,6 +117,32 @@ pub fn mac_address(field: &str, s: &str) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// The log drivers tether has: `json-file` (the default, what `logs` reads).
+pub const LOG_DRIVERS: [&str; 1] = ["json-file"];
+
+/// `HostConfig.LogConfig`: the driver must be one tether has (an empty type is the
+/// default, json-file), as dockerd refuses an unknown driver at create
+/// (`logger.ValidateLogOpts`: "logger: no log driver named ... is registered").
+///
+/// Errors: 400 naming the driver and the valid ones.
+pub fn log_config(hc: &HostConfig) -> Result<(), EngineError> {
+    let Some(t) = hc
+        .log_config
+        .as_ref()
+        .and_then(|l| l.typ.as_deref())
+        .filter(|t| !t.is_empty())
+    else {
+        return Ok(());
+    };
+    if LOG_DRIVERS.contains(&t) {
+        return Ok(());
+    }
+    Err(invalid(format!(
+        "invalid HostConfig.LogConfig.Type {t:?}: logger: no log driver named '{t}' is registered (tether has {})",
+        LOG_DRIVERS.join(", ")
+    )))
+}
+
 /// The resource values of a HostConfig that Docker checks (daemon_unix.go
 /// `verifyPlatformContainerResources`), each named as its JSON field.
 ///

@@ -215,6 +215,25 @@ pub(crate) fn container(c: &Container, st: &State, dir: &Path) -> Value {
     if hc.get("PortBindings").map(|v| v.is_null()).unwrap_or(true) {
         hc["PortBindings"] = json!({});
     }
+    // the fields SDKs read whether or not the request set them, with dockerd's defaults
+    for (k, v) in [
+        ("LogConfig", json!({"Type": "json-file", "Config": {}})),
+        ("Runtime", json!("runc")),
+        ("CpuRealtimeRuntime", json!(0)),
+        ("CpuRealtimePeriod", json!(0)),
+    ] {
+        if hc.get(k).map(|x| x.is_null()).unwrap_or(true) {
+            hc[k] = v;
+        }
+    }
+    if hc["LogConfig"]
+        .get("Type")
+        .and_then(|t| t.as_str())
+        .unwrap_or("")
+        .is_empty()
+    {
+        hc["LogConfig"]["Type"] = json!("json-file");
+    }
     json!({
         "Id": c.id, "Created": c.created, "Path": c.path, "Args": c.args,
         "State": {
