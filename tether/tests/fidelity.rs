@@ -64,3 +64,79 @@ fn host_config_carries_the_fields_sdks_read() {
     let (st, _) = d.api("GET", "/containers/bad/json", None);
     assert_eq!(st, 404, "a refused create left a container");
 }
+
+/// The endpoint settings SDKs send are honoured or kept: `MacAddress` from create (per
+/// network and the container-wide legacy field) and from connect is the interface's MAC;
+/// `DriverOpts` and `IPAMConfig.LinkLocalIPs` come back in inspect; `IPAM.Options` is
+/// null as in Docker; a network name with a space is taken.
+#[test]
+fn endpoint_settings_and_network_names_as_docker() {
+    let d = Daemon::start();
+    let (st, v) = d.api(
+        "POST",
+        "/networks/create",
+        Some(&json!({"Name": "my net", "IPAM": {"Config": [{"Subnet": "10.81.0.0/24"}]}})),
+    );
+    assert_eq!(st, 201, "{v}");
+    let id = v["Id"].as_str().unwrap_or_default().to_string();
+    let (st, v) = d.api("GET", &format!("/networks/{id}"), None);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["IPAM"]["Options"], json!(null), "{}", v["IPAM"]);
+    let (st, v) = d.api(
+        "POST",
+        "/networks/create",
+        Some(&json!({"Name": "other", "IPAM": {"Config": [{"Subnet": "10.81.1.0/24"}]}})),
+    );
+    assert_eq!(st, 201, "{v}");
+
+    let body = json!({
+        "Image": IMAGE, "Cmd": ["sleep", "600"],
+        "HostConfig": {"NetworkMode": "my net"},
+        "NetworkingConfig": {"EndpointsConfig": {"my net": {
+            "MacAddress": "02:42:0A:51:00:99",
+            "DriverOpts": {"com.example.opt": "1"},
+            "IPAMConfig": {"LinkLocalIPs": ["169.254.1.1"]}
+        }}}
+    });
+    let (st, v) = d.api("POST", "/containers/create?name=m1", Some(&body));
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = d.api("POST", "/containers/m1/start", None);
+    assert_eq!(st, 204, "{v}");
+    let ep = &d.inspect("m1")["NetworkSettings"]["Networks"]["my net"];
+    assert_eq!(ep["MacAddress"], json!("02:42:0a:51:00:99"), "{ep}");
+    assert_eq!(ep["DriverOpts"], json!({"com.example.opt": "1"}), "{ep}");
+    assert_eq!(
+        ep["IPAMConfig"]["LinkLocalIPs"],
+        json!(["169.254.1.1"]),
+        "{ep}"
+    );
+    let link = d.sh("m1", "cat /sys/class/net/eth0/address").stdout;
+    assert_eq!(link.trim(), "02:42:0a:51:00:99");
+
+    // the legacy container-wide field, for the first network
+    let (st, v) = d.api(
+        "POST",
+        "/containers/create?name=m2",
+        Some(
+            &json!({"Image": IMAGE, "Cmd": ["sleep", "600"], "MacAddress": "02:00:00:00:00:42",
+            "HostConfig": {"NetworkMode": "other"}}),
+        ),
+    );
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = d.api("POST", "/containers/m2/start", None);
+    assert_eq!(st, 204, "{v}");
+    let link = d.sh("m2", "cat /sys/class/net/eth0/address").stdout;
+    assert_eq!(link.trim(), "02:00:00:00:00:42");
+
+    // connect with a MAC
+    let (st, v) = d.api(
+        "POST",
+        "/networks/other/connect",
+        Some(&json!({"Container": "m1", "EndpointConfig": {"MacAddress": "02:00:00:00:00:43"}})),
+    );
+    assert_eq!(st, 200, "{v}");
+    let link = d.sh("m1", "cat /sys/class/net/eth1/address").stdout;
+    assert_eq!(link.trim(), "02:00:00:00:00:43");
+    let ep = &d.inspect("m1")["NetworkSettings"]["Networks"]["other"];
+    assert_eq!(ep["MacAddress"], json!("02:00:00:00:00:43"), "{ep}");
+}

@@ -385,7 +385,14 @@ impl Engine {
                         eps.get(nname).cloned()
                     }
                     .unwrap_or_default();
-                    let att = attachment_from(&n, &es)?;
+                    let mut att = attachment_from(&n, &es)?;
+                    if i == 0 && att.mac.is_none() {
+                        // the deprecated container-wide MAC goes to the first network
+                        att.mac = legacy_mac
+                            .clone()
+                            .filter(|m| !m.is_empty())
+                            .map(|m| m.to_ascii_lowercase());
+                    }
                     attachments.push((n.name.clone(), att));
                 }
             }
@@ -1616,6 +1623,17 @@ fn attachment_from(
         ipv6,
         links: es.links.clone().unwrap_or_default(),
         gw_priority: es.gw_priority.unwrap_or(0),
+        mac: es
+            .mac_address
+            .clone()
+            .filter(|m| !m.is_empty())
+            .map(|m| m.to_ascii_lowercase()),
+        driver_opts: es.driver_opts.clone().unwrap_or_default(),
+        link_local_ips: es
+            .ipam_config
+            .as_ref()
+            .and_then(|i| i.link_local_ips.clone())
+            .unwrap_or_default(),
     })
 }
 

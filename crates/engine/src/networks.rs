@@ -48,6 +48,15 @@ pub fn gateway_mode(n: &Network, key: &str) -> GatewayMode {
     tether_net::bridge::gateway_mode(&n.options, key)
 }
 
+/// Whether `name` can name a network: Docker takes any non-blank name (spaces too); tether
+/// refuses only what would break a URL path or a log line: '/', control characters, and
+/// more than 255 bytes.
+pub fn valid_network_name(name: &str) -> bool {
+    !name.trim().is_empty()
+        && name.len() <= 255
+        && !name.chars().any(|c| c == '/' || c.is_control())
+}
+
 /// Whether `name` is a valid network or container name (Docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]*`).
 pub fn valid_name(name: &str) -> bool {
     let mut ch = name.chars();
@@ -203,9 +212,9 @@ impl Engine {
         req: NetworkCreateRequest,
     ) -> Result<(String, Option<String>), EngineError> {
         let name = req.name.clone();
-        if !valid_name(&name) {
+        if !valid_network_name(&name) {
             return Err(EngineError::InvalidParam(format!(
-                "invalid network name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                "invalid network name {name:?}: give 1 to 255 printable characters without '/' (spaces are fine, as in Docker)"
             )));
         }
         let driver = req

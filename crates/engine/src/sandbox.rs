@@ -237,7 +237,12 @@ impl Engine {
             prefix: spec.v4.map(|(s, _)| s.prefix_len()).unwrap_or(0),
             ip6,
             gateway: spec.v4.map(|(_, g)| g),
-            mac: ip.map(link::mac_for_ip).unwrap_or_else(link::random_mac),
+            mac: att
+                .mac
+                .as_deref()
+                .and_then(crate::validate::parse_mac)
+                .or_else(|| ip.map(link::mac_for_ip))
+                .unwrap_or_else(link::random_mac),
             ifname: ifname.clone(),
             host_veth: random_veth(),
         };

@@ -93,6 +93,17 @@ pub struct Attachment {
     /// highest priority gives the container its default routes.
     #[serde(default)]
     pub gw_priority: i64,
+    /// `--mac-address` (EndpointSettings.MacAddress, or the container-wide
+    /// Config.MacAddress for the first network): the interface's MAC instead of the one
+    /// derived from its IPv4 address.
+    #[serde(default)]
+    pub mac: Option<String>,
+    /// EndpointSettings.DriverOpts, kept and shown as given.
+    #[serde(default)]
+    pub driver_opts: std::collections::HashMap<String, String>,
+    /// EndpointSettings.IPAMConfig.LinkLocalIPs, kept and shown as given.
+    #[serde(default)]
+    pub link_local_ips: Vec<String>,
 }
 
 /// A live endpoint of a running container on a network.

@@ -76,7 +76,8 @@ pub fn hostname(h: &str) -> Result<(), EngineError> {
 }
 
 /// Parses a MAC address `aa:bb:cc:dd:ee:ff` (or with `-`) into its six bytes.
-fn parse_mac(s: &str) -> Option<[u8; 6]> {
+/// Six hex octets separated by ':' or '-', as bytes.
+pub(crate) fn parse_mac(s: &str) -> Option<[u8; 6]> {
     let parts: Vec<&str> = s.split([':', '-']).collect();
     if parts.len() != 6 {
         return None;

@@ -84,7 +84,7 @@ pub(crate) fn network(n: &Network, st: &State) -> Value {
     json!({
         "Name": n.name, "Id": n.id, "Created": n.created, "Scope": n.scope(), "Driver": n.driver,
         "EnableIPv4": n.enable_ipv4, "EnableIPv6": n.enable_ipv6,
-        "IPAM": {"Driver": "default", "Options": {}, "Config": config},
+        "IPAM": {"Driver": "default", "Options": Value::Null, "Config": config},
         "Internal": n.internal, "Attachable": n.attachable, "Ingress": false,
         "ConfigFrom": {"Network": ""}, "ConfigOnly": false,
         "Containers": containers, "Options": n.options, "Labels": n.labels,
@@ -132,13 +132,17 @@ fn endpoint_json(c: &Container, st: &State, name: &str) -> Value {
         dns_names = crate::sandbox::dns_names(c, &att);
     }
     json!({
-        "IPAMConfig": if att.ipv4.is_none() && att.ipv6.is_none() { Value::Null } else {
-            json!({"IPv4Address": att.ipv4.map(|i| i.to_string()).unwrap_or_default(), "IPv6Address": att.ipv6.map(|i| i.to_string()).unwrap_or_default()})
+        "IPAMConfig": if att.ipv4.is_none() && att.ipv6.is_none() && att.link_local_ips.is_empty() { Value::Null } else {
+            let mut m = json!({"IPv4Address": att.ipv4.map(|i| i.to_string()).unwrap_or_default(), "IPv6Address": att.ipv6.map(|i| i.to_string()).unwrap_or_default()});
+            if !att.link_local_ips.is_empty() {
+                m["LinkLocalIPs"] = json!(att.link_local_ips);
+            }
+            m
         },
         "Links": if att.links.is_empty() { Value::Null } else { json!(att.links) },
         "Aliases": if aliases.is_empty() { Value::Null } else { json!(aliases) },
-        "MacAddress": ep.map(|e| format_mac(&e.mac)).unwrap_or_default(),
-        "DriverOpts": Value::Null,
+        "MacAddress": ep.map(|e| format_mac(&e.mac)).or_else(|| att.mac.clone()).unwrap_or_default(),
+        "DriverOpts": if att.driver_opts.is_empty() { Value::Null } else { json!(att.driver_opts) },
         "GwPriority": att.gw_priority,
         "NetworkID": att.network_id,
         "EndpointID": ep.map(|e| e.id.clone()).unwrap_or_default(),
