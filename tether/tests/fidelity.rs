@@ -140,3 +140,49 @@ fn endpoint_settings_and_network_names_as_docker() {
     let ep = &d.inspect("m1")["NetworkSettings"]["Networks"]["other"];
     assert_eq!(ep["MacAddress"], json!("02:00:00:00:00:43"), "{ep}");
 }
+
+/// A container its policy restarts is `restarting` between two runs, as in dockerd:
+/// inspect says Restarting, rm without force is a 409, stop ends the loop.
+#[test]
+fn restart_always_is_restarting_between_runs() {
+    let d = Daemon::start();
+    d.run_d(&[
+        "--name",
+        "loop",
+        "--restart",
+        "always",
+        IMAGE,
+        "sh",
+        "-c",
+        "sleep 0.2; exit 3",
+    ]);
+    let mut seen = false;
+    common::wait_until(
+        "a restarting state",
+        std::time::Duration::from_secs(15),
+        || {
+            let s = d.inspect("loop")["State"].clone();
+            if s["Status"] == json!("restarting") {
+                assert_eq!(s["Restarting"], json!(true), "{s}");
+                assert_eq!(s["ExitCode"], json!(3), "{s}");
+                let (st, v) = d.api("DELETE", "/containers/loop", None);
+                if d.inspect("loop")["State"]["Status"] == json!("restarting") {
+                    assert_eq!(st, 409, "rm of a restarting container: {v}");
+                    seen = true;
+                }
+            }
+            seen
+        },
+    );
+    d.ok(&["stop", "-t", "1", "loop"]);
+    let s = d.inspect("loop")["State"].clone();
+    assert_eq!(s["Status"], json!("exited"), "{s}");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(
+        d.inspect("loop")["State"]["Status"],
+        json!("exited"),
+        "restarted after stop"
+    );
+    let (st, v) = d.api("DELETE", "/containers/loop", None);
+    assert_eq!(st, 204, "{v}");
+}

@@ -750,9 +750,15 @@ impl Engine {
         for kind in ["attach", "control", "console"] {
             let _ = std::fs::remove_file(shim::socket(&self.sock_prefix(id), kind));
         }
-        let _ = self.save_container(&c);
         let code = c.state.exit_code;
         let auto = c.host_config.auto_remove.unwrap_or(false);
+        // a container its policy restarts is `restarting` until it runs again (as
+        // dockerd: listed by ps, refused by rm without force, ended by stop)
+        let delay = (!auto).then(|| restart_delay(&c)).flatten();
+        if delay.is_some() {
+            c.state.status = "restarting".into();
+        }
+        let _ = self.save_container(&c);
         self.emit_container(&c, "die", &[("exitCode", code.to_string())]);
         st.containers.insert(id.to_string(), c);
         self.live_mut(id, |l| {
@@ -769,7 +775,7 @@ impl Engine {
             self.remove_locked(&mut st, id);
             return;
         }
-        if let Some(delay) = st.containers.get(id).and_then(restart_delay) {
+        if let Some(delay) = delay {
             let me = self.clone();
             let cid = id.to_string();
             tokio::spawn(async move {
@@ -787,7 +793,7 @@ impl Engine {
             let Some(c) = st.containers.get_mut(id) else {
                 return;
             };
-            if c.state.status == "running" || c.manually_stopped || restart_delay(c).is_none() {
+            if c.state.status != "restarting" || c.manually_stopped {
                 return;
             }
             c.auto_restarts += 1;
@@ -853,6 +859,19 @@ impl Engine {
 
     /// POST /containers/{id}/stop: the stop signal, then SIGKILL after `timeout` seconds
     /// (default StopTimeout or 10); returns once the container's exit is fully processed.
+    /// Ends the restart loop of a `restarting` container: stopped by hand, `exited`.
+    async fn end_restarting(&self, id: &str) {
+        let mut st = self.state.lock().await;
+        if let Some(c) = st.containers.get_mut(id) {
+            if c.state.status == "restarting" {
+                c.state.status = "exited".into();
+            }
+            c.manually_stopped = true;
+            let c = c.clone();
+            let _ = self.save_container(&c);
+        }
+    }
+
     /// Marks a container stopped by hand (its restart policy then leaves it alone).
     async fn mark_manually_stopped(&self, id: &str) {
         let mut st = self.state.lock().await;
@@ -870,6 +889,11 @@ impl Engine {
         signal: Option<String>,
     ) -> Result<(), EngineError> {
         let (own, c) = self.own(key).await?;
+        if c.state.status == "restarting" {
+            // between two runs: nothing to signal, the restart loop ends here
+            self.end_restarting(&c.id).await;
+            return Ok(());
+        }
         if c.state.status != "running" {
             return Err(EngineError::NotModified("container already stopped".into()));
         }
@@ -907,6 +931,15 @@ impl Engine {
         volumes: bool,
     ) -> Result<(), EngineError> {
         let (_own, c) = self.own(key).await?;
+        if c.state.status == "restarting" {
+            if !force {
+                return Err(EngineError::Conflict(format!(
+                    "You cannot remove a restarting container {}. Stop the container before attempting removal or force remove",
+                    c.id
+                )));
+            }
+            self.end_restarting(&c.id).await;
+        }
         if c.state.status == "running" {
             if !force {
                 return Err(EngineError::Conflict(format!(
@@ -999,7 +1032,7 @@ impl Engine {
         let mut out = Vec::new();
         for c in cs {
             let all = all || filters.contains_key("status") || filters.contains_key("exited");
-            if !all && c.state.status != "running" {
+            if !all && c.state.status != "running" && c.state.status != "restarting" {
                 continue;
             }
             let ok = filters.iter().all(|(k, vals)| match k.as_str() {
@@ -1197,6 +1230,13 @@ impl Engine {
             return;
         };
         self.live_mut(id, |_| ());
+        if c.state.status == "restarting" {
+            // the daemon went away between two runs: the restart loop goes on
+            drop(st);
+            let (me, cid) = (self.clone(), id.to_string());
+            tokio::spawn(async move { me.auto_restart(&cid).await });
+            return;
+        }
         if c.state.status != "running" {
             return;
         }

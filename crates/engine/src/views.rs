@@ -44,6 +44,11 @@ pub fn status_text(c: &Container) -> String {
                 None => up,
             }
         }
+        "restarting" => format!(
+            "Restarting ({}) {} ago",
+            c.state.exit_code,
+            human_duration(since(&c.state.finished_at))
+        ),
         "exited" => format!(
             "Exited ({}) {} ago",
             c.state.exit_code,
@@ -241,7 +246,7 @@ pub(crate) fn container(c: &Container, st: &State, dir: &Path) -> Value {
     json!({
         "Id": c.id, "Created": c.created, "Path": c.path, "Args": c.args,
         "State": {
-            "Status": c.state.status, "Running": running, "Paused": false, "Restarting": false,
+            "Status": c.state.status, "Running": running || c.state.status == "restarting", "Paused": false, "Restarting": c.state.status == "restarting",
             "OOMKilled": false, "Dead": false, "Pid": c.state.pid, "ExitCode": c.state.exit_code,
             "Error": c.state.error, "StartedAt": c.state.started_at, "FinishedAt": c.state.finished_at,
             "Health": c.state.health.as_ref().map(|h| json!({
