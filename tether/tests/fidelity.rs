@@ -186,3 +186,77 @@ fn restart_always_is_restarting_between_runs() {
     let (st, v) = d.api("DELETE", "/containers/loop", None);
     assert_eq!(st, 204, "{v}");
 }
+
+/// `--link` as in Docker: on the default bridge the linking container gets the legacy
+/// variables (ALIAS_NAME, ALIAS_PORT, ALIAS_PORT_<port>_<PROTO>..., ALIAS_ENV_...); on a
+/// user-defined network the alias resolves by the embedded DNS, for the linking container
+/// only.
+#[test]
+fn links_set_legacy_variables_and_resolve_on_user_networks() {
+    let d = Daemon::start();
+    d.run_d(&[
+        "--name",
+        "db",
+        "--expose",
+        "5432",
+        "-e",
+        "SECRET=s1",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    let ip = d.ip_of("db", "bridge");
+    d.run_d(&["--name", "web", "--link", "db:pg-db", IMAGE, "sleep", "600"]);
+    let env = d.sh("web", "env | sort").stdout;
+    for want in [
+        "PG_DB_NAME=/web/pg-db".to_string(),
+        format!("PG_DB_PORT=tcp://{ip}:5432"),
+        format!("PG_DB_PORT_5432_TCP=tcp://{ip}:5432"),
+        format!("PG_DB_PORT_5432_TCP_ADDR={ip}"),
+        "PG_DB_PORT_5432_TCP_PORT=5432".to_string(),
+        "PG_DB_PORT_5432_TCP_PROTO=tcp".to_string(),
+        "PG_DB_ENV_SECRET=s1".to_string(),
+    ] {
+        assert!(
+            env.lines().any(|l| l == want),
+            "{want} missing from:\n{env}"
+        );
+    }
+    assert!(!env.contains("PG_DB_ENV_PATH"), "{env}");
+
+    d.ok(&["network", "create", "--subnet", "10.82.0.0/24", "user"]);
+    d.run_d(&["--name", "db2", "--network", "user", IMAGE, "sleep", "600"]);
+    let ip2 = d.ip_of("db2", "user");
+    d.run_d(&[
+        "--name",
+        "app",
+        "--network",
+        "user",
+        "--link",
+        "db2:database",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    d.run_d(&[
+        "--name",
+        "other",
+        "--network",
+        "user",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    let got = d.sh("app", "nslookup database 127.0.0.11").stdout;
+    assert!(common::nslookup_addrs(&got).contains(&ip2), "{got}");
+    let env = d.sh("app", "env").stdout;
+    assert!(
+        !env.contains("DATABASE_PORT"),
+        "no legacy variables on user networks: {env}"
+    );
+    let got = d.sh("other", "nslookup database 127.0.0.11").stdout;
+    assert!(
+        !common::nslookup_addrs(&got).contains(&ip2),
+        "the alias leaked to another container: {got}"
+    );
+}

@@ -575,9 +575,11 @@ impl Engine {
                 .unwrap_or_else(|_| sandbox::hostname_of(c)),
             _ => sandbox::hostname_of(c),
         };
+        let link_env = legacy_link_env(st, c);
         Ok(Prepared {
             merged,
             hostname,
+            link_env,
             t0,
             t_rootfs,
             t_net: t0.elapsed(),
@@ -588,7 +590,7 @@ impl Engine {
     /// (the shim, `runc create` and `runc start` take most of a start's time): starts of
     /// other containers proceed meanwhile. The caller holds the container's own lock.
     async fn launch_prepared(&self, c: &mut Container, p: Prepared) -> Result<(), EngineError> {
-        let (started, create, start) = self.launch(c, &p.merged, p.hostname).await?;
+        let (started, create, start) = self.launch(c, &p.merged, p.hostname, &p.link_env).await?;
         // For profiling (RUST_LOG=tether_engine=debug): tether's own share of a start is
         // everything but `runc create` (inside the shim) and `runc start`.
         tracing::debug!(
@@ -616,6 +618,7 @@ impl Engine {
         c: &Container,
         merged: &std::path::Path,
         hostname: String,
+        link_env: &[String],
     ) -> Result<(shim::Started, std::time::Duration, std::time::Duration), EngineError> {
         let dir = self.container_dir(&c.id);
         let (uid, gid) = spec::resolve_user(merged, c.config.user.as_deref().unwrap_or(""))?;
@@ -664,7 +667,7 @@ impl Engine {
             args: std::iter::once(c.path.clone())
                 .chain(c.args.clone())
                 .collect(),
-            env: c.config.env.clone().unwrap_or_default(),
+            env: merge_env(link_env, &c.config.env.clone().unwrap_or_default()),
             cwd: c.config.working_dir.clone().unwrap_or_default(),
             uid,
             gid,
@@ -1805,7 +1808,72 @@ mod name_tests {
 struct Prepared {
     merged: PathBuf,
     hostname: String,
+    /// The legacy link variables (default bridge only), before the container's own env.
+    link_env: Vec<String>,
     t0: std::time::Instant,
     t_rootfs: std::time::Duration,
     t_net: std::time::Duration,
+}
+
+/// The legacy link variables of a container on the default bridge (moby
+/// `daemon/links.Link.ToEnv`), for each running link target on that network:
+/// `ALIAS_PORT=tcp://IP:PORT` (the lowest exposed port), per exposed port
+/// `ALIAS_PORT_<port>_<PROTO>` with `_ADDR`, `_PORT`, `_PROTO`, `ALIAS_NAME=/self/alias`,
+/// and the target's environment as `ALIAS_ENV_<NAME>` (but HOME and PATH). Containers on
+/// user-defined networks get none (they resolve the alias by DNS), as in Docker.
+fn legacy_link_env(st: &State, c: &Container) -> Vec<String> {
+    let on_default = c
+        .attachments
+        .first()
+        .and_then(|(_, a)| st.networks.get(&a.network_id))
+        .is_some_and(|n| n.name == "bridge");
+    if !on_default {
+        return Vec::new();
+    }
+    let mut env = Vec::new();
+    for l in c.host_config.links.clone().unwrap_or_default() {
+        let (target, alias) = sandbox::parse_link(&l);
+        let Ok(t) = st.container(target) else {
+            continue;
+        };
+        let ip = t
+            .attachments
+            .iter()
+            .find(|(n, _)| n == "bridge")
+            .and_then(|(n, _)| t.endpoints.get(n))
+            .and_then(|e| e.ip);
+        let Some(ip) = ip else { continue };
+        let prefix = alias.to_ascii_uppercase().replace('-', "_");
+        let mut ports: Vec<(u16, String)> = t
+            .config
+            .exposed_ports
+            .clone()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|k| {
+                let (port, proto) = k.split_once('/').unwrap_or((k.as_str(), "tcp"));
+                port.parse().ok().map(|p| (p, proto.to_string()))
+            })
+            .collect();
+        ports.sort();
+        if let Some((port, proto)) = ports.first() {
+            env.push(format!("{prefix}_PORT={proto}://{ip}:{port}"));
+        }
+        for (port, proto) in &ports {
+            let p = format!("{prefix}_PORT_{port}_{}", proto.to_ascii_uppercase());
+            env.push(format!("{p}={proto}://{ip}:{port}"));
+            env.push(format!("{p}_ADDR={ip}"));
+            env.push(format!("{p}_PORT={port}"));
+            env.push(format!("{p}_PROTO={proto}"));
+        }
+        env.push(format!("{prefix}_NAME=/{}/{alias}", c.name));
+        for v in t.config.env.clone().unwrap_or_default() {
+            if let Some((k, val)) = v.split_once('=') {
+                if k != "HOME" && k != "PATH" {
+                    env.push(format!("{prefix}_ENV_{k}={val}"));
+                }
+            }
+        }
+    }
+    env
 }

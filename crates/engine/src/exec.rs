@@ -98,10 +98,13 @@ impl Engine {
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or_else(|| EngineError::Internal("container spec missing".into()))?;
         let mut process = spec.get("process").cloned().unwrap_or(json!({}));
-        let env = crate::containers::merge_env(
-            &c.config.env.clone().unwrap_or_default(),
-            &e.config.env.clone().unwrap_or_default(),
-        );
+        // the container's environment as its process got it (with the legacy link
+        // variables), then the exec's own
+        let base: Vec<String> = process
+            .get("env")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_else(|| c.config.env.clone().unwrap_or_default());
+        let env = crate::containers::merge_env(&base, &e.config.env.clone().unwrap_or_default());
         process["args"] = json!(e.config.cmd.clone().unwrap_or_default());
         process["env"] = json!(env);
         let tty = e.config.tty.unwrap_or(false);

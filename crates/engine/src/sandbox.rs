@@ -434,6 +434,7 @@ impl Engine {
     /// Binds 127.0.0.11:53 (UDP and TCP) in the sandbox and serves DNS there, when one of
     /// the container's networks has the embedded DNS.
     pub(crate) fn start_dns(&self, st: &State, c: &Container) -> Result<(), EngineError> {
+        self.dns.set_links(&c.id, &link_targets(st, c));
         let wants = c.attachments.iter().any(|(n, a)| {
             c.endpoints.contains_key(n)
                 && st
@@ -578,6 +579,7 @@ impl Engine {
 
     /// Undoes everything [`Engine::setup_networking`] recorded on `c`; tolerant and idempotent.
     pub(crate) async fn teardown_networking(&self, st: &mut State, c: &mut Container) {
+        self.dns.set_links(&c.id, &[]);
         let dns = self.live_mut(&c.id, |l| {
             l.reservations.clear();
             l.dns.take()
@@ -697,4 +699,30 @@ mod tests {
         let m = e.to_string();
         assert!(m.contains("network web") && m.contains("1023"), "{m}");
     }
+}
+
+/// `TARGET[:ALIAS]` of a `--link` (also as the API stores it, `/target:/self/alias`), as
+/// (target name, alias).
+pub(crate) fn parse_link(l: &str) -> (&str, &str) {
+    let (target, alias) = l.split_once(':').unwrap_or((l, l));
+    let target = target.trim_start_matches('/');
+    let alias = alias.rsplit('/').next().unwrap_or(alias);
+    (target, if alias.is_empty() { target } else { alias })
+}
+
+/// The container's links (`HostConfig.Links` and those given at `network connect`) as
+/// (alias, target container id), for the targets that exist.
+pub(crate) fn link_targets(st: &State, c: &Container) -> Vec<(String, String)> {
+    let given = c.host_config.links.clone().unwrap_or_default();
+    let on_connect = c.attachments.iter().flat_map(|(_, a)| a.links.clone());
+    given
+        .into_iter()
+        .chain(on_connect)
+        .filter_map(|l| {
+            let (target, alias) = parse_link(&l);
+            st.container(target)
+                .ok()
+                .map(|t| (alias.to_string(), t.id.clone()))
+        })
+        .collect()
 }

@@ -229,6 +229,14 @@ impl Resolver {
         self.write().remove(network_id, container_id);
     }
 
+    /// Sets the link aliases container `asker` resolves (Docker's `--link TARGET:ALIAS` on
+    /// user-defined networks): `(alias, target container id)`, answered with the target's
+    /// addresses on the networks both share, for that container only. An empty list
+    /// removes them.
+    pub fn set_links(&self, asker: &str, links: &[(String, String)]) {
+        self.write().set_links(asker, links);
+    }
+
     /// Gives a network a name, so that `<container>.<network-name>` resolves as in Docker
     /// (`<container>.<network-id>` always does). Optional.
     pub fn set_network_name(&self, network_id: &str, name: &str) {

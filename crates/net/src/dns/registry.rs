@@ -22,6 +22,9 @@ pub(crate) struct Registry {
     networks: HashMap<String, Network>,
     /// container id -> ids of the networks it has an endpoint on.
     memberships: HashMap<String, Vec<String>>,
+    /// container id -> its links as (normalised alias, target container id): names only
+    /// that container resolves (Docker's `--link` on user-defined networks).
+    links: HashMap<String, Vec<(Box<[u8]>, String)>>,
 }
 
 /// One network's endpoints.
@@ -211,15 +214,39 @@ impl Registry {
         }
     }
 
+    /// Sets the link aliases `asker` resolves: `(alias, target container id)`; an empty list
+    /// removes them.
+    pub fn set_links(&mut self, asker: &str, links: &[(String, String)]) {
+        let l: Vec<(Box<[u8]>, String)> = links
+            .iter()
+            .filter_map(|(a, t)| normalise(a).map(|k| (k, t.clone())))
+            .collect();
+        if l.is_empty() {
+            self.links.remove(asker);
+        } else {
+            self.links.insert(asker.to_owned(), l);
+        }
+    }
+
     /// Addresses of `key` as seen by `asker`; None if no endpoint visible to the asker has
-    /// that name. Tries the plain name on every shared network first, then — Docker's
+    /// that name. A link alias of the asker's comes first: the target's addresses on the
+    /// networks they share. Tries the plain name on every shared network first, then — Docker's
     /// `<name>.<network>` form — each split `prefix.suffix` where `suffix` is the id or name
     /// of one of the asker's networks. Addresses are sorted and deduplicated.
     pub fn lookup(&self, asker: &str, key: &[u8]) -> Option<Addrs> {
         let nets = self.scope(asker)?;
         let nets = nets.as_ref();
         let mut out = Addrs::default();
-        let mut found = false;
+        let targets = self.links.get(asker).into_iter().flatten();
+        for (_, target) in targets.filter(|(k, _)| k.as_ref() == key) {
+            for net in nets.iter().filter_map(|nid| self.networks.get(nid)) {
+                if let Some(ep) = net.endpoints.get(target) {
+                    out.v4.extend(ep.ipv4);
+                    out.v6.extend(ep.ipv6);
+                }
+            }
+        }
+        let mut found = !out.v4.is_empty() || !out.v6.is_empty();
         let mut matched = 0;
         for nid in nets {
             if let Some(net) = self.networks.get(nid) {
