@@ -687,20 +687,6 @@ pub fn dns_names(c: &Container, att: &Attachment) -> Vec<String> {
     v
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bridge_port_limit_is_a_clear_conflict() {
-        assert!(bridge_has_room("web", link::BRIDGE_MAX_PORTS - 1).is_ok());
-        let e = bridge_has_room("web", link::BRIDGE_MAX_PORTS).expect_err("full");
-        assert_eq!(e.status(), 409);
-        let m = e.to_string();
-        assert!(m.contains("network web") && m.contains("1023"), "{m}");
-    }
-}
-
 /// `TARGET[:ALIAS]` of a `--link` (also as the API stores it, `/target:/self/alias`), as
 /// (target name, alias).
 pub(crate) fn parse_link(l: &str) -> (&str, &str) {
@@ -725,4 +711,18 @@ pub(crate) fn link_targets(st: &State, c: &Container) -> Vec<(String, String)> {
                 .map(|t| (alias.to_string(), t.id.clone()))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bridge_port_limit_is_a_clear_conflict() {
+        assert!(bridge_has_room("web", link::BRIDGE_MAX_PORTS - 1).is_ok());
+        let e = bridge_has_room("web", link::BRIDGE_MAX_PORTS).expect_err("full");
+        assert_eq!(e.status(), 409);
+        let m = e.to_string();
+        assert!(m.contains("network web") && m.contains("1023"), "{m}");
+    }
 }

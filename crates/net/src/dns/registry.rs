@@ -15,6 +15,9 @@ use hickory_proto::rr::Name;
 /// one network has it.
 pub const HOST_ASKER: &str = "@host";
 
+/// A link alias: (normalised alias, target container id).
+type LinkAlias = (Box<[u8]>, String);
+
 /// All networks with endpoints, and which networks each container is on.
 #[derive(Default)]
 pub(crate) struct Registry {
@@ -24,7 +27,7 @@ pub(crate) struct Registry {
     memberships: HashMap<String, Vec<String>>,
     /// container id -> its links as (normalised alias, target container id): names only
     /// that container resolves (Docker's `--link` on user-defined networks).
-    links: HashMap<String, Vec<(Box<[u8]>, String)>>,
+    links: HashMap<String, Vec<LinkAlias>>,
 }
 
 /// One network's endpoints.
@@ -217,7 +220,7 @@ impl Registry {
     /// Sets the link aliases `asker` resolves: `(alias, target container id)`; an empty list
     /// removes them.
     pub fn set_links(&mut self, asker: &str, links: &[(String, String)]) {
-        let l: Vec<(Box<[u8]>, String)> = links
+        let l: Vec<LinkAlias> = links
             .iter()
             .filter_map(|(a, t)| normalise(a).map(|k| (k, t.clone())))
             .collect();
