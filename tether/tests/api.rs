@@ -108,3 +108,86 @@ fn malformed_publish_is_a_one_line_cli_error() {
     // nothing was created
     assert_eq!(d.ok(&["ps", "-a", "-q"]), "");
 }
+
+#[test]
+fn routing_keeps_dockers_precedence() {
+    let d = Daemon::start();
+
+    // a fixed path asked with another method names an object, as with Docker's router
+    let (st, v) = d.api(
+        "POST",
+        "/containers/create?name=json",
+        Some(&json!({"Image": IMAGE, "Cmd": ["true"]})),
+    );
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = d.api("GET", "/containers/json/json", None);
+    assert_eq!((st, v["Name"].clone()), (200, json!("/json")), "{v}");
+    assert_eq!(
+        d.api_raw("DELETE", "/v1.41/containers/json", None).status,
+        204
+    );
+    assert_eq!(d.api("GET", "/containers/json/json", None).0, 404);
+    let (st, v) = d.api("POST", "/networks/create", Some(&json!({"Name": "create"})));
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = d.api("GET", "/networks/create", None);
+    assert_eq!((st, v["Name"].clone()), (200, json!("create")), "{v}");
+    assert_eq!(d.api_raw("DELETE", "/networks/create", None).status, 204);
+
+    // trailing slashes are ignored; unknown routes and methods are Docker's 404
+    let (st, v) = d.api("GET", "/v1.41/containers/json/", None);
+    assert_eq!((st, v), (200, json!([])));
+    for (method, path) in [
+        ("GET", "/nope"),
+        ("POST", "/containers/json"),
+        ("PUT", "/v1.41/_ping"),
+        ("GET", "/images/tbox/bogus"),
+        ("POST", "/distribution/tbox/json"),
+    ] {
+        let (st, v) = d.api(method, path, None);
+        let shown = path.strip_prefix("/v1.41").unwrap_or(path);
+        assert_eq!(
+            (st, v),
+            (
+                404,
+                json!({"message": format!("page not found: {method} {shown}")})
+            ),
+            "{method} {path}"
+        );
+    }
+    // GET routes do not answer HEAD; /_ping does
+    assert_eq!(d.api_raw("HEAD", "/containers/json", None).status, 404);
+    assert_eq!(d.api_raw("HEAD", "/_ping", None).status, 200);
+    let (st, v) = d.api("GET", "/v99.0/_ping", None);
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("too new"),
+        "{v}"
+    );
+
+    // image names hold slashes
+    let (st, v) = d.api(
+        "POST",
+        "/images/tbox:latest/tag?repo=reg.example/a/b&tag=1",
+        None,
+    );
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = d.api("GET", "/images/reg.example/a/b:1/json", None);
+    assert_eq!(st, 200, "{v}");
+    assert!(
+        v["RepoTags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| t == "reg.example/a/b:1"),
+        "{v}"
+    );
+    assert_eq!(
+        d.api("GET", "/images/reg.example/a/b:1/history", None).0,
+        200
+    );
+    let (st, v) = d.api("DELETE", "/images/reg.example/a/b:1", None);
+    assert_eq!((st, v), (200, json!([{"Untagged": "reg.example/a/b:1"}])));
+}

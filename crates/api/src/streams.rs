@@ -14,7 +14,9 @@ use tether_engine::Engine;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use crate::Body;
+use hyper::{Request, Response, StatusCode};
+
+use crate::{full, Body};
 
 /// Frames `payload` for stream `kind` (1 stdout, 2 stderr).
 pub fn frame(kind: u8, payload: &[u8]) -> Bytes {
@@ -199,6 +201,128 @@ pub async fn pump_exec(
         }),
         Err(_) => 126,
     }
+}
+
+// ---------------------------------------------------------------- hijacked streams
+
+/// A streamed (not hijacked) answer, for clients that did not ask for an upgrade.
+pub(crate) fn stream_response(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
+    Response::builder()
+        .header("Content-Type", "application/vnd.docker.multiplexed-stream")
+        .body(channel_body(rx))
+        .unwrap_or_else(|_| Response::new(full("")))
+}
+
+fn upgrade_response(raw: bool) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(
+            "Content-Type",
+            if raw {
+                "application/vnd.docker.raw-stream"
+            } else {
+                "application/vnd.docker.multiplexed-stream"
+            },
+        )
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "tcp")
+        .body(full(""))
+        .unwrap_or_else(|_| Response::new(full("")))
+}
+
+/// Answers 101 and, once the connection is upgraded, writes the stream to it; without an
+/// Upgrade header, streams as the response body (old clients).
+pub(crate) fn hijack<T>(
+    req: Request<T>,
+    rx: mpsc::Receiver<Bytes>,
+    stdin: Option<std::path::PathBuf>,
+    raw: bool,
+) -> Response<Body>
+where
+    T: Send + 'static,
+{
+    if !req.headers().contains_key(hyper::header::UPGRADE) {
+        return stream_response(rx);
+    }
+    tokio::spawn(async move {
+        match hyper::upgrade::on(req).await {
+            Ok(up) => {
+                let io = hyper_util::rt::TokioIo::new(up);
+                let (mut rd, wr) = tokio::io::split(io);
+                // the client's input goes to the container's stdin through the shim; when
+                // the client half-closes, so do we (the shim closes stdin for StdinOnce)
+                tokio::spawn(async move {
+                    match stdin {
+                        Some(path) => {
+                            // clients attach before they start the container: the shim's
+                            // socket appears at start
+                            let mut sock = None;
+                            for _ in 0..1500 {
+                                match tokio::net::UnixStream::connect(&path).await {
+                                    Ok(s) => {
+                                        sock = Some(s);
+                                        break;
+                                    }
+                                    Err(_) => {
+                                        tokio::time::sleep(std::time::Duration::from_millis(20))
+                                            .await
+                                    }
+                                }
+                            }
+                            if let Some(mut sock) = sock {
+                                let _ = tokio::io::copy(&mut rd, &mut sock).await;
+                                let _ = tokio::io::AsyncWriteExt::shutdown(&mut sock).await;
+                            }
+                        }
+                        None => {
+                            let _ = tokio::io::copy(&mut rd, &mut tokio::io::sink()).await;
+                        }
+                    }
+                });
+                drain_to(wr, rx).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+        }
+    });
+    upgrade_response(raw)
+}
+
+pub(crate) fn hijack_exec(
+    req: Request<()>,
+    engine: Arc<Engine>,
+    id: String,
+    child: tether_engine::exec::ExecProcess,
+    tx: mpsc::Sender<Bytes>,
+    rx: mpsc::Receiver<Bytes>,
+    tty: bool,
+) -> Response<Body> {
+    let upgrade = req.headers().contains_key(hyper::header::UPGRADE);
+    if !upgrade {
+        let e2 = engine.clone();
+        tokio::spawn(async move {
+            let code = pump_exec(child, tx, tty, None).await;
+            e2.finish_exec(&id, code);
+        });
+        return stream_response(rx);
+    }
+    tokio::spawn(async move {
+        match hyper::upgrade::on(req).await {
+            Ok(up) => {
+                let io = hyper_util::rt::TokioIo::new(up);
+                let (rd, wr) = tokio::io::split(io);
+                let writer = tokio::spawn(drain_to(wr, rx));
+                let code = pump_exec(child, tx, tty, Some(rd)).await;
+                engine.finish_exec(&id, code);
+                let _ = writer.await;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "upgrade failed");
+                let code = pump_exec(child, tx, tty, None).await;
+                engine.finish_exec(&id, code);
+            }
+        }
+    });
+    upgrade_response(tty)
 }
 
 #[cfg(test)]

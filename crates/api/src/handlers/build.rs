@@ -8,21 +8,17 @@
 
 use std::sync::Arc;
 
+use axum::extract::{Request, State};
 use bytes::Bytes;
-use hyper::body::Incoming;
-use hyper::{Request, Response};
 use serde_json::Value;
 use tether_engine::build::BuildOptions;
 use tether_engine::{Engine, EngineError};
 use tokio::sync::mpsc;
 
-use crate::{streams, Body};
+use super::Reply;
 
 /// Handles `POST /build`.
-pub(crate) async fn build(
-    engine: Arc<Engine>,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, EngineError> {
+pub(crate) async fn build(State(engine): State<Arc<Engine>>, req: Request) -> Reply {
     let pairs: Vec<(String, String)> = req
         .uri()
         .query()
@@ -34,10 +30,10 @@ pub(crate) async fn build(
         .unwrap_or_default();
     let mut opts = match BuildOptions::from_query(&pairs) {
         Ok(o) => o,
-        Err(e) => return Ok(crate::routes::refuse_unread(req, e.status(), &e.to_string()).await),
+        Err(e) => return Ok(super::refuse_unread(req, e.status(), &e.to_string()).await),
     };
     if let Err(e) = engine.validate_build(&opts).await {
-        return Ok(crate::routes::refuse_unread(req, e.status(), &e.to_string()).await);
+        return Ok(super::refuse_unread(req, e.status(), &e.to_string()).await);
     }
     if let Some(a) = req
         .headers()
@@ -46,7 +42,7 @@ pub(crate) async fn build(
     {
         opts.auth = registry_config_auth(a);
     }
-    let spool = crate::routes::body_to_file(req).await?;
+    let spool = super::body_to_file(req).await?;
     let base = engine.config().root.join("builder");
     std::fs::create_dir_all(&base)
         .map_err(|e| EngineError::Internal(format!("create {}: {e}", base.display())))?;
@@ -92,11 +88,7 @@ pub(crate) async fn build(
         let _ = engine.build(opts, ctx, tx).await;
         drop(dir);
     });
-    Ok(Response::builder()
-        .header("Content-Type", "application/json")
-        .header("Api-Version", crate::API_VERSION)
-        .body(streams::channel_body(body_rx))
-        .unwrap_or_else(|_| Response::new(crate::full(""))))
+    Ok(super::json_stream(body_rx))
 }
 
 /// `X-Registry-Config`: base64url JSON `{"registry": {"username": .., "password": ..}}`;

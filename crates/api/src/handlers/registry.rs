@@ -19,7 +19,8 @@ use tether_engine::{Engine, EngineError};
 use tether_image::registry::{self, AuthConfig, RegistryError};
 use tokio::sync::mpsc;
 
-use crate::{error_response, json_response, streams, Body};
+use super::{body_bytes, json_stream, Id, Reply, Q};
+use crate::{error_response, json_response, Body};
 
 /// Credentials from the `X-Registry-Auth` header (anonymous when absent).
 fn auth_of(headers: &HeaderMap) -> AuthConfig {
@@ -32,14 +33,6 @@ fn auth_of(headers: &HeaderMap) -> AuthConfig {
 
 fn reg_err(e: &RegistryError) -> Response<Body> {
     error_response(e.status(), &e.to_string())
-}
-
-fn stream_response(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
-    Response::builder()
-        .header("Content-Type", "application/json")
-        .header("Api-Version", crate::API_VERSION)
-        .body(streams::channel_body(rx))
-        .unwrap_or_else(|_| Response::new(crate::full("")))
 }
 
 /// A progress channel whose messages go out as lines of `out`.
@@ -66,7 +59,7 @@ pub(crate) async fn pull(
     engine: Arc<Engine>,
     q: &HashMap<String, String>,
     headers: &HeaderMap,
-) -> Result<Response<Body>, EngineError> {
+) -> Reply {
     let image = q.get("fromImage").cloned().unwrap_or_default();
     let tag = q.get("tag").cloned().unwrap_or_default();
     let r = registry::reference_from_parts(&image, &tag)
@@ -93,7 +86,7 @@ pub(crate) async fn pull(
             }
         }
     });
-    Ok(stream_response(rx))
+    Ok(json_stream(rx))
 }
 
 /// `POST /images/create?fromImage=NAME` with an empty `tag`: every tag of the
@@ -103,7 +96,7 @@ async fn pull_all_tags(
     r: tether_image::Reference,
     platform: Option<String>,
     auth: AuthConfig,
-) -> Result<Response<Body>, EngineError> {
+) -> Reply {
     let tags = match registry::list_tags(&r, &auth).await {
         Ok(t) => t,
         Err(e) => return Ok(reg_err(&e)),
@@ -128,7 +121,7 @@ async fn pull_all_tags(
             }
         }
     });
-    Ok(stream_response(rx))
+    Ok(json_stream(rx))
 }
 
 /// `POST /images/{name}/push?tag=TAG` with `X-Registry-Auth`.
@@ -137,7 +130,7 @@ pub(crate) async fn push(
     name: &str,
     q: &HashMap<String, String>,
     headers: &HeaderMap,
-) -> Result<Response<Body>, EngineError> {
+) -> Reply {
     let tag = q.get("tag").cloned().unwrap_or_default();
     let r = registry::reference_from_parts(name, &tag)
         .map_err(|e| EngineError::InvalidParam(e.to_string()))?;
@@ -145,14 +138,16 @@ pub(crate) async fn push(
         return Err(EngineError::InvalidParam(format!(
             "cannot push a digest reference ({}): push a tag",
             r.familiar()
-        )));
+        ))
+        .into());
     }
     let full = r.clone().with_default_tag();
     if engine.images.get(&full.full()).is_err() {
         return Err(EngineError::NotFound(format!(
             "An image does not exist locally with the tag: {}",
             r.familiar_name()
-        )));
+        ))
+        .into());
     }
     let auth = auth_of(headers);
     let (out, rx) = mpsc::channel(64);
@@ -166,12 +161,13 @@ pub(crate) async fn push(
             }
         }
     });
-    Ok(stream_response(rx))
+    Ok(json_stream(rx))
 }
 
 /// `POST /auth` with `{"username","password","serveraddress"}`.
-pub(crate) async fn auth(body: &[u8]) -> Result<Response<Body>, EngineError> {
-    let a: AuthConfig = serde_json::from_slice(body)
+pub(crate) async fn auth(req: axum::extract::Request) -> Reply {
+    let body = body_bytes(req).await?;
+    let a: AuthConfig = serde_json::from_slice(&body)
         .map_err(|e| EngineError::InvalidParam(format!("invalid auth configuration: {e}")))?;
     match registry::check_auth(&a).await {
         Ok(status) => Ok(json_response(
@@ -182,11 +178,14 @@ pub(crate) async fn auth(body: &[u8]) -> Result<Response<Body>, EngineError> {
     }
 }
 
-/// `GET /distribution/{name}/json` with `X-Registry-Auth`.
-pub(crate) async fn distribution(
-    name: &str,
-    headers: &HeaderMap,
-) -> Result<Response<Body>, EngineError> {
+/// `GET /distribution/{name}/json` with `X-Registry-Auth` (the name holds slashes, so
+/// the route takes every path under `/distribution/`; others are a 404).
+pub(crate) async fn distribution(Id(path): Id, req: axum::extract::Request) -> Reply {
+    let name = match path.strip_suffix("/json") {
+        Some(n) if !n.is_empty() && req.method() == hyper::Method::GET => n,
+        _ => return Err(super::not_found(&req).into()),
+    };
+    let headers = req.headers();
     let r = tether_image::parse_reference(name)
         .map_err(|e| EngineError::InvalidParam(e.to_string()))?;
     match registry::inspect_distribution(&r, &auth_of(headers)).await {
@@ -200,11 +199,9 @@ pub(crate) async fn distribution(
 /// "is_automated"}]` from the registry's v1 search API
 /// ([`registry::search`]). Filters as moby's: `is-official=true|false`,
 /// `is-automated=true|false`, `stars=N` (at least N stars).
-pub(crate) async fn search(
-    q: &HashMap<String, String>,
-    filters: &HashMap<String, Vec<String>>,
-    headers: &HeaderMap,
-) -> Result<Response<Body>, EngineError> {
+pub(crate) async fn search(q: Q, headers: HeaderMap) -> Reply {
+    let filters = &q.filters()?;
+    let headers = &headers;
     let term = q.get("term").cloned().unwrap_or_default();
     let limit = match q.get("limit").filter(|l| !l.is_empty()) {
         None => None,
@@ -239,7 +236,8 @@ pub(crate) async fn search(
                 _ => {
                     return Err(EngineError::InvalidParam(format!(
                     "invalid filter '{k}': valid filters are is-official, is-automated and stars"
-                )))
+                ))
+                    .into())
                 }
             }
         }
