@@ -3,7 +3,7 @@
 
 mod common;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use common::{Daemon, IMAGE};
 
@@ -190,4 +190,65 @@ fn routing_keeps_dockers_precedence() {
     );
     let (st, v) = d.api("DELETE", "/images/reg.example/a/b:1", None);
     assert_eq!((st, v), (200, json!([{"Untagged": "reg.example/a/b:1"}])));
+}
+
+#[test]
+fn container_prune_and_restart() {
+    let d = Daemon::start();
+    let create = |name: &str, labels: Value| {
+        let (st, v) = d.api(
+            "POST",
+            &format!("/containers/create?name={name}"),
+            Some(&json!({"Image": IMAGE, "Cmd": ["true"], "Labels": labels})),
+        );
+        assert_eq!(st, 201, "{v}");
+        v["Id"].as_str().unwrap_or_default().to_string()
+    };
+    let p1 = create("p1", json!({"a": "1"}));
+    let p2 = create("p2", json!({}));
+    let p3 = d.run_d(&["--name", "p3", IMAGE, "sleep", "1000"]);
+
+    // filters select; a running container stays
+    let (st, v) = d.api(
+        "POST",
+        "/containers/prune?filters=%7B%22label%22%3A%5B%22a%3D1%22%5D%7D",
+        None,
+    );
+    assert_eq!(
+        (st, v),
+        (200, json!({"ContainersDeleted": [p1], "SpaceReclaimed": 0}))
+    );
+    let (st, v) = d.api("POST", "/containers/prune", None);
+    assert_eq!(
+        (st, v),
+        (200, json!({"ContainersDeleted": [p2], "SpaceReclaimed": 0}))
+    );
+    let (_, v) = d.api("GET", "/containers/json?all=1", None);
+    let ids: Vec<&str> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["Id"].as_str())
+        .collect();
+    assert_eq!(ids, [p3.as_str()]);
+
+    // restart: a running container gets a new process; a stopped one is started
+    let started = |id: &str| d.inspect(id)["State"]["StartedAt"].clone();
+    let before = started(&p3);
+    assert_eq!(
+        d.api_raw("POST", &format!("/containers/{p3}/restart?t=0"), None)
+            .status,
+        204
+    );
+    let s = d.inspect(&p3)["State"].clone();
+    assert_eq!(s["Running"], true, "{s}");
+    assert_ne!(s["StartedAt"], before, "{s}");
+    d.ok(&["stop", "-t", "0", "p3"]);
+    assert_eq!(
+        d.api_raw("POST", "/containers/p3/restart", None).status,
+        204
+    );
+    assert_eq!(d.inspect(&p3)["State"]["Running"], true);
+    let (st, v) = d.api("POST", "/containers/nosuch/restart?t=x", None);
+    assert_eq!(st, 400, "{v}");
 }

@@ -53,21 +53,8 @@ pub(crate) async fn create(State(engine): State<Arc<Engine>>, q: Q, req: Request
 
 /// `POST /containers/prune?filters=`.
 pub(crate) async fn prune(State(engine): State<Arc<Engine>>, q: Q) -> Reply {
-    let list = engine.list_containers(true, None, &q.filters()?).await?;
-    let mut deleted = Vec::new();
-    for c in list {
-        if c["State"] != "running" {
-            if let Some(id) = c["Id"].as_str() {
-                if engine.remove_container(id, false, false).await.is_ok() {
-                    deleted.push(id.to_string());
-                }
-            }
-        }
-    }
-    Ok(json_response(
-        200,
-        &json!({"ContainersDeleted": deleted, "SpaceReclaimed": 0}),
-    ))
+    let report = engine.prune_containers(&q.filters()?).await?;
+    Ok(json_response(200, &json!(report)))
 }
 
 /// `GET /containers/{id}/json`.
@@ -93,11 +80,7 @@ pub(crate) async fn stop(State(engine): State<Arc<Engine>>, Id(id): Id, q: Q) ->
 /// `POST /containers/{id}/restart?t=`.
 pub(crate) async fn restart(State(engine): State<Arc<Engine>>, Id(id): Id, q: Q) -> Reply {
     let t = q.int("t", STOP_TIMEOUT)?;
-    match engine.stop_container(&id, t, None).await {
-        Ok(()) | Err(EngineError::NotModified(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
-    engine.start_container(&id).await?;
+    engine.restart_container(&id, t).await?;
     Ok(no_content())
 }
 
