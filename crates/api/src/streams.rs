@@ -37,6 +37,31 @@ pub fn channel_body(rx: mpsc::Receiver<Bytes>) -> Body {
     StreamBody::new(s).boxed()
 }
 
+/// A receiver of `T`s as a receiver of bytes, each `T` turned into bytes by `f` (a
+/// task forwards them; it ends when either side does).
+pub fn map_channel<T: Send + 'static>(
+    mut rx: mpsc::Receiver<T>,
+    f: impl Fn(T) -> Bytes + Send + 'static,
+) -> mpsc::Receiver<Bytes> {
+    let (tx, out) = mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Some(m) => {
+                        if tx.send(f(m)).await.is_err() {
+                            return;
+                        }
+                    }
+                    None => return,
+                },
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    out
+}
+
 /// What to send of a container log.
 #[derive(Clone, Debug)]
 pub struct LogOpts {

@@ -1,14 +1,14 @@
-//! `GET /events?since=&until=&filters=`: past events from `since` on, then live ones
-//! until `until` (or until the client goes away), as JSON lines.
+//! `GET /events?since=&until=&filters=`: the engine's event stream
+//! ([`Engine::event_stream`]) as JSON lines.
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use bytes::Bytes;
 use tether_engine::{Engine, EngineError};
-use tokio::sync::mpsc;
 
 use super::{json_stream, Reply, Q};
+use crate::streams;
 
 /// `GET /events`.
 pub(crate) async fn events(State(engine): State<Arc<Engine>>, q: Q) -> Reply {
@@ -27,43 +27,8 @@ pub(crate) async fn events(State(engine): State<Arc<Engine>>, q: Q) -> Reply {
         }
     };
     let (since, until) = (ts("since")?, ts("until")?);
-    let (past, mut live) = engine.subscribe_events(since);
-    let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(async move {
-        let line = |e: &tether_engine::events::Event| Bytes::from(format!("{}\n", e.to_json()));
-        for e in past
-            .iter()
-            .filter(|e| e.matches(&f) && until.map(|u| e.time_nano <= u).unwrap_or(true))
-        {
-            if tx.send(line(e)).await.is_err() {
-                return;
-            }
-        }
-        let deadline = until.map(|u| {
-            let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
-            tokio::time::Instant::now()
-                + std::time::Duration::from_nanos(u.saturating_sub(now).max(0) as u64)
-        });
-        loop {
-            let next = async {
-                match deadline {
-                    Some(d) => tokio::time::timeout_at(d, live.recv()).await.ok(),
-                    None => Some(live.recv().await),
-                }
-            };
-            tokio::select! {
-                got = next => match got {
-                    None | Some(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return,
-                    Some(Err(_)) => continue,
-                    Some(Ok(e)) => {
-                        if e.matches(&f) && tx.send(line(&e)).await.is_err() {
-                            return;
-                        }
-                    }
-                },
-                _ = tx.closed() => return,
-            }
-        }
-    });
-    Ok(json_stream(rx))
+    let rx = engine.event_stream(f, since, until);
+    Ok(json_stream(streams::map_channel(rx, |e| {
+        Bytes::from(format!("{}\n", e.to_json()))
+    })))
 }
