@@ -13,7 +13,7 @@ use tether_engine::{Engine, EngineError};
 use tokio::sync::mpsc;
 
 use super::{
-    body_bytes, json_stream, no_content, ok_empty, parse_json, refuse_unread, Id, Reply, Q,
+    body_bytes, json_stream, no_content, ok_empty, parse_json, refuse_unread, to_json, Id, Reply, Q,
 };
 use crate::streams::{self, LogOpts};
 use crate::{full, json_response, API_VERSION};
@@ -54,7 +54,7 @@ pub(crate) async fn create(State(engine): State<Arc<Engine>>, q: Q, req: Request
 /// `POST /containers/prune?filters=`.
 pub(crate) async fn prune(State(engine): State<Arc<Engine>>, q: Q) -> Reply {
     let report = engine.prune_containers(&q.filters()?).await?;
-    Ok(json_response(200, &json!(report)))
+    Ok(json_response(200, &to_json(&report)?))
 }
 
 /// `GET /containers/{id}/json`.
@@ -197,7 +197,7 @@ pub(crate) async fn export(State(engine): State<Arc<Engine>>, Id(id): Id) -> Rep
 /// `GET /containers/{id}/changes`.
 pub(crate) async fn changes(State(engine): State<Arc<Engine>>, Id(id): Id) -> Reply {
     let changes = engine.container_changes(&id).await?;
-    Ok(json_response(200, &json!(changes)))
+    Ok(json_response(200, &to_json(&changes)?))
 }
 
 /// `GET /containers/{id}/logs?stdout=&stderr=&follow=&tail=&timestamps=`.

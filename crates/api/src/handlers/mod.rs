@@ -318,6 +318,13 @@ where
     error_response(status, msg)
 }
 
+/// `v` as JSON.
+///
+/// Errors: 500 when it cannot be encoded (a map with keys that are not strings).
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, EngineError> {
+    serde_json::to_value(v).map_err(|e| EngineError::Internal(format!("encoding the answer: {e}")))
+}
+
 /// 204 without a body.
 pub(crate) fn no_content() -> Response<Body> {
     let mut r = Response::new(full(""));
