@@ -19,6 +19,7 @@ pub mod images;
 pub mod metrics;
 pub mod networks;
 pub mod ports;
+pub mod registry;
 pub mod sandbox;
 pub mod state;
 pub mod topology;

@@ -1,6 +1,7 @@
 //! Registry routes of the Docker Engine API: `POST /images/create?fromImage=`
-//! (pull), `POST /images/{name}/push`, `POST /auth` and
-//! `GET /distribution/{name}/json`, over [`tether_image::registry`].
+//! (pull, [`Engine::pull_image`]), `POST /images/{name}/push` ([`Engine::push_image`]),
+//! and the registry client's own `POST /auth`, `GET /distribution/{name}/json` and
+//! `GET /images/search` over [`tether_image::registry`].
 //!
 //! Pull and push answer with a stream of Docker's JSON progress messages
 //! (`application/json`, one object per line). Errors found before any
@@ -15,6 +16,7 @@ use hyper::header::HeaderMap;
 use hyper::Response;
 use serde_json::{json, Value};
 use std::sync::Arc;
+use tether_engine::registry::Progress;
 use tether_engine::{Engine, EngineError};
 use tether_image::registry::{self, AuthConfig, RegistryError};
 use tokio::sync::mpsc;
@@ -35,26 +37,23 @@ fn reg_err(e: &RegistryError) -> Response<Body> {
     error_response(e.status(), &e.to_string())
 }
 
-/// A progress channel whose messages go out as lines of `out`.
-fn progress_pipe(out: mpsc::Sender<Bytes>) -> registry::ProgressTx {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
+/// The progress messages of a pull or push as JSON lines of the response.
+fn progress_stream(mut progress: Progress) -> Response<Body> {
+    let (out, rx) = mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
-        while let Some(v) = rx.recv().await {
+        while let Some(v) = progress.recv().await {
             if out.send(Bytes::from(format!("{v}\n"))).await.is_err() {
-                // The client went away; keep draining so senders never block.
-                while rx.recv().await.is_some() {}
+                // The client went away; keep draining so the pull or push goes on.
+                while progress.recv().await.is_some() {}
                 return;
             }
         }
     });
-    tx
+    json_stream(rx)
 }
 
-fn error_line(msg: &str) -> Value {
-    json!({"errorDetail": {"message": msg}, "error": msg})
-}
-
-/// `POST /images/create?fromImage=NAME&tag=TAG[&platform=P]` with `X-Registry-Auth`.
+/// `POST /images/create?fromImage=NAME&tag=TAG[&platform=P]` with `X-Registry-Auth`; an
+/// empty `tag` pulls every tag of the repository.
 pub(crate) async fn pull(
     engine: Arc<Engine>,
     q: &HashMap<String, String>,
@@ -65,63 +64,15 @@ pub(crate) async fn pull(
     let r = registry::reference_from_parts(&image, &tag)
         .map_err(|e| EngineError::InvalidParam(e.to_string()))?;
     let platform = q.get("platform").cloned().filter(|p| !p.is_empty());
-    let auth = auth_of(headers);
-    if tag.is_empty() && r.tag.is_none() && r.digest.is_none() {
-        // The API's "all tags" pull (`docker pull --all-tags`).
-        return pull_all_tags(engine, r, platform, auth).await;
+    // The API's "all tags" pull (`docker pull --all-tags`).
+    let all_tags = tag.is_empty() && r.tag.is_none() && r.digest.is_none();
+    match engine
+        .pull_image(r, all_tags, platform, auth_of(headers))
+        .await
+    {
+        Ok(progress) => Ok(progress_stream(progress)),
+        Err(e) => Ok(reg_err(&e)),
     }
-    let plan = match registry::prepare_pull(&r, platform.as_deref(), &auth).await {
-        Ok(p) => p,
-        Err(e) => return Ok(reg_err(&e)),
-    };
-    let (out, rx) = mpsc::channel(64);
-    let tx = progress_pipe(out);
-    let store = engine.images.clone();
-    let name = r.clone().with_default_tag().familiar();
-    tokio::spawn(async move {
-        match registry::run_pull(plan, store, &tx).await {
-            Ok(_) => engine.emit_image("pull", &name),
-            Err(e) => {
-                let _ = tx.send(error_line(&e.to_string()));
-            }
-        }
-    });
-    Ok(json_stream(rx))
-}
-
-/// `POST /images/create?fromImage=NAME` with an empty `tag`: every tag of the
-/// repository, one after the other in one progress stream.
-async fn pull_all_tags(
-    engine: Arc<Engine>,
-    r: tether_image::Reference,
-    platform: Option<String>,
-    auth: AuthConfig,
-) -> Reply {
-    let tags = match registry::list_tags(&r, &auth).await {
-        Ok(t) => t,
-        Err(e) => return Ok(reg_err(&e)),
-    };
-    let (out, rx) = mpsc::channel(64);
-    let tx = progress_pipe(out);
-    let store = engine.images.clone();
-    tokio::spawn(async move {
-        for t in tags {
-            let mut one = r.clone();
-            one.tag = Some(t);
-            let res = match registry::prepare_pull(&one, platform.as_deref(), &auth).await {
-                Ok(plan) => registry::run_pull(plan, store.clone(), &tx).await,
-                Err(e) => Err(e),
-            };
-            match res {
-                Ok(_) => engine.emit_image("pull", &one.familiar()),
-                Err(e) => {
-                    let _ = tx.send(error_line(&e.to_string()));
-                    return;
-                }
-            }
-        }
-    });
-    Ok(json_stream(rx))
 }
 
 /// `POST /images/{name}/push?tag=TAG` with `X-Registry-Auth`.
@@ -134,34 +85,7 @@ pub(crate) async fn push(
     let tag = q.get("tag").cloned().unwrap_or_default();
     let r = registry::reference_from_parts(name, &tag)
         .map_err(|e| EngineError::InvalidParam(e.to_string()))?;
-    if r.digest.is_some() {
-        return Err(EngineError::InvalidParam(format!(
-            "cannot push a digest reference ({}): push a tag",
-            r.familiar()
-        ))
-        .into());
-    }
-    let full = r.clone().with_default_tag();
-    if engine.images.get(&full.full()).is_err() {
-        return Err(EngineError::NotFound(format!(
-            "An image does not exist locally with the tag: {}",
-            r.familiar_name()
-        ))
-        .into());
-    }
-    let auth = auth_of(headers);
-    let (out, rx) = mpsc::channel(64);
-    let tx = progress_pipe(out);
-    let store = engine.images.clone();
-    tokio::spawn(async move {
-        match registry::push(store, &full, &auth, &tx).await {
-            Ok(_) => engine.emit_image("push", &full.familiar()),
-            Err(e) => {
-                let _ = tx.send(error_line(&e.to_string()));
-            }
-        }
-    });
-    Ok(json_stream(rx))
+    Ok(progress_stream(engine.push_image(&r, auth_of(headers))?))
 }
 
 /// `POST /auth` with `{"username","password","serveraddress"}`.
