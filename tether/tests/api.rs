@@ -252,3 +252,72 @@ fn container_prune_and_restart() {
     let (st, v) = d.api("POST", "/containers/nosuch/restart?t=x", None);
     assert_eq!(st, 400, "{v}");
 }
+
+/// The (stream, payload) frames of a multiplexed stream.
+fn frames(body: &str) -> Vec<(u8, String)> {
+    let b = body.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 8 <= b.len() {
+        let n = u32::from_be_bytes([b[i + 4], b[i + 5], b[i + 6], b[i + 7]]) as usize;
+        let end = (i + 8 + n).min(b.len());
+        out.push((b[i], String::from_utf8_lossy(&b[i + 8..end]).into_owned()));
+        i = end;
+    }
+    out
+}
+
+#[test]
+fn logs_streams_tail_and_timestamps() {
+    let d = Daemon::start();
+    d.ok(&[
+        "run",
+        "--name",
+        "out",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo a; echo b >&2; echo c",
+    ]);
+    let logs = |query: &str| {
+        let r = d.api_raw("GET", &format!("/containers/out/logs?{query}"), None);
+        assert_eq!(r.status, 200, "{query}: {r:?}");
+        frames(&r.body)
+    };
+    let of = |f: &[(u8, String)], kind: u8| -> Vec<String> {
+        f.iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, p)| p.clone())
+            .collect()
+    };
+    let all = logs("stdout=1&stderr=1");
+    assert_eq!(of(&all, 1), ["a\n", "c\n"], "{all:?}");
+    assert_eq!(of(&all, 2), ["b\n"], "{all:?}");
+    assert_eq!(
+        logs("stdout=1"),
+        [(1, "a\n".to_string()), (1, "c\n".to_string())]
+    );
+    assert_eq!(logs("stderr=1"), [(2, "b\n".to_string())]);
+    let last = logs("stdout=1&stderr=1&tail=1");
+    assert_eq!(last.len(), 1, "{last:?}");
+    assert_eq!(last, all[2..].to_vec());
+    // follow on a stopped container ends at once
+    assert_eq!(logs("stdout=1&follow=1&tail=all").len(), 2);
+    for (kind, p) in logs("stdout=1&stderr=1&timestamps=1") {
+        let (t, text) = p.split_once(' ').unwrap_or_default();
+        assert!(
+            chrono_like(t) && ["a\n", "b\n", "c\n"].contains(&text),
+            "{kind}: {p:?}"
+        );
+    }
+
+    // a container with a terminal: raw output
+    d.ok(&["run", "-t", "--name", "tty", IMAGE, "echo", "raw"]);
+    let r = d.api_raw("GET", "/containers/tty/logs?stdout=1", None);
+    assert_eq!((r.status, r.body.as_str()), (200, "raw\r\n"), "{r:?}");
+}
+
+/// Whether `t` looks like an RFC 3339 time (`2024-01-02T03:04:05.123456789Z`).
+fn chrono_like(t: &str) -> bool {
+    t.len() >= 20 && t.as_bytes()[4] == b'-' && t.as_bytes()[10] == b'T' && t.ends_with('Z')
+}

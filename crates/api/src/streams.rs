@@ -1,17 +1,16 @@
 //! Streams: Docker's multiplexed stream framing (stdcopy: 8-byte header [stream, 0, 0, 0,
-//! big-endian u32 length] then the payload; stream 1 = stdout, 2 = stderr), log following,
-//! and the hijacked attach and exec connections.
+//! big-endian u32 length] then the payload; stream 1 = stdout, 2 = stderr), response
+//! bodies fed by channels, and the hijacked attach and exec connections.
 
 use std::convert::Infallible;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
+use tether_engine::logs::OutputStream;
 use tether_engine::Engine;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use hyper::{Request, Response, StatusCode};
@@ -62,107 +61,23 @@ pub fn map_channel<T: Send + 'static>(
     out
 }
 
-/// What to send of a container log.
-#[derive(Clone, Debug)]
-pub struct LogOpts {
-    pub stdout: bool,
-    pub stderr: bool,
-    pub follow: bool,
-    /// Only the last N entries (None = all).
-    pub tail: Option<usize>,
-    pub timestamps: bool,
-    /// Start at the current end (attach) instead of the beginning.
-    pub from_end: bool,
-    /// Stop when the container exits after this event generation (attach).
-    pub until_exit_after: Option<u64>,
-    /// Raw output (tty) instead of multiplexed frames.
-    pub raw: bool,
-}
-
-/// Streams the json-file log at `path` to `tx` per `opts`, following while the container runs.
-pub async fn pump_log(
-    engine: Arc<Engine>,
-    id: String,
-    path: PathBuf,
-    opts: LogOpts,
-    tx: mpsc::Sender<Bytes>,
-) {
-    let Ok(mut f) = tokio::fs::File::open(&path).await else {
-        return;
-    };
-    let mut pos: u64 = if opts.from_end {
-        f.metadata().await.map(|m| m.len()).unwrap_or(0)
-    } else {
-        0
-    };
-    let mut pending: Vec<u8> = Vec::new();
-    let mut first = true;
-    let mut events = engine.events(&id);
-    loop {
-        let _ = f.seek(std::io::SeekFrom::Start(pos)).await;
-        let mut buf = Vec::new();
-        let n = f.read_to_end(&mut buf).await.unwrap_or(0);
-        pos += n as u64;
-        pending.extend_from_slice(&buf);
-        let cut = pending
-            .iter()
-            .rposition(|b| *b == b'\n')
-            .map(|i| i + 1)
-            .unwrap_or(0);
-        let complete: Vec<u8> = pending.drain(..cut).collect();
-        let mut entries = tether_runtime::logs::parse(&complete);
-        if first {
-            if let Some(t) = opts.tail {
-                let skip = entries.len().saturating_sub(t);
-                entries.drain(..skip);
-            }
-            first = false;
-        }
-        for e in entries {
-            let kind = if e.stream == "stderr" { 2 } else { 1 };
-            if (kind == 1 && !opts.stdout) || (kind == 2 && !opts.stderr) {
-                continue;
-            }
-            let text = if opts.timestamps {
-                format!("{} {}", e.time, e.log)
-            } else {
-                e.log
+/// The container output `rx` as bytes for the client: raw for a container with a
+/// terminal, else multiplexed frames (see [`frame`]).
+pub fn output_bytes(
+    rx: mpsc::Receiver<tether_engine::logs::LogChunk>,
+    raw: bool,
+) -> mpsc::Receiver<Bytes> {
+    map_channel(rx, move |c| {
+        if raw {
+            c.data
+        } else {
+            let kind = match c.stream {
+                OutputStream::Stdout => 1,
+                OutputStream::Stderr => 2,
             };
-            let b = if opts.raw {
-                Bytes::from(text.into_bytes())
-            } else {
-                frame(kind, text.as_bytes())
-            };
-            if tx.send(b).await.is_err() {
-                return;
-            }
+            frame(kind, &c.data)
         }
-        if n > 0 {
-            continue;
-        }
-        let done = match opts.until_exit_after {
-            Some(g) => {
-                let e = *events.borrow();
-                e.0 > g || e.2
-            }
-            None => !opts.follow || !engine.is_running(&id).await,
-        };
-        if done {
-            // one last read to drain what the shim wrote before the exit was recorded
-            let _ = f.seek(std::io::SeekFrom::Start(pos)).await;
-            let mut rest = Vec::new();
-            if f.read_to_end(&mut rest).await.unwrap_or(0) > 0 {
-                pos += rest.len() as u64;
-                pending.extend_from_slice(&rest);
-                continue;
-            }
-            return;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-            _ = events.changed() => {}
-        }
-    }
+    })
 }
 
 /// Writes everything from `rx` to the hijacked connection `io`, then shuts it down.

@@ -16,6 +16,7 @@ mod firewall;
 pub mod health;
 pub mod hostdns;
 pub mod images;
+pub mod logs;
 pub mod metrics;
 pub mod networks;
 pub mod ports;

@@ -9,13 +9,14 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::Response;
 use serde_json::{json, Value};
+use tether_engine::logs::LogOptions;
 use tether_engine::{Engine, EngineError};
 use tokio::sync::mpsc;
 
 use super::{
     body_bytes, json_stream, no_content, ok_empty, parse_json, refuse_unread, to_json, Id, Reply, Q,
 };
-use crate::streams::{self, LogOpts};
+use crate::streams;
 use crate::{full, json_response, API_VERSION};
 
 const STOP_TIMEOUT: &str = "seconds to wait before killing the container";
@@ -202,21 +203,15 @@ pub(crate) async fn changes(State(engine): State<Arc<Engine>>, Id(id): Id) -> Re
 
 /// `GET /containers/{id}/logs?stdout=&stderr=&follow=&tail=&timestamps=`.
 pub(crate) async fn logs(State(engine): State<Arc<Engine>>, Id(id): Id, q: Q) -> Reply {
-    let tail = q.tail()?;
-    let src = engine.log_source(&id).await?;
-    let (cid, path) = (src.id.clone(), src.path.clone());
-    let opts = LogOpts {
+    let opts = LogOptions {
         stdout: q.flag("stdout"),
         stderr: q.flag("stderr"),
-        follow: q.flag("follow") && src.running,
-        tail,
+        follow: q.flag("follow"),
+        tail: q.tail()?,
         timestamps: q.flag("timestamps"),
-        from_end: false,
-        until_exit_after: None,
-        raw: src.tty,
     };
-    let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(streams::pump_log(engine.clone(), cid, path, opts, tx));
+    let out = engine.container_logs(&id, opts).await?;
+    let rx = streams::output_bytes(out.entries, out.source.tty);
     Ok(Response::builder()
         .header("Content-Type", "application/vnd.docker.multiplexed-stream")
         .header("Api-Version", API_VERSION)
@@ -226,28 +221,19 @@ pub(crate) async fn logs(State(engine): State<Arc<Engine>>, Id(id): Id, q: Q) ->
 
 /// `POST /containers/{id}/attach?stream=&stdin=&stdout=&stderr=&logs=`: hijacks the
 /// connection (101 with `Upgrade: tcp`, or a plain streamed 200 for clients that do not
-/// ask for an upgrade).
+/// ask for an upgrade); the client's input goes to the container's stdin when it asks
+/// for it and the container keeps stdin open.
 pub(crate) async fn attach(
     State(engine): State<Arc<Engine>>,
     Id(id): Id,
     q: Q,
     req: Request,
 ) -> Reply {
-    let src = engine.log_source(&id).await?;
-    let (cid, path) = (src.id.clone(), src.path.clone());
-    let gen = *engine.events(&cid).borrow();
-    let opts = LogOpts {
-        stdout: q.flag("stdout"),
-        stderr: q.flag("stderr"),
-        follow: true,
-        tail: None,
-        timestamps: false,
-        from_end: !q.flag("logs"),
-        until_exit_after: Some(gen.0),
-        raw: src.tty,
-    };
-    let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(streams::pump_log(engine.clone(), cid, path, opts, tx));
+    let out = engine
+        .attach_output(&id, q.flag("stdout"), q.flag("stderr"), q.flag("logs"))
+        .await?;
+    let src = out.source;
+    let rx = streams::output_bytes(out.entries, src.tty);
     let stdin = (q.flag("stdin") && src.stdin).then(|| src.attach_socket.clone());
     Ok(streams::hijack(req, rx, stdin, src.tty))
 }
