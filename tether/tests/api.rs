@@ -321,3 +321,43 @@ fn logs_streams_tail_and_timestamps() {
 fn chrono_like(t: &str) -> bool {
     t.len() >= 20 && t.as_bytes()[4] == b'-' && t.as_bytes()[10] == b'T' && t.ends_with('Z')
 }
+
+#[test]
+fn detached_exec_records_its_exit() {
+    let d = Daemon::start();
+    d.run_d(&["--name", "box", IMAGE, "sleep", "1000"]);
+    for (script, code) in [("echo out; echo err >&2; exit 3", 3), ("kill -9 $$", 137)] {
+        let (st, v) = d.api(
+            "POST",
+            "/containers/box/exec",
+            Some(&json!({"Cmd": ["sh", "-c", script], "AttachStdout": true})),
+        );
+        assert_eq!(st, 201, "{v}");
+        let id = v["Id"].as_str().unwrap_or_default().to_string();
+        let r = d.api_raw(
+            "POST",
+            &format!("/exec/{id}/start"),
+            Some(&json!({"Detach": true})),
+        );
+        assert_eq!((r.status, r.body.as_str()), (200, ""), "{r:?}");
+        let mut last = Value::Null;
+        common::wait_until("the exec ends", std::time::Duration::from_secs(10), || {
+            last = d.api("GET", &format!("/exec/{id}/json"), None).1;
+            last["Running"] == false && !last["ExitCode"].is_null()
+        });
+        assert_eq!(last["ExitCode"], code, "{script}: {last}");
+        // started once only
+        let (st, _) = d.api(
+            "POST",
+            &format!("/exec/{id}/start"),
+            Some(&json!({"Detach": true})),
+        );
+        assert_eq!(st, 409);
+    }
+    let (st, v) = d.api(
+        "POST",
+        "/exec/nosuch/start",
+        Some(&json!({"ConsoleSize": "x"})),
+    );
+    assert_eq!(st, 400, "{v}");
+}

@@ -135,12 +135,7 @@ pub async fn pump_exec(
         copy_stream(err, 2, raw, tx.clone()),
         child.wait()
     );
-    match st {
-        Ok(s) => s.code().map(i64::from).unwrap_or_else(|| {
-            128 + i64::from(std::os::unix::process::ExitStatusExt::signal(&s).unwrap_or(9))
-        }),
-        Err(_) => 126,
-    }
+    tether_engine::exec::exit_code(&st)
 }
 
 // ---------------------------------------------------------------- hijacked streams
@@ -227,15 +222,17 @@ where
     upgrade_response(raw)
 }
 
+/// Answers an exec start with its output: hijacked (101, the client's input to the
+/// process's stdin) when the client asks for an upgrade, else streamed as the body; the
+/// exit code is recorded when the process ends.
 pub(crate) fn hijack_exec(
     req: Request<()>,
     engine: Arc<Engine>,
     id: String,
     child: tether_engine::exec::ExecProcess,
-    tx: mpsc::Sender<Bytes>,
-    rx: mpsc::Receiver<Bytes>,
-    tty: bool,
 ) -> Response<Body> {
+    let tty = child.tty;
+    let (tx, rx) = mpsc::channel(64);
     let upgrade = req.headers().contains_key(hyper::header::UPGRADE);
     if !upgrade {
         let e2 = engine.clone();

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
+use tether_engine::exec::ExecStart;
 use tether_engine::{Engine, EngineError};
-use tokio::sync::mpsc;
 
 use super::{body_json, ok_empty, Id, Reply, Q};
 use crate::json_response;
@@ -20,10 +20,9 @@ pub(crate) async fn create(State(engine): State<Arc<Engine>>, Id(id): Id, req: R
     Ok(json_response(201, &json!({"Id": eid})))
 }
 
-/// `POST /exec/{id}/start` with `{"Detach", "Tty", "ConsoleSize"}`: a detached exec runs
-/// with its output dropped; otherwise the connection is hijacked.
+/// `POST /exec/{id}/start` with `{"Detach", "Tty", "ConsoleSize"}`: a detached exec is
+/// answered at once; otherwise the connection is hijacked.
 pub(crate) async fn start(State(engine): State<Arc<Engine>>, Id(id): Id, req: Request) -> Reply {
-    let tty = engine.exec_tty(&id);
     let (parts, body) = req.into_parts();
     let b = body
         .collect()
@@ -31,36 +30,25 @@ pub(crate) async fn start(State(engine): State<Arc<Engine>>, Id(id): Id, req: Re
         .map(|c| c.to_bytes())
         .unwrap_or_default();
     let start: Value = serde_json::from_slice(&b).unwrap_or(json!({}));
-    if let Some(cs) = start.get("ConsoleSize").filter(|v| !v.is_null()) {
-        let size: Vec<usize> = serde_json::from_value(cs.clone()).map_err(|_| {
+    let console_size = match start.get("ConsoleSize").filter(|v| !v.is_null()) {
+        Some(cs) => Some(serde_json::from_value(cs.clone()).map_err(|_| {
             EngineError::InvalidParam(format!(
                 "invalid ConsoleSize {cs}: expected [height, width]"
             ))
-        })?;
-        engine.set_exec_console_size(&id, size)?;
+        })?),
+        None => None,
+    };
+    let opts = ExecStart {
+        detach: start["Detach"].as_bool().unwrap_or(false),
+        console_size,
+    };
+    match engine.run_exec(&id, opts).await? {
+        None => Ok(ok_empty()),
+        Some(proc) => {
+            let req = hyper::Request::from_parts(parts, ());
+            Ok(streams::hijack_exec(req, engine.clone(), id, proc))
+        }
     }
-    let proc = engine.start_exec(&id).await?;
-    if start["Detach"].as_bool().unwrap_or(false) {
-        let e2 = engine.clone();
-        tokio::spawn(async move {
-            let (tx, mut rx) = mpsc::channel(64);
-            tokio::spawn(async move { while rx.recv().await.is_some() {} });
-            let code = streams::pump_exec(proc, tx, tty, None).await;
-            e2.finish_exec(&id, code);
-        });
-        return Ok(ok_empty());
-    }
-    let req = hyper::Request::from_parts(parts, ());
-    let (tx, rx) = mpsc::channel(64);
-    Ok(streams::hijack_exec(
-        req,
-        engine.clone(),
-        id,
-        proc,
-        tx,
-        rx,
-        tty,
-    ))
 }
 
 /// `POST /exec/{id}/resize?h=&w=`.
