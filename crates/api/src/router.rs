@@ -97,8 +97,8 @@ fn fixed() -> Routes {
     Router::new()
         // system
         .route("/_ping", get(system::ping).head(system::ping))
-        .route("/version", get_only(system::version_route))
-        .route("/info", get_only(system::info_route))
+        .route("/version", get_only(system::version))
+        .route("/info", get_only(system::info))
         .route("/system/df", get_only(system::df))
         .route("/events", get_only(events::events))
         // containers

@@ -23,6 +23,7 @@ pub mod ports;
 pub mod registry;
 pub mod sandbox;
 pub mod state;
+pub mod system;
 pub mod topology;
 pub mod validate;
 pub mod views;

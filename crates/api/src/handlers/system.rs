@@ -1,6 +1,5 @@
 //! System routes: `/_ping` (GET and HEAD), `/version`, `/info`, `/system/df`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -24,13 +23,13 @@ pub(crate) async fn ping(method: Method) -> Response<Body> {
 }
 
 /// `GET /version`.
-pub(crate) async fn version_route() -> Response<Body> {
-    json_response(200, &version())
+pub(crate) async fn version() -> Response<Body> {
+    json_response(200, &version_body())
 }
 
 /// `GET /info`.
-pub(crate) async fn info_route(State(engine): State<Arc<Engine>>) -> Response<Body> {
-    json_response(200, &info(&engine).await)
+pub(crate) async fn info(State(engine): State<Arc<Engine>>) -> Response<Body> {
+    json_response(200, &engine.info().await)
 }
 
 /// `GET /system/df`.
@@ -38,7 +37,8 @@ pub(crate) async fn df(State(engine): State<Arc<Engine>>) -> Reply {
     Ok(json_response(200, &engine.system_df().await?))
 }
 
-fn version() -> Value {
+/// The `/version` body: the engine's and the API's versions, the kernel's.
+fn version_body() -> Value {
     let kernel = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -47,32 +47,5 @@ fn version() -> Value {
         "Components": [{"Name": "Engine", "Version": env!("CARGO_PKG_VERSION"), "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "Os": "linux", "Arch": "amd64", "KernelVersion": kernel}}],
         "Version": env!("CARGO_PKG_VERSION"), "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
         "GitCommit": "", "GoVersion": "rust", "Os": "linux", "Arch": "amd64", "KernelVersion": kernel, "BuildTime": "",
-    })
-}
-
-async fn info(engine: &Engine) -> Value {
-    let list = engine
-        .list_containers(true, None, &HashMap::new())
-        .await
-        .unwrap_or_default();
-    let running = list.iter().filter(|c| c["State"] == "running").count();
-    let kernel = nix::sys::utsname::uname()
-        .map(|u| u.release().to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let host = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_default();
-    json!({
-        "ID": "", "Containers": list.len(), "ContainersRunning": running, "ContainersPaused": 0,
-        "ContainersStopped": list.len() - running, "Images": engine.images.list().len(),
-        "Driver": "overlay", "DriverStatus": [], "Plugins": {"Network": ["bridge", "host", "null"], "Volume": [], "Log": ["json-file"]},
-        "MemoryLimit": false, "SwapLimit": false, "CpuCfsPeriod": false, "CpuCfsQuota": false, "IPv4Forwarding": true,
-        "Debug": false, "NFd": 0, "NGoroutines": 0, "SystemTime": chrono::Utc::now().to_rfc3339(), "LoggingDriver": "json-file",
-        "CgroupDriver": "cgroupfs", "CgroupVersion": "1", "NEventsListener": 0, "KernelVersion": kernel,
-        "OperatingSystem": "tether", "OSType": "linux", "Architecture": "x86_64", "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        "MemTotal": 0, "DockerRootDir": engine.config().root, "Name": host, "Labels": [], "ExperimentalBuild": false,
-        "ServerVersion": env!("CARGO_PKG_VERSION"), "Runtimes": {"runc": {"path": engine.config().runtime}}, "DefaultRuntime": "runc", "FirewallBackend": {"Driver": "nftables"},
-        "SecurityOptions": [], "Warnings": [],
     })
 }
