@@ -1,10 +1,11 @@
 //! `POST /build` (Docker Engine API "ImageBuild", the classic builder): the
 //! query becomes [`BuildOptions`], the body (a tar of the build context,
-//! plain or gzip) is spooled and unpacked, and the engine's progress messages
-//! go out as `application/json` lines (`{"stream": ...}`, `{"aux": {"ID":
-//! ...}}`, `{"errorDetail": ..., "error": ...}`). Errors found before the
-//! context is read (bad query, unknown network) are plain JSON errors with
-//! their status. When the client goes away the build is cancelled.
+//! plain or gzip) is spooled and handed to [`Engine::start_build`], and the
+//! engine's progress messages go out as `application/json` lines
+//! (`{"stream": ...}`, `{"aux": {"ID": ...}}`, `{"errorDetail": ..., "error": ...}`).
+//! Errors found before the context is read (bad query, unknown network) are
+//! plain JSON errors with their status. When the client goes away the build
+//! is cancelled.
 
 use std::sync::Arc;
 
@@ -43,28 +44,9 @@ pub(crate) async fn build(State(engine): State<Arc<Engine>>, req: Request) -> Re
         opts.auth = registry_config_auth(a);
     }
     let spool = super::body_to_file(req).await?;
-    let base = engine.config().root.join("builder");
-    std::fs::create_dir_all(&base)
-        .map_err(|e| EngineError::Internal(format!("create {}: {e}", base.display())))?;
-    let dir = tempfile::Builder::new()
-        .prefix("context-")
-        .tempdir_in(&base)
-        .map_err(|e| EngineError::Internal(format!("context dir: {e}")))?;
-    let root = dir.path().to_path_buf();
-    let ctx = tokio::task::spawn_blocking(move || {
-        let f = std::fs::File::open(spool.path())
-            .map_err(|e| EngineError::Internal(format!("reading the context: {e}")))?;
-        tether_image::build::context::Context::unpack(std::io::BufReader::new(f), &root).map_err(
-            |e| match e.status() {
-                500 => EngineError::Internal(e.to_string()),
-                _ => EngineError::InvalidParam(e.to_string()),
-            },
-        )
-    })
-    .await
-    .map_err(|e| EngineError::Internal(e.to_string()))??;
-
-    let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
+    let archive = std::fs::File::open(spool.path())
+        .map_err(|e| EngineError::Internal(format!("reading the context: {e}")))?;
+    let mut rx = engine.start_build(opts, archive).await?;
     let (out, body_rx) = mpsc::channel::<Bytes>(64);
     // Lines out until the client goes away; then the receiver is dropped, which
     // the engine sees (tx closed) and cancels the build.
@@ -83,10 +65,6 @@ pub(crate) async fn build(State(engine): State<Arc<Engine>>, req: Request) -> Re
                 _ = out.closed() => return,
             }
         }
-    });
-    tokio::spawn(async move {
-        let _ = engine.build(opts, ctx, tx).await;
-        drop(dir);
     });
     Ok(super::json_stream(body_rx))
 }
