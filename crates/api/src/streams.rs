@@ -165,12 +165,13 @@ fn upgrade_response(raw: bool) -> Response<Body> {
         .unwrap_or_else(|_| Response::new(full("")))
 }
 
-/// Answers 101 and, once the connection is upgraded, writes the stream to it; without an
+/// Answers 101 and, once the connection is upgraded, writes the stream to it and the
+/// client's input to the container's stdin when `stdin` names the container; without an
 /// Upgrade header, streams as the response body (old clients).
 pub(crate) fn hijack<T>(
     req: Request<T>,
     rx: mpsc::Receiver<Bytes>,
-    stdin: Option<std::path::PathBuf>,
+    stdin: Option<tether_engine::containers::LogSource>,
     raw: bool,
 ) -> Response<Body>
 where
@@ -188,23 +189,8 @@ where
                 // the client half-closes, so do we (the shim closes stdin for StdinOnce)
                 tokio::spawn(async move {
                     match stdin {
-                        Some(path) => {
-                            // clients attach before they start the container: the shim's
-                            // socket appears at start
-                            let mut sock = None;
-                            for _ in 0..1500 {
-                                match tokio::net::UnixStream::connect(&path).await {
-                                    Ok(s) => {
-                                        sock = Some(s);
-                                        break;
-                                    }
-                                    Err(_) => {
-                                        tokio::time::sleep(std::time::Duration::from_millis(20))
-                                            .await
-                                    }
-                                }
-                            }
-                            if let Some(mut sock) = sock {
+                        Some(src) => {
+                            if let Some(mut sock) = src.connect_stdin().await {
                                 let _ = tokio::io::copy(&mut rd, &mut sock).await;
                                 let _ = tokio::io::AsyncWriteExt::shutdown(&mut sock).await;
                             }

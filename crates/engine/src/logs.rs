@@ -1,6 +1,7 @@
 //! Container output: `GET /containers/{id}/logs` and the output side of
 //! `POST /containers/{id}/attach`, read from the json-file log the container's shim
-//! writes (see [`tether_runtime::logs`]) and followed while the container runs.
+//! writes (see [`tether_runtime::logs`]) and followed while the container runs; and the
+//! input side of attach, the shim's attach socket ([`LogSource::connect_stdin`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -53,6 +54,21 @@ pub struct Output {
     pub source: LogSource,
     /// The entries.
     pub entries: mpsc::Receiver<LogChunk>,
+}
+
+impl LogSource {
+    /// Connects to the container's stdin (its shim's attach socket), waiting up to 30 s
+    /// for the socket: clients attach before they start the container, and the socket
+    /// appears at the start. None when it never does.
+    pub async fn connect_stdin(&self) -> Option<tokio::net::UnixStream> {
+        for _ in 0..1500 {
+            match tokio::net::UnixStream::connect(&self.attach_socket).await {
+                Ok(s) => return Some(s),
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        None
+    }
 }
 
 /// How [`pump`] reads the log.

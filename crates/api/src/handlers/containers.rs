@@ -232,8 +232,8 @@ pub(crate) async fn attach(
     let out = engine
         .attach_output(&id, q.flag("stdout"), q.flag("stderr"), q.flag("logs"))
         .await?;
-    let src = out.source;
-    let rx = streams::output_bytes(out.entries, src.tty);
-    let stdin = (q.flag("stdin") && src.stdin).then(|| src.attach_socket.clone());
-    Ok(streams::hijack(req, rx, stdin, src.tty))
+    let tty = out.source.tty;
+    let rx = streams::output_bytes(out.entries, tty);
+    let stdin = (q.flag("stdin") && out.source.stdin).then_some(out.source);
+    Ok(streams::hijack(req, rx, stdin, tty))
 }
