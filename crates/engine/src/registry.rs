@@ -1,13 +1,15 @@
 //! Images from and to registries (`docker pull`, `docker push`): the registry client of
 //! [`tether_image::registry`] over the engine's image store, with Docker's `pull` and
-//! `push` events. Progress goes out as Docker's JSON progress messages on a channel;
+//! `push` events; and the registry's own questions: credentials (`docker login`), a
+//! reference's manifest (`docker manifest inspect`'s `/distribution`), search. Progress goes out as Docker's JSON progress messages on a channel;
 //! errors found before any progress are returned, later ones end the stream with
 //! `{"errorDetail": {"message": ...}, "error": ...}`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use tether_image::registry::{self, AuthConfig, RegistryError};
+use tether_image::registry::{self, AuthConfig, RegistryError, SearchResult};
 use tether_image::Reference;
 use tokio::sync::mpsc;
 
@@ -106,5 +108,77 @@ impl Engine {
             }
         });
         Ok(rx)
+    }
+
+    /// POST /auth: checks `auth` against its registry; returns the status message
+    /// (`Login Succeeded`).
+    ///
+    /// Errors: 401 refused credentials; 500 an unreachable registry.
+    pub async fn registry_login(&self, auth: &AuthConfig) -> Result<String, RegistryError> {
+        registry::check_auth(auth).await
+    }
+
+    /// GET /distribution/{name}/json: the registry's descriptor of `reference` and the
+    /// platforms it holds, without pulling it.
+    ///
+    /// Errors: those of the registry (404 unknown, 401 refused, 500 unreachable).
+    pub async fn inspect_distribution(
+        &self,
+        reference: &Reference,
+        auth: &AuthConfig,
+    ) -> Result<Value, RegistryError> {
+        registry::inspect_distribution(reference, auth).await
+    }
+
+    /// GET /images/search: the repositories the registry named in `term` (Docker Hub
+    /// by default) finds through its v1 search API, at most `limit`, kept when they pass
+    /// `filters` as moby's: `is-official=true|false`, `is-automated=true|false`,
+    /// `stars=N` (at least N stars).
+    ///
+    /// Errors: 400 an unknown filter or a bad value (named); those of the registry.
+    pub async fn search_images(
+        &self,
+        term: &str,
+        limit: Option<u32>,
+        filters: &HashMap<String, Vec<String>>,
+        auth: &AuthConfig,
+    ) -> Result<Vec<SearchResult>, RegistryError> {
+        let mut official = None;
+        let mut automated = None;
+        let mut stars = 0u64;
+        for (k, vals) in filters {
+            for v in vals {
+                let boolean = || match v.as_str() {
+                    "true" | "1" => Ok(true),
+                    "false" | "0" => Ok(false),
+                    _ => Err(RegistryError::BadRequest(format!(
+                        "invalid filter '{k}={v}': expected true or false"
+                    ))),
+                };
+                match k.as_str() {
+                    "is-official" => official = Some(boolean()?),
+                    "is-automated" => automated = Some(boolean()?),
+                    "stars" => {
+                        stars = v.parse().map_err(|_| {
+                            RegistryError::BadRequest(format!(
+                                "invalid filter 'stars={v}': expected a number"
+                            ))
+                        })?
+                    }
+                    _ => {
+                        return Err(RegistryError::BadRequest(format!(
+                            "invalid filter '{k}': valid filters are is-official, is-automated and stars"
+                        )))
+                    }
+                }
+            }
+        }
+        Ok(registry::search(term, limit, auth)
+            .await?
+            .into_iter()
+            .filter(|r| official.is_none_or(|o| r.is_official == o))
+            .filter(|r| automated.is_none_or(|a| r.is_automated == a))
+            .filter(|r| r.star_count >= stars)
+            .collect())
     }
 }

@@ -1,7 +1,7 @@
 //! Registry routes of the Docker Engine API: `POST /images/create?fromImage=`
 //! (pull, [`Engine::pull_image`]), `POST /images/{name}/push` ([`Engine::push_image`]),
-//! and the registry client's own `POST /auth`, `GET /distribution/{name}/json` and
-//! `GET /images/search` over [`tether_image::registry`].
+//! `POST /auth` ([`Engine::registry_login`]), `GET /distribution/{name}/json`
+//! ([`Engine::inspect_distribution`]) and `GET /images/search` ([`Engine::search_images`]).
 //!
 //! Pull and push answer with a stream of Docker's JSON progress messages
 //! (`application/json`, one object per line). Errors found before any
@@ -11,17 +11,18 @@
 
 use std::collections::HashMap;
 
+use axum::extract::{Request, State};
 use bytes::Bytes;
 use hyper::header::HeaderMap;
 use hyper::Response;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::sync::Arc;
 use tether_engine::registry::Progress;
 use tether_engine::{Engine, EngineError};
 use tether_image::registry::{self, AuthConfig, RegistryError};
 use tokio::sync::mpsc;
 
-use super::{body_bytes, json_stream, Id, Reply, Q};
+use super::{body_bytes, json_stream, to_json, Id, Reply, Q};
 use crate::{error_response, json_response, Body};
 
 /// Credentials from the `X-Registry-Auth` header (anonymous when absent).
@@ -89,11 +90,11 @@ pub(crate) async fn push(
 }
 
 /// `POST /auth` with `{"username","password","serveraddress"}`.
-pub(crate) async fn auth(req: axum::extract::Request) -> Reply {
+pub(crate) async fn auth(State(engine): State<Arc<Engine>>, req: Request) -> Reply {
     let body = body_bytes(req).await?;
     let a: AuthConfig = serde_json::from_slice(&body)
         .map_err(|e| EngineError::InvalidParam(format!("invalid auth configuration: {e}")))?;
-    match registry::check_auth(&a).await {
+    match engine.registry_login(&a).await {
         Ok(status) => Ok(json_response(
             200,
             &json!({"Status": status, "IdentityToken": ""}),
@@ -104,7 +105,11 @@ pub(crate) async fn auth(req: axum::extract::Request) -> Reply {
 
 /// `GET /distribution/{name}/json` with `X-Registry-Auth` (the name holds slashes, so
 /// the route takes every path under `/distribution/`; others are a 404).
-pub(crate) async fn distribution(Id(path): Id, req: axum::extract::Request) -> Reply {
+pub(crate) async fn distribution(
+    State(engine): State<Arc<Engine>>,
+    Id(path): Id,
+    req: Request,
+) -> Reply {
     let name = match path.strip_suffix("/json") {
         Some(n) if !n.is_empty() && req.method() == hyper::Method::GET => n,
         _ => return Err(super::not_found(&req).into()),
@@ -112,7 +117,7 @@ pub(crate) async fn distribution(Id(path): Id, req: axum::extract::Request) -> R
     let headers = req.headers();
     let r = tether_image::parse_reference(name)
         .map_err(|e| EngineError::InvalidParam(e.to_string()))?;
-    match registry::inspect_distribution(&r, &auth_of(headers)).await {
+    match engine.inspect_distribution(&r, &auth_of(headers)).await {
         Ok(v) => Ok(json_response(200, &v)),
         Err(e) => Ok(reg_err(&e)),
     }
@@ -120,10 +125,8 @@ pub(crate) async fn distribution(Id(path): Id, req: axum::extract::Request) -> R
 
 /// `GET /images/search?term=TERM[&limit=N][&filters=JSON]` with
 /// `X-Registry-Auth`: `[{"name","description","star_count","is_official",
-/// "is_automated"}]` from the registry's v1 search API
-/// ([`registry::search`]). Filters as moby's: `is-official=true|false`,
-/// `is-automated=true|false`, `stars=N` (at least N stars).
-pub(crate) async fn search(q: Q, headers: HeaderMap) -> Reply {
+/// "is_automated"}]` ([`Engine::search_images`]).
+pub(crate) async fn search(State(engine): State<Arc<Engine>>, q: Q, headers: HeaderMap) -> Reply {
     let filters = &q.filters()?;
     let headers = &headers;
     let term = q.get("term").cloned().unwrap_or_default();
@@ -135,48 +138,11 @@ pub(crate) async fn search(q: Q, headers: HeaderMap) -> Reply {
             ))
         })?),
     };
-    let mut official = None;
-    let mut automated = None;
-    let mut stars = 0u64;
-    for (k, vals) in filters {
-        for v in vals {
-            let boolean = || match v.as_str() {
-                "true" | "1" => Ok(true),
-                "false" | "0" => Ok(false),
-                _ => Err(EngineError::InvalidParam(format!(
-                    "invalid filter '{k}={v}': expected true or false"
-                ))),
-            };
-            match k.as_str() {
-                "is-official" => official = Some(boolean()?),
-                "is-automated" => automated = Some(boolean()?),
-                "stars" => {
-                    stars = v.parse().map_err(|_| {
-                        EngineError::InvalidParam(format!(
-                            "invalid filter 'stars={v}': expected a number"
-                        ))
-                    })?
-                }
-                _ => {
-                    return Err(EngineError::InvalidParam(format!(
-                    "invalid filter '{k}': valid filters are is-official, is-automated and stars"
-                ))
-                    .into())
-                }
-            }
-        }
-    }
-    match registry::search(&term, limit, &auth_of(headers)).await {
-        Ok(list) => {
-            let list: Vec<Value> = list
-                .into_iter()
-                .filter(|r| official.is_none_or(|o| r.is_official == o))
-                .filter(|r| automated.is_none_or(|a| r.is_automated == a))
-                .filter(|r| r.star_count >= stars)
-                .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
-                .collect();
-            Ok(json_response(200, &Value::Array(list)))
-        }
+    match engine
+        .search_images(&term, limit, filters, &auth_of(headers))
+        .await
+    {
+        Ok(list) => Ok(json_response(200, &to_json(&list)?)),
         Err(e) => Ok(reg_err(&e)),
     }
 }
