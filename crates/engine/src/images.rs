@@ -228,10 +228,15 @@ impl Engine {
         self.images
             .list()
             .iter()
-            .filter(|i| all || !(i.repo_tags.is_empty() && !self.images.children(&i.id).is_empty()))
+            .filter(|i| all || !self.is_intermediate(i))
             .filter(|i| image_matches(i, filters))
             .map(|i| self.images.summary(i))
             .collect()
+    }
+
+    /// Whether `img` is an intermediate image: untagged, with child images.
+    fn is_intermediate(&self, img: &Image) -> bool {
+        img.repo_tags.is_empty() && !self.images.children(&img.id).is_empty()
     }
 
     /// GET /images/{name}/json: the inspect body with `Parent` (the local parent image ID
