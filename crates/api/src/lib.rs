@@ -1,13 +1,11 @@
 //! tether-api: the Docker Engine REST API over a unix socket (docs.docker.com/engine/api,
-//! v1.41 shapes up to [`API_VERSION`]): routes, JSON errors `{"message": ...}` with
-//! Docker's status codes, and the streams (logs, attach and exec with connection hijacking,
-//! import/load progress).
+//! v1.41 shapes up to [`API_VERSION`]): the router ([`router`]), one handler module per
+//! resource ([`handlers`]), JSON errors `{"message": ...}` with Docker's status codes, and
+//! the streams (logs, attach and exec with connection hijacking, import/load progress).
 
-mod build;
-mod images;
+mod handlers;
 pub mod metrics;
-mod registry;
-mod routes;
+mod router;
 mod streams;
 pub mod ui;
 
@@ -81,6 +79,7 @@ pub async fn serve(engine: Arc<Engine>, path: &Path) -> Result<(), ApiError> {
         let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660));
     }
     tracing::info!(socket = %path.display(), "API listening");
+    let app = router::router(engine);
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
@@ -89,11 +88,11 @@ pub async fn serve(engine: Arc<Engine>, path: &Path) -> Result<(), ApiError> {
                 continue;
             }
         };
-        let engine = engine.clone();
+        let app = app.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
-                let engine = engine.clone();
-                async move { Ok::<_, Infallible>(routes::handle(engine, req).await) }
+                let app = app.clone();
+                async move { Ok::<_, Infallible>(router::handle(app, req).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)

@@ -341,6 +341,47 @@ impl Engine {
         }
     }
 
+    /// POST /build: unpacks the build context `archive` (a tar, plain or gzip, read as it
+    /// arrives: a blocking reader, read on a blocking thread) into a
+    /// directory of its own under `ROOT/builder`, then runs the build
+    /// ([`Engine::build`]) in a task and returns its messages. Dropping the receiver
+    /// cancels the build; the context directory goes when the build ends.
+    ///
+    /// # Errors
+    /// Before the build starts: [`EngineError::InvalidParam`] for a bad archive,
+    /// [`EngineError::Internal`] when the directory cannot be made or written.
+    pub async fn start_build(
+        self: &Arc<Self>,
+        opts: BuildOptions,
+        archive: impl std::io::Read + Send + 'static,
+    ) -> Result<tokio::sync::mpsc::UnboundedReceiver<Value>, EngineError> {
+        let base = self.cfg.root.join("builder");
+        std::fs::create_dir_all(&base)
+            .map_err(|e| EngineError::Internal(format!("create {}: {e}", base.display())))?;
+        let dir = tempfile::Builder::new()
+            .prefix("context-")
+            .tempdir_in(&base)
+            .map_err(|e| EngineError::Internal(format!("context dir: {e}")))?;
+        let root = dir.path().to_path_buf();
+        let ctx = tokio::task::spawn_blocking(move || {
+            Context::unpack(std::io::BufReader::with_capacity(256 << 10, archive), &root).map_err(
+                |e| match e.status() {
+                    500 => EngineError::Internal(e.to_string()),
+                    _ => EngineError::InvalidParam(e.to_string()),
+                },
+            )
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))??;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let _ = engine.build(opts, ctx, tx).await;
+            let _ = tokio::task::spawn_blocking(move || drop(dir)).await;
+        });
+        Ok(rx)
+    }
+
     /// Runs a build over the unpacked `ctx`; returns the final image ID. Every
     /// message, the error included, goes to `tx` (the caller adds nothing).
     pub async fn build(

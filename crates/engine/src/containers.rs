@@ -984,6 +984,51 @@ impl Engine {
         Ok(())
     }
 
+    /// POST /containers/{id}/restart: stops the container as [`Engine::stop_container`]
+    /// does (its stop signal, then SIGKILL after `timeout` seconds) when it runs, then
+    /// starts it.
+    ///
+    /// Errors: 404; 500 with the OCI runtime's message when the start fails.
+    pub async fn restart_container(
+        self: &Arc<Self>,
+        key: &str,
+        timeout: Option<i64>,
+    ) -> Result<(), EngineError> {
+        match self.stop_container(key, timeout, None).await {
+            Ok(()) | Err(EngineError::NotModified(_)) => {}
+            Err(e) => return Err(e),
+        }
+        self.start_container(key).await
+    }
+
+    /// POST /containers/prune: removes every container that is not running among those
+    /// `filters` select (the filters of [`Engine::list_containers`]; others are
+    /// ignored). A container that cannot be removed (it started meanwhile, it is being
+    /// removed) is left out of the answer. `SpaceReclaimed` is always 0: a container's
+    /// writable layer is not measured.
+    ///
+    /// Errors: none beyond those of listing.
+    pub async fn prune_containers(
+        &self,
+        filters: &HashMap<String, Vec<String>>,
+    ) -> Result<ContainerPrune, EngineError> {
+        let list = self.list_containers(true, None, filters).await?;
+        let mut deleted = Vec::new();
+        for c in list {
+            if c["State"] != "running" {
+                if let Some(id) = c["Id"].as_str() {
+                    if self.remove_container(id, false, false).await.is_ok() {
+                        deleted.push(id.to_string());
+                    }
+                }
+            }
+        }
+        Ok(ContainerPrune {
+            containers_deleted: deleted,
+            space_reclaimed: 0,
+        })
+    }
+
     /// POST /containers/{id}/wait: registers the wait at once (so a `start` that follows
     /// cannot be missed) and returns a future resolving to the exit code once `condition`
     /// ("not-running" (default), "next-exit", "removed") holds.
@@ -1562,6 +1607,16 @@ fn restart_delay(c: &Container) -> Option<std::time::Duration> {
     restart.then(|| {
         std::time::Duration::from_millis((100u64 << c.auto_restarts.clamp(0, 7) as u32).min(10_000))
     })
+}
+
+/// What `POST /containers/prune` removed (Docker's answer).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerPrune {
+    /// The ids of the removed containers.
+    pub containers_deleted: Vec<String>,
+    /// Bytes freed (always 0, see [`Engine::prune_containers`]).
+    pub space_reclaimed: u64,
 }
 
 /// A container's log and attach endpoints.

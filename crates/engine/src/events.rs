@@ -143,6 +143,58 @@ impl Engine {
         self.emit("container", action, &c.id, a);
     }
 
+    /// GET /events: the events `filters` select (see [`Event::matches`]) from
+    /// `since_nano` on (those still in the history, then the live ones) until
+    /// `until_nano`: past events after it are left out and the stream ends when the
+    /// clock reaches it. Without `until_nano` the stream goes on until the receiver is
+    /// dropped. Events a slow reader missed (the broadcast lagged) are skipped.
+    pub fn event_stream(
+        &self,
+        filters: HashMap<String, Vec<String>>,
+        since_nano: Option<i64>,
+        until_nano: Option<i64>,
+    ) -> tokio::sync::mpsc::Receiver<Event> {
+        let (past, mut live) = self.subscribe_events(since_nano);
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            let before_until = |e: &Event| until_nano.map(|u| e.time_nano <= u).unwrap_or(true);
+            for e in past
+                .into_iter()
+                .filter(|e| e.matches(&filters) && before_until(e))
+            {
+                if tx.send(e).await.is_err() {
+                    return;
+                }
+            }
+            let deadline = until_nano.map(|u| {
+                let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+                tokio::time::Instant::now()
+                    + std::time::Duration::from_nanos(u.saturating_sub(now).max(0) as u64)
+            });
+            loop {
+                let next = async {
+                    match deadline {
+                        Some(d) => tokio::time::timeout_at(d, live.recv()).await.ok(),
+                        None => Some(live.recv().await),
+                    }
+                };
+                tokio::select! {
+                    got = next => match got {
+                        None | Some(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return,
+                        Some(Err(_)) => continue,
+                        Some(Ok(e)) => {
+                            if e.matches(&filters) && tx.send(e).await.is_err() {
+                                return;
+                            }
+                        }
+                    },
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        rx
+    }
+
     /// Past events at or after `since_nano`, and a receiver of the events to come.
     pub fn subscribe_events(
         &self,

@@ -30,6 +30,29 @@ pub struct Exec {
 pub struct ExecProcess {
     /// The `runc exec` child.
     pub child: tokio::process::Child,
+    /// The process has a terminal: its output is raw, not multiplexed.
+    pub tty: bool,
+}
+
+/// The body of `POST /exec/{id}/start`.
+#[derive(Clone, Debug, Default)]
+pub struct ExecStart {
+    /// Run it without a client: its output is dropped.
+    pub detach: bool,
+    /// `ConsoleSize` ([height, width], API 1.42+): the size the exec's terminal starts
+    /// at, replacing the one given at create.
+    pub console_size: Option<Vec<usize>>,
+}
+
+/// An exec's exit code from its wait: the process's code, 128 + the signal that ended
+/// it, or 126 when it could not be waited for.
+pub fn exit_code(st: &std::io::Result<std::process::ExitStatus>) -> i64 {
+    match st {
+        Ok(s) => s.code().map(i64::from).unwrap_or_else(|| {
+            128 + i64::from(std::os::unix::process::ExitStatusExt::signal(s).unwrap_or(9))
+        }),
+        Err(_) => 126,
+    }
 }
 
 impl Engine {
@@ -167,7 +190,58 @@ impl Engine {
             x.running = true;
             x.pid = child.id().map(|p| p as i32).unwrap_or(0);
         }
-        Ok(ExecProcess { child })
+        Ok(ExecProcess {
+            child,
+            tty: e.config.tty.unwrap_or(false),
+        })
+    }
+
+    /// POST /exec/{id}/start: sets the console size when `opts` gives one, then starts the
+    /// process ([`Engine::start_exec`]). Detached, the engine runs it to its end (its
+    /// output dropped, its stdin closed, its exit code recorded) and returns None;
+    /// otherwise the caller streams the returned process and then calls
+    /// [`Engine::finish_exec`].
+    ///
+    /// Errors: 404 no such exec (or its container is gone); 400 a bad console size;
+    /// 409 already started or the container is not running.
+    pub async fn run_exec(
+        self: &std::sync::Arc<Self>,
+        id: &str,
+        opts: ExecStart,
+    ) -> Result<Option<ExecProcess>, EngineError> {
+        if let Some(size) = opts.console_size {
+            self.set_exec_console_size(id, size)?;
+        }
+        let proc = self.start_exec(id).await?;
+        if !opts.detach {
+            return Ok(Some(proc));
+        }
+        let engine = self.clone();
+        let id = id.to_string();
+        tokio::spawn(async move {
+            let mut child = proc.child;
+            drop(child.stdin.take());
+            let drain = |r: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>| async move {
+                if let Some(mut r) = r {
+                    let _ = tokio::io::copy(&mut r, &mut tokio::io::sink()).await;
+                }
+            };
+            let out = drain(
+                child
+                    .stdout
+                    .take()
+                    .map(|r| Box::new(r) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            );
+            let err = drain(
+                child
+                    .stderr
+                    .take()
+                    .map(|r| Box::new(r) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            );
+            let (_, _, st) = tokio::join!(out, err, child.wait());
+            engine.finish_exec(&id, exit_code(&st));
+        });
+        Ok(None)
     }
 
     /// Records an exec's exit code.
@@ -259,16 +333,6 @@ impl Engine {
             .exec_root
             .join("sock")
             .join(format!("x{}", &id[..12.min(id.len())]))
-    }
-
-    /// Whether the exec asked for a tty (affects stream framing).
-    pub fn exec_tty(&self, id: &str) -> bool {
-        self.execs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .map(|e| e.config.tty.unwrap_or(false))
-            .unwrap_or(false)
     }
 }
 

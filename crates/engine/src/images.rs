@@ -1,12 +1,17 @@
-//! Images from containers and image housekeeping: `POST /commit`, `POST /images/prune`
-//! and `GET /system/df` (Docker Engine API v1.43+; moby `daemon/commit.go`,
-//! `daemon/images/image_prune.go`, `daemon/disk_usage.go`).
+//! Images: the list and its filters, inspect, history, tag, remove (refused for an image
+//! a container uses), import, load and save over the image store; images from containers
+//! and image housekeeping: `POST /commit`, `POST /images/prune` and `GET /system/df`
+//! (Docker Engine API v1.43+; moby `daemon/commit.go`, `daemon/images/image_prune.go`,
+//! `daemon/disk_usage.go`).
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
+use bollard_stubs::models::{ImageDeleteResponseItem, ImageHistoryResponseItem, ImageSummary};
+use bytes::Bytes;
 use serde_json::{json, Value};
-use tether_image::{HistoryEntry, ImageConfig, NewImage};
+use tether_image::{HistoryEntry, Image, ImageConfig, NewImage};
+use tokio::sync::mpsc;
 
 use crate::state::Container;
 use crate::{Engine, EngineError};
@@ -115,6 +120,74 @@ pub fn parse_until(v: &str, now: i64) -> Result<i64, EngineError> {
     Ok(now - total as i64)
 }
 
+/// Docker's image list filters: `dangling=true|false`, `reference=PATTERN` (`*`
+/// wildcards, matched against each tag with and without `:tag`), `label=k[=v]` and
+/// `label!=...`; other filters are ignored.
+pub fn image_matches(i: &Image, f: &HashMap<String, Vec<String>>) -> bool {
+    let dangling = f
+        .get("dangling")
+        .map(|v| v.iter().any(|x| x == "true" || x == "1"));
+    if let Some(d) = dangling {
+        if d != i.repo_tags.is_empty() {
+            return false;
+        }
+    }
+    if let Some(pats) = f.get("reference") {
+        let hit = i.repo_tags.iter().any(|t| {
+            let repo = t.rsplit_once(':').map(|(r, _)| r).unwrap_or(t);
+            pats.iter().any(|p| glob(p, t) || glob(p, repo))
+        });
+        if !hit {
+            return false;
+        }
+    }
+    let labels: HashMap<String, String> = i
+        .config
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    crate::networks::label_match(&labels, f)
+}
+
+/// `*`-only glob (what Docker's reference filter needs).
+pub fn glob(pat: &str, s: &str) -> bool {
+    match pat.split_once('*') {
+        None => pat == s,
+        Some((pre, rest)) => {
+            s.starts_with(pre)
+                && (0..=s.len() - pre.len())
+                    .any(|k| s.is_char_boundary(pre.len() + k) && glob(rest, &s[pre.len() + k..]))
+        }
+    }
+}
+
+/// Sends what is written through it to a channel, in 64 KiB chunks (a blocking task's
+/// writer feeding an async reader).
+struct ChannelWriter {
+    tx: mpsc::Sender<Bytes>,
+    buf: Vec<u8>,
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= 64 * 1024 {
+            self.flush()?;
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            let chunk = Bytes::from(std::mem::take(&mut self.buf));
+            self.tx
+                .blocking_send(chunk)
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        }
+        Ok(())
+    }
+}
+
 /// Total bytes of regular files under `p` (not following symlinks, not crossing into
 /// other filesystems); 0 when it does not exist.
 pub fn dir_size(p: &Path) -> u64 {
@@ -145,6 +218,139 @@ pub fn dir_size(p: &Path) -> u64 {
 }
 
 impl Engine {
+    /// GET /images/json: the images `filters` select (see [`image_matches`]), without
+    /// the intermediate ones (untagged, with child images: a build's steps) unless `all`.
+    pub fn list_images(
+        &self,
+        all: bool,
+        filters: &HashMap<String, Vec<String>>,
+    ) -> Vec<ImageSummary> {
+        self.images
+            .list()
+            .iter()
+            .filter(|i| all || !self.is_intermediate(i))
+            .filter(|i| image_matches(i, filters))
+            .map(|i| self.images.summary(i))
+            .collect()
+    }
+
+    /// Whether `img` is an intermediate image: untagged, with child images.
+    fn is_intermediate(&self, img: &Image) -> bool {
+        img.repo_tags.is_empty() && !self.images.children(&img.id).is_empty()
+    }
+
+    /// GET /images/{name}/json: the inspect body with `Parent` (the local parent image ID
+    /// or `""`), which the 1.53 model lacks.
+    ///
+    /// Errors: 404 no such image; 400 a bad reference.
+    pub fn inspect_image(&self, name: &str) -> Result<Value, EngineError> {
+        let img = self.images.get(name)?;
+        let mut v = serde_json::to_value(self.images.inspect(&img)).unwrap_or(json!({}));
+        if let Some(o) = v.as_object_mut() {
+            o.insert(
+                "Parent".into(),
+                json!(img.parent.clone().unwrap_or_default()),
+            );
+        }
+        Ok(v)
+    }
+
+    /// GET /images/{name}/history.
+    ///
+    /// Errors: 404 no such image; 400 a bad reference.
+    pub fn image_history(&self, name: &str) -> Result<Vec<ImageHistoryResponseItem>, EngineError> {
+        Ok(self.images.history(name)?)
+    }
+
+    /// POST /images/{name}/tag: tags image `source` as `target` (`repo:tag`).
+    ///
+    /// Errors: 404 no such image; 400 a bad reference.
+    pub fn tag_image(&self, source: &str, target: &str) -> Result<(), EngineError> {
+        Ok(self.images.tag(source, target)?)
+    }
+
+    /// DELETE /images/{name}: untags `name` and removes the image when no tag is left,
+    /// with the untagged parents only it kept. An image a container is made from (running
+    /// or not) is refused unless `force`.
+    ///
+    /// Errors: 404 no such image; 409 in use, or tagged more than once (by ID, without
+    /// `force`); 500 the store failed.
+    pub async fn remove_image(
+        &self,
+        name: &str,
+        force: bool,
+    ) -> Result<Vec<ImageDeleteResponseItem>, EngineError> {
+        let used = self.image_ids_in_use().await;
+        Ok(self
+            .images
+            .remove(name, force, &|id: &str| used.contains(id))?)
+    }
+
+    /// POST /images/create?fromSrc=-: a one-layer image from the rootfs tar `archive`,
+    /// tagged `reference` if given, with `changes` (Dockerfile instructions) applied to
+    /// its config and `message` as its history comment. Returns the image ID.
+    ///
+    /// Errors: 400 a bad reference, change or archive; 500 the store failed.
+    pub async fn import_image(
+        &self,
+        archive: std::fs::File,
+        reference: Option<String>,
+        changes: Vec<String>,
+        message: Option<String>,
+    ) -> Result<String, EngineError> {
+        let images = self.images.clone();
+        let img = tokio::task::spawn_blocking(move || {
+            images.import(
+                std::io::BufReader::new(archive),
+                reference.as_deref(),
+                &changes,
+                message.as_deref(),
+            )
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))??;
+        Ok(img.id)
+    }
+
+    /// POST /images/load: the images of a `docker save` or OCI archive. Returns the
+    /// progress lines (`Loaded image: tbox:latest`).
+    ///
+    /// Errors: 400 a bad archive; 500 the store failed.
+    pub async fn load_images(&self, archive: std::fs::File) -> Result<Vec<String>, EngineError> {
+        let images = self.images.clone();
+        Ok(
+            tokio::task::spawn_blocking(move || images.load(std::io::BufReader::new(archive)))
+                .await
+                .map_err(|e| EngineError::Internal(e.to_string()))??,
+        )
+    }
+
+    /// GET /images/get: the `docker save` tar of `names`, streamed. The names are checked
+    /// before the stream starts; an error later ends the stream early (a truncated tar).
+    ///
+    /// Errors: 404 no such image; 400 a bad reference.
+    pub async fn save_images(
+        &self,
+        names: Vec<String>,
+    ) -> Result<crate::archive::TarStream, EngineError> {
+        let images = self.images.clone();
+        let set = tokio::task::spawn_blocking(move || images.prepare_save(&names))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??;
+        let (tx, rx) = mpsc::channel(8);
+        let images = self.images.clone();
+        tokio::task::spawn_blocking(move || {
+            let w = ChannelWriter {
+                tx,
+                buf: Vec::with_capacity(64 * 1024),
+            };
+            if let Err(e) = images.write_save(&set, w) {
+                tracing::warn!(error = %e, "image save ended early");
+            }
+        });
+        Ok(rx)
+    }
+
     /// The image IDs containers (running or not) are made from.
     pub async fn image_ids_in_use(&self) -> HashSet<String> {
         let st = self.state.lock().await;
@@ -410,6 +616,35 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob("tbox", "tbox"));
+        assert!(glob("tb*", "tbox:latest"));
+        assert!(glob("*:latest", "tbox:latest"));
+        assert!(glob("t*x", "tbox"));
+        assert!(!glob("t*y", "tbox"));
+        assert!(!glob("box", "tbox"));
+    }
+
+    #[test]
+    fn image_filters() {
+        let mut i = Image {
+            id: "sha256:00".into(),
+            repo_tags: vec!["tbox:latest".into()],
+            created: String::new(),
+            size: 0,
+            ..Default::default()
+        };
+        let f = |k: &str, v: &str| HashMap::from([(k.to_string(), vec![v.to_string()])]);
+        assert!(image_matches(&i, &f("dangling", "false")));
+        assert!(!image_matches(&i, &f("dangling", "true")));
+        assert!(image_matches(&i, &f("reference", "tbox")));
+        assert!(image_matches(&i, &f("reference", "tb*:latest")));
+        assert!(!image_matches(&i, &f("reference", "other")));
+        i.repo_tags.clear();
+        assert!(image_matches(&i, &f("dangling", "true")));
+    }
 
     #[test]
     fn until_values() {

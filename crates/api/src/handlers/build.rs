@@ -1,28 +1,25 @@
 //! `POST /build` (Docker Engine API "ImageBuild", the classic builder): the
 //! query becomes [`BuildOptions`], the body (a tar of the build context,
-//! plain or gzip) is spooled and unpacked, and the engine's progress messages
-//! go out as `application/json` lines (`{"stream": ...}`, `{"aux": {"ID":
-//! ...}}`, `{"errorDetail": ..., "error": ...}`). Errors found before the
-//! context is read (bad query, unknown network) are plain JSON errors with
-//! their status. When the client goes away the build is cancelled.
+//! plain or gzip) is handed to [`Engine::start_build`] as it arrives, and the
+//! engine's progress messages go out as `application/json` lines
+//! (`{"stream": ...}`, `{"aux": {"ID": ...}}`, `{"errorDetail": ..., "error": ...}`).
+//! Errors found before the context is read (bad query, unknown network) are
+//! plain JSON errors with their status. When the client goes away the build
+//! is cancelled.
 
 use std::sync::Arc;
 
+use axum::extract::{Request, State};
 use bytes::Bytes;
-use hyper::body::Incoming;
-use hyper::{Request, Response};
 use serde_json::Value;
 use tether_engine::build::BuildOptions;
 use tether_engine::{Engine, EngineError};
 use tokio::sync::mpsc;
 
-use crate::{streams, Body};
+use super::Reply;
 
 /// Handles `POST /build`.
-pub(crate) async fn build(
-    engine: Arc<Engine>,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, EngineError> {
+pub(crate) async fn build(State(engine): State<Arc<Engine>>, req: Request) -> Reply {
     let pairs: Vec<(String, String)> = req
         .uri()
         .query()
@@ -34,10 +31,10 @@ pub(crate) async fn build(
         .unwrap_or_default();
     let mut opts = match BuildOptions::from_query(&pairs) {
         Ok(o) => o,
-        Err(e) => return Ok(crate::routes::refuse_unread(req, e.status(), &e.to_string()).await),
+        Err(e) => return Ok(super::refuse_unread(req, e.status(), &e.to_string()).await),
     };
     if let Err(e) = engine.validate_build(&opts).await {
-        return Ok(crate::routes::refuse_unread(req, e.status(), &e.to_string()).await);
+        return Ok(super::refuse_unread(req, e.status(), &e.to_string()).await);
     }
     if let Some(a) = req
         .headers()
@@ -46,16 +43,8 @@ pub(crate) async fn build(
     {
         opts.auth = registry_config_auth(a);
     }
-    let base = engine.config().root.join("builder");
-    std::fs::create_dir_all(&base)
-        .map_err(|e| EngineError::Internal(format!("create {}: {e}", base.display())))?;
-    let dir = tempfile::Builder::new()
-        .prefix("context-")
-        .tempdir_in(&base)
-        .map_err(|e| EngineError::Internal(format!("context dir: {e}")))?;
-    let root = dir.path().to_path_buf();
-    // The context is unpacked as it arrives (no spool file): the body's frames go
-    // down a channel to a blocking reader. The body is read to its end even when
+    // The context is unpacked as it arrives (no spool file): the body's frames go down
+    // a channel to the engine's blocking reader. The body is read to its end even when
     // unpacking stops early, so that the client gets the answer.
     let (chunks, chunk_rx) = mpsc::channel::<Bytes>(16);
     let pump = tokio::spawn(async move {
@@ -72,30 +61,23 @@ pub(crate) async fn build(
         }
         true
     });
-    let unpacked = tokio::task::spawn_blocking(move || {
-        let reader = std::io::BufReader::with_capacity(
-            256 << 10,
+    let started = engine
+        .start_build(
+            opts,
             ChannelReader {
                 rx: chunk_rx,
                 cur: Bytes::new(),
             },
-        );
-        tether_image::build::context::Context::unpack(reader, &root).map_err(|e| match e.status() {
-            500 => EngineError::Internal(e.to_string()),
-            _ => EngineError::InvalidParam(e.to_string()),
-        })
-    })
-    .await
-    .map_err(|e| EngineError::Internal(e.to_string()))?;
+        )
+        .await;
     let complete = pump.await.unwrap_or(false);
-    let ctx = unpacked?;
+    let mut rx = started?;
     if !complete {
         return Err(EngineError::InvalidParam(
             "reading the build context: the client's request body ended early".into(),
-        ));
+        )
+        .into());
     }
-
-    let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
     let (out, body_rx) = mpsc::channel::<Bytes>(64);
     // Lines out until the client goes away; then the receiver is dropped, which
     // the engine sees (tx closed) and cancels the build.
@@ -115,15 +97,7 @@ pub(crate) async fn build(
             }
         }
     });
-    tokio::spawn(async move {
-        let _ = engine.build(opts, ctx, tx).await;
-        let _ = tokio::task::spawn_blocking(move || drop(dir)).await;
-    });
-    Ok(Response::builder()
-        .header("Content-Type", "application/json")
-        .header("Api-Version", crate::API_VERSION)
-        .body(streams::channel_body(body_rx))
-        .unwrap_or_else(|_| Response::new(crate::full(""))))
+    Ok(super::json_stream(body_rx))
 }
 
 /// A blocking `Read` over the request body's chunks.

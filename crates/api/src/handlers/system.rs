@@ -1,0 +1,56 @@
+//! System routes: `/_ping` (GET and HEAD), `/version`, `/info`, `/system/df`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use hyper::{Method, Response};
+use serde_json::{json, Value};
+use tether_engine::Engine;
+
+use super::Reply;
+use crate::{full, json_response, Body, API_VERSION, MIN_API_VERSION};
+
+/// `GET /_ping` (`OK`) and `HEAD /_ping` (no body), with the API version headers.
+pub(crate) async fn ping(method: Method) -> Response<Body> {
+    Response::builder()
+        .header("Api-Version", API_VERSION)
+        .header("Ostype", "linux")
+        .header("Docker-Experimental", "false")
+        .header("Cache-Control", "no-cache, no-store, must-revalidate")
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .body(full(if method == Method::HEAD { "" } else { "OK" }))
+        .unwrap_or_else(|_| Response::new(full("OK")))
+}
+
+/// `GET /version`.
+pub(crate) async fn version() -> Response<Body> {
+    json_response(200, &version_body())
+}
+
+/// `GET /info`.
+pub(crate) async fn info(State(engine): State<Arc<Engine>>) -> Response<Body> {
+    json_response(200, &engine.info().await)
+}
+
+/// `GET /nodes`: the cluster's hosts.
+pub(crate) async fn nodes(State(engine): State<Arc<Engine>>) -> Reply {
+    Ok(json_response(200, &engine.nodes().await?))
+}
+
+/// `GET /system/df`.
+pub(crate) async fn df(State(engine): State<Arc<Engine>>) -> Reply {
+    Ok(json_response(200, &engine.system_df().await?))
+}
+
+/// The `/version` body: the engine's and the API's versions, the kernel's.
+fn version_body() -> Value {
+    let kernel = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    json!({
+        "Platform": {"Name": "tether"},
+        "Components": [{"Name": "Engine", "Version": env!("CARGO_PKG_VERSION"), "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "Os": "linux", "Arch": "amd64", "KernelVersion": kernel}}],
+        "Version": env!("CARGO_PKG_VERSION"), "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
+        "GitCommit": "", "GoVersion": "rust", "Os": "linux", "Arch": "amd64", "KernelVersion": kernel, "BuildTime": "",
+    })
+}
