@@ -78,8 +78,7 @@ fn endpoint_settings_and_network_names_as_docker() {
         Some(&json!({"Name": "my net", "IPAM": {"Config": [{"Subnet": "10.81.0.0/24"}]}})),
     );
     assert_eq!(st, 201, "{v}");
-    let id = v["Id"].as_str().unwrap_or_default().to_string();
-    let (st, v) = d.api("GET", &format!("/networks/{id}"), None);
+    let (st, v) = d.api("GET", "/networks/my%20net", None);
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["IPAM"]["Options"], json!(null), "{}", v["IPAM"]);
     let (st, v) = d.api(
