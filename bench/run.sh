@@ -33,6 +33,8 @@ pkgs=()
 [ "${BENCH_PLOTS:-1}" = 0 ] || "$PY" -c 'import matplotlib' 2>/dev/null || pkgs+=(python3-matplotlib)
 [[ " $FIGS " == *" 4 "* ]] && ! command -v dnsperf >/dev/null && pkgs+=(dnsperf)
 [[ " $FIGS " == *" 5 "* ]] && ! command -v iperf3 >/dev/null && pkgs+=(iperf3)
+# figure 9 reads the CLI's peak RSS from GNU time (bench/lib.py, run_peak)
+[[ " $FIGS " == *" 9 "* ]] && [ ! -x /usr/bin/time ] && pkgs+=(time)
 if [ ${#pkgs[@]} -gt 0 ]; then
   echo "== apt-get install ${pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive
