@@ -11,9 +11,10 @@
 //! - Every blob is verified against its digest (manifests, config, layers);
 //!   every layer's uncompressed stream against the config's `rootfs.diff_ids`.
 //! - Layers whose diff ID is already in the store are not fetched ("Already
-//!   exists"); the others are fetched [`MAX_CONCURRENT_LAYERS`] at a time and
-//!   unpacked as they stream in. Nothing reaches the store before every layer
-//!   and the config are verified: a failed pull leaves no layer or image.
+//!   exists"); the others are fetched [`MAX_CONCURRENT_LAYERS`] at a time (the
+//!   next starting as soon as any is done) and unpacked as they stream in.
+//!   Nothing reaches the store before every layer and the config are verified:
+//!   a failed pull leaves no layer or image.
 //! - Loopback registries (`localhost`, 127.0.0.0/8, `::1`) and those named by
 //!   the daemon's `--insecure-registry` are spoken to over plain HTTP, as
 //!   Docker does; all others over HTTPS. `--registry-mirror` replaces
@@ -954,22 +955,29 @@ pub async fn run_pull(
     for &i in todo.iter().skip(MAX_CONCURRENT_LAYERS) {
         layer_status(tx, &short(&plan.layers[i].digest), "Waiting");
     }
-    let results: Vec<Result<(TempDir, LayerStats, BlobRecord), RegistryError>> =
-        futures::stream::iter(todo.iter().copied().map(|i| {
-            let (sh, st, t) = (shared.clone(), store.clone(), tx.clone());
-            async move {
-                let res = fetch_layer(sh.clone(), i, st, t.clone()).await;
-                if res.is_ok() {
-                    layer_status(&t, &short(&sh.layers[i].digest), "Pull complete");
-                }
-                res
+    // Unordered: a layer that is done frees its slot for the next one at once, while an
+    // earlier, larger or slower one still streams (ordered buffering would keep the slot
+    // until every layer before it is done).
+    let mut results: Vec<(
+        usize,
+        Result<(TempDir, LayerStats, BlobRecord), RegistryError>,
+    )> = futures::stream::iter(todo.iter().copied().map(|i| {
+        let (sh, st, t) = (shared.clone(), store.clone(), tx.clone());
+        async move {
+            let res = fetch_layer(sh.clone(), i, st, t.clone()).await;
+            if res.is_ok() {
+                layer_status(&t, &short(&sh.layers[i].digest), "Pull complete");
             }
-        }))
-        .buffered(MAX_CONCURRENT_LAYERS)
-        .collect()
-        .await;
+            (i, res)
+        }
+    }))
+    .buffer_unordered(MAX_CONCURRENT_LAYERS)
+    .collect()
+    .await;
+    // Manifest order, so that the error reported is the first failed layer's.
+    results.sort_by_key(|(i, _)| *i);
     let mut layers = Vec::new();
-    for r in results {
+    for (_, r) in results {
         layers.push(r?);
     }
     let id = plan.image_id();
