@@ -816,7 +816,7 @@ async fn fetch_layer(
     index: usize,
     store: Arc<ImageStore>,
     tx: ProgressTx,
-) -> Result<(TempDir, LayerStats, BlobRecord), RegistryError> {
+) -> Result<FetchedLayer, RegistryError> {
     let desc = &plan.layers[index];
     let diff_id = plan.diff_ids[index].clone();
     let id = short(&desc.digest);
@@ -898,6 +898,9 @@ async fn fetch_layer(
     Ok((tmp, stats, rec))
 }
 
+/// A fetched, verified layer, unpacked in its temp dir, with its kept blob's record.
+type FetchedLayer = (TempDir, LayerStats, BlobRecord);
+
 /// The parts of a plan the layer tasks share.
 struct PullPlanShared {
     client: Arc<Client>,
@@ -958,22 +961,20 @@ pub async fn run_pull(
     // Unordered: a layer that is done frees its slot for the next one at once, while an
     // earlier, larger or slower one still streams (ordered buffering would keep the slot
     // until every layer before it is done).
-    let mut results: Vec<(
-        usize,
-        Result<(TempDir, LayerStats, BlobRecord), RegistryError>,
-    )> = futures::stream::iter(todo.iter().copied().map(|i| {
-        let (sh, st, t) = (shared.clone(), store.clone(), tx.clone());
-        async move {
-            let res = fetch_layer(sh.clone(), i, st, t.clone()).await;
-            if res.is_ok() {
-                layer_status(&t, &short(&sh.layers[i].digest), "Pull complete");
+    let mut results: Vec<(usize, Result<FetchedLayer, RegistryError>)> =
+        futures::stream::iter(todo.iter().copied().map(|i| {
+            let (sh, st, t) = (shared.clone(), store.clone(), tx.clone());
+            async move {
+                let res = fetch_layer(sh.clone(), i, st, t.clone()).await;
+                if res.is_ok() {
+                    layer_status(&t, &short(&sh.layers[i].digest), "Pull complete");
+                }
+                (i, res)
             }
-            (i, res)
-        }
-    }))
-    .buffer_unordered(MAX_CONCURRENT_LAYERS)
-    .collect()
-    .await;
+        }))
+        .buffer_unordered(MAX_CONCURRENT_LAYERS)
+        .collect()
+        .await;
     // Manifest order, so that the error reported is the first failed layer's.
     results.sort_by_key(|(i, _)| *i);
     let mut layers = Vec::new();
