@@ -11,7 +11,8 @@ nets = [n for n in sh(e, "network", "ls", "--format", "{{.Name}}", check=False).
         if n.startswith("bench")]
 if nets:
     sh(e, "network", "rm", *nets, check=False)
-# images of figure 9 (podman names them localhost/bench9:latest)
+# images of figures 9 and 10 (podman names them localhost/bench9:latest; figure 10's are
+# 127.0.0.1:PORT/bench10:latest)
 imgs = [n for n in sh(e, "images", "--format", "{{.Repository}}:{{.Tag}}", check=False).split()
         if n.rsplit("/", 1)[-1].startswith("bench")]
 if imgs:

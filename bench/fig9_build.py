@@ -30,9 +30,10 @@ Memory (per build, cold and cached), exact peaks rather than sampling:
   - daemon(s): the peak RSS (VmHWM of /proc/PID/status, reset to the current RSS by
     writing 5 to /proc/PID/clear_refs just before the build) of the tether daemon, or of
     dockerd + containerd (the sum of their peaks); none for podman (daemonless);
-  - + CLI: that plus the peak RSS of the build command the script ran (ru_maxrss from
-    wait4: the largest of the process and the descendants it waited for). For podman
-    this is the whole engine: `podman build` and the runc/child processes it reaps.
+  - + CLI: that plus the peak RSS of the build command the script ran (ru_maxrss, the
+    largest of the process and the descendants it waited for, from GNU time: see
+    lib.run_peak). For podman this is the whole engine: `podman build` and the
+    runc/child processes it reaps.
 The RUN containers' monitors (tether's shim, containerd-shim) are not counted.
 After the first cold build of each engine, `run --rm bench9:latest` must print the
 file count (off the clock). The images are removed at the end.
@@ -78,46 +79,17 @@ def make_context(root):
     return total
 
 
-def reset_peak(pid):
-    with open("/proc/%d/clear_refs" % pid, "w") as f:
-        f.write("5")
-
-
-def peak_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
-
-
-def daemons(e):
-    if e == "tether":
-        return [daemon_pid("tether")]
-    if e == "docker":
-        d = daemon_pid("docker")
-        return [d] + [p for p in pids_by_comm(["containerd"]) if p != d]
-    return []
-
-
 def run_build(e, ctx, cold):
     """One build; returns (seconds, daemon peak MiB, CLI peak MiB, output)."""
     args = ["build", "--force-rm", "-t", TAG] + (["--no-cache"] if cold else []) + [ctx]
-    ds = [p for p in daemons(e) if p]
+    ds = [p for p in engine_daemons(e) if p]
     for p in ds:
         reset_peak(p)
-    cmd = cli(e) + args
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    out = p.stdout.read()
-    p.stdout.close()
-    _, status, ru = os.wait4(p.pid, 0)
-    dt = time.perf_counter() - t0
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode != 0:
-        raise RuntimeError("%s build failed (%d): %s" % (e, p.returncode, out[-800:]))
+    dt, rc, out, cli_mib = run_peak(cli(e) + args)
+    if rc != 0:
+        raise RuntimeError("%s build failed (%d): %s" % (e, rc, out[-800:]))
     daemon = sum(peak_kib(d) for d in ds) / 1024.0
-    return dt, daemon, ru.ru_maxrss / 1024.0, out
+    return dt, daemon, cli_mib, out
 
 
 BASELINE = {}  # engine -> image IDs present before the figure (tbox:latest, ...)
@@ -167,7 +139,7 @@ try:
             raise RuntimeError("%s: the rebuild hit the cache in %d of %d steps:\n%s" % (
                 e, hits, CACHED_STEPS, out[-1500:]))
         vals = {"cold": cold, "warm": warm, "cold_c": cold_d + cold_c, "warm_c": warm_d + warm_c}
-        if daemons(e):
+        if engine_daemons(e):
             vals.update({"cold_d": cold_d, "warm_d": warm_d})
         return vals
 

@@ -5,7 +5,7 @@ Engines are picked from the BENCH_ENGINES environment variable (set by run.sh), 
 A B C A B C ... (alternating), and appends its rows to the JSON-lines file named by
 BENCH_RESULTS.
 """
-import json, math, os, shlex, statistics, subprocess, sys, time
+import json, math, os, shlex, statistics, subprocess, sys, tempfile, time
 
 TETHER_BIN = os.environ.get("TETHER_BIN", "tether")
 TETHER_SOCK = os.environ.get("TETHER_SOCK", "/run/tether/tether.sock")
@@ -205,3 +205,51 @@ def tether_shims():
     d = daemon_pid("tether")
     return [p for p in pids_by_comm([comm], cmdline_contains=root + "/bundles/")
             if p != d]
+
+
+def reset_peak(pid):
+    """Resets the peak RSS (VmHWM) of process pid to its current RSS."""
+    with open("/proc/%d/clear_refs" % pid, "w") as f:
+        f.write("5")
+
+
+def peak_kib(pid):
+    """Peak RSS (VmHWM) of process pid in KiB since its start or the last reset_peak."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def engine_daemons(e):
+    """The engine's daemon processes: tether's daemon; dockerd and its containerd;
+    none for podman."""
+    if e == "tether":
+        return [daemon_pid("tether")]
+    if e == "docker":
+        d = daemon_pid("docker")
+        return [d] + [p for p in pids_by_comm(["containerd"]) if p != d]
+    return []
+
+
+def run_peak(cmd, timeout=None):
+    """Runs cmd (argv) to completion under GNU time (`/usr/bin/time -f %M`). Returns
+    (seconds, exit code, stdout + stderr, peak RSS in MiB of cmd and of the descendants
+    it waited for). Not os.wait4 of a child forked by this script: such a child starts
+    as a copy of the Python process, and the kernel keeps that copy's peak RSS in the
+    child's ru_maxrss across exec (~10 MiB more on every engine's count); the copy of
+    GNU time is ~1 MiB. The seconds include GNU time's fork and exec (~1 ms)."""
+    fd, path = tempfile.mkstemp(prefix="bench-time.")
+    os.close(fd)
+    try:
+        t0 = time.perf_counter()
+        p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", path] + [str(a) for a in cmd],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=timeout)
+        dt = time.perf_counter() - t0
+        with open(path) as f:
+            words = f.read().split()  # "Command exited with non-zero status N" first, if so
+        return dt, p.returncode, p.stdout, (int(words[-1]) if words else 0) / 1024.0
+    finally:
+        os.unlink(path)

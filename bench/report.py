@@ -41,7 +41,8 @@ for k in sorted(order, key=lambda k: (k[0], order.index(k))):
 table = "\n".join(lines)
 
 # --- figures whose targets are against the better peer (lower is better in every row) --
-BEST_OF = {9: "Figure 9 (build): tether against the better peer of each row"}
+BEST_OF = {9: "Figure 9 (build): tether against the better peer of each row",
+           10: "Figure 10 (pull): tether against the better peer of each row"}
 def best_peer():
     md = []
     for fig, title in sorted(BEST_OF.items()):

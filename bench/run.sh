@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmarks: tether vs Docker and Podman (when installed), A B C alternation.
 # Usage (root, from the repository): sudo bash bench/run.sh
-# Env: BENCH_ITER (default 10), BENCH_FIGS (default "1 3 2 4 5 6 7 9"), BENCH_ENGINES (default:
+# Env: BENCH_ITER (default 10), BENCH_FIGS (default "1 3 2 4 5 6 7 9 10"), BENCH_ENGINES (default:
 # tether + whichever of docker/podman are installed), BENCH_OUT (default docs/benchmarks.md),
 # TETHER_BIN (default target/release/tether); more knobs in bench/README.md.
 set -euo pipefail
@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 
-FIGS=${BENCH_FIGS:-"1 3 2 4 5 6 7 9"}
+FIGS=${BENCH_FIGS:-"1 3 2 4 5 6 7 9 10"}
 export BENCH_ITER=${BENCH_ITER:-10}
 OUT=${BENCH_OUT:-$REPO/docs/benchmarks.md}
 TAR=${TBOX_TAR:-/var/tmp/tether-images/tbox.tar}
@@ -25,20 +25,29 @@ fi
 export TETHER_BIN
 [ -f "$TAR" ] || bash bench/make-tbox.sh "$TAR"
 
-# Debian's python3 (its python3-matplotlib draws the plots), and the load generators of
-# figures 4 (dnsperf) and 5 (iperf3), installed from Debian's packages when missing.
+# Debian's python3 (its python3-matplotlib draws the plots), the load generators of
+# figures 4 (dnsperf) and 5 (iperf3) and figure 10's registry (docker-registry), installed
+# from Debian's packages when missing (no package's service is started: policy-rc.d 101).
 PY=python3; [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 export PYTHONDONTWRITEBYTECODE=1  # no bench/__pycache__ churn in the work tree
 pkgs=()
 [ "${BENCH_PLOTS:-1}" = 0 ] || "$PY" -c 'import matplotlib' 2>/dev/null || pkgs+=(python3-matplotlib)
 [[ " $FIGS " == *" 4 "* ]] && ! command -v dnsperf >/dev/null && pkgs+=(dnsperf)
 [[ " $FIGS " == *" 5 "* ]] && ! command -v iperf3 >/dev/null && pkgs+=(iperf3)
+[[ " $FIGS " == *" 10 "* ]] && [ ! -x /usr/bin/docker-registry ] && pkgs+=(docker-registry)
+# figures 9 and 10 read the CLI's peak RSS from GNU time (bench/lib.py, run_peak)
+[[ " $FIGS " == *" 9 "* || " $FIGS " == *" 10 "* ]] && [ ! -x /usr/bin/time ] && pkgs+=(time)
 if [ ${#pkgs[@]} -gt 0 ]; then
   echo "== apt-get install ${pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  own_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && own_policy=1
+  fi
   apt-get install -y -qq "${pkgs[@]}" >/dev/null ||
     { apt-get update -qq && apt-get install -y -qq "${pkgs[@]}" >/dev/null; } ||
     echo "!! could not install ${pkgs[*]}: the figures that need them will fail" >&2
+  [ "$own_policy" = 0 ] || rm -f /usr/sbin/policy-rc.d
 fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/tether-bench.XXXXXX")

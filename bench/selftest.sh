@@ -45,9 +45,11 @@ mkdir -p /run/netns; touch /run/netns/netns-00000000-0000-0000-0000-000000000000
 out=$("$PY" bench/hostcheck.py compare $snap 2>&1) || fail "restore-peers left: $out"
 
 echo "== bench/run.sh with tether alone leaves nothing and says so"
-# figure 9 on a small context (1 MiB in 20 files) so that this stays quick
-out=$(TMPDIR=$W BENCH_ENGINES=tether BENCH_FIGS="1 3 6 9" BENCH_ITER=1 BENCH_PLOTS=0 \
+# figure 9 on a small context (1 MiB in 20 files) and figure 10 on a small image (5 layers
+# of 0.4 MiB in 2 files each) so that this stays quick
+out=$(TMPDIR=$W BENCH_ENGINES=tether BENCH_FIGS="1 3 6 9 10" BENCH_ITER=1 BENCH_PLOTS=0 \
       BENCH_ITER9=1 BENCH_BUILD_MB=1 BENCH_BUILD_FILES=20 \
+      BENCH_ITER10=1 BENCH_PULL_MB=2 BENCH_PULL_FILES=2 \
       TBOX_TAR=$W/tbox.tar BENCH_OUT=$W/bench.md TETHER_BIN="$BIN" bash bench/run.sh 2>&1) ||
   fail "bench/run.sh failed: $out"
 grep -q "the machine is as the run found it" <<<"$out" || fail "no host check in: $out"
@@ -57,6 +59,11 @@ for r in "$b: cold (--no-cache)" "$b: unchanged rebuild (cache)" "build peak RSS
          "build peak RSS, daemon(s) + CLI, rebuild"; do
   grep -qF "| 9 | $r | " $W/bench.md || fail "no figure 9 row '$r': $(cat $W/bench.md)"
 done
+for r in "pull of a 5-layer 2 MiB image from a loopback registry, cold" \
+         "pull peak RSS, daemon(s)" "pull peak RSS, daemon(s) + CLI"; do
+  grep -qF "| 10 | $r | " $W/bench.md || fail "no figure 10 row '$r': $(cat $W/bench.md)"
+done
+pgrep -f "docker-registry serve $W/" >/dev/null && fail "figure 10's registry is still running"
 echo "== bench/run.sh fails, naming it, when something is left behind during the run"
 TMPDIR=$W BENCH_ENGINES=tether BENCH_FIGS=1 BENCH_ITER=1 BENCH_PLOTS=0 TBOX_TAR=$W/tbox.tar \
   BENCH_OUT=$W/bench2.md TETHER_BIN="$BIN" bash bench/run.sh >$W/run2.log 2>&1 &

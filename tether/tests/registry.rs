@@ -937,14 +937,17 @@ fn zstd_oci_image_pulls_runs_and_pushes() {
     );
 }
 
-/// A one-repository registry that serves `files` (path -> (content type, body)) and
-/// breaks off `cut` halfway: it announces the whole length, sends half and closes.
-/// Runs in `d`'s namespace on 127.0.0.1:`port` until the returned flag is set.
-fn breaking_registry(
+/// Sends a GET's body: `(path, connection, body)`; false closes the connection.
+type SendBody = std::sync::Arc<dyn Fn(&str, &mut TcpStream, &[u8]) -> bool + Send + Sync>;
+
+/// A one-repository registry that serves `files` (path -> (content type, body)),
+/// each body through `send`. Runs in `d`'s namespace on 127.0.0.1:`port` until the
+/// returned flag is set.
+fn fake_registry(
     d: &Daemon,
     port: u16,
     files: Vec<(String, String, Vec<u8>)>,
-    cut: String,
+    send: SendBody,
 ) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
     use std::io::BufRead;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -964,7 +967,7 @@ fn breaking_registry(
                     continue;
                 };
                 let files = files.clone();
-                let cut = cut.clone();
+                let send = send.clone();
                 std::thread::spawn(move || {
                     s.set_nonblocking(false).ok();
                     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
@@ -1017,12 +1020,7 @@ fn breaking_registry(
                         if method == "HEAD" {
                             continue;
                         }
-                        if path == cut {
-                            let _ = w.write_all(&body[..body.len() / 2]);
-                            let _ = w.flush();
-                            return; // connection closed mid-body
-                        }
-                        if w.write_all(&body).is_err() {
+                        if !send(&path, &mut w, &body) {
                             return;
                         }
                     }
@@ -1034,6 +1032,25 @@ fn breaking_registry(
         .recv_timeout(Duration::from_secs(10))
         .expect("the breaking registry to listen");
     stop
+}
+
+/// A [`fake_registry`] that breaks off `cut` halfway: it announces the whole length,
+/// sends half and closes.
+fn breaking_registry(
+    d: &Daemon,
+    port: u16,
+    files: Vec<(String, String, Vec<u8>)>,
+    cut: String,
+) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let send: SendBody = std::sync::Arc::new(move |path, w, body| {
+        if path == cut {
+            let _ = w.write_all(&body[..body.len() / 2]);
+            let _ = w.flush();
+            return false; // connection closed mid-body
+        }
+        w.write_all(body).is_ok()
+    });
+    fake_registry(d, port, files, send)
 }
 
 /// `sha256:<hex>` of bytes, by `sha256sum` on a temp file.
@@ -1100,6 +1117,111 @@ fn interrupted_transfer_leaves_nothing_and_a_new_pull_is_clean() {
     assert_eq!(
         d.ok(&["run", "--rm", "127.0.0.1:5000/tbox:1", "echo", "whole"]),
         "whole"
+    );
+}
+
+/// A slow layer does not hold back the others: with 4 layers to fetch, 3 at a time, the
+/// 4th starts as soon as one of the first 3 is done, while the 1st still streams. The
+/// registry stalls the 1st layer's body halfway until the 4th layer is asked for
+/// (or 10 s passed).
+#[test]
+fn a_slow_layer_does_not_hold_back_the_next_download() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let d = Daemon::start();
+    let reg = Registry::start(&d, 5000, None);
+    let name = format!("{}/slow:1", reg.host());
+    let ctx = d.dir().join("slow-ctx");
+    let mut dockerfile = String::from("FROM scratch\n");
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for l in 1..=4 {
+        // 256 KiB of xorshift bytes (incompressible) per layer
+        let data: Vec<u8> = (0..256 * 1024)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        std::fs::create_dir_all(ctx.join(format!("l{l}"))).expect("mkdir");
+        std::fs::write(ctx.join(format!("l{l}/data")), data).expect("write");
+        dockerfile.push_str(&format!("COPY l{l}/ /l{l}/\n"));
+    }
+    std::fs::write(ctx.join("Dockerfile"), dockerfile).expect("write Dockerfile");
+    d.ok(&[
+        "build",
+        "-q",
+        "-t",
+        &name,
+        ctx.to_str().expect("utf-8 path"),
+    ]);
+    let id = image_id(&d, &name);
+    assert!(d.cli(&["push", &name]).success(), "{}", reg.log());
+
+    let accept = "application/vnd.docker.distribution.manifest.v2+json";
+    let (st, _, manifest) = registry_http(
+        &d,
+        reg.port,
+        "GET",
+        "/v2/slow/manifests/1",
+        &[("Accept", accept)],
+        b"",
+    );
+    assert_eq!(st, 200);
+    let m: Value = serde_json::from_slice(&manifest).expect("manifest JSON");
+    let layers = m["layers"].as_array().expect("layers").clone();
+    assert_eq!(layers.len(), 4, "{m}");
+    let mut files = vec![(
+        "/v2/slow/manifests/1".to_string(),
+        accept.to_string(),
+        manifest.clone(),
+    )];
+    let mut paths = Vec::new();
+    for desc in std::iter::once(&m["config"]).chain(layers.iter()) {
+        let path = format!(
+            "/v2/slow/blobs/{}",
+            desc["digest"].as_str().expect("digest")
+        );
+        let (st, _, blob) = registry_http(&d, reg.port, "GET", &path, &[], b"");
+        assert_eq!(st, 200);
+        files.push((path.clone(), "application/octet-stream".to_string(), blob));
+        paths.push(path);
+    }
+    let (slow, fourth) = (paths[1].clone(), paths[4].clone());
+    let asked = Arc::new(AtomicBool::new(false));
+    let released_early = Arc::new(AtomicBool::new(false));
+    let (asked2, early2) = (asked.clone(), released_early.clone());
+    let send: SendBody = Arc::new(move |path, w, body| {
+        if path == fourth {
+            asked2.store(true, Ordering::SeqCst);
+        }
+        if path == slow {
+            if w.write_all(&body[..body.len() / 2]).is_err() || w.flush().is_err() {
+                return false;
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !asked2.load(Ordering::SeqCst) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            early2.store(asked2.load(Ordering::SeqCst), Ordering::SeqCst);
+            return w.write_all(&body[body.len() / 2..]).is_ok();
+        }
+        w.write_all(body).is_ok()
+    });
+    let stop = fake_registry(&d, 5002, files, send);
+    d.ok(&["rmi", &name]);
+    let (left, _) = store_entries(&d);
+    let out = d.ok(&["pull", "127.0.0.1:5002/slow:1"]);
+    stop.store(true, Ordering::SeqCst);
+    assert!(
+        !out.contains("Already exists"),
+        "{out}\nlayers before: {left:?}"
+    );
+    assert_eq!(image_id(&d, "127.0.0.1:5002/slow:1"), id);
+    assert!(
+        released_early.load(Ordering::SeqCst),
+        "the 4th layer was not asked for while the 1st was stalled:\n{out}"
     );
 }
 
