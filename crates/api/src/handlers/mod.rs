@@ -345,3 +345,76 @@ pub(crate) fn json_stream(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Response<Bo
         .body(crate::streams::channel_body(rx))
         .unwrap_or_else(|_| Response::new(full("")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(raw: &str) -> Q {
+        Q::parse(Some(raw))
+    }
+
+    #[test]
+    fn filters_in_every_shape() {
+        let f = q(r#"filters={"label":["a=b","c"],"dangling":{"true":true},"name":"x"}"#)
+            .filters()
+            .unwrap_or_default();
+        assert_eq!(f["label"], ["a=b", "c"]);
+        assert_eq!(f["dangling"], ["true"]);
+        assert_eq!(f["name"], ["x"]);
+        assert!(q("filters=").filters().is_ok_and(|f| f.is_empty()));
+        assert!(q("").filters().is_ok_and(|f| f.is_empty()));
+        let e = q("filters={bad").filters().err().map(|e| e.status());
+        assert_eq!(e, Some(400));
+    }
+
+    #[test]
+    fn flags_booleans_and_numbers() {
+        let p = q("all=1&force=true&v=0&x=True&b=yes&n=no&bad=maybe&t=5&t2=x&tail=all&tail2=3");
+        assert!(p.flag("all") && p.flag("force") && p.flag("x"));
+        assert!(!p.flag("v") && !p.flag("b") && !p.flag("missing"));
+        assert!(p.boolean("b").is_ok_and(|b| b));
+        assert!(p.boolean("n").is_ok_and(|b| !b));
+        assert!(p.boolean("missing").is_ok_and(|b| !b));
+        assert_eq!(p.boolean("bad").err().map(|e| e.status()), Some(400));
+        assert!(p.int("t", "").is_ok_and(|t| t == Some(5)));
+        assert!(p.int("missing", "").is_ok_and(|t| t.is_none()));
+        assert_eq!(p.int("t2", "").err().map(|e| e.status()), Some(400));
+        assert!(p.tail().is_ok_and(|t| t.is_none()));
+        assert!(q("tail=3").tail().is_ok_and(|t| t == Some(3)));
+        assert!(q("tail=-1").tail().is_ok_and(|t| t.is_none()));
+        assert_eq!(q("tail=x").tail().err().map(|e| e.status()), Some(400));
+    }
+
+    #[test]
+    fn repeated_parameters_and_paths() {
+        let p = q("changes=CMD%20a&changes=ENV%20b%3Dc&path=%2Fetc");
+        assert_eq!(p.all("changes"), ["CMD a", "ENV b=c"]);
+        assert!(p.archive_path().is_ok_and(|a| a == "/etc"));
+        assert_eq!(
+            q("path=").archive_path().err().map(|e| e.status()),
+            Some(400)
+        );
+        assert_eq!(
+            q("path=a%00b").archive_path().err().map(|e| e.status()),
+            Some(400)
+        );
+        assert!(q("h=24&w=80").size().is_ok_and(|s| s == (24, 80)));
+        assert_eq!(q("h=24").size().err().map(|e| e.status()), Some(400));
+    }
+
+    #[test]
+    fn json_bodies_name_the_bad_field() {
+        #[derive(Default, serde::Deserialize)]
+        struct B {
+            #[serde(rename = "Memory", default)]
+            _memory: i64,
+        }
+        assert!(parse_json::<B>(b"  ").is_ok());
+        let e = parse_json::<B>(br#"{"Memory": "x"}"#)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.starts_with("invalid JSON body: Memory: "), "{e}");
+    }
+}
