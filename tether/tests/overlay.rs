@@ -343,3 +343,115 @@ fn overlay_containers_get_out_and_publish_through_their_host() {
     let o = fetch(h1, "ov", "pub");
     assert!(o.stdout.contains("hi from pub"), "{o}");
 }
+
+#[test]
+fn a_restarted_daemon_readopts_its_overlay_containers() {
+    let mut c = Cluster::start(2, 3);
+    c.host(1).ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.79.0.0/24",
+        "ov",
+    ]);
+    c.host(1).ok(&["network", "create", "-d", "overlay", "ovb"]);
+    for h in &c.hosts {
+        wait_until("ov and ovb known", Duration::from_secs(10), || {
+            let ids = network_ids(h);
+            ids.contains(&"ov global".to_string()) && ids.contains(&"ovb global".to_string())
+        });
+    }
+    serve(c.host(1), "one", "ov", &[]);
+    serve(c.host(2), "two", "ov", &["--network-alias", "svc2"]);
+    c.host(2).run_d(&[
+        "--name",
+        "doomed",
+        "--network",
+        "ovb",
+        "tbox",
+        "sleep",
+        "600",
+    ]);
+    let ip2 = c.host(2).ip_of("two", "ov");
+    let o = fetch(c.host(1), "ov", "two");
+    assert!(o.stdout.contains("hi from two"), "before the restart: {o}");
+    let short = |h: &Daemon, net: &str| {
+        h.ok(&["network", "inspect", "-f", "{{.Id}}", net])
+            .chars()
+            .take(12)
+            .collect::<String>()
+    };
+    let (ov, ovb) = (short(c.host(2), "ov"), short(c.host(2), "ovb"));
+    let doomed = c.host(2).inspect("doomed")["State"]["Pid"]
+        .as_i64()
+        .unwrap_or(0) as i32;
+    assert!(doomed > 0);
+
+    // host 2's daemon goes away (SIGTERM; its containers keep running); one of its
+    // containers dies meanwhile
+    let st = c.hosts[1].stop_daemon();
+    assert!(st.is_some_and(|s| s.success()), "daemon exit: {st:?}");
+    // SAFETY: kill(2) of the init process of a container this test started.
+    unsafe {
+        libc::kill(doomed, libc::SIGKILL);
+    }
+    wait_until("doomed's shim exits", Duration::from_secs(30), || {
+        c.hosts[1].shim_pids().len() == 1
+    });
+    // away longer than the lease's TTL: host 2's records left the store meanwhile
+    wait_until("two leaves host 1's DNS", Duration::from_secs(10), || {
+        resolve(c.host(1), "ov", "two").is_empty()
+    });
+    c.hosts[1].start_daemon();
+    let (h1, h2) = (c.host(1), c.host(2));
+
+    // the new daemon puts the records back
+    wait_until("two back in host 1's DNS", Duration::from_secs(10), || {
+        resolve(h1, "ov", "two") == vec![ip2.clone()]
+    });
+    let o = fetch(h1, "ov", "two");
+    assert!(
+        o.stdout.contains("hi from two"),
+        "by name after restart: {o}"
+    );
+    let o = fetch(h1, "ov", &ip2);
+    assert!(o.stdout.contains("hi from two"), "by IP after restart: {o}");
+    assert_eq!(resolve(h1, "ov", "svc2"), vec![ip2.clone()]);
+    // host 2's running container reaches host 1's by name, and so does a new one
+    let o = h2.sh("two", "nc -w 3 one 80");
+    assert!(
+        o.stdout.contains("hi from one"),
+        "from the adopted container: {o}"
+    );
+    let o = fetch(h2, "ov", "one");
+    assert!(
+        o.stdout.contains("hi from one"),
+        "from a new container: {o}"
+    );
+    // the overlay devices of the running container stay; those of the dead one go
+    let links = h2.links();
+    for d in [format!("ob-{ov}"), format!("ov-{ov}")] {
+        assert!(links.contains(&d), "{d} missing: {links:?}");
+    }
+    for d in [format!("ob-{ovb}"), format!("ov-{ovb}")] {
+        assert!(!links.contains(&d), "{d} left: {links:?}");
+    }
+    let ps = h2.ok(&["ps", "-a", "--format", "{{.Names}} {{.State}}"]);
+    assert!(ps.contains("doomed exited"), "{ps}");
+    // the dead container's endpoint left the store: ovb can be removed from host 1
+    h2.ok(&["rm", "doomed"]);
+    h1.ok(&["network", "rm", "ovb"]);
+
+    // a quick restart, within the TTL: the new daemon takes the records over from the
+    // old lease, and they outlive its expiry
+    c.hosts[1].restart();
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(resolve(c.host(1), "ov", "two"), vec![ip2.clone()]);
+    let o = fetch(c.host(1), "ov", "two");
+    assert!(
+        o.stdout.contains("hi from two"),
+        "after a quick restart: {o}"
+    );
+}

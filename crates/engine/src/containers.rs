@@ -1189,6 +1189,9 @@ impl Engine {
         }
         for (name, att) in &c.attachments {
             if let (Some(ep), Some(n)) = (c.endpoints.get(name), st.networks.get(&att.network_id)) {
+                if self.is_global(n) {
+                    self.readopt_global_endpoint(n, &c, att, ep).await;
+                }
                 if n.dns {
                     self.dns.add_endpoint(
                         &n.id,
@@ -1298,11 +1301,18 @@ impl Engine {
                 l.reservations.clear();
             }
         }
-        if let Some(cl) = self.cluster.as_ref() {
-            // this host's endpoints and addresses leave the other hosts at once
-            cl.store.leave().await;
-        }
         let st = self.state.lock().await;
+        if let Some(cl) = self.cluster.as_ref() {
+            if self.has_global_endpoints(&st) {
+                // overlay containers keep running: their records stay under this host's
+                // lease, which the next daemon takes over (or which expires within the
+                // TTL if none comes), so other hosts keep reaching them meanwhile
+                tracing::info!("overlay containers keep running: the cluster lease is left to expire or be taken over");
+            } else {
+                // this host's endpoints and addresses leave the other hosts at once
+                cl.store.leave().await;
+            }
+        }
         let drivers = self.drivers.clone();
         let _ = tokio::task::spawn_blocking(move || drivers.all().for_each(|d| d.flush())).await;
         if st.containers.values().any(|c| c.state.status == "running") {
