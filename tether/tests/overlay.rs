@@ -455,3 +455,82 @@ fn a_restarted_daemon_readopts_its_overlay_containers() {
         "after a quick restart: {o}"
     );
 }
+
+#[test]
+fn connecting_a_running_container_to_an_overlay_gives_it_a_hidden_way_out() {
+    let c = Cluster::start(2, 5);
+    let (h1, h2) = (c.host(1), c.host(2));
+    h1.ok(&["network", "create", "-d", "overlay", "ov"]);
+    wait_until("ov on host 2", Duration::from_secs(10), || {
+        network_ids(h2).contains(&"ov global".to_string())
+    });
+    serve(h2, "far", "ov", &["-p", "8080:80"]);
+    // a running container on an internal network only: no way out yet
+    h1.ok(&["network", "create", "--internal", "inner"]);
+    h1.run_d(&[
+        "--name",
+        "box",
+        "--network",
+        "inner",
+        "tbox",
+        "sleep",
+        "600",
+    ]);
+    let o = h1.sh("box", "nc -w 2 192.168.77.2 8080");
+    assert!(
+        !o.stdout.contains("hi from far"),
+        "out of an internal network: {o}"
+    );
+
+    h1.ok(&["network", "connect", "ov", "box"]);
+    // across the overlay by name
+    let o = h1.sh("box", "nc -w 3 far 80");
+    assert!(o.stdout.contains("hi from far"), "over the overlay: {o}");
+    // and out through its host's gateway bridge, to a port published on host 2
+    let o = h1.sh("box", "nc -w 3 192.168.77.2 8080");
+    assert!(
+        o.stdout.contains("hi from far"),
+        "out through the host: {o}"
+    );
+
+    // as Docker's docker_gwbridge: listed by network ls, in no container's Networks
+    let nets: serde_json::Value = serde_json::from_str(&h1.ok(&[
+        "inspect",
+        "-f",
+        "{{json .NetworkSettings.Networks}}",
+        "box",
+    ]))
+    .expect("Networks as JSON");
+    let mut keys: Vec<&String> = nets.as_object().expect("an object").keys().collect();
+    keys.sort();
+    assert_eq!(keys, vec!["inner", "ov"]);
+    let ls = h1.ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
+    assert!(ls.lines().any(|l| l == "tether_gwbridge bridge"), "{ls}");
+    let id = h1.ok(&["inspect", "-f", "{{.Id}}", "box"]);
+    let gw = h1.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .Containers}}{{.Name}} {{end}}",
+        "tether_gwbridge",
+    ]);
+    assert_eq!(gw.trim(), format!("gateway_{}", &id[..12]));
+    let ps = h1.ok(&["ps", "--filter", "name=box", "--format", "{{.Networks}}"]);
+    assert!(!ps.contains("tether_gwbridge"), "{ps}");
+
+    // leaving the overlay takes the gateway bridge's endpoint away again
+    h1.ok(&["network", "disconnect", "ov", "box"]);
+    let gw = h1.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .Containers}}{{.Name}} {{end}}",
+        "tether_gwbridge",
+    ]);
+    assert_eq!(gw.trim(), "");
+    let o = h1.sh("box", "nc -w 2 192.168.77.2 8080");
+    assert!(
+        !o.stdout.contains("hi from far"),
+        "still out after disconnect: {o}"
+    );
+}

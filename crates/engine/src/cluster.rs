@@ -754,6 +754,46 @@ impl Engine {
         Ok(())
     }
 
+    /// After a live `network connect` or `disconnect` of running container `c`: gives it
+    /// the gateway-bridge endpoint (see [`Engine::add_gateway_bridge`]) when it now needs
+    /// one, or takes it away when another network gives the way out again or no overlay
+    /// is left. The caller refreshes the default route and the /etc files.
+    pub(crate) async fn sync_gateway_bridge(
+        &self,
+        st: &mut State,
+        c: &mut crate::state::Container,
+        snl: &link::Netlink,
+    ) -> Result<(), EngineError> {
+        let others: Vec<(String, crate::state::Attachment)> = c
+            .attachments
+            .iter()
+            .filter(|(n, _)| n != GWBRIDGE)
+            .cloned()
+            .collect();
+        let needs = crate::sandbox::gateway_network(st, &others).is_none()
+            && others.iter().any(|(_, a)| {
+                st.networks
+                    .get(&a.network_id)
+                    .is_some_and(|n| n.scope() == "global" && !n.internal)
+            });
+        let has = c.attachments.iter().any(|(n, _)| n == GWBRIDGE);
+        if needs && !has {
+            self.add_gateway_bridge(st, c).await?;
+            let Some((name, att)) = c.attachments.last().cloned().filter(|(n, _)| n == GWBRIDGE)
+            else {
+                return Ok(());
+            };
+            if let Err(e) = self.attach_endpoint(st, c, snl, &name, &att, true).await {
+                c.attachments.retain(|(n, _)| n != GWBRIDGE);
+                return Err(e);
+            }
+        } else if has && !needs {
+            self.detach_endpoint(st, c, GWBRIDGE, false).await;
+            c.attachments.retain(|(n, _)| n != GWBRIDGE);
+        }
+        Ok(())
+    }
+
     /// `info`'s cluster part: the store, this host and every host with its state.
     pub async fn cluster_info(&self) -> Option<serde_json::Value> {
         let cl = self.cluster.as_ref()?;

@@ -1069,7 +1069,11 @@ impl Engine {
             // a failed connect leaves no lease, veth or DNS name the record does not list
             self.attach_endpoint(&mut st, &mut c, &snl, &n.name, &att, false)
                 .await?;
-            let mut done = self.refresh_default_route(&st, &c, &snl).await;
+            // an overlay may need the gateway bridge for the way out
+            let mut done = self.sync_gateway_bridge(&mut st, &mut c, &snl).await;
+            if done.is_ok() {
+                done = self.refresh_default_route(&st, &c, &snl).await;
+            }
             if done.is_ok() {
                 done = self.write_etc_files(&st, &c);
             }
@@ -1081,7 +1085,10 @@ impl Engine {
             }
             if let Err(e) = done {
                 self.detach_endpoint(&mut st, &mut c, &n.name, false).await;
-                c.attachments.pop();
+                c.attachments.retain(|(x, _)| x != &n.name);
+                if let Err(u) = self.sync_gateway_bridge(&mut st, &mut c, &snl).await {
+                    tracing::warn!(container = %c.name, error = %u, "undoing a failed connect");
+                }
                 // the container's routes and /etc files as they were before the connect
                 for undo in [
                     self.refresh_default_route(&st, &c, &snl).await,
@@ -1127,6 +1134,18 @@ impl Engine {
         self.detach_endpoint(&mut st, &mut c, &n.name, false).await;
         c.attachments.remove(pos);
         let mut errors = Vec::new();
+        // the gateway bridge comes or goes with the overlays that need it
+        if n.name != crate::cluster::GWBRIDGE {
+            if let Some(sb) = c.sandbox.clone() {
+                let synced = match tether_net::link::Netlink::open_in(&sb) {
+                    Ok(snl) => self.sync_gateway_bridge(&mut st, &mut c, &snl).await,
+                    Err(e) => Err(e.into()),
+                };
+                if let Err(e) = synced {
+                    errors.push(format!("the gateway bridge: {e}"));
+                }
+            }
+        }
         // published ports pointed at this endpoint: move them to the new primary
         if !c.ports.is_empty()
             && !c.endpoints.values().any(|e| {
