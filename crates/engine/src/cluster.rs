@@ -646,6 +646,7 @@ impl Engine {
             e.ipv4,
             None,
         );
+        tracing::debug!(endpoint = %e.endpoint_id, "remote endpoint applied");
         if let Ok(mut g) = cl.remotes.lock() {
             g.insert((e.network_id.clone(), e.endpoint_id.clone()), e);
         }
