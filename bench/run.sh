@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmarks: tether vs Docker and Podman (when installed), A B C alternation.
 # Usage (root, from the repository): sudo bash bench/run.sh
-# Env: BENCH_ITER (default 10), BENCH_FIGS (default "1 3 2 4 5 6 7 9 10"), BENCH_ENGINES (default:
+# Env: BENCH_ITER (default 10), BENCH_FIGS (default "1 3 2 4 5 6 7 9 10 11"), BENCH_ENGINES (default:
 # tether + whichever of docker/podman are installed), BENCH_OUT (default docs/benchmarks.md),
 # TETHER_BIN (default target/release/tether); more knobs in bench/README.md.
 set -euo pipefail
@@ -9,10 +9,13 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 
-FIGS=${BENCH_FIGS:-"1 3 2 4 5 6 7 9 10"}
+# figure 11 (overlay across hosts) is tether's alone and runs its own three daemons and
+# etcd in network namespaces: neither Docker nor Podman has overlay networks without Swarm
+FIGS=${BENCH_FIGS:-"1 3 2 4 5 6 7 9 10 11"}
 export BENCH_ITER=${BENCH_ITER:-10}
 OUT=${BENCH_OUT:-$REPO/docs/benchmarks.md}
 TAR=${TBOX_TAR:-/var/tmp/tether-images/tbox.tar}
+export TBOX_TAR=$TAR
 DOCKER_BIP=${DOCKER_BIP:-10.210.0.1/24}
 
 # TETHER_BIN: the tether executable to benchmark (default: this tree's release build,
@@ -26,15 +29,17 @@ export TETHER_BIN
 [ -f "$TAR" ] || bash bench/make-tbox.sh "$TAR"
 
 # Debian's python3 (its python3-matplotlib draws the plots), the load generators of
-# figures 4 (dnsperf) and 5 (iperf3) and figure 10's registry (docker-registry), installed
-# from Debian's packages when missing (no package's service is started: policy-rc.d 101).
+# figures 4 (dnsperf) and 5 and 11 (iperf3), figure 10's registry (docker-registry) and
+# figure 11's etcd (etcd-server), installed from Debian's packages when missing (no
+# package's service is started: policy-rc.d 101).
 PY=python3; [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 export PYTHONDONTWRITEBYTECODE=1  # no bench/__pycache__ churn in the work tree
 pkgs=()
 [ "${BENCH_PLOTS:-1}" = 0 ] || "$PY" -c 'import matplotlib' 2>/dev/null || pkgs+=(python3-matplotlib)
 [[ " $FIGS " == *" 4 "* ]] && ! command -v dnsperf >/dev/null && pkgs+=(dnsperf)
-[[ " $FIGS " == *" 5 "* ]] && ! command -v iperf3 >/dev/null && pkgs+=(iperf3)
+[[ " $FIGS " == *" 5 "* || " $FIGS " == *" 11 "* ]] && ! command -v iperf3 >/dev/null && pkgs+=(iperf3)
 [[ " $FIGS " == *" 10 "* ]] && [ ! -x /usr/bin/docker-registry ] && pkgs+=(docker-registry)
+[[ " $FIGS " == *" 11 "* ]] && [ ! -x /usr/bin/etcd ] && pkgs+=(etcd-server)
 # figures 9 and 10 read the CLI's peak RSS from GNU time (bench/lib.py, run_peak)
 [[ " $FIGS " == *" 9 "* || " $FIGS " == *" 10 "* ]] && [ ! -x /usr/bin/time ] && pkgs+=(time)
 if [ ${#pkgs[@]} -gt 0 ]; then

@@ -64,6 +64,20 @@ for r in "pull of a 5-layer 2 MiB image from a loopback registry, cold" \
   grep -qF "| 10 | $r | " $W/bench.md || fail "no figure 10 row '$r': $(cat $W/bench.md)"
 done
 pgrep -f "docker-registry serve $W/" >/dev/null && fail "figure 10's registry is still running"
+echo "== figure 11 (overlay across three hosts, etcd) in a tiny mode leaves nothing"
+# 1 sample, 3 containers, 1 s of iperf3: only that it runs and cleans up
+if [ -x /usr/bin/etcd ] && command -v iperf3 >/dev/null; then
+  out=$(TMPDIR=$W BENCH_ENGINES=tether BENCH_FIGS=11 BENCH_ITER=1 BENCH_PLOTS=0 \
+        BENCH11_CONTAINERS=3 BENCH11_IPERF_S=1 TBOX_TAR=$W/tbox.tar BENCH_OUT=$W/bench11.md \
+        TETHER_BIN="$BIN" bash bench/run.sh 2>&1) || fail "bench/run.sh (figure 11) failed: $out"
+  grep -q "the machine is as the run found it" <<<"$out" || fail "figure 11: no host check in: $out"
+  for r in "overlay: run -d on host 1 until reached by name from host 2" \
+           "overlay / underlay throughput" "overlay: 3 containers over 3 hosts, all started"; do
+    grep -qF "| 11 | $r | " $W/bench11.md || fail "no figure 11 row '$r': $(cat $W/bench11.md)"
+  done
+else
+  echo "   skipped: figure 11 needs /usr/bin/etcd (etcd-server) and iperf3"
+fi
 echo "== bench/run.sh fails, naming it, when something is left behind during the run"
 TMPDIR=$W BENCH_ENGINES=tether BENCH_FIGS=1 BENCH_ITER=1 BENCH_PLOTS=0 TBOX_TAR=$W/tbox.tar \
   BENCH_OUT=$W/bench2.md TETHER_BIN="$BIN" bash bench/run.sh >$W/run2.log 2>&1 &

@@ -39,19 +39,10 @@ for a in "$@"; do
 done
 
 t0=$SECONDS
-step() { printf '\n==> [%3ds] %s\n' "$((SECONDS - t0))" "$*"; }
-die() { echo "run.sh: $*" >&2; exit 1; }
+# step, die, show, http_get, json_str
+source "$repo/examples/common.sh"
 [[ $(id -u) == 0 ]] || die "run as root (tether needs it for runc, netlink and nftables)"
 tether() { "$TETHER" "$@"; }
-# print a tether command (as one would type it), then run it
-show() {
-    local a out='$ tether'
-    for a in "$@"; do
-        if [[ $a =~ ^[A-Za-z0-9_./:=@,+-]+$ ]]; then out+=" $a"; else out+=" '${a//\'/\'\\\'\'}'"; fi
-    done
-    echo "$out"
-    tether "$@"
-}
 
 # --- cleanup, always (trap) ---
 daemon_pid='' workdir=$(mktemp -d /tmp/tether-bank.XXXXXX)
@@ -199,12 +190,6 @@ show run -d --name "$APP" --network "$NETWORK" -p "$port:8080" \
 tether ps --format 'table {{.Names}}\t{{.Image}}\t{{.Status}}\t{{.Ports}}'
 
 # --- 5. ask the app through the published port ---
-# plain bash (/dev/tcp): no curl needed on the host
-http_get() { # PORT PATH -> the HTTP response on stdout
-    timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-        printf "GET %s HTTP/1.0\r\nHost: 127.0.0.1:%s\r\nConnection: close\r\n\r\n" "$2" "$1" >&3
-        cat <&3' _ "$1" "$2"
-}
 running() { [[ $(tether inspect -f '{{.State.Running}}' "$1" 2>/dev/null) == true ]]; }
 
 step "waiting for http://127.0.0.1:$port/accounts"
@@ -227,7 +212,6 @@ step "GET http://127.0.0.1:$port/accounts  (host -> nftables DNAT -> $APP:8080 -
 echo "$resp"
 
 # where the data came from, cross-checked against tether's view of postgres12
-json_str() { sed -n "s/^ *\"$1\": \"\\(.*\\)\",\\{0,1\}\$/\\1/p" <<<"$resp" | head -n1; }
 db_ip=$(tether inspect -f "{{(index .NetworkSettings.Networks \"$NETWORK\").IPAddress}}" "$DB")
 resolved=$(json_str db_host_resolves_to) server_addr=$(json_str server_addr)
 version=$(json_str server_version)

@@ -343,3 +343,194 @@ fn overlay_containers_get_out_and_publish_through_their_host() {
     let o = fetch(h1, "ov", "pub");
     assert!(o.stdout.contains("hi from pub"), "{o}");
 }
+
+#[test]
+fn a_restarted_daemon_readopts_its_overlay_containers() {
+    let mut c = Cluster::start(2, 3);
+    c.host(1).ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.79.0.0/24",
+        "ov",
+    ]);
+    c.host(1).ok(&["network", "create", "-d", "overlay", "ovb"]);
+    for h in &c.hosts {
+        wait_until("ov and ovb known", Duration::from_secs(10), || {
+            let ids = network_ids(h);
+            ids.contains(&"ov global".to_string()) && ids.contains(&"ovb global".to_string())
+        });
+    }
+    serve(c.host(1), "one", "ov", &[]);
+    serve(c.host(2), "two", "ov", &["--network-alias", "svc2"]);
+    c.host(2).run_d(&[
+        "--name",
+        "doomed",
+        "--network",
+        "ovb",
+        "tbox",
+        "sleep",
+        "600",
+    ]);
+    let ip2 = c.host(2).ip_of("two", "ov");
+    let o = fetch(c.host(1), "ov", "two");
+    assert!(o.stdout.contains("hi from two"), "before the restart: {o}");
+    let short = |h: &Daemon, net: &str| {
+        h.ok(&["network", "inspect", "-f", "{{.Id}}", net])
+            .chars()
+            .take(12)
+            .collect::<String>()
+    };
+    let (ov, ovb) = (short(c.host(2), "ov"), short(c.host(2), "ovb"));
+    let doomed = c.host(2).inspect("doomed")["State"]["Pid"]
+        .as_i64()
+        .unwrap_or(0) as i32;
+    assert!(doomed > 0);
+
+    // host 2's daemon goes away (SIGTERM; its containers keep running); one of its
+    // containers dies meanwhile
+    let st = c.hosts[1].stop_daemon();
+    assert!(st.is_some_and(|s| s.success()), "daemon exit: {st:?}");
+    // SAFETY: kill(2) of the init process of a container this test started.
+    unsafe {
+        libc::kill(doomed, libc::SIGKILL);
+    }
+    wait_until("doomed's shim exits", Duration::from_secs(30), || {
+        c.hosts[1].shim_pids().len() == 1
+    });
+    // away longer than the lease's TTL: host 2's records left the store meanwhile
+    wait_until("two leaves host 1's DNS", Duration::from_secs(10), || {
+        resolve(c.host(1), "ov", "two").is_empty()
+    });
+    c.hosts[1].start_daemon();
+    let (h1, h2) = (c.host(1), c.host(2));
+
+    // the new daemon puts the records back
+    wait_until("two back in host 1's DNS", Duration::from_secs(10), || {
+        resolve(h1, "ov", "two") == vec![ip2.clone()]
+    });
+    let o = fetch(h1, "ov", "two");
+    assert!(
+        o.stdout.contains("hi from two"),
+        "by name after restart: {o}"
+    );
+    let o = fetch(h1, "ov", &ip2);
+    assert!(o.stdout.contains("hi from two"), "by IP after restart: {o}");
+    assert_eq!(resolve(h1, "ov", "svc2"), vec![ip2.clone()]);
+    // host 2's running container reaches host 1's by name, and so does a new one
+    let o = h2.sh("two", "nc -w 3 one 80");
+    assert!(
+        o.stdout.contains("hi from one"),
+        "from the adopted container: {o}"
+    );
+    let o = fetch(h2, "ov", "one");
+    assert!(
+        o.stdout.contains("hi from one"),
+        "from a new container: {o}"
+    );
+    // the overlay devices of the running container stay; those of the dead one go
+    let links = h2.links();
+    for d in [format!("ob-{ov}"), format!("ov-{ov}")] {
+        assert!(links.contains(&d), "{d} missing: {links:?}");
+    }
+    for d in [format!("ob-{ovb}"), format!("ov-{ovb}")] {
+        assert!(!links.contains(&d), "{d} left: {links:?}");
+    }
+    let ps = h2.ok(&["ps", "-a", "--format", "{{.Names}} {{.State}}"]);
+    assert!(ps.contains("doomed exited"), "{ps}");
+    // the dead container's endpoint left the store: ovb can be removed from host 1
+    h2.ok(&["rm", "doomed"]);
+    h1.ok(&["network", "rm", "ovb"]);
+
+    // a quick restart, within the TTL: the new daemon takes the records over from the
+    // old lease, and they outlive its expiry
+    c.hosts[1].restart();
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(resolve(c.host(1), "ov", "two"), vec![ip2.clone()]);
+    let o = fetch(c.host(1), "ov", "two");
+    assert!(
+        o.stdout.contains("hi from two"),
+        "after a quick restart: {o}"
+    );
+}
+
+#[test]
+fn connecting_a_running_container_to_an_overlay_gives_it_a_hidden_way_out() {
+    let c = Cluster::start(2, 5);
+    let (h1, h2) = (c.host(1), c.host(2));
+    h1.ok(&["network", "create", "-d", "overlay", "ov"]);
+    wait_until("ov on host 2", Duration::from_secs(10), || {
+        network_ids(h2).contains(&"ov global".to_string())
+    });
+    serve(h2, "far", "ov", &["-p", "8080:80"]);
+    // a running container on an internal network only: no way out yet
+    h1.ok(&["network", "create", "--internal", "inner"]);
+    h1.run_d(&[
+        "--name",
+        "box",
+        "--network",
+        "inner",
+        "tbox",
+        "sleep",
+        "600",
+    ]);
+    let o = h1.sh("box", "nc -w 2 192.168.77.2 8080");
+    assert!(
+        !o.stdout.contains("hi from far"),
+        "out of an internal network: {o}"
+    );
+
+    h1.ok(&["network", "connect", "ov", "box"]);
+    // across the overlay by name
+    let o = h1.sh("box", "nc -w 3 far 80");
+    assert!(o.stdout.contains("hi from far"), "over the overlay: {o}");
+    // and out through its host's gateway bridge, to a port published on host 2
+    let o = h1.sh("box", "nc -w 3 192.168.77.2 8080");
+    assert!(
+        o.stdout.contains("hi from far"),
+        "out through the host: {o}"
+    );
+
+    // as Docker's docker_gwbridge: listed by network ls, in no container's Networks
+    let nets: serde_json::Value = serde_json::from_str(&h1.ok(&[
+        "inspect",
+        "-f",
+        "{{json .NetworkSettings.Networks}}",
+        "box",
+    ]))
+    .expect("Networks as JSON");
+    let mut keys: Vec<&String> = nets.as_object().expect("an object").keys().collect();
+    keys.sort();
+    assert_eq!(keys, vec!["inner", "ov"]);
+    let ls = h1.ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
+    assert!(ls.lines().any(|l| l == "tether_gwbridge bridge"), "{ls}");
+    let id = h1.ok(&["inspect", "-f", "{{.Id}}", "box"]);
+    let gw = h1.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .Containers}}{{.Name}} {{end}}",
+        "tether_gwbridge",
+    ]);
+    assert_eq!(gw.trim(), format!("gateway_{}", &id[..12]));
+    let ps = h1.ok(&["ps", "--filter", "name=box", "--format", "{{.Networks}}"]);
+    assert!(!ps.contains("tether_gwbridge"), "{ps}");
+
+    // leaving the overlay takes the gateway bridge's endpoint away again
+    h1.ok(&["network", "disconnect", "ov", "box"]);
+    let gw = h1.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .Containers}}{{.Name}} {{end}}",
+        "tether_gwbridge",
+    ]);
+    assert_eq!(gw.trim(), "");
+    let o = h1.sh("box", "nc -w 2 192.168.77.2 8080");
+    assert!(
+        !o.stdout.contains("hi from far"),
+        "still out after disconnect: {o}"
+    );
+}

@@ -432,6 +432,18 @@ impl Store {
         let with = || Some(PutOptions::new().with_lease(lease));
         timed(c.put(key(&["nodes", self.node_id()]), node.clone(), with())).await?;
         timed(c.put(key(&["members", self.node_id()]), node, None)).await?;
+        self.put_all_owned(lease).await?;
+        let old = self.inner.lease.swap(lease, Ordering::SeqCst);
+        if old != 0 && old != lease {
+            // keys still on the old lease are not ours any more
+            let _ = timed(c.lease_revoke(old)).await;
+        }
+        Ok(lease)
+    }
+
+    /// Puts every key this host owns under `lease`.
+    async fn put_all_owned(&self, lease: i64) -> Result<(), String> {
+        let mut c = self.inner.client.clone();
         let owned: Vec<(String, Vec<u8>)> = self
             .inner
             .owned
@@ -439,35 +451,38 @@ impl Store {
             .map(|g| g.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default();
         for (k, v) in owned {
-            if k.starts_with(&key(&["ipam"])) {
-                // an address taken by another host while this one was away stays theirs
-                let txn = Txn::new()
-                    .when(vec![Compare::create_revision(
-                        k.clone(),
-                        CompareOp::Equal,
-                        0,
-                    )])
-                    .and_then(vec![TxnOp::put(k.clone(), v.clone(), with())])
-                    .or_else(vec![TxnOp::get(k.clone(), None)]);
-                let r = timed(c.txn(txn)).await?;
-                if !r.succeeded() {
-                    let txn = Txn::new()
-                        .when(vec![Compare::value(k.clone(), CompareOp::Equal, v.clone())])
-                        .and_then(vec![TxnOp::put(k.clone(), v.clone(), with())]);
-                    if !timed(c.txn(txn)).await?.succeeded() {
-                        tracing::error!(key = %k, "address taken by another host while this one was away");
-                    }
-                }
-            } else {
-                timed(c.put(k, v, with())).await?;
+            Self::put_owned(&mut c, lease, k, v).await?;
+        }
+        Ok(())
+    }
+
+    /// Puts one key this host owns under `lease`. An address key is put only if it is
+    /// free or already this host's: one taken by another host while this one was away
+    /// stays theirs (logged).
+    async fn put_owned(c: &mut Client, lease: i64, k: String, v: Vec<u8>) -> Result<(), String> {
+        let with = || Some(PutOptions::new().with_lease(lease));
+        if !k.starts_with(&key(&["ipam"])) {
+            timed(c.put(k, v, with())).await?;
+            return Ok(());
+        }
+        let txn = Txn::new()
+            .when(vec![Compare::create_revision(
+                k.clone(),
+                CompareOp::Equal,
+                0,
+            )])
+            .and_then(vec![TxnOp::put(k.clone(), v.clone(), with())])
+            .or_else(vec![TxnOp::get(k.clone(), None)]);
+        let r = timed(c.txn(txn)).await?;
+        if !r.succeeded() {
+            let txn = Txn::new()
+                .when(vec![Compare::value(k.clone(), CompareOp::Equal, v.clone())])
+                .and_then(vec![TxnOp::put(k.clone(), v, with())]);
+            if !timed(c.txn(txn)).await?.succeeded() {
+                tracing::error!(key = %k, "address taken by another host while this one was away");
             }
         }
-        let old = self.inner.lease.swap(lease, Ordering::SeqCst);
-        if old != 0 && old != lease {
-            // keys still on the old lease are not ours any more
-            let _ = timed(c.lease_revoke(old)).await;
-        }
-        Ok(lease)
+        Ok(())
     }
 
     async fn keep_alive(&self, lease: i64, ttl: i64) -> String {
@@ -489,7 +504,13 @@ impl Store {
             }
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
-                _ = self.inner.kick.notified() => return "asked to register again".into(),
+                _ = self.inner.kick.notified() => {
+                    // adopted keys the registration may have missed: put every owned key
+                    // again under this lease
+                    if let Err(e) = self.put_all_owned(lease).await {
+                        return e;
+                    }
+                }
             }
         }
     }
@@ -803,21 +824,40 @@ impl Store {
         Ok(())
     }
 
-    /// Records an endpoint of this host that already runs (daemon restart): it is put at
-    /// the next registration, or now when the session is up.
+    /// Records an endpoint of this host that already runs (daemon restart) with its
+    /// address: both are put now under the current lease when the session is up (a
+    /// previous daemon's lease, if still alive, then no longer holds them), else at the
+    /// next registration, which puts every owned key.
     pub async fn adopt_endpoint(&self, e: &EndpointRecord, ipv4: Option<Ipv4Addr>) {
-        let k = key(&["endpoints", &e.network_id, &e.endpoint_id]);
-        if let (Ok(v), Ok(mut g)) = (serde_json::to_vec(e), self.inner.owned.lock()) {
-            g.insert(k, v);
-            if let Some(ip) = ipv4 {
-                g.insert(
-                    key(&["ipam", &e.network_id, &ip.to_string()]),
-                    format!("{}/{}", self.node_id(), e.endpoint_id).into_bytes(),
-                );
-            }
+        let mut keys = Vec::new();
+        if let Ok(v) = serde_json::to_vec(e) {
+            keys.push((key(&["endpoints", &e.network_id, &e.endpoint_id]), v));
         }
-        // a fresh registration puts every owned key
-        self.inner.kick.notify_one();
+        if let Some(ip) = ipv4 {
+            keys.push((
+                key(&["ipam", &e.network_id, &ip.to_string()]),
+                format!("{}/{}", self.node_id(), e.endpoint_id).into_bytes(),
+            ));
+        }
+        if let Ok(mut g) = self.inner.owned.lock() {
+            g.extend(keys.iter().cloned());
+        }
+        let lease = self.inner.lease.load(Ordering::SeqCst);
+        if lease != 0 && self.inner.up.load(Ordering::SeqCst) {
+            let mut c = self.inner.client.clone();
+            for (k, v) in keys {
+                if let Err(err) = Self::put_owned(&mut c, lease, k, v).await {
+                    self.note_error(&err);
+                    // the next registration puts it
+                    self.inner.kick.notify_one();
+                    return;
+                }
+            }
+        } else {
+            // a registration under way may have read the owned keys before these: the
+            // session puts them all again once it is up
+            self.inner.kick.notify_one();
+        }
     }
 
     /// Withdraws an endpoint of this host. The local record is dropped even when the

@@ -135,6 +135,18 @@ fn pick_overlay_subnet(used: &[Ipv4Net]) -> Result<Ipv4Net, EngineError> {
         })
 }
 
+/// Where this host keeps copies of the global network records it knows
+/// (`<root>/cluster/networks/<id>.json`): after a daemon restart, the overlay endpoints of
+/// running containers are re-adopted from them before (or without) the store answering.
+fn cache_dir(root: &std::path::Path) -> std::path::PathBuf {
+    root.join("cluster").join("networks")
+}
+
+/// The global network records kept by [`Engine::cache_network`].
+pub(crate) fn cached_networks(root: &std::path::Path) -> Vec<Network> {
+    state::read_all(&cache_dir(root), None)
+}
+
 impl Engine {
     /// The cluster, or the error for a global network without one.
     pub(crate) fn cluster(&self, driver: &str) -> Result<&Cluster, EngineError> {
@@ -147,6 +159,72 @@ impl Engine {
             .get(&n.driver)
             .map(|d| d.scope() == tether_net::driver::Scope::Global)
             .unwrap_or(false)
+    }
+
+    /// Keeps a copy of a global network's record under the root (logged on failure: the
+    /// store has the record anyway).
+    pub(crate) fn cache_network(&self, n: &Network) {
+        let p = cache_dir(&self.cfg.root).join(format!("{}.json", n.id));
+        if let Err(e) = state::write_json(&p, n) {
+            tracing::warn!(network = %n.name, error = %e, "keeping a copy of a global network");
+        }
+    }
+
+    /// Drops the copy of a global network's record.
+    pub(crate) fn uncache_network(&self, id: &str) {
+        let _ = std::fs::remove_file(cache_dir(&self.cfg.root).join(format!("{id}.json")));
+    }
+
+    /// Daemon restart: takes over the endpoint `ep` of running container `c` on global
+    /// network `n`: the overlay driver adopts its devices (and programs remotes into them
+    /// as the store reports them), and the endpoint's record and address go back into the
+    /// store under this host's (new) lease.
+    pub(crate) async fn readopt_global_endpoint(
+        &self,
+        n: &Network,
+        c: &crate::state::Container,
+        att: &crate::state::Attachment,
+        ep: &crate::state::Endpoint,
+    ) {
+        let Some(cl) = self.cluster.as_ref() else {
+            tracing::warn!(container = %c.name, network = %n.name, "an overlay endpoint, but this daemon has no --cluster-store: not reachable from other hosts");
+            return;
+        };
+        if let Err(e) = cl
+            .overlay
+            .adopt(&crate::networks::spec_of(n), &ep.host_veth)
+            .await
+        {
+            tracing::error!(container = %c.name, network = %n.name, error = %e, "adopting an overlay endpoint");
+        }
+        let rec = EndpointRecord {
+            network_id: n.id.clone(),
+            endpoint_id: ep.id.clone(),
+            node_id: cl.store.node_id().to_string(),
+            vtep: IpAddr::V4(cl.overlay.local()),
+            container_id: c.id.clone(),
+            names: crate::sandbox::dns_names(c, att),
+            ipv4: ep.ip,
+            mac: ep.mac,
+        };
+        cl.store.adopt_endpoint(&rec, ep.ip).await;
+        tracing::info!(container = %c.name, network = %n.name, "overlay endpoint adopted");
+    }
+
+    /// Whether a running container of this host has an endpoint on a global network.
+    pub(crate) fn has_global_endpoints(&self, st: &State) -> bool {
+        st.containers
+            .values()
+            .filter(|c| c.state.status == "running")
+            .any(|c| {
+                c.attachments.iter().any(|(name, a)| {
+                    c.endpoints.contains_key(name)
+                        && st
+                            .networks
+                            .get(&a.network_id)
+                            .is_some_and(|n| self.is_global(n))
+                })
+            })
     }
 
     /// `network create -d overlay`: validated here, then created in the store in one
@@ -315,6 +393,7 @@ impl Engine {
             }
         }
         self.dns.set_network_name(&n.id, &n.name);
+        self.cache_network(&n);
         self.emit(
             "network",
             "create",
@@ -352,6 +431,7 @@ impl Engine {
         }
         self.dns.remove_network(&n.id);
         st.networks.remove(&n.id);
+        self.uncache_network(&n.id);
         self.emit(
             "network",
             "destroy",
@@ -477,6 +557,14 @@ impl Engine {
                 for e in now.into_values() {
                     self.remote_put(e).await;
                 }
+                // entries a previous daemon programmed for endpoints gone meanwhile
+                let stale = cl.overlay.prune_stale().await;
+                if stale > 0 {
+                    tracing::info!(
+                        stale,
+                        "removed forwarding entries of endpoints gone from the store"
+                    );
+                }
             }
             Event::NetworkPut(id, b) => self.network_put(&id, &b).await,
             Event::NetworkDeleted(id) => self.network_deleted(&id).await,
@@ -508,6 +596,7 @@ impl Engine {
         }
         self.dns.set_network_name(&n.id, &n.name);
         tracing::info!(network = %n.name, "global network known");
+        self.cache_network(&n);
         st.networks.insert(n.id.clone(), n);
     }
 
@@ -527,6 +616,7 @@ impl Engine {
         }
         self.dns.remove_network(id);
         st.networks.remove(id);
+        self.uncache_network(id);
     }
 
     async fn remote_put(&self, e: EndpointRecord) {
@@ -556,6 +646,7 @@ impl Engine {
             e.ipv4,
             None,
         );
+        tracing::debug!(endpoint = %e.endpoint_id, "remote endpoint applied");
         if let Ok(mut g) = cl.remotes.lock() {
             g.insert((e.network_id.clone(), e.endpoint_id.clone()), e);
         }
@@ -661,6 +752,46 @@ impl Engine {
                 ..Default::default()
             },
         ));
+        Ok(())
+    }
+
+    /// After a live `network connect` or `disconnect` of running container `c`: gives it
+    /// the gateway-bridge endpoint (see [`Engine::add_gateway_bridge`]) when it now needs
+    /// one, or takes it away when another network gives the way out again or no overlay
+    /// is left. The caller refreshes the default route and the /etc files.
+    pub(crate) async fn sync_gateway_bridge(
+        &self,
+        st: &mut State,
+        c: &mut crate::state::Container,
+        snl: &link::Netlink,
+    ) -> Result<(), EngineError> {
+        let others: Vec<(String, crate::state::Attachment)> = c
+            .attachments
+            .iter()
+            .filter(|(n, _)| n != GWBRIDGE)
+            .cloned()
+            .collect();
+        let needs = crate::sandbox::gateway_network(st, &others).is_none()
+            && others.iter().any(|(_, a)| {
+                st.networks
+                    .get(&a.network_id)
+                    .is_some_and(|n| n.scope() == "global" && !n.internal)
+            });
+        let has = c.attachments.iter().any(|(n, _)| n == GWBRIDGE);
+        if needs && !has {
+            self.add_gateway_bridge(st, c).await?;
+            let Some((name, att)) = c.attachments.last().cloned().filter(|(n, _)| n == GWBRIDGE)
+            else {
+                return Ok(());
+            };
+            if let Err(e) = self.attach_endpoint(st, c, snl, &name, &att, true).await {
+                c.attachments.retain(|(n, _)| n != GWBRIDGE);
+                return Err(e);
+            }
+        } else if has && !needs {
+            self.detach_endpoint(st, c, GWBRIDGE, false).await;
+            c.attachments.retain(|(n, _)| n != GWBRIDGE);
+        }
         Ok(())
     }
 

@@ -1168,7 +1168,11 @@ impl Engine {
             // a failed connect leaves no lease, veth or DNS name the record does not list
             self.attach_endpoint(&mut st, &mut c, &snl, &n.name, &att, false)
                 .await?;
-            let mut done = self.refresh_default_route(&st, &c, &snl).await;
+            // an overlay may need the gateway bridge for the way out
+            let mut done = self.sync_gateway_bridge(&mut st, &mut c, &snl).await;
+            if done.is_ok() {
+                done = self.refresh_default_route(&st, &c, &snl).await;
+            }
             if done.is_ok() {
                 done = self.write_etc_files(&st, &c);
             }
@@ -1180,7 +1184,10 @@ impl Engine {
             }
             if let Err(e) = done {
                 self.detach_endpoint(&mut st, &mut c, &n.name, false).await;
-                c.attachments.pop();
+                c.attachments.retain(|(x, _)| x != &n.name);
+                if let Err(u) = self.sync_gateway_bridge(&mut st, &mut c, &snl).await {
+                    tracing::warn!(container = %c.name, error = %u, "undoing a failed connect");
+                }
                 // the container's routes and /etc files as they were before the connect
                 for undo in [
                     self.refresh_default_route(&st, &c, &snl).await,
@@ -1226,6 +1233,18 @@ impl Engine {
         self.detach_endpoint(&mut st, &mut c, &n.name, false).await;
         c.attachments.remove(pos);
         let mut errors = Vec::new();
+        // the gateway bridge comes or goes with the overlays that need it
+        if n.name != crate::cluster::GWBRIDGE {
+            if let Some(sb) = c.sandbox.clone() {
+                let synced = match tether_net::link::Netlink::open_in(&sb) {
+                    Ok(snl) => self.sync_gateway_bridge(&mut st, &mut c, &snl).await,
+                    Err(e) => Err(e.into()),
+                };
+                if let Err(e) = synced {
+                    errors.push(format!("the gateway bridge: {e}"));
+                }
+            }
+        }
         // published ports pointed at this endpoint: move them to the new primary
         if !c.ports.is_empty()
             && !c.endpoints.values().any(|e| {
@@ -1295,6 +1314,9 @@ impl Engine {
         }
         for (name, att) in &c.attachments {
             if let (Some(ep), Some(n)) = (c.endpoints.get(name), st.networks.get(&att.network_id)) {
+                if self.is_global(n) {
+                    self.readopt_global_endpoint(n, &c, att, ep).await;
+                }
                 if n.dns {
                     self.dns.add_endpoint(
                         &n.id,
@@ -1404,11 +1426,18 @@ impl Engine {
                 l.reservations.clear();
             }
         }
-        if let Some(cl) = self.cluster.as_ref() {
-            // this host's endpoints and addresses leave the other hosts at once
-            cl.store.leave().await;
-        }
         let st = self.state.lock().await;
+        if let Some(cl) = self.cluster.as_ref() {
+            if self.has_global_endpoints(&st) {
+                // overlay containers keep running: their records stay under this host's
+                // lease, which the next daemon takes over (or which expires within the
+                // TTL if none comes), so other hosts keep reaching them meanwhile
+                tracing::info!("overlay containers keep running: the cluster lease is left to expire or be taken over");
+            } else {
+                // this host's endpoints and addresses leave the other hosts at once
+                cl.store.leave().await;
+            }
+        }
         let drivers = self.drivers.clone();
         let _ = tokio::task::spawn_blocking(move || drivers.all().for_each(|d| d.flush())).await;
         if st.containers.values().any(|c| c.state.status == "running") {

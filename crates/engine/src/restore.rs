@@ -35,6 +35,16 @@ impl Engine {
             for n in nets.into_iter().filter(|n| n.scope() == "local") {
                 st.networks.insert(n.id.clone(), n);
             }
+            // the global ones this host knew, from its copies: running containers'
+            // overlay endpoints are adopted with them, and the store's snapshot then
+            // drops those removed meanwhile (unless a running container still uses one)
+            if self.cluster.is_some() {
+                for n in crate::cluster::cached_networks(&self.cfg.root) {
+                    if n.scope() == "global" && !st.networks.values().any(|o| o.name == n.name) {
+                        st.networks.insert(n.id.clone(), n);
+                    }
+                }
+            }
             for c in ctrs {
                 st.containers.insert(c.id.clone(), c);
             }
@@ -54,6 +64,8 @@ impl Engine {
                 Err(e) => Err(e),
             };
             match restored {
+                // an overlay's gateway is on no host: names only
+                Ok(()) if self.is_global(&n) => self.dns.set_network_name(&n.id, &n.name),
                 Ok(()) => self.serve_host_dns(&n),
                 Err(e) => tracing::error!(network = %n.name, error = %e, "cannot restore network"),
             }

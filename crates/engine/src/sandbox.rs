@@ -178,8 +178,13 @@ impl Engine {
         bridge_has_room(name, endpoints)?;
         let ep_id = crate::state::new_id();
         let global = self.is_global(&net);
+        // the cluster store's share of an overlay endpoint (logged at debug level)
+        let mut store_time = std::time::Duration::ZERO;
         let ip = if global {
-            Some(self.allocate_global(&net, &ep_id, att.ipv4).await?)
+            let t = std::time::Instant::now();
+            let ip = self.allocate_global(&net, &ep_id, att.ipv4).await?;
+            store_time += t.elapsed();
+            Some(ip)
         } else {
             let n = st
                 .networks
@@ -292,6 +297,7 @@ impl Engine {
                 ipv4: ip,
                 mac: ep.mac,
             };
+            let t = std::time::Instant::now();
             if let Err(e) = self.publish_endpoint(&rec).await {
                 let _ = drv.leave(&spec, &ep.host_veth, None).await;
                 let _ = self.nl.delete(&ep.host_veth).await;
@@ -300,6 +306,15 @@ impl Engine {
                 }
                 return Err(e);
             }
+            let put = t.elapsed();
+            store_time += put;
+            tracing::debug!(
+                network = %net.name,
+                endpoint = %ep.id,
+                store_us = store_time.as_micros() as u64,
+                put_us = put.as_micros() as u64,
+                "overlay endpoint published"
+            );
         }
         if net.dns {
             self.dns.add_endpoint(

@@ -58,15 +58,28 @@ pub fn status_text(c: &Container) -> String {
     }
 }
 
+/// Whether a container's attachment to network `name` shows in its inspect and list
+/// entries: the gateway bridge that overlay containers get out through does not, as
+/// Docker's `docker_gwbridge` endpoint does not (it is the daemon's, not the user's).
+fn shown(name: &str) -> bool {
+    name != crate::cluster::GWBRIDGE
+}
+
 /// A network's JSON (GET /networks/{id}).
 pub(crate) fn network(n: &Network, st: &State) -> Value {
     let mut containers = Map::new();
     for c in st.containers.values() {
         if let Some((name, _)) = c.attachments.iter().find(|(_, a)| a.network_id == n.id) {
             if let Some(ep) = c.endpoints.get(name) {
+                // Docker names a container's docker_gwbridge endpoint gateway_<sandbox>
+                let shown_name = if shown(name) {
+                    c.name.clone()
+                } else {
+                    format!("gateway_{}", &c.id[..12.min(c.id.len())])
+                };
                 containers.insert(
                     c.id.clone(),
-                    json!({"Name": c.name, "EndpointID": ep.id, "MacAddress": format_mac(&ep.mac),
+                    json!({"Name": shown_name, "EndpointID": ep.id, "MacAddress": format_mac(&ep.mac),
                            "IPv4Address": ep.ip.map(|ip| format!("{ip}/{}", ep.prefix)).unwrap_or_default(), "IPv6Address": ep.ip6.map(|(a, l, _)| format!("{a}/{l}")).unwrap_or_default()}),
                 );
             }
@@ -215,7 +228,7 @@ fn mounts_json(c: &Container, dir: &Path) -> Vec<Value> {
 /// A container's JSON (GET /containers/{id}/json).
 pub(crate) fn container(c: &Container, st: &State, dir: &Path) -> Value {
     let mut networks = Map::new();
-    for (name, _) in &c.attachments {
+    for (name, _) in c.attachments.iter().filter(|(n, _)| shown(n)) {
         networks.insert(name.clone(), endpoint_json(c, st, name));
     }
     let primary = c.attachments.first().and_then(|(n, _)| c.endpoints.get(n));
@@ -306,7 +319,7 @@ pub(crate) fn container_summary(c: &Container, st: &State) -> Value {
         }
     }
     let mut networks = Map::new();
-    for (name, _) in &c.attachments {
+    for (name, _) in c.attachments.iter().filter(|(n, _)| shown(n)) {
         networks.insert(name.clone(), endpoint_json(c, st, name));
     }
     let command = std::iter::once(c.path.clone())

@@ -296,6 +296,55 @@ impl OverlayDriver {
             .unwrap_or_default()
     }
 
+    /// Takes over an endpoint that a previous daemon made and that still runs (daemon
+    /// restart): the network's devices are adopted as they are (made again only if they
+    /// are missing), and `host_ifname` counts as a local endpoint, so the devices stay
+    /// while it lives and remotes learnt from the store are programmed at once.
+    ///
+    /// Errors: [`DriverError::Incomplete`] for an unusable record; netlink errors when the
+    /// devices had to be made again and could not be.
+    pub async fn adopt(&self, n: &NetworkSpec, host_ifname: &str) -> Result<(), DriverError> {
+        let o = OverlayNetwork::from_spec(n)?;
+        let mut g = self.nets.lock().await;
+        let st = g.entry(n.id.clone()).or_default();
+        st.net = Some(o.clone());
+        if st.vxlan.is_none() {
+            let vx = self.nl.index_of(&o.vxlan).await?;
+            let br = self.nl.index_of(&o.bridge).await?;
+            match (vx, br) {
+                (Some(vx), Some(_)) => st.vxlan = Some(vx),
+                _ => self.up(&o, st).await?,
+            }
+        }
+        st.local.insert(host_ifname.to_string());
+        Ok(())
+    }
+
+    /// Removes forwarding entries towards other hosts that no known remote endpoint
+    /// explains, on every network whose devices exist here: after the store's snapshot,
+    /// entries a previous daemon programmed for endpoints that left while it was away go.
+    /// Returns how many were removed.
+    pub async fn prune_stale(&self) -> usize {
+        let g = self.nets.lock().await;
+        let mut removed = 0;
+        for st in g.values() {
+            let Some(vx) = st.vxlan else { continue };
+            let Ok(entries) = self.nl.fdb_remote(vx).await else {
+                continue;
+            };
+            for (mac, dst) in entries {
+                let std::net::IpAddr::V4(vtep) = dst else {
+                    continue;
+                };
+                let known = st.remotes.values().any(|r| r.mac == mac && r.vtep == vtep);
+                if !known && self.nl.fdb_del(vx, mac, vtep).await.is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+
     /// The forwarding entries with a remote destination on the network's vxlan device
     /// (MAC, VTEP); empty when the devices do not exist here.
     pub async fn fdb(
@@ -432,6 +481,52 @@ impl NetworkDriver for OverlayDriver {
 
     fn flush(&self) {
         self.reaper.flush();
+    }
+
+    /// Deletes overlay devices (`ov-*` vxlan devices, `ob-*` bridges) of networks with no
+    /// adopted endpoint on this host: a daemon's containers on them died while it was
+    /// away, or it died between making the devices and the first endpoint.
+    async fn sweep(&self) {
+        let keep: std::collections::HashSet<String> = self
+            .nets
+            .lock()
+            .await
+            .values()
+            .filter(|s| !s.local.is_empty())
+            .filter_map(|s| s.net.as_ref())
+            .flat_map(|n| [n.vxlan.clone(), n.bridge.clone()])
+            .collect();
+        let Ok(names) = self.nl.link_names().await else {
+            return;
+        };
+        // vxlan devices first, so no bridge is deleted with a port still on it
+        let mut doomed: Vec<String> = names
+            .into_iter()
+            .filter(|n| (n.starts_with("ov-") || n.starts_with("ob-")) && !keep.contains(n))
+            .collect();
+        doomed.sort_by_key(|n| !n.starts_with("ov-"));
+        for name in doomed {
+            let kind_ok = match self.nl.link_info(&name).await {
+                Ok(Some(i)) => {
+                    i.kind.as_deref()
+                        == Some(if name.starts_with("ov-") {
+                            "vxlan"
+                        } else {
+                            "bridge"
+                        })
+                }
+                _ => false,
+            };
+            if !kind_ok {
+                continue;
+            }
+            match self.nl.delete(&name).await {
+                Ok(()) => tracing::warn!(device = %name, "removed a leftover overlay device"),
+                Err(e) => {
+                    tracing::warn!(device = %name, error = %e, "removing a leftover overlay device")
+                }
+            }
+        }
     }
 }
 
