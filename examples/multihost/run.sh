@@ -152,6 +152,7 @@ cleanup() {
         done
         echo "(logs kept in $workdir)" >&2
     else
+        echo "removing $workdir (the three hosts' image stores)"
         rm -rf "$workdir"
     fi
     printf '\n==> done in %d s (exit %d)\n' "$((SECONDS - t0))" "$rc"
