@@ -341,9 +341,10 @@ impl Engine {
         }
     }
 
-    /// POST /build: unpacks the build context `archive` (a tar, plain or gzip, read as it
-    /// arrives: a blocking reader, read on a blocking thread) into a
-    /// directory of its own under `ROOT/builder`, then runs the build
+    /// POST /build: reads the build context `archive` (a tar, plain or gzip, read as it
+    /// arrives: a blocking reader, read on a blocking thread) into a [`Context`]: an
+    /// index of its entries and one unlinked spool file of their content in a directory
+    /// of its own under `ROOT/builder` (nothing is unpacked), then runs the build
     /// ([`Engine::build`]) in a task and returns its messages. Dropping the receiver
     /// cancels the build; the context directory goes when the build ends.
     ///
@@ -364,7 +365,7 @@ impl Engine {
             .map_err(|e| EngineError::Internal(format!("context dir: {e}")))?;
         let root = dir.path().to_path_buf();
         let ctx = tokio::task::spawn_blocking(move || {
-            Context::unpack(std::io::BufReader::with_capacity(256 << 10, archive), &root).map_err(
+            Context::receive(std::io::BufReader::with_capacity(256 << 10, archive), &root).map_err(
                 |e| match e.status() {
                     500 => EngineError::Internal(e.to_string()),
                     _ => EngineError::InvalidParam(e.to_string()),
@@ -1166,8 +1167,11 @@ impl Engine {
             }
         };
         let (src_root, ignore) = match &from_root {
-            Some((p, _)) => (p.clone(), None),
-            None => (ctx.root().to_path_buf(), Some(ctx.ignore().clone())),
+            Some((p, _)) => (context::Root::Dir(p.clone()), None),
+            None => (
+                context::Root::Context(ctx.clone()),
+                Some(ctx.ignore().clone()),
+            ),
         };
         // resolve sources and hash their content
         let mut resolved: Vec<context::Source> = Vec::new();
@@ -1215,8 +1219,9 @@ impl Engine {
         };
         let srcs_for_hash = resolved.clone();
         let ign2 = ignore.clone();
+        let root2 = src_root.clone();
         let hash = tokio::task::spawn_blocking(move || {
-            context::hash_sources(&srcs_for_hash, ign2.as_ref())
+            context::hash_sources(&root2, &srcs_for_hash, ign2.as_ref())
         })
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))?
@@ -1271,7 +1276,7 @@ impl Engine {
         let dest2 = dest.clone();
         let res = tokio::task::spawn_blocking(move || -> Result<(), BuildError> {
             if !resolved.is_empty() {
-                context::copy_into(&resolved, ignore.as_ref(), &m2, &dest2, &copt)?;
+                context::copy_into(&src_root, &resolved, ignore.as_ref(), &m2, &dest2, &copt)?;
             }
             for (name, content) in heredocs {
                 context::write_file(&m2, &dest2, &name, content.as_bytes(), &copt)?;
