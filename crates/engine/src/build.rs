@@ -1023,11 +1023,21 @@ impl Engine {
             )));
         }
         // commit the container's upper directory
-        let upper = self.container_dir(&cid).join("upper");
+        let cdir = self.container_dir(&cid);
+        let upper = cdir.join("upper");
+        // the container goes after this step (rm), and its rootfs is no longer
+        // mounted: its upper directory can become the layer itself
+        let take = (opts.rm || opts.force_rm) && !is_mount_point(&cdir.join("rootfs"));
         let images = self.images.clone();
-        let layer = tokio::task::spawn_blocking(move || images.layer_from_upper(&upper))
-            .await
-            .map_err(|e| EngineError::Internal(e.to_string()))??;
+        let layer = tokio::task::spawn_blocking(move || {
+            if take {
+                images.layer_from_upper_taken(&upper)
+            } else {
+                images.layer_from_upper(&upper)
+            }
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))??;
         let img = self
             .commit_step(
                 Some(&parent),
@@ -1292,11 +1302,19 @@ impl Engine {
             cleanup.mounts.retain(|m| m != p);
         }
         res.map_err(|e| lerr(format!("{what} failed: {e}")))?;
+        // unmounted above and discarded after: the upper can become the layer
         let upper = mnt.join("upper");
         let images = self.images.clone();
-        let layer = tokio::task::spawn_blocking(move || images.layer_from_upper(&upper))
-            .await
-            .map_err(|e| EngineError::Internal(e.to_string()))??;
+        let take = !is_mount_point(&merged);
+        let layer = tokio::task::spawn_blocking(move || {
+            if take {
+                images.layer_from_upper_taken(&upper)
+            } else {
+                images.layer_from_upper(&upper)
+            }
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))??;
         let img = self
             .commit_step(
                 parent.as_ref(),
@@ -1375,6 +1393,21 @@ fn needed_stages(
         }
     }
     Ok((0..df.stages.len()).filter(|&i| need[i]).collect())
+}
+
+/// Whether `path` is a mount point: its device differs from its parent's.
+/// A path that cannot be read counts as mounted (the safe answer).
+fn is_mount_point(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let parent = path.parent().unwrap_or(path);
+    match (
+        std::fs::symlink_metadata(path),
+        std::fs::symlink_metadata(parent),
+    ) {
+        (Ok(a), Ok(b)) => a.dev() != b.dev(),
+        (Err(e), _) if e.kind() == std::io::ErrorKind::NotFound => false,
+        _ => true,
+    }
 }
 
 fn line_err(file: &str, line: usize, m: String) -> EngineError {
