@@ -647,7 +647,7 @@ impl ImageStore {
     /// [`ImageError::BadArchive`] if unpacking the written tar fails. Nothing
     /// is left in the store on error.
     pub fn layer_from_upper(&self, upper: &Path) -> Result<NewLayer, ImageError> {
-        self.from_upper(upper, false)
+        self.store_upper(upper, false)
     }
 
     /// As [`ImageStore::layer_from_upper`], but for an upper directory the
@@ -664,10 +664,10 @@ impl ImageStore {
     /// As [`ImageStore::layer_from_upper`]; `upper` may have been normalised
     /// or moved when an error comes after the tar was written.
     pub fn layer_from_upper_taken(&self, upper: &Path) -> Result<NewLayer, ImageError> {
-        self.from_upper(upper, true)
+        self.store_upper(upper, true)
     }
 
-    fn from_upper(&self, upper: &Path, take: bool) -> Result<NewLayer, ImageError> {
+    fn store_upper(&self, upper: &Path, take: bool) -> Result<NewLayer, ImageError> {
         let m = fs::symlink_metadata(upper).map_err(io_err(format!(
             "reading upper directory {}",
             upper.display()
