@@ -671,6 +671,11 @@ impl Engine {
             cwd: c.config.working_dir.clone().unwrap_or_default(),
             uid,
             gid,
+            additional_gids: spec::resolve_groups(
+                merged,
+                c.config.user.as_deref().unwrap_or(""),
+                &hc.group_add.clone().unwrap_or_default(),
+            )?,
             hostname,
             tty: c.config.tty.unwrap_or(false),
             netns: c.sandbox.clone(),
