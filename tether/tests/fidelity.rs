@@ -473,3 +473,62 @@ fn group_add_is_applied() {
     let all = r.all();
     assert!(all.contains("nosuchgroup"), "{all}");
 }
+
+/// `POST /volumes/prune` takes named volumes too for clients of API ≤ 1.41 (moby keeps
+/// the old rule for them) and only anonymous ones from 1.42 on; both prunes report the
+/// bytes they freed in `SpaceReclaimed`, as does container prune.
+#[test]
+fn prunes_follow_the_api_version_and_count_space() {
+    let d = Daemon::start();
+    for v in ["named-new", "named-old"] {
+        d.ok(&["volume", "create", v]);
+        d.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            &format!("{v}:/data"),
+            IMAGE,
+            "sh",
+            "-c",
+            "head -c 10000 /dev/zero > /data/f",
+        ]);
+    }
+    let (st, v) = d.api("POST", "/v1.43/volumes/prune", None);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        v["VolumesDeleted"],
+        json!([]),
+        "1.43 keeps named volumes: {v}"
+    );
+    let (st, v) = d.api("POST", "/v1.41/volumes/prune", None);
+    assert_eq!(st, 200, "{v}");
+    let gone: Vec<&str> = v["VolumesDeleted"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        gone.contains(&"named-new") && gone.contains(&"named-old"),
+        "{v}"
+    );
+    assert!(v["SpaceReclaimed"].as_u64().unwrap_or(0) >= 20000, "{v}");
+    d.ok(&[
+        "run",
+        "--name",
+        "wrote",
+        IMAGE,
+        "sh",
+        "-c",
+        "head -c 50000 /dev/zero > /big",
+    ]);
+    let id = d.inspect("wrote")["Id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (st, v) = d.api("POST", "/containers/prune", None);
+    assert_eq!(st, 200, "{v}");
+    assert!(
+        !id.is_empty() && v["ContainersDeleted"].to_string().contains(&id),
+        "{v}"
+    );
+    assert!(v["SpaceReclaimed"].as_u64().unwrap_or(0) >= 50000, "{v}");
+}
