@@ -532,3 +532,29 @@ fn prunes_follow_the_api_version_and_count_space() {
     );
     assert!(v["SpaceReclaimed"].as_u64().unwrap_or(0) >= 50000, "{v}");
 }
+
+/// Every answer about a missing image is a 404 whose message the SDKs recognise as
+/// "image not found" (docker-py looks for `No such image`): inspect, history, tag,
+/// rmi, save and container create.
+#[test]
+fn missing_images_are_reported_in_dockers_words() {
+    let d = Daemon::start();
+    let cases = [
+        ("GET", "/images/nosuch:1/json".to_string(), None),
+        ("GET", "/images/nosuch:1/history".to_string(), None),
+        ("POST", "/images/nosuch:1/tag?repo=other&tag=x".to_string(), None),
+        ("DELETE", "/images/nosuch:1".to_string(), None),
+        ("GET", "/images/nosuch:1/get".to_string(), None),
+        (
+            "POST",
+            "/containers/create".to_string(),
+            Some(json!({"Image": "nosuch:1", "Cmd": ["true"]})),
+        ),
+    ];
+    for (m, p, body) in cases {
+        let (st, v) = d.api(m, &p, body.as_ref());
+        assert_eq!(st, 404, "{m} {p}: {v}");
+        let msg = v["message"].as_str().unwrap_or_default();
+        assert!(msg.contains("No such image: nosuch:1"), "{m} {p}: {msg}");
+    }
+}
