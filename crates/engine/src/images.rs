@@ -529,7 +529,10 @@ impl Engine {
     /// containers use each and `SharedSize` = bytes of its layers other images share);
     /// `Containers` (list items with `SizeRw` = bytes written by the container, and
     /// `SizeRootFs` = that plus its image); `Volumes` (with `UsageData: {Size,
-    /// RefCount}`); `BuildCache` (empty: the build cache is made of images).
+    /// RefCount}`); `BuildCache` (empty: the build cache is made of images); and API
+    /// 1.52's summaries `ImageUsage`, `ContainerUsage`, `VolumeUsage`, `BuildCacheUsage`
+    /// (`TotalCount`, `ActiveCount`: in use / running, `TotalSize` and `Reclaimable` in
+    /// bytes: what is not in use).
     pub async fn system_df(&self) -> Result<Value, EngineError> {
         let (ctrs, vol_refs, vols): (Vec<(Value, String, std::path::PathBuf)>, _, Vec<Value>) = {
             let st = self.state.lock().await;
@@ -600,12 +603,36 @@ impl Engine {
                     v
                 })
                 .collect();
+            // API 1.52's summaries, beside the lists older clients read
+            let n = |v: &Value, k: &str| v[k].as_i64().unwrap_or(0);
+            let summary = |items: &[Value], active: &dyn Fn(&Value) -> bool, size: &dyn Fn(&Value) -> i64| {
+                json!({
+                    "TotalCount": items.len(),
+                    "ActiveCount": items.iter().filter(|v| active(v)).count(),
+                    "TotalSize": items.iter().map(size).sum::<i64>(),
+                    "Reclaimable": items.iter().filter(|v| !active(v)).map(size).sum::<i64>(),
+                })
+            };
+            let mut image_usage = summary(&imgs, &|v| n(v, "Containers") > 0, &|v| {
+                n(v, "Size") - n(v, "SharedSize")
+            });
+            image_usage["TotalSize"] = json!(usage.layers_size);
+            let container_usage = summary(&containers, &|v| v["State"] == "running", &|v| {
+                n(v, "SizeRw")
+            });
+            let volume_usage = summary(&volumes, &|v| n(&v["UsageData"], "RefCount") > 0, &|v| {
+                n(&v["UsageData"], "Size")
+            });
             json!({
                 "LayersSize": usage.layers_size,
                 "Images": imgs,
                 "Containers": containers,
                 "Volumes": volumes,
                 "BuildCache": [],
+                "ImageUsage": image_usage,
+                "ContainerUsage": container_usage,
+                "VolumeUsage": volume_usage,
+                "BuildCacheUsage": {"TotalCount": 0, "ActiveCount": 0, "TotalSize": 0, "Reclaimable": 0},
             })
         })
         .await
