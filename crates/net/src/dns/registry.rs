@@ -217,6 +217,11 @@ impl Registry {
         }
     }
 
+    /// Whether `asker` has link aliases.
+    pub fn has_links(&self, asker: &str) -> bool {
+        self.links.contains_key(asker)
+    }
+
     /// Sets the link aliases `asker` resolves: `(alias, target container id)`; an empty list
     /// removes them.
     pub fn set_links(&mut self, asker: &str, links: &[(String, String)]) {
