@@ -405,6 +405,8 @@ fn detach_keys_end_the_connection_not_the_process() {
     s.write_all(&[0x10, 0x11]).expect("write keys");
     let out = read_to_close(&mut s);
     assert!(String::from_utf8_lossy(&out).contains("echoed"), "{out:?}");
+    // still running a while later: its stdin was not closed by the detach
+    std::thread::sleep(std::time::Duration::from_millis(700));
     let (_, v) = d.api("GET", &format!("/exec/{id}/json"), None);
     assert_eq!(
         v["Running"],

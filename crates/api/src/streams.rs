@@ -120,15 +120,18 @@ async fn copy_stream<R: tokio::io::AsyncRead + Unpin>(
 }
 
 /// Copies the client's input `src` to `sink` until `keys` (a detach sequence) has been
-/// typed: then stops, notifies `detached` and returns without forwarding the sequence.
-/// Bytes of a partial match are forwarded once the match breaks. Empty `keys`: copies
-/// everything. The sink is shut down when the input ends (not on detach).
+/// typed: then stops, notifies `detached` and returns the sink, still open (the caller
+/// keeps it while the process runs: closing it would end the process's input), without
+/// forwarding the sequence. Bytes of a partial match are forwarded once the match
+/// breaks. Empty `keys`: copies everything. When the input ends the sink is shut down
+/// and None is returned.
 pub async fn copy_detachable<R, W>(
     mut src: R,
     mut sink: W,
     keys: Vec<u8>,
     detached: Arc<tokio::sync::Notify>,
-) where
+) -> Option<W>
+where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
 {
@@ -148,7 +151,7 @@ pub async fn copy_detachable<R, W>(
                         let _ = sink.write_all(&out).await;
                     }
                     detached.notify_one();
-                    return;
+                    return Some(sink);
                 }
                 continue;
             }
@@ -167,6 +170,7 @@ pub async fn copy_detachable<R, W>(
         }
     }
     let _ = sink.shutdown().await;
+    None
 }
 
 /// Runs an exec's process: copies its stdout/stderr as frames (or raw) to `tx`, the
@@ -193,14 +197,24 @@ pub async fn pump_exec(
     let out = child.stdout.take();
     let err = child.stderr.take();
     let stdin = child.stdin.take();
-    if let (Some(sink), Some(src)) = (stdin, stdin_src) {
-        tokio::spawn(copy_detachable(src, sink, proc.detach_keys, detached));
-    }
+    // after a detach the process's stdin stays open until it ends (held by `input`)
+    let input = match (stdin, stdin_src) {
+        (Some(sink), Some(src)) => Some(tokio::spawn(copy_detachable(
+            src,
+            sink,
+            proc.detach_keys,
+            detached,
+        ))),
+        _ => None,
+    };
     let (_, _, st) = tokio::join!(
         copy_stream(out, 1, raw, tx.clone()),
         copy_stream(err, 2, raw, tx.clone()),
         child.wait()
     );
+    if let Some(i) = input {
+        i.abort();
+    }
     tether_engine::exec::exit_code(&st)
 }
 
