@@ -1,11 +1,12 @@
-//! System routes: `/_ping` (GET and HEAD), `/version`, `/info`, `/system/df`.
+//! System routes: `/_ping` (GET and HEAD), `/version`, `/info`, `/system/df`,
+//! `/plugins`, and the Swarm routes (`/nodes`, `/swarm`, `/services`, ...).
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use hyper::{Method, Response};
 use serde_json::{json, Value};
-use tether_engine::Engine;
+use tether_engine::{Engine, EngineError};
 
 use super::Reply;
 use crate::{full, json_response, Body, API_VERSION, MIN_API_VERSION};
@@ -32,9 +33,25 @@ pub(crate) async fn info(State(engine): State<Arc<Engine>>) -> Response<Body> {
     json_response(200, &engine.info().await)
 }
 
-/// `GET /nodes`: the cluster's hosts.
-pub(crate) async fn nodes(State(engine): State<Arc<Engine>>) -> Reply {
+/// `GET /nodes`: the cluster's hosts (`--cluster-store`); without a cluster, and for
+/// any other method, Docker's 503 of a node that is not a swarm manager.
+pub(crate) async fn nodes(State(engine): State<Arc<Engine>>, method: Method) -> Reply {
+    if method != Method::GET {
+        return no_swarm().await;
+    }
     Ok(json_response(200, &engine.nodes().await?))
+}
+
+/// Any Swarm API request (`/swarm*`, `/services*`, `/nodes/*`, `/tasks*`, `/secrets*`,
+/// `/configs*`): 503 `{"message": "This node is not a swarm manager. ..."}`, Docker's
+/// answer on a node outside a swarm (Engine API, Swarm section).
+pub(crate) async fn no_swarm() -> Reply {
+    Err(EngineError::Unavailable(tether_engine::NOT_SWARM_MANAGER.into()).into())
+}
+
+/// `GET /plugins`: no managed plugins, `[]` (Engine API "Plugin list").
+pub(crate) async fn plugins() -> Response<Body> {
+    json_response(200, &json!([]))
 }
 
 /// `GET /system/df`.
