@@ -68,6 +68,12 @@ fn objects() -> Routes {
         .route("/containers/{id}/changes", get_only(containers::changes))
         .route("/containers/{id}/logs", get_only(containers::logs))
         .route("/containers/{id}/attach", post(containers::attach))
+        .route("/containers/{id}/rename", post(containers::rename))
+        .route("/containers/{id}/pause", post(containers::pause))
+        .route("/containers/{id}/unpause", post(containers::unpause))
+        .route("/containers/{id}/top", get_only(containers::top))
+        .route("/containers/{id}/stats", get_only(containers::stats))
+        .route("/containers/{id}/update", post(containers::update))
         // exec
         .route("/containers/{id}/exec", post(exec::create))
         .route("/exec/{id}/start", post(exec::start))

@@ -1,6 +1,6 @@
 //! Container routes: `/containers/json`, `create`, `prune`, and `/containers/{id}/...`
 //! (inspect, start, stop, restart, kill, wait, delete, resize, archive, export, changes,
-//! logs, attach).
+//! logs, attach, rename, pause, unpause, top, stats, update).
 
 use std::sync::Arc;
 
@@ -14,7 +14,8 @@ use tether_engine::{Engine, EngineError};
 use tokio::sync::mpsc;
 
 use super::{
-    body_bytes, json_stream, no_content, ok_empty, parse_json, refuse_unread, to_json, Id, Reply, Q,
+    body_bytes, body_json, json_stream, no_content, ok_empty, parse_json, refuse_unread, to_json,
+    Id, Reply, Q,
 };
 use crate::streams;
 use crate::{full, json_response, API_VERSION};
@@ -236,4 +237,57 @@ pub(crate) async fn attach(
     let rx = streams::output_bytes(out.entries, tty);
     let stdin = (q.flag("stdin") && out.source.stdin).then_some(out.source);
     Ok(streams::hijack(req, rx, stdin, tty))
+}
+
+/// `POST /containers/{id}/rename?name=NEW` -> 204.
+pub(crate) async fn rename(State(engine): State<Arc<Engine>>, Id(id): Id, q: Q) -> Reply {
+    let name = q.get("name").cloned().unwrap_or_default();
+    engine.rename_container(&id, &name).await?;
+    Ok(no_content())
+}
+
+/// `POST /containers/{id}/pause` -> 204.
+pub(crate) async fn pause(State(engine): State<Arc<Engine>>, Id(id): Id) -> Reply {
+    engine.pause_container(&id).await?;
+    Ok(no_content())
+}
+
+/// `POST /containers/{id}/unpause` -> 204.
+pub(crate) async fn unpause(State(engine): State<Arc<Engine>>, Id(id): Id) -> Reply {
+    engine.unpause_container(&id).await?;
+    Ok(no_content())
+}
+
+/// `GET /containers/{id}/top?ps_args=` -> `{"Titles", "Processes"}`.
+pub(crate) async fn top(State(engine): State<Arc<Engine>>, Id(id): Id, q: Q) -> Reply {
+    let args = q.get("ps_args").cloned().unwrap_or_default();
+    Ok(json_response(200, &engine.top_container(&id, &args).await?))
+}
+
+/// `POST /containers/{id}/update` (body: Resources and RestartPolicy) ->
+/// `{"Warnings": [...]}`.
+pub(crate) async fn update(State(engine): State<Arc<Engine>>, Id(id): Id, req: Request) -> Reply {
+    let body: bollard_stubs::models::ContainerUpdateBody = body_json(req).await?;
+    let warnings = engine.update_container(&id, body).await?;
+    Ok(json_response(200, &json!({"Warnings": warnings})))
+}
+
+/// `GET /containers/{id}/stats?stream=&one-shot=`: Docker's stats objects, one JSON
+/// document per line; `stream` (default true) sends one a second until the client goes.
+pub(crate) async fn stats(State(engine): State<Arc<Engine>>, Id(id): Id, q: Q) -> Reply {
+    let stream = match q.get("stream") {
+        None => true,
+        Some(_) => q.boolean("stream")?,
+    };
+    let one_shot = q.boolean("one-shot")?;
+    let mut values = engine.container_stats(&id, stream, one_shot).await?;
+    let (tx, rx) = mpsc::channel(2);
+    tokio::spawn(async move {
+        while let Some(v) = values.recv().await {
+            if tx.send(Bytes::from(format!("{v}\n"))).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(json_stream(rx))
 }
