@@ -5,8 +5,12 @@
 
 mod common;
 
-use common::Daemon;
-use serde_json::json;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use common::{nslookup_addrs, wait_until, Daemon, IMAGE};
+use serde_json::{json, Value};
 
 const NOT_MANAGER: &str = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
 
@@ -60,4 +64,437 @@ fn swarm_plugins_and_info() {
     assert_eq!(info["Swarm"]["LocalNodeState"], json!("inactive"));
     assert_eq!(info["Swarm"]["ControlAvailable"], json!(false));
     assert_eq!(info["Swarm"]["NodeID"], json!(""));
+}
+
+/// busybox `nslookup NAME` run in `from`, bounded by the container's `timeout`.
+fn nslookup(d: &Daemon, from: &str, name: &str) -> String {
+    d.sh(from, &format!("timeout 20 nslookup {name} 2>&1"))
+        .all()
+}
+
+/// The events of the daemon so far (`until` now), as JSON objects.
+fn events(d: &Daemon, filters: &str) -> Vec<Value> {
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.as_secs() + 1)
+        .unwrap_or(0);
+    let r = d.api_raw(
+        "GET",
+        &format!("/events?since=0&until={until}&filters={filters}"),
+        None,
+    );
+    assert_eq!(r.status, 200);
+    r.body
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// A cgroup v1 controller file of container `id` (`/sys/fs/cgroup/<ctl>/tether/<id>/<file>`),
+/// trimmed; empty when absent.
+fn cgroup_file(ctl: &str, id: &str, file: &str) -> String {
+    std::fs::read_to_string(format!("/sys/fs/cgroup/{ctl}/tether/{id}/{file}"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// `rename` of a running container on two user networks: the embedded DNS answers the
+/// new name and no longer the old one on both; inspect and the event say so; a stopped
+/// container renames too (CLI); taken, invalid, empty names and unknown containers are
+/// refused with Docker's statuses.
+#[test]
+fn rename_moves_the_dns_name_on_every_network() {
+    let d = Daemon::start();
+    d.ok(&["network", "create", "rn1"]);
+    d.ok(&["network", "create", "rn2"]);
+    let id = d.run_d(&["--name", "old", "--network", "rn1", IMAGE, "sleep", "600"]);
+    d.ok(&["network", "connect", "rn2", "old"]);
+    d.run_d(&["--name", "peer1", "--network", "rn1", IMAGE, "sleep", "600"]);
+    d.run_d(&["--name", "peer2", "--network", "rn2", IMAGE, "sleep", "600"]);
+    let ip1 = d.ip_of("old", "rn1");
+    let ip2 = d.ip_of("old", "rn2");
+    assert_eq!(
+        nslookup_addrs(&nslookup(&d, "peer1", "old")),
+        vec![ip1.clone()]
+    );
+
+    let (st, v) = d.api("POST", "/v1.41/containers/old/rename?name=new", None);
+    assert_eq!(st, 204, "{v}");
+    let v = d.inspect("new");
+    assert_eq!(v["Name"], json!("/new"));
+    assert_eq!(v["Id"], json!(id));
+    let (st, _) = d.api("GET", "/containers/old/json", None);
+    assert_eq!(st, 404);
+    for (peer, ip) in [("peer1", &ip1), ("peer2", &ip2)] {
+        let out = nslookup(&d, peer, "new");
+        assert_eq!(nslookup_addrs(&out), vec![ip.clone()], "{peer}: {out}");
+        let out = nslookup(&d, peer, "old");
+        assert!(
+            out.contains("can't find old") && nslookup_addrs(&out).is_empty(),
+            "{peer} still resolves the old name: {out}"
+        );
+    }
+    let ev = events(&d, "%7B%22event%22%3A%5B%22rename%22%5D%7D");
+    assert!(
+        ev.iter().any(|e| e["Actor"]["ID"] == json!(id)
+            && e["Actor"]["Attributes"]["name"] == json!("new")
+            && e["Actor"]["Attributes"]["oldName"] == json!("/old")),
+        "{ev:?}"
+    );
+
+    // refusals
+    let (st, v) = d.api("POST", "/containers/new/rename?name=peer1", None);
+    assert_eq!(st, 409, "{v}");
+    assert!(
+        v["message"].as_str().unwrap_or("").contains("/peer1"),
+        "{v}"
+    );
+    let (st, v) = d.api("POST", "/containers/new/rename?name=bad%20name!", None);
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["message"].as_str().unwrap_or("").contains("bad name!"),
+        "{v}"
+    );
+    let (st, v) = d.api("POST", "/containers/new/rename?name=", None);
+    assert_eq!(st, 400, "{v}");
+    let (st, v) = d.api("POST", "/containers/nosuch/rename?name=x", None);
+    assert_eq!(st, 404, "{v}");
+    assert_eq!(d.inspect("new")["Name"], json!("/new"));
+
+    // a stopped container, through the CLI
+    d.ok(&["create", "--name", "idle", IMAGE, "true"]);
+    d.ok(&["rename", "idle", "idle2"]);
+    assert_eq!(d.inspect("idle2")["Name"], json!("/idle2"));
+    let o = d.fails(&["rename", "idle2", "peer2"]);
+    assert!(o.all().contains("already in use"), "{o}");
+}
+
+/// `pause`/`unpause` freeze and thaw the container's cgroup through runc; inspect, the
+/// list, `/info` and the CLI say "paused"; Docker's 409s; stop, kill and `rm -f` of a
+/// paused container work.
+#[test]
+fn pause_unpause_and_stopping_a_paused_container() {
+    let d = Daemon::start();
+    let id = d.run_d(&["--name", "p", IMAGE, "sleep", "600"]);
+    let freezer = || cgroup_file("freezer", &id, "freezer.state");
+    let v1 = std::path::Path::new("/sys/fs/cgroup/freezer").exists();
+    let (st, v) = d.api("POST", "/v1.41/containers/p/pause", None);
+    assert_eq!(st, 204, "{v}");
+    let s = &d.inspect("p")["State"];
+    assert_eq!(s["Status"], json!("paused"), "{s}");
+    assert_eq!(s["Paused"], json!(true));
+    assert_eq!(s["Running"], json!(true));
+    if v1 {
+        assert_eq!(freezer(), "FROZEN");
+    }
+    let (_, list) = d.api("GET", "/containers/json", None);
+    let row = list
+        .as_array()
+        .and_then(|l| l.iter().find(|c| c["Id"] == json!(id)))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(row["State"], json!("paused"), "{row}");
+    assert!(
+        row["Status"].as_str().unwrap_or("").ends_with("(Paused)"),
+        "{row}"
+    );
+    let (_, f) = d.api(
+        "GET",
+        "/containers/json?filters=%7B%22status%22%3A%5B%22paused%22%5D%7D",
+        None,
+    );
+    assert_eq!(f.as_array().map(Vec::len), Some(1), "{f}");
+    let (_, info) = d.api("GET", "/info", None);
+    assert_eq!(info["ContainersPaused"], json!(1), "{info}");
+    assert_eq!(info["ContainersRunning"], json!(0), "{info}");
+    let (st, v) = d.api("POST", "/containers/p/pause", None);
+    assert_eq!(st, 409, "{v}");
+
+    let (st, v) = d.api("POST", "/containers/p/unpause", None);
+    assert_eq!(st, 204, "{v}");
+    let s = &d.inspect("p")["State"];
+    assert_eq!(s["Status"], json!("running"), "{s}");
+    assert_eq!(s["Paused"], json!(false));
+    if v1 {
+        assert_eq!(freezer(), "THAWED");
+    }
+    let (st, v) = d.api("POST", "/containers/p/unpause", None);
+    assert_eq!(st, 409, "{v}");
+    d.ok(&["create", "--name", "c", IMAGE, "true"]);
+    let (st, v) = d.api("POST", "/containers/c/pause", None);
+    assert_eq!(st, 409, "{v}");
+    let (st, v) = d.api("POST", "/containers/nosuch/pause", None);
+    assert_eq!(st, 404, "{v}");
+    let ev = events(&d, "%7B%22container%22%3A%5B%22p%22%5D%7D");
+    let actions: Vec<&str> = ev.iter().filter_map(|e| e["Action"].as_str()).collect();
+    assert!(
+        actions.contains(&"pause") && actions.contains(&"unpause"),
+        "{actions:?}"
+    );
+
+    // stop of a paused container (CLI pause)
+    assert_eq!(d.ok(&["pause", "p"]), "p");
+    let t = Instant::now();
+    d.ok(&["stop", "-t", "1", "p"]);
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+    let s = &d.inspect("p")["State"];
+    assert_eq!(s["Status"], json!("exited"), "{s}");
+    assert_eq!(s["Paused"], json!(false));
+
+    // kill and rm -f of paused containers
+    d.run_d(&["--name", "k", IMAGE, "sleep", "600"]);
+    d.ok(&["pause", "k"]);
+    let (st, v) = d.api("POST", "/containers/k/kill", None);
+    assert_eq!(st, 204, "{v}");
+    wait_until("k exits", Duration::from_secs(10), || {
+        d.inspect("k")["State"]["Status"] == json!("exited")
+    });
+    d.run_d(&["--name", "r", IMAGE, "sleep", "600"]);
+    d.ok(&["pause", "r"]);
+    let (st, v) = d.api("DELETE", "/containers/r?force=1", None);
+    assert_eq!(st, 204, "{v}");
+    let (st, _) = d.api("GET", "/containers/r/json", None);
+    assert_eq!(st, 404);
+    let o = d.fails(&["unpause", "c"]);
+    assert!(o.all().contains("is not paused"), "{o}");
+}
+
+/// `top`: the container's processes with ps's titles, with default and given ps
+/// arguments; 409 for a container that does not run; the CLI prints the table.
+#[test]
+fn top_lists_the_container_processes() {
+    let d = Daemon::start();
+    d.run_d(&["--name", "t", IMAGE, "sh", "-c", "sleep 601 & sleep 602"]);
+    let (st, v) = d.api("GET", "/v1.41/containers/t/top", None);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        v["Titles"],
+        json!(["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"])
+    );
+    let cmds: Vec<String> = v["Processes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| p[7].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(cmds.iter().any(|c| c == "sleep 601"), "{cmds:?}");
+    assert!(cmds.iter().any(|c| c == "sleep 602"), "{cmds:?}");
+    assert_eq!(
+        cmds.len(),
+        2,
+        "the two sleeps (sh execs the last): {cmds:?}"
+    );
+    let pid = d.inspect("t")["State"]["Pid"].to_string();
+    assert!(
+        v["Processes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p[1].as_str() == Some(pid.as_str())),
+        "init pid {pid} missing: {v}"
+    );
+    let (st, v) = d.api("GET", "/containers/t/top?ps_args=aux", None);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["Titles"][0], json!("USER"), "{v}");
+    assert_eq!(v["Processes"].as_array().map(Vec::len), Some(2), "{v}");
+    let out = d.ok(&["top", "t"]);
+    assert!(out.starts_with("UID") && out.contains("sleep 601"), "{out}");
+    d.ok(&["create", "--name", "idle", IMAGE, "true"]);
+    let (st, v) = d.api("GET", "/containers/idle/top", None);
+    assert_eq!(st, 409, "{v}");
+    let (st, _) = d.api("GET", "/containers/nosuch/top", None);
+    assert_eq!(st, 404);
+}
+
+/// Reads a streamed answer of `path` until `n` JSON lines came, then hangs up.
+fn stream_lines(d: &Daemon, path: &str, n: usize, limit: Duration) -> Vec<Value> {
+    let mut s = UnixStream::connect(d.socket()).expect("connect");
+    s.set_read_timeout(Some(limit)).ok();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: tether\r\n\r\n");
+    s.write_all(req.as_bytes()).expect("write");
+    let deadline = Instant::now() + limit;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let vals: Vec<Value> = text
+            .split(['\n', '\r'])
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v.is_object())
+            .collect();
+        if vals.len() >= n || Instant::now() > deadline {
+            return vals;
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return vals,
+            Ok(k) => raw.extend_from_slice(&buf[..k]),
+        }
+    }
+}
+
+/// `stats`: Docker's shape with real numbers (cpu, memory, pids, eth0 counters after
+/// a ping) for a running container, `precpu_stats` filled unless one-shot, one object a
+/// second when streaming, zeroed stats for a stopped container, and `stats --no-stream`.
+#[test]
+fn stats_have_docker_shape_and_real_numbers() {
+    let d = Daemon::start();
+    d.ok(&["network", "create", "sn"]);
+    let id = d.run_d(&["--name", "s", "--network", "sn", IMAGE, "sleep", "600"]);
+    d.run_d(&["--name", "peer", "--network", "sn", IMAGE, "sleep", "600"]);
+    let o = d.sh("s", "ping -c 3 -W 2 peer");
+    assert!(o.success(), "{o}");
+    let (st, v) = d.api("GET", "/v1.41/containers/s/stats?stream=false", None);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["name"], json!("/s"));
+    assert_eq!(v["id"], json!(id));
+    assert_ne!(v["read"], json!("0001-01-01T00:00:00Z"));
+    assert_ne!(v["preread"], json!("0001-01-01T00:00:00Z"), "{v}");
+    let n = |p: &str| v.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+    assert!(n("/cpu_stats/cpu_usage/total_usage") > 0, "{v}");
+    assert!(n("/cpu_stats/system_cpu_usage") > 0, "{v}");
+    assert!(n("/cpu_stats/online_cpus") >= 1, "{v}");
+    assert!(n("/precpu_stats/system_cpu_usage") > 0, "{v}");
+    assert!(
+        n("/cpu_stats/system_cpu_usage") > n("/precpu_stats/system_cpu_usage"),
+        "{v}"
+    );
+    assert!(
+        v["cpu_stats"]["cpu_usage"]["percpu_usage"].is_array(),
+        "{v}"
+    );
+    assert!(v["cpu_stats"]["throttling_data"]["periods"].is_u64(), "{v}");
+    assert!(n("/memory_stats/usage") > 0, "{v}");
+    assert!(n("/memory_stats/limit") > 0, "{v}");
+    assert!(v["memory_stats"]["stats"].is_object(), "{v}");
+    assert!(n("/pids_stats/current") >= 1, "{v}");
+    assert!(v["blkio_stats"].is_object(), "{v}");
+    for k in ["rx_bytes", "rx_packets", "tx_bytes", "tx_packets"] {
+        assert!(n(&format!("/networks/eth0/{k}")) > 0, "{k}: {v}");
+    }
+    for k in ["rx_errors", "rx_dropped", "tx_errors", "tx_dropped"] {
+        assert!(v["networks"]["eth0"][k].is_u64(), "{k}: {v}");
+    }
+    assert!(v["networks"].get("lo").is_none(), "{v}");
+
+    let (st, v) = d.api("GET", "/containers/s/stats?stream=0&one-shot=1", None);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["preread"], json!("0001-01-01T00:00:00Z"), "{v}");
+    assert_eq!(v["precpu_stats"]["cpu_usage"]["total_usage"], json!(0));
+    assert!(v["cpu_stats"]["cpu_usage"]["total_usage"].as_u64() > Some(0));
+
+    // streaming: one object a second until the client goes
+    let t = Instant::now();
+    let vals = stream_lines(&d, "/containers/s/stats", 3, Duration::from_secs(15));
+    assert_eq!(vals.len(), 3, "{vals:?}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(1800),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(vals[1]["preread"], vals[0]["read"]);
+
+    let out = d.ok(&["stats", "--no-stream", "s"]);
+    assert!(
+        out.starts_with("CONTAINER ID") && out.contains(&id[..12]),
+        "{out}"
+    );
+    assert!(out.contains(" s "), "{out}");
+
+    // a stopped container: zeroed
+    d.ok(&["stop", "-t", "0", "s"]);
+    let (st, v) = d.api("GET", "/containers/s/stats?stream=false", None);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["read"], json!("0001-01-01T00:00:00Z"), "{v}");
+    assert_eq!(v["cpu_stats"]["cpu_usage"]["total_usage"], json!(0));
+    assert_eq!(v["name"], json!("/s"));
+    let (st, _) = d.api("GET", "/containers/nosuch/stats?stream=false", None);
+    assert_eq!(st, 404);
+}
+
+/// `update`: the resources reach the running container's cgroups (runc update) and
+/// HostConfig; the restart policy is kept and used by the restart logic; bad values are
+/// 400s naming them; `tether update`.
+#[test]
+fn update_applies_resources_and_restart_policy() {
+    let d = Daemon::start();
+    let id = d.run_d(&["--name", "u", IMAGE, "sleep", "600"]);
+    let body = json!({"Memory": 67108864, "MemorySwap": 134217728, "CpuShares": 512,
+        "CpuQuota": 50000, "CpuPeriod": 100000, "PidsLimit": 50});
+    let (st, v) = d.api("POST", "/v1.41/containers/u/update", Some(&body));
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v, json!({"Warnings": []}));
+    let hc = &d.inspect("u")["HostConfig"];
+    assert_eq!(hc["Memory"], json!(67108864), "{hc}");
+    assert_eq!(hc["MemorySwap"], json!(134217728), "{hc}");
+    assert_eq!(hc["CpuShares"], json!(512), "{hc}");
+    assert_eq!(hc["CpuQuota"], json!(50000), "{hc}");
+    assert_eq!(hc["CpuPeriod"], json!(100000), "{hc}");
+    assert_eq!(hc["PidsLimit"], json!(50), "{hc}");
+    if std::path::Path::new("/sys/fs/cgroup/memory").exists() {
+        assert_eq!(
+            cgroup_file("memory", &id, "memory.limit_in_bytes"),
+            "67108864"
+        );
+        assert_eq!(cgroup_file("cpu", &id, "cpu.shares"), "512");
+        assert_eq!(cgroup_file("cpu", &id, "cpu.cfs_quota_us"), "50000");
+        assert_eq!(cgroup_file("pids", &id, "pids.max"), "50");
+    }
+    let (_, v) = d.api(
+        "GET",
+        "/containers/u/stats?stream=false&one-shot=true",
+        None,
+    );
+    assert_eq!(v["memory_stats"]["limit"], json!(67108864), "{v}");
+    assert_eq!(v["pids_stats"]["limit"], json!(50), "{v}");
+
+    // bad values
+    for (body, what) in [
+        (json!({"Memory": 1000}), "1000"),
+        (json!({"CpuShares": -5}), "-5"),
+        (json!({"PidsLimit": -3}), "-3"),
+        (json!({"Memory": 67108864, "MemorySwap": 1000}), "1000"),
+        (json!({"Memory": "lots"}), "lots"),
+    ] {
+        let (st, v) = d.api("POST", "/containers/u/update", Some(&body));
+        assert_eq!(st, 400, "{body}: {v}");
+        let m = v["message"].as_str().unwrap_or_default();
+        assert!(m.contains(what), "{body}: {m}");
+    }
+    assert_eq!(d.inspect("u")["HostConfig"]["CpuShares"], json!(512));
+    let (st, _) = d.api(
+        "POST",
+        "/containers/nosuch/update",
+        Some(&json!({"CpuShares": 2})),
+    );
+    assert_eq!(st, 404);
+
+    // the CLI
+    assert_eq!(d.ok(&["update", "--cpu-shares", "256", "u"]), "u");
+    assert_eq!(d.inspect("u")["HostConfig"]["CpuShares"], json!(256));
+
+    // the restart policy, given after create, is the one the restart logic follows
+    d.ok(&[
+        "create",
+        "--name",
+        "f",
+        IMAGE,
+        "sh",
+        "-c",
+        "sleep 1; exit 3",
+    ]);
+    let (st, v) = d.api(
+        "POST",
+        "/containers/f/update",
+        Some(&json!({"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2}})),
+    );
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        d.inspect("f")["HostConfig"]["RestartPolicy"],
+        json!({"Name": "on-failure", "MaximumRetryCount": 2})
+    );
+    d.ok(&["start", "f"]);
+    wait_until("f restarted by its policy", Duration::from_secs(30), || {
+        d.inspect("f")["RestartCount"].as_i64() >= Some(1)
+    });
 }
