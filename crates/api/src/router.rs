@@ -94,7 +94,8 @@ fn objects() -> Routes {
             "/volumes/{name}",
             get_only(volumes::inspect).delete(volumes::remove),
         )
-        .fallback(fallback)
+        // a link name `/PARENT/ALIAS` (DELETE ?link=1) holds slashes: no route takes it
+        .fallback(containers::remove_link_path)
         .method_not_allowed_fallback(fallback)
 }
 

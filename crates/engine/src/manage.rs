@@ -282,6 +282,52 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// DELETE /containers/{name}?link=1: removes the legacy link `name`, given as
+    /// `/PARENT/ALIAS` (Docker's link name), from the parent container: its
+    /// `HostConfig.Links` (and links given at connect) lose the alias; a running parent
+    /// stops resolving it (embedded DNS) and its /etc/hosts is rewritten.
+    ///
+    /// Errors: 409 a name without a parent (Docker: "cannot remove the default link
+    /// name"); 404 no such parent or no link of that alias.
+    pub async fn remove_link(&self, name: &str) -> Result<(), EngineError> {
+        let full = format!("/{}", name.trim_start_matches('/'));
+        let Some((parent, alias)) = full.rsplit_once('/').filter(|(p, _)| !p.is_empty()) else {
+            return Err(EngineError::Conflict(
+                "Conflict, cannot remove the default link name of the container".into(),
+            ));
+        };
+        let (_own, c) = self.own(parent).await.map_err(|_| {
+            EngineError::NotFound(format!("Cannot get parent {parent} for link name {full}"))
+        })?;
+        let mut st = self.state.lock().await;
+        let mut c = st.container(&c.id)?.clone();
+        let is_alias = |l: &String| crate::sandbox::parse_link(l).1 == alias;
+        let mut found = false;
+        if let Some(links) = c.host_config.links.as_mut() {
+            let before = links.len();
+            links.retain(|l| !is_alias(l));
+            found |= links.len() != before;
+        }
+        for (_, a) in c.attachments.iter_mut() {
+            let before = a.links.len();
+            a.links.retain(|l| !is_alias(l));
+            found |= a.links.len() != before;
+        }
+        if !found {
+            return Err(EngineError::NotFound(format!("No such container: {full}")));
+        }
+        self.save_container(&c)?;
+        if c.state.status == "running" {
+            self.dns
+                .set_links(&c.id, &crate::sandbox::link_targets(&st, &c));
+            self.write_etc_files(&st, &c)?;
+        }
+        st.containers.insert(c.id.clone(), c);
+        Ok(())
+    }
+}
+
 /// Docker's `parsePSOutput`: the header's words are the titles; each row's words, the
 /// last title taking the rest of the line (the command); the rows kept are those whose
 /// PID column is one of `pids`.

@@ -116,8 +116,13 @@ pub(crate) async fn wait(State(engine): State<Arc<Engine>>, Id(id): Id, q: Q) ->
     Ok(json_stream(rx))
 }
 
-/// `DELETE /containers/{id}?force=&v=`.
+/// `DELETE /containers/{id}?force=&v=&link=`; with `link`, `{id}` is a legacy link name
+/// `/PARENT/ALIAS` (slashes in the path or percent-encoded) and only the link goes.
 pub(crate) async fn remove(State(engine): State<Arc<Engine>>, Id(id): Id, q: Q) -> Reply {
+    if q.flag("link") {
+        engine.remove_link(&id).await?;
+        return Ok(no_content());
+    }
     engine
         .remove_container(&id, q.flag("force"), q.flag("v"))
         .await?;
@@ -202,7 +207,7 @@ pub(crate) async fn changes(State(engine): State<Arc<Engine>>, Id(id): Id) -> Re
     Ok(json_response(200, &to_json(&changes)?))
 }
 
-/// `GET /containers/{id}/logs?stdout=&stderr=&follow=&tail=&timestamps=`.
+/// `GET /containers/{id}/logs?stdout=&stderr=&follow=&tail=&timestamps=&since=&until=`.
 pub(crate) async fn logs(State(engine): State<Arc<Engine>>, Id(id): Id, q: Q) -> Reply {
     let opts = LogOptions {
         stdout: q.flag("stdout"),
@@ -210,6 +215,8 @@ pub(crate) async fn logs(State(engine): State<Arc<Engine>>, Id(id): Id, q: Q) ->
         follow: q.flag("follow"),
         tail: q.tail()?,
         timestamps: q.flag("timestamps"),
+        since: q.timestamp("since")?,
+        until: q.timestamp("until")?,
     };
     let out = engine.container_logs(&id, opts).await?;
     let rx = streams::output_bytes(out.entries, out.source.tty);
@@ -221,6 +228,8 @@ pub(crate) async fn logs(State(engine): State<Arc<Engine>>, Id(id): Id, q: Q) ->
 }
 
 /// `POST /containers/{id}/attach?stream=&stdin=&stdout=&stderr=&logs=`: hijacks the
+/// connection; without `stream` only the logs asked for (`logs`) are sent, then the
+/// stream ends. It
 /// connection (101 with `Upgrade: tcp`, or a plain streamed 200 for clients that do not
 /// ask for an upgrade); the client's input goes to the container's stdin when it asks
 /// for it and the container keeps stdin open.
@@ -230,8 +239,15 @@ pub(crate) async fn attach(
     q: Q,
     req: Request,
 ) -> Reply {
+    // `stream` defaults to false as in moby's attach handler
     let out = engine
-        .attach_output(&id, q.flag("stdout"), q.flag("stderr"), q.flag("logs"))
+        .attach_output(
+            &id,
+            q.flag("stdout"),
+            q.flag("stderr"),
+            q.flag("logs"),
+            q.flag("stream"),
+        )
         .await?;
     let tty = out.source.tty;
     let rx = streams::output_bytes(out.entries, tty);
@@ -290,4 +306,52 @@ pub(crate) async fn stats(State(engine): State<Arc<Engine>>, Id(id): Id, q: Q) -
         }
     });
     Ok(json_stream(rx))
+}
+
+/// The objects' fallback: `DELETE /containers/PARENT/ALIAS?link=1` (a legacy link name,
+/// slashes in the path) removes that link; any other request no route takes is the 404
+/// `page not found`.
+pub(crate) async fn remove_link_path(
+    State(engine): State<Arc<Engine>>,
+    q: Q,
+    req: Request,
+) -> Reply {
+    let name = req
+        .uri()
+        .path()
+        .strip_prefix("/containers/")
+        .filter(|_| req.method() == hyper::Method::DELETE && q.flag("link"))
+        .map(percent_decode);
+    match name {
+        Some(n) => {
+            engine.remove_link(&n).await?;
+            Ok(no_content())
+        }
+        None => Err(super::not_found(&req).into()),
+    }
+}
+
+/// `%XX` escapes of a path decoded (a bad escape is kept as written).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
