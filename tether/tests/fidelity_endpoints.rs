@@ -498,3 +498,177 @@ fn update_applies_resources_and_restart_policy() {
         d.inspect("f")["RestartCount"].as_i64() >= Some(1)
     });
 }
+
+/// `attach` without `stream`: the logs of an exited container, then the end; nothing at
+/// once without `logs`.
+#[test]
+fn attach_without_stream_returns_the_logs_and_ends() {
+    let d = Daemon::start();
+    let o = d.cli(&[
+        "run",
+        "--name",
+        "e",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo one; echo two >&2",
+    ]);
+    assert!(o.success(), "{o}");
+    let t = Instant::now();
+    let r = d.api_raw(
+        "POST",
+        "/v1.41/containers/e/attach?stream=0&logs=1&stdout=1&stderr=1",
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("one") && r.body.contains("two"),
+        "{:?}",
+        r.body
+    );
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let r = d.api_raw(
+        "POST",
+        "/containers/e/attach?stream=0&logs=1&stdout=1&stderr=0",
+        None,
+    );
+    assert!(
+        r.body.contains("one") && !r.body.contains("two"),
+        "{:?}",
+        r.body
+    );
+    let t = Instant::now();
+    let r = d.api_raw(
+        "POST",
+        "/containers/e/attach?stream=0&logs=0&stdout=1&stderr=1",
+        None,
+    );
+    assert_eq!(r.status, 200);
+    assert!(!r.body.contains("one"), "{:?}", r.body);
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+}
+
+/// `logs?until=` (RFC 3339 or Unix seconds) leaves out what came later and ends a
+/// follow; `since` the earlier.
+#[test]
+fn logs_until_and_since() {
+    let d = Daemon::start();
+    d.run_d(&[
+        "--name",
+        "l",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo early; sleep 2; echo late; sleep 600",
+    ]);
+    wait_until("the late line", Duration::from_secs(15), || {
+        d.api_raw("GET", "/containers/l/logs?stdout=1", None)
+            .body
+            .contains("late")
+    });
+    let r = d.api_raw("GET", "/containers/l/logs?stdout=1&timestamps=1", None);
+    let stamps: Vec<chrono::DateTime<chrono::FixedOffset>> = r
+        .body
+        .lines()
+        // after each line's 8-byte stdcopy header: "TIME TEXT"
+        .filter_map(|l| l.get(8..)?.split_whitespace().next())
+        .filter_map(|w| chrono::DateTime::parse_from_rfc3339(w).ok())
+        .collect();
+    assert_eq!(stamps.len(), 2, "{:?}", r.body);
+    let mid = stamps[0] + chrono::Duration::milliseconds(1000);
+    let mid_rfc = mid.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    let mid_unix = format!("{:.3}", mid.timestamp_millis() as f64 / 1000.0);
+    for until in [mid_rfc.as_str(), mid_unix.as_str()] {
+        let q = url_escape(until);
+        let r = d.api_raw(
+            "GET",
+            &format!("/containers/l/logs?stdout=1&until={q}"),
+            None,
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(
+            r.body.contains("early") && !r.body.contains("late"),
+            "until {until}: {:?}",
+            r.body
+        );
+        let r = d.api_raw(
+            "GET",
+            &format!("/containers/l/logs?stdout=1&since={q}"),
+            None,
+        );
+        assert!(
+            !r.body.contains("early") && r.body.contains("late"),
+            "since {until}: {:?}",
+            r.body
+        );
+    }
+    // a follow ends at `until` although the container goes on
+    let soon = chrono::Utc::now().timestamp() + 1;
+    let t = Instant::now();
+    let r = d.api_raw(
+        "GET",
+        &format!("/containers/l/logs?stdout=1&follow=1&until={soon}"),
+        None,
+    );
+    assert!(r.body.contains("late"), "{:?}", r.body);
+    assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
+    let (st, v) = d.api("GET", "/containers/l/logs?stdout=1&until=yesterday", None);
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["message"].as_str().unwrap_or("").contains("yesterday"),
+        "{v}"
+    );
+}
+
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `DELETE /containers/{name}?link=1` removes the legacy link `/PARENT/ALIAS` (slashes
+/// in the path or percent-encoded, and `rm --link`): the alias leaves the parent's
+/// /etc/hosts and HostConfig.Links; both containers stay.
+#[test]
+fn delete_with_link_removes_only_the_link() {
+    let d = Daemon::start();
+    d.run_d(&["--name", "db", IMAGE, "sleep", "600"]);
+    d.run_d(&[
+        "--name", "web", "--link", "db:a1", "--link", "db:a2", "--link", "db:a3", IMAGE, "sleep",
+        "600",
+    ]);
+    let hosts = d.ok(&["exec", "web", "cat", "/etc/hosts"]);
+    assert!(
+        hosts.contains("a1") && hosts.contains("a2") && hosts.contains("a3"),
+        "{hosts}"
+    );
+    let (st, v) = d.api("DELETE", "/v1.41/containers//web/a1?link=1", None);
+    assert_eq!(st, 204, "{v}");
+    let (st, v) = d.api("DELETE", "/containers/%2Fweb%2Fa2?link=true", None);
+    assert_eq!(st, 204, "{v}");
+    let hosts = d.ok(&["exec", "web", "cat", "/etc/hosts"]);
+    assert!(
+        !hosts.contains("a1") && !hosts.contains("a2") && hosts.contains("a3"),
+        "{hosts}"
+    );
+    let links = d.inspect("web")["HostConfig"]["Links"].to_string();
+    assert!(
+        !links.contains("a1") && !links.contains("a2") && links.contains("a3"),
+        "{links}"
+    );
+    assert_eq!(d.ok(&["rm", "--link", "/web/a3"]), "/web/a3");
+    let hosts = d.ok(&["exec", "web", "cat", "/etc/hosts"]);
+    assert!(!hosts.contains("a3"), "{hosts}");
+    for c in ["db", "web"] {
+        assert_eq!(d.inspect(c)["State"]["Running"], json!(true));
+    }
+    let (st, v) = d.api("DELETE", "/containers/web?link=1", None);
+    assert_eq!(st, 409, "{v}");
+    let (st, v) = d.api("DELETE", "/containers//web/nosuch?link=1", None);
+    assert_eq!(st, 404, "{v}");
+    let (st, v) = d.api("DELETE", "/containers//nosuch/a1?link=1", None);
+    assert_eq!(st, 404, "{v}");
+}
