@@ -680,6 +680,16 @@ impl Engine {
             cap_drop: hc.cap_drop.clone().unwrap_or_default(),
             privileged: hc.privileged.unwrap_or(false),
             cgroups_path: format!("/tether/{}", c.id),
+            resources: spec::Resources {
+                memory: hc.memory,
+                memory_swap: hc.memory_swap,
+                memory_reservation: hc.memory_reservation,
+                cpu_shares: hc.cpu_shares,
+                cpu_quota: hc.cpu_quota,
+                cpu_period: hc.cpu_period,
+                pids_limit: hc.pids_limit,
+                blkio_weight: hc.blkio_weight,
+            },
         };
         let mut s = spec::build(&cs)?;
         if let Some(size) = hc.console_size.as_deref().filter(|_| cs.tty) {

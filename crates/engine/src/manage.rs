@@ -202,8 +202,9 @@ impl Engine {
     /// POST /containers/{id}/update: the restart policy (used by the restart logic from
     /// now on) and the cgroup limits `Memory`, `MemorySwap`, `MemoryReservation`,
     /// `CpuShares`, `CpuQuota`, `CpuPeriod`, `PidsLimit`, `BlkioWeight`, stored in
-    /// `HostConfig` and applied to a running container with `runc update`. Returns
-    /// Docker's `Warnings` (none). Emits `update`.
+    /// `HostConfig` and applied to a running container with `runc update` (and by the
+    /// spec at every start). Returns Docker's `Warnings` (a block IO weight the host's
+    /// cgroups cannot take is discarded with one). Emits `update`.
     ///
     /// Errors: 404; 400 a value Docker refuses (named, as at create: memory below 6 MB,
     /// swap below memory, negative shares, a restart policy with `--rm`); 500 runc's
@@ -243,9 +244,14 @@ impl Engine {
             hc.cpu_quota = Some(v);
             flags.push(("cpu-quota", v.to_string()));
         }
+        let mut warnings = Vec::new();
         if let Some(v) = u.blkio_weight {
-            hc.blkio_weight = Some(v);
-            flags.push(("blkio-weight", v.to_string()));
+            if tether_runtime::spec::blkio_weight_supported() {
+                hc.blkio_weight = Some(v);
+                flags.push(("blkio-weight", v.to_string()));
+            } else if v != 0 {
+                warnings.push("Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.".to_string());
+            }
         }
         if let Some(v) = u.pids_limit {
             if v < -1 {
@@ -278,7 +284,7 @@ impl Engine {
         self.save_container(&c)?;
         self.emit_container(&c, "update", &[]);
         st.containers.insert(c.id.clone(), c);
-        Ok(Vec::new())
+        Ok(warnings)
     }
 }
 
