@@ -175,7 +175,7 @@ fn rename_moves_the_dns_name_on_every_network() {
 /// paused container work.
 #[test]
 fn pause_unpause_and_stopping_a_paused_container() {
-    let d = Daemon::start();
+    let mut d = Daemon::start();
     let id = d.run_d(&["--name", "p", IMAGE, "sleep", "600"]);
     let freezer = || cgroup_file("freezer", &id, "freezer.state");
     let v1 = std::path::Path::new("/sys/fs/cgroup/freezer").exists();
@@ -210,6 +210,28 @@ fn pause_unpause_and_stopping_a_paused_container() {
     assert_eq!(info["ContainersRunning"], json!(0), "{info}");
     let (st, v) = d.api("POST", "/containers/p/pause", None);
     assert_eq!(st, 409, "{v}");
+    let (st, v) = d.api(
+        "POST",
+        "/containers/p/exec",
+        Some(&json!({"Cmd": ["true"], "AttachStdout": true})),
+    );
+    assert_eq!(st, 409, "exec into a paused container: {v}");
+    assert!(
+        v["message"].as_str().unwrap_or("").contains("paused"),
+        "{v}"
+    );
+
+    let ev = events(&d, "%7B%22container%22%3A%5B%22p%22%5D%7D");
+    let actions: Vec<&str> = ev.iter().filter_map(|e| e["Action"].as_str()).collect();
+    assert!(actions.contains(&"pause"), "{actions:?}");
+
+    // the pause survives a daemon restart
+    d.restart();
+    let s = &d.inspect("p")["State"];
+    assert_eq!(s["Status"], json!("paused"), "after a daemon restart: {s}");
+    if v1 {
+        assert_eq!(freezer(), "FROZEN");
+    }
 
     let (st, v) = d.api("POST", "/containers/p/unpause", None);
     assert_eq!(st, 204, "{v}");
@@ -228,10 +250,7 @@ fn pause_unpause_and_stopping_a_paused_container() {
     assert_eq!(st, 404, "{v}");
     let ev = events(&d, "%7B%22container%22%3A%5B%22p%22%5D%7D");
     let actions: Vec<&str> = ev.iter().filter_map(|e| e["Action"].as_str()).collect();
-    assert!(
-        actions.contains(&"pause") && actions.contains(&"unpause"),
-        "{actions:?}"
-    );
+    assert!(actions.contains(&"unpause"), "{actions:?}");
 
     // stop of a paused container (CLI pause)
     assert_eq!(d.ok(&["pause", "p"]), "p");
@@ -472,6 +491,32 @@ fn update_applies_resources_and_restart_policy() {
     // the CLI
     assert_eq!(d.ok(&["update", "--cpu-shares", "256", "u"]), "u");
     assert_eq!(d.inspect("u")["HostConfig"]["CpuShares"], json!(256));
+
+    // the limits are the container's at its next start too, as are those of create
+    d.ok(&["restart", "-t", "0", "u"]);
+    let (st, v) = d.api(
+        "POST",
+        "/containers/create?name=m",
+        Some(&json!({"Image": IMAGE, "Cmd": ["sleep", "600"],
+            "HostConfig": {"Memory": 33554432, "PidsLimit": 20}})),
+    );
+    assert_eq!(st, 201, "{v}");
+    let m = v["Id"].as_str().unwrap_or_default().to_string();
+    let (st, v) = d.api("POST", "/containers/m/start", None);
+    assert_eq!(st, 204, "{v}");
+    if std::path::Path::new("/sys/fs/cgroup/memory").exists() {
+        assert_eq!(
+            cgroup_file("memory", &id, "memory.limit_in_bytes"),
+            "67108864"
+        );
+        assert_eq!(cgroup_file("cpu", &id, "cpu.shares"), "256");
+        assert_eq!(cgroup_file("pids", &id, "pids.max"), "50");
+        assert_eq!(
+            cgroup_file("memory", &m, "memory.limit_in_bytes"),
+            "33554432"
+        );
+        assert_eq!(cgroup_file("pids", &m, "pids.max"), "20");
+    }
 
     // the restart policy, given after create, is the one the restart logic follows
     d.ok(&[
