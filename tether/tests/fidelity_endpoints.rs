@@ -162,6 +162,26 @@ fn rename_moves_the_dns_name_on_every_network() {
     assert_eq!(st, 404, "{v}");
     assert_eq!(d.inspect("new")["Name"], json!("/new"));
 
+    // a legacy link to the renamed container follows it (default bridge, /etc/hosts)
+    d.run_d(&["--name", "target", IMAGE, "sleep", "600"]);
+    d.run_d(&[
+        "--name",
+        "linker",
+        "--link",
+        "target:tgt",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    let (st, v) = d.api("POST", "/containers/target/rename?name=target2", None);
+    assert_eq!(st, 204, "{v}");
+    d.ok(&["restart", "-t", "0", "linker"]);
+    let hosts = d.ok(&["exec", "linker", "cat", "/etc/hosts"]);
+    assert!(
+        hosts.contains("tgt") && hosts.contains("target2"),
+        "{hosts}"
+    );
+
     // a stopped container, through the CLI
     d.ok(&["create", "--name", "idle", IMAGE, "true"]);
     d.ok(&["rename", "idle", "idle2"]);

@@ -16,7 +16,8 @@ fn not_running(id: &str) -> EngineError {
 impl Engine {
     /// POST /containers/{id}/rename?name=NEW: the container answers to `new_name` from
     /// now on, running or not; on every user network it is on, the embedded DNS answers
-    /// the new name and no longer the old one. Emits `rename` with `oldName`.
+    /// the new name and no longer the old one; other containers' legacy links to it
+    /// follow (same alias). Emits `rename` with `oldName`.
     ///
     /// Errors: 400 empty, invalid (as at create) or unchanged name; 404 no such
     /// container; 409 the name is taken by another container.
@@ -88,7 +89,52 @@ impl Engine {
         }
         self.emit_container(&c, "rename", &[("oldName", format!("/{old}"))]);
         st.containers.insert(c.id.clone(), c);
+        self.relink(&mut st, &old, new_name);
         Ok(())
+    }
+
+    /// After a rename from `old` to `new`: the legacy links of other containers that
+    /// name `old` as their target name `new` (keeping their alias), as Docker's link
+    /// index follows a rename; running ones get their link names and /etc/hosts again.
+    fn relink(&self, st: &mut crate::State, old: &str, new: &str) {
+        let retarget = |l: &mut String| -> bool {
+            let (target, alias) = crate::sandbox::parse_link(l);
+            if target != old {
+                return false;
+            }
+            *l = format!("{new}:{alias}");
+            true
+        };
+        let mut changed = Vec::new();
+        for o in st.containers.values_mut() {
+            let mut hit = false;
+            for l in o.host_config.links.iter_mut().flatten() {
+                hit |= retarget(l);
+            }
+            for (_, a) in o.attachments.iter_mut() {
+                for l in a.links.iter_mut() {
+                    hit |= retarget(l);
+                }
+            }
+            if hit {
+                changed.push(o.id.clone());
+            }
+        }
+        for id in changed {
+            let Some(o) = st.containers.get(&id).cloned() else {
+                continue;
+            };
+            if let Err(e) = self.save_container(&o) {
+                tracing::warn!(container = %o.name, error = %e, "saving a renamed link");
+            }
+            if o.state.status == "running" {
+                self.dns
+                    .set_links(&o.id, &crate::sandbox::link_targets(st, &o));
+                if let Err(e) = self.write_etc_files(st, &o) {
+                    tracing::warn!(container = %o.name, error = %e, "rewriting /etc/hosts after a rename");
+                }
+            }
+        }
     }
 
     /// POST /containers/{id}/pause: freezes every process of the container (`runc
