@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
+use axum::extract::Request;
 use axum::extract::State;
 use hyper::{Method, Response};
 use serde_json::{json, Value};
-use tether_engine::{Engine, EngineError};
+use tether_engine::Engine;
 
-use super::Reply;
+use super::{refuse_unread, Reply};
 use crate::{full, json_response, Body, API_VERSION, MIN_API_VERSION};
 
 /// `GET /_ping` (`OK`) and `HEAD /_ping` (no body), with the API version headers.
@@ -35,18 +36,19 @@ pub(crate) async fn info(State(engine): State<Arc<Engine>>) -> Response<Body> {
 
 /// `GET /nodes`: the cluster's hosts (`--cluster-store`); without a cluster, and for
 /// any other method, Docker's 503 of a node that is not a swarm manager.
-pub(crate) async fn nodes(State(engine): State<Arc<Engine>>, method: Method) -> Reply {
-    if method != Method::GET {
-        return no_swarm().await;
+pub(crate) async fn nodes(State(engine): State<Arc<Engine>>, req: Request) -> Reply {
+    if req.method() != Method::GET {
+        return Ok(no_swarm(req).await);
     }
     Ok(json_response(200, &engine.nodes().await?))
 }
 
 /// Any Swarm API request (`/swarm*`, `/services*`, `/nodes/*`, `/tasks*`, `/secrets*`,
 /// `/configs*`): 503 `{"message": "This node is not a swarm manager. ..."}`, Docker's
-/// answer on a node outside a swarm (Engine API, Swarm section).
-pub(crate) async fn no_swarm() -> Reply {
-    Err(EngineError::Unavailable(tether_engine::NOT_SWARM_MANAGER.into()).into())
+/// answer on a node outside a swarm (Engine API, Swarm section). The body is read
+/// first, so that the client gets the answer.
+pub(crate) async fn no_swarm(req: Request) -> Response<Body> {
+    refuse_unread(req, 503, tether_engine::NOT_SWARM_MANAGER).await
 }
 
 /// `GET /plugins`: no managed plugins, `[]` (Engine API "Plugin list").
