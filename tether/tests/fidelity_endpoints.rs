@@ -702,31 +702,40 @@ fn delete_with_link_removes_only_the_link() {
     let d = Daemon::start();
     d.run_d(&["--name", "db", IMAGE, "sleep", "600"]);
     d.run_d(&[
-        "--name", "web", "--link", "db:a1", "--link", "db:a2", "--link", "db:a3", IMAGE, "sleep",
+        "--name",
+        "web",
+        "--link",
+        "db:lnkone",
+        "--link",
+        "db:lnktwo",
+        "--link",
+        "db:lnkthree",
+        IMAGE,
+        "sleep",
         "600",
     ]);
     let hosts = d.ok(&["exec", "web", "cat", "/etc/hosts"]);
     assert!(
-        hosts.contains("a1") && hosts.contains("a2") && hosts.contains("a3"),
+        hosts.contains("lnkone") && hosts.contains("lnktwo") && hosts.contains("lnkthree"),
         "{hosts}"
     );
-    let (st, v) = d.api("DELETE", "/v1.41/containers//web/a1?link=1", None);
+    let (st, v) = d.api("DELETE", "/v1.41/containers//web/lnkone?link=1", None);
     assert_eq!(st, 204, "{v}");
-    let (st, v) = d.api("DELETE", "/containers/%2Fweb%2Fa2?link=true", None);
+    let (st, v) = d.api("DELETE", "/containers/%2Fweb%2Flnktwo?link=true", None);
     assert_eq!(st, 204, "{v}");
     let hosts = d.ok(&["exec", "web", "cat", "/etc/hosts"]);
     assert!(
-        !hosts.contains("a1") && !hosts.contains("a2") && hosts.contains("a3"),
+        !hosts.contains("lnkone") && !hosts.contains("lnktwo") && hosts.contains("lnkthree"),
         "{hosts}"
     );
     let links = d.inspect("web")["HostConfig"]["Links"].to_string();
     assert!(
-        !links.contains("a1") && !links.contains("a2") && links.contains("a3"),
+        !links.contains("lnkone") && !links.contains("lnktwo") && links.contains("lnkthree"),
         "{links}"
     );
-    assert_eq!(d.ok(&["rm", "--link", "/web/a3"]), "/web/a3");
+    assert_eq!(d.ok(&["rm", "--link", "/web/lnkthree"]), "/web/lnkthree");
     let hosts = d.ok(&["exec", "web", "cat", "/etc/hosts"]);
-    assert!(!hosts.contains("a3"), "{hosts}");
+    assert!(!hosts.contains("lnkthree"), "{hosts}");
     for c in ["db", "web"] {
         assert_eq!(d.inspect(c)["State"]["Running"], json!(true));
     }
@@ -734,6 +743,6 @@ fn delete_with_link_removes_only_the_link() {
     assert_eq!(st, 409, "{v}");
     let (st, v) = d.api("DELETE", "/containers//web/nosuch?link=1", None);
     assert_eq!(st, 404, "{v}");
-    let (st, v) = d.api("DELETE", "/containers//nosuch/a1?link=1", None);
+    let (st, v) = d.api("DELETE", "/containers//nosuch/lnkone?link=1", None);
     assert_eq!(st, 404, "{v}");
 }
