@@ -491,4 +491,26 @@ mod tests {
             .to_string()
             .contains("ghost"));
     }
+
+    #[test]
+    fn resources_become_oci_limits() {
+        let none = Resources::default().to_oci(json!([]));
+        assert_eq!(none, json!({"devices": []}));
+        let r = Resources {
+            memory: Some(64 << 20),
+            memory_swap: Some(-1),
+            cpu_shares: Some(512),
+            cpu_quota: Some(50_000),
+            cpu_period: Some(100_000),
+            pids_limit: Some(-1),
+            ..Default::default()
+        }
+        .to_oci(json!([]));
+        assert_eq!(r["memory"], json!({"limit": 64 << 20, "swap": -1}));
+        assert_eq!(
+            r["cpu"],
+            json!({"shares": 512, "quota": 50_000, "period": 100_000})
+        );
+        assert!(r.get("pids").is_none(), "-1 is no limit: {r}");
+    }
 }
