@@ -22,6 +22,8 @@ def num(v):
     return "%.0f" % v if abs(v) >= 100 else "%.1f" % v if abs(v) >= 10 else \
         "%.2f" % v if abs(v) >= 1 else "%.3f" % v
 def fmt(v, unit):
+    if unit == "count":
+        return "%d" % round(v) if v == round(v) else "%.1f" % v
     if unit == "s":
         return "%s ms" % num(v * 1000) if v < 10 else "%s s" % num(v)
     return "%s %s" % (num(v), unit)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmarks: tether vs Docker and Podman (when installed), A B C alternation.
 # Usage (root, from the repository): sudo bash bench/run.sh
-# Env: BENCH_ITER (default 10), BENCH_FIGS (default "1 3 2 4 5 6 7 9 10 11"), BENCH_ENGINES (default:
+# Env: BENCH_ITER (default 10), BENCH_FIGS (default "1 3 2 4 5 6 7 9 10 11 12"), BENCH_ENGINES (default:
 # tether + whichever of docker/podman are installed), BENCH_OUT (default docs/benchmarks.md),
 # TETHER_BIN (default target/release/tether); more knobs in bench/README.md.
 set -euo pipefail
@@ -11,7 +11,7 @@ REPO=$PWD
 
 # figure 11 (overlay across hosts) is tether's alone and runs its own three daemons and
 # etcd in network namespaces: neither Docker nor Podman has overlay networks without Swarm
-FIGS=${BENCH_FIGS:-"1 3 2 4 5 6 7 9 10 11"}
+FIGS=${BENCH_FIGS:-"1 3 2 4 5 6 7 9 10 11 12"}
 export BENCH_ITER=${BENCH_ITER:-10}
 OUT=${BENCH_OUT:-$REPO/docs/benchmarks.md}
 TAR=${TBOX_TAR:-/var/tmp/tether-images/tbox.tar}

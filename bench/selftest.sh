@@ -47,7 +47,8 @@ out=$("$PY" bench/hostcheck.py compare $snap 2>&1) || fail "restore-peers left: 
 echo "== bench/run.sh with tether alone leaves nothing and says so"
 # figure 9 on a small context (1 MiB in 20 files) and figure 10 on a small image (5 layers
 # of 0.4 MiB in 2 files each) so that this stays quick
-out=$(TMPDIR=$W BENCH_ENGINES=tether BENCH_FIGS="1 3 6 9 10" BENCH_ITER=1 BENCH_PLOTS=0 \
+out=$(TMPDIR=$W BENCH_ENGINES=tether BENCH_FIGS="1 3 6 9 10 12" BENCH_ITER=1 BENCH_PLOTS=0 \
+      BENCH_N12=3 BENCH_ITER12=1 \
       BENCH_ITER9=1 BENCH_BUILD_MB=1 BENCH_BUILD_FILES=20 \
       BENCH_ITER10=1 BENCH_PULL_MB=2 BENCH_PULL_FILES=2 \
       TBOX_TAR=$W/tbox.tar BENCH_OUT=$W/bench.md TETHER_BIN="$BIN" bash bench/run.sh 2>&1) ||
@@ -62,6 +63,10 @@ done
 for r in "pull of a 5-layer 2 MiB image from a loopback registry, cold" \
          "pull peak RSS, daemon(s)" "pull peak RSS, daemon(s) + CLI"; do
   grep -qF "| 10 | $r | " $W/bench.md || fail "no figure 10 row '$r': $(cat $W/bench.md)"
+done
+for r in "3 x run -d, all at once, until the last returned" "failed commands of the 3 concurrent run -d" \
+         "duplicate IP addresses among the 3 concurrent runs"; do
+  grep -qF "| 12 | $r | " $W/bench.md || fail "no figure 12 row '$r': $(cat $W/bench.md)"
 done
 pgrep -f "docker-registry serve $W/" >/dev/null && fail "figure 10's registry is still running"
 echo "== figure 11 (overlay across three hosts, etcd) in a tiny mode leaves nothing"

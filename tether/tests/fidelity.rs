@@ -259,3 +259,302 @@ fn links_set_legacy_variables_and_resolve_on_user_networks() {
         "the alias leaked to another container: {got}"
     );
 }
+
+/// Creates an exec of `cmd` in `ctr` with the extra create fields `extra`; returns its id.
+fn exec_create(d: &Daemon, ctr: &str, cmd: &[&str], extra: serde_json::Value) -> String {
+    let mut body = json!({"Cmd": cmd, "AttachStdout": true, "AttachStderr": true});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    let (st, v) = d.api("POST", &format!("/containers/{ctr}/exec"), Some(&body));
+    assert_eq!(st, 201, "{v}");
+    v["Id"].as_str().unwrap_or_default().to_string()
+}
+
+/// Sends `method path` with `body` asking for an upgrade (as the docker CLI and SDKs
+/// attach); returns the connection after the 101 head.
+fn upgrade(
+    d: &Daemon,
+    method: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> std::os::unix::net::UnixStream {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(d.socket()).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .ok();
+    let b = body.to_string();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: tether\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+        b.len()
+    )
+    .expect("write");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).expect("read head"), 1, "head: {head:?}");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    s
+}
+
+/// Reads until the server closes the connection (or 20 s pass: a failure).
+fn read_to_close(s: &mut std::os::unix::net::UnixStream) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)
+        .expect("the server should close the connection");
+    out
+}
+
+/// Exec output is framed by the start request's `Tty`, not create's (moby's exec start
+/// router); a missing command is reported in the stream with exit code 127, a file that
+/// is not executable with 126, an unknown user with 126 (not a 500), as Docker does.
+#[test]
+fn exec_framing_and_start_failures_as_docker() {
+    let d = Daemon::start();
+    d.run_d(&["--name", "ex", IMAGE, "sleep", "600"]);
+    // created without a terminal, started with Tty: raw output
+    let id = exec_create(&d, "ex", &["echo", "plain"], json!({}));
+    let r = d.api_raw(
+        "POST",
+        &format!("/exec/{id}/start"),
+        Some(&json!({"Tty": true})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body, "plain\n", "raw, not framed");
+    // created with a terminal, started without Tty: multiplexed frames
+    let id = exec_create(&d, "ex", &["echo", "framed"], json!({"Tty": true}));
+    let r = d.api_raw(
+        "POST",
+        &format!("/exec/{id}/start"),
+        Some(&json!({"Tty": false})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let b = r.body.as_bytes();
+    assert!(b.len() > 8 && b[0] == 1 && b[1..4] == [0, 0, 0], "{b:?}");
+    assert!(r.body.contains("framed"), "{}", r.body);
+
+    let cases: [(&[&str], serde_json::Value, i64, &str); 4] = [
+        (
+            &["nosuchcmd"],
+            json!({}),
+            127,
+            "executable file not found in $PATH",
+        ),
+        (
+            &["/no/such/file"],
+            json!({}),
+            127,
+            "no such file or directory",
+        ),
+        (&["/etc/passwd"], json!({}), 126, "permission denied"),
+        (
+            &["true"],
+            json!({"User": "ghost"}),
+            126,
+            "unable to find user ghost",
+        ),
+    ];
+    for (cmd, extra, code, text) in cases {
+        let id = exec_create(&d, "ex", cmd, extra);
+        let r = d.api_raw("POST", &format!("/exec/{id}/start"), Some(&json!({})));
+        assert_eq!(r.status, 200, "{cmd:?}: {}", r.body);
+        assert!(r.body.contains(text), "{cmd:?}: {}", r.body);
+        assert!(r.body.contains("OCI runtime exec failed"), "{}", r.body);
+        let (_, v) = d.api("GET", &format!("/exec/{id}/json"), None);
+        assert_eq!(v["ExitCode"], json!(code), "{cmd:?}: {v}");
+        assert_eq!(v["Running"], json!(false), "{v}");
+    }
+    // a command that exists still runs, and its own code is kept
+    let id = exec_create(&d, "ex", &["sh", "-c", "exit 3"], json!({}));
+    let r = d.api_raw("POST", &format!("/exec/{id}/start"), Some(&json!({})));
+    assert_eq!(r.status, 200);
+    let (_, v) = d.api("GET", &format!("/exec/{id}/json"), None);
+    assert_eq!(v["ExitCode"], json!(3), "{v}");
+}
+
+/// The detach keys end the client's connection and leave the process running: the
+/// default ctrl-p ctrl-q on an exec with stdin, and `detachKeys=ctrl-x` on an attach; a
+/// bad spec is a 400 naming it.
+#[test]
+fn detach_keys_end_the_connection_not_the_process() {
+    use std::io::Write;
+    let d = Daemon::start();
+    d.run_d(&["--name", "dk", "-i", IMAGE, "cat"]);
+    // exec: cat, fed through stdin; ctrl-p ctrl-q detaches
+    let id = exec_create(
+        &d,
+        "dk",
+        &["cat"],
+        json!({"AttachStdin": true, "Tty": false}),
+    );
+    let mut s = upgrade(
+        &d,
+        "POST",
+        &format!("/exec/{id}/start"),
+        &json!({"Tty": false}),
+    );
+    s.write_all(b"echoed\n").expect("write");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    s.write_all(&[0x10, 0x11]).expect("write keys");
+    let out = read_to_close(&mut s);
+    assert!(String::from_utf8_lossy(&out).contains("echoed"), "{out:?}");
+    let (_, v) = d.api("GET", &format!("/exec/{id}/json"), None);
+    assert_eq!(
+        v["Running"],
+        json!(true),
+        "the exec runs on after a detach: {v}"
+    );
+    // attach with custom keys
+    let mut s = upgrade(
+        &d,
+        "POST",
+        "/containers/dk/attach?stream=1&stdin=1&stdout=1&stderr=1&detachKeys=ctrl-x",
+        &json!({}),
+    );
+    s.write_all(b"via attach\n").expect("write");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    s.write_all(&[0x18]).expect("write key");
+    let out = read_to_close(&mut s);
+    assert!(
+        String::from_utf8_lossy(&out).contains("via attach"),
+        "{out:?}"
+    );
+    assert_eq!(d.inspect("dk")["State"]["Running"], json!(true));
+    let (st, v) = d.api(
+        "POST",
+        "/containers/dk/attach?stream=1&stdin=1&detachKeys=ctrl-!!",
+        None,
+    );
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ctrl-!!"),
+        "{v}"
+    );
+}
+
+/// `HostConfig.GroupAdd` gives the process those supplementary groups (numeric and by
+/// name from the image's /etc/group); an unknown group name fails the start naming it.
+#[test]
+fn group_add_is_applied() {
+    let d = Daemon::start();
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--group-add",
+        "4242",
+        "--group-add",
+        "nogroup",
+        IMAGE,
+        "id",
+        "-G",
+    ]);
+    let groups: Vec<&str> = out.split_whitespace().collect();
+    assert!(groups.contains(&"4242"), "{out}");
+    // nogroup is 65534 in the test image's /etc/group
+    assert!(groups.contains(&"65534"), "{out}");
+    let plain = d.ok(&["run", "--rm", IMAGE, "id", "-G"]);
+    assert!(
+        !plain
+            .split_whitespace()
+            .any(|g| g == "4242" || g == "65534"),
+        "{plain}"
+    );
+    let r = d.fails(&["run", "--rm", "--group-add", "nosuchgroup", IMAGE, "true"]);
+    let all = r.all();
+    assert!(all.contains("nosuchgroup"), "{all}");
+}
+
+/// `POST /volumes/prune` takes named volumes too for clients of API ≤ 1.41 (moby keeps
+/// the old rule for them) and only anonymous ones from 1.42 on; both prunes report the
+/// bytes they freed in `SpaceReclaimed`, as does container prune.
+#[test]
+fn prunes_follow_the_api_version_and_count_space() {
+    let d = Daemon::start();
+    for v in ["named-new", "named-old"] {
+        d.ok(&["volume", "create", v]);
+        d.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            &format!("{v}:/data"),
+            IMAGE,
+            "sh",
+            "-c",
+            "head -c 10000 /dev/zero > /data/f",
+        ]);
+    }
+    let (st, v) = d.api("POST", "/v1.43/volumes/prune", None);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        v["VolumesDeleted"],
+        json!([]),
+        "1.43 keeps named volumes: {v}"
+    );
+    let (st, v) = d.api("POST", "/v1.41/volumes/prune", None);
+    assert_eq!(st, 200, "{v}");
+    let gone: Vec<&str> = v["VolumesDeleted"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        gone.contains(&"named-new") && gone.contains(&"named-old"),
+        "{v}"
+    );
+    assert!(v["SpaceReclaimed"].as_u64().unwrap_or(0) >= 20000, "{v}");
+    d.ok(&[
+        "run",
+        "--name",
+        "wrote",
+        IMAGE,
+        "sh",
+        "-c",
+        "head -c 50000 /dev/zero > /big",
+    ]);
+    let id = d.inspect("wrote")["Id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (st, v) = d.api("POST", "/containers/prune", None);
+    assert_eq!(st, 200, "{v}");
+    assert!(
+        !id.is_empty() && v["ContainersDeleted"].to_string().contains(&id),
+        "{v}"
+    );
+    assert!(v["SpaceReclaimed"].as_u64().unwrap_or(0) >= 50000, "{v}");
+}
+
+/// Every answer about a missing image is a 404 whose message the SDKs recognise as
+/// "image not found" (docker-py looks for `No such image`): inspect, history, tag,
+/// rmi, save and container create.
+#[test]
+fn missing_images_are_reported_in_dockers_words() {
+    let d = Daemon::start();
+    let cases = [
+        ("GET", "/images/nosuch:1/json".to_string(), None),
+        ("GET", "/images/nosuch:1/history".to_string(), None),
+        ("POST", "/images/nosuch:1/tag?repo=other&tag=x".to_string(), None),
+        ("DELETE", "/images/nosuch:1".to_string(), None),
+        ("GET", "/images/nosuch:1/get".to_string(), None),
+        (
+            "POST",
+            "/containers/create".to_string(),
+            Some(json!({"Image": "nosuch:1", "Cmd": ["true"]})),
+        ),
+    ];
+    for (m, p, body) in cases {
+        let (st, v) = d.api(m, &p, body.as_ref());
+        assert_eq!(st, 404, "{m} {p}: {v}");
+        let msg = v["message"].as_str().unwrap_or_default();
+        assert!(msg.contains("No such image: nosuch:1"), "{m} {p}: {msg}");
+    }
+}

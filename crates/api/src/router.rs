@@ -26,7 +26,7 @@ use tower::ServiceExt;
 
 use crate::handlers::{
     build, containers, events, exec, images, networks, not_found, refuse_unread, registry, system,
-    volumes, Error, RoutedPath,
+    volumes, ApiVersion, Error, RoutedPath,
 };
 use crate::{API_VERSION, MIN_API_VERSION};
 
@@ -177,6 +177,7 @@ pub(crate) async fn handle(app: Router, req: hyper::Request<Incoming>) -> axum::
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     tracing::debug!(%method, %path, "request");
+    let mut asked = None;
     let rest = match path.strip_prefix("/v") {
         Some(r) => match r.split_once('/') {
             Some((ver, tail)) if ver.chars().all(|c| c.is_ascii_digit() || c == '.') => {
@@ -189,6 +190,7 @@ pub(crate) async fn handle(app: Router, req: hyper::Request<Incoming>) -> axum::
                     let msg = format!("client version {ver} is too new. Maximum supported API version is {API_VERSION}");
                     return into_axum(refuse_unread(req, 400, &msg).await);
                 }
+                asked = v;
                 format!("/{tail}")
             }
             _ => path.clone(),
@@ -212,6 +214,7 @@ pub(crate) async fn handle(app: Router, req: hyper::Request<Incoming>) -> axum::
         }
     }
     req.extensions_mut().insert(RoutedPath(rest));
+    req.extensions_mut().insert(ApiVersion(asked));
     let mut resp = match app.oneshot(req).await {
         Ok(r) => r,
         Err(e) => match e {},

@@ -100,16 +100,73 @@ async fn copy_stream<R: tokio::io::AsyncRead + Unpin>(
 ) {
     let Some(mut r) = r else { return };
     let mut buf = vec![0u8; 32 * 1024];
+    let mut gone = false;
     while let Ok(n) = r.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        if gone {
+            // the client detached or left: keep draining so that the process never
+            // blocks on a full pipe
+            continue;
+        }
         let chunk = if raw {
             Bytes::copy_from_slice(&buf[..n])
         } else {
             frame(kind, &buf[..n])
         };
-        if n == 0 || tx.send(chunk).await.is_err() {
+        gone = tx.send(chunk).await.is_err();
+    }
+}
+
+/// Copies the client's input `src` to `sink` until `keys` (a detach sequence) has been
+/// typed: then stops, notifies `detached` and returns without forwarding the sequence.
+/// Bytes of a partial match are forwarded once the match breaks. Empty `keys`: copies
+/// everything. The sink is shut down when the input ends (not on detach).
+pub async fn copy_detachable<R, W>(
+    mut src: R,
+    mut sink: W,
+    keys: Vec<u8>,
+    detached: Arc<tokio::sync::Notify>,
+) where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 8 * 1024];
+    let mut matched = 0usize;
+    loop {
+        let n = match src.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mut out: Vec<u8> = Vec::with_capacity(n);
+        for &b in &buf[..n] {
+            if !keys.is_empty() && b == keys[matched] {
+                matched += 1;
+                if matched == keys.len() {
+                    if !out.is_empty() {
+                        let _ = sink.write_all(&out).await;
+                    }
+                    detached.notify_one();
+                    return;
+                }
+                continue;
+            }
+            if matched > 0 {
+                out.extend_from_slice(&keys[..matched]);
+                matched = 0;
+                if !keys.is_empty() && b == keys[0] {
+                    matched = 1;
+                    continue;
+                }
+            }
+            out.push(b);
+        }
+        if !out.is_empty() && sink.write_all(&out).await.is_err() {
             break;
         }
     }
+    let _ = sink.shutdown().await;
 }
 
 /// Runs an exec's process: copies its stdout/stderr as frames (or raw) to `tx`, the
@@ -119,16 +176,25 @@ pub async fn pump_exec(
     tx: mpsc::Sender<Bytes>,
     raw: bool,
     stdin_src: Option<tokio::io::ReadHalf<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>>,
+    detached: Arc<tokio::sync::Notify>,
 ) -> i64 {
-    let mut child = proc.child;
+    let Some(mut child) = proc.child else {
+        // as Docker: the reason goes down the stream (as stdout), the code to inspect
+        let (m, code) = proc.failed.unwrap_or_default();
+        let line = format!("{m}\r\n");
+        let chunk = if raw {
+            Bytes::from(line)
+        } else {
+            frame(1, line.as_bytes())
+        };
+        let _ = tx.send(chunk).await;
+        return code;
+    };
     let out = child.stdout.take();
     let err = child.stderr.take();
     let stdin = child.stdin.take();
-    if let (Some(mut sink), Some(mut src)) = (stdin, stdin_src) {
-        tokio::spawn(async move {
-            let _ = tokio::io::copy(&mut src, &mut sink).await;
-            let _ = sink.shutdown().await;
-        });
+    if let (Some(sink), Some(src)) = (stdin, stdin_src) {
+        tokio::spawn(copy_detachable(src, sink, proc.detach_keys, detached));
     }
     let (_, _, st) = tokio::join!(
         copy_stream(out, 1, raw, tx.clone()),
@@ -173,6 +239,7 @@ pub(crate) fn hijack<T>(
     rx: mpsc::Receiver<Bytes>,
     stdin: Option<tether_engine::containers::LogSource>,
     raw: bool,
+    detach_keys: Vec<u8>,
 ) -> Response<Body>
 where
     T: Send + 'static,
@@ -185,14 +252,15 @@ where
             Ok(up) => {
                 let io = hyper_util::rt::TokioIo::new(up);
                 let (mut rd, wr) = tokio::io::split(io);
+                let detached = Arc::new(tokio::sync::Notify::new());
+                let d2 = detached.clone();
                 // the client's input goes to the container's stdin through the shim; when
                 // the client half-closes, so do we (the shim closes stdin for StdinOnce)
                 tokio::spawn(async move {
                     match stdin {
                         Some(src) => {
-                            if let Some(mut sock) = src.connect_stdin().await {
-                                let _ = tokio::io::copy(&mut rd, &mut sock).await;
-                                let _ = tokio::io::AsyncWriteExt::shutdown(&mut sock).await;
+                            if let Some(sock) = src.connect_stdin().await {
+                                copy_detachable(rd, sock, detach_keys, d2).await;
                             }
                         }
                         None => {
@@ -200,7 +268,11 @@ where
                         }
                     }
                 });
-                drain_to(wr, rx).await;
+                // on detach the connection ends (both halves dropped); the container runs on
+                tokio::select! {
+                    _ = drain_to(wr, rx) => {}
+                    _ = detached.notified() => {}
+                }
             }
             Err(e) => tracing::debug!(error = %e, "upgrade failed"),
         }
@@ -220,10 +292,11 @@ pub(crate) fn hijack_exec(
     let tty = child.tty;
     let (tx, rx) = mpsc::channel(64);
     let upgrade = req.headers().contains_key(hyper::header::UPGRADE);
+    let detached = Arc::new(tokio::sync::Notify::new());
     if !upgrade {
         let e2 = engine.clone();
         tokio::spawn(async move {
-            let code = pump_exec(child, tx, tty, None).await;
+            let code = pump_exec(child, tx, tty, None, detached).await;
             e2.finish_exec(&id, code);
         });
         return stream_response(rx);
@@ -233,14 +306,29 @@ pub(crate) fn hijack_exec(
             Ok(up) => {
                 let io = hyper_util::rt::TokioIo::new(up);
                 let (rd, wr) = tokio::io::split(io);
-                let writer = tokio::spawn(drain_to(wr, rx));
-                let code = pump_exec(child, tx, tty, Some(rd)).await;
-                engine.finish_exec(&id, code);
-                let _ = writer.await;
+                let mut writer = tokio::spawn(drain_to(wr, rx));
+                let mut pump = tokio::spawn(pump_exec(child, tx, tty, Some(rd), detached.clone()));
+                tokio::select! {
+                    code = &mut pump => {
+                        engine.finish_exec(&id, code.unwrap_or(126));
+                        let _ = writer.await;
+                    }
+                    _ = detached.notified() => {
+                        // the client typed the detach keys: its connection ends, the
+                        // process runs on (its output drained) and is recorded when it ends
+                        writer.abort();
+                        let code = pump.await.unwrap_or(126);
+                        engine.finish_exec(&id, code);
+                    }
+                    _ = &mut writer => {
+                        let code = pump.await.unwrap_or(126);
+                        engine.finish_exec(&id, code);
+                    }
+                }
             }
             Err(e) => {
                 tracing::debug!(error = %e, "upgrade failed");
-                let code = pump_exec(child, tx, tty, None).await;
+                let code = pump_exec(child, tx, tty, None, detached).await;
                 engine.finish_exec(&id, code);
             }
         }

@@ -341,9 +341,10 @@ impl Engine {
         }
     }
 
-    /// POST /build: unpacks the build context `archive` (a tar, plain or gzip, read as it
-    /// arrives: a blocking reader, read on a blocking thread) into a
-    /// directory of its own under `ROOT/builder`, then runs the build
+    /// POST /build: reads the build context `archive` (a tar, plain or gzip, read as it
+    /// arrives: a blocking reader, read on a blocking thread) into a [`Context`]: an
+    /// index of its entries and one unlinked spool file of their content in a directory
+    /// of its own under `ROOT/builder` (nothing is unpacked), then runs the build
     /// ([`Engine::build`]) in a task and returns its messages. Dropping the receiver
     /// cancels the build; the context directory goes when the build ends.
     ///
@@ -364,7 +365,7 @@ impl Engine {
             .map_err(|e| EngineError::Internal(format!("context dir: {e}")))?;
         let root = dir.path().to_path_buf();
         let ctx = tokio::task::spawn_blocking(move || {
-            Context::unpack(std::io::BufReader::with_capacity(256 << 10, archive), &root).map_err(
+            Context::receive(std::io::BufReader::with_capacity(256 << 10, archive), &root).map_err(
                 |e| match e.status() {
                     500 => EngineError::Internal(e.to_string()),
                     _ => EngineError::InvalidParam(e.to_string()),
@@ -1022,11 +1023,21 @@ impl Engine {
             )));
         }
         // commit the container's upper directory
-        let upper = self.container_dir(&cid).join("upper");
+        let cdir = self.container_dir(&cid);
+        let upper = cdir.join("upper");
+        // the container goes after this step (rm), and its rootfs is no longer
+        // mounted: its upper directory can become the layer itself
+        let take = (opts.rm || opts.force_rm) && !is_mount_point(&cdir.join("rootfs"));
         let images = self.images.clone();
-        let layer = tokio::task::spawn_blocking(move || images.layer_from_upper(&upper))
-            .await
-            .map_err(|e| EngineError::Internal(e.to_string()))??;
+        let layer = tokio::task::spawn_blocking(move || {
+            if take {
+                images.layer_from_upper_taken(&upper)
+            } else {
+                images.layer_from_upper(&upper)
+            }
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))??;
         let img = self
             .commit_step(
                 Some(&parent),
@@ -1166,8 +1177,11 @@ impl Engine {
             }
         };
         let (src_root, ignore) = match &from_root {
-            Some((p, _)) => (p.clone(), None),
-            None => (ctx.root().to_path_buf(), Some(ctx.ignore().clone())),
+            Some((p, _)) => (context::Root::Dir(p.clone()), None),
+            None => (
+                context::Root::Context(ctx.clone()),
+                Some(ctx.ignore().clone()),
+            ),
         };
         // resolve sources and hash their content
         let mut resolved: Vec<context::Source> = Vec::new();
@@ -1215,8 +1229,9 @@ impl Engine {
         };
         let srcs_for_hash = resolved.clone();
         let ign2 = ignore.clone();
+        let root2 = src_root.clone();
         let hash = tokio::task::spawn_blocking(move || {
-            context::hash_sources(&srcs_for_hash, ign2.as_ref())
+            context::hash_sources(&root2, &srcs_for_hash, ign2.as_ref())
         })
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))?
@@ -1271,7 +1286,7 @@ impl Engine {
         let dest2 = dest.clone();
         let res = tokio::task::spawn_blocking(move || -> Result<(), BuildError> {
             if !resolved.is_empty() {
-                context::copy_into(&resolved, ignore.as_ref(), &m2, &dest2, &copt)?;
+                context::copy_into(&src_root, &resolved, ignore.as_ref(), &m2, &dest2, &copt)?;
             }
             for (name, content) in heredocs {
                 context::write_file(&m2, &dest2, &name, content.as_bytes(), &copt)?;
@@ -1287,11 +1302,19 @@ impl Engine {
             cleanup.mounts.retain(|m| m != p);
         }
         res.map_err(|e| lerr(format!("{what} failed: {e}")))?;
+        // unmounted above and discarded after: the upper can become the layer
         let upper = mnt.join("upper");
         let images = self.images.clone();
-        let layer = tokio::task::spawn_blocking(move || images.layer_from_upper(&upper))
-            .await
-            .map_err(|e| EngineError::Internal(e.to_string()))??;
+        let take = !is_mount_point(&merged);
+        let layer = tokio::task::spawn_blocking(move || {
+            if take {
+                images.layer_from_upper_taken(&upper)
+            } else {
+                images.layer_from_upper(&upper)
+            }
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))??;
         let img = self
             .commit_step(
                 parent.as_ref(),
@@ -1370,6 +1393,21 @@ fn needed_stages(
         }
     }
     Ok((0..df.stages.len()).filter(|&i| need[i]).collect())
+}
+
+/// Whether `path` is a mount point: its device differs from its parent's.
+/// A path that cannot be read counts as mounted (the safe answer).
+fn is_mount_point(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let parent = path.parent().unwrap_or(path);
+    match (
+        std::fs::symlink_metadata(path),
+        std::fs::symlink_metadata(parent),
+    ) {
+        (Ok(a), Ok(b)) => a.dev() != b.dev(),
+        (Err(e), _) if e.kind() == std::io::ErrorKind::NotFound => false,
+        _ => true,
+    }
 }
 
 fn line_err(file: &str, line: usize, m: String) -> EngineError {

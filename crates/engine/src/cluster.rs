@@ -248,40 +248,14 @@ impl Engine {
                 "network driver {driver} needs IPv4: drop --ipv4=false"
             )));
         }
-        let (mut subnet, mut gateway, mut range) = (None, None, None);
-        for c in req
-            .ipam
-            .as_ref()
-            .and_then(|i| i.config.clone())
-            .unwrap_or_default()
-        {
-            let Some(s) = c.subnet.as_deref().filter(|s| !s.is_empty()) else {
-                if c.gateway.is_some() || c.ip_range.is_some() {
-                    return Err(EngineError::InvalidParam(
-                        "--gateway and --ip-range need a --subnet".into(),
-                    ));
-                }
-                continue;
-            };
-            if subnet.is_some() || s.contains(':') {
-                return Err(EngineError::InvalidParam(format!(
-                    "network driver {driver} takes one IPv4 --subnet"
-                )));
-            }
-            subnet = Some(crate::networks::parse_net(s, "subnet")?.trunc());
-            gateway = c
-                .gateway
-                .as_deref()
-                .filter(|g| !g.is_empty())
-                .map(|g| crate::networks::parse_ip(g, "gateway"))
-                .transpose()?;
-            range = c
-                .ip_range
-                .as_deref()
-                .filter(|r| !r.is_empty())
-                .map(|r| crate::networks::parse_net(r, "ip-range"))
-                .transpose()?;
+        let ipam = crate::networks::IpamRequest::parse(req.ipam.as_ref())?;
+        if ipam.subnet6.is_some() {
+            return Err(EngineError::InvalidParam(format!(
+                "network driver {driver} takes one IPv4 --subnet"
+            )));
         }
+        let subnet = ipam.subnet.map(|s| s.trunc());
+        let (gateway, range) = (ipam.gateway, ipam.range);
         let subnet_given = subnet.is_some();
         // every network the cluster and this host know, for names, subnets and VNIs
         let stored: Vec<Network> = cl

@@ -672,6 +672,11 @@ impl Engine {
             cwd: c.config.working_dir.clone().unwrap_or_default(),
             uid,
             gid,
+            additional_gids: spec::resolve_groups(
+                merged,
+                c.config.user.as_deref().unwrap_or(""),
+                &hc.group_add.clone().unwrap_or_default(),
+            )?,
             hostname,
             tty: c.config.tty.unwrap_or(false),
             netns: c.sandbox.clone(),
@@ -1019,8 +1024,8 @@ impl Engine {
     /// POST /containers/prune: removes every container that is not running among those
     /// `filters` select (the filters of [`Engine::list_containers`]; others are
     /// ignored). A container that cannot be removed (it started meanwhile, it is being
-    /// removed) is left out of the answer. `SpaceReclaimed` is always 0: a container's
-    /// writable layer is not measured.
+    /// removed) is left out of the answer. `SpaceReclaimed` is the bytes of the removed
+    /// containers' writable layers (their overlay upper directories), as Docker counts.
     ///
     /// Errors: none beyond those of listing.
     pub async fn prune_containers(
@@ -1029,18 +1034,21 @@ impl Engine {
     ) -> Result<ContainerPrune, EngineError> {
         let list = self.list_containers(true, None, filters).await?;
         let mut deleted = Vec::new();
+        let mut space = 0;
         for c in list {
             if c["State"] != "running" {
                 if let Some(id) = c["Id"].as_str() {
+                    let size = crate::images::dir_size(&self.container_dir(id).join("upper"));
                     if self.remove_container(id, false, false).await.is_ok() {
                         deleted.push(id.to_string());
+                        space += size;
                     }
                 }
             }
         }
         Ok(ContainerPrune {
             containers_deleted: deleted,
-            space_reclaimed: 0,
+            space_reclaimed: space,
         })
     }
 

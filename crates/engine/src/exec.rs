@@ -28,10 +28,18 @@ pub struct Exec {
 /// A started exec process: the `runc exec` child, its stdio piped (with `-t`, runc puts
 /// the process on a terminal and copies between it and these pipes).
 pub struct ExecProcess {
-    /// The `runc exec` child.
-    pub child: tokio::process::Child,
-    /// The process has a terminal: its output is raw, not multiplexed.
+    /// The `runc exec` child; None when the process could not be started ([`Self::failed`]).
+    pub child: Option<tokio::process::Child>,
+    /// The stream is raw, not multiplexed: the start request's `Tty` (Docker frames
+    /// the output by the start request, whatever the exec was created with).
     pub tty: bool,
+    /// Why the process could not start and its exit code, as Docker reports it in the
+    /// stream: 127 for a command that is not found, 126 for one that cannot be run or
+    /// an unknown user (the message is runc's, prefixed `OCI runtime exec failed`).
+    pub failed: Option<(String, i64)>,
+    /// The bytes that detach the client from the exec's stdin (`DetachKeys`, default
+    /// ctrl-p ctrl-q); empty when stdin is not attached.
+    pub detach_keys: Vec<u8>,
 }
 
 /// The body of `POST /exec/{id}/start`.
@@ -42,6 +50,126 @@ pub struct ExecStart {
     /// `ConsoleSize` ([height, width], API 1.42+): the size the exec's terminal starts
     /// at, replacing the one given at create.
     pub console_size: Option<Vec<usize>>,
+    /// `Tty`: the output is sent raw (true) or multiplexed (false, the default).
+    pub tty: bool,
+}
+
+/// The default detach sequence, ctrl-p ctrl-q.
+pub const DEFAULT_DETACH_KEYS: &[u8] = &[0x10, 0x11];
+
+/// Parses a detach-keys spec (`DetachKeys` of exec create, `detachKeys` of attach,
+/// Docker's `--detach-keys`): comma-separated keys, each one character or `ctrl-X` with
+/// X one of `a`-`z`, `@`, `[`, `\`, `]`, `^`, `_`. Empty gives the default, ctrl-p,ctrl-q.
+///
+/// # Errors
+/// [`EngineError::InvalidParam`] naming the bad key and the valid forms.
+pub fn detach_keys(spec: &str) -> Result<Vec<u8>, EngineError> {
+    if spec.is_empty() {
+        return Ok(DEFAULT_DETACH_KEYS.to_vec());
+    }
+    let mut out = Vec::new();
+    for k in spec.split(',') {
+        let bad = || {
+            EngineError::InvalidParam(format!(
+                "Invalid detach keys ({spec}): {k:?} is not a key; use one character or ctrl-X (X: a-z, @, [, \\, ], ^, _), comma-separated"
+            ))
+        };
+        if let Some(x) = k.strip_prefix("ctrl-") {
+            let mut cs = x.chars();
+            let (Some(c), None) = (cs.next(), cs.next()) else {
+                return Err(bad());
+            };
+            out.push(match c.to_ascii_lowercase() {
+                c @ 'a'..='z' => c as u8 - b'a' + 1,
+                '@' => 0,
+                '[' => 27,
+                '\\' => 28,
+                ']' => 29,
+                '^' => 30,
+                '_' => 31,
+                _ => return Err(bad()),
+            });
+        } else {
+            let b = k.as_bytes();
+            if b.len() != 1 {
+                return Err(bad());
+            }
+            out.push(b[0]);
+        }
+    }
+    Ok(out)
+}
+
+/// Checks that `cmd` can be run in the root filesystem `rootfs` as runc would run it:
+/// a name without `/` is looked up in `PATH` (from `env`, else Docker's default), a path
+/// is taken from `cwd`. Paths under one of `mounts` (the spec's mount destinations) are
+/// not visible from here and are left to runc. Errors are Docker's stream message and
+/// exit code: 127 not found, 126 not executable.
+fn check_command(
+    rootfs: &std::path::Path,
+    cmd: &str,
+    env: &[String],
+    cwd: &str,
+    mounts: &[String],
+) -> Result<(), (String, i64)> {
+    let under_mount = |p: &str| {
+        mounts.iter().any(|m| {
+            let m = m.trim_end_matches('/');
+            !m.is_empty() && (p == m || p.starts_with(&format!("{m}/")))
+        })
+    };
+    let fail = |what: String, code: i64| {
+        Err((
+            format!("OCI runtime exec failed: exec failed: unable to start container process: {what}: unknown"),
+            code,
+        ))
+    };
+    let runnable = |abs: &str| -> Option<bool> {
+        let p = tether_image::build::context::resolve(rootfs, abs, true).ok()??;
+        let m = std::fs::metadata(&p).ok()?;
+        Some(m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
+    };
+    if cmd.contains('/') {
+        let abs = if cmd.starts_with('/') {
+            cmd.to_string()
+        } else {
+            format!("{}/{cmd}", cwd.trim_end_matches('/'))
+        };
+        if under_mount(&abs) {
+            return Ok(());
+        }
+        return match runnable(&abs) {
+            Some(true) => Ok(()),
+            Some(false) => fail(format!("exec: \"{cmd}\": permission denied"), 126),
+            None => fail(
+                format!("exec: \"{cmd}\": stat {cmd}: no such file or directory"),
+                127,
+            ),
+        };
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let mut denied = false;
+    for dir in path.split(':').filter(|d| d.starts_with('/')) {
+        let abs = format!("{}/{cmd}", dir.trim_end_matches('/'));
+        if under_mount(&abs) {
+            return Ok(());
+        }
+        match runnable(&abs) {
+            Some(true) => return Ok(()),
+            Some(false) => denied = true,
+            None => {}
+        }
+    }
+    if denied {
+        return fail(format!("exec: \"{cmd}\": permission denied"), 126);
+    }
+    fail(
+        format!("exec: \"{cmd}\": executable file not found in $PATH"),
+        127,
+    )
 }
 
 /// An exec's exit code from its wait: the process's code, 128 + the signal that ended
@@ -158,10 +286,80 @@ impl Engine {
         if let Some(w) = e.config.working_dir.clone().filter(|w| !w.is_empty()) {
             process["cwd"] = json!(w);
         }
+        let detach_keys = if e.config.attach_stdin.unwrap_or(false) {
+            detach_keys(e.config.detach_keys.as_deref().unwrap_or(""))?
+        } else {
+            Vec::new()
+        };
+        let merged = self.container_dir(&c.id).join("rootfs");
+        let refuse = |me: &Self, failed: (String, i64)| {
+            if let Some(x) = me
+                .execs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(id)
+            {
+                x.running = true;
+            }
+            Ok(ExecProcess {
+                child: None,
+                tty,
+                failed: Some(failed),
+                detach_keys: Vec::new(),
+            })
+        };
         if let Some(u) = e.config.user.clone().filter(|u| !u.is_empty()) {
-            let merged = self.container_dir(&c.id).join("rootfs");
-            let (uid, gid) = tether_runtime::spec::resolve_user(&merged, &u)?;
-            process["user"] = json!({"uid": uid, "gid": gid});
+            let resolved =
+                tether_runtime::spec::resolve_user(&merged, &u).and_then(|(uid, gid)| {
+                    let extra = tether_runtime::spec::resolve_groups(
+                        &merged,
+                        &u,
+                        &c.host_config.group_add.clone().unwrap_or_default(),
+                    )?;
+                    Ok((uid, gid, extra))
+                });
+            match resolved {
+                Ok((uid, gid, extra)) => {
+                    process["user"] = json!({"uid": uid, "gid": gid, "additionalGids": extra});
+                }
+                Err(err) => {
+                    return refuse(
+                        self,
+                        (
+                            format!("OCI runtime exec failed: exec failed: unable to start container process: {err}: unknown"),
+                            126,
+                        ),
+                    )
+                }
+            }
+        }
+        let mounts: Vec<String> = spec
+            .get("mounts")
+            .and_then(|m| m.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|m| {
+                        m.get("destination")
+                            .and_then(|d| d.as_str())
+                            .map(String::from)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let cwd = process
+            .get("cwd")
+            .and_then(|v| v.as_str())
+            .unwrap_or("/")
+            .to_string();
+        let argv0 = e
+            .config
+            .cmd
+            .as_ref()
+            .and_then(|c| c.first())
+            .cloned()
+            .unwrap_or_default();
+        if let Err(failed) = check_command(&merged, &argv0, &env, &cwd, &mounts) {
+            return refuse(self, failed);
         }
         let pfile = bundle.join(format!("exec-{id}.json"));
         let c_id = c.id.clone();
@@ -203,8 +401,10 @@ impl Engine {
             x.pid = child.id().map(|p| p as i32).unwrap_or(0);
         }
         Ok(ExecProcess {
-            child,
-            tty: e.config.tty.unwrap_or(false),
+            child: Some(child),
+            tty,
+            failed: None,
+            detach_keys,
         })
     }
 
@@ -224,14 +424,23 @@ impl Engine {
         if let Some(size) = opts.console_size {
             self.set_exec_console_size(id, size)?;
         }
-        let proc = self.start_exec(id).await?;
+        let mut proc = self.start_exec(id).await?;
+        if let Some((m, code)) = proc.failed.clone() {
+            if opts.detach {
+                self.finish_exec(id, code);
+                return Err(EngineError::Internal(m));
+            }
+        }
         if !opts.detach {
+            proc.tty = opts.tty;
             return Ok(Some(proc));
         }
         let engine = self.clone();
         let id = id.to_string();
+        let Some(mut child) = proc.child else {
+            return Ok(None);
+        };
         tokio::spawn(async move {
-            let mut child = proc.child;
             drop(child.stdin.take());
             let drain = |r: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>| async move {
                 if let Some(mut r) = r {

@@ -130,7 +130,11 @@ impl Engine {
         };
         let r = match self.start_exec(&eid).await {
             Ok(p) => {
-                let mut child = p.child;
+                let Some(mut child) = p.child else {
+                    let (m, code) = p.failed.unwrap_or_default();
+                    self.finish_exec(&eid, code);
+                    return (code, m);
+                };
                 let read = |r: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>| {
                     tokio::spawn(async move {
                         let mut buf = Vec::new();

@@ -124,6 +124,83 @@ fn ipam_err(e: ipam::IpamError) -> EngineError {
     EngineError::InvalidParam(e.to_string())
 }
 
+/// The address pools a network create asks for (`IPAM.Config` of Docker's
+/// `NetworkCreateRequest`): at most one IPv4 entry (subnet, gateway, ip-range) and
+/// one IPv6 entry (subnet, gateway). Entries without a subnet are skipped.
+#[derive(Debug, Default)]
+pub(crate) struct IpamRequest {
+    pub(crate) subnet: Option<Ipv4Net>,
+    pub(crate) gateway: Option<Ipv4Addr>,
+    pub(crate) range: Option<Ipv4Net>,
+    pub(crate) subnet6: Option<(ipnet::Ipv6Net, Option<std::net::Ipv6Addr>)>,
+}
+
+impl IpamRequest {
+    /// Parses `IPAM.Config`.
+    ///
+    /// # Errors
+    /// [`EngineError::InvalidParam`] naming the bad subnet, gateway or ip-range, a
+    /// gateway or range without a subnet, or a second subnet of one family.
+    pub(crate) fn parse(
+        ipam: Option<&bollard_stubs::models::Ipam>,
+    ) -> Result<IpamRequest, EngineError> {
+        let mut out = IpamRequest::default();
+        for c in ipam.and_then(|i| i.config.clone()).unwrap_or_default() {
+            let Some(s) = c.subnet.as_deref().filter(|s| !s.is_empty()) else {
+                if c.gateway.is_some() || c.ip_range.is_some() {
+                    return Err(EngineError::InvalidParam(
+                        "--gateway and --ip-range need a --subnet".into(),
+                    ));
+                }
+                continue;
+            };
+            if s.contains(':') {
+                if out.subnet6.is_some() {
+                    return Err(EngineError::InvalidParam(
+                        "only one IPv6 --subnet per network is supported".into(),
+                    ));
+                }
+                let net6 = s.parse::<ipnet::Ipv6Net>().map_err(|_| {
+                    EngineError::InvalidParam(format!(
+                        "invalid subnet {s:?}: expected an IPv6 CIDR such as fd00:1:2:3::/64"
+                    ))
+                })?;
+                let gw6 = c
+                    .gateway
+                    .as_deref()
+                    .filter(|g| !g.is_empty())
+                    .map(|g| {
+                        g.parse::<std::net::Ipv6Addr>().map_err(|_| {
+                            EngineError::InvalidParam(format!("invalid gateway {g:?} for IPv6 subnet {s}: expected an IPv6 address"))
+                        })
+                    })
+                    .transpose()?;
+                out.subnet6 = Some((net6, gw6));
+                continue;
+            }
+            if out.subnet.is_some() {
+                return Err(EngineError::InvalidParam(
+                    "only one IPv4 --subnet per network is supported".into(),
+                ));
+            }
+            out.subnet = Some(parse_net(s, "subnet")?);
+            out.gateway = c
+                .gateway
+                .as_deref()
+                .filter(|g| !g.is_empty())
+                .map(|g| parse_ip(g, "gateway"))
+                .transpose()?;
+            out.range = c
+                .ip_range
+                .as_deref()
+                .filter(|r| !r.is_empty())
+                .map(|r| parse_net(r, "ip-range"))
+                .transpose()?;
+        }
+        Ok(out)
+    }
+}
+
 /// Refuses a subnet in a reserved block or holding one of the host's own addresses
 /// (`host`: interface and address pairs, tether's bridges left out).
 pub(crate) fn check_subnet(
@@ -256,67 +333,12 @@ impl Engine {
             .filter(|(i, _, _)| !ours.contains(i.as_str()))
             .map(|(i, a, _)| (i, a))
             .collect();
-        let mut subnet = None;
-        let mut subnet6: Option<(ipnet::Ipv6Net, Option<std::net::Ipv6Addr>)> = None;
-        let mut gateway = None;
-        let mut range = None;
-        for c in req
-            .ipam
-            .as_ref()
-            .and_then(|i| i.config.clone())
-            .unwrap_or_default()
-        {
-            let Some(s) = c.subnet.as_deref().filter(|s| !s.is_empty()) else {
-                if c.gateway.is_some() || c.ip_range.is_some() {
-                    return Err(EngineError::InvalidParam(
-                        "--gateway and --ip-range need a --subnet".into(),
-                    ));
-                }
-                continue;
-            };
-            if s.contains(':') {
-                if subnet6.is_some() {
-                    return Err(EngineError::InvalidParam(
-                        "only one IPv6 --subnet per network is supported".into(),
-                    ));
-                }
-                let net6 = s.parse::<ipnet::Ipv6Net>().map_err(|_| {
-                    EngineError::InvalidParam(format!(
-                        "invalid subnet {s:?}: expected an IPv6 CIDR such as fd00:1:2:3::/64"
-                    ))
-                })?;
-                let gw6 = c
-                    .gateway
-                    .as_deref()
-                    .filter(|g| !g.is_empty())
-                    .map(|g| {
-                        g.parse::<std::net::Ipv6Addr>().map_err(|_| {
-                            EngineError::InvalidParam(format!("invalid gateway {g:?} for IPv6 subnet {s}: expected an IPv6 address"))
-                        })
-                    })
-                    .transpose()?;
-                subnet6 = Some((net6, gw6));
-                continue;
-            }
-            if subnet.is_some() {
-                return Err(EngineError::InvalidParam(
-                    "only one IPv4 --subnet per network is supported".into(),
-                ));
-            }
-            subnet = Some(parse_net(s, "subnet")?);
-            gateway = c
-                .gateway
-                .as_deref()
-                .filter(|g| !g.is_empty())
-                .map(|g| parse_ip(g, "gateway"))
-                .transpose()?;
-            range = c
-                .ip_range
-                .as_deref()
-                .filter(|r| !r.is_empty())
-                .map(|r| parse_net(r, "ip-range"))
-                .transpose()?;
-        }
+        let IpamRequest {
+            subnet,
+            gateway,
+            range,
+            subnet6,
+        } = IpamRequest::parse(req.ipam.as_ref())?;
         let subnet_given = subnet.is_some();
         let enable_ipv4 = req.enable_ipv4.unwrap_or(true);
         if !enable_ipv4 {

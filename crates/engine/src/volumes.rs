@@ -260,11 +260,12 @@ impl Engine {
     }
 
     /// POST /volumes/prune: removes unused volumes (anonymous ones only unless `all=true`
-    /// is in the filters, as Docker 23+), matching label filters. Returns removed names.
+    /// is in the filters, as Docker 23+), matching label filters. Returns the removed
+    /// names and the bytes their data held (`SpaceReclaimed`).
     pub async fn prune_volumes(
         &self,
         filters: &HashMap<String, Vec<String>>,
-    ) -> Result<Vec<String>, EngineError> {
+    ) -> Result<(Vec<String>, u64), EngineError> {
         let mut st = self.state.lock().await;
         let all = filters
             .get("all")
@@ -280,10 +281,13 @@ impl Engine {
             })
             .map(|v| v.name.clone())
             .collect();
+        let mut space = 0;
         for n in &names {
+            let size = crate::images::dir_size(&self.volume_data(n));
             self.remove_volume_locked(&mut st, n)?;
+            space += size;
         }
-        Ok(names)
+        Ok((names, space))
     }
 }
 

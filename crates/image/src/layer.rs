@@ -24,7 +24,7 @@
 use crate::fsutil::{io_err, HashingWriter, TempDir};
 use crate::{blob, ImageError, ImageStore};
 use std::collections::{HashMap, HashSet};
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fs;
 use std::io::{self, BufWriter, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -473,6 +473,157 @@ fn write_upper_tar(upper: &Path, out: &Path) -> Result<(String, u64), ImageError
         .map_err(io_err(format!("writing {}", out.display())))
 }
 
+/// `llistxattr(2)`: the names of `path`'s xattrs (empty when unsupported).
+fn list_xattrs(path: &CStr) -> io::Result<Vec<Vec<u8>>> {
+    let mut buf = vec![0u8; 1024];
+    loop {
+        // SAFETY: valid C string; the buffer pointer/len describe a live Vec.
+        let rc = unsafe { libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        if rc >= 0 {
+            buf.truncate(rc as usize);
+            return Ok(buf
+                .split(|&b| b == 0)
+                .filter(|n| !n.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect());
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::ENOTSUP) => return Ok(Vec::new()),
+            Some(libc::ERANGE) if buf.len() < (1 << 20) => buf.resize(buf.len() * 4, 0),
+            _ => return Err(e),
+        }
+    }
+}
+
+/// `lgetxattr(2)` of one xattr; `None` when absent.
+fn lget_xattr(path: &CStr, name: &CStr) -> io::Result<Option<Vec<u8>>> {
+    let mut buf = vec![0u8; 256];
+    loop {
+        // SAFETY: valid C strings; the buffer pointer/len describe a live Vec.
+        let rc = unsafe {
+            libc::lgetxattr(
+                path.as_ptr(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if rc >= 0 {
+            buf.truncate(rc as usize);
+            return Ok(Some(buf));
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::ENODATA) | Some(libc::ENOTSUP) => return Ok(None),
+            Some(libc::ERANGE) if buf.len() < (1 << 16) => buf.resize(buf.len() * 4, 0),
+            _ => return Err(e),
+        }
+    }
+}
+
+/// Normalises a build step's upper directory into what unpacking its layer
+/// tar (see the module docs) would leave: sockets removed; xattrs other than
+/// `trusted.overlay.opaque=y` (directories) and `security.capability` removed
+/// (overlayfs' `origin`, `impure`, `nlink` and anything a RUN set); atime and
+/// mtime set to the mtime's whole seconds, directories after their children;
+/// the root 0755 0:0. Returns the bytes of regular file content (each inode
+/// once), as unpacking counts them.
+fn normalise_upper(upper: &Path) -> Result<u64, ImageError> {
+    fn walk(
+        path: &Path,
+        is_root: bool,
+        seen: &mut HashSet<(u64, u64)>,
+        size: &mut u64,
+    ) -> Result<(), ImageError> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let m = fs::symlink_metadata(path).map_err(io_err(format!("stat {}", path.display())))?;
+        let ft = m.file_type();
+        if ft.is_socket() {
+            return fs::remove_file(path).map_err(io_err(format!("removing {}", path.display())));
+        }
+        if ft.is_dir() {
+            let mut names: Vec<OsString> = fs::read_dir(path)
+                .map_err(io_err(format!("reading {}", path.display())))?
+                .map(|e| e.map(|e| e.file_name()))
+                .collect::<Result<_, _>>()
+                .map_err(io_err(format!("reading {}", path.display())))?;
+            names.sort();
+            for n in names {
+                walk(&path.join(n), false, seen, size)?;
+            }
+        } else if ft.is_file() && seen.insert((m.dev(), m.ino())) {
+            *size += m.len();
+        }
+        let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+            io_err(format!("path {}", path.display()))(io::Error::from(io::ErrorKind::InvalidInput))
+        })?;
+        for name in
+            list_xattrs(&c).map_err(io_err(format!("listing xattrs of {}", path.display())))?
+        {
+            let keep = match name.as_slice() {
+                b"security.capability" => true,
+                b"trusted.overlay.opaque" => {
+                    let n = CString::new(name.clone()).map_err(|_| {
+                        io_err(format!("xattr of {}", path.display()))(io::Error::from(
+                            io::ErrorKind::InvalidInput,
+                        ))
+                    })?;
+                    ft.is_dir()
+                        && lget_xattr(&c, &n)
+                            .map_err(io_err(format!("reading xattrs of {}", path.display())))?
+                            .as_deref()
+                            == Some(b"y")
+                }
+                _ => false,
+            };
+            if keep {
+                continue;
+            }
+            let n = CString::new(name).map_err(|_| {
+                io_err(format!("xattr of {}", path.display()))(io::Error::from(
+                    io::ErrorKind::InvalidInput,
+                ))
+            })?;
+            // SAFETY: valid C strings.
+            if unsafe { libc::lremovexattr(c.as_ptr(), n.as_ptr()) } != 0 {
+                return Err(io_err(format!("removing an xattr of {}", path.display()))(
+                    io::Error::last_os_error(),
+                ));
+            }
+        }
+        if is_root {
+            std::os::unix::fs::lchown(path, Some(0), Some(0))
+                .map_err(io_err(format!("chown {}", path.display())))?;
+            fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .map_err(io_err(format!("chmod {}", path.display())))?;
+        }
+        let t = libc::timespec {
+            tv_sec: m.mtime() as libc::time_t,
+            tv_nsec: 0,
+        };
+        let ts = [t, t];
+        // SAFETY: valid C string; `ts` points at two timespecs.
+        let rc = unsafe {
+            libc::utimensat(
+                libc::AT_FDCWD,
+                c.as_ptr(),
+                ts.as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        if rc != 0 {
+            return Err(io_err(format!("setting times on {}", path.display()))(
+                io::Error::last_os_error(),
+            ));
+        }
+        Ok(())
+    }
+    let mut size = 0;
+    walk(upper, true, &mut HashSet::new(), &mut size)?;
+    Ok(size)
+}
+
 impl ImageStore {
     /// Turns the overlayfs upper directory `upper` of a container (or build
     /// step) into a layer of the store, as `docker commit` and each step of
@@ -496,6 +647,27 @@ impl ImageStore {
     /// [`ImageError::BadArchive`] if unpacking the written tar fails. Nothing
     /// is left in the store on error.
     pub fn layer_from_upper(&self, upper: &Path) -> Result<NewLayer, ImageError> {
+        self.store_upper(upper, false)
+    }
+
+    /// As [`ImageStore::layer_from_upper`], but for an upper directory the
+    /// caller gives up (a finished build step's, no longer mounted): after its
+    /// tar is written and hashed, the directory itself becomes the layer's
+    /// `diff`, normalised as unpacking that tar would leave it (times in whole
+    /// seconds with atime = mtime, no xattrs but `trusted.overlay.opaque=y` and
+    /// `security.capability`, no sockets, the root 0755 0:0), instead of
+    /// unpacking a second copy. When the store is on another filesystem, or
+    /// the layer exists already, it is unpacked or shared as before and
+    /// `upper` is left to the caller.
+    ///
+    /// # Errors
+    /// As [`ImageStore::layer_from_upper`]; `upper` may have been normalised
+    /// or moved when an error comes after the tar was written.
+    pub fn layer_from_upper_taken(&self, upper: &Path) -> Result<NewLayer, ImageError> {
+        self.store_upper(upper, true)
+    }
+
+    fn store_upper(&self, upper: &Path, take: bool) -> Result<NewLayer, ImageError> {
         let m = fs::symlink_metadata(upper).map_err(io_err(format!(
             "reading upper directory {}",
             upper.display()
@@ -519,6 +691,37 @@ impl ImageStore {
         }
         // Unpack outside the write lock: the temp dir is ours alone.
         let diff = tmp.path().join("diff");
+        let moved = if take {
+            let size = normalise_upper(upper)?;
+            match fs::rename(upper, &diff) {
+                Ok(()) => Some(size),
+                Err(e) if e.raw_os_error() == Some(libc::EXDEV) => None,
+                Err(e) => {
+                    return Err(io_err(format!(
+                        "moving {} into the layer store",
+                        upper.display()
+                    ))(e))
+                }
+            }
+        } else {
+            None
+        };
+        if let Some(size) = moved {
+            let rec = blob::BlobRecord {
+                digest: diff_id.clone(),
+                size: tar_size,
+                media_type: blob::MT_OCI_LAYER_TAR.to_string(),
+            };
+            let bytes =
+                serde_json::to_vec(&rec).map_err(|e| crate::json_io("encoding blob record", e))?;
+            let rec_path = tmp.path().join(blob::BLOB_RECORD_FILE);
+            fs::write(&rec_path, bytes)
+                .map_err(io_err(format!("writing {}", rec_path.display())))?;
+            let _w = self.lock_write();
+            let layer = self.commit_layer(tmp, diff_id, size)?;
+            tracing::info!(diff_id = %layer.diff_id, size = layer.size, "stored layer from a taken upper dir");
+            return Ok(NewLayer::pinned(&self.pins, layer.diff_id, layer.size));
+        }
         fs::create_dir(&diff).map_err(io_err(format!("creating {}", diff.display())))?;
         fs::set_permissions(&diff, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .map_err(io_err(format!("chmod {}", diff.display())))?;

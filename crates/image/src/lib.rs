@@ -40,6 +40,7 @@ mod maintain;
 mod reference;
 pub mod registry;
 mod save;
+pub mod tarx;
 mod unpack;
 
 pub use changes::{apply_changes, VALID_CHANGES};

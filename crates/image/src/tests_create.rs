@@ -848,3 +848,120 @@ fn rmi_takes_the_untagged_parents_only_the_image_kept() {
     assert!(s.get("base:1").is_ok());
     let _ = base;
 }
+
+/// Everything about a tree that a container sees: per path, type, mode,
+/// owner, mtime, device, content or link target, and xattrs.
+fn tree_facts(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, p: &Path, out: &mut Vec<String>) {
+        let mut names: Vec<_> = fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        for q in names {
+            let m = fs::symlink_metadata(&q).unwrap();
+            let body = if m.file_type().is_symlink() {
+                fs::read_link(&q).unwrap().display().to_string()
+            } else if m.is_file() {
+                String::from_utf8_lossy(&fs::read(&q).unwrap()).into_owned()
+            } else {
+                String::new()
+            };
+            let mut xs = Vec::new();
+            for n in [
+                "trusted.overlay.opaque",
+                "trusted.overlay.origin",
+                "user.note",
+            ] {
+                if let Some(v) = xattr(&q, n) {
+                    xs.push(format!("{n}={v:?}"));
+                }
+            }
+            // a whiteout's times are nobody's: unpacking gives it the time of unpacking
+            let whiteout = m.file_type().is_char_device() && m.rdev() == 0;
+            let times = if whiteout {
+                String::new()
+            } else {
+                format!(
+                    "mtime={} atime={}",
+                    m.mtime(),
+                    if m.file_type().is_symlink() {
+                        0
+                    } else {
+                        m.atime()
+                    }
+                )
+            };
+            out.push(format!(
+                "{} {:o} {}:{} {times} rdev={} {body:?} {xs:?}",
+                q.strip_prefix(root).unwrap().display(),
+                m.mode(),
+                m.uid(),
+                m.gid(),
+                m.rdev(),
+            ));
+            if m.is_dir() {
+                walk(root, &q, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out
+}
+
+#[test]
+fn a_taken_upper_dir_becomes_the_same_layer_as_an_unpacked_one() {
+    let make = |upper: &Path| {
+        make_upper(upper, 1_700_000_000);
+        // what a RUN or overlayfs leaves that a layer tar does not carry
+        let _sock = std::os::unix::net::UnixListener::bind(upper.join("tmp/sock")).unwrap();
+        unpack::set_xattr(&upper.join("etc/app/conf"), "user.note", b"x").unwrap();
+        unpack::set_xattr(&upper.join("etc"), "trusted.overlay.origin", b"\0\xfb").unwrap();
+        set_all_times(upper, 1_700_000_000);
+        let ts = [libc::timespec {
+            tv_sec: MTIME as libc::time_t,
+            tv_nsec: 123_456_789,
+        }; 2];
+        // SAFETY: valid path and two timespecs.
+        let rc = unsafe {
+            libc::utimensat(
+                libc::AT_FDCWD,
+                cpath(&upper.join("etc/app/conf")).as_ptr(),
+                ts.as_ptr(),
+                0,
+            )
+        };
+        assert_eq!(rc, 0);
+    };
+    let (tmp_a, a) = store();
+    let (tmp_b, b) = store();
+    let upper_a = tmp_a.path().join("upper");
+    let upper_b = tmp_b.path().join("upper");
+    make(&upper_a);
+    make(&upper_b);
+    let unpacked = a.layer_from_upper(&upper_a).unwrap();
+    let taken = b.layer_from_upper_taken(&upper_b).unwrap();
+    assert_eq!(unpacked.diff_id, taken.diff_id);
+    assert_eq!(unpacked.size, taken.size);
+    assert!(upper_a.exists());
+    assert!(
+        !upper_b.exists(),
+        "the taken upper dir was moved into the store"
+    );
+    let fa = tree_facts(&a.layer_dir(&unpacked.diff_id).join("diff"));
+    let fb = tree_facts(&b.layer_dir(&taken.diff_id).join("diff"));
+    assert_eq!(fa, fb);
+    assert!(fb
+        .iter()
+        .all(|f| !f.contains("origin") && !f.contains("user.note")));
+    assert!(fb
+        .iter()
+        .any(|f| f.starts_with("var/cache ") && f.contains("opaque")));
+    // a layer already present is shared and the upper dir left alone
+    let upper_c = tmp_b.path().join("upper-again");
+    make(&upper_c);
+    let again = b.layer_from_upper_taken(&upper_c).unwrap();
+    assert_eq!(again.diff_id, taken.diff_id);
+    assert!(upper_c.exists());
+}

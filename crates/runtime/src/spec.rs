@@ -95,6 +95,9 @@ pub struct ContainerSpec {
     pub uid: u32,
     /// Primary gid.
     pub gid: u32,
+    /// Supplementary gids (`process.user.additionalGids`): the user's memberships in
+    /// the image's `/etc/group` and `HostConfig.GroupAdd` ([`resolve_groups`]).
+    pub additional_gids: Vec<u32>,
     /// The UTS hostname.
     pub hostname: String,
     /// Allocate a terminal.
@@ -318,7 +321,7 @@ pub fn build(c: &ContainerSpec) -> Result<Spec, RuntimeError> {
         "ociVersion": "1.0.2",
         "process": {
             "terminal": c.tty,
-            "user": {"uid": c.uid, "gid": c.gid},
+            "user": {"uid": c.uid, "gid": c.gid, "additionalGids": c.additional_gids},
             "args": c.args,
             "env": c.env,
             "cwd": cwd,
@@ -412,6 +415,70 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32), RuntimeErro
     Ok((uid, gid))
 }
 
+/// The supplementary groups of `user` (as `--user` gives it: name or uid, optionally
+/// `:group`) in the root filesystem `rootfs`, as Docker sets them: every group of the
+/// image's `/etc/group` that lists the user's name as a member, then each `group_add`
+/// entry (`HostConfig.GroupAdd`: a gid, or a group name looked up in `/etc/group`).
+/// Sorted, without duplicates.
+///
+/// # Errors
+/// [`RuntimeError::Spec`] naming a `group_add` name that the image's `/etc/group` does
+/// not have (`Unable to find group NAME: no matching entries in group file`).
+pub fn resolve_groups(
+    rootfs: &Path,
+    user: &str,
+    group_add: &[String],
+) -> Result<Vec<u32>, RuntimeError> {
+    let group = std::fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
+    let entries: Vec<Vec<&str>> = group
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<&str>>())
+        .filter(|f| f.len() > 2)
+        .collect();
+    let name = user.split(':').next().unwrap_or("");
+    // a numeric user is a member by the name /etc/passwd gives that uid
+    let name = match name.parse::<u32>() {
+        Ok(uid) => std::fs::read_to_string(rootfs.join("etc/passwd"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[0].to_string())
+            })
+            .unwrap_or_default(),
+        Err(_) => name.to_string(),
+    };
+    let mut out: Vec<u32> = Vec::new();
+    if !name.is_empty() {
+        for f in &entries {
+            if f.get(3)
+                .is_some_and(|m| m.split(',').any(|m| m.trim() == name))
+            {
+                if let Ok(g) = f[2].parse() {
+                    out.push(g);
+                }
+            }
+        }
+    }
+    for g in group_add {
+        let gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => entries
+                .iter()
+                .find_map(|f| (f[0] == g).then(|| f[2].parse().ok()).flatten())
+                .ok_or_else(|| {
+                    RuntimeError::Spec(format!(
+                        "Unable to find group {g}: no matching entries in group file"
+                    ))
+                })?,
+        };
+        out.push(gid);
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -481,6 +548,13 @@ mod tests {
         .unwrap();
         std::fs::write(d.path().join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
         assert_eq!(resolve_user(d.path(), "").unwrap(), (0, 0));
+        assert!(resolve_groups(d.path(), "nobody", &["nosuchgroup".into()])
+            .unwrap_err()
+            .to_string()
+            .contains("nosuchgroup"));
+        assert!(resolve_groups(d.path(), "nobody", &["4242".into()])
+            .unwrap()
+            .contains(&4242));
         assert_eq!(resolve_user(d.path(), "nobody").unwrap(), (65534, 65534));
         assert_eq!(
             resolve_user(d.path(), "1000:nogroup").unwrap(),

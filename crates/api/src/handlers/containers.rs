@@ -227,12 +227,12 @@ pub(crate) async fn logs(State(engine): State<Arc<Engine>>, Id(id): Id, q: Q) ->
         .unwrap_or_else(|_| Response::new(full(""))))
 }
 
-/// `POST /containers/{id}/attach?stream=&stdin=&stdout=&stderr=&logs=`: hijacks the
-/// connection; without `stream` only the logs asked for (`logs`) are sent, then the
-/// stream ends. It
-/// connection (101 with `Upgrade: tcp`, or a plain streamed 200 for clients that do not
-/// ask for an upgrade); the client's input goes to the container's stdin when it asks
-/// for it and the container keeps stdin open.
+/// `POST /containers/{id}/attach?stream=&stdin=&stdout=&stderr=&logs=&detachKeys=`:
+/// hijacks the connection (101 with `Upgrade: tcp`, or a plain streamed 200 for clients
+/// that do not ask for an upgrade); the client's input goes to the container's stdin when
+/// it asks for it and the container keeps stdin open, until it types the detach keys
+/// (default ctrl-p ctrl-q): then its connection ends and the container runs on. Without
+/// `stream` only the logs asked for (`logs`) are sent, then the stream ends.
 pub(crate) async fn attach(
     State(engine): State<Arc<Engine>>,
     Id(id): Id,
@@ -252,7 +252,9 @@ pub(crate) async fn attach(
     let tty = out.source.tty;
     let rx = streams::output_bytes(out.entries, tty);
     let stdin = (q.flag("stdin") && out.source.stdin).then_some(out.source);
-    Ok(streams::hijack(req, rx, stdin, tty))
+    let keys =
+        tether_engine::exec::detach_keys(q.get("detachKeys").map(String::as_str).unwrap_or(""))?;
+    Ok(streams::hijack(req, rx, stdin, tty, keys))
 }
 
 /// `POST /containers/{id}/rename?name=NEW` -> 204.

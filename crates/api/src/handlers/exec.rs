@@ -41,6 +41,7 @@ pub(crate) async fn start(State(engine): State<Arc<Engine>>, Id(id): Id, req: Re
     let opts = ExecStart {
         detach: start["Detach"].as_bool().unwrap_or(false),
         console_size,
+        tty: start["Tty"].as_bool().unwrap_or(false),
     };
     match engine.run_exec(&id, opts).await? {
         None => Ok(ok_empty()),

@@ -255,6 +255,31 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
     }
 }
 
+/// The API version a request asked for in its `/v{MAJOR.MINOR}` prefix, as a comparable
+/// pair; None without a prefix (the daemon's own version applies). Handlers whose
+/// answer changed between versions read it (moby's `httputils.VersionFromContext`).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ApiVersion(pub(crate) Option<(u32, u32)>);
+
+impl ApiVersion {
+    /// Whether the request asked for a version older than `major.minor`.
+    pub(crate) fn before(self, major: u32, minor: u32) -> bool {
+        self.0.is_some_and(|v| v < (major, minor))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiVersion {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<ApiVersion>()
+            .copied()
+            .unwrap_or_default())
+    }
+}
+
 /// The path a request was routed by: the request's path without its `/v{version}`
 /// prefix, as the client sent it (the 404 answer names it).
 #[derive(Clone, Debug)]

@@ -7,7 +7,7 @@ use axum::extract::{Request, State};
 use serde_json::json;
 use tether_engine::Engine;
 
-use super::{body_json, no_content, Id, Reply, Q};
+use super::{body_json, no_content, ApiVersion, Id, Reply, Q};
 use crate::json_response;
 
 /// `GET /volumes?filters=`.
@@ -28,12 +28,17 @@ pub(crate) async fn create(State(engine): State<Arc<Engine>>, req: Request) -> R
     ))
 }
 
-/// `POST /volumes/prune?filters=`.
-pub(crate) async fn prune(State(engine): State<Arc<Engine>>, q: Q) -> Reply {
-    let names = engine.prune_volumes(&q.filters()?).await?;
+/// `POST /volumes/prune?filters=`. Before API 1.42 a prune takes named volumes too
+/// (as if the filters said `all=true`), as moby keeps for old clients.
+pub(crate) async fn prune(State(engine): State<Arc<Engine>>, v: ApiVersion, q: Q) -> Reply {
+    let mut filters = q.filters()?;
+    if v.before(1, 42) {
+        filters.insert("all".into(), vec!["true".into()]);
+    }
+    let (names, space) = engine.prune_volumes(&filters).await?;
     Ok(json_response(
         200,
-        &json!({"VolumesDeleted": names, "SpaceReclaimed": 0}),
+        &json!({"VolumesDeleted": names, "SpaceReclaimed": space}),
     ))
 }
 

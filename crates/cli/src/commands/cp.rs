@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::io::{IsTerminal, Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use tether_image::tarx::append_raw;
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -760,48 +761,6 @@ impl Write for ChanWriter {
             .blocking_send(Ok(b))
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "upload closed"))
     }
-}
-
-/// Appends one entry named `name` as given (`./x` stays `./x`), with GNU long-name
-/// (`L`) and long-link (`K`) records for names over 100 bytes.
-fn append_raw<W: Write>(
-    b: &mut tar::Builder<W>,
-    h: &mut tar::Header,
-    name: &[u8],
-    link: Option<&[u8]>,
-    data: impl Read,
-) -> std::io::Result<()> {
-    let long = |b: &mut tar::Builder<W>, kind: u8, v: &[u8]| -> std::io::Result<()> {
-        let mut lh = tar::Header::new_gnu();
-        let tag = b"././@LongLink";
-        lh.as_old_mut().name[..tag.len()].copy_from_slice(tag);
-        lh.set_mode(0o644);
-        lh.set_uid(0);
-        lh.set_gid(0);
-        lh.set_mtime(0);
-        lh.set_size(v.len() as u64 + 1);
-        lh.set_entry_type(tar::EntryType::new(kind));
-        lh.set_cksum();
-        b.append(&lh, v.chain(&[0u8][..]))
-    };
-    if name.len() > 100 {
-        long(b, b'L', name)?;
-    }
-    let field = &mut h.as_old_mut().name;
-    field.fill(0);
-    let n = name.len().min(100);
-    field[..n].copy_from_slice(&name[..n]);
-    if let Some(l) = link {
-        if l.len() > 100 {
-            long(b, b'K', l)?;
-        }
-        let field = &mut h.as_old_mut().linkname;
-        field.fill(0);
-        let n = l.len().min(100);
-        field[..n].copy_from_slice(&l[..n]);
-    }
-    h.set_cksum();
-    b.append(h, data)
 }
 
 /// Appends a local tree (moby `TarWithOptions`): links archived as links, sockets
