@@ -542,7 +542,11 @@ fn missing_images_are_reported_in_dockers_words() {
     let cases = [
         ("GET", "/images/nosuch:1/json".to_string(), None),
         ("GET", "/images/nosuch:1/history".to_string(), None),
-        ("POST", "/images/nosuch:1/tag?repo=other&tag=x".to_string(), None),
+        (
+            "POST",
+            "/images/nosuch:1/tag?repo=other&tag=x".to_string(),
+            None,
+        ),
         ("DELETE", "/images/nosuch:1".to_string(), None),
         ("GET", "/images/nosuch:1/get".to_string(), None),
         (
