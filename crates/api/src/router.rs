@@ -68,6 +68,12 @@ fn objects() -> Routes {
         .route("/containers/{id}/changes", get_only(containers::changes))
         .route("/containers/{id}/logs", get_only(containers::logs))
         .route("/containers/{id}/attach", post(containers::attach))
+        .route("/containers/{id}/rename", post(containers::rename))
+        .route("/containers/{id}/pause", post(containers::pause))
+        .route("/containers/{id}/unpause", post(containers::unpause))
+        .route("/containers/{id}/top", get_only(containers::top))
+        .route("/containers/{id}/stats", get_only(containers::stats))
+        .route("/containers/{id}/update", post(containers::update))
         // exec
         .route("/containers/{id}/exec", post(exec::create))
         .route("/exec/{id}/start", post(exec::start))
@@ -88,7 +94,8 @@ fn objects() -> Routes {
             "/volumes/{name}",
             get_only(volumes::inspect).delete(volumes::remove),
         )
-        .fallback(fallback)
+        // a link name `/PARENT/ALIAS` (DELETE ?link=1) holds slashes: no route takes it
+        .fallback(containers::remove_link_path)
         .method_not_allowed_fallback(fallback)
 }
 
@@ -99,7 +106,20 @@ fn fixed() -> Routes {
         .route("/_ping", get(system::ping).head(system::ping))
         .route("/version", get_only(system::version))
         .route("/info", get_only(system::info))
-        .route("/nodes", get_only(system::nodes))
+        // Swarm: tether's cluster hosts on GET /nodes, Docker's 503 for the rest
+        .route("/nodes", any(system::nodes))
+        .route("/nodes/{*rest}", any(system::no_swarm))
+        .route("/swarm", any(system::no_swarm))
+        .route("/swarm/{*rest}", any(system::no_swarm))
+        .route("/services", any(system::no_swarm))
+        .route("/services/{*rest}", any(system::no_swarm))
+        .route("/tasks", any(system::no_swarm))
+        .route("/tasks/{*rest}", any(system::no_swarm))
+        .route("/secrets", any(system::no_swarm))
+        .route("/secrets/{*rest}", any(system::no_swarm))
+        .route("/configs", any(system::no_swarm))
+        .route("/configs/{*rest}", any(system::no_swarm))
+        .route("/plugins", get_only(system::plugins))
         .route("/system/df", get_only(system::df))
         .route("/events", get_only(events::events))
         // containers

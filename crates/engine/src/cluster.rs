@@ -781,12 +781,12 @@ impl Engine {
     }
 
     /// `node ls`: every host of the cluster with its state.
+    ///
+    /// Errors: 503 with Docker's "not a swarm manager" text without a cluster store.
     pub async fn cluster_nodes(&self) -> Result<Vec<tether_cluster::NodeView>, EngineError> {
-        let cl = self.cluster("overlay").map_err(|_| {
-            EngineError::Conflict(
-                "this daemon is not part of a cluster: start it with --cluster-store etcd://HOST:PORT and --cluster-advertise IP|IFACE".into(),
-            )
-        })?;
+        let cl = self
+            .cluster("overlay")
+            .map_err(|_| EngineError::Unavailable(crate::NOT_SWARM_MANAGER.into()))?;
         Ok(cl.store.nodes().await?)
     }
 

@@ -603,6 +603,7 @@ impl Engine {
             "started"
         );
         c.state.status = "running".into();
+        c.state.paused = false;
         c.state.pid = started.pid;
         c.state.shim_pid = started.shim_pid;
         c.state.error.clear();
@@ -684,6 +685,16 @@ impl Engine {
             cap_drop: hc.cap_drop.clone().unwrap_or_default(),
             privileged: hc.privileged.unwrap_or(false),
             cgroups_path: format!("/tether/{}", c.id),
+            resources: spec::Resources {
+                memory: hc.memory,
+                memory_swap: hc.memory_swap,
+                memory_reservation: hc.memory_reservation,
+                cpu_shares: hc.cpu_shares,
+                cpu_quota: hc.cpu_quota,
+                cpu_period: hc.cpu_period,
+                pids_limit: hc.pids_limit,
+                blkio_weight: hc.blkio_weight,
+            },
         };
         let mut s = spec::build(&cs)?;
         if let Some(size) = hc.console_size.as_deref().filter(|_| cs.tty) {
@@ -747,6 +758,7 @@ impl Engine {
         }
         let rec = shim::read_exit(&self.bundle(id).join("exit.json"));
         c.state.status = "exited".into();
+        c.state.paused = false;
         c.state.pid = 0;
         c.state.shim_pid = 0;
         c.state.exit_code = rec.as_ref().map(|r| r.exit_code).unwrap_or(137);
@@ -849,6 +861,7 @@ impl Engine {
         let mut ev = self.events(&c.id);
         let gen0 = ev.borrow().0;
         self.runc.kill(&c.id, &sig, false).await?;
+        self.thaw_if_paused(&c.id).await;
         self.emit_container(
             &c,
             "kill",
@@ -915,6 +928,7 @@ impl Engine {
         let t = timeout.or(c.config.stop_timeout).unwrap_or(10).max(0) as u64;
         self.mark_manually_stopped(&c.id).await;
         let _ = self.runc.kill(&c.id, &sig, false).await;
+        self.thaw_if_paused(&c.id).await;
         drop(own);
         let exited =
             tokio::time::timeout(Duration::from_secs(t), ev.wait_for(|e| e.0 > gen0 || e.2))
@@ -958,6 +972,7 @@ impl Engine {
             let mut ev = self.events(&c.id);
             let gen0 = ev.borrow().0;
             let _ = self.runc.kill(&c.id, "SIGKILL", true).await;
+            self.thaw_if_paused(&c.id).await;
             let _ =
                 tokio::time::timeout(Duration::from_secs(15), ev.wait_for(|e| e.0 > gen0 || e.2))
                     .await;
@@ -1098,7 +1113,7 @@ impl Engine {
                     &c.config.labels.clone().unwrap_or_default(),
                     &HashMap::from([(k.clone(), vals.clone())]),
                 ),
-                "status" => vals.contains(&c.state.status),
+                "status" => vals.iter().any(|v| v == c.state.shown_status()),
                 "exited" => {
                     c.state.status == "exited"
                         && vals
@@ -1606,7 +1621,7 @@ fn check_mount(
 
 /// Docker's restart policies: "", "no", "always", "unless-stopped", "on-failure" (with
 /// MaximumRetryCount); none goes with AutoRemove.
-fn validate_restart(hc: &HostConfig) -> Result<(), EngineError> {
+pub(crate) fn validate_restart(hc: &HostConfig) -> Result<(), EngineError> {
     let Some(p) = &hc.restart_policy else {
         return Ok(());
     };

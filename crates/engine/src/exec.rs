@@ -184,13 +184,19 @@ pub fn exit_code(st: &std::io::Result<std::process::ExitStatus>) -> i64 {
 }
 
 impl Engine {
-    /// POST /containers/{id}/exec. Errors: 404; 409 not running; 400 no command.
+    /// POST /containers/{id}/exec. Errors: 404; 409 not running or paused; 400 no command.
     pub async fn create_exec(&self, key: &str, cfg: ExecConfig) -> Result<String, EngineError> {
         let st = self.state.lock().await;
         let c = st.container(key)?;
         if c.state.status != "running" {
             return Err(EngineError::Conflict(format!(
                 "Container {} is not running",
+                c.id
+            )));
+        }
+        if c.state.paused {
+            return Err(EngineError::Conflict(format!(
+                "Container {} is paused, unpause the container before exec",
                 c.id
             )));
         }
@@ -240,6 +246,12 @@ impl Engine {
         if c.state.status != "running" {
             return Err(EngineError::Conflict(format!(
                 "Container {} is not running",
+                c.id
+            )));
+        }
+        if c.state.paused {
+            return Err(EngineError::Conflict(format!(
+                "Container {} is paused, unpause the container before exec",
                 c.id
             )));
         }

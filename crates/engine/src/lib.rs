@@ -18,6 +18,7 @@ pub mod health;
 pub mod hostdns;
 pub mod images;
 pub mod logs;
+pub mod manage;
 pub mod metrics;
 pub mod networks;
 pub mod ports;
@@ -25,6 +26,7 @@ pub mod registry;
 mod restore;
 pub mod sandbox;
 pub mod state;
+pub mod stats;
 pub mod system;
 pub mod topology;
 pub mod validate;
@@ -67,7 +69,14 @@ pub enum EngineError {
     /// 500: an operation failed on the host.
     #[error("{0}")]
     Internal(String),
+    /// 503: the feature needs something this daemon is not (a swarm manager).
+    #[error("{0}")]
+    Unavailable(String),
 }
+
+/// Docker's answer (503) to a Swarm API request on a node that is not a swarm manager
+/// (moby `daemon/cluster` `errNoManager`).
+pub const NOT_SWARM_MANAGER: &str = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
 
 impl EngineError {
     /// The HTTP status Docker uses for this error.
@@ -78,6 +87,7 @@ impl EngineError {
             EngineError::InvalidParam(_) => 400,
             EngineError::NotModified(_) => 304,
             EngineError::Internal(_) => 500,
+            EngineError::Unavailable(_) => 503,
         }
     }
 }

@@ -45,6 +45,11 @@ pub struct LogOptions {
     pub tail: Option<usize>,
     /// Each entry's RFC 3339 time in front of it.
     pub timestamps: bool,
+    /// Only entries written at or after this time (Unix nanoseconds).
+    pub since: Option<i64>,
+    /// Only entries written at or before this time (Unix nanoseconds); following ends
+    /// there.
+    pub until: Option<i64>,
 }
 
 /// A container's output being read: the container's log and attach endpoints, and its
@@ -83,6 +88,10 @@ struct PumpOptions {
     from_end: bool,
     /// Stop when the container exits after this event generation (attach).
     until_exit_after: Option<u64>,
+    /// Entries from this time on (Unix ns).
+    since: Option<i64>,
+    /// Entries up to this time (Unix ns); the stream ends past it.
+    until: Option<i64>,
 }
 
 impl Engine {
@@ -104,13 +113,16 @@ impl Engine {
             timestamps: opts.timestamps,
             from_end: false,
             until_exit_after: None,
+            since: opts.since,
+            until: opts.until,
         };
         Ok(self.spawn_pump(source, opts))
     }
 
-    /// POST /containers/{id}/attach: the container's output from now on (from its
-    /// log's start with `logs`), until it exits or is removed. A client attaching before
-    /// the start sees the output of that start.
+    /// POST /containers/{id}/attach: with `stream`, the container's output from now on
+    /// (from its log's start with `logs`), until it exits or is removed; a client
+    /// attaching before the start sees the output of that start. Without `stream`, the
+    /// log so far when `logs` is set (else nothing), and the output ends at once.
     ///
     /// Errors: 404 no such container.
     pub async fn attach_output(
@@ -119,17 +131,20 @@ impl Engine {
         stdout: bool,
         stderr: bool,
         logs: bool,
+        stream: bool,
     ) -> Result<Output, EngineError> {
         let source = self.log_source(key).await?;
         let gen = self.events(&source.id).borrow().0;
         let opts = PumpOptions {
             stdout,
             stderr,
-            follow: true,
+            follow: stream,
             tail: None,
             timestamps: false,
             from_end: !logs,
-            until_exit_after: Some(gen),
+            until_exit_after: stream.then_some(gen),
+            since: None,
+            until: None,
         };
         Ok(self.spawn_pump(source, opts))
     }
@@ -203,6 +218,18 @@ async fn pump(
             if !wanted {
                 continue;
             }
+            if opts.since.is_some() || opts.until.is_some() {
+                let t = chrono::DateTime::parse_from_rfc3339(&e.time)
+                    .ok()
+                    .and_then(|t| t.timestamp_nanos_opt())
+                    .unwrap_or(0);
+                if opts.since.is_some_and(|s| t < s) {
+                    continue;
+                }
+                if opts.until.is_some_and(|u| t > u) {
+                    return;
+                }
+            }
             let text = if opts.timestamps {
                 format!("{} {}", e.time, e.log)
             } else {
@@ -224,7 +251,13 @@ async fn pump(
                 let e = *events.borrow();
                 e.0 > g || e.2
             }
-            None => !opts.follow || !engine.is_running(&id).await,
+            None => {
+                !opts.follow
+                    || !engine.is_running(&id).await
+                    || opts
+                        .until
+                        .is_some_and(|u| chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0) > u)
+            }
         };
         if done {
             // one last read to drain what the shim wrote before the exit was recorded

@@ -148,6 +148,21 @@ pub struct RunState {
     /// Healthcheck state, for containers with a healthcheck.
     #[serde(default)]
     pub health: Option<crate::health::Health>,
+    /// Frozen by `pause` (cgroup freezer, `runc pause`); only meaningful while
+    /// `status` is "running" (Docker shows the container as "paused" then).
+    #[serde(default)]
+    pub paused: bool,
+}
+
+impl RunState {
+    /// Docker's `State.Status`: "paused" for a paused running container, else `status`.
+    pub fn shown_status(&self) -> &str {
+        if self.paused && self.status == "running" {
+            "paused"
+        } else {
+            &self.status
+        }
+    }
 }
 
 /// A container.

@@ -6,6 +6,16 @@ use serde_json::{json, Value};
 
 use crate::Engine;
 
+/// The host's cgroup version as `/info` gives it: "2" when `/sys/fs/cgroup` is the
+/// unified hierarchy (it has `cgroup.controllers`), else "1" (v1 or hybrid).
+pub fn cgroup_version() -> &'static str {
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "2"
+    } else {
+        "1"
+    }
+}
+
 impl Engine {
     /// GET /info: the counts of containers (running, stopped) and images, and what the
     /// host and the daemon are (kernel, host name, CPUs, root directory, runtime), with
@@ -35,19 +45,25 @@ impl Engine {
                 .unwrap_or_default()
         };
         let (store, advertise) = (store_field("store"), store_field("advertise"));
-        json!({
+        let paused = list.iter().filter(|c| c["State"] == "paused").count();
+        // what Docker says of a node outside any swarm
+        let swarm = json!({"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null});
+        let stopped = list.len().saturating_sub(running + paused);
+        let mut info = json!({
             "ClusterStore": store, "ClusterAdvertise": advertise, "Cluster": cluster,
-            "ID": "", "Containers": list.len(), "ContainersRunning": running, "ContainersPaused": 0,
-            "ContainersStopped": list.len() - running, "Images": self.images.list().len(),
+            "ID": "", "Containers": list.len(), "ContainersRunning": running, "ContainersPaused": paused,
+            "ContainersStopped": stopped, "Images": self.images.list().len(),
             "Driver": "overlay", "DriverStatus": [], "Plugins": {"Network": plugins, "Volume": [], "Log": ["json-file"]},
             "MemoryLimit": false, "SwapLimit": false, "CpuCfsPeriod": false, "CpuCfsQuota": false, "IPv4Forwarding": true,
             "Debug": false, "NFd": 0, "NGoroutines": 0, "SystemTime": chrono::Utc::now().to_rfc3339(), "LoggingDriver": "json-file",
-            "CgroupDriver": "cgroupfs", "CgroupVersion": "1", "NEventsListener": 0, "KernelVersion": kernel,
+            "CgroupDriver": "cgroupfs", "CgroupVersion": cgroup_version(), "NEventsListener": 0, "KernelVersion": kernel,
             "OperatingSystem": "tether", "OSType": "linux", "Architecture": "x86_64", "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             "MemTotal": 0, "DockerRootDir": self.config().root, "Name": host, "Labels": [], "ExperimentalBuild": false,
             "ServerVersion": env!("CARGO_PKG_VERSION"), "Runtimes": {"runc": {"path": self.config().runtime}}, "DefaultRuntime": "runc", "FirewallBackend": {"Driver": "nftables"},
             "SecurityOptions": [], "Warnings": [],
-        })
+        });
+        info["Swarm"] = swarm;
+        info
     }
 
     /// GET /nodes: the cluster's hosts in Docker's Node shape (Swarm API), from the

@@ -41,6 +41,7 @@ pub fn status_text(c: &Container) -> String {
             match c.state.health.as_ref().map(|h| h.status.as_str()) {
                 Some("starting") => format!("{up} (health: starting)"),
                 Some(s) => format!("{up} ({s})"),
+                None if c.state.paused => format!("{up} (Paused)"),
                 None => up,
             }
         }
@@ -259,7 +260,7 @@ pub(crate) fn container(c: &Container, st: &State, dir: &Path) -> Value {
     json!({
         "Id": c.id, "Created": c.created, "Path": c.path, "Args": c.args,
         "State": {
-            "Status": c.state.status, "Running": running || c.state.status == "restarting", "Paused": false, "Restarting": c.state.status == "restarting",
+            "Status": c.state.shown_status(), "Running": running || c.state.status == "restarting", "Paused": c.state.paused && running, "Restarting": c.state.status == "restarting",
             "OOMKilled": false, "Dead": false, "Pid": c.state.pid, "ExitCode": c.state.exit_code,
             "Error": c.state.error, "StartedAt": c.state.started_at, "FinishedAt": c.state.finished_at,
             "Health": c.state.health.as_ref().map(|h| json!({
@@ -331,7 +332,7 @@ pub(crate) fn container_summary(c: &Container, st: &State) -> Value {
         "Command": command,
         "Created": chrono::DateTime::parse_from_rfc3339(&c.created).map(|t| t.timestamp()).unwrap_or(0),
         "Ports": ports, "Labels": c.config.labels.clone().unwrap_or_default(),
-        "State": c.state.status, "Status": status_text(c),
+        "State": c.state.shown_status(), "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.host_config.network_mode.clone().unwrap_or_default()},
         "NetworkSettings": {"Networks": networks}, "Mounts": [],
     })

@@ -112,6 +112,45 @@ impl Runc {
         self.run("resume", &["resume", id]).await.map(|_| ())
     }
 
+    /// `runc ps --format json ID`: the host pids of every process in the container's
+    /// cgroup.
+    pub async fn pids(&self, id: &str) -> Result<Vec<i32>, RuntimeError> {
+        let out = self.run("ps", &["ps", "--format", "json", id]).await?;
+        serde_json::from_str::<Option<Vec<i32>>>(out.trim())
+            .map(Option::unwrap_or_default)
+            .map_err(|e| RuntimeError::Runc {
+                op: "ps".into(),
+                msg: format!("unreadable pid list {out:?}: {e}"),
+            })
+    }
+
+    /// `runc events --stats ID`: the container's cgroup statistics once, runc's
+    /// `types.Stats` shape (`cpu.usage.{total,percpu,kernel,user}` in ns,
+    /// `cpu.throttling`, `memory.usage.{usage,limit,max,failcnt}`, `memory.raw`,
+    /// `pids.{current,limit}`, `blkio.*`), the `data` of runc's stats event.
+    pub async fn stats(&self, id: &str) -> Result<serde_json::Value, RuntimeError> {
+        let out = self.run("events", &["events", "--stats", id]).await?;
+        let v: serde_json::Value =
+            serde_json::from_str(out.trim()).map_err(|e| RuntimeError::Runc {
+                op: "events".into(),
+                msg: format!("unreadable stats: {e}"),
+            })?;
+        Ok(v.get("data").cloned().unwrap_or(v))
+    }
+
+    /// `runc update ID` with the given cgroup limits, each a flag of runc update(8):
+    /// `("memory", "67108864")`, `("cpu-share", "512")`, `("pids-limit", "100")`, ...
+    pub async fn update(&self, id: &str, flags: &[(&str, String)]) -> Result<(), RuntimeError> {
+        let mut args: Vec<String> = vec!["update".into()];
+        for (k, v) in flags {
+            args.push(format!("--{k}"));
+            args.push(v.clone());
+        }
+        args.push(id.into());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.run("update", &args).await.map(|_| ())
+    }
+
     /// `runc delete [--force] ID`; a container runc does not know is fine.
     pub async fn delete(&self, id: &str, force: bool) -> Result<(), RuntimeError> {
         let mut args = vec!["delete"];

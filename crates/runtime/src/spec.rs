@@ -114,6 +114,83 @@ pub struct ContainerSpec {
     pub privileged: bool,
     /// cgroup path, e.g. "/tether/<id>".
     pub cgroups_path: String,
+    /// cgroup limits (`HostConfig` resources); unset ones are the runtime's defaults.
+    pub resources: Resources,
+}
+
+/// The cgroup limits of a container as Docker's `HostConfig` gives them (`Memory`,
+/// `MemorySwap`, ...); None or 0 means no limit (runtime default). The same limits
+/// `runc update` applies to a running container.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// Memory limit in bytes.
+    pub memory: Option<i64>,
+    /// Memory plus swap in bytes; -1 unlimited swap.
+    pub memory_swap: Option<i64>,
+    /// Memory soft limit in bytes.
+    pub memory_reservation: Option<i64>,
+    /// CPU shares (relative weight).
+    pub cpu_shares: Option<i64>,
+    /// CFS quota in microseconds per period; -1 none.
+    pub cpu_quota: Option<i64>,
+    /// CFS period in microseconds.
+    pub cpu_period: Option<i64>,
+    /// Maximum number of processes; 0 or -1 none.
+    pub pids_limit: Option<i64>,
+    /// Block IO weight, 10 to 1000.
+    pub blkio_weight: Option<u16>,
+}
+
+/// Whether the host's cgroups take a block IO weight (v1 `blkio.weight`, v2
+/// `io.weight`); Docker discards the weight with a warning where they do not.
+pub fn blkio_weight_supported() -> bool {
+    Path::new("/sys/fs/cgroup/blkio/blkio.weight").exists()
+        || Path::new("/sys/fs/cgroup/io.weight").exists()
+}
+
+impl Resources {
+    /// The OCI `linux.resources` object (runtime-spec config-linux.md) of these limits,
+    /// with `devices` as given.
+    pub fn to_oci(&self, devices: serde_json::Value) -> serde_json::Value {
+        let set = |v: Option<i64>| v.filter(|v| *v != 0);
+        let mut r = json!({"devices": devices});
+        let mut mem = serde_json::Map::new();
+        if let Some(v) = set(self.memory) {
+            mem.insert("limit".into(), json!(v));
+        }
+        if let Some(v) = set(self.memory_swap) {
+            mem.insert("swap".into(), json!(v));
+        }
+        if let Some(v) = set(self.memory_reservation) {
+            mem.insert("reservation".into(), json!(v));
+        }
+        if !mem.is_empty() {
+            r["memory"] = serde_json::Value::Object(mem);
+        }
+        let mut cpu = serde_json::Map::new();
+        if let Some(v) = set(self.cpu_shares).filter(|v| *v > 0) {
+            cpu.insert("shares".into(), json!(v));
+        }
+        if let Some(v) = set(self.cpu_quota) {
+            cpu.insert("quota".into(), json!(v));
+        }
+        if let Some(v) = set(self.cpu_period).filter(|v| *v > 0) {
+            cpu.insert("period".into(), json!(v));
+        }
+        if !cpu.is_empty() {
+            r["cpu"] = serde_json::Value::Object(cpu);
+        }
+        if let Some(v) = set(self.pids_limit).filter(|v| *v > 0) {
+            r["pids"] = json!({"limit": v});
+        }
+        if let Some(w) = self
+            .blkio_weight
+            .filter(|w| *w != 0 && blkio_weight_supported())
+        {
+            r["blockIO"] = json!({"weight": w});
+        }
+        r
+    }
 }
 
 fn norm_cap(c: &str) -> String {
@@ -257,7 +334,7 @@ pub fn build(c: &ContainerSpec) -> Result<Spec, RuntimeError> {
         "mounts": mounts,
         "linux": {
             "cgroupsPath": c.cgroups_path,
-            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+            "resources": c.resources.to_oci(json!([{"allow": false, "access": "rwm"}])),
             "namespaces": namespaces,
             "maskedPaths": masked,
             "readonlyPaths": readonly
@@ -487,5 +564,27 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("ghost"));
+    }
+
+    #[test]
+    fn resources_become_oci_limits() {
+        let none = Resources::default().to_oci(json!([]));
+        assert_eq!(none, json!({"devices": []}));
+        let r = Resources {
+            memory: Some(64 << 20),
+            memory_swap: Some(-1),
+            cpu_shares: Some(512),
+            cpu_quota: Some(50_000),
+            cpu_period: Some(100_000),
+            pids_limit: Some(-1),
+            ..Default::default()
+        }
+        .to_oci(json!([]));
+        assert_eq!(r["memory"], json!({"limit": 64 << 20, "swap": -1}));
+        assert_eq!(
+            r["cpu"],
+            json!({"shares": 512, "quota": 50_000, "period": 100_000})
+        );
+        assert!(r.get("pids").is_none(), "-1 is no limit: {r}");
     }
 }

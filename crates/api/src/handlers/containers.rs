@@ -1,6 +1,6 @@
 //! Container routes: `/containers/json`, `create`, `prune`, and `/containers/{id}/...`
 //! (inspect, start, stop, restart, kill, wait, delete, resize, archive, export, changes,
-//! logs, attach).
+//! logs, attach, rename, pause, unpause, top, stats, update).
 
 use std::sync::Arc;
 
@@ -14,7 +14,8 @@ use tether_engine::{Engine, EngineError};
 use tokio::sync::mpsc;
 
 use super::{
-    body_bytes, json_stream, no_content, ok_empty, parse_json, refuse_unread, to_json, Id, Reply, Q,
+    body_bytes, body_json, json_stream, no_content, ok_empty, parse_json, refuse_unread, to_json,
+    Id, Reply, Q,
 };
 use crate::streams;
 use crate::{full, json_response, API_VERSION};
@@ -115,8 +116,13 @@ pub(crate) async fn wait(State(engine): State<Arc<Engine>>, Id(id): Id, q: Q) ->
     Ok(json_stream(rx))
 }
 
-/// `DELETE /containers/{id}?force=&v=`.
+/// `DELETE /containers/{id}?force=&v=&link=`; with `link`, `{id}` is a legacy link name
+/// `/PARENT/ALIAS` (slashes in the path or percent-encoded) and only the link goes.
 pub(crate) async fn remove(State(engine): State<Arc<Engine>>, Id(id): Id, q: Q) -> Reply {
+    if q.flag("link") {
+        engine.remove_link(&id).await?;
+        return Ok(no_content());
+    }
     engine
         .remove_container(&id, q.flag("force"), q.flag("v"))
         .await?;
@@ -201,7 +207,7 @@ pub(crate) async fn changes(State(engine): State<Arc<Engine>>, Id(id): Id) -> Re
     Ok(json_response(200, &to_json(&changes)?))
 }
 
-/// `GET /containers/{id}/logs?stdout=&stderr=&follow=&tail=&timestamps=`.
+/// `GET /containers/{id}/logs?stdout=&stderr=&follow=&tail=&timestamps=&since=&until=`.
 pub(crate) async fn logs(State(engine): State<Arc<Engine>>, Id(id): Id, q: Q) -> Reply {
     let opts = LogOptions {
         stdout: q.flag("stdout"),
@@ -209,6 +215,8 @@ pub(crate) async fn logs(State(engine): State<Arc<Engine>>, Id(id): Id, q: Q) ->
         follow: q.flag("follow"),
         tail: q.tail()?,
         timestamps: q.flag("timestamps"),
+        since: q.timestamp("since")?,
+        until: q.timestamp("until")?,
     };
     let out = engine.container_logs(&id, opts).await?;
     let rx = streams::output_bytes(out.entries, out.source.tty);
@@ -223,15 +231,23 @@ pub(crate) async fn logs(State(engine): State<Arc<Engine>>, Id(id): Id, q: Q) ->
 /// hijacks the connection (101 with `Upgrade: tcp`, or a plain streamed 200 for clients
 /// that do not ask for an upgrade); the client's input goes to the container's stdin when
 /// it asks for it and the container keeps stdin open, until it types the detach keys
-/// (default ctrl-p ctrl-q): then its connection ends and the container runs on.
+/// (default ctrl-p ctrl-q): then its connection ends and the container runs on. Without
+/// `stream` only the logs asked for (`logs`) are sent, then the stream ends.
 pub(crate) async fn attach(
     State(engine): State<Arc<Engine>>,
     Id(id): Id,
     q: Q,
     req: Request,
 ) -> Reply {
+    // `stream` defaults to false as in moby's attach handler
     let out = engine
-        .attach_output(&id, q.flag("stdout"), q.flag("stderr"), q.flag("logs"))
+        .attach_output(
+            &id,
+            q.flag("stdout"),
+            q.flag("stderr"),
+            q.flag("logs"),
+            q.flag("stream"),
+        )
         .await?;
     let tty = out.source.tty;
     let rx = streams::output_bytes(out.entries, tty);
@@ -239,4 +255,105 @@ pub(crate) async fn attach(
     let keys =
         tether_engine::exec::detach_keys(q.get("detachKeys").map(String::as_str).unwrap_or(""))?;
     Ok(streams::hijack(req, rx, stdin, tty, keys))
+}
+
+/// `POST /containers/{id}/rename?name=NEW` -> 204.
+pub(crate) async fn rename(State(engine): State<Arc<Engine>>, Id(id): Id, q: Q) -> Reply {
+    let name = q.get("name").cloned().unwrap_or_default();
+    engine.rename_container(&id, &name).await?;
+    Ok(no_content())
+}
+
+/// `POST /containers/{id}/pause` -> 204.
+pub(crate) async fn pause(State(engine): State<Arc<Engine>>, Id(id): Id) -> Reply {
+    engine.pause_container(&id).await?;
+    Ok(no_content())
+}
+
+/// `POST /containers/{id}/unpause` -> 204.
+pub(crate) async fn unpause(State(engine): State<Arc<Engine>>, Id(id): Id) -> Reply {
+    engine.unpause_container(&id).await?;
+    Ok(no_content())
+}
+
+/// `GET /containers/{id}/top?ps_args=` -> `{"Titles", "Processes"}`.
+pub(crate) async fn top(State(engine): State<Arc<Engine>>, Id(id): Id, q: Q) -> Reply {
+    let args = q.get("ps_args").cloned().unwrap_or_default();
+    Ok(json_response(200, &engine.top_container(&id, &args).await?))
+}
+
+/// `POST /containers/{id}/update` (body: Resources and RestartPolicy) ->
+/// `{"Warnings": [...]}`.
+pub(crate) async fn update(State(engine): State<Arc<Engine>>, Id(id): Id, req: Request) -> Reply {
+    let body: bollard_stubs::models::ContainerUpdateBody = body_json(req).await?;
+    let warnings = engine.update_container(&id, body).await?;
+    Ok(json_response(200, &json!({"Warnings": warnings})))
+}
+
+/// `GET /containers/{id}/stats?stream=&one-shot=`: Docker's stats objects, one JSON
+/// document per line; `stream` (default true) sends one a second until the client goes.
+pub(crate) async fn stats(State(engine): State<Arc<Engine>>, Id(id): Id, q: Q) -> Reply {
+    let stream = match q.get("stream") {
+        None => true,
+        Some(_) => q.boolean("stream")?,
+    };
+    let one_shot = q.boolean("one-shot")?;
+    let mut values = engine.container_stats(&id, stream, one_shot).await?;
+    let (tx, rx) = mpsc::channel(2);
+    tokio::spawn(async move {
+        while let Some(v) = values.recv().await {
+            if tx.send(Bytes::from(format!("{v}\n"))).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(json_stream(rx))
+}
+
+/// The objects' fallback: `DELETE /containers/PARENT/ALIAS?link=1` (a legacy link name,
+/// slashes in the path) removes that link; any other request no route takes is the 404
+/// `page not found`.
+pub(crate) async fn remove_link_path(
+    State(engine): State<Arc<Engine>>,
+    q: Q,
+    req: Request,
+) -> Reply {
+    let name = req
+        .uri()
+        .path()
+        .strip_prefix("/containers/")
+        .filter(|_| req.method() == hyper::Method::DELETE && q.flag("link"))
+        .map(percent_decode);
+    match name {
+        Some(n) => {
+            engine.remove_link(&n).await?;
+            Ok(no_content())
+        }
+        None => Err(super::not_found(&req).into()),
+    }
+}
+
+/// `%XX` escapes of a path decoded (a bad escape is kept as written).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

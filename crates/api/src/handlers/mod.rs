@@ -183,6 +183,31 @@ impl Q {
         }
     }
 
+    /// A time parameter (`since`, `until` of logs) as Unix nanoseconds: Unix seconds
+    /// with an optional fraction (`1700000000.5`, as the docker CLI sends) or an RFC 3339
+    /// time (`2024-01-02T15:04:05Z`); None when absent or empty.
+    ///
+    /// Errors: 400 naming the parameter and the value.
+    pub(crate) fn timestamp(&self, k: &str) -> Result<Option<i64>, EngineError> {
+        let Some(v) = self.get(k).map(|v| v.trim()).filter(|v| !v.is_empty()) else {
+            return Ok(None);
+        };
+        if let Ok(secs) = v.parse::<f64>() {
+            if secs.is_finite() {
+                return Ok(Some((secs * 1e9) as i64));
+            }
+        }
+        chrono::DateTime::parse_from_rfc3339(v)
+            .ok()
+            .and_then(|t| t.timestamp_nanos_opt())
+            .map(Some)
+            .ok_or_else(|| {
+                EngineError::InvalidParam(format!(
+                    "invalid value for query parameter {k}: {v:?}: give Unix seconds (1700000000.5) or an RFC 3339 time"
+                ))
+            })
+    }
+
     /// The terminal size parameters `h` and `w` (rows, columns).
     ///
     /// Errors: 400 naming the one missing or not a number.

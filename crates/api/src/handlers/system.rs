@@ -1,13 +1,15 @@
-//! System routes: `/_ping` (GET and HEAD), `/version`, `/info`, `/system/df`.
+//! System routes: `/_ping` (GET and HEAD), `/version`, `/info`, `/system/df`,
+//! `/plugins`, and the Swarm routes (`/nodes`, `/swarm`, `/services`, ...).
 
 use std::sync::Arc;
 
+use axum::extract::Request;
 use axum::extract::State;
 use hyper::{Method, Response};
 use serde_json::{json, Value};
 use tether_engine::Engine;
 
-use super::Reply;
+use super::{refuse_unread, Reply};
 use crate::{full, json_response, Body, API_VERSION, MIN_API_VERSION};
 
 /// `GET /_ping` (`OK`) and `HEAD /_ping` (no body), with the API version headers.
@@ -32,9 +34,26 @@ pub(crate) async fn info(State(engine): State<Arc<Engine>>) -> Response<Body> {
     json_response(200, &engine.info().await)
 }
 
-/// `GET /nodes`: the cluster's hosts.
-pub(crate) async fn nodes(State(engine): State<Arc<Engine>>) -> Reply {
+/// `GET /nodes`: the cluster's hosts (`--cluster-store`); without a cluster, and for
+/// any other method, Docker's 503 of a node that is not a swarm manager.
+pub(crate) async fn nodes(State(engine): State<Arc<Engine>>, req: Request) -> Reply {
+    if req.method() != Method::GET {
+        return Ok(no_swarm(req).await);
+    }
     Ok(json_response(200, &engine.nodes().await?))
+}
+
+/// Any Swarm API request (`/swarm*`, `/services*`, `/nodes/*`, `/tasks*`, `/secrets*`,
+/// `/configs*`): 503 `{"message": "This node is not a swarm manager. ..."}`, Docker's
+/// answer on a node outside a swarm (Engine API, Swarm section). The body is read
+/// first, so that the client gets the answer.
+pub(crate) async fn no_swarm(req: Request) -> Response<Body> {
+    refuse_unread(req, 503, tether_engine::NOT_SWARM_MANAGER).await
+}
+
+/// `GET /plugins`: no managed plugins, `[]` (Engine API "Plugin list").
+pub(crate) async fn plugins() -> Response<Body> {
+    json_response(200, &json!([]))
 }
 
 /// `GET /system/df`.

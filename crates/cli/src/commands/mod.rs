@@ -12,6 +12,7 @@ pub mod image_ops;
 pub mod inspect;
 pub mod lifecycle;
 pub mod logs;
+pub mod manage;
 pub mod network;
 pub mod node;
 pub mod ps;
@@ -73,6 +74,12 @@ pub async fn dispatch(client: &Client, args: &[String]) -> Result<()> {
         "wait" => lifecycle::wait(client, &p("wait"), rest).await,
         "port" => lifecycle::port(client, &p("port"), rest).await,
         "logs" => logs::logs(client, &p("logs"), rest).await,
+        "rename" => manage::rename(client, &p("rename"), rest).await,
+        "pause" => manage::pause(client, &p("pause"), "pause", rest).await,
+        "unpause" => manage::pause(client, &p("unpause"), "unpause", rest).await,
+        "top" => manage::top(client, &p("top"), rest).await,
+        "update" => manage::update(client, &p("update"), rest).await,
+        "stats" => manage::stats(client, &p("stats"), rest).await,
         "exec" => exec::exec(client, &p("exec"), rest).await,
         "cp" => cp::cp(client, &p("cp"), rest).await,
         "export" => cp::export(client, &p("export"), rest).await,
@@ -157,6 +164,12 @@ async fn container_cmd(client: &Client, rest: &[String]) -> Result<()> {
         "prune" => lifecycle::prune(client, &p("prune"), args).await,
         "commit" => image_ops::commit(client, &p("commit"), args).await,
         "logs" => logs::logs(client, &p("logs"), args).await,
+        "rename" => manage::rename(client, &p("rename"), args).await,
+        "pause" => manage::pause(client, &p("pause"), "pause", args).await,
+        "unpause" => manage::pause(client, &p("unpause"), "unpause", args).await,
+        "top" => manage::top(client, &p("top"), args).await,
+        "update" => manage::update(client, &p("update"), args).await,
+        "stats" => manage::stats(client, &p("stats"), args).await,
         "exec" => exec::exec(client, &p("exec"), args).await,
         "cp" => cp::cp(client, &p("cp"), args).await,
         "export" => cp::export(client, &p("export"), args).await,
@@ -231,14 +244,20 @@ Commands:
   inspect     Return low-level information on objects
   kill        Kill one or more running containers
   logs        Fetch the logs of a container
+  pause       Pause all processes within one or more containers
   port        List port mappings or a specific mapping for the container
+  rename      Rename a container
   restart     Restart one or more containers
   rm          Remove one or more containers
   rmi         Remove one or more images
   save        Save one or more images to a tar archive (streamed to STDOUT by default)
   start       Start one or more stopped containers
+  stats       Display a live stream of container(s) resource usage statistics
   stop        Stop one or more running containers
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+  top         Display the running processes of a container
+  unpause     Unpause all processes within one or more containers
+  update      Update configuration of one or more containers
   wait        Block until one or more containers stop, then print their exit codes
 
 Global Options:
