@@ -4,8 +4,8 @@
 //! Per network and per host that has endpoints on it: a bridge (`ob-<id12>`, no address:
 //! the host does not route into the overlay) and a `vxlan` device (`ov-<id12>`: the
 //! network's VNI, UDP port 4789 unless given, source address the host's advertised
-//! address, `nolearning`, `proxy`, MTU 1450 by default) enslaved to it. Both are made when
-//! the first endpoint joins and deleted when the last one leaves.
+//! address, `nolearning`, `proxy`, `udpcsum`, MTU 1450 by default) enslaved to it. Both are
+//! made when the first endpoint joins and deleted when the last one leaves.
 //!
 //! Endpoints on other hosts are programmed statically, as the cluster store reports them
 //! ([`OverlayDriver::add_remote`] / [`OverlayDriver::remove_remote`]): a forwarding entry
