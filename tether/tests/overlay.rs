@@ -130,10 +130,14 @@ fn overlay_spans_hosts_by_name_ip_and_alias_and_stays_isolated() {
     assert!(rm.all().contains("active endpoints"), "{rm}");
 
     // a second overlay neither resolves nor reaches the first one's containers
-    h2.ok(&["network", "create", "-d", "overlay", "ov2"]);
+    h2.ok(&["network", "create", "-d", "overlay", "--attachable", "ov2"]);
     wait_until("ov2 on host 3", Duration::from_secs(10), || {
         network_ids(h3).contains(&"ov2 global".to_string())
     });
+    // --attachable is kept and shown on every host (not enforced: see overlay.rs)
+    let att = |n: &str| h3.ok(&["network", "inspect", "-f", "{{.Attachable}}", n]);
+    assert_eq!(att("ov2"), "true");
+    assert_eq!(att("ov1"), "false");
     assert!(resolve(h3, "ov2", "web").is_empty());
     let o = fetch(h3, "ov2", &ip1);
     assert!(!o.stdout.contains("hi from"), "ov2 reached ov1: {o}");

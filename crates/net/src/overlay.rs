@@ -14,6 +14,13 @@
 //! no all-zero (default) forwarding entry: nothing is flooded or multicast, and frames for
 //! unknown MACs are dropped by the vxlan device.
 //!
+//! `--attachable` is stored with the network and shown by `network inspect` on every host,
+//! but not enforced. In Docker it only means something in Swarm mode, where it lets
+//! standalone containers (not service tasks) join an overlay, and a non-attachable overlay
+//! refuses `docker run --network`. tether has no services: every container is standalone,
+//! as in Docker's classic overlay with an external key-value store, which had no such
+//! check. Enforcing it would make the flag mandatory for any use of an overlay.
+//!
 //! The model is Docker's classic overlay driver (libnetwork `drivers/overlay`: a bridge
 //! and a vxlan device per network, peers programmed with `peerAdd` from the store), with
 //! the devices in the host's namespace instead of a per-network sandbox.
