@@ -9,10 +9,10 @@
 # daemon is not started) for the tests that drive tether through the real clients;
 # protobuf-compiler (protoc, which the etcd-client crate needs at build time) and etcd-server
 # (/usr/bin/etcd; its service is not started) for the overlay tests and the multihost demo;
-# iperf3 for the overlay benchmark (bench/fig11_overlay.py).
+# iperf3 for the overlay benchmark (bench/fig11_overlay.py); ethtool for bench/overlay_knobs.sh.
 set -euo pipefail
 need=()
-for p in runc nftables iproute2 util-linux busybox-static mmdebstrap procps curl ca-certificates file python3 docker-registry apache2-utils zstd chromium docker-compose protobuf-compiler etcd-server iperf3; do
+for p in runc nftables iproute2 util-linux busybox-static mmdebstrap procps curl ca-certificates file python3 docker-registry apache2-utils zstd chromium docker-compose protobuf-compiler etcd-server iperf3 ethtool; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 if [ ! -x /usr/local/bin/docker ] && [ ! -x /usr/bin/docker ]; then need+=(docker.io); fi

@@ -4,8 +4,8 @@
 //! Per network and per host that has endpoints on it: a bridge (`ob-<id12>`, no address:
 //! the host does not route into the overlay) and a `vxlan` device (`ov-<id12>`: the
 //! network's VNI, UDP port 4789 unless given, source address the host's advertised
-//! address, `nolearning`, `proxy`, MTU 1450 by default) enslaved to it. Both are made when
-//! the first endpoint joins and deleted when the last one leaves.
+//! address, `nolearning`, `proxy`, `udpcsum`, MTU 1450 by default) enslaved to it. Both are
+//! made when the first endpoint joins and deleted when the last one leaves.
 //!
 //! Endpoints on other hosts are programmed statically, as the cluster store reports them
 //! ([`OverlayDriver::add_remote`] / [`OverlayDriver::remove_remote`]): a forwarding entry
@@ -13,6 +13,13 @@
 //! `IP lladdr MAC`, which the device's `proxy` flag uses to answer ARP itself. There is
 //! no all-zero (default) forwarding entry: nothing is flooded or multicast, and frames for
 //! unknown MACs are dropped by the vxlan device.
+//!
+//! `--attachable` is stored with the network and shown by `network inspect` on every host,
+//! but not enforced. In Docker it only means something in Swarm mode, where it lets
+//! standalone containers (not service tasks) join an overlay, and a non-attachable overlay
+//! refuses `docker run --network`. tether has no services: every container is standalone,
+//! as in Docker's classic overlay with an external key-value store, which had no such
+//! check. Enforcing it would make the flag mandatory for any use of an overlay.
 //!
 //! The model is Docker's classic overlay driver (libnetwork `drivers/overlay`: a bridge
 //! and a vxlan device per network, peers programmed with `peerAdd` from the store), with
