@@ -230,6 +230,19 @@ fn multi_stage_build_target_and_cache() {
     let out = d.ok(&["build", "--no-cache", "-t", "ms", &c]);
     assert!(!out.contains("Using cache"), "{out}");
 
+    // builder prune --all forgets the cache: the next build runs its RUN again
+    let (st, v) = d.api("POST", "/build/prune?all=1", None);
+    assert_eq!(st, 200, "{v}");
+    assert!(
+        v["CachesDeleted"].as_array().is_some_and(|a| !a.is_empty()),
+        "{v}"
+    );
+    let out = d.ok(&["build", "-t", "ms", &c]);
+    assert!(
+        out.contains("Running in"),
+        "the cache survived a prune: {out}"
+    );
+
     // --target stops at a stage
     let out = d.ok(&["build", "--target", "builder", "-t", "ms-builder", &c]);
     assert!(!out.contains("/usr/local/bin"), "{out}");

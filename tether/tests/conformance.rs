@@ -44,7 +44,10 @@ fn endpoints() -> Vec<(&'static str, String)> {
         ("POST", "/exec/nosuch/resize?h=1&w=1".into()),
         ("GET", "/exec/nosuch/json".into()),
         ("GET", "/images/json".into()),
-        ("POST", "/images/create?fromImage=nosuch.invalid/x&tag=1".into()),
+        (
+            "POST",
+            "/images/create?fromImage=nosuch.invalid/x&tag=1".into(),
+        ),
         ("GET", format!("/images/{img}/json")),
         ("GET", format!("/images/{img}/history")),
         ("POST", "/images/nosuch/push".into()),
@@ -108,7 +111,10 @@ fn every_endpoint_of_the_reference_is_routed() {
         let (st, v) = d.api("GET", &format!("/v1.41/{g}"), None);
         assert_eq!(st, 503, "GET /{g}: {v}");
         let msg = v["message"].as_str().unwrap_or_default();
-        assert!(msg.contains("This node is not a swarm manager"), "GET /{g}: {msg}");
+        assert!(
+            msg.contains("This node is not a swarm manager"),
+            "GET /{g}: {msg}"
+        );
     }
     let (st, v) = d.api("GET", "/plugins", None);
     assert_eq!((st, v), (200, serde_json::json!([])));

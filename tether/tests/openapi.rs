@@ -232,6 +232,10 @@ fn answers_match_the_engine_api_models() {
         "POST /volumes/prune",
         &post(&d, "/volumes/prune", None, 200),
     );
+    conforms::<m::BuildPruneResponse>(
+        "POST /build/prune",
+        &post(&d, "/build/prune?all=1", None, 200),
+    );
     post(&d, "/containers/shaped/stop?t=0", None, 204);
     conforms::<m::NetworkPruneResponse>(
         "POST /networks/prune",

@@ -120,6 +120,7 @@ fn fixed() -> Routes {
         .route("/configs", any(system::no_swarm))
         .route("/configs/{*rest}", any(system::no_swarm))
         .route("/plugins", get_only(system::plugins))
+        .route("/plugins/{*rest}", any(system::plugin))
         .route("/system/df", get_only(system::df))
         .route("/events", get_only(events::events))
         // containers
@@ -135,6 +136,7 @@ fn fixed() -> Routes {
         .route("/images/get", get_only(images::save_many))
         .route("/images/search", get_only(registry::search))
         .route("/build", post(build::build))
+        .route("/build/prune", post(build::prune))
         .route("/auth", post(registry::auth))
         // volumes
         .route("/volumes", get_only(volumes::list))

@@ -308,6 +308,37 @@ impl Engine {
         self.images.get(m.get(key)?).ok()
     }
 
+    /// POST /build/prune (`docker builder prune`): the classic builder's cache is an
+    /// index from step keys to the images they made; a prune forgets entries whose image
+    /// is gone, and with `all` every entry (the next build then runs every step). The
+    /// images stay: `image prune` removes them. Returns the forgotten keys and the bytes
+    /// freed (0: an index entry holds no data).
+    ///
+    /// # Errors
+    /// [`EngineError::Internal`] when the index cannot be written.
+    pub fn prune_build_cache(&self, all: bool) -> Result<(Vec<String>, u64), EngineError> {
+        let p = cache_path(self);
+        let mut m: HashMap<String, String> = std::fs::read_to_string(&p)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        let mut gone: Vec<String> = m
+            .iter()
+            .filter(|(_, v)| all || self.images.get(v).is_err())
+            .map(|(k, _)| k.clone())
+            .collect();
+        gone.sort();
+        if gone.is_empty() {
+            return Ok((gone, 0));
+        }
+        for k in &gone {
+            m.remove(k);
+        }
+        crate::state::write_json(&p, &m)
+            .map_err(|e| EngineError::Internal(format!("writing {}: {e}", p.display())))?;
+        Ok((gone, 0))
+    }
+
     fn cache_put(&self, key: &str, id: &str) {
         let p = cache_path(self);
         let mut m: HashMap<String, String> = std::fs::read_to_string(&p)

@@ -135,3 +135,13 @@ fn registry_config_auth(header: &str) -> tether_image::registry::AuthConfig {
         .and_then(|(_, a)| serde_json::from_value(a).ok())
         .unwrap_or_default()
 }
+
+/// `POST /build/prune?all=` (Engine API "BuildPrune"): `{"CachesDeleted": [...],
+/// "SpaceReclaimed": N}`, see [`Engine::prune_build_cache`].
+pub(crate) async fn prune(State(engine): State<Arc<Engine>>, q: super::Q) -> Reply {
+    let (deleted, space) = engine.prune_build_cache(q.flag("all"))?;
+    Ok(crate::json_response(
+        200,
+        &serde_json::json!({"CachesDeleted": deleted, "SpaceReclaimed": space}),
+    ))
+}

@@ -56,6 +56,28 @@ pub(crate) async fn plugins() -> Response<Body> {
     json_response(200, &json!([]))
 }
 
+/// `/plugins/{name}/...` and the other plugin routes: tether manages no plugins, so a
+/// named plugin is Docker's 404 `plugin "NAME" not found`, and installing one
+/// (`/plugins/pull`, `/plugins/create`, `/plugins/privileges`) is a 501 saying so.
+pub(crate) async fn plugin(req: Request) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let rest = path.trim_start_matches("/plugins/");
+    match rest {
+        "pull" | "create" | "privileges" => {
+            refuse_unread(
+                req,
+                501,
+                "tether does not manage plugins: its network drivers are built in",
+            )
+            .await
+        }
+        _ => {
+            let name = rest.rsplit_once('/').map(|(n, _)| n).unwrap_or(rest);
+            refuse_unread(req, 404, &format!("plugin \"{name}\" not found")).await
+        }
+    }
+}
+
 /// `GET /system/df`.
 pub(crate) async fn df(State(engine): State<Arc<Engine>>) -> Reply {
     Ok(json_response(200, &engine.system_df().await?))
