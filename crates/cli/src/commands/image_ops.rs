@@ -555,6 +555,55 @@ pub fn df_verbose(v: &Json) -> Result<String> {
     Ok(out)
 }
 
+#[derive(Parser, Debug)]
+#[command(
+    name = "prune",
+    override_usage = "tether builder prune [OPTIONS]",
+    about = "Remove build cache"
+)]
+/// Flags of `tether builder prune`.
+pub struct BuilderPruneArgs {
+    /// Remove all build cache, not just the entries whose image is gone
+    #[arg(short = 'a', long)]
+    all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    force: bool,
+    #[arg(hide = true)]
+    operands: Vec<String>,
+}
+
+/// `tether builder prune [-a] [-f]` (`POST /build/prune`): the classic builder's cache
+/// index forgets its entries; the images stay until `image prune`.
+pub async fn builder_prune(client: &Client, path: &str, args: &[String]) -> Result<()> {
+    let a: BuilderPruneArgs = parse(path, args)?;
+    no_args::<BuilderPruneArgs>(path, a.operands.len())?;
+    if !a.force
+        && !crate::commands::lifecycle::confirm(
+            "WARNING! This will remove all dangling build cache.\nAre you sure you want to continue?",
+        )
+    {
+        return Ok(());
+    }
+    let q = if a.all { "?all=1" } else { "" };
+    let v = client.post_json(&format!("/build/prune{q}"), None).await?;
+    let mut text = String::new();
+    if let Some(list) = v["CachesDeleted"].as_array().filter(|l| !l.is_empty()) {
+        text.push_str("Deleted build cache objects:\n");
+        for id in list.iter().filter_map(|x| x.as_str()) {
+            text.push_str(id);
+            text.push('\n');
+        }
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "Total reclaimed space: {}",
+        human_size(v["SpaceReclaimed"].as_u64().unwrap_or(0) as f64)
+    ));
+    outln!("{text}");
+    Ok(())
+}
+
 /// `tether system df [-v] [--format T]`.
 pub async fn df(client: &Client, path: &str, args: &[String]) -> Result<()> {
     let a: DfArgs = parse(path, args)?;

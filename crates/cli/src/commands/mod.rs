@@ -108,6 +108,12 @@ pub async fn dispatch(client: &Client, args: &[String]) -> Result<()> {
         "node" => node::dispatch(client, rest).await,
         "volume" => volume::dispatch(client, rest).await,
         "compose" => compose::compose(client, rest).await,
+        "builder" => match rest.first().map(String::as_str) {
+            Some("prune") => {
+                image_ops::builder_prune(client, &p("builder prune"), &rest[1..]).await
+            }
+            _ => unknown_sub("builder", rest),
+        },
         "system" => match rest.first().map(String::as_str) {
             Some("info") => system::info(client, &p("system info"), &rest[1..]).await,
             Some("df") => image_ops::df(client, &p("system df"), &rest[1..]).await,
@@ -228,11 +234,14 @@ Common Commands:
   info        Display system-wide information
 
 Management Commands:
+  builder     Manage builds (prune the build cache)
   compose     Define and run multi-container applications
   container   Manage containers
   image       Manage images
   network     Manage networks
   node        List the hosts of the cluster (--cluster-store)
+  system      Manage tether (info, df)
+  volume      Manage volumes
 
 Commands:
   commit      Create a new image from a container's changes
