@@ -1183,7 +1183,9 @@ impl Engine {
                 done = self.save_container(&c);
             }
             if let Err(e) = done {
-                self.detach_endpoint(&mut st, &mut c, &n.name, false).await;
+                if let Err(u) = self.detach_endpoint(&mut st, &mut c, &n.name, false).await {
+                    tracing::warn!(container = %c.name, error = %u, "undoing a failed connect");
+                }
                 c.attachments.retain(|(x, _)| x != &n.name);
                 if let Err(u) = self.sync_gateway_bridge(&mut st, &mut c, &snl).await {
                     tracing::warn!(container = %c.name, error = %u, "undoing a failed connect");
@@ -1230,9 +1232,12 @@ impl Engine {
         }
         // Once the endpoint is withdrawn the record must say so: the steps after it keep
         // going when one fails, the record is saved, and every failure is reported.
-        self.detach_endpoint(&mut st, &mut c, &n.name, false).await;
+        let left = self.detach_endpoint(&mut st, &mut c, &n.name, false).await;
         c.attachments.remove(pos);
         let mut errors = Vec::new();
+        if let Err(e) = &left {
+            errors.push(format!("removing the endpoint: {e}"));
+        }
         // the gateway bridge comes or goes with the overlays that need it
         if n.name != crate::cluster::GWBRIDGE {
             if let Some(sb) = c.sandbox.clone() {
@@ -1278,6 +1283,12 @@ impl Engine {
         }
         let name = c.name.clone();
         st.containers.insert(c.id.clone(), c);
+        if left.is_err() {
+            // what the driver left of the endpoint in the firewall goes now
+            if let Err(e) = self.resync_firewall(&st) {
+                errors.push(format!("rebuilding the firewall: {e}"));
+            }
+        }
         if errors.is_empty() {
             Ok(())
         } else {
