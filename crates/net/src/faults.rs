@@ -276,7 +276,9 @@ mod tests {
     #[test]
     fn a_failpoint_is_an_error_of_the_trait_type() {
         let f = Faults::parse("firewall.isolate_port.off,driver.bridge.leave");
-        assert!(f.fw(&["firewall.isolate_port", "firewall.isolate_port.on"]).is_ok());
+        assert!(f
+            .fw(&["firewall.isolate_port", "firewall.isolate_port.on"])
+            .is_ok());
         let e = f
             .fw(&["firewall.isolate_port", "firewall.isolate_port.off"])
             .err()
