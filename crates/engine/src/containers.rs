@@ -1258,10 +1258,19 @@ impl Engine {
                     .any(|p| p.container_ip == e.ip && p.container_ip6 == e.ip6.map(|(a, _, _)| a))
             })
         {
-            if let Err(e) = self.fw.remove_ports(&c.id[..12], &c.ports) {
-                errors.push(format!("withdrawing the published ports: {e}"));
-            }
+            let withdrawn = self.fw.remove_ports(&c.id[..12], &c.ports);
             c.ports.clear();
+            // the host ports' reservations go with them: the next network's take them
+            self.live_mut(&c.id, |l| l.reservations.clear());
+            if let Err(e) = withdrawn {
+                errors.push(format!("withdrawing the published ports: {e}"));
+                // the old elements hold the host ports: rebuild the firewall without
+                // them, so that the ports can move to the next network
+                st.containers.insert(c.id.clone(), c.clone());
+                if let Err(e) = self.resync_firewall(&st) {
+                    errors.push(format!("rebuilding the firewall: {e}"));
+                }
+            }
             if let Err(e) = self.publish(&st, &mut c) {
                 errors.push(format!("publishing the ports on the next network: {e}"));
             }
@@ -1283,8 +1292,9 @@ impl Engine {
         }
         let name = c.name.clone();
         st.containers.insert(c.id.clone(), c);
-        if left.is_err() {
-            // what the driver left of the endpoint in the firewall goes now
+        if left.is_err() || !errors.is_empty() {
+            // what a failed step left of the endpoint or of its published ports in the
+            // firewall goes now
             if let Err(e) = self.resync_firewall(&st) {
                 errors.push(format!("rebuilding the firewall: {e}"));
             }
