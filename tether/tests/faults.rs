@@ -35,14 +35,20 @@ fn ifaces_in(d: &Daemon, name: &str) -> String {
 
 /// The elements of set `set` of table `family tether`, as JSON text, sorted.
 fn set_elems(d: &Daemon, family: &str, set: &str) -> Vec<String> {
-    let o = d.ns(&["nft", "-j", "list", "set", family, "tether", set]);
-    assert!(o.success(), "nft list set {family} tether {set}: {o}");
+    elems(d, "set", family, set)
+}
+
+/// The elements of set or map (`kind`) `name` of table `family tether`, as JSON text,
+/// sorted.
+fn elems(d: &Daemon, kind: &str, family: &str, name: &str) -> Vec<String> {
+    let o = d.ns(&["nft", "-j", "list", kind, family, "tether", name]);
+    assert!(o.success(), "nft list {kind} {family} tether {name}: {o}");
     let v: Value = serde_json::from_str(&o.stdout).unwrap_or(Value::Null);
     let mut out: Vec<String> = v["nftables"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|x| x["set"]["elem"].as_array())
+        .filter_map(|x| x[kind]["elem"].as_array())
         .flatten()
         .map(|e| e.to_string())
         .collect();
@@ -318,4 +324,89 @@ fn start_fails_at_the_bridge_join() {
     d.ok(&["start", "app"]);
     assert_eq!(d.ip_of("app", "back"), "10.77.2.9");
     restart_with(&mut d, "");
+}
+
+/// A start whose port publishing fails leaves no endpoint and no port element, and the
+/// next start gets the same address and publishes.
+#[test]
+fn start_fails_at_publishing() {
+    let mut d = Daemon::start();
+    d.ok(&["network", "create", "--subnet", "10.77.2.0/24", "back"]);
+    let links = d.links();
+    d.ok(&[
+        "create",
+        "--network",
+        "back",
+        "--ip",
+        "10.77.2.9",
+        "-p",
+        "8080:80",
+        "--name",
+        "app",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    restart_with(&mut d, "firewall.add_ports:1");
+    let (st, v) = d.api("POST", "/containers/app/start", None);
+    assert_failed(&(st, v), 500, "firewall.add_ports");
+    assert_eq!(d.inspect("app")["State"]["Running"], json!(false));
+    assert_eq!(
+        d.links_settled(&links),
+        links,
+        "a veth of the failed start is left"
+    );
+    assert_eq!(elems(&d, "map", "inet", "pub4"), Vec::<String>::new());
+    d.ok(&["start", "app"]);
+    assert_eq!(d.ip_of("app", "back"), "10.77.2.9");
+    assert_eq!(d.nft_tcp_ports(), vec![8080]);
+    restart_with(&mut d, "");
+}
+
+/// A disconnect of the network the published ports point at, whose withdrawal of the
+/// ports fails: the ports end up pointing at the remaining network only.
+#[test]
+fn disconnect_fails_at_withdrawing_the_ports() {
+    let mut d = Daemon::start();
+    d.ok(&["network", "create", "--subnet", "10.77.1.0/24", "front"]);
+    d.ok(&["network", "create", "--subnet", "10.77.2.0/24", "back"]);
+    d.run_d(&[
+        "--network",
+        "front",
+        "-p",
+        "8080:80",
+        "--name",
+        "app",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    d.ok(&["network", "connect", "back", "app"]);
+    let pub4 = elems(&d, "map", "inet", "pub4").join(" ");
+    assert!(pub4.contains("10.77.1."), "{pub4}");
+    // without a failure, the ports move with a disconnect of their network
+    restart_with(&mut d, "");
+    let r = disconnect(&d, "front", "app");
+    assert_eq!(r.0, 200, "{}", r.1);
+    d.ok(&["network", "connect", "front", "app"]);
+    let r = disconnect(&d, "back", "app");
+    assert_eq!(r.0, 200, "{}", r.1);
+    let pub4 = elems(&d, "map", "inet", "pub4").join(" ");
+    assert!(pub4.contains("10.77.1."), "{pub4}");
+    d.ok(&["network", "connect", "back", "app"]);
+    restart_with(&mut d, "firewall.remove_ports:1");
+
+    let r = disconnect(&d, "front", "app");
+    assert_failed(&r, 500, "firewall.remove_ports");
+    assert_eq!(networks_of(&d, "app"), vec!["back".to_string()]);
+    let pub4 = elems(&d, "map", "inet", "pub4").join(" ");
+    assert!(
+        !pub4.contains("10.77.1.") && pub4.contains("10.77.2."),
+        "the ports do not point at back only: {pub4} (answer: {})",
+        r.1
+    );
+    assert_eq!(d.nft_tcp_ports(), vec![8080]);
+    restart_with(&mut d, "");
+    d.ok(&["network", "connect", "front", "app"]);
+    assert!(d.ip_of("app", "front").starts_with("10.77.1."));
 }
