@@ -363,6 +363,8 @@ impl Engine {
             cluster,
         });
         engine.restore().await?;
+        // failpoints fail the operations asked for from now on, not the restore
+        faults.arm();
         if let Some(rx) = cluster_rx {
             tokio::spawn(engine.clone().cluster_events(rx));
         }

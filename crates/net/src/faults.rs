@@ -14,7 +14,9 @@
 //! first N calls and passes the later ones through.
 //!
 //! The daemon reads the variable once at start ([`Faults::from_env`]) and warns loudly when
-//! any failpoint is set; with none set nothing is wrapped.
+//! any failpoint is set; with none set nothing is wrapped. Failpoints take effect once the
+//! daemon has restored its state ([`Faults::arm`]): they fail the operations a test asks
+//! for, not the restore.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
@@ -28,9 +30,12 @@ use crate::link::LinkError;
 pub const ENV: &str = "TETHER_FAILPOINTS";
 
 /// A set of failpoints: each name with the number of calls it still fails (None: every
-/// call). Clones share the counts.
+/// call), inert until [`Faults::arm`]. Clones share the counts and the arming.
 #[derive(Clone, Debug, Default)]
-pub struct Faults(Arc<Mutex<BTreeMap<String, Option<u32>>>>);
+pub struct Faults {
+    map: Arc<Mutex<BTreeMap<String, Option<u32>>>>,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+}
 
 impl Faults {
     /// Parses a comma-separated list of names, each optionally `:N` (blanks ignored; a
@@ -48,7 +53,15 @@ impl Faults {
                 None => (n.to_string(), None),
             })
             .collect();
-        Faults(Arc::new(Mutex::new(map)))
+        Faults {
+            map: Arc::new(Mutex::new(map)),
+            armed: Arc::default(),
+        }
+    }
+
+    /// Makes the failpoints fail from now on.
+    pub fn arm(&self) {
+        self.armed.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The failpoints of [`ENV`]; empty when it is unset or not UTF-8.
@@ -59,7 +72,7 @@ impl Faults {
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Option<u32>>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Whether no failpoint is set.
@@ -67,8 +80,12 @@ impl Faults {
         self.map().is_empty()
     }
 
-    /// Whether failpoint `name` fails this call (counting the call when it has a count).
+    /// Whether failpoint `name` fails this call (counting the call when it has a count);
+    /// always false before [`Faults::arm`].
     pub fn hit(&self, name: &str) -> bool {
+        if !self.armed.load(std::sync::atomic::Ordering::SeqCst) {
+            return false;
+        }
         match self.map().get_mut(name) {
             None => false,
             Some(None) => true,
@@ -264,6 +281,8 @@ mod tests {
     fn parses_names_counts_and_ignores_blanks() {
         let f = Faults::parse(" firewall.add_network,,driver.bridge.join:2 ");
         assert_eq!(f.names(), "driver.bridge.join:2,firewall.add_network");
+        assert!(!f.hit("driver.bridge.join"), "inert before arm");
+        f.arm();
         assert!(f.hit("firewall.add_network"));
         assert!(f.hit("firewall.add_network"));
         assert!(f.hit("driver.bridge.join"));
@@ -276,6 +295,7 @@ mod tests {
     #[test]
     fn a_failpoint_is_an_error_of_the_trait_type() {
         let f = Faults::parse("firewall.isolate_port.off,driver.bridge.leave");
+        f.arm();
         assert!(f
             .fw(&["firewall.isolate_port", "firewall.isolate_port.on"])
             .is_ok());
