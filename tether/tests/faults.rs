@@ -28,6 +28,22 @@ fn networks_of(d: &Daemon, name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The names of the containers network `net`'s inspect lists.
+fn members(d: &Daemon, net: &str) -> Vec<String> {
+    let (st, v) = d.api("GET", &format!("/networks/{net}"), None);
+    assert_eq!(st, 200, "{v}");
+    let mut out: Vec<String> = v["Containers"]
+        .as_object()
+        .map(|m| {
+            m.values()
+                .filter_map(|c| c["Name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
 /// The interfaces inside container `name`.
 fn ifaces_in(d: &Daemon, name: &str) -> String {
     d.sh(name, "ls /sys/class/net").stdout
@@ -129,6 +145,7 @@ fn connect_fails_at(failpoint: &str, opts: &[&str]) {
     let r = connect(&d, "back", "app", "10.77.2.9");
     assert_failed(&r, 500, failpoint);
     assert_eq!(networks_of(&d, "app"), vec!["front".to_string()]);
+    assert_eq!(members(&d, "back"), vec!["peer".to_string()]);
     assert_eq!(
         d.links_settled(&links),
         links,
@@ -180,6 +197,7 @@ fn disconnect_fails_at(failpoint: &str, opts: &[&str]) {
     let msg = r.1["message"].as_str().unwrap_or_default();
     assert!(msg.contains("was disconnected from network back"), "{msg}");
     assert_eq!(networks_of(&d, "app"), vec!["front".to_string()]);
+    assert_eq!(members(&d, "back"), vec!["peer".to_string()]);
     assert_eq!(
         d.links_settled(&links),
         links,
@@ -409,4 +427,34 @@ fn disconnect_fails_at_withdrawing_the_ports() {
     restart_with(&mut d, "");
     d.ok(&["network", "connect", "front", "app"]);
     assert!(d.ip_of("app", "front").starts_with("10.77.1."));
+}
+
+/// A `network create` whose firewall step fails (after the bridge was made) leaves no
+/// record, bridge or firewall element, and the same create works next.
+#[test]
+fn network_create_fails_at_the_firewall() {
+    let mut d = Daemon::start();
+    let links = d.links();
+    let bridges = set_elems(&d, "inet", "bridges");
+    restart_with(&mut d, "firewall.add_network:1");
+    let (st, v) = d.api(
+        "POST",
+        "/networks/create",
+        Some(&json!({"Name": "new", "IPAM": {"Config": [{"Subnet": "10.77.4.0/24"}]}})),
+    );
+    assert_failed(&(st, v), 500, "firewall.add_network");
+    assert_eq!(d.api("GET", "/networks/new", None).0, 404);
+    assert_eq!(
+        d.links_settled(&links),
+        links,
+        "the failed create left its bridge"
+    );
+    assert_eq!(set_elems(&d, "inet", "bridges"), bridges);
+    assert!(!set_elems(&d, "inet", "nat_subnets")
+        .join(" ")
+        .contains("10.77.4.0"));
+    d.ok(&["network", "create", "--subnet", "10.77.4.0/24", "new"]);
+    d.run_d(&["--network", "new", "--name", "app", IMAGE, "sleep", "300"]);
+    assert!(d.ip_of("app", "new").starts_with("10.77.4."));
+    restart_with(&mut d, "");
 }
