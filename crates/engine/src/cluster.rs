@@ -763,8 +763,9 @@ impl Engine {
                 return Err(e);
             }
         } else if has && !needs {
-            self.detach_endpoint(st, c, GWBRIDGE, false).await;
+            let left = self.detach_endpoint(st, c, GWBRIDGE, false).await;
             c.attachments.retain(|(n, _)| n != GWBRIDGE);
+            left?;
         }
         Ok(())
     }

@@ -1206,7 +1206,9 @@ impl Engine {
                 done = self.save_container(&c);
             }
             if let Err(e) = done {
-                self.detach_endpoint(&mut st, &mut c, &n.name, false).await;
+                if let Err(u) = self.detach_endpoint(&mut st, &mut c, &n.name, false).await {
+                    tracing::warn!(container = %c.name, error = %u, "undoing a failed connect");
+                }
                 c.attachments.retain(|(x, _)| x != &n.name);
                 if let Err(u) = self.sync_gateway_bridge(&mut st, &mut c, &snl).await {
                     tracing::warn!(container = %c.name, error = %u, "undoing a failed connect");
@@ -1253,9 +1255,12 @@ impl Engine {
         }
         // Once the endpoint is withdrawn the record must say so: the steps after it keep
         // going when one fails, the record is saved, and every failure is reported.
-        self.detach_endpoint(&mut st, &mut c, &n.name, false).await;
+        let left = self.detach_endpoint(&mut st, &mut c, &n.name, false).await;
         c.attachments.remove(pos);
         let mut errors = Vec::new();
+        if let Err(e) = &left {
+            errors.push(format!("removing the endpoint: {e}"));
+        }
         // the gateway bridge comes or goes with the overlays that need it
         if n.name != crate::cluster::GWBRIDGE {
             if let Some(sb) = c.sandbox.clone() {
@@ -1276,10 +1281,19 @@ impl Engine {
                     .any(|p| p.container_ip == e.ip && p.container_ip6 == e.ip6.map(|(a, _, _)| a))
             })
         {
-            if let Err(e) = self.fw.remove_ports(&c.id[..12], &c.ports) {
-                errors.push(format!("withdrawing the published ports: {e}"));
-            }
+            let withdrawn = self.fw.remove_ports(&c.id[..12], &c.ports);
             c.ports.clear();
+            // the host ports' reservations go with them: the next network's take them
+            self.live_mut(&c.id, |l| l.reservations.clear());
+            if let Err(e) = withdrawn {
+                errors.push(format!("withdrawing the published ports: {e}"));
+                // the old elements hold the host ports: rebuild the firewall without
+                // them, so that the ports can move to the next network
+                st.containers.insert(c.id.clone(), c.clone());
+                if let Err(e) = self.resync_firewall(&st) {
+                    errors.push(format!("rebuilding the firewall: {e}"));
+                }
+            }
             if let Err(e) = self.publish(&st, &mut c) {
                 errors.push(format!("publishing the ports on the next network: {e}"));
             }
@@ -1301,6 +1315,13 @@ impl Engine {
         }
         let name = c.name.clone();
         st.containers.insert(c.id.clone(), c);
+        if left.is_err() || !errors.is_empty() {
+            // what a failed step left of the endpoint or of its published ports in the
+            // firewall goes now
+            if let Err(e) = self.resync_firewall(&st) {
+                errors.push(format!("rebuilding the firewall: {e}"));
+            }
+        }
         if errors.is_empty() {
             Ok(())
         } else {

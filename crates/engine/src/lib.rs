@@ -42,6 +42,7 @@ use tether_image::ImageStore;
 use tether_net::bridge::BridgeDriver;
 use tether_net::dns::Resolver;
 use tether_net::driver::Drivers;
+use tether_net::faults::Faults;
 use tether_net::firewall::{Firewall, FirewallConfig, Nftables};
 use tether_net::host::HostDriver;
 use tether_net::link::{Netlink, Reaper};
@@ -253,11 +254,21 @@ impl Engine {
     /// Opens the state under `cfg.root`, (re)creates the firewall table, the predefined
     /// networks and their bridges, and re-adopts containers that kept running while the
     /// daemon was away (their sandboxes, DNS and published ports are restored).
+    ///
+    /// Test-only seam: failpoints named in `TETHER_FAILPOINTS` (see
+    /// [`tether_net::faults`]) make the named firewall or driver methods fail.
     pub async fn start(cfg: Config) -> Result<Arc<Engine>, EngineError> {
+        let faults = Faults::from_env();
+        if !faults.is_empty() {
+            tracing::warn!(
+                failpoints = %faults.names(),
+                "TETHER_FAILPOINTS is set: these firewall and driver calls fail on purpose (a test-only seam; never set it in production)"
+            );
+        }
         let fw: Arc<dyn Firewall> = Arc::new(Nftables::new(FirewallConfig {
             allow_direct_routing: cfg.allow_direct_routing,
         }));
-        Engine::start_with(cfg, fw).await
+        Engine::start_faulty(cfg, faults.firewall(fw), faults).await
     }
 
     /// [`Engine::start`] with the firewall given: the seam through which another
@@ -266,6 +277,15 @@ impl Engine {
     pub async fn start_with(
         cfg: Config,
         fw: Arc<dyn Firewall>,
+    ) -> Result<Arc<Engine>, EngineError> {
+        Engine::start_faulty(cfg, fw, Faults::default()).await
+    }
+
+    /// [`Engine::start_with`] whose network drivers fail as `faults` say.
+    async fn start_faulty(
+        cfg: Config,
+        fw: Arc<dyn Firewall>,
+        faults: Faults,
     ) -> Result<Arc<Engine>, EngineError> {
         for d in [
             cfg.root.join("networks"),
@@ -331,11 +351,11 @@ impl Engine {
             },
             drivers: {
                 let mut d = Drivers::new();
-                d.register(Arc::new(BridgeDriver::new(fw.clone(), reaper)?));
-                d.register(Arc::new(HostDriver));
-                d.register(Arc::new(NullDriver));
+                d.register(faults.driver(Arc::new(BridgeDriver::new(fw.clone(), reaper)?)));
+                d.register(faults.driver(Arc::new(HostDriver)));
+                d.register(faults.driver(Arc::new(NullDriver)));
                 if let Some(c) = &cluster {
-                    d.register(c.overlay.clone());
+                    d.register(faults.driver(c.overlay.clone()));
                 }
                 d
             },
@@ -353,6 +373,8 @@ impl Engine {
             cluster,
         });
         engine.restore().await?;
+        // failpoints fail the operations asked for from now on, not the restore
+        faults.arm();
         if let Some(rx) = cluster_rx {
             tokio::spawn(engine.clone().cluster_events(rx));
         }

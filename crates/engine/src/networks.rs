@@ -504,8 +504,11 @@ impl Engine {
         if self.is_global(n) {
             return self.remove_global_network(st, n).await;
         }
-        // As libnetwork does: a driver that fails to remove part of the network does not
-        // keep the record alive (no endpoint uses it any more); the failure is logged.
+        // The record goes with the network's device: a driver that failed before removing
+        // it (the bridge is still there) keeps the record, so that the state agrees with
+        // the kernel and a retried rm finishes; one that failed after it (no endpoint
+        // uses the network any more, as libnetwork does) does not keep the record alive,
+        // and the firewall's contents are rebuilt from the records that remain.
         let deleted = match self.driver_of(n) {
             Ok(d) => d
                 .delete_network(&spec_of(n))
@@ -513,8 +516,20 @@ impl Engine {
                 .map_err(EngineError::from),
             Err(e) => Err(e),
         };
+        let mut leftover = None;
         if let Err(e) = deleted {
+            let device = match &n.bridge {
+                Some(b) => self.nl.index_of(b).await.ok().flatten().is_some(),
+                None => false,
+            };
+            if device {
+                return Err(EngineError::Internal(format!(
+                    "error while removing network {}: {e}; the network is kept, retry the removal",
+                    n.name
+                )));
+            }
             tracing::warn!(network = %n.name, error = %e, "driver error deleting the network");
+            leftover = Some(e);
         }
         let _ = std::fs::remove_file(
             self.cfg
@@ -533,6 +548,15 @@ impl Engine {
                 ("type".to_string(), n.driver.clone()),
             ]),
         );
+        if let Some(e) = leftover {
+            // what the driver left of the network in the firewall goes now
+            if let Err(u) = self.resync_firewall(st) {
+                return Err(EngineError::Internal(format!(
+                    "network {} was removed, but: {e}; rebuilding the firewall: {u}",
+                    n.name
+                )));
+            }
+        }
         Ok(())
     }
 

@@ -20,7 +20,7 @@ use tether_net::firewall::Contents;
 use tether_runtime::rootfs;
 
 use crate::state::{self, Container, Network};
-use crate::{networks, volumes, Engine, EngineError};
+use crate::{networks, volumes, Engine, EngineError, State};
 
 impl Engine {
     pub(crate) async fn restore(self: &Arc<Self>) -> Result<(), EngineError> {
@@ -186,6 +186,15 @@ impl Engine {
     /// firewall watch and `network reload-firewall` can repair it).
     pub(crate) async fn sync_firewall(&self) {
         let st = self.state.lock().await;
+        if let Err(e) = self.resync_firewall(&st) {
+            tracing::error!(error = %e, "restoring the firewall's contents");
+        }
+    }
+
+    /// [`Engine::sync_firewall`] with the state held by the caller; returns the failure
+    /// (after an endpoint or a network was removed with a firewall error, so that nothing
+    /// the records no longer list stays in the tables).
+    pub(crate) fn resync_firewall(&self, st: &State) -> Result<(), EngineError> {
         let mut c = Contents::default();
         for n in st.networks.values() {
             if let Some(b) = networks::bridge_of(n) {
@@ -210,9 +219,8 @@ impl Engine {
             }
         }
         c.host_dns = self.host_dns_addresses();
-        if let Err(e) = self.fw.sync(&c) {
-            tracing::error!(error = %e, "restoring the firewall's contents");
-        }
+        self.fw.sync(&c)?;
+        Ok(())
     }
 }
 

@@ -333,15 +333,20 @@ impl Engine {
     /// `sandbox_going` the caller removes the sandbox next, and the kernel deletes the veth
     /// pair with it; otherwise the pair is deleted off the request path (see
     /// [`tether_net::link::Reaper`]). Either way its host side is down before this returns.
+    ///
+    /// Keeps going past a failing step: the endpoint is gone from `c` and its lease and
+    /// DNS names are released whatever happens; when the driver fails to remove the veth
+    /// pair it is deleted here. Errors: the driver's failure (logged too), for the caller
+    /// to report.
     pub(crate) async fn detach_endpoint(
         &self,
         st: &mut State,
         c: &mut Container,
         name: &str,
         sandbox_going: bool,
-    ) {
+    ) -> Result<(), EngineError> {
         let Some(ep) = c.endpoints.remove(name) else {
-            return;
+            return Ok(());
         };
         let net_id = c
             .attachments
@@ -384,7 +389,14 @@ impl Engine {
         };
         if let Err(e) = left {
             tracing::warn!(container = %c.name, error = %e, "removing veth");
+            // the driver may have stopped before the pair: delete it (gone already when
+            // the driver's reaper or the kernel took it)
+            if let Err(u) = self.nl.delete(&ep.host_veth).await {
+                tracing::warn!(container = %c.name, error = %u, "deleting the veth");
+            }
+            return Err(e);
         }
+        Ok(())
     }
 
     /// Publishes the container's port bindings towards its primary address.
@@ -609,7 +621,8 @@ impl Engine {
         let names: Vec<String> = c.endpoints.keys().cloned().collect();
         let own = c.sandbox.as_ref() == Some(&self.sandbox_path(&c.id));
         for n in names {
-            self.detach_endpoint(st, c, &n, own).await;
+            // tolerant: a failure is logged by detach_endpoint
+            let _ = self.detach_endpoint(st, c, &n, own).await;
         }
         if let Some(sb) = c.sandbox.take() {
             if sb == self.sandbox_path(&c.id) {

@@ -398,9 +398,11 @@ impl BridgeDriver {
     /// Removes the network's firewall entries and sets its bridge down (which drops its
     /// routes at once), then hands the bridge to the reaper to delete off the request path
     /// (tolerates parts already gone). A link of the bridge's name that is not the bridge
-    /// tether made (see [`crate::link::LinkInfo::is_our_bridge`]) is left alone.
+    /// tether made (see [`crate::link::LinkInfo::is_our_bridge`]) is left alone. When the
+    /// firewall refuses, the bridge is left as it is: the network stays whole and a
+    /// retried delete finishes it.
     async fn delete_bridge(&self, n: &BridgeNetwork) -> Result<(), DriverError> {
-        let fw = self.fw.remove_network(&n.rules());
+        self.fw.remove_network(&n.rules())?;
         if self.ours(n).await? {
             self.nl.set_down_by_name(&n.bridge).await?;
             if let Err(e) = self.park(n).await {
@@ -408,7 +410,7 @@ impl BridgeDriver {
                 self.reaper.delete(&n.bridge, n.bridge.clone());
             }
         }
-        fw.map_err(DriverError::from)
+        Ok(())
     }
 
     /// Deletes the network's bridge now, if it is the one tether made (daemon shutdown);

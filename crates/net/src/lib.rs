@@ -6,6 +6,7 @@
 pub mod bridge;
 pub mod dns;
 pub mod driver;
+pub mod faults;
 pub mod firewall;
 pub mod host;
 pub mod ipam;

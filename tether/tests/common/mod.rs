@@ -584,6 +584,8 @@ pub struct Daemon {
     keep_links: Vec<String>,
     /// The whole host was killed ([`Daemon::kill_host`]): teardown only cleans up.
     killed: bool,
+    /// Extra environment of the daemon process ([`Daemon::set_env`]).
+    env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -643,6 +645,7 @@ impl Daemon {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             keep_links: keep_links.iter().map(|s| s.to_string()).collect(),
             killed: false,
+            env: Vec::new(),
         };
         setup(d.holder.id());
         d.upstream = Some(Upstream::start(&d.netns()));
@@ -739,6 +742,7 @@ impl Daemon {
             .args(["-H", &self.host])
             .args(["--dns", &format!("127.0.0.1:{UPSTREAM_PORT}")])
             .args(&self.extra)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup the log fd"))
@@ -807,6 +811,15 @@ impl Daemon {
             self.log_tail(40)
         );
         self.spawn_daemon();
+    }
+
+    /// Sets (or, with an empty value, removes) a variable of the daemon's environment from
+    /// its next start on (`TETHER_FAILPOINTS`, say).
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        if !value.is_empty() {
+            self.env.push((key.to_string(), value.to_string()));
+        }
     }
 
     /// The test DNS upstream (running unless stopped).
