@@ -295,9 +295,55 @@ impl Client {
         check(resp).await
     }
 
+    /// A request whose body is in memory (`json`). Once the version is negotiated, or
+    /// with `DOCKER_API_VERSION` set, it is [`Client::request`]. Before that, it goes out at
+    /// once at `/v{MAX_API_VERSION}`, without the `/_ping` round trip; a daemon that
+    /// answers Docker's 400 `client version X is too new. Maximum supported API version
+    /// is Y` gets it again at `/vY`, which is then kept for the process.
+    async fn request_mem(
+        &self,
+        method: Method,
+        path: &str,
+        json: Option<String>,
+    ) -> Result<Response<Incoming>> {
+        let ct = json.as_ref().map(|_| "application/json");
+        let body = |j: &Option<String>| match j {
+            Some(t) => full_body(t.clone()),
+            None => empty_body(),
+        };
+        let env_set = std::env::var("DOCKER_API_VERSION").is_ok_and(|v| !v.is_empty());
+        if self.prefix.initialized() || env_set {
+            return self.request(method, path, body(&json), ct).await;
+        }
+        let uri = format!("/v{MAX_API_VERSION}{path}");
+        debug!(%method, %uri, "request (version not negotiated yet)");
+        let req = self.build(method.clone(), &uri, body(&json), ct)?;
+        let resp = self.send(req).await?;
+        if resp.status() == StatusCode::BAD_REQUEST {
+            let bytes = collect(resp).await.unwrap_or_default();
+            let message = error_message(&bytes);
+            let max = message
+                .split_once("Maximum supported API version is ")
+                .map(|(_, v)| v.trim().trim_end_matches('.').to_string())
+                .filter(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.'));
+            return match max {
+                Some(v) => {
+                    let _ = self.prefix.set(format!("/v{v}"));
+                    self.request(method, path, body(&json), ct).await
+                }
+                None => Err(CliError::Daemon {
+                    status: 400,
+                    message,
+                }),
+            };
+        }
+        let _ = self.prefix.set(format!("/v{MAX_API_VERSION}"));
+        check(resp).await
+    }
+
     /// GET returning the raw body.
     pub async fn get(&self, path: &str) -> Result<Bytes> {
-        let resp = self.request(Method::GET, path, empty_body(), None).await?;
+        let resp = self.request_mem(Method::GET, path, None).await?;
         collect(resp).await
     }
 
@@ -309,11 +355,9 @@ impl Client {
 
     /// POST with an optional JSON body, returning the raw response body.
     pub async fn post(&self, path: &str, body: Option<&serde_json::Value>) -> Result<Bytes> {
-        let (b, ct) = match body {
-            Some(v) => (full_body(v.to_string()), Some("application/json")),
-            None => (empty_body(), None),
-        };
-        let resp = self.request(Method::POST, path, b, ct).await?;
+        let resp = self
+            .request_mem(Method::POST, path, body.map(|v| v.to_string()))
+            .await?;
         collect(resp).await
     }
 
@@ -329,9 +373,7 @@ impl Client {
 
     /// DELETE returning the raw body.
     pub async fn delete(&self, path: &str) -> Result<Bytes> {
-        let resp = self
-            .request(Method::DELETE, path, empty_body(), None)
-            .await?;
+        let resp = self.request_mem(Method::DELETE, path, None).await?;
         collect(resp).await
     }
 
@@ -469,6 +511,52 @@ impl JsonStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A daemon of API 1.41 (as dockerd 20.10): `/v1.47/...` is refused with Docker's
+    /// "too new" answer, `/v1.41/...` answers the path. The first request goes out without
+    /// a ping, is refused, and is sent again at 1.41, which the client then keeps.
+    #[tokio::test]
+    async fn an_older_daemon_gets_the_request_again_at_its_version() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("d.sock");
+        let listener = tokio::net::UnixListener::bind(&sock).unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut c, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 4096];
+                let n = c.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                seen2.lock().unwrap().push(path.clone());
+                let (status, body) = if path.starts_with("/v1.47/") {
+                    ("400 Bad Request", r#"{"message":"client version 1.47 is too new. Maximum supported API version is 1.41"}"#.to_string())
+                } else {
+                    ("200 OK", format!(r#"{{"path":"{path}"}}"#))
+                };
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = c.write_all(resp.as_bytes()).await;
+            }
+        });
+        let client = Client::new(&format!("unix://{}", sock.display())).unwrap();
+        let v = client.get_json("/info").await.unwrap();
+        assert_eq!(v["path"], "/v1.41/info");
+        let v = client
+            .post_json("/networks/create", Some(&serde_json::json!({})))
+            .await
+            .unwrap();
+        assert_eq!(v["path"], "/v1.41/networks/create");
+        assert_eq!(client.api_version().await.unwrap(), "1.41");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["/v1.47/info", "/v1.41/info", "/v1.41/networks/create"],
+            "no ping, one refused request, then the daemon's version"
+        );
+    }
 
     #[test]
     fn hosts() {
