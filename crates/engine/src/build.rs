@@ -1059,16 +1059,7 @@ impl Engine {
         // the container goes after this step (rm), and its rootfs is no longer
         // mounted: its upper directory can become the layer itself
         let take = (opts.rm || opts.force_rm) && !is_mount_point(&cdir.join("rootfs"));
-        let images = self.images.clone();
-        let layer = tokio::task::spawn_blocking(move || {
-            if take {
-                images.layer_from_upper_taken(&upper)
-            } else {
-                images.layer_from_upper(&upper)
-            }
-        })
-        .await
-        .map_err(|e| EngineError::Internal(e.to_string()))??;
+        let layer = self.step_layer(upper, take).await?;
         let img = self
             .commit_step(
                 Some(&parent),
@@ -1335,17 +1326,7 @@ impl Engine {
         res.map_err(|e| lerr(format!("{what} failed: {e}")))?;
         // unmounted above and discarded after: the upper can become the layer
         let upper = mnt.join("upper");
-        let images = self.images.clone();
-        let take = !is_mount_point(&merged);
-        let layer = tokio::task::spawn_blocking(move || {
-            if take {
-                images.layer_from_upper_taken(&upper)
-            } else {
-                images.layer_from_upper(&upper)
-            }
-        })
-        .await
-        .map_err(|e| EngineError::Internal(e.to_string()))??;
+        let layer = self.step_layer(upper, !is_mount_point(&merged)).await?;
         let img = self
             .commit_step(
                 parent.as_ref(),
@@ -1360,6 +1341,26 @@ impl Engine {
         say(tx, opts.quiet, format!(" ---> {}\n", short(&img.id)));
         st.image = Some(img);
         Ok(())
+    }
+
+    /// A step's layer from its overlay upper directory, on a blocking thread: the
+    /// directory itself becomes the layer when `take` (the step's container or mount is
+    /// gone and nothing else uses it), else it is copied.
+    async fn step_layer(
+        &self,
+        upper: PathBuf,
+        take: bool,
+    ) -> Result<tether_image::NewLayer, EngineError> {
+        let images = self.images.clone();
+        Ok(tokio::task::spawn_blocking(move || {
+            if take {
+                images.layer_from_upper_taken(&upper)
+            } else {
+                images.layer_from_upper(&upper)
+            }
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))??)
     }
 
     /// Mounts `image`'s layers (an empty lower for scratch) with a fresh upper

@@ -598,26 +598,7 @@ fn normalise_upper(upper: &Path) -> Result<u64, ImageError> {
             fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
                 .map_err(io_err(format!("chmod {}", path.display())))?;
         }
-        let t = libc::timespec {
-            tv_sec: m.mtime() as libc::time_t,
-            tv_nsec: 0,
-        };
-        let ts = [t, t];
-        // SAFETY: valid C string; `ts` points at two timespecs.
-        let rc = unsafe {
-            libc::utimensat(
-                libc::AT_FDCWD,
-                c.as_ptr(),
-                ts.as_ptr(),
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        };
-        if rc != 0 {
-            return Err(io_err(format!("setting times on {}", path.display()))(
-                io::Error::last_os_error(),
-            ));
-        }
-        Ok(())
+        crate::unpack::set_whole_second_times(path, m.mtime())
     }
     let mut size = 0;
     walk(upper, true, &mut HashSet::new(), &mut size)?;

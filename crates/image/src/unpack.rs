@@ -321,6 +321,13 @@ struct Times {
     mtime: Stamp,
 }
 
+/// Sets both atime and mtime of `path` to `secs` (whole seconds), without following a
+/// final symlink: what unpacking leaves on an entry without PAX times.
+pub(crate) fn set_whole_second_times(path: &Path, secs: i64) -> Result<(), ImageError> {
+    let t = Stamp { secs, nanos: 0 };
+    set_times_nofollow(path, Times { atime: t, mtime: t })
+}
+
 /// Sets atime and mtime without following a final symlink.
 fn set_times_nofollow(path: &Path, t: Times) -> Result<(), ImageError> {
     let c = cstr(path)?;
