@@ -303,6 +303,19 @@ fn upgrade(
     s
 }
 
+/// Reads until `needle` has come (or 20 s pass: a failure); returns what came.
+fn read_until(s: &mut std::os::unix::net::UnixStream, needle: &str) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&out).contains(needle) {
+        let n = s.read(&mut buf).expect("read before the echo came");
+        assert!(n > 0, "closed before {needle:?} came: {out:?}");
+        out.extend_from_slice(&buf[..n]);
+    }
+    out
+}
+
 /// Reads until the server closes the connection (or 20 s pass: a failure).
 fn read_to_close(s: &mut std::os::unix::net::UnixStream) -> Vec<u8> {
     use std::io::Read;
@@ -401,10 +414,10 @@ fn detach_keys_end_the_connection_not_the_process() {
         &json!({"Tty": false}),
     );
     s.write_all(b"echoed\n").expect("write");
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // the process got the input before the keys come
+    read_until(&mut s, "echoed");
     s.write_all(&[0x10, 0x11]).expect("write keys");
-    let out = read_to_close(&mut s);
-    assert!(String::from_utf8_lossy(&out).contains("echoed"), "{out:?}");
+    read_to_close(&mut s);
     // still running a while later: its stdin was not closed by the detach
     std::thread::sleep(std::time::Duration::from_millis(700));
     let (_, v) = d.api("GET", &format!("/exec/{id}/json"), None);
@@ -421,13 +434,9 @@ fn detach_keys_end_the_connection_not_the_process() {
         &json!({}),
     );
     s.write_all(b"via attach\n").expect("write");
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    read_until(&mut s, "via attach");
     s.write_all(&[0x18]).expect("write key");
-    let out = read_to_close(&mut s);
-    assert!(
-        String::from_utf8_lossy(&out).contains("via attach"),
-        "{out:?}"
-    );
+    read_to_close(&mut s);
     assert_eq!(d.inspect("dk")["State"]["Running"], json!(true));
     let (st, v) = d.api(
         "POST",
