@@ -303,17 +303,38 @@ fn upgrade(
     s
 }
 
-/// Reads until `needle` has come (or 20 s pass: a failure); returns what came.
-fn read_until(s: &mut std::os::unix::net::UnixStream, needle: &str) -> Vec<u8> {
-    use std::io::Read;
+/// Writes `input` and reads until `needle` has come back, writing `input` again every
+/// 0.5 s until then (the output side of an attach may be connected a moment after the
+/// 101; what the process printed before that is not sent), for at most 20 s.
+fn echo_until(s: &mut std::os::unix::net::UnixStream, input: &[u8], needle: &str) {
+    use std::io::{Read, Write};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    s.set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .ok();
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
+    s.write_all(input).expect("write");
     while !String::from_utf8_lossy(&out).contains(needle) {
-        let n = s.read(&mut buf).expect("read before the echo came");
-        assert!(n > 0, "closed before {needle:?} came: {out:?}");
-        out.extend_from_slice(&buf[..n]);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no echo of {needle:?} in 20 s: {out:?}"
+        );
+        match s.read(&mut buf) {
+            Ok(0) => panic!("closed before {needle:?} came: {out:?}"),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                s.write_all(input).expect("write again");
+            }
+            Err(e) => panic!("read: {e}"),
+        }
     }
-    out
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .ok();
 }
 
 /// Reads until the server closes the connection (or 20 s pass: a failure).
@@ -413,9 +434,8 @@ fn detach_keys_end_the_connection_not_the_process() {
         &format!("/exec/{id}/start"),
         &json!({"Tty": false}),
     );
-    s.write_all(b"echoed\n").expect("write");
     // the process got the input before the keys come
-    read_until(&mut s, "echoed");
+    echo_until(&mut s, b"echoed\n", "echoed");
     s.write_all(&[0x10, 0x11]).expect("write keys");
     read_to_close(&mut s);
     // still running a while later: its stdin was not closed by the detach
@@ -433,8 +453,19 @@ fn detach_keys_end_the_connection_not_the_process() {
         "/containers/dk/attach?stream=1&stdin=1&stdout=1&stderr=1&detachKeys=ctrl-x",
         &json!({}),
     );
+    // delivered to the container's stdin: `cat` wrote it to the container's log (the
+    // attach output may be connected a moment after the 101, so the log is what is
+    // checked here)
     s.write_all(b"via attach\n").expect("write");
-    read_until(&mut s, "via attach");
+    common::wait_until(
+        "the input in the container's log",
+        std::time::Duration::from_secs(20),
+        || {
+            d.api_raw("GET", "/containers/dk/logs?stdout=1", None)
+                .body
+                .contains("via attach")
+        },
+    );
     s.write_all(&[0x18]).expect("write key");
     read_to_close(&mut s);
     assert_eq!(d.inspect("dk")["State"]["Running"], json!(true));
