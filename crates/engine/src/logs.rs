@@ -151,11 +151,21 @@ impl Engine {
 
     fn spawn_pump(self: &Arc<Self>, source: LogSource, opts: PumpOptions) -> Output {
         let (tx, rx) = mpsc::channel(64);
+        // "from the end" is the end now, when the client attaches (before its 101), not
+        // when the pump task first runs: output written in between would be skipped
+        let start = if opts.from_end {
+            std::fs::metadata(&source.path)
+                .map(|m| m.len())
+                .unwrap_or(0)
+        } else {
+            0
+        };
         tokio::spawn(pump(
             self.clone(),
             source.id.clone(),
             source.path.clone(),
             opts,
+            start,
             tx,
         ));
         Output {
@@ -172,16 +182,13 @@ async fn pump(
     id: String,
     path: PathBuf,
     opts: PumpOptions,
+    start: u64,
     tx: mpsc::Sender<LogChunk>,
 ) {
     let Ok(mut f) = tokio::fs::File::open(&path).await else {
         return;
     };
-    let mut pos: u64 = if opts.from_end {
-        f.metadata().await.map(|m| m.len()).unwrap_or(0)
-    } else {
-        0
-    };
+    let mut pos: u64 = start;
     let mut pending: Vec<u8> = Vec::new();
     let mut first = true;
     let mut events = engine.events(&id);
