@@ -1,7 +1,7 @@
 //! Crash consistency (issue 12): the daemon is killed with SIGKILL while `run -d`,
 //! `network connect` and `rm -f` calls are in flight, at several points of their progress,
 //! and started again. After each
-//! restart the kernel and the runtime agree with the records: one sandbox, one shim, one
+//! restart the kernel and the runtime agree with the records: one sandbox held, one shim, one
 //! runc container and one veth per running container and nothing else, every running
 //! container's interface holds the address its record lists, and no two containers hold
 //! the same address — also for the containers started after the restarts.
@@ -74,9 +74,14 @@ fn check(d: &Daemon, round: &str) {
     }
     let n = live.len();
     assert_eq!(
-        entries(&d.exec_root().join("netns")),
+        d.held_netns().len(),
         n,
-        "{round}: sandboxes"
+        "{round}: sandboxes the daemon holds"
+    );
+    assert_eq!(
+        entries(&d.exec_root().join("netns")),
+        0,
+        "{round}: bind-mounted sandboxes"
     );
     assert_eq!(
         entries(&d.exec_root().join("runc")),

@@ -102,10 +102,13 @@ fn detached_ps_logs_exec_stop_rm() {
     assert_eq!(d.inspect("web")["State"]["Status"], "running");
     // what the harness's teardown checks for is visible while a container runs
     assert_eq!(d.shim_pids().len(), 1, "one shim per running container");
-    assert!(
-        !d.mounts().is_empty(),
-        "the running container's rootfs is mounted"
+    assert_eq!(
+        d.held_netns().len(),
+        1,
+        "the running container's sandbox is held"
     );
+    // its root is mounted in its own namespace only (tests/sandboxes.rs)
+    assert!(d.mounts().is_empty(), "{:?}", d.mounts());
 
     // a container that fails: only in ps -a, as Exited (1)
     let bad = d.run_d(&[

@@ -153,8 +153,9 @@ enum View {
         target: PathBuf,
         mounts: Vec<BindMount>,
     },
-    /// An overlay root already mounted in the daemon's namespace.
-    Dir { path: PathBuf },
+    /// A running container's root filesystem alone (`export`): its init's root mount,
+    /// cloned without the mounts under it (volumes, binds, /proc, the /etc files).
+    NsRoot { pid: i32 },
 }
 
 /// A bind mount (or volume) of a stopped container, made in the helper's namespace.
@@ -327,18 +328,39 @@ fn enter(view: &View) -> Result<(), Failure> {
             }
             Ok(())
         }
-        View::Dir { path } => chroot_here(path),
+        View::NsRoot { pid } => {
+            let ns = fs::File::open(format!("/proc/{pid}/ns/mnt"))
+                .map_err(|e| Failure::internal(format!("the container is not running ({e})")))?;
+            setns(&ns, CloneFlags::CLONE_NEWNS)
+                .map_err(|e| Failure::io("enter the container's mount namespace", nix_io(e)))?;
+            // setns(2) put this process at the namespace's root: the container's
+            let root = open_tree_at(Path::new("/"), false)
+                .map_err(|e| Failure::io("take the container's root mount", e))?;
+            nix::unistd::fchdir(root.as_raw_fd())
+                .map_err(|e| Failure::io("enter the container root", nix_io(e)))?;
+            nix::unistd::chroot(".")
+                .map_err(|e| Failure::io("chroot into the container root", nix_io(e)))?;
+            std::env::set_current_dir("/").map_err(|e| Failure::io("chdir /", e))
+        }
     }
 }
 
 /// `open_tree(2)`: a detached copy of the mount tree at `path` (recursive).
 fn open_tree(path: &Path) -> io::Result<std::os::fd::OwnedFd> {
+    open_tree_at(path, true)
+}
+
+/// `open_tree(2)` with `OPEN_TREE_CLONE`: a detached copy of the mount at `path`, with the
+/// mounts under it when `recursive`.
+fn open_tree_at(path: &Path, recursive: bool) -> io::Result<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd;
     const OPEN_TREE_CLONE: libc::c_long = 1;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let flags =
-        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_long | libc::AT_RECURSIVE as libc::c_long;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_long;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_long;
+    }
     // SAFETY: a valid NUL-terminated path; returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
     if fd < 0 {
@@ -1080,9 +1102,7 @@ impl Engine {
             drop(guard);
             return Ok((
                 if rootfs_only {
-                    View::Dir {
-                        path: dir.join("rootfs"),
-                    }
+                    View::NsRoot { pid: c.state.pid }
                 } else {
                     View::Ns { pid: c.state.pid }
                 },

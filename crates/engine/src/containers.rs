@@ -591,6 +591,13 @@ impl Engine {
     /// other containers proceed meanwhile. The caller holds the container's own lock.
     async fn launch_prepared(&self, c: &mut Container, p: Prepared) -> Result<(), EngineError> {
         let (started, create, start) = self.launch(c, &p.merged, p.hostname, &p.link_env).await?;
+        // The container's mount namespace holds its own copy of the root now. The daemon's
+        // copy goes, so that the mount table every `runc create` copies and detaches does
+        // not grow with each running container (figure 7 flat); the daemon reaches the
+        // running container's files through /proc/<pid>/root.
+        if let Err(e) = rootfs::unmount(&p.merged) {
+            tracing::warn!(container = %c.name, error = %e, "unmounting the daemon's copy of the root");
+        }
         // For profiling (RUST_LOG=tether_engine=debug): tether's own share of a start is
         // everything but `runc create` (inside the shim) and `runc start`.
         tracing::debug!(
@@ -1356,6 +1363,7 @@ impl Engine {
             self.on_exit(id).await;
             return;
         }
+        self.rehold_sandbox(&mut c);
         for (name, att) in &c.attachments {
             if let (Some(ep), Some(n)) = (c.endpoints.get(name), st.networks.get(&att.network_id)) {
                 if self.is_global(n) {

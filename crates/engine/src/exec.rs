@@ -291,7 +291,9 @@ impl Engine {
         } else {
             Vec::new()
         };
-        let merged = self.container_dir(&c.id).join("rootfs");
+        // the running container's root as its processes see it (the daemon holds no
+        // mount of it once the container started)
+        let merged = std::path::PathBuf::from(format!("/proc/{}/root", c.state.pid));
         let refuse = |me: &Self, failed: (String, i64)| {
             if let Some(x) = me
                 .execs

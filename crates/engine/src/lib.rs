@@ -246,6 +246,9 @@ pub struct Engine {
     /// Per-container locks: a stopped container's overlay is mounted by one user at a
     /// time (an archive helper or a start), see [`archive`].
     pub(crate) fs_locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The sandbox (network namespace) of each container that has one, held open by id;
+    /// the container's record names it by the file's `/proc/<pid>/fd/<n>` path.
+    pub(crate) sandboxes: std::sync::Mutex<HashMap<String, std::fs::File>>,
     /// The cluster store session and the overlay driver, with `--cluster-store`.
     pub(crate) cluster: Option<cluster::Cluster>,
 }
@@ -370,6 +373,7 @@ impl Engine {
             events: events::Events::default(),
             host_dns: std::sync::Mutex::new(HashMap::new()),
             fs_locks: std::sync::Mutex::new(HashMap::new()),
+            sandboxes: std::sync::Mutex::new(HashMap::new()),
             cluster,
         });
         engine.restore().await?;

@@ -3,9 +3,12 @@
 //! the runtime are reconciled with the records ([`Engine::reconcile`]).
 //!
 //! A container's record is written at create, before any kernel or runtime object of it
-//! exists, and every such object is named from its id (the sandbox
-//! `<exec-root>/netns/<id>`, runc's container `<id>`, the shim `tether shim <id> ...`, the
-//! bundle, the rootfs mount) or hangs off a tether bridge (the endpoint's veth). So the
+//! exists, and every such object is named from its id (runc's container `<id>`, the shim
+//! `tether shim <id> ...`, the bundle, the rootfs mount) or hangs off a tether bridge (the
+//! endpoint's veth). Sandboxes are held by the daemon's descriptors, so a sandbox whose
+//! container never ran goes with the daemon; those of running containers are taken back
+//! through their processes (a `<exec-root>/netns/<id>` bind mount of an older daemon is
+//! removed). So the
 //! record is the intent: whatever exists for a container that is not running once the
 //! running ones are re-adopted was left half-made by a daemon that died mid-operation
 //! (a `run -d` killed before its record said `running`), and is removed. Leases are rebuilt

@@ -49,8 +49,42 @@ fn random_veth() -> String {
 }
 
 impl Engine {
-    pub(crate) fn sandbox_path(&self, id: &str) -> PathBuf {
-        self.cfg.exec_root.join("netns").join(id)
+    /// Keeps `ns` as the sandbox of container `id` and returns the path naming it (see
+    /// [`netns::fd_path`]); a sandbox `id` held before is let go.
+    pub(crate) fn hold_sandbox(&self, id: &str, ns: std::fs::File) -> PathBuf {
+        let path = netns::fd_path(&ns);
+        self.sandboxes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string(), ns);
+        path
+    }
+
+    /// Lets go of container `id`'s hold on its sandbox: the namespace goes once no process
+    /// is in it (and with it, the container's ends of its veths).
+    pub(crate) fn release_sandbox(&self, id: &str) {
+        let f = self
+            .sandboxes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        drop(f);
+    }
+
+    /// After a daemon restart: takes hold of running container `c`'s network namespace
+    /// again, through its init process (checked to be its shim's child), and points
+    /// `c.sandbox` at the new hold. Containers without a sandbox are left as they are.
+    pub(crate) fn rehold_sandbox(&self, c: &mut Container) {
+        if c.sandbox.is_none() {
+            return;
+        }
+        match netns::open_of_child(c.state.pid, c.state.shim_pid) {
+            Ok(ns) => c.sandbox = Some(self.hold_sandbox(&c.id, ns)),
+            Err(e) => {
+                tracing::error!(container = %c.name, error = %e, "cannot take back the sandbox");
+                c.sandbox = None;
+            }
+        }
     }
 
     /// Creates the container's sandbox and endpoints, publishes its ports, registers its
@@ -91,7 +125,12 @@ impl Engine {
                             o.name
                         ))
                     })?;
-                c.sandbox = Some(sb);
+                // a hold of its own on the same namespace: the path stays valid (and names
+                // this namespace) as long as this container's record holds it
+                let ns = std::fs::File::open(&sb).map_err(|e| {
+                    EngineError::Internal(format!("open the sandbox of {}: {e}", o.name))
+                })?;
+                c.sandbox = Some(self.hold_sandbox(&c.id, ns));
                 let od = self.container_dir(&o.id);
                 for f in ["hosts", "resolv.conf"] {
                     let _ = std::fs::copy(od.join(f), self.container_dir(&c.id).join(f));
@@ -104,11 +143,10 @@ impl Engine {
             }
             _ => {}
         }
-        let sb = self.sandbox_path(&c.id);
-        let p = sb.clone();
-        tokio::task::spawn_blocking(move || netns::create(&p))
+        let ns = tokio::task::spawn_blocking(netns::create_held)
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))??;
+        let sb = self.hold_sandbox(&c.id, ns);
         c.sandbox = Some(sb.clone());
         let snl = Netlink::open_in(&sb)?;
         snl.set_up_by_name("lo").await?;
@@ -619,17 +657,18 @@ impl Engine {
             c.ports.clear();
         }
         let names: Vec<String> = c.endpoints.keys().cloned().collect();
-        let own = c.sandbox.as_ref() == Some(&self.sandbox_path(&c.id));
+        // a container in another's namespace (`container:NAME`) has no endpoints of its own
+        let own = c.sandbox.is_some()
+            && !matches!(
+                mode(c.host_config.network_mode.as_deref().unwrap_or("")),
+                Mode::Container(_)
+            );
         for n in names {
             // tolerant: a failure is logged by detach_endpoint
             let _ = self.detach_endpoint(st, c, &n, own).await;
         }
-        if let Some(sb) = c.sandbox.take() {
-            if sb == self.sandbox_path(&c.id) {
-                if let Err(e) = netns::remove(&sb) {
-                    tracing::warn!(container = %c.name, error = %e, "removing sandbox");
-                }
-            }
+        if c.sandbox.take().is_some() {
+            self.release_sandbox(&c.id);
         }
     }
 }

@@ -1,9 +1,16 @@
 //! Network namespaces ("sandboxes" in libnetwork's terms).
 //!
-//! A sandbox is a network namespace kept alive by a bind mount of its nsfs inode on a file
-//! under `<exec-root>/netns/`, as `ip netns add` does (see ip-netns(8)). Work inside a
-//! namespace is done on a short-lived OS thread that `setns(2)`s into it, so that the
-//! daemon's own threads never change namespace.
+//! A container's sandbox is a network namespace held by an open file descriptor of the
+//! daemon ([`create_held`]) and named by that descriptor's `/proc/<pid>/fd/<n>` path
+//! ([`fd_path`]), which runc and `setns(2)` open like any nsfs file. No mount is made: every
+//! mount in the daemon's mount namespace is copied and then detached by each `runc create`,
+//! so bind-mounted sandboxes would make a start slower with every running container. A
+//! namespace held only by the daemon goes with it (and its veths with it).
+//!
+//! [`create`] still makes a namespace kept alive by a bind mount (as `ip netns add` does,
+//! see ip-netns(8)), for namespaces that must outlive the daemon. Work inside a namespace is
+//! done on a short-lived OS thread that `setns(2)`s into it, so that the daemon's own
+//! threads never change namespace.
 
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -99,6 +106,62 @@ pub fn create(path: &Path) -> Result<(), NetnsError> {
         let _ = std::fs::remove_file(path);
     }
     r
+}
+
+/// Creates a new, empty network namespace and returns an open file of it (nsfs, close-on-
+/// exec): the namespace lives as long as this file or a process in it does. Made on a
+/// thread that unshares and ends, so no thread of the daemon changes namespace.
+///
+/// Errors: unshare(2) failing, or opening `/proc/thread-self/ns/net`.
+pub fn create_held() -> Result<File, NetnsError> {
+    std::thread::Builder::new()
+        .name("netns-new".into())
+        .spawn(|| -> Result<File, NetnsError> {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
+                NetnsError::Sys {
+                    what: "unshare network namespace".into(),
+                    source: e.into(),
+                }
+            })?;
+            File::open("/proc/thread-self/ns/net").map_err(sys("open the new namespace"))
+        })
+        .map_err(|e| NetnsError::Thread(e.to_string()))?
+        .join()
+        .map_err(|_| NetnsError::Thread("panicked".into()))?
+}
+
+/// The path naming the namespace `file` holds for other processes and for [`run_in`]:
+/// `/proc/<this process's pid>/fd/<n>` (proc(5)); valid while `file` is open.
+pub fn fd_path(file: &File) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    PathBuf::from(format!(
+        "/proc/{}/fd/{}",
+        std::process::id(),
+        file.as_raw_fd()
+    ))
+}
+
+/// Opens the network namespace of process `pid` (`/proc/<pid>/ns/net`) when `pid` is a
+/// child of `parent`, the check that a pid read from a record still names the same
+/// process (a reused pid has another parent). For a daemon taking back running containers
+/// whose init is a child of their shim.
+///
+/// Errors: `pid` gone or another process's child, or the open failing.
+pub fn open_of_child(pid: i32, parent: i32) -> Result<File, NetnsError> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(sys(format!("read /proc/{pid}/stat")))?;
+    // the fields after the command name, which is in parentheses and may hold spaces
+    let ppid = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.split(' ').nth(1))
+        .and_then(|p| p.parse::<i32>().ok());
+    if ppid != Some(parent) {
+        return Err(NetnsError::Sys {
+            what: format!("process {pid} is not a child of {parent}"),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+    }
+    File::open(format!("/proc/{pid}/ns/net")).map_err(sys(format!("open /proc/{pid}/ns/net")))
 }
 
 /// Removes a namespace made by [`create`]: unmounts and deletes the file. The namespace

@@ -7,7 +7,10 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use crate::{io_err, RuntimeError};
 
 /// Mounts an overlay at `target` with `lower` (top-most first), `upper` and `work`,
-/// creating the three writable directories. Errors name the target and the kernel's errno.
+/// creating the three writable directories. The mount is made private (no propagation,
+/// see the kernel's Documentation/filesystems/sharedsubtree.rst), so that unmounting it
+/// here, once a container's own mount namespace holds its copy, leaves that copy alone.
+/// Errors name the target and the kernel's errno; a failed step leaves nothing mounted.
 pub fn mount_overlay(
     lower: &[PathBuf],
     upper: &Path,
@@ -37,6 +40,20 @@ pub fn mount_overlay(
     .map_err(|e| RuntimeError::Io {
         what: format!("mount overlay on {}", target.display()),
         source: e.into(),
+    })?;
+    mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        let _ = umount2(target, MntFlags::MNT_DETACH);
+        RuntimeError::Io {
+            what: format!("make the overlay on {} private", target.display()),
+            source: e.into(),
+        }
     })
 }
 

@@ -1012,6 +1012,29 @@ impl Daemon {
         out
     }
 
+    /// The network namespaces the daemon holds open (its sandboxes): one entry per open
+    /// nsfs descriptor of a network namespace, as the namespace's inode (`net:[N]`).
+    pub fn held_netns(&self) -> Vec<String> {
+        let Some(pid) = self.pid() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Ok(l) = std::fs::read_link(e.path()) {
+                let l = l.display().to_string();
+                if l.starts_with("net:[") {
+                    out.push(l);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
     /// Mount points under the test's directory, in the daemon's mount namespace and ours.
     pub fn mounts(&self) -> Vec<String> {
         let marker = self.dir.path().display().to_string();
