@@ -113,8 +113,9 @@ if [[ $BENCH_ENGINES == *docker* ]]; then
 fi
 
 mkdir -p "$TMP/root" "$TMP/exec"
+# shellcheck disable=SC2086  # BENCH_TETHER_ARGS: extra words, e.g. --log-level LEVEL
 "$TETHER_BIN" daemon --root "$TMP/root" --exec-root "$TMP/exec" -H "unix://$TETHER_SOCK" \
-  --dns 127.0.0.1 >"$TMP/tether.log" 2>&1 &
+  --dns 127.0.0.1 ${BENCH_TETHER_ARGS:-} >"${BENCH_TETHER_LOG:-$TMP/tether.log}" 2>&1 &
 TETHER_PID=$!; export BENCH_TETHER_PID=$TETHER_PID BENCH_TETHER_EXEC_ROOT=$TMP/exec
 for _ in $(seq 100); do "$TETHER_BIN" -H "unix://$TETHER_SOCK" version >/dev/null 2>&1 && break; sleep 0.1; done
 

@@ -4,7 +4,8 @@
 //! the mount table that every `runc create` copies and detaches does not grow with each
 //! running container. The daemon still reaches everything: exec resolves commands and
 //! users in the container's root, `cp` and `export` read it, and after a daemon restart
-//! the sandboxes are taken back through the containers' processes.
+//! the sandboxes are taken back through the containers' processes. Interfaces on IPv4-only
+//! networks have no IPv6 (as Docker since 26.1).
 
 mod common;
 
@@ -78,6 +79,16 @@ fn running_containers_add_no_mount_to_the_daemons_namespace() {
             .ok(),
         "SandboxKey {key}"
     );
+
+    // on an IPv4-only network the interface has no IPv6 (no link-local address whose
+    // solicitations every other container on the bridge would handle); lo keeps ::1
+    let v6 = d.sh("b", "ip -o -6 addr");
+    assert!(v6.success(), "{v6}");
+    assert!(
+        !v6.stdout.contains("eth0"),
+        "IPv6 on an IPv4-only network: {v6}"
+    );
+    assert!(v6.stdout.contains("::1/128"), "{v6}");
 
     // exec finds the command and the user in the running container's root
     assert_eq!(

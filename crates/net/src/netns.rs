@@ -112,6 +112,14 @@ pub fn create(path: &Path) -> Result<(), NetnsError> {
 /// exec): the namespace lives as long as this file or a process in it does. Made on a
 /// thread that unshares and ends, so no thread of the daemon changes namespace.
 ///
+/// Interfaces that come into the namespace start with IPv6 disabled
+/// (`net.ipv6.conf.default.disable_ipv6=1`, see the kernel's ip-sysctl.rst): an endpoint on
+/// an IPv6 network enables it on its interface, and one on an IPv4-only network has no
+/// link-local address, as Docker does since 26.1 (moby#47769). Without that, each new
+/// endpoint's duplicate address detection, MLD reports and router solicitations are
+/// flooded to every port of its bridge and handled in every other container's namespace:
+/// a start cost that grows with the number of containers on the network.
+///
 /// Errors: unshare(2) failing, or opening `/proc/thread-self/ns/net`.
 pub fn create_held() -> Result<File, NetnsError> {
     std::thread::Builder::new()
@@ -123,6 +131,16 @@ pub fn create_held() -> Result<File, NetnsError> {
                     source: e.into(),
                 }
             })?;
+            // a kernel without IPv6 has no such file: nothing to disable
+            match std::fs::write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1") {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(NetnsError::Sys {
+                        what: "disable IPv6 by default in the new namespace".into(),
+                        source: e,
+                    })
+                }
+                _ => {}
+            }
             File::open("/proc/thread-self/ns/net").map_err(sys("open the new namespace"))
         })
         .map_err(|e| NetnsError::Thread(e.to_string()))?
