@@ -1363,6 +1363,21 @@ impl Engine {
             self.on_exit(id).await;
             return;
         }
+        if !process_alive(c.state.pid) {
+            // The init ended (or is a zombie its shim has yet to reap): a `kill` or `rm -f`
+            // cut short by the daemon's end. The shim writes the exit record and ends in a
+            // moment; then the container is recorded as exited, as a monitor would.
+            drop(st);
+            let shim_pid = c.state.shim_pid;
+            for _ in 0..200 {
+                if !process_alive(shim_pid) {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            self.on_exit(id).await;
+            return;
+        }
         self.rehold_sandbox(&mut c);
         for (name, att) in &c.attachments {
             if let (Some(ep), Some(n)) = (c.endpoints.get(name), st.networks.get(&att.network_id)) {
