@@ -194,6 +194,42 @@ fn concurrent_runs_on_three_hosts_get_distinct_addresses() {
     uniq.dedup();
     assert_eq!(uniq.len(), ips.len(), "duplicate addresses: {ips:?}");
     assert_eq!(ips.len(), 3 * per_host);
+    // the store's IPAM (GlobalIpam) refuses a --ip another host holds, or one outside the
+    // subnet, naming the address
+    let taken = &ips[0];
+    let o = c.host(2).fails(&[
+        "run",
+        "--name",
+        "dup",
+        "--network",
+        "ov",
+        "--ip",
+        taken,
+        "tbox",
+        "true",
+    ]);
+    assert!(
+        o.all()
+            .contains(&format!("address {taken} is already in use on network ov")),
+        "{o}"
+    );
+    let o = c.host(3).fails(&[
+        "run",
+        "--name",
+        "out",
+        "--network",
+        "ov",
+        "--ip",
+        "10.99.0.5",
+        "tbox",
+        "true",
+    ]);
+    assert!(
+        o.all().contains(
+            "invalid address 10.99.0.5: it is not a host address of the network's subnet 10.78.0.0/24"
+        ),
+        "{o}"
+    );
 }
 
 #[test]
@@ -445,6 +481,24 @@ fn a_restarted_daemon_readopts_its_overlay_containers() {
     let o = fetch(h1, "ov", &ip2);
     assert!(o.stdout.contains("hi from two"), "by IP after restart: {o}");
     assert_eq!(resolve(h1, "ov", "svc2"), vec![ip2.clone()]);
+    // its address went back into the store too (GlobalIpam::restore_address): another
+    // host cannot take it
+    let o = h1.fails(&[
+        "run",
+        "--name",
+        "clash",
+        "--network",
+        "ov",
+        "--ip",
+        &ip2,
+        "tbox",
+        "true",
+    ]);
+    assert!(
+        o.all()
+            .contains(&format!("address {ip2} is already in use on network ov")),
+        "{o}"
+    );
     // host 2's running container reaches host 1's by name, and so does a new one
     let o = h2.sh("two", "nc -w 3 one 80");
     assert!(

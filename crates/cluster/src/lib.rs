@@ -834,11 +834,28 @@ impl Store {
             keys.push((key(&["endpoints", &e.network_id, &e.endpoint_id]), v));
         }
         if let Some(ip) = ipv4 {
-            keys.push((
-                key(&["ipam", &e.network_id, &ip.to_string()]),
-                format!("{}/{}", self.node_id(), e.endpoint_id).into_bytes(),
-            ));
+            keys.push(self.ipam_key(&e.network_id, &e.endpoint_id, ip));
         }
+        self.adopt_keys(keys).await;
+    }
+
+    /// Records an address this host's endpoint `ep` already holds on `net` (daemon
+    /// restart), as [`Store::adopt_endpoint`] does with an endpoint's address.
+    pub async fn adopt_ipv4(&self, net: &str, ep: &str, ip: Ipv4Addr) {
+        self.adopt_keys(vec![self.ipam_key(net, ep, ip)]).await;
+    }
+
+    /// The key and value of an address lease (`ipam/<net-id>/<ipv4>`, `<node-id>/<ep-id>`).
+    fn ipam_key(&self, net: &str, ep: &str, ip: Ipv4Addr) -> (String, Vec<u8>) {
+        (
+            key(&["ipam", net, &ip.to_string()]),
+            format!("{}/{ep}", self.node_id()).into_bytes(),
+        )
+    }
+
+    /// Owns `keys` and puts them under the current lease (now when the session is up, else
+    /// at the next registration).
+    async fn adopt_keys(&self, keys: Vec<(String, Vec<u8>)>) {
         if let Ok(mut g) = self.inner.owned.lock() {
             g.extend(keys.iter().cloned());
         }

@@ -18,7 +18,11 @@ use bollard_stubs::models::NetworkCreateRequest;
 use ipnet::Ipv4Net;
 use tether_cluster::{EndpointRecord, Event, Store, StoreError};
 use tether_net::driver::NetworkDriver;
-use tether_net::ipam::{self, Pool};
+use tether_net::driver::Scope;
+use tether_net::ipam::{self, IpamError, Pool};
+use tether_net::ipamapi::{
+    self, AddressError, AddressRequest, FailureKind, Ipam, Lease, NetworkPools,
+};
 use tether_net::link;
 use tether_net::overlay::{self, OverlayDriver, Remote};
 
@@ -69,7 +73,7 @@ impl From<StoreError> for EngineError {
 }
 
 /// The error for a global network on a daemon started without a store.
-fn no_store(driver: &str) -> EngineError {
+pub(crate) fn no_store(driver: &str) -> EngineError {
     EngineError::InvalidParam(format!(
         "network driver {driver} needs a cluster store: start the daemon with --cluster-store etcd://HOST:PORT and --cluster-advertise IP|IFACE"
     ))
@@ -147,6 +151,128 @@ pub(crate) fn cached_networks(root: &std::path::Path) -> Vec<Network> {
     state::read_all(&cache_dir(root), None)
 }
 
+/// The IPAM of global-scope (overlay) networks: IPv4 leases live in the cluster store
+/// (`ipam/<net-id>/<ipv4>`, owned by this host's session), taken by compare-and-swap
+/// ([`Store::allocate_ipv4`]) following the network's pool rules (subnet, gateway,
+/// `--ip-range`, a requested `--ip`), so hosts never hand out one address twice. IPv6, if
+/// a record ever had it, stays in the record's local pool.
+///
+/// The record's own IPv4 pool is this host's copy: its leases are not used to allocate
+/// (the store's are), and a release drops the address from it too.
+pub(crate) struct GlobalIpam {
+    store: Store,
+}
+
+impl GlobalIpam {
+    /// The IPAM over `store`'s session.
+    pub(crate) fn new(store: Store) -> GlobalIpam {
+        GlobalIpam { store }
+    }
+
+    /// How the engine answers a store error met while leasing: a lost address race or a
+    /// bad store option is the request's fault, a network with endpoints a conflict, the
+    /// rest (unreachable store, bad record) the host's.
+    fn backend(e: StoreError) -> AddressError {
+        let kind = match e {
+            StoreError::Taken(_) | StoreError::Config { .. } => FailureKind::Input,
+            StoreError::InUse(_) => FailureKind::Conflict,
+            _ => FailureKind::Host,
+        };
+        AddressError::Backend {
+            kind,
+            source: Box::new(e),
+        }
+    }
+
+    /// Releases an IPv4 address of this host in the store (logged on failure: the key
+    /// goes with the lease at worst).
+    async fn release_v4(&self, pools: &mut NetworkPools<'_>, ip: Ipv4Addr) {
+        if let Err(e) = self.store.release_ipv4(pools.network_id, ip).await {
+            tracing::warn!(network = %pools.network, %ip, error = %e, "releasing a global address");
+        }
+        if let Some(p) = pools.v4.as_deref_mut() {
+            p.release(ip);
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Ipam for GlobalIpam {
+    fn scope(&self) -> Scope {
+        Scope::Global
+    }
+
+    async fn request_address(
+        &self,
+        pools: &mut NetworkPools<'_>,
+        req: &AddressRequest<'_>,
+    ) -> Result<Lease, AddressError> {
+        let rules = pools
+            .v4
+            .as_deref()
+            .cloned()
+            .ok_or_else(|| AddressError::NoPool {
+                network: pools.network.to_string(),
+            })?;
+        let (name, want) = (pools.network.to_string(), req.ipv4);
+        // the pool's refusal, kept typed (the store passes it on as text)
+        let mut refused: Option<IpamError> = None;
+        let got = self
+            .store
+            .allocate_ipv4(pools.network_id, req.endpoint_id, |used| {
+                let mut p = rules.clone();
+                p.leases = used.clone();
+                p.last = None;
+                p.allocate(&name, want).map_err(|e| {
+                    let m = e.to_string();
+                    refused = Some(e);
+                    m
+                })
+            })
+            .await;
+        let ip = match (got, refused) {
+            (Ok(ip), _) => ip,
+            (Err(StoreError::Taken(_)), Some(e)) => return Err(AddressError::Pool(e)),
+            (Err(e), _) => return Err(Self::backend(e)),
+        };
+        match ipamapi::request_v6(pools, req.ipv6) {
+            Ok(ipv6) => Ok(Lease {
+                ipv4: Some(ip),
+                ipv6,
+            }),
+            Err(e) => {
+                self.release_v4(pools, ip).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn release_address(&self, pools: &mut NetworkPools<'_>, lease: &Lease) {
+        if let Some(ip) = lease.ipv4 {
+            self.release_v4(pools, ip).await;
+        }
+        if let (Some(p), Some(ip)) = (pools.v6.as_deref_mut(), lease.ipv6) {
+            p.release(ip);
+        }
+    }
+
+    async fn restore_address(
+        &self,
+        pools: &mut NetworkPools<'_>,
+        endpoint_id: &str,
+        lease: &Lease,
+    ) {
+        if let Some(ip) = lease.ipv4 {
+            self.store
+                .adopt_ipv4(pools.network_id, endpoint_id, ip)
+                .await;
+        }
+        if let (Some(p), Some(ip)) = (pools.v6.as_deref_mut(), lease.ipv6) {
+            p.leases.insert(ip);
+        }
+    }
+}
+
 impl Engine {
     /// The cluster, or the error for a global network without one.
     pub(crate) fn cluster(&self, driver: &str) -> Result<&Cluster, EngineError> {
@@ -177,8 +303,9 @@ impl Engine {
 
     /// Daemon restart: takes over the endpoint `ep` of running container `c` on global
     /// network `n`: the overlay driver adopts its devices (and programs remotes into them
-    /// as the store reports them), and the endpoint's record and address go back into the
-    /// store under this host's (new) lease.
+    /// as the store reports them), and the endpoint's record goes back into the store
+    /// under this host's (new) lease (its address went back just before, through
+    /// [`GlobalIpam`]'s `restore_address`).
     pub(crate) async fn readopt_global_endpoint(
         &self,
         n: &Network,
@@ -207,7 +334,8 @@ impl Engine {
             ipv4: ep.ip,
             mac: ep.mac,
         };
-        cl.store.adopt_endpoint(&rec, ep.ip).await;
+        // the address went back through the network's IPAM (`GlobalIpam::restore_address`)
+        cl.store.adopt_endpoint(&rec, None).await;
         tracing::info!(container = %c.name, network = %n.name, "overlay endpoint adopted");
     }
 
@@ -416,46 +544,6 @@ impl Engine {
             ]),
         );
         Ok(())
-    }
-
-    /// An address for endpoint `ep_id` on global network `n`, by compare-and-swap in the
-    /// store, following the network's pool rules (range, gateway, a requested `--ip`).
-    pub(crate) async fn allocate_global(
-        &self,
-        n: &Network,
-        ep_id: &str,
-        want: Option<Ipv4Addr>,
-    ) -> Result<Ipv4Addr, EngineError> {
-        let cl = self.cluster(&n.driver)?;
-        let pool = n
-            .pool
-            .clone()
-            .ok_or_else(|| EngineError::Internal(format!("network {} has no IPv4 pool", n.name)))?;
-        let name = n.name.clone();
-        let ip = cl
-            .store
-            .allocate_ipv4(&n.id, ep_id, move |used| {
-                let mut p = pool.clone();
-                p.leases = used.clone();
-                p.last = None;
-                p.allocate(&name, want).map_err(|e| e.to_string())
-            })
-            .await
-            .map_err(|e| match e {
-                StoreError::Taken(m) => EngineError::InvalidParam(m),
-                e => e.into(),
-            })?;
-        Ok(ip)
-    }
-
-    /// Releases a global address of this host (logged on failure: the key goes with the
-    /// lease at worst).
-    pub(crate) async fn release_global(&self, n: &Network, ip: Ipv4Addr) {
-        if let Some(cl) = self.cluster.as_ref() {
-            if let Err(e) = cl.store.release_ipv4(&n.id, ip).await {
-                tracing::warn!(network = %n.name, %ip, error = %e, "releasing a global address");
-            }
-        }
     }
 
     /// Publishes an endpoint of this host on a global network.

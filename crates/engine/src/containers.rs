@@ -1380,6 +1380,22 @@ impl Engine {
         }
         self.rehold_sandbox(&mut c);
         for (name, att) in &c.attachments {
+            // the endpoint holds its addresses again through its network's IPAM (the local
+            // pools have them from `rebuild_leases`; a global network's go back into the
+            // cluster store under this host's new session)
+            if let (Some(ep), Some(n)) =
+                (c.endpoints.get(name), st.networks.get_mut(&att.network_id))
+            {
+                match self.ipam_of(n) {
+                    Ok(ipam) => {
+                        ipam.restore_address(&mut n.pools_mut(), &ep.id, &ep.lease())
+                            .await
+                    }
+                    Err(e) => {
+                        tracing::warn!(container = %c.name, network = %n.name, error = %e, "restoring an endpoint's addresses")
+                    }
+                }
+            }
             if let (Some(ep), Some(n)) = (c.endpoints.get(name), st.networks.get(&att.network_id)) {
                 if self.is_global(n) {
                     self.readopt_global_endpoint(n, &c, att, ep).await;

@@ -93,6 +93,17 @@ impl EngineError {
     }
 }
 
+impl From<tether_net::ipamapi::AddressError> for EngineError {
+    fn from(e: tether_net::ipamapi::AddressError) -> Self {
+        use tether_net::ipamapi::FailureKind;
+        match e.kind() {
+            FailureKind::Input => EngineError::InvalidParam(e.to_string()),
+            FailureKind::Conflict => EngineError::Conflict(e.to_string()),
+            FailureKind::Host => EngineError::Internal(e.to_string()),
+        }
+    }
+}
+
 impl From<tether_image::ImageError> for EngineError {
     fn from(e: tether_image::ImageError) -> Self {
         match e.status() {
@@ -197,7 +208,10 @@ pub(crate) struct State {
 impl State {
     /// Rebuilds every pool's leases from the containers' recorded endpoints: the
     /// containers' state files are the one record of which address is in use, so
-    /// starting or stopping a container writes no network file.
+    /// starting or stopping a container writes no network file. (The records' pools are
+    /// the local IPAM's state and, for a global network, this host's copy; running
+    /// endpoints then take their addresses back through their network's IPAM in
+    /// `readopt`, which for a global network puts them back in the cluster store.)
     pub(crate) fn rebuild_leases(&mut self) {
         for n in self.networks.values_mut() {
             if let Some(p) = n.pool.as_mut() {
@@ -237,6 +251,8 @@ pub struct Engine {
     pub(crate) fw: Arc<dyn Firewall>,
     /// The network drivers, keyed by a network's `Driver`.
     pub(crate) drivers: Drivers,
+    /// The IPAM drivers, keyed by a network's scope (see [`Engine::ipam_of`]).
+    pub(crate) ipams: tether_net::ipamapi::Ipams,
     pub(crate) nl: Netlink,
     pub(crate) dns: Arc<Resolver>,
     pub(crate) events: events::Events,
@@ -361,6 +377,14 @@ impl Engine {
                     d.register(faults.driver(c.overlay.clone()));
                 }
                 d
+            },
+            ipams: {
+                let mut i = tether_net::ipamapi::Ipams::new();
+                i.register(Arc::new(tether_net::ipamapi::LocalIpam));
+                if let Some(c) = &cluster {
+                    i.register(Arc::new(cluster::GlobalIpam::new(c.store.clone())));
+                }
+                i
             },
             cfg,
             images,

@@ -221,6 +221,24 @@ impl Engine {
         Ok(self.drivers.get(&n.driver)?.clone())
     }
 
+    /// The IPAM of network `n`, chosen by its scope (its driver's: global for networks kept
+    /// in the cluster store, local otherwise). Errors: 400 naming the missing cluster store
+    /// for a global network on a daemon without one.
+    pub(crate) fn ipam_of(
+        &self,
+        n: &Network,
+    ) -> Result<std::sync::Arc<dyn tether_net::ipamapi::Ipam>, EngineError> {
+        let scope = if self.is_global(n) {
+            tether_net::driver::Scope::Global
+        } else {
+            tether_net::driver::Scope::Local
+        };
+        self.ipams
+            .get(scope)
+            .cloned()
+            .ok_or_else(|| crate::cluster::no_store(&n.driver))
+    }
+
     pub(crate) async fn ensure_predefined(&self) -> Result<(), EngineError> {
         let mut st = self.state.lock().await;
         for (name, driver) in [("bridge", "bridge"), ("host", "host"), ("none", "null")] {

@@ -16,9 +16,10 @@ use tether_net::netns;
 
 use crate::files;
 use crate::ports;
-use crate::state::{Attachment, Container, Endpoint};
+use crate::state::{Attachment, Container, Endpoint, Network};
 use crate::{Engine, EngineError, State};
 use tether_net::driver::EndpointSpec;
+use tether_net::ipamapi::{AddressRequest, Ipam, Lease};
 
 /// How a container is networked, from HostConfig.NetworkMode.
 #[derive(Clone, Debug, PartialEq)]
@@ -216,58 +217,31 @@ impl Engine {
         bridge_has_room(name, endpoints)?;
         let ep_id = crate::state::new_id();
         let global = self.is_global(&net);
+        let ipam = self.ipam_of(&net)?;
         // the cluster store's share of an overlay endpoint (logged at debug level)
         let mut store_time = std::time::Duration::ZERO;
-        let ip = if global {
-            let t = std::time::Instant::now();
-            let ip = self.allocate_global(&net, &ep_id, att.ipv4).await?;
-            store_time += t.elapsed();
-            Some(ip)
-        } else {
+        let t = std::time::Instant::now();
+        let lease = {
             let n = st
                 .networks
                 .get_mut(&net.id)
                 .ok_or_else(|| EngineError::NotFound(name.to_string()))?;
-            match n.pool.as_mut() {
-                Some(pool) => Some(
-                    pool.allocate(&net.name, att.ipv4)
-                        .map_err(|e| EngineError::InvalidParam(e.to_string()))?,
-                ),
-                None if att.ipv4.is_some() => {
-                    return Err(EngineError::InvalidParam(format!(
-                    "--ip given but network {name} has no IPv4 (it was created with --ipv4=false)"
-                )))
-                }
-                None => None,
-            }
+            let req = AddressRequest {
+                endpoint_id: &ep_id,
+                ipv4: att.ipv4,
+                ipv6: att.ipv6,
+            };
+            ipam.request_address(&mut n.pools_mut(), &req).await?
         };
-        let release4 = |st: &mut State| {
-            if global {
-                return;
-            }
-            if let (Some(p), Some(ip)) = (
-                st.networks.get_mut(&net.id).and_then(|n| n.pool.as_mut()),
-                ip,
-            ) {
-                p.release(ip);
-            }
-        };
-        let ip6 = match st.networks.get_mut(&net.id).and_then(|n| n.pool6.as_mut()) {
-            Some(p6) => match p6.allocate(&net.name, att.ipv6) {
-                Ok(a) => Some((a, p6.subnet.prefix_len(), p6.gateway)),
-                Err(e) => {
-                    release4(st);
-                    return Err(EngineError::InvalidParam(e.to_string()));
-                }
-            },
-            None if att.ipv6.is_some() => {
-                release4(st);
-                return Err(EngineError::InvalidParam(format!(
-                    "--ip6 given but network {name} has no IPv6 (create it with --ipv6)"
-                )));
-            }
-            None => None,
-        };
+        if global {
+            store_time += t.elapsed();
+        }
+        let ip = lease.ipv4;
+        let ip6 = lease.ipv6.and_then(|a| {
+            net.pool6
+                .as_ref()
+                .map(|p6| (a, p6.subnet.prefix_len(), p6.gateway))
+        });
         let used: HashSet<String> = c.endpoints.values().map(|e| e.ifname.clone()).collect();
         // An interface of a just-disconnected endpoint may still be being deleted.
         let ifname = (0..)
@@ -305,17 +279,7 @@ impl Engine {
             )
             .await;
         if let Err(e) = joined {
-            if let Some(n) = st.networks.get_mut(&net.id) {
-                if let (Some(p), Some(ip)) = (n.pool.as_mut(), ip) {
-                    p.release(ip);
-                }
-                if let (Some(p6), Some((a, _, _))) = (n.pool6.as_mut(), ip6) {
-                    p6.release(a);
-                }
-            }
-            if let (true, Some(ip)) = (global, ip) {
-                self.release_global(&net, ip).await;
-            }
+            release_lease(st, &net, ipam.as_ref(), &lease).await;
             return Err(e.into());
         }
         if global {
@@ -339,9 +303,7 @@ impl Engine {
             if let Err(e) = self.publish_endpoint(&rec).await {
                 let _ = drv.leave(&spec, &ep.host_veth, None).await;
                 let _ = self.nl.delete(&ep.host_veth).await;
-                if let Some(ip) = ip {
-                    self.release_global(&net, ip).await;
-                }
+                release_lease(st, &net, ipam.as_ref(), &lease).await;
                 return Err(e);
             }
             let put = t.elapsed();
@@ -394,21 +356,16 @@ impl Engine {
         if let Some(n) = net_id.as_ref().and_then(|id| st.networks.get(id)).cloned() {
             if self.is_global(&n) {
                 self.withdraw_endpoint(&n.id, &ep.id).await;
-                if let Some(ip) = ep.ip {
-                    self.release_global(&n, ip).await;
+            }
+            match self.ipam_of(&n) {
+                Ok(ipam) => release_lease(st, &n, ipam.as_ref(), &ep.lease()).await,
+                Err(e) => {
+                    tracing::warn!(container = %c.name, network = %n.name, error = %e, "releasing an endpoint's addresses")
                 }
             }
         }
         if let Some(id) = net_id.clone() {
             self.dns.remove_endpoint(&id, &c.id);
-            if let Some(n) = st.networks.get_mut(&id) {
-                if let (Some(p), Some(ip)) = (n.pool.as_mut(), ep.ip) {
-                    p.release(ip);
-                }
-                if let (Some(p6), Some((a, _, _))) = (n.pool6.as_mut(), ep.ip6) {
-                    p6.release(a);
-                }
-            }
         }
         let net = net_id.as_ref().and_then(|id| st.networks.get(id));
         let left = match net.map(|n| (self.driver_of(n), n)) {
@@ -671,6 +628,21 @@ impl Engine {
             self.release_sandbox(&c.id);
         }
     }
+}
+
+/// Returns `lease` to network `net`'s pools through its IPAM: the state's record of the
+/// network when it is still there, else a copy of it (a global network's store lease is
+/// released either way).
+async fn release_lease(st: &mut State, net: &Network, ipam: &dyn Ipam, lease: &Lease) {
+    let mut copy;
+    let n = match st.networks.get_mut(&net.id) {
+        Some(n) => n,
+        None => {
+            copy = net.clone();
+            &mut copy
+        }
+    };
+    ipam.release_address(&mut n.pools_mut(), lease).await;
 }
 
 /// Refuses a further endpoint on network `name` when it already has `endpoints`, the most

@@ -69,6 +69,16 @@ impl Network {
             "local"
         }
     }
+
+    /// The network's pools as its IPAM takes them ([`tether_net::ipamapi::Ipam`]).
+    pub(crate) fn pools_mut(&mut self) -> tether_net::ipamapi::NetworkPools<'_> {
+        tether_net::ipamapi::NetworkPools {
+            network_id: &self.id,
+            network: &self.name,
+            v4: self.pool.as_mut(),
+            v6: self.pool6.as_mut(),
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -126,6 +136,16 @@ pub struct Endpoint {
     pub ifname: String,
     /// Host side of the veth pair.
     pub host_veth: String,
+}
+
+impl Endpoint {
+    /// The addresses the endpoint holds, as its network's IPAM leased them.
+    pub(crate) fn lease(&self) -> tether_net::ipamapi::Lease {
+        tether_net::ipamapi::Lease {
+            ipv4: self.ip,
+            ipv6: self.ip6.map(|(a, _, _)| a),
+        }
+    }
 }
 
 /// Run state of a container (Docker API "ContainerState").

@@ -86,7 +86,8 @@ impl DriverError {
 }
 
 /// Where a driver's networks live (Docker's `Scope` of a network: `local` or `global`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// It also picks the network's IPAM ([`crate::ipamapi::Ipams`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Scope {
     /// The network exists on this host only (bridge, host, null).
     Local,

@@ -1,5 +1,6 @@
-//! tether-net: container networking — IPAM, network namespaces (sandboxes), the bridge,
-//! host, none and overlay (VXLAN) drivers, the nftables firewall, port publishing and the embedded DNS server.
+//! tether-net: container networking — IPAM (the pools and the [`ipamapi::Ipam`] trait),
+//! network namespaces (sandboxes), the bridge, host, none and overlay (VXLAN) drivers, the
+//! nftables firewall, port publishing and the embedded DNS server.
 //!
 //! Every setup validates first, then applies, and rolls back what it applied on failure.
 
@@ -10,6 +11,7 @@ pub mod faults;
 pub mod firewall;
 pub mod host;
 pub mod ipam;
+pub mod ipamapi;
 pub mod libnft;
 pub mod link;
 pub mod metrics;
