@@ -18,9 +18,9 @@ pub mod node;
 pub mod ps;
 pub mod registry;
 pub mod system;
+pub mod tree;
 pub mod volume;
 
-use crate::args::PROG;
 use crate::client::{next_chunk, Client, JsonStream};
 use crate::error::{CliError, Result};
 
@@ -55,229 +55,19 @@ macro_rules! errln {
     }};
 }
 
-/// Runs `args` (command name first) against `client`.
+/// Runs `args` (command name first) against `client`: parsed into the command tree
+/// ([`tree::Cmd`]) and run; no command prints the help.
 pub async fn dispatch(client: &Client, args: &[String]) -> Result<()> {
-    let Some(cmd) = args.first() else {
+    if args.is_empty() {
         print_help();
         return Ok(());
-    };
-    let rest = &args[1..];
-    let p = |name: &str| format!("{PROG} {name}");
-    match cmd.as_str() {
-        "run" => container::run(client, &p("run"), rest).await,
-        "create" => container::create(client, &p("create"), rest).await,
-        "start" => container::start(client, &p("start"), rest).await,
-        "stop" => lifecycle::stop(client, &p("stop"), rest).await,
-        "restart" => lifecycle::restart(client, &p("restart"), rest).await,
-        "kill" => lifecycle::kill(client, &p("kill"), rest).await,
-        "rm" => lifecycle::rm(client, &p("rm"), rest).await,
-        "wait" => lifecycle::wait(client, &p("wait"), rest).await,
-        "port" => lifecycle::port(client, &p("port"), rest).await,
-        "logs" => logs::logs(client, &p("logs"), rest).await,
-        "rename" => manage::rename(client, &p("rename"), rest).await,
-        "pause" => manage::pause(client, &p("pause"), "pause", rest).await,
-        "unpause" => manage::pause(client, &p("unpause"), "unpause", rest).await,
-        "top" => manage::top(client, &p("top"), rest).await,
-        "update" => manage::update(client, &p("update"), rest).await,
-        "stats" => manage::stats(client, &p("stats"), rest).await,
-        "exec" => exec::exec(client, &p("exec"), rest).await,
-        "cp" => cp::cp(client, &p("cp"), rest).await,
-        "export" => cp::export(client, &p("export"), rest).await,
-        "diff" => cp::diff(client, &p("diff"), rest).await,
-        "ps" => ps::ps(client, &p("ps"), rest).await,
-        "inspect" => inspect::inspect(client, &p("inspect"), rest).await,
-        "images" => image::images(client, &p("images"), rest).await,
-        "rmi" => image::rmi(client, &p("rmi"), rest).await,
-        "tag" => image::tag(client, &p("tag"), rest).await,
-        "import" => image::import(client, &p("import"), rest).await,
-        "load" => image::load(client, &p("load"), rest).await,
-        "build" => build::build(client, &p("build"), rest).await,
-        "pull" => image::pull(client, &p("pull"), rest).await,
-        "push" => registry::push(client, &p("push"), rest).await,
-        "commit" => image_ops::commit(client, &p("commit"), rest).await,
-        "history" => image_ops::history(client, &p("history"), rest).await,
-        "save" => image_ops::save(client, &p("save"), rest).await,
-        "login" => registry::login(client, &p("login"), rest).await,
-        "logout" => registry::logout(client, &p("logout"), rest).await,
-        "search" => registry::search(client, &p("search"), rest).await,
-        "version" => system::version(client, &p("version"), rest).await,
-        "info" => system::info(client, &p("info"), rest).await,
-        "container" => container_cmd(client, rest).await,
-        "image" => image_cmd(client, rest).await,
-        "network" => network::dispatch(client, rest).await,
-        "node" => node::dispatch(client, rest).await,
-        "volume" => volume::dispatch(client, rest).await,
-        "compose" => compose::compose(client, rest).await,
-        "builder" => match rest.first().map(String::as_str) {
-            Some("prune") => {
-                image_ops::builder_prune(client, &p("builder prune"), &rest[1..]).await
-            }
-            _ => unknown_sub("builder", rest),
-        },
-        "system" => match rest.first().map(String::as_str) {
-            Some("info") => system::info(client, &p("system info"), &rest[1..]).await,
-            Some("df") => image_ops::df(client, &p("system df"), &rest[1..]).await,
-            _ => unknown_sub("system", rest),
-        },
-        "help" => {
-            if rest.is_empty() {
-                print_help();
-                Ok(())
-            } else {
-                let mut v = rest.to_vec();
-                v.push("--help".into());
-                Box::pin(dispatch(client, &v)).await
-            }
-        }
-        other => Err(CliError::msg(format!(
-            "{PROG}: '{other}' is not a {PROG} command.\nSee '{PROG} --help'"
-        ))),
     }
+    tree::run(client, tree::parse(args)?).await
 }
 
-fn unknown_sub(group: &str, rest: &[String]) -> Result<()> {
-    match rest.first() {
-        None => {
-            outln!("\nUsage:  {PROG} {group} COMMAND\n\nRun '{PROG} {group} COMMAND --help' for more information on a command.");
-            Ok(())
-        }
-        Some(s) if s == "--help" || s == "-h" => {
-            outln!("\nUsage:  {PROG} {group} COMMAND\n\nRun '{PROG} {group} COMMAND --help' for more information on a command.");
-            Ok(())
-        }
-        Some(s) => Err(CliError::msg(format!(
-            "{PROG} {group}: '{s}' is not a {PROG} {group} command.\nSee '{PROG} {group} --help'"
-        ))),
-    }
-}
-
-async fn container_cmd(client: &Client, rest: &[String]) -> Result<()> {
-    let Some(sub) = rest.first() else {
-        return unknown_sub("container", rest);
-    };
-    let args = &rest[1..];
-    let p = |name: &str| format!("{PROG} container {name}");
-    match sub.as_str() {
-        "run" => container::run(client, &p("run"), args).await,
-        "create" => container::create(client, &p("create"), args).await,
-        "start" => container::start(client, &p("start"), args).await,
-        "stop" => lifecycle::stop(client, &p("stop"), args).await,
-        "restart" => lifecycle::restart(client, &p("restart"), args).await,
-        "kill" => lifecycle::kill(client, &p("kill"), args).await,
-        "rm" | "remove" => lifecycle::rm(client, &p("rm"), args).await,
-        "wait" => lifecycle::wait(client, &p("wait"), args).await,
-        "port" => lifecycle::port(client, &p("port"), args).await,
-        "prune" => lifecycle::prune(client, &p("prune"), args).await,
-        "commit" => image_ops::commit(client, &p("commit"), args).await,
-        "logs" => logs::logs(client, &p("logs"), args).await,
-        "rename" => manage::rename(client, &p("rename"), args).await,
-        "pause" => manage::pause(client, &p("pause"), "pause", args).await,
-        "unpause" => manage::pause(client, &p("unpause"), "unpause", args).await,
-        "top" => manage::top(client, &p("top"), args).await,
-        "update" => manage::update(client, &p("update"), args).await,
-        "stats" => manage::stats(client, &p("stats"), args).await,
-        "exec" => exec::exec(client, &p("exec"), args).await,
-        "cp" => cp::cp(client, &p("cp"), args).await,
-        "export" => cp::export(client, &p("export"), args).await,
-        "diff" => cp::diff(client, &p("diff"), args).await,
-        "ls" | "ps" | "list" => ps::ps(client, &p("ls"), args).await,
-        "inspect" => inspect::container_inspect(client, &p("inspect"), args).await,
-        _ => unknown_sub("container", rest),
-    }
-}
-
-async fn image_cmd(client: &Client, rest: &[String]) -> Result<()> {
-    let Some(sub) = rest.first() else {
-        return unknown_sub("image", rest);
-    };
-    let args = &rest[1..];
-    let p = |name: &str| format!("{PROG} image {name}");
-    match sub.as_str() {
-        "ls" | "list" => image::images(client, &p("ls"), args).await,
-        "rm" | "remove" => image::rmi(client, &p("rm"), args).await,
-        "tag" => image::tag(client, &p("tag"), args).await,
-        "import" => image::import(client, &p("import"), args).await,
-        "load" => image::load(client, &p("load"), args).await,
-        "build" => build::build(client, &p("image build"), args).await,
-        "pull" => image::pull(client, &p("pull"), args).await,
-        "push" => registry::push(client, &p("push"), args).await,
-        "inspect" => inspect::image_inspect(client, &p("inspect"), args).await,
-        "prune" => image::prune(client, &p("prune"), args).await,
-        "history" => image_ops::history(client, &p("history"), args).await,
-        "save" => image_ops::save(client, &p("save"), args).await,
-        _ => unknown_sub("image", rest),
-    }
-}
-
-/// Top-level usage.
+/// Top-level usage, rendered from the command tree.
 pub fn print_help() {
-    outln!(
-        "
-Usage:  {PROG} [OPTIONS] COMMAND
-
-A docker-compatible container engine
-
-Common Commands:
-  run         Create and run a new container from an image
-  exec        Execute a command in a running container
-  ps          List containers
-  build       Build an image from a Dockerfile
-  images      List images
-  import      Import the contents from a tarball to create a filesystem image
-  load        Load an image from a tar archive or STDIN
-  pull        Download an image from a registry
-  push        Upload an image to a registry
-  login       Authenticate to a registry
-  logout      Log out from a registry
-  search      Search a registry for images
-  version     Show the tether version information
-  info        Display system-wide information
-
-Management Commands:
-  builder     Manage builds (prune the build cache)
-  compose     Define and run multi-container applications
-  container   Manage containers
-  image       Manage images
-  network     Manage networks
-  node        List the hosts of the cluster (--cluster-store)
-  system      Manage tether (info, df)
-  volume      Manage volumes
-
-Commands:
-  commit      Create a new image from a container's changes
-  cp          Copy files/folders between a container and the local filesystem
-  create      Create a new container
-  diff        Inspect changes to files or directories on a container's filesystem
-  export      Export a container's filesystem as a tar archive
-  history     Show the history of an image
-  inspect     Return low-level information on objects
-  kill        Kill one or more running containers
-  logs        Fetch the logs of a container
-  pause       Pause all processes within one or more containers
-  port        List port mappings or a specific mapping for the container
-  rename      Rename a container
-  restart     Restart one or more containers
-  rm          Remove one or more containers
-  rmi         Remove one or more images
-  save        Save one or more images to a tar archive (streamed to STDOUT by default)
-  start       Start one or more stopped containers
-  stats       Display a live stream of container(s) resource usage statistics
-  stop        Stop one or more running containers
-  tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
-  top         Display the running processes of a container
-  unpause     Unpause all processes within one or more containers
-  update      Update configuration of one or more containers
-  wait        Block until one or more containers stop, then print their exit codes
-
-Global Options:
-  -D, --debug              Enable debug mode
-  -H, --host string        Daemon socket to connect to (default {})
-  -l, --log-level string   Set the logging level (\"debug\", \"info\", \"warn\", \"error\", \"fatal\")
-  -v, --version            Print version information and quit
-
-Run '{PROG} COMMAND --help' for more information on a command.",
-        crate::client::DEFAULT_HOST
-    );
+    outln!("{}", tree::help());
 }
 
 /// Shows a docker JSON progress stream (pull, import, load) like

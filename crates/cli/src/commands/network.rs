@@ -8,7 +8,7 @@ use serde_json::{json, Map as JMap, Value as Json};
 use super::container::filter_query;
 use super::inspect::{inspect_kind, Kind};
 use super::lifecycle::confirm;
-use crate::args::{exact_args, min_args, no_args, parse, PROG};
+use crate::args::{exact_args, min_args, no_args, parse};
 use crate::client::{path_escape, Client};
 use crate::error::{CliError, Result};
 use crate::format::ports::natural_cmp;
@@ -16,59 +16,6 @@ use crate::format::template::value::{Map, Value};
 use crate::format::{label_fields, render_list, truncate_id};
 use crate::opts::kv_map;
 use crate::{errln, out, outln};
-
-/// Routes `tether network SUBCOMMAND`.
-pub async fn dispatch(client: &Client, rest: &[String]) -> Result<()> {
-    let usage = || {
-        outln!(
-            "
-Usage:  {PROG} network COMMAND
-
-Manage networks
-
-Commands:
-  connect     Connect a container to a network
-  create      Create a network
-  disconnect  Disconnect a container from a network
-  dns-setup   Print (or --apply) the host resolver settings for NAME.NETWORK names
-  explain     Explain whether and why one container reaches another (or the host, or an address)
-  graph       Draw the networks, their containers, published ports and links (svg, dot, json)
-  inspect     Display detailed information on one or more networks
-  ls          List networks
-  prune       Remove all unused networks
-  reload-firewall  Rebuild tether's nftables tables from its networks and containers
-  rm          Remove one or more networks
-
-Run '{PROG} network COMMAND --help' for more information on a command."
-        )
-    };
-    let Some(sub) = rest.first() else {
-        usage();
-        return Ok(());
-    };
-    let args = &rest[1..];
-    let p = |n: &str| format!("{PROG} network {n}");
-    match sub.as_str() {
-        "create" => create(client, &p("create"), args).await,
-        "ls" | "list" => ls(client, &p("ls"), args).await,
-        "inspect" => inspect(client, &p("inspect"), args).await,
-        "rm" | "remove" => rm(client, &p("rm"), args).await,
-        "prune" => prune(client, &p("prune"), args).await,
-        "connect" => connect(client, &p("connect"), args).await,
-        "disconnect" => disconnect(client, &p("disconnect"), args).await,
-        "reload-firewall" => reload_firewall(client, &p("reload-firewall"), args).await,
-        "explain" => super::explain::explain(client, &p("explain"), args).await,
-        "graph" => super::explain::graph(client, &p("graph"), args).await,
-        "dns-setup" => super::explain::dns_setup(client, &p("dns-setup"), args).await,
-        "--help" | "-h" | "help" => {
-            usage();
-            Ok(())
-        }
-        other => Err(CliError::msg(format!(
-            "{PROG} network: '{other}' is not a {PROG} network command.\nSee '{PROG} network --help'"
-        ))),
-    }
-}
 
 /// `tether network create`.
 #[derive(Parser, Debug)]

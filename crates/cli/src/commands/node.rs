@@ -4,24 +4,10 @@
 use clap::Parser;
 use serde_json::Value as Json;
 
-use crate::args::{no_args, parse, PROG};
+use crate::args::{no_args, parse};
 use crate::client::Client;
-use crate::error::{CliError, Result};
+use crate::error::Result;
 use crate::outln;
-
-/// Routes `tether node SUBCOMMAND`.
-pub async fn dispatch(client: &Client, rest: &[String]) -> Result<()> {
-    match rest.first().map(String::as_str) {
-        Some("ls") | Some("list") => ls(client, &format!("{PROG} node ls"), &rest[1..]).await,
-        None | Some("--help") | Some("-h") | Some("help") => {
-            outln!("\nUsage:  {PROG} node COMMAND\n\nManage the hosts of the cluster\n\nCommands:\n  ls          List the hosts of the cluster\n\nRun '{PROG} node COMMAND --help' for more information on a command.");
-            Ok(())
-        }
-        Some(s) => Err(CliError::msg(format!(
-            "{PROG} node: '{s}' is not a {PROG} node command.\nSee '{PROG} node --help'"
-        ))),
-    }
-}
 
 /// `tether node ls`.
 #[derive(Parser, Debug)]

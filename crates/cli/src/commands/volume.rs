@@ -7,7 +7,7 @@ use super::container::filter_query;
 use super::inspect::{inspect_kind, Kind};
 use super::lifecycle::confirm;
 use super::{for_each, show_name, Missing};
-use crate::args::{min_args, no_args, parse, PROG};
+use crate::args::{min_args, no_args, parse};
 use crate::client::{path_escape, Client};
 use crate::error::{CliError, Result};
 use crate::format::ports::natural_cmp;
@@ -15,47 +15,6 @@ use crate::format::template::value::{Map, Value};
 use crate::format::{label_fields, render_list};
 use crate::opts::kv_map;
 use crate::{out, outln};
-
-/// Routes `tether volume SUBCOMMAND`.
-pub async fn dispatch(client: &Client, rest: &[String]) -> Result<()> {
-    let usage = || {
-        outln!(
-            "
-Usage:  {PROG} volume COMMAND
-
-Manage volumes
-
-Commands:
-  create      Create a volume
-  inspect     Display detailed information on one or more volumes
-  ls          List volumes
-  prune       Remove unused local volumes
-  rm          Remove one or more volumes
-
-Run '{PROG} volume COMMAND --help' for more information on a command."
-        )
-    };
-    let Some(sub) = rest.first() else {
-        usage();
-        return Ok(());
-    };
-    let args = &rest[1..];
-    let p = |n: &str| format!("{PROG} volume {n}");
-    match sub.as_str() {
-        "create" => create(client, &p("create"), args).await,
-        "ls" | "list" => ls(client, &p("ls"), args).await,
-        "inspect" => inspect(client, &p("inspect"), args).await,
-        "rm" | "remove" => rm(client, &p("rm"), args).await,
-        "prune" => prune(client, &p("prune"), args).await,
-        "--help" | "-h" | "help" => {
-            usage();
-            Ok(())
-        }
-        other => Err(CliError::msg(format!(
-            "{PROG} volume: '{other}' is not a {PROG} volume command.\nSee '{PROG} volume --help'"
-        ))),
-    }
-}
 
 /// `tether volume create`.
 #[derive(Parser, Debug)]
