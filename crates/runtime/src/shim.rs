@@ -3,7 +3,7 @@
 //! The daemon starts `tether shim ...` (this module's [`main`]); the shim detaches (forks,
 //! its parent exits, so it belongs to no daemon), becomes a child subreaper, runs
 //! `runc create` with pipes as the container's stdout and stderr, tells the daemon the
-//! container's pid on a sync pipe (fd 3), then copies the container's output into the
+//! container's pid on a sync pipe, then copies the container's output into the
 //! json-file log, reaps the container's init, writes the exit file and `runc delete`s.
 //! The daemon may die and come back at any time: the container and its log go on.
 //!
@@ -13,7 +13,7 @@
 //! and heap pages the setup used are given back before the loop. What stays private
 //! (about 150 KiB) is mostly the dynamic loader's relocations and libc's own data.
 //!
-//! Sync protocol on fd 3, one line: `ok <container pid> <shim pid>` or `err <message>`.
+//! Sync protocol on the shim's stdout (moved to fd 3 at once), one line: `ok <container pid> <shim pid>` or `err <message>`.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
@@ -152,28 +152,21 @@ pub fn spawn(exe: &Path, cfg: &ShimConfig) -> Result<Started, RuntimeError> {
             what: "sync pipe".into(),
             source: e.into(),
         })?;
-    let wr_raw = wr.as_raw_fd();
+    // The sync pipe is the shim's stdout, and nothing runs between fork and exec, so that
+    // the standard library starts it with posix_spawn(3) (a vfork: the daemon's page tables
+    // are not copied, which would cost more with every running container); the shim
+    // moves the pipe off stdout and makes its own session.
     let mut cmd = Command::new(exe);
     cmd.args(cfg.to_args())
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::from(wr))
         .stderr(Stdio::null());
-    // SAFETY: only async-signal-safe calls (setsid, dup2) between fork and exec.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::dup2(wr_raw, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
     let mut child = cmd
         .spawn()
         .map_err(io_err(format!("start shim {}", exe.display())))?;
-    drop(wr);
+    // the command holds the pipe's write end: drop it, so that a shim that dies before
+    // writing its line ends the read below
+    drop(cmd);
     // the first process forks the real shim and exits at once
     let _ = child.wait();
     let mut line = String::new();
@@ -221,10 +214,22 @@ pub fn main(cfg: &ShimConfig) -> i32 {
         Ok(nix::unistd::ForkResult::Child) => {}
         Err(_) => return 1,
     }
+    // a session of its own: no signal to the daemon's process group or terminal reaches it
+    // SAFETY: plain setsid(2) in a single-threaded process.
+    unsafe { libc::setsid() };
+    // `spawn` made the sync pipe's write end our stdout: it becomes fd 3 (close-on-exec,
+    // kept from runc), and stdout /dev/null
+    // SAFETY: dup3 and dup2 on descriptors this process owns; open of a constant path.
+    unsafe {
+        libc::dup3(1, 3, libc::O_CLOEXEC);
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if null >= 0 {
+            libc::dup2(null, 1);
+            libc::close(null);
+        }
+    }
     close_inherited();
-    // SAFETY: fd 3 was set up by `spawn` as the sync pipe's write end; keep it from runc.
-    unsafe { libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC) };
-    // SAFETY: as above.
+    // SAFETY: fd 3 is the sync pipe's write end, made just above.
     let mut sync = Some(unsafe { File::from_raw_fd(3) });
     match run(cfg, &mut sync) {
         Ok(()) => 0,
