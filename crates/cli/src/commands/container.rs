@@ -345,7 +345,7 @@ fn string_list(v: &[String]) -> Json {
 
 /// Builds the create request from the flags (docker's `parse` in `opts.go`).
 /// `detach` clears the attach flags as `run -d` does. Errors are the
-/// messages docker prints after "docker: ".
+/// messages docker prints after "docker: ", checked in docker's order.
 pub fn build_spec(
     o: &ContainerOpts,
     image: &str,
@@ -355,8 +355,59 @@ pub fn build_spec(
     read_file: &dyn Fn(&str) -> std::io::Result<Vec<u8>>,
 ) -> std::result::Result<CreateSpec, String> {
     let reference = reference::parse_any(image)?;
+    let (env, labels) = env_and_labels(o, env_lookup, read_file)?;
+    let ports = port_specs(o)?;
+    let (dns, extra_hosts) = dns_and_hosts(o)?;
+    let storage = Storage::of(o)?;
+    let sysctls = sysctl_map(o)?;
+    let restart = restart_policy(o)?;
+    let attach = Attach::of(o, detach)?;
+    let health = healthcheck(o)?;
+    let mut body = container_config(
+        o,
+        image,
+        cmd,
+        env,
+        labels,
+        &ports,
+        storage.volumes,
+        &attach,
+        health,
+    );
+    let (network_mode, endpoints) = networking(o)?;
+    let host = host_config(
+        o,
+        HostParts {
+            binds: storage.binds,
+            mounts: storage.mounts,
+            tmpfs: storage.tmpfs,
+            sysctls,
+            network_mode,
+            ports,
+            restart,
+            dns,
+            extra_hosts,
+        },
+    )?;
+    body.insert("HostConfig".into(), Json::Object(host));
+    body.insert(
+        "NetworkingConfig".into(),
+        json!({"EndpointsConfig": Json::Object(endpoints)}),
+    );
+    Ok(CreateSpec {
+        name: o.name.clone(),
+        body: Json::Object(body),
+        reference,
+    })
+}
 
-    // Environment: --env-file lines first, then -e.
+/// The environment (`--env-file` lines first, then `-e`) and the labels (`--label-file`
+/// first, then `-l`).
+fn env_and_labels(
+    o: &ContainerOpts,
+    env_lookup: &dyn Fn(&str) -> Option<String>,
+    read_file: &dyn Fn(&str) -> std::io::Result<Vec<u8>>,
+) -> std::result::Result<(Vec<String>, Map<String, Json>), String> {
     let mut env = Vec::new();
     for f in &o.env_file {
         let content = read_file(f).map_err(|e| format!("open {f}: {}", io_reason(&e)))?;
@@ -375,6 +426,11 @@ pub fn build_spec(
     labels_raw.extend(o.label.iter().cloned());
     let labels = kv_map(&labels_raw);
 
+    Ok((env, labels))
+}
+
+/// `-p` and `--expose`.
+fn port_specs(o: &ContainerOpts) -> std::result::Result<PortSpecs, String> {
     let mut ports = PortSpecs::default();
     for p in &o.publish {
         parse_publish(p, &mut ports)?;
@@ -383,6 +439,11 @@ pub fn build_spec(
         parse_expose(e, &mut ports)?;
     }
 
+    Ok(ports)
+}
+
+/// `--dns` (validated addresses) and `--add-host` (validated `host:ip` entries).
+fn dns_and_hosts(o: &ContainerOpts) -> std::result::Result<(Vec<String>, Vec<String>), String> {
     let mut dns = Vec::new();
     for d in &o.dns {
         dns.push(
@@ -398,30 +459,54 @@ pub fn build_spec(
         );
     }
 
-    let mut binds = Vec::new();
-    let mut volumes = Map::new();
-    for v in &o.volume {
-        if v.is_empty() {
-            return Err("invalid empty volume spec".into());
+    Ok((dns, extra_hosts))
+}
+
+/// The storage flags: `-v` (binds, or anonymous volumes), `--mount` and `--tmpfs`.
+struct Storage {
+    binds: Vec<String>,
+    volumes: Map<String, Json>,
+    mounts: Vec<Json>,
+    tmpfs: Map<String, Json>,
+}
+
+impl Storage {
+    fn of(o: &ContainerOpts) -> std::result::Result<Storage, String> {
+        let mut binds = Vec::new();
+        let mut volumes = Map::new();
+        for v in &o.volume {
+            if v.is_empty() {
+                return Err("invalid empty volume spec".into());
+            }
+            if v.contains(':') {
+                binds.push(v.clone());
+            } else {
+                volumes.insert(v.clone(), json!({}));
+            }
         }
-        if v.contains(':') {
-            binds.push(v.clone());
-        } else {
-            volumes.insert(v.clone(), json!({}));
+        let mut mounts = Vec::new();
+        for m in &o.mount {
+            mounts.push(
+                parse_mount(m)
+                    .map_err(|e| format!("invalid argument \"{m}\" for \"--mount\" flag: {e}"))?,
+            );
         }
+        let mut tmpfs = Map::new();
+        for t in &o.tmpfs {
+            let (path, opts) = t.split_once(':').unwrap_or((t.as_str(), ""));
+            tmpfs.insert(path.to_string(), json!(opts));
+        }
+        Ok(Storage {
+            binds,
+            volumes,
+            mounts,
+            tmpfs,
+        })
     }
-    let mut mounts = Vec::new();
-    for m in &o.mount {
-        mounts.push(
-            parse_mount(m)
-                .map_err(|e| format!("invalid argument \"{m}\" for \"--mount\" flag: {e}"))?,
-        );
-    }
-    let mut tmpfs = Map::new();
-    for t in &o.tmpfs {
-        let (path, opts) = t.split_once(':').unwrap_or((t.as_str(), ""));
-        tmpfs.insert(path.to_string(), json!(opts));
-    }
+}
+
+/// `--sysctl KEY=VALUE`.
+fn sysctl_map(o: &ContainerOpts) -> std::result::Result<Map<String, Json>, String> {
     let mut sysctls = Map::new();
     for s in &o.sysctl {
         let (k, v) = s.split_once('=').ok_or_else(|| {
@@ -430,6 +515,11 @@ pub fn build_spec(
         sysctls.insert(k.to_string(), json!(v));
     }
 
+    Ok(sysctls)
+}
+
+/// `--restart`, refused with `--rm`.
+fn restart_policy(o: &ContainerOpts) -> std::result::Result<Json, String> {
     let restart = match &o.restart {
         Some(r) => parse_restart(r)?,
         None => json!({"Name": "no", "MaximumRetryCount": 0}),
@@ -438,39 +528,56 @@ pub fn build_spec(
         return Err("conflicting options: cannot specify both --restart and --rm".into());
     }
 
-    // Attach flags (docker: -a selects streams; default stdout+stderr; -i adds stdin).
-    let mut attach_stdin = o.attach.iter().any(|a| a.eq_ignore_ascii_case("stdin"));
-    let mut attach_stdout = o.attach.iter().any(|a| a.eq_ignore_ascii_case("stdout"));
-    let mut attach_stderr = o.attach.iter().any(|a| a.eq_ignore_ascii_case("stderr"));
-    for a in &o.attach {
-        if !["stdin", "stdout", "stderr"].contains(&a.to_lowercase().as_str()) {
-            return Err(format!(
-                "invalid argument \"{a}\" for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR"
-            ));
+    Ok(restart)
+}
+
+/// The streams a client attaches to (docker: `-a` selects streams; stdout and stderr by
+/// default; `-i` adds stdin; `-d` none).
+struct Attach {
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+    stdin_once: bool,
+}
+
+impl Attach {
+    fn of(o: &ContainerOpts, detach: bool) -> std::result::Result<Attach, String> {
+        let mut attach_stdin = o.attach.iter().any(|a| a.eq_ignore_ascii_case("stdin"));
+        let mut attach_stdout = o.attach.iter().any(|a| a.eq_ignore_ascii_case("stdout"));
+        let mut attach_stderr = o.attach.iter().any(|a| a.eq_ignore_ascii_case("stderr"));
+        for a in &o.attach {
+            if !["stdin", "stdout", "stderr"].contains(&a.to_lowercase().as_str()) {
+                return Err(format!(
+                    "invalid argument \"{a}\" for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR"
+                ));
+            }
         }
+        if o.interactive {
+            attach_stdin = true;
+        }
+        if o.attach.is_empty() {
+            attach_stdout = true;
+            attach_stderr = true;
+        }
+        let mut stdin_once = o.interactive && attach_stdin;
+        if detach {
+            attach_stdin = false;
+            attach_stdout = false;
+            attach_stderr = false;
+            stdin_once = false;
+        }
+        Ok(Attach {
+            stdin: attach_stdin,
+            stdout: attach_stdout,
+            stderr: attach_stderr,
+            stdin_once,
+        })
     }
-    if o.interactive {
-        attach_stdin = true;
-    }
-    if o.attach.is_empty() {
-        attach_stdout = true;
-        attach_stderr = true;
-    }
-    let mut stdin_once = o.interactive && attach_stdin;
-    if detach {
-        attach_stdin = false;
-        attach_stdout = false;
-        attach_stderr = false;
-        stdin_once = false;
-    }
+}
 
-    let entrypoint = match &o.entrypoint {
-        Some(e) if !e.is_empty() => json!([e]),
-        Some(_) => json!([""]),
-        None => Json::Null,
-    };
-
-    let health = if o.no_healthcheck {
+/// `--health-*` and `--no-healthcheck` as the config's `Healthcheck` (none when no flag).
+fn healthcheck(o: &ContainerOpts) -> std::result::Result<Option<Json>, String> {
+    Ok(if o.no_healthcheck {
         Some(json!({"Test": ["NONE"]}))
     } else if o.health_cmd.is_some()
         || o.health_interval.is_some()
@@ -505,6 +612,26 @@ pub fn build_spec(
         Some(Json::Object(h))
     } else {
         None
+    })
+}
+
+/// The container's config (the create body without `HostConfig` and `NetworkingConfig`).
+#[allow(clippy::too_many_arguments)]
+fn container_config(
+    o: &ContainerOpts,
+    image: &str,
+    cmd: &[String],
+    env: Vec<String>,
+    labels: Map<String, Json>,
+    ports: &PortSpecs,
+    volumes: Map<String, Json>,
+    attach: &Attach,
+    health: Option<Json>,
+) -> Map<String, Json> {
+    let entrypoint = match &o.entrypoint {
+        Some(e) if !e.is_empty() => json!([e]),
+        Some(_) => json!([""]),
+        None => Json::Null,
     };
 
     let mut config = Map::new();
@@ -517,15 +644,15 @@ pub fn build_spec(
         json!(o.domainname.clone().unwrap_or_default()),
     );
     config.insert("User".into(), json!(o.user.clone().unwrap_or_default()));
-    config.insert("AttachStdin".into(), json!(attach_stdin));
-    config.insert("AttachStdout".into(), json!(attach_stdout));
-    config.insert("AttachStderr".into(), json!(attach_stderr));
+    config.insert("AttachStdin".into(), json!(attach.stdin));
+    config.insert("AttachStdout".into(), json!(attach.stdout));
+    config.insert("AttachStderr".into(), json!(attach.stderr));
     if !ports.exposed.is_empty() {
         config.insert("ExposedPorts".into(), ports.exposed_json());
     }
     config.insert("Tty".into(), json!(o.tty));
     config.insert("OpenStdin".into(), json!(o.interactive));
-    config.insert("StdinOnce".into(), json!(stdin_once));
+    config.insert("StdinOnce".into(), json!(attach.stdin_once));
     config.insert(
         "Env".into(),
         if env.is_empty() {
@@ -570,7 +697,12 @@ pub fn build_spec(
         config.insert("Healthcheck".into(), h);
     }
 
-    // Networks.
+    config
+}
+
+/// `--network` (each `NAME` or `name=NAME,alias=...` form), `--network-alias`, `--link`,
+/// `--ip`, `--ip6`: the network mode and the endpoints config.
+fn networking(o: &ContainerOpts) -> std::result::Result<(String, Map<String, Json>), String> {
     let mut nets = Vec::new();
     for n in &o.network {
         nets.push(parse_net_attach(n)?);
@@ -650,6 +782,38 @@ pub fn build_spec(
         );
     }
 
+    Ok((network_mode, endpoints))
+}
+
+/// What the host config takes from the parts parsed before it.
+struct HostParts {
+    binds: Vec<String>,
+    mounts: Vec<Json>,
+    tmpfs: Map<String, Json>,
+    sysctls: Map<String, Json>,
+    network_mode: String,
+    ports: PortSpecs,
+    restart: Json,
+    dns: Vec<String>,
+    extra_hosts: Vec<String>,
+}
+
+/// The create body's `HostConfig`.
+fn host_config(
+    o: &ContainerOpts,
+    parts: HostParts,
+) -> std::result::Result<Map<String, Json>, String> {
+    let HostParts {
+        binds,
+        mounts,
+        tmpfs,
+        sysctls,
+        network_mode,
+        ports,
+        restart,
+        dns,
+        extra_hosts,
+    } = parts;
     let mut host = Map::new();
     host.insert(
         "Binds".into(),
@@ -726,17 +890,7 @@ pub fn build_spec(
         );
     }
 
-    let mut body = config;
-    body.insert("HostConfig".into(), Json::Object(host));
-    body.insert(
-        "NetworkingConfig".into(),
-        json!({"EndpointsConfig": Json::Object(endpoints)}),
-    );
-    Ok(CreateSpec {
-        name: o.name.clone(),
-        body: Json::Object(body),
-        reference,
-    })
+    Ok(host)
 }
 
 /// docker's capability normalization: upper case with a `CAP_` prefix (except `ALL`).
