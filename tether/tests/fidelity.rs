@@ -553,6 +553,17 @@ fn prunes_follow_the_api_version_and_count_space() {
         "{v}"
     );
     assert!(v["SpaceReclaimed"].as_u64().unwrap_or(0) >= 20000, "{v}");
+    // the data went: nothing left in the volumes' directory nor moved aside
+    for n in ["named-new", "named-old"] {
+        assert!(
+            !d.root().join("volumes").join(n).exists(),
+            "{n}'s directory"
+        );
+    }
+    let aside = std::fs::read_dir(d.root().join("trash"))
+        .map(|r| r.count())
+        .unwrap_or(0);
+    assert_eq!(aside, 0, "pruned volumes' data left in <root>/trash");
     d.ok(&[
         "run",
         "--name",

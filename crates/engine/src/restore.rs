@@ -78,6 +78,7 @@ impl Engine {
             self.readopt(&id).await;
         }
         self.reconcile().await;
+        self.empty_trash();
         self.sync_firewall().await;
         Ok(())
     }

@@ -281,13 +281,46 @@ impl Engine {
             })
             .map(|v| v.name.clone())
             .collect();
-        let mut space = 0;
+        // Under the lock each volume's directory is only moved aside (a rename) and its
+        // record dropped; sizing and deleting the data happen after, so that a large
+        // volume does not hold up every other request.
+        let trash = self.cfg.root.join("trash");
+        std::fs::create_dir_all(&trash)?;
+        let mut moved = Vec::new();
         for n in &names {
-            let size = crate::images::dir_size(&self.volume_data(n));
+            let aside = trash.join(format!("{n}-{}", hex::encode(rand::random::<[u8; 4]>())));
+            match std::fs::rename(self.volume_dir(n), &aside) {
+                Ok(()) => moved.push(aside),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
             self.remove_volume_locked(&mut st, n)?;
-            space += size;
         }
+        drop(st);
+        let space = tokio::task::spawn_blocking(move || {
+            let mut space = 0;
+            for dir in moved {
+                space += crate::images::dir_size(&dir.join("_data"));
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    tracing::warn!(dir = %dir.display(), error = %e, "removing a pruned volume's data");
+                }
+            }
+            space
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))?;
         Ok((names, space))
+    }
+
+    /// Deletes what a prune moved aside and did not finish deleting (the daemon ended
+    /// meanwhile): `<root>/trash`.
+    pub(crate) fn empty_trash(&self) {
+        let trash = self.cfg.root.join("trash");
+        if let Err(e) = std::fs::remove_dir_all(&trash) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(dir = %trash.display(), error = %e, "emptying the trash");
+            }
+        }
     }
 }
 
