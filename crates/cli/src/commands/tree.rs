@@ -473,40 +473,42 @@ async fn in_group<T: Subcommand>(
 /// Runs one parsed command against `client`.
 pub async fn run(client: &Client, cmd: Cmd) -> Result<()> {
     let p = |name: &str| format!("{PROG} {name}");
+    // docker's top-level shorthands for container and image commands (`run`,
+    // `images`, ...) run the group's command under the short name
     match cmd {
-        Cmd::Run(r) => container::run(client, &p("run"), &r.args).await,
-        Cmd::Create(r) => container::create(client, &p("create"), &r.args).await,
-        Cmd::Start(r) => container::start(client, &p("start"), &r.args).await,
-        Cmd::Stop(r) => lifecycle::stop(client, &p("stop"), &r.args).await,
-        Cmd::Restart(r) => lifecycle::restart(client, &p("restart"), &r.args).await,
-        Cmd::Kill(r) => lifecycle::kill(client, &p("kill"), &r.args).await,
-        Cmd::Rm(r) => lifecycle::rm(client, &p("rm"), &r.args).await,
-        Cmd::Wait(r) => lifecycle::wait(client, &p("wait"), &r.args).await,
-        Cmd::Port(r) => lifecycle::port(client, &p("port"), &r.args).await,
-        Cmd::Logs(r) => logs::logs(client, &p("logs"), &r.args).await,
-        Cmd::Rename(r) => manage::rename(client, &p("rename"), &r.args).await,
-        Cmd::Pause(r) => manage::pause(client, &p("pause"), "pause", &r.args).await,
-        Cmd::Unpause(r) => manage::pause(client, &p("unpause"), "unpause", &r.args).await,
-        Cmd::Top(r) => manage::top(client, &p("top"), &r.args).await,
-        Cmd::Update(r) => manage::update(client, &p("update"), &r.args).await,
-        Cmd::Stats(r) => manage::stats(client, &p("stats"), &r.args).await,
-        Cmd::Exec(r) => exec::exec(client, &p("exec"), &r.args).await,
-        Cmd::Cp(r) => cp::cp(client, &p("cp"), &r.args).await,
-        Cmd::Export(r) => cp::export(client, &p("export"), &r.args).await,
-        Cmd::Diff(r) => cp::diff(client, &p("diff"), &r.args).await,
-        Cmd::Ps(r) => ps::ps(client, &p("ps"), &r.args).await,
+        Cmd::Run(r) => container_cmd(client, true, ContainerCmd::Run(r)).await,
+        Cmd::Create(r) => container_cmd(client, true, ContainerCmd::Create(r)).await,
+        Cmd::Start(r) => container_cmd(client, true, ContainerCmd::Start(r)).await,
+        Cmd::Stop(r) => container_cmd(client, true, ContainerCmd::Stop(r)).await,
+        Cmd::Restart(r) => container_cmd(client, true, ContainerCmd::Restart(r)).await,
+        Cmd::Kill(r) => container_cmd(client, true, ContainerCmd::Kill(r)).await,
+        Cmd::Rm(r) => container_cmd(client, true, ContainerCmd::Rm(r)).await,
+        Cmd::Wait(r) => container_cmd(client, true, ContainerCmd::Wait(r)).await,
+        Cmd::Port(r) => container_cmd(client, true, ContainerCmd::Port(r)).await,
+        Cmd::Logs(r) => container_cmd(client, true, ContainerCmd::Logs(r)).await,
+        Cmd::Rename(r) => container_cmd(client, true, ContainerCmd::Rename(r)).await,
+        Cmd::Pause(r) => container_cmd(client, true, ContainerCmd::Pause(r)).await,
+        Cmd::Unpause(r) => container_cmd(client, true, ContainerCmd::Unpause(r)).await,
+        Cmd::Top(r) => container_cmd(client, true, ContainerCmd::Top(r)).await,
+        Cmd::Update(r) => container_cmd(client, true, ContainerCmd::Update(r)).await,
+        Cmd::Stats(r) => container_cmd(client, true, ContainerCmd::Stats(r)).await,
+        Cmd::Exec(r) => container_cmd(client, true, ContainerCmd::Exec(r)).await,
+        Cmd::Cp(r) => container_cmd(client, true, ContainerCmd::Cp(r)).await,
+        Cmd::Export(r) => container_cmd(client, true, ContainerCmd::Export(r)).await,
+        Cmd::Diff(r) => container_cmd(client, true, ContainerCmd::Diff(r)).await,
+        Cmd::Ps(r) => container_cmd(client, true, ContainerCmd::Ls(r)).await,
+        Cmd::Commit(r) => container_cmd(client, true, ContainerCmd::Commit(r)).await,
         Cmd::Inspect(r) => inspect::inspect(client, &p("inspect"), &r.args).await,
-        Cmd::Images(r) => image::images(client, &p("images"), &r.args).await,
-        Cmd::Rmi(r) => image::rmi(client, &p("rmi"), &r.args).await,
-        Cmd::Tag(r) => image::tag(client, &p("tag"), &r.args).await,
-        Cmd::Import(r) => image::import(client, &p("import"), &r.args).await,
-        Cmd::Load(r) => image::load(client, &p("load"), &r.args).await,
-        Cmd::Build(r) => build::build(client, &p("build"), &r.args).await,
-        Cmd::Pull(r) => image::pull(client, &p("pull"), &r.args).await,
-        Cmd::Push(r) => registry::push(client, &p("push"), &r.args).await,
-        Cmd::Commit(r) => image_ops::commit(client, &p("commit"), &r.args).await,
-        Cmd::History(r) => image_ops::history(client, &p("history"), &r.args).await,
-        Cmd::Save(r) => image_ops::save(client, &p("save"), &r.args).await,
+        Cmd::Images(r) => image_cmd(client, true, ImageCmd::Ls(r)).await,
+        Cmd::Rmi(r) => image_cmd(client, true, ImageCmd::Rm(r)).await,
+        Cmd::Tag(r) => image_cmd(client, true, ImageCmd::Tag(r)).await,
+        Cmd::Import(r) => image_cmd(client, true, ImageCmd::Import(r)).await,
+        Cmd::Load(r) => image_cmd(client, true, ImageCmd::Load(r)).await,
+        Cmd::Build(r) => image_cmd(client, true, ImageCmd::Build(r)).await,
+        Cmd::Pull(r) => image_cmd(client, true, ImageCmd::Pull(r)).await,
+        Cmd::Push(r) => image_cmd(client, true, ImageCmd::Push(r)).await,
+        Cmd::History(r) => image_cmd(client, true, ImageCmd::History(r)).await,
+        Cmd::Save(r) => image_cmd(client, true, ImageCmd::Save(r)).await,
         Cmd::Login(r) => registry::login(client, &p("login"), &r.args).await,
         Cmd::Logout(r) => registry::logout(client, &p("logout"), &r.args).await,
         Cmd::Search(r) => registry::search(client, &p("search"), &r.args).await,
@@ -514,9 +516,12 @@ pub async fn run(client: &Client, cmd: Cmd) -> Result<()> {
         Cmd::Info(r) => system::info(client, &p("info"), &r.args).await,
         Cmd::Compose(r) => compose::compose(client, &r.args).await,
         Cmd::Container(g) => {
-            in_group("container", g, async |c| container_cmd(client, c).await).await
+            in_group("container", g, async |c| {
+                container_cmd(client, false, c).await
+            })
+            .await
         }
-        Cmd::Image(g) => in_group("image", g, async |c| image_cmd(client, c).await).await,
+        Cmd::Image(g) => in_group("image", g, async |c| image_cmd(client, false, c).await).await,
         Cmd::Network(g) => in_group("network", g, async |c| network_cmd(client, c).await).await,
         Cmd::Volume(g) => in_group("volume", g, async |c| volume_cmd(client, c).await).await,
         Cmd::Node(g) => {
@@ -556,8 +561,14 @@ pub async fn run(client: &Client, cmd: Cmd) -> Result<()> {
     }
 }
 
-async fn container_cmd(client: &Client, c: ContainerCmd) -> Result<()> {
-    let p = |name: &str| format!("{PROG} container {name}");
+/// Runs a container command; `top` when it came as docker's top-level shorthand (its
+/// usage then says `tether NAME`, and `container ls` is `tether ps`).
+async fn container_cmd(client: &Client, top: bool, c: ContainerCmd) -> Result<()> {
+    let p = |name: &str| match (top, name) {
+        (true, "ls") => format!("{PROG} ps"),
+        (true, _) => format!("{PROG} {name}"),
+        (false, _) => format!("{PROG} container {name}"),
+    };
     match c {
         ContainerCmd::Run(r) => container::run(client, &p("run"), &r.args).await,
         ContainerCmd::Create(r) => container::create(client, &p("create"), &r.args).await,
@@ -589,8 +600,15 @@ async fn container_cmd(client: &Client, c: ContainerCmd) -> Result<()> {
     }
 }
 
-async fn image_cmd(client: &Client, c: ImageCmd) -> Result<()> {
-    let p = |name: &str| format!("{PROG} image {name}");
+/// Runs an image command; `top` as for [`container_cmd`] (`image ls` is `tether images`,
+/// `image rm` is `tether rmi`).
+async fn image_cmd(client: &Client, top: bool, c: ImageCmd) -> Result<()> {
+    let p = |name: &str| match (top, name) {
+        (true, "ls") => format!("{PROG} images"),
+        (true, "rm") => format!("{PROG} rmi"),
+        (true, _) => format!("{PROG} {name}"),
+        (false, _) => format!("{PROG} image {name}"),
+    };
     match c {
         ImageCmd::Ls(r) => image::images(client, &p("ls"), &r.args).await,
         ImageCmd::Rm(r) => image::rmi(client, &p("rm"), &r.args).await,
