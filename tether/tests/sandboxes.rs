@@ -64,6 +64,35 @@ fn running_containers_add_no_mount_to_the_daemons_namespace() {
         2,
         "c holds a's namespace: {held:?}"
     );
+    // each shim (started with posix_spawn) is a session of its own, with stdout on
+    // /dev/null (the sync pipe it was started with moved off) and nothing of the daemon's
+    let shims = d.shim_pids();
+    assert_eq!(shims.len(), 3, "{shims:?}");
+    for pid in shims {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let sid = stat
+            .rsplit_once(") ")
+            .and_then(|(_, r)| r.split(' ').nth(3))
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(sid, pid.to_string(), "shim {pid}'s session: {stat}");
+        let out = std::fs::read_link(format!("/proc/{pid}/fd/1"))
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        assert_eq!(out, "/dev/null", "shim {pid}'s stdout");
+        let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .map(|p| p.display().to_string())
+            .collect();
+        assert!(
+            !fds.iter().any(|f| f.starts_with("net:[")),
+            "shim {pid} holds a sandbox: {fds:?}"
+        );
+    }
+
     // the sandbox path names the namespace the container is in
     let key = d.inspect("b")["NetworkSettings"]["SandboxKey"]
         .as_str()
