@@ -629,7 +629,12 @@ impl Engine {
         link_env: &[String],
     ) -> Result<(shim::Started, std::time::Duration, std::time::Duration), EngineError> {
         let dir = self.container_dir(&c.id);
-        let (uid, gid) = spec::resolve_user(merged, c.config.user.as_deref().unwrap_or(""))?;
+        let hc = &c.host_config;
+        let id = spec::resolve_identity(
+            merged,
+            c.config.user.as_deref().unwrap_or(""),
+            &hc.group_add.clone().unwrap_or_default(),
+        )?;
         let mut binds = vec![
             spec::Bind {
                 source: dir.join("hosts"),
@@ -669,7 +674,6 @@ impl Engine {
                     .unwrap_or(false),
             });
         }
-        let hc = &c.host_config;
         let cs = spec::ContainerSpec {
             rootfs: merged.to_path_buf(),
             args: std::iter::once(c.path.clone())
@@ -677,13 +681,9 @@ impl Engine {
                 .collect(),
             env: merge_env(link_env, &c.config.env.clone().unwrap_or_default()),
             cwd: c.config.working_dir.clone().unwrap_or_default(),
-            uid,
-            gid,
-            additional_gids: spec::resolve_groups(
-                merged,
-                c.config.user.as_deref().unwrap_or(""),
-                &hc.group_add.clone().unwrap_or_default(),
-            )?,
+            uid: id.uid,
+            gid: id.gid,
+            additional_gids: id.additional_gids,
             hostname,
             tty: c.config.tty.unwrap_or(false),
             netns: c.sandbox.clone(),

@@ -311,18 +311,15 @@ impl Engine {
             })
         };
         if let Some(u) = e.config.user.clone().filter(|u| !u.is_empty()) {
-            let resolved =
-                tether_runtime::spec::resolve_user(&merged, &u).and_then(|(uid, gid)| {
-                    let extra = tether_runtime::spec::resolve_groups(
-                        &merged,
-                        &u,
-                        &c.host_config.group_add.clone().unwrap_or_default(),
-                    )?;
-                    Ok((uid, gid, extra))
-                });
+            let resolved = tether_runtime::spec::resolve_identity(
+                &merged,
+                &u,
+                &c.host_config.group_add.clone().unwrap_or_default(),
+            );
             match resolved {
-                Ok((uid, gid, extra)) => {
-                    process["user"] = json!({"uid": uid, "gid": gid, "additionalGids": extra});
+                Ok(id) => {
+                    process["user"] =
+                        json!({"uid": id.uid, "gid": id.gid, "additionalGids": id.additional_gids});
                 }
                 Err(err) => {
                     return refuse(

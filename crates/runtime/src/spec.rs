@@ -353,11 +353,83 @@ pub fn save(spec: &Spec, bundle: &Path) -> Result<(), RuntimeError> {
     std::fs::write(&path, data).map_err(io_err(format!("write {}", path.display())))
 }
 
+/// A root filesystem's `/etc/passwd` and `/etc/group`, each read at most once and only
+/// when a lookup needs it (a missing file reads as empty).
+struct UserDb<'a> {
+    rootfs: &'a Path,
+    passwd: std::cell::OnceCell<String>,
+    group: std::cell::OnceCell<String>,
+}
+
+impl<'a> UserDb<'a> {
+    fn new(rootfs: &'a Path) -> Self {
+        UserDb {
+            rootfs,
+            passwd: std::cell::OnceCell::new(),
+            group: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn passwd(&self) -> &str {
+        self.passwd.get_or_init(|| {
+            std::fs::read_to_string(self.rootfs.join("etc/passwd")).unwrap_or_default()
+        })
+    }
+
+    fn group(&self) -> &str {
+        self.group.get_or_init(|| {
+            std::fs::read_to_string(self.rootfs.join("etc/group")).unwrap_or_default()
+        })
+    }
+
+    /// `/etc/group` entries with at least name, password and gid.
+    fn group_entries(&self) -> impl Iterator<Item = Vec<&str>> {
+        self.group()
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<&str>>())
+            .filter(|f| f.len() > 2)
+    }
+}
+
+/// A container process's identity: uid, primary gid and supplementary gids (OCI runtime
+/// spec, `process.user`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// `process.user.uid`.
+    pub uid: u32,
+    /// `process.user.gid`.
+    pub gid: u32,
+    /// `process.user.additionalGids`, sorted, without duplicates.
+    pub additional_gids: Vec<u32>,
+}
+
+/// [`resolve_user`] and [`resolve_groups`] at once, reading the image's `/etc/passwd` and
+/// `/etc/group` at most once each (root without `group_add` reads neither).
+///
+/// Errors: those of [`resolve_user`], then those of [`resolve_groups`].
+pub fn resolve_identity(
+    rootfs: &Path,
+    user: &str,
+    group_add: &[String],
+) -> Result<Identity, RuntimeError> {
+    let db = UserDb::new(rootfs);
+    let (uid, gid) = user_in(&db, user)?;
+    Ok(Identity {
+        uid,
+        gid,
+        additional_gids: groups_in(&db, user, group_add)?,
+    })
+}
+
 /// Resolves a Docker `--user` value (`uid`, `uid:gid`, `name`, `name:group`) against the
 /// rootfs's /etc/passwd and /etc/group. Empty means root.
 ///
 /// Errors: a name not found in the image (names it).
 pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32), RuntimeError> {
+    user_in(&UserDb::new(rootfs), user)
+}
+
+fn user_in(db: &UserDb<'_>, user: &str) -> Result<(u32, u32), RuntimeError> {
     if user.is_empty() {
         return Ok((0, 0));
     }
@@ -365,7 +437,7 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32), RuntimeErro
         Some((u, g)) => (u, Some(g)),
         None => (user, None),
     };
-    let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
+    let passwd = db.passwd();
     let (uid, default_gid) = match u.parse::<u32>() {
         Ok(n) => {
             let gid = passwd.lines().find_map(|l| {
@@ -394,22 +466,14 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32), RuntimeErro
         None => default_gid,
         Some(g) => match g.parse::<u32>() {
             Ok(n) => n,
-            Err(_) => {
-                let group = std::fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
-                group
-                    .lines()
-                    .find_map(|l| {
-                        let f: Vec<&str> = l.split(':').collect();
-                        (f.len() > 2 && f[0] == g)
-                            .then(|| f[2].parse().ok())
-                            .flatten()
-                    })
-                    .ok_or_else(|| {
-                        RuntimeError::Spec(format!(
-                            "unable to find group {g}: no matching entries in group file"
-                        ))
-                    })?
-            }
+            Err(_) => db
+                .group_entries()
+                .find_map(|f| (f[0] == g).then(|| f[2].parse().ok()).flatten())
+                .ok_or_else(|| {
+                    RuntimeError::Spec(format!(
+                        "unable to find group {g}: no matching entries in group file"
+                    ))
+                })?,
         },
     };
     Ok((uid, gid))
@@ -429,17 +493,15 @@ pub fn resolve_groups(
     user: &str,
     group_add: &[String],
 ) -> Result<Vec<u32>, RuntimeError> {
-    let group = std::fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
-    let entries: Vec<Vec<&str>> = group
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<&str>>())
-        .filter(|f| f.len() > 2)
-        .collect();
+    groups_in(&UserDb::new(rootfs), user, group_add)
+}
+
+fn groups_in(db: &UserDb<'_>, user: &str, group_add: &[String]) -> Result<Vec<u32>, RuntimeError> {
     let name = user.split(':').next().unwrap_or("");
     // a numeric user is a member by the name /etc/passwd gives that uid
     let name = match name.parse::<u32>() {
-        Ok(uid) => std::fs::read_to_string(rootfs.join("etc/passwd"))
-            .unwrap_or_default()
+        Ok(uid) => db
+            .passwd()
             .lines()
             .find_map(|l| {
                 let f: Vec<&str> = l.split(':').collect();
@@ -450,7 +512,7 @@ pub fn resolve_groups(
     };
     let mut out: Vec<u32> = Vec::new();
     if !name.is_empty() {
-        for f in &entries {
+        for f in db.group_entries() {
             if f.get(3)
                 .is_some_and(|m| m.split(',').any(|m| m.trim() == name))
             {
@@ -463,8 +525,8 @@ pub fn resolve_groups(
     for g in group_add {
         let gid = match g.parse::<u32>() {
             Ok(n) => n,
-            Err(_) => entries
-                .iter()
+            Err(_) => db
+                .group_entries()
                 .find_map(|f| (f[0] == g).then(|| f[2].parse().ok()).flatten())
                 .ok_or_else(|| {
                     RuntimeError::Spec(format!(
