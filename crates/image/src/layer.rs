@@ -101,10 +101,17 @@ impl Drop for NewLayer {
 /// filesystem does not support xattrs.
 fn get_xattr(fd: RawFd, name: &str) -> io::Result<Option<Vec<u8>>> {
     let n = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `fd` is open; valid C string; the buffer pointer/len describe a live Vec.
+    read_xattr(|buf| unsafe { libc::fgetxattr(fd, n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) })
+}
+
+/// One xattr value read by `get` (`fgetxattr`/`lgetxattr` into the buffer it is given),
+/// growing the buffer on ERANGE up to 64 KiB (the VFS's limit); `None` when the file has
+/// no such xattr or the filesystem has none.
+fn read_xattr(get: impl Fn(&mut Vec<u8>) -> isize) -> io::Result<Option<Vec<u8>>> {
     let mut buf = vec![0u8; 256];
     loop {
-        // SAFETY: `fd` is open; valid C string; the buffer pointer/len describe a live Vec.
-        let rc = unsafe { libc::fgetxattr(fd, n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        let rc = get(&mut buf);
         if rc >= 0 {
             buf.truncate(rc as usize);
             return Ok(Some(buf));
@@ -498,28 +505,15 @@ fn list_xattrs(path: &CStr) -> io::Result<Vec<Vec<u8>>> {
 
 /// `lgetxattr(2)` of one xattr; `None` when absent.
 fn lget_xattr(path: &CStr, name: &CStr) -> io::Result<Option<Vec<u8>>> {
-    let mut buf = vec![0u8; 256];
-    loop {
-        // SAFETY: valid C strings; the buffer pointer/len describe a live Vec.
-        let rc = unsafe {
-            libc::lgetxattr(
-                path.as_ptr(),
-                name.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        };
-        if rc >= 0 {
-            buf.truncate(rc as usize);
-            return Ok(Some(buf));
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::ENODATA) | Some(libc::ENOTSUP) => return Ok(None),
-            Some(libc::ERANGE) if buf.len() < (1 << 16) => buf.resize(buf.len() * 4, 0),
-            _ => return Err(e),
-        }
-    }
+    // SAFETY: valid C strings; the buffer pointer/len describe a live Vec.
+    read_xattr(|buf| unsafe {
+        libc::lgetxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    })
 }
 
 /// Normalises a build step's upper directory into what unpacking its layer
