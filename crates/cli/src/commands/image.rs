@@ -583,24 +583,16 @@ pub async fn prune(client: &Client, path: &str, args: &[String]) -> Result<()> {
     filters.push(format!("dangling={}", !a.all));
     let q = filter_query(&filters)?.encode();
     let v = client.post_json(&format!("/images/prune{q}"), None).await?;
-    let mut text = String::new();
-    if let Some(list) = v["ImagesDeleted"].as_array().filter(|l| !l.is_empty()) {
-        text.push_str("Deleted Images:\n");
-        for item in list {
-            if let Some(u) = item["Untagged"].as_str() {
-                text.push_str(&format!("untagged: {u}\n"));
-            }
-            if let Some(d) = item["Deleted"].as_str() {
-                text.push_str(&format!("deleted: {d}\n"));
-            }
+    super::print_pruned(&v, "ImagesDeleted", "Deleted Images:", |item| {
+        let mut t = String::new();
+        if let Some(u) = item["Untagged"].as_str() {
+            t.push_str(&format!("untagged: {u}\n"));
         }
-        text.push('\n');
-    }
-    text.push_str(&format!(
-        "Total reclaimed space: {}",
-        human_size(v["SpaceReclaimed"].as_u64().unwrap_or(0) as f64)
-    ));
-    outln!("{text}");
+        if let Some(d) = item["Deleted"].as_str() {
+            t.push_str(&format!("deleted: {d}\n"));
+        }
+        t
+    });
     Ok(())
 }
 

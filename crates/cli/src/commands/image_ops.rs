@@ -587,20 +587,12 @@ pub async fn builder_prune(client: &Client, path: &str, args: &[String]) -> Resu
     }
     let q = if a.all { "?all=1" } else { "" };
     let v = client.post_json(&format!("/build/prune{q}"), None).await?;
-    let mut text = String::new();
-    if let Some(list) = v["CachesDeleted"].as_array().filter(|l| !l.is_empty()) {
-        text.push_str("Deleted build cache objects:\n");
-        for id in list.iter().filter_map(|x| x.as_str()) {
-            text.push_str(id);
-            text.push('\n');
-        }
-        text.push('\n');
-    }
-    text.push_str(&format!(
-        "Total reclaimed space: {}",
-        human_size(v["SpaceReclaimed"].as_u64().unwrap_or(0) as f64)
-    ));
-    outln!("{text}");
+    super::print_pruned(
+        &v,
+        "CachesDeleted",
+        "Deleted build cache objects:",
+        super::pruned_id,
+    );
     Ok(())
 }
 

@@ -317,21 +317,12 @@ pub async fn prune(client: &Client, path: &str, args: &[String]) -> Result<()> {
     let v = client
         .post_json(&format!("/containers/prune{q}"), None)
         .await?;
-    let mut text = String::new();
-    if let Some(list) = v["ContainersDeleted"].as_array().filter(|l| !l.is_empty()) {
-        text.push_str("Deleted Containers:\n");
-        for id in list.iter().filter_map(|x| x.as_str()) {
-            text.push_str(id);
-            text.push('\n');
-        }
-        text.push('\n');
-    }
-    let reclaimed = v["SpaceReclaimed"].as_u64().unwrap_or(0);
-    text.push_str(&format!(
-        "Total reclaimed space: {}",
-        crate::format::humanize::human_size(reclaimed as f64)
-    ));
-    outln!("{text}");
+    super::print_pruned(
+        &v,
+        "ContainersDeleted",
+        "Deleted Containers:",
+        super::pruned_id,
+    );
     Ok(())
 }
 

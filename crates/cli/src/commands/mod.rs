@@ -70,6 +70,36 @@ pub fn print_help() {
     outln!("{}", tree::help());
 }
 
+/// Prints a prune's answer `v` as docker does: under `heading`, the ids listed in
+/// `v[key]` (when there are any) and a blank line, then `Total reclaimed space: SIZE`
+/// from `SpaceReclaimed`. `item` renders one listed entry (lines ending in `\n`).
+pub(crate) fn print_pruned(
+    v: &serde_json::Value,
+    key: &str,
+    heading: &str,
+    item: impl Fn(&serde_json::Value) -> String,
+) {
+    let mut text = String::new();
+    if let Some(list) = v[key].as_array().filter(|l| !l.is_empty()) {
+        text.push_str(heading);
+        text.push('\n');
+        for x in list {
+            text.push_str(&item(x));
+        }
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "Total reclaimed space: {}",
+        crate::format::humanize::human_size(v["SpaceReclaimed"].as_u64().unwrap_or(0) as f64)
+    ));
+    outln!("{text}");
+}
+
+/// One listed id of a prune's answer, on a line of its own.
+pub(crate) fn pruned_id(x: &serde_json::Value) -> String {
+    x.as_str().map(|id| format!("{id}\n")).unwrap_or_default()
+}
+
 /// Shows a docker JSON progress stream (pull, import, load) like
 /// `jsonmessage.DisplayJSONMessagesStream` on a non-terminal; an `error`
 /// message ends it with that error.
