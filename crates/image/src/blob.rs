@@ -107,6 +107,17 @@ impl<R: Read> Read for TeeReader<R> {
     }
 }
 
+/// Writes `rec` as the `blob.json` of layer directory `layer_dir` (read back by
+/// [`read_record`]). Errors name the file.
+pub(crate) fn write_record(layer_dir: &Path, rec: &BlobRecord) -> Result<(), crate::ImageError> {
+    let bytes = serde_json::to_vec(rec).map_err(|e| crate::json_io("encoding blob record", e))?;
+    let path = layer_dir.join(BLOB_RECORD_FILE);
+    fs::write(&path, bytes).map_err(|source| crate::ImageError::Io {
+        what: format!("writing {}", path.display()),
+        source,
+    })
+}
+
 /// Reads `layers/<hex>/blob.json` of a layer directory, if there is one.
 pub(crate) fn read_record(layer_dir: &Path) -> Option<BlobRecord> {
     let bytes = fs::read(layer_dir.join(BLOB_RECORD_FILE)).ok()?;

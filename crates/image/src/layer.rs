@@ -681,17 +681,13 @@ impl ImageStore {
         } else {
             None
         };
+        let record = blob::BlobRecord {
+            digest: diff_id.clone(),
+            size: tar_size,
+            media_type: blob::MT_OCI_LAYER_TAR.to_string(),
+        };
         if let Some(size) = moved {
-            let rec = blob::BlobRecord {
-                digest: diff_id.clone(),
-                size: tar_size,
-                media_type: blob::MT_OCI_LAYER_TAR.to_string(),
-            };
-            let bytes =
-                serde_json::to_vec(&rec).map_err(|e| crate::json_io("encoding blob record", e))?;
-            let rec_path = tmp.path().join(blob::BLOB_RECORD_FILE);
-            fs::write(&rec_path, bytes)
-                .map_err(io_err(format!("writing {}", rec_path.display())))?;
+            blob::write_record(tmp.path(), &record)?;
             let _w = self.lock_write();
             let layer = self.commit_layer(tmp, diff_id, size)?;
             tracing::info!(diff_id = %layer.diff_id, size = layer.size, "stored layer from a taken upper dir");
@@ -713,15 +709,7 @@ impl ImageStore {
                 source: io::Error::from(io::ErrorKind::InvalidData),
             });
         }
-        let rec = blob::BlobRecord {
-            digest: diff_id.clone(),
-            size: tar_size,
-            media_type: blob::MT_OCI_LAYER_TAR.to_string(),
-        };
-        let bytes =
-            serde_json::to_vec(&rec).map_err(|e| crate::json_io("encoding blob record", e))?;
-        let rec_path = tmp.path().join(blob::BLOB_RECORD_FILE);
-        fs::write(&rec_path, bytes).map_err(io_err(format!("writing {}", rec_path.display())))?;
+        blob::write_record(tmp.path(), &record)?;
         let _w = self.lock_write();
         let layer = self.commit_layer(tmp, stats.diff_id, stats.size)?;
         tracing::info!(diff_id = %layer.diff_id, size = layer.size, "stored layer from upper dir");

@@ -1178,9 +1178,7 @@ impl ImageStore {
         let rec = tee
             .finish()
             .map_err(|e| ImageError::BadArchive(format!("{what}: reading: {e}")))?;
-        let bytes = serde_json::to_vec(&rec).map_err(|e| json_io("encoding blob record", e))?;
-        let rec_path = tmp.path().join(blob::BLOB_RECORD_FILE);
-        fs::write(&rec_path, bytes).map_err(io_err(format!("writing {}", rec_path.display())))?;
+        blob::write_record(tmp.path(), &rec)?;
         Ok((tmp, stats, rec))
     }
 

@@ -389,6 +389,12 @@ impl<'a> UserDb<'a> {
             .map(|l| l.split(':').collect::<Vec<&str>>())
             .filter(|f| f.len() > 2)
     }
+
+    /// The gid of group `name` in `/etc/group`.
+    fn gid_of(&self, name: &str) -> Option<u32> {
+        self.group_entries()
+            .find_map(|f| (f[0] == name).then(|| f[2].parse().ok()).flatten())
+    }
 }
 
 /// A container process's identity: uid, primary gid and supplementary gids (OCI runtime
@@ -466,14 +472,11 @@ fn user_in(db: &UserDb<'_>, user: &str) -> Result<(u32, u32), RuntimeError> {
         None => default_gid,
         Some(g) => match g.parse::<u32>() {
             Ok(n) => n,
-            Err(_) => db
-                .group_entries()
-                .find_map(|f| (f[0] == g).then(|| f[2].parse().ok()).flatten())
-                .ok_or_else(|| {
-                    RuntimeError::Spec(format!(
-                        "unable to find group {g}: no matching entries in group file"
-                    ))
-                })?,
+            Err(_) => db.gid_of(g).ok_or_else(|| {
+                RuntimeError::Spec(format!(
+                    "unable to find group {g}: no matching entries in group file"
+                ))
+            })?,
         },
     };
     Ok((uid, gid))
@@ -525,14 +528,11 @@ fn groups_in(db: &UserDb<'_>, user: &str, group_add: &[String]) -> Result<Vec<u3
     for g in group_add {
         let gid = match g.parse::<u32>() {
             Ok(n) => n,
-            Err(_) => db
-                .group_entries()
-                .find_map(|f| (f[0] == g).then(|| f[2].parse().ok()).flatten())
-                .ok_or_else(|| {
-                    RuntimeError::Spec(format!(
-                        "Unable to find group {g}: no matching entries in group file"
-                    ))
-                })?,
+            Err(_) => db.gid_of(g).ok_or_else(|| {
+                RuntimeError::Spec(format!(
+                    "Unable to find group {g}: no matching entries in group file"
+                ))
+            })?,
         };
         out.push(gid);
     }
