@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::multihost::{Cluster, STORE};
@@ -37,6 +38,34 @@ fn fetch(h: &Daemon, net: &str, target: &str) -> common::Output {
 fn resolve(h: &Daemon, net: &str, name: &str) -> Vec<String> {
     let o = h.cli(&["run", "--rm", "--network", net, "tbox", "nslookup", name]);
     nslookup_addrs(&o.stdout)
+}
+
+/// The links in container `name`'s sandbox on host `h`, as the kernel reports them
+/// (`ip -d -j link show`, entered through the container's init).
+fn container_links(h: &Daemon, name: &str) -> Vec<serde_json::Value> {
+    let pid = h.ok(&["inspect", "-f", "{{.State.Pid}}", name]);
+    let o = Command::new("nsenter")
+        .args(["-t", pid.trim(), "-n", "ip", "-d", "-j", "link", "show"])
+        .output()
+        .expect("nsenter runs");
+    assert!(o.status.success(), "ip -d -j link show in {name}: {o:?}");
+    match serde_json::from_slice::<serde_json::Value>(&o.stdout) {
+        Ok(serde_json::Value::Array(a)) => a,
+        other => panic!("ip -j output is no array: {other:?}"),
+    }
+}
+
+/// The overlay endpoint `ifname` of container `name`: a macvlan in bridge mode on the
+/// network's vxlan device, at the overlay's MTU.
+fn assert_macvlan_endpoint(h: &Daemon, name: &str, ifname: &str) {
+    let links = container_links(h, name);
+    let l = links
+        .iter()
+        .find(|l| l["ifname"] == ifname)
+        .unwrap_or_else(|| panic!("no {ifname} in {name}: {links:?}"));
+    assert_eq!(l["linkinfo"]["info_kind"], "macvlan", "{l}");
+    assert_eq!(l["linkinfo"]["info_data"]["mode"], "bridge", "{l}");
+    assert_eq!(l["mtu"], 1450, "{l}");
 }
 
 fn network_ids(h: &Daemon) -> Vec<String> {
@@ -108,6 +137,18 @@ fn overlay_spans_hosts_by_name_ip_and_alias_and_stays_isolated() {
     assert_eq!(d["port"], 4789, "{d}");
     assert_eq!(d["udp_csum"], true, "{d}");
     assert_eq!(d["local"], "192.168.77.1", "{d}");
+    // each endpoint is a macvlan on that device, inside the container: no bridge on the
+    // host, and the one veth is web's way out (its gateway bridge endpoint)
+    assert_macvlan_endpoint(h1, "web", "eth0");
+    let links = h1.links();
+    let veths: Vec<&String> = links.iter().filter(|l| l.starts_with("veth")).collect();
+    assert!(
+        !links.iter().any(|l| l.starts_with("ob-")) && veths.len() == 1,
+        "a bridge or a second veth on host 1 for an overlay endpoint: {links:?}"
+    );
+    // a second container on the same host reaches the first through the macvlan switch
+    let o = fetch(h1, "ov1", "web");
+    assert!(o.stdout.contains("hi from web"), "on one host: {o}");
     // by IP and by name from host 2
     let o = fetch(h2, "ov1", &ip1);
     assert!(o.stdout.contains("hi from web"), "by IP: {o}");
@@ -510,14 +551,11 @@ fn a_restarted_daemon_readopts_its_overlay_containers() {
         o.stdout.contains("hi from one"),
         "from a new container: {o}"
     );
-    // the overlay devices of the running container stay; those of the dead one go
+    // the overlay device of the running container stays; that of the dead one goes
     let links = h2.links();
-    for d in [format!("ob-{ov}"), format!("ov-{ov}")] {
-        assert!(links.contains(&d), "{d} missing: {links:?}");
-    }
-    for d in [format!("ob-{ovb}"), format!("ov-{ovb}")] {
-        assert!(!links.contains(&d), "{d} left: {links:?}");
-    }
+    let (kept, gone) = (format!("ov-{ov}"), format!("ov-{ovb}"));
+    assert!(links.contains(&kept), "{kept} missing: {links:?}");
+    assert!(!links.contains(&gone), "{gone} left: {links:?}");
     let ps = h2.ok(&["ps", "-a", "--format", "{{.Names}} {{.State}}"]);
     assert!(ps.contains("doomed exited"), "{ps}");
     // the dead container's endpoint left the store: ovb can be removed from host 1
@@ -598,8 +636,16 @@ fn connecting_a_running_container_to_an_overlay_gives_it_a_hidden_way_out() {
     let ps = h1.ok(&["ps", "--filter", "name=box", "--format", "{{.Networks}}"]);
     assert!(!ps.contains("tether_gwbridge"), "{ps}");
 
+    // the overlay endpoint is the container's second interface, a macvlan
+    assert_macvlan_endpoint(h1, "box", "eth1");
+
     // leaving the overlay takes the gateway bridge's endpoint away again
     h1.ok(&["network", "disconnect", "ov", "box"]);
+    let left = container_links(h1, "box");
+    assert!(
+        !left.iter().any(|l| l["linkinfo"]["info_kind"] == "macvlan"),
+        "the macvlan stays after disconnect: {left:?}"
+    );
     let gw = h1.ok(&[
         "network",
         "inspect",
@@ -613,4 +659,9 @@ fn connecting_a_running_container_to_an_overlay_gives_it_a_hidden_way_out() {
         !o.stdout.contains("hi from far"),
         "still out after disconnect: {o}"
     );
+    // connected again, it gets a macvlan under the same name and reaches far again
+    h1.ok(&["network", "connect", "ov", "box"]);
+    assert_macvlan_endpoint(h1, "box", "eth1");
+    let o = h1.sh("box", "nc -w 3 far 80");
+    assert!(o.stdout.contains("hi from far"), "after reconnecting: {o}");
 }

@@ -317,9 +317,18 @@ impl Engine {
             tracing::warn!(container = %c.name, network = %n.name, "an overlay endpoint, but this daemon has no --cluster-store: not reachable from other hosts");
             return;
         };
+        let Some(sandbox) = c.sandbox.as_deref() else {
+            tracing::warn!(container = %c.name, network = %n.name, "a running container without a sandbox: its overlay endpoint is not adopted");
+            return;
+        };
         if let Err(e) = cl
             .overlay
-            .adopt(&crate::networks::spec_of(n), &ep.host_veth)
+            .adopt(
+                &crate::networks::spec_of(n),
+                &ep.host_veth,
+                sandbox,
+                &ep.ifname,
+            )
             .await
         {
             tracing::error!(container = %c.name, network = %n.name, error = %e, "adopting an overlay endpoint");
@@ -463,8 +472,9 @@ impl Engine {
             attachable: req.attachable.unwrap_or(false),
             labels: req.labels.clone().unwrap_or_default(),
             options,
-            // the bridge the overlay driver makes on hosts with endpoints
-            bridge: Some(format!("ob-{}", &id[..12])),
+            // the vxlan device the overlay driver makes on hosts with endpoints (their
+            // macvlans hang off it), with its pinned MAC
+            bridge: Some(format!("ov-{}", &id[..12])),
             bridge_mac: Some(link::random_mac()),
             pool: Some(pool),
             pool6: None,

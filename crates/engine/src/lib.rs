@@ -349,10 +349,7 @@ impl Engine {
                     ttl: cc.ttl,
                 };
                 let (store, rx) = tether_cluster::Store::open(scfg).await?;
-                let overlay = Arc::new(tether_net::overlay::OverlayDriver::new(
-                    advertise,
-                    reaper.clone(),
-                )?);
+                let overlay = Arc::new(tether_net::overlay::OverlayDriver::new(advertise)?);
                 (
                     Some(cluster::Cluster {
                         store,

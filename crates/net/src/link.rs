@@ -597,8 +597,10 @@ impl Netlink {
     /// Documentation/networking/vxlan.rst and ip-link(8)): VNI `vni`, UDP destination port
     /// `port`, source address `local` (the host's advertised address), `nolearning` and
     /// `proxy` (ARP requests answered from the device's neighbour table, never flooded),
-    /// MTU `mtu`, enslaved to bridge `bridge_index` and up. An existing device of that name
-    /// is deleted first (a left-over of a daemon that died).
+    /// MTU `mtu`, MAC `mac` (pinned by the network's record, so it is the same on every
+    /// start) and up; no bridge: the network's endpoints are macvlans on it
+    /// ([`Netlink::create_macvlan`]). An existing device of that name is deleted first (a
+    /// left-over of a daemon that died).
     ///
     /// The outer UDP checksum is asked for explicitly (`udpcsum`, IFLA_VXLAN_UDP_CSUM)
     /// instead of being left to the kernel's default, so the device is the same on every
@@ -616,7 +618,7 @@ impl Netlink {
         local: Ipv4Addr,
         port: u16,
         mtu: u32,
-        bridge_index: u32,
+        mac: [u8; 6],
     ) -> Result<u32, LinkError> {
         self.delete(name).await?;
         let msg = rtnetlink::LinkVxlan::new(name, vni)
@@ -628,7 +630,7 @@ impl Netlink {
             .l3miss(false)
             .udp_csum(true)
             .mtu(mtu)
-            .controller(bridge_index)
+            .address(mac.to_vec())
             .up()
             .build();
         self.handle
@@ -640,6 +642,43 @@ impl Netlink {
                 "create vxlan {name} (VNI {vni}, port {port}, local {local})"
             )))?;
         self.must_index(name).await
+    }
+
+    /// Creates a macvlan device in `bridge` mode on the device `lower` (of this namespace)
+    /// directly inside the sandbox `sandbox`, as `ifname` with `mac` and `mtu`, down (the
+    /// caller configures and sets it up). Frames between macvlans of one lower device are
+    /// switched by the macvlan driver; the rest go out through `lower` (the kernel's
+    /// drivers/net/macvlan.c; `ip link add link LOWER name IFNAME netns NS type macvlan
+    /// mode bridge`).
+    ///
+    /// Errors: [`LinkError::Io`] when the sandbox cannot be opened; the kernel's refusal
+    /// (a name taken in the sandbox, a MAC in use on `lower`).
+    pub async fn create_macvlan(
+        &self,
+        lower: u32,
+        sandbox: &Path,
+        ifname: &str,
+        mac: [u8; 6],
+        mtu: u32,
+    ) -> Result<(), LinkError> {
+        use rtnetlink::packet_route::link::MacVlanMode;
+        let ns = std::fs::File::open(sandbox).map_err(|source| LinkError::Io {
+            what: format!("open sandbox {}", sandbox.display()),
+            source,
+        })?;
+        let msg = rtnetlink::LinkMacVlan::new(ifname, lower, MacVlanMode::Bridge)
+            .address(mac.to_vec())
+            .mtu(mtu)
+            .setns_by_fd(ns.as_raw_fd())
+            .build();
+        self.handle
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(nl(format!("create macvlan {ifname} on #{lower}")))?;
+        drop(ns);
+        Ok(())
     }
 
     /// Adds (or replaces) the static forwarding entry `mac dst vtep self permanent` on the

@@ -1,11 +1,20 @@
 //! The overlay driver: global-scope networks that span the hosts of a cluster, over the
 //! kernel's VXLAN (RFC 7348; the kernel's Documentation/networking/vxlan.rst).
 //!
-//! Per network and per host that has endpoints on it: a bridge (`ob-<id12>`, no address:
-//! the host does not route into the overlay) and a `vxlan` device (`ov-<id12>`: the
+//! Per network and per host that has endpoints on it: a `vxlan` device (`ov-<id12>`: the
 //! network's VNI, UDP port 4789 unless given, source address the host's advertised
-//! address, `nolearning`, `proxy`, `udpcsum`, MTU 1450 by default) enslaved to it. Both are
-//! made when the first endpoint joins and deleted when the last one leaves.
+//! address, `nolearning`, `proxy`, `udpcsum`, MTU 1450 by default, the MAC pinned in the
+//! network's record; no address: the host does not route into the overlay), made when the
+//! first endpoint joins and deleted when the last one leaves.
+//!
+//! An endpoint is a macvlan device in `bridge` mode on the vxlan device, made directly in
+//! the container's sandbox (`ethN`, the endpoint's MAC). There is no bridge and no veth:
+//! frames between two endpoints of one host are switched by the macvlan driver, and a
+//! frame for another host goes straight from the endpoint into the vxlan device, with no
+//! second namespace crossing (a veth) and no bridge hop on either side; that is the
+//! difference in TCP throughput across the overlay measured in docs/benchmarks.md (issue
+//! 14). The endpoint's host-side name in the engine's records (`host_ifname`) names no
+//! device here: the driver keys its endpoints by it.
 //!
 //! Endpoints on other hosts are programmed statically, as the cluster store reports them
 //! ([`OverlayDriver::add_remote`] / [`OverlayDriver::remove_remote`]): a forwarding entry
@@ -21,17 +30,19 @@
 //! as in Docker's classic overlay with an external key-value store, which had no such
 //! check. Enforcing it would make the flag mandatory for any use of an overlay.
 //!
-//! The model is Docker's classic overlay driver (libnetwork `drivers/overlay`: a bridge
-//! and a vxlan device per network, peers programmed with `peerAdd` from the store), with
-//! the devices in the host's namespace instead of a per-network sandbox.
+//! The model is Docker's classic overlay driver (libnetwork `drivers/overlay`: a vxlan
+//! device per network, peers programmed with `peerAdd` from the store), with the vxlan
+//! device in the host's namespace instead of a per-network sandbox, and macvlan endpoints
+//! instead of a bridge with veths.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
 
 use crate::driver::{DriverError, EndpointSpec, NetworkDriver, NetworkSpec, Scope};
-use crate::link::{self, LinkError, Netlink, Reaper};
+use crate::link::{self, LinkError, Netlink};
 
 /// The overlay driver's options.
 pub mod opt {
@@ -91,11 +102,9 @@ pub fn validate_options(options: &HashMap<String, String>) -> Result<(), DriverE
 /// An overlay network as the driver sees it.
 #[derive(Clone, Debug)]
 pub struct OverlayNetwork {
-    /// The bridge's name (`ob-<id12>`).
-    pub bridge: String,
     /// The vxlan device's name (`ov-<id12>`).
     pub vxlan: String,
-    /// The bridge's pinned MAC.
+    /// The vxlan device's pinned MAC (the record's `bridge_mac`).
     pub mac: [u8; 6],
     /// The VNI.
     pub vni: u32,
@@ -110,7 +119,7 @@ pub struct OverlayNetwork {
 impl OverlayNetwork {
     /// The typed view of an overlay network record.
     ///
-    /// Errors: [`DriverError::Incomplete`] without an IPv4 pool, a MAC or a VNI.
+    /// Errors: [`DriverError::Incomplete`] without an IPv4 pool, a device MAC or a VNI.
     pub fn from_spec(n: &NetworkSpec) -> Result<OverlayNetwork, DriverError> {
         let missing = |what| DriverError::Incomplete {
             network: n.name.clone(),
@@ -119,9 +128,8 @@ impl OverlayNetwork {
         let short = n.id.get(..12).ok_or_else(|| missing("no network id"))?;
         let o = &n.options;
         Ok(OverlayNetwork {
-            bridge: format!("ob-{short}"),
             vxlan: format!("ov-{short}"),
-            mac: n.mac.ok_or_else(|| missing("no bridge MAC address"))?,
+            mac: n.mac.ok_or_else(|| missing("no device MAC address"))?,
             vni: o
                 .get(opt::VNI)
                 .and_then(|v| v.parse().ok())
@@ -152,14 +160,23 @@ pub struct Remote {
     pub vtep: Ipv4Addr,
 }
 
+/// An endpoint of this host: where its macvlan is.
+#[derive(Clone, Debug)]
+struct Local {
+    /// The sandbox (a network-namespace file).
+    sandbox: PathBuf,
+    /// The macvlan's name in it.
+    ifname: String,
+}
+
 #[derive(Default)]
 struct NetState {
     /// The network, once one endpoint joined here.
     net: Option<OverlayNetwork>,
-    /// The vxlan device's index while the devices exist.
+    /// The vxlan device's index while it exists.
     vxlan: Option<u32>,
-    /// Host-side interfaces of this host's endpoints.
-    local: std::collections::HashSet<String>,
+    /// This host's endpoints, by their host-side name in the engine's records.
+    local: HashMap<String, Local>,
     /// Endpoints on other hosts, by endpoint id.
     remotes: HashMap<String, Remote>,
 }
@@ -167,24 +184,18 @@ struct NetState {
 /// The overlay driver, working in the daemon's network namespace.
 pub struct OverlayDriver {
     nl: Netlink,
-    reaper: std::sync::Arc<Reaper>,
     local: Ipv4Addr,
     nets: tokio::sync::Mutex<HashMap<String, NetState>>,
 }
 
 impl OverlayDriver {
     /// A driver whose tunnels start at `local` (the host's advertised address, which must
-    /// be one of its own), deleting veths through `reaper`. Must be called inside a tokio
-    /// runtime.
+    /// be one of its own). Must be called inside a tokio runtime.
     ///
     /// Errors: [`DriverError::Link`] when the netlink socket cannot be opened.
-    pub fn new(
-        local: Ipv4Addr,
-        reaper: std::sync::Arc<Reaper>,
-    ) -> Result<OverlayDriver, DriverError> {
+    pub fn new(local: Ipv4Addr) -> Result<OverlayDriver, DriverError> {
         Ok(OverlayDriver {
             nl: Netlink::open()?,
-            reaper,
             local,
             nets: tokio::sync::Mutex::new(HashMap::new()),
         })
@@ -195,44 +206,28 @@ impl OverlayDriver {
         self.local
     }
 
-    /// Makes the bridge and the vxlan device of `n` and programs every known remote
-    /// endpoint; undoes its work on failure.
+    /// Makes the vxlan device of `n` and programs every known remote endpoint; undoes its
+    /// work on failure.
     async fn up(&self, n: &OverlayNetwork, st: &mut NetState) -> Result<(), DriverError> {
-        let (br, _) = self
+        let vx = self
             .nl
-            .ensure_bridge(&n.bridge, n.mac, None, Some(n.mtu))
+            .create_vxlan(&n.vxlan, n.vni, self.local, n.port, n.mtu, n.mac)
             .await?;
-        let vx = match self
-            .nl
-            .create_vxlan(&n.vxlan, n.vni, self.local, n.port, n.mtu, br)
-            .await
-        {
-            Ok(i) => i,
-            Err(e) => {
-                let _ = self.nl.delete(&n.bridge).await;
-                return Err(e.into());
-            }
-        };
         for r in st.remotes.values() {
             if let Err(e) = self.program(vx, r).await {
                 let _ = self.nl.delete(&n.vxlan).await;
-                let _ = self.nl.delete(&n.bridge).await;
                 return Err(e.into());
             }
         }
         st.vxlan = Some(vx);
-        tracing::debug!(bridge = %n.bridge, vxlan = %n.vxlan, vni = n.vni, remotes = st.remotes.len(), "overlay network up on this host");
+        tracing::debug!(vxlan = %n.vxlan, vni = n.vni, remotes = st.remotes.len(), "overlay network up on this host");
         Ok(())
     }
 
+    /// Deletes the vxlan device of `n` (the kernel deletes the macvlans on it with it).
     async fn down(&self, n: &OverlayNetwork, st: &mut NetState) -> Result<(), DriverError> {
         st.vxlan = None;
         self.nl.delete(&n.vxlan).await?;
-        if let Some(info) = self.nl.link_info(&n.bridge).await? {
-            if info.is_our_bridge(n.mac) {
-                self.nl.delete(&n.bridge).await?;
-            }
-        }
         Ok(())
     }
 
@@ -304,26 +299,37 @@ impl OverlayDriver {
     }
 
     /// Takes over an endpoint that a previous daemon made and that still runs (daemon
-    /// restart): the network's devices are adopted as they are (made again only if they
-    /// are missing), and `host_ifname` counts as a local endpoint, so the devices stay
-    /// while it lives and remotes learnt from the store are programmed at once.
+    /// restart): the network's vxlan device is adopted as it is (made again only if it is
+    /// missing), and the endpoint (`host_ifname`, its macvlan `ifname` in `sandbox`)
+    /// counts as a local one, so the device stays while it lives and remotes learnt from
+    /// the store are programmed at once.
     ///
     /// Errors: [`DriverError::Incomplete`] for an unusable record; netlink errors when the
-    /// devices had to be made again and could not be.
-    pub async fn adopt(&self, n: &NetworkSpec, host_ifname: &str) -> Result<(), DriverError> {
+    /// device had to be made again and could not be.
+    pub async fn adopt(
+        &self,
+        n: &NetworkSpec,
+        host_ifname: &str,
+        sandbox: &Path,
+        ifname: &str,
+    ) -> Result<(), DriverError> {
         let o = OverlayNetwork::from_spec(n)?;
         let mut g = self.nets.lock().await;
         let st = g.entry(n.id.clone()).or_default();
         st.net = Some(o.clone());
         if st.vxlan.is_none() {
-            let vx = self.nl.index_of(&o.vxlan).await?;
-            let br = self.nl.index_of(&o.bridge).await?;
-            match (vx, br) {
-                (Some(vx), Some(_)) => st.vxlan = Some(vx),
-                _ => self.up(&o, st).await?,
+            match self.nl.index_of(&o.vxlan).await? {
+                Some(vx) => st.vxlan = Some(vx),
+                None => self.up(&o, st).await?,
             }
         }
-        st.local.insert(host_ifname.to_string());
+        st.local.insert(
+            host_ifname.to_string(),
+            Local {
+                sandbox: sandbox.to_path_buf(),
+                ifname: ifname.to_string(),
+            },
+        );
         Ok(())
     }
 
@@ -409,26 +415,12 @@ impl NetworkDriver for OverlayDriver {
         if made {
             self.up(&o, st).await?;
         }
-        let undo = |st: &mut NetState| st.local.is_empty() && made;
-        let br = match self.nl.index_of(&o.bridge).await {
-            Ok(Some(i)) => i,
-            Ok(None) | Err(_) => {
-                if undo(st) {
-                    let _ = self.down(&o, st).await;
-                }
-                return Err(LinkError::NotFound(o.bridge.clone()).into());
-            }
-        };
         let joined = async {
+            let vx = st
+                .vxlan
+                .ok_or_else(|| LinkError::NotFound(o.vxlan.clone()))?;
             self.nl
-                .create_veth(
-                    ep.host_ifname,
-                    br,
-                    ep.sandbox,
-                    ep.ifname,
-                    ep.mac,
-                    Some(o.mtu),
-                )
+                .create_macvlan(vx, ep.sandbox, ep.ifname, ep.mac, o.mtu)
                 .await?;
             let configured = match ep.ip {
                 // no default route: the gateway is on no host; egress goes another way
@@ -440,7 +432,7 @@ impl NetworkDriver for OverlayDriver {
                 None => ep.sandbox_nl.set_up_by_name(ep.ifname).await,
             };
             if let Err(e) = configured {
-                let _ = self.nl.delete(ep.host_ifname).await;
+                let _ = ep.sandbox_nl.delete(ep.ifname).await;
                 return Err(e);
             }
             Ok(())
@@ -448,11 +440,17 @@ impl NetworkDriver for OverlayDriver {
         .await;
         match joined {
             Ok(()) => {
-                st.local.insert(ep.host_ifname.to_string());
+                st.local.insert(
+                    ep.host_ifname.to_string(),
+                    Local {
+                        sandbox: ep.sandbox.to_path_buf(),
+                        ifname: ep.ifname.to_string(),
+                    },
+                );
                 Ok(())
             }
             Err(e) => {
-                if undo(st) {
+                if st.local.is_empty() && made {
                     let _ = self.down(&o, st).await;
                 }
                 Err(e.into())
@@ -460,6 +458,10 @@ impl NetworkDriver for OverlayDriver {
         }
     }
 
+    /// Removes the endpoint's macvlan from its sandbox at once when the sandbox stays
+    /// (`reap` given: a disconnect; deleting a macvlan does not wait for a peer the way a
+    /// veth pair does, so nothing is left for [`NetworkDriver::reaping`]); with `None` the
+    /// kernel deletes it with the sandbox. The vxlan device goes with the last endpoint.
     async fn leave(
         &self,
         n: &NetworkSpec,
@@ -467,32 +469,26 @@ impl NetworkDriver for OverlayDriver {
         reap: Option<String>,
     ) -> Result<(), DriverError> {
         let o = OverlayNetwork::from_spec(n)?;
-        self.nl.set_down_by_name(host_ifname).await?;
-        if let Some(key) = reap {
-            self.reaper.delete(host_ifname, key);
-        }
         let mut g = self.nets.lock().await;
         let Some(st) = g.get_mut(&n.id) else {
             return Ok(());
         };
-        st.local.remove(host_ifname);
+        let gone = match (st.local.remove(host_ifname), reap) {
+            (Some(l), Some(_)) => match Netlink::open_in(&l.sandbox) {
+                Ok(snl) => snl.delete(&l.ifname).await,
+                Err(e) => Err(e),
+            },
+            _ => Ok(()),
+        };
         if st.local.is_empty() && st.vxlan.is_some() {
             self.down(&o, st).await?;
         }
-        Ok(())
+        Ok(gone?)
     }
 
-    fn reaping(&self, key: &str) -> bool {
-        self.reaper.pending(key)
-    }
-
-    fn flush(&self) {
-        self.reaper.flush();
-    }
-
-    /// Deletes overlay devices (`ov-*` vxlan devices, `ob-*` bridges) of networks with no
-    /// adopted endpoint on this host: a daemon's containers on them died while it was
-    /// away, or it died between making the devices and the first endpoint.
+    /// Deletes overlay devices (`ov-*` vxlan devices) of networks with no adopted endpoint
+    /// on this host: a daemon's containers on them died while it was away, or it died
+    /// between making the device and the first endpoint.
     async fn sweep(&self) {
         let keep: std::collections::HashSet<String> = self
             .nets
@@ -501,27 +497,17 @@ impl NetworkDriver for OverlayDriver {
             .values()
             .filter(|s| !s.local.is_empty())
             .filter_map(|s| s.net.as_ref())
-            .flat_map(|n| [n.vxlan.clone(), n.bridge.clone()])
+            .map(|n| n.vxlan.clone())
             .collect();
         let Ok(names) = self.nl.link_names().await else {
             return;
         };
-        // vxlan devices first, so no bridge is deleted with a port still on it
-        let mut doomed: Vec<String> = names
+        let doomed = names
             .into_iter()
-            .filter(|n| (n.starts_with("ov-") || n.starts_with("ob-")) && !keep.contains(n))
-            .collect();
-        doomed.sort_by_key(|n| !n.starts_with("ov-"));
+            .filter(|n| n.starts_with("ov-") && !keep.contains(n));
         for name in doomed {
             let kind_ok = match self.nl.link_info(&name).await {
-                Ok(Some(i)) => {
-                    i.kind.as_deref()
-                        == Some(if name.starts_with("ov-") {
-                            "vxlan"
-                        } else {
-                            "bridge"
-                        })
-                }
+                Ok(Some(i)) => i.kind.as_deref() == Some("vxlan"),
                 _ => false,
             };
             if !kind_ok {
@@ -571,9 +557,8 @@ mod tests {
         };
         let o = OverlayNetwork::from_spec(&n).ok();
         assert_eq!(
-            o.as_ref()
-                .map(|o| (o.bridge.as_str(), o.vxlan.as_str(), o.port, o.mtu, o.vni)),
-            Some(("ob-0123456789ab", "ov-0123456789ab", 4789, 1450, 4100))
+            o.as_ref().map(|o| (o.vxlan.as_str(), o.port, o.mtu, o.vni)),
+            Some(("ov-0123456789ab", 4789, 1450, 4100))
         );
     }
 }
