@@ -665,3 +665,135 @@ fn connecting_a_running_container_to_an_overlay_gives_it_a_hidden_way_out() {
     let o = h1.sh("box", "nc -w 3 far 80");
     assert!(o.stdout.contains("hi from far"), "after reconnecting: {o}");
 }
+
+#[test]
+fn an_ipv6_overlay_carries_both_families_across_hosts() {
+    let c = Cluster::start(2, 5);
+    let (h1, h2) = (c.host(1), c.host(2));
+    // an IPv6 subnet without --ipv6 is refused, naming the fix
+    let o = h1.fails(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "fd00:78::/64",
+        "nov6",
+    ]);
+    assert!(o.all().contains("--ipv6"), "{o}");
+    h1.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--ipv6",
+        "--subnet",
+        "10.78.0.0/24",
+        "--subnet",
+        "fd00:78::/64",
+        "ov6",
+    ]);
+    wait_until("ov6 on host 2", Duration::from_secs(10), || {
+        network_ids(h2).contains(&"ov6 global".to_string())
+    });
+    assert_eq!(
+        h2.ok(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{.EnableIPv6}} {{range .IPAM.Config}}{{.Subnet}} {{end}}",
+            "ov6"
+        ]),
+        "true 10.78.0.0/24 fd00:78::/64"
+    );
+    let v6 = |h: &Daemon, name: &str| {
+        h.ok(&[
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.GlobalIPv6Address}}{{end}}",
+            name,
+        ])
+    };
+    // addresses of both families come from the store: none handed out twice across hosts
+    serve(h1, "web6", "ov6", &[]);
+    serve(h2, "two6", "ov6", &[]);
+    h1.run_d(&[
+        "--name",
+        "idle1",
+        "--network",
+        "ov6",
+        "tbox",
+        "sleep",
+        "600",
+    ]);
+    h2.run_d(&[
+        "--name",
+        "idle2",
+        "--network",
+        "ov6",
+        "tbox",
+        "sleep",
+        "600",
+    ]);
+    let mut all6 = vec![
+        v6(h1, "web6"),
+        v6(h2, "two6"),
+        v6(h1, "idle1"),
+        v6(h2, "idle2"),
+    ];
+    assert!(all6.iter().all(|a| a.starts_with("fd00:78::")), "{all6:?}");
+    all6.sort();
+    all6.dedup();
+    assert_eq!(all6.len(), 4, "an IPv6 address handed out twice: {all6:?}");
+    let (web6_v4, web6_v6) = (h1.ip_of("web6", "ov6"), v6(h1, "web6"));
+    // host 2 resolves host 1's container to both its addresses (A and AAAA)
+    let mut got = resolve(h2, "ov6", "web6");
+    got.sort();
+    let mut want = vec![web6_v4.clone(), web6_v6.clone()];
+    want.sort();
+    assert_eq!(got, want);
+    // and reaches it over IPv6 across the overlay, by address and by name
+    let o = h2.sh("idle2", &format!("nc -w 3 {web6_v6} 80"));
+    assert!(o.stdout.contains("hi from web6"), "by IPv6 address: {o}");
+    let o = h2.sh("idle2", "ping -6 -c1 -W3 web6");
+    assert!(o.success(), "ping -6 by name across hosts: {o}");
+    // the remote endpoint's IPv6 neighbour entry sits on host 2's vxlan device
+    let neigh = h2.ns(&["ip", "-6", "neigh", "show", "nud", "permanent"]);
+    assert!(neigh.stdout.contains(&web6_v6), "{neigh}");
+    // once web6 is gone, its IPv6 address leaves host 2's DNS and neighbour table
+    h1.ok(&["rm", "-f", "web6"]);
+    wait_until("web6 leaves host 2", Duration::from_secs(10), || {
+        resolve(h2, "ov6", "web6").is_empty()
+            && !h2
+                .ns(&["ip", "-6", "neigh", "show", "nud", "permanent"])
+                .stdout
+                .contains(&web6_v6)
+    });
+    // and is free again: a new container on host 2 asking for it gets it
+    h2.run_d(&[
+        "--name",
+        "again",
+        "--network",
+        "ov6",
+        "--ip6",
+        &web6_v6,
+        "tbox",
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(v6(h2, "again"), web6_v6);
+    // a requested IPv6 address another host holds is refused
+    let held = v6(h1, "idle1");
+    let o = h2.fails(&[
+        "run",
+        "-d",
+        "--network",
+        "ov6",
+        "--ip6",
+        &held,
+        "tbox",
+        "sleep",
+        "600",
+    ]);
+    assert!(o.all().contains(&held), "{o}");
+}

@@ -24,13 +24,13 @@
 //! | `netnames/<name>` | net-id | none |
 //! | `vnis/<vni>` | net-id | none |
 //! | `endpoints/<net-id>/<ep-id>` | [`EndpointRecord`] | the owner's |
-//! | `ipam/<net-id>/<ipv4>` | `<node-id>/<ep-id>` | the owner's |
+//! | `ipam/<net-id>/<address>` (IPv4 or IPv6) | `<node-id>/<ep-id>` | the owner's |
 //!
 //! Address allocation is a compare-and-swap transaction (`create_revision(key) == 0`, then
 //! put), so hosts allocating concurrently never hand out one address twice.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -192,6 +192,9 @@ pub struct EndpointRecord {
     pub names: Vec<String>,
     /// Its IPv4 address.
     pub ipv4: Option<Ipv4Addr>,
+    /// Its IPv6 address, on a network with `--ipv6` (absent in records of older hosts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Addr>,
     /// Its MAC address.
     pub mac: [u8; 6],
 }
@@ -723,18 +726,23 @@ impl Store {
         )))
     }
 
-    /// Allocates an IPv4 address on global network `net` for endpoint `ep` of this host:
-    /// reads the addresses in use, lets `pick` choose one (the network's pool rules), and
-    /// takes it with a compare-and-swap (`create_revision == 0`) under this host's lease;
-    /// on a lost race it reads again and retries (up to 64 times).
+    /// Allocates an address of family `A` ([`Ipv4Addr`] or [`Ipv6Addr`]) on global network
+    /// `net` for endpoint `ep` of this host: reads the addresses of that family in use
+    /// (`ipam/<net-id>/<address>`; the other family's keys do not parse as `A`), lets
+    /// `pick` choose one (the network's pool rules), and takes it with a compare-and-swap
+    /// (`create_revision == 0`) under this host's lease; on a lost race it reads again and
+    /// retries (up to 64 times).
     ///
     /// Errors: whatever `pick` returns (as [`StoreError::Taken`]); unreachable store.
-    pub async fn allocate_ipv4(
+    pub async fn allocate_ip<A>(
         &self,
         net: &str,
         ep: &str,
-        mut pick: impl FnMut(&BTreeSet<Ipv4Addr>) -> Result<Ipv4Addr, String>,
-    ) -> Result<Ipv4Addr, StoreError> {
+        mut pick: impl FnMut(&BTreeSet<A>) -> Result<A, String>,
+    ) -> Result<A, StoreError>
+    where
+        A: std::str::FromStr + std::fmt::Display + Ord + Copy,
+    {
         let lease = self.lease()?;
         let mut c = self.inner.client.clone();
         let prefix = key(&["ipam", net, ""]);
@@ -746,7 +754,7 @@ impl Store {
             ))
             .await
             .map_err(|e| self.unreachable(e))?;
-            let used: BTreeSet<Ipv4Addr> = r
+            let used: BTreeSet<A> = r
                 .kvs()
                 .iter()
                 .filter_map(|kv| {
@@ -788,7 +796,7 @@ impl Store {
     }
 
     /// Releases an address this host holds on `net` (only if still its own).
-    pub async fn release_ipv4(&self, net: &str, ip: Ipv4Addr) -> Result<(), StoreError> {
+    pub async fn release_ip(&self, net: &str, ip: IpAddr) -> Result<(), StoreError> {
         let k = key(&["ipam", net, &ip.to_string()]);
         let mine = self.inner.owned.lock().ok().and_then(|mut g| g.remove(&k));
         let Some(v) = mine else { return Ok(()) };
@@ -828,25 +836,26 @@ impl Store {
     /// address: both are put now under the current lease when the session is up (a
     /// previous daemon's lease, if still alive, then no longer holds them), else at the
     /// next registration, which puts every owned key.
-    pub async fn adopt_endpoint(&self, e: &EndpointRecord, ipv4: Option<Ipv4Addr>) {
+    pub async fn adopt_endpoint(&self, e: &EndpointRecord, ips: &[IpAddr]) {
         let mut keys = Vec::new();
         if let Ok(v) = serde_json::to_vec(e) {
             keys.push((key(&["endpoints", &e.network_id, &e.endpoint_id]), v));
         }
-        if let Some(ip) = ipv4 {
-            keys.push(self.ipam_key(&e.network_id, &e.endpoint_id, ip));
+        for ip in ips {
+            keys.push(self.ipam_key(&e.network_id, &e.endpoint_id, *ip));
         }
         self.adopt_keys(keys).await;
     }
 
     /// Records an address this host's endpoint `ep` already holds on `net` (daemon
     /// restart), as [`Store::adopt_endpoint`] does with an endpoint's address.
-    pub async fn adopt_ipv4(&self, net: &str, ep: &str, ip: Ipv4Addr) {
+    pub async fn adopt_ip(&self, net: &str, ep: &str, ip: IpAddr) {
         self.adopt_keys(vec![self.ipam_key(net, ep, ip)]).await;
     }
 
-    /// The key and value of an address lease (`ipam/<net-id>/<ipv4>`, `<node-id>/<ep-id>`).
-    fn ipam_key(&self, net: &str, ep: &str, ip: Ipv4Addr) -> (String, Vec<u8>) {
+    /// The key and value of an address lease (`ipam/<net-id>/<address>`,
+    /// `<node-id>/<ep-id>`).
+    fn ipam_key(&self, net: &str, ep: &str, ip: IpAddr) -> (String, Vec<u8>) {
         (
             key(&["ipam", net, &ip.to_string()]),
             format!("{}/{ep}", self.node_id()).into_bytes(),

@@ -20,9 +20,7 @@ use tether_cluster::{EndpointRecord, Event, Store, StoreError};
 use tether_net::driver::NetworkDriver;
 use tether_net::driver::Scope;
 use tether_net::ipam::{self, IpamError, Pool};
-use tether_net::ipamapi::{
-    self, AddressError, AddressRequest, FailureKind, Ipam, Lease, NetworkPools,
-};
+use tether_net::ipamapi::{AddressError, AddressRequest, FailureKind, Ipam, Lease, NetworkPools};
 use tether_net::link;
 use tether_net::overlay::{self, OverlayDriver, Remote};
 
@@ -151,14 +149,14 @@ pub(crate) fn cached_networks(root: &std::path::Path) -> Vec<Network> {
     state::read_all(&cache_dir(root), None)
 }
 
-/// The IPAM of global-scope (overlay) networks: IPv4 leases live in the cluster store
-/// (`ipam/<net-id>/<ipv4>`, owned by this host's session), taken by compare-and-swap
-/// ([`Store::allocate_ipv4`]) following the network's pool rules (subnet, gateway,
-/// `--ip-range`, a requested `--ip`), so hosts never hand out one address twice. IPv6, if
-/// a record ever had it, stays in the record's local pool.
+/// The IPAM of global-scope (overlay) networks: leases of both families live in the
+/// cluster store (`ipam/<net-id>/<address>`, owned by this host's session), taken by
+/// compare-and-swap ([`Store::allocate_ip`]) following the network's pool rules (subnet,
+/// gateway, `--ip-range`, a requested `--ip` / `--ip6`), so hosts never hand out one
+/// address twice.
 ///
-/// The record's own IPv4 pool is this host's copy: its leases are not used to allocate
-/// (the store's are), and a release drops the address from it too.
+/// The record's own pools are this host's copy: their leases are not used to allocate
+/// (the store's are), and a release drops the address from them too.
 pub(crate) struct GlobalIpam {
     store: Store,
 }
@@ -184,14 +182,61 @@ impl GlobalIpam {
         }
     }
 
-    /// Releases an IPv4 address of this host in the store (logged on failure: the key
-    /// goes with the lease at worst).
-    async fn release_v4(&self, pools: &mut NetworkPools<'_>, ip: Ipv4Addr) {
-        if let Err(e) = self.store.release_ipv4(pools.network_id, ip).await {
+    /// Releases an address of this host in the store (logged on failure: the key goes
+    /// with the lease at worst) and from the record's pool.
+    async fn release_ip(&self, pools: &mut NetworkPools<'_>, ip: IpAddr) {
+        if let Err(e) = self.store.release_ip(pools.network_id, ip).await {
             tracing::warn!(network = %pools.network, %ip, error = %e, "releasing a global address");
         }
-        if let Some(p) = pools.v4.as_deref_mut() {
-            p.release(ip);
+        match ip {
+            IpAddr::V4(a) => {
+                if let Some(p) = pools.v4.as_deref_mut() {
+                    p.release(a);
+                }
+            }
+            IpAddr::V6(a) => {
+                if let Some(p) = pools.v6.as_deref_mut() {
+                    p.release(a);
+                }
+            }
+        }
+    }
+
+    /// Takes an IPv6 address in the store following the record's IPv6 pool rules (a
+    /// requested `want`, or the next free one); `None` on a network without IPv6.
+    async fn request_v6(
+        &self,
+        pools: &NetworkPools<'_>,
+        endpoint_id: &str,
+        want: Option<std::net::Ipv6Addr>,
+    ) -> Result<Option<std::net::Ipv6Addr>, AddressError> {
+        let Some(rules) = pools.v6.as_deref().cloned() else {
+            return match want {
+                Some(_) => Err(AddressError::NoIpv6 {
+                    network: pools.network.to_string(),
+                }),
+                None => Ok(None),
+            };
+        };
+        let name = pools.network.to_string();
+        let mut refused: Option<tether_net::ipam::Ipam6Error> = None;
+        let got = self
+            .store
+            .allocate_ip(pools.network_id, endpoint_id, |used| {
+                let mut p = rules.clone();
+                p.leases = used.clone();
+                p.last = None;
+                p.allocate(&name, want).map_err(|e| {
+                    let m = e.to_string();
+                    refused = Some(e);
+                    m
+                })
+            })
+            .await;
+        match (got, refused) {
+            (Ok(ip), _) => Ok(Some(ip)),
+            (Err(StoreError::Taken(_)), Some(e)) => Err(AddressError::Pool6(e)),
+            (Err(e), _) => Err(Self::backend(e)),
         }
     }
 }
@@ -219,7 +264,7 @@ impl Ipam for GlobalIpam {
         let mut refused: Option<IpamError> = None;
         let got = self
             .store
-            .allocate_ipv4(pools.network_id, req.endpoint_id, |used| {
+            .allocate_ip(pools.network_id, req.endpoint_id, |used| {
                 let mut p = rules.clone();
                 p.leases = used.clone();
                 p.last = None;
@@ -235,13 +280,13 @@ impl Ipam for GlobalIpam {
             (Err(StoreError::Taken(_)), Some(e)) => return Err(AddressError::Pool(e)),
             (Err(e), _) => return Err(Self::backend(e)),
         };
-        match ipamapi::request_v6(pools, req.ipv6) {
+        match self.request_v6(pools, req.endpoint_id, req.ipv6).await {
             Ok(ipv6) => Ok(Lease {
                 ipv4: Some(ip),
                 ipv6,
             }),
             Err(e) => {
-                self.release_v4(pools, ip).await;
+                self.release_ip(pools, IpAddr::V4(ip)).await;
                 Err(e)
             }
         }
@@ -249,10 +294,10 @@ impl Ipam for GlobalIpam {
 
     async fn release_address(&self, pools: &mut NetworkPools<'_>, lease: &Lease) {
         if let Some(ip) = lease.ipv4 {
-            self.release_v4(pools, ip).await;
+            self.release_ip(pools, IpAddr::V4(ip)).await;
         }
-        if let (Some(p), Some(ip)) = (pools.v6.as_deref_mut(), lease.ipv6) {
-            p.release(ip);
+        if let Some(ip) = lease.ipv6 {
+            self.release_ip(pools, IpAddr::V6(ip)).await;
         }
     }
 
@@ -264,11 +309,13 @@ impl Ipam for GlobalIpam {
     ) {
         if let Some(ip) = lease.ipv4 {
             self.store
-                .adopt_ipv4(pools.network_id, endpoint_id, ip)
+                .adopt_ip(pools.network_id, endpoint_id, IpAddr::V4(ip))
                 .await;
         }
-        if let (Some(p), Some(ip)) = (pools.v6.as_deref_mut(), lease.ipv6) {
-            p.leases.insert(ip);
+        if let Some(ip) = lease.ipv6 {
+            self.store
+                .adopt_ip(pools.network_id, endpoint_id, IpAddr::V6(ip))
+                .await;
         }
     }
 }
@@ -333,18 +380,9 @@ impl Engine {
         {
             tracing::error!(container = %c.name, network = %n.name, error = %e, "adopting an overlay endpoint");
         }
-        let rec = EndpointRecord {
-            network_id: n.id.clone(),
-            endpoint_id: ep.id.clone(),
-            node_id: cl.store.node_id().to_string(),
-            vtep: IpAddr::V4(cl.overlay.local()),
-            container_id: c.id.clone(),
-            names: crate::sandbox::dns_names(c, att),
-            ipv4: ep.ip,
-            mac: ep.mac,
-        };
+        let rec = self.endpoint_record(n, c, att, ep);
         // the address went back through the network's IPAM (`GlobalIpam::restore_address`)
-        cl.store.adopt_endpoint(&rec, None).await;
+        cl.store.adopt_endpoint(&rec, &[]).await;
         tracing::info!(container = %c.name, network = %n.name, "overlay endpoint adopted");
     }
 
@@ -375,21 +413,15 @@ impl Engine {
     ) -> Result<(String, Option<String>), EngineError> {
         let cl = self.cluster(&driver)?;
         cl.store.check()?;
-        if req.enable_ipv6.unwrap_or(false) {
-            return Err(EngineError::InvalidParam(format!(
-                "network driver {driver} does not support IPv6 in tether yet: drop --ipv6"
-            )));
-        }
         if req.enable_ipv4 == Some(false) {
             return Err(EngineError::InvalidParam(format!(
                 "network driver {driver} needs IPv4: drop --ipv4=false"
             )));
         }
         let ipam = crate::networks::IpamRequest::parse(req.ipam.as_ref())?;
-        if ipam.subnet6.is_some() {
-            return Err(EngineError::InvalidParam(format!(
-                "network driver {driver} takes one IPv4 --subnet"
-            )));
+        let enable_ipv6 = req.enable_ipv6.unwrap_or(false);
+        if ipam.subnet6.is_some() && !enable_ipv6 {
+            return Err(EngineError::InvalidParam("an IPv6 --subnet was given without --ipv6: add --ipv6 to make the network dual-stack".into()));
         }
         let subnet = ipam.subnet.map(|s| s.trunc());
         let (gateway, range) = (ipam.gateway, ipam.range);
@@ -447,6 +479,19 @@ impl Engine {
         };
         let pool = Pool::new(subnet, gateway, range)
             .map_err(|e| EngineError::InvalidParam(e.to_string()))?;
+        // IPv6 (`--ipv6`): carried between the overlay's containers; the way out (the
+        // gateway bridge) stays IPv4, as Docker's docker_gwbridge
+        let pool6 = if enable_ipv6 {
+            let in_use6: Vec<(String, ipnet::Ipv6Net)> = st
+                .networks
+                .values()
+                .chain(stored.iter())
+                .filter_map(|n| n.pool6.as_ref().map(|p| (n.name.clone(), p.subnet)))
+                .collect();
+            Some(crate::networks::pick_pool6(ipam.subnet6, &in_use6, &host)?)
+        } else {
+            None
+        };
         let mut options = req.options.clone().unwrap_or_default();
         options.retain(|_, v| !v.is_empty());
         let vni_given = options.contains_key(overlay::opt::VNI);
@@ -467,7 +512,7 @@ impl Engine {
             driver,
             created: state::now(),
             internal: req.internal.unwrap_or(false),
-            enable_ipv6: false,
+            enable_ipv6,
             enable_ipv4: true,
             attachable: req.attachable.unwrap_or(false),
             labels: req.labels.clone().unwrap_or_default(),
@@ -477,7 +522,7 @@ impl Engine {
             bridge: Some(format!("ov-{}", &id[..12])),
             bridge_mac: Some(link::random_mac()),
             pool: Some(pool),
-            pool6: None,
+            pool6,
             subnet_given,
             dns: true,
             builtin: false,
@@ -575,6 +620,33 @@ impl Engine {
     /// This host's VTEP address, for endpoint records.
     pub(crate) fn vtep(&self) -> Option<IpAddr> {
         self.cluster.as_ref().map(|c| IpAddr::V4(c.overlay.local()))
+    }
+
+    /// The store's record of endpoint `ep` of container `c` on global network `n` (with
+    /// attachment `att`): this host's node id and VTEP, the names it answers to, its
+    /// addresses and MAC.
+    pub(crate) fn endpoint_record(
+        &self,
+        n: &Network,
+        c: &crate::state::Container,
+        att: &crate::state::Attachment,
+        ep: &crate::state::Endpoint,
+    ) -> EndpointRecord {
+        EndpointRecord {
+            network_id: n.id.clone(),
+            endpoint_id: ep.id.clone(),
+            node_id: self
+                .cluster
+                .as_ref()
+                .map(|cl| cl.store.node_id().to_string())
+                .unwrap_or_default(),
+            vtep: self.vtep().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            container_id: c.id.clone(),
+            names: crate::sandbox::dns_names(c, att),
+            ipv4: ep.ip,
+            ipv6: ep.ip6.map(|(a, _, _)| a),
+            mac: ep.mac,
+        }
     }
 
     /// Applies the store's events until the store is dropped.
@@ -702,6 +774,7 @@ impl Engine {
         let r = Remote {
             mac: e.mac,
             ip: e.ipv4,
+            ip6: e.ipv6,
             vtep,
         };
         if let Err(err) = cl
@@ -716,7 +789,7 @@ impl Engine {
             &remote_key(&e.endpoint_id),
             &e.names,
             e.ipv4,
-            None,
+            e.ipv6,
         );
         tracing::debug!(endpoint = %e.endpoint_id, "remote endpoint applied");
         if let Ok(mut g) = cl.remotes.lock() {

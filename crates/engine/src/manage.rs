@@ -57,22 +57,7 @@ impl Engine {
                 continue;
             };
             if self.is_global(net) {
-                let rec = tether_cluster::EndpointRecord {
-                    network_id: net.id.clone(),
-                    endpoint_id: ep.id.clone(),
-                    node_id: self
-                        .cluster
-                        .as_ref()
-                        .map(|cl| cl.store.node_id().to_string())
-                        .unwrap_or_default(),
-                    vtep: self
-                        .vtep()
-                        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
-                    container_id: c.id.clone(),
-                    names: dns_names(&c, att),
-                    ipv4: ep.ip,
-                    mac: ep.mac,
-                };
+                let rec = self.endpoint_record(net, &c, att, ep);
                 if let Err(e) = self.publish_endpoint(&rec).await {
                     tracing::warn!(network = %net.name, error = %e, "renaming an overlay endpoint");
                 }

@@ -201,6 +201,32 @@ impl IpamRequest {
     }
 }
 
+/// The IPv6 pool of a new `--ipv6` network: the given `--subnet` (with its `--gateway`)
+/// or a random ULA /64 (RFC 4193) that overlaps none of `in_use6` (network name, subnet),
+/// checked against the host's own addresses `host` and the other networks.
+///
+/// Errors: [`EngineError::InvalidParam`] naming the subnet that overlaps, or the bad
+/// gateway or prefix length.
+pub(crate) fn pick_pool6(
+    subnet6: Option<(ipnet::Ipv6Net, Option<std::net::Ipv6Addr>)>,
+    in_use6: &[(String, ipnet::Ipv6Net)],
+    host: &[(String, std::net::IpAddr)],
+) -> Result<ipam::Pool6, EngineError> {
+    let (s6, gw6) = match subnet6 {
+        Some(x) => x,
+        None => loop {
+            let s6 = ipam::random_ula64();
+            if ipam::check_overlap6(s6, in_use6.iter().map(|(n, s)| (n.as_str(), *s))).is_ok() {
+                break (s6, None);
+            }
+        },
+    };
+    check_subnet(ipnet::IpNet::V6(s6.trunc()), host)?;
+    ipam::check_overlap6(s6.trunc(), in_use6.iter().map(|(n, s)| (n.as_str(), *s)))
+        .map_err(|e| EngineError::InvalidParam(e.to_string()))?;
+    ipam::Pool6::new(s6, gw6).map_err(|e| EngineError::InvalidParam(e.to_string()))
+}
+
 /// Refuses a subnet in a reserved block or holding one of the host's own addresses
 /// (`host`: interface and address pairs, tether's bridges left out).
 pub(crate) fn check_subnet(
@@ -412,21 +438,7 @@ impl Engine {
                 .values()
                 .filter_map(|n| n.pool6.as_ref().map(|p| (n.name.clone(), p.subnet)))
                 .collect();
-            let (s6, gw6) = match subnet6 {
-                Some(x) => x,
-                None => loop {
-                    let s6 = ipam::random_ula64();
-                    if ipam::check_overlap6(s6, in_use6.iter().map(|(n, s)| (n.as_str(), *s)))
-                        .is_ok()
-                    {
-                        break (s6, None);
-                    }
-                },
-            };
-            check_subnet(ipnet::IpNet::V6(s6.trunc()), &host)?;
-            ipam::check_overlap6(s6.trunc(), in_use6.iter().map(|(n, s)| (n.as_str(), *s)))
-                .map_err(|e| EngineError::InvalidParam(e.to_string()))?;
-            Some(ipam::Pool6::new(s6, gw6).map_err(|e| EngineError::InvalidParam(e.to_string()))?)
+            Some(pick_pool6(subnet6, &in_use6, &host)?)
         } else {
             None
         };

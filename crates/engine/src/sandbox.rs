@@ -283,22 +283,7 @@ impl Engine {
             return Err(e.into());
         }
         if global {
-            let rec = tether_cluster::EndpointRecord {
-                network_id: net.id.clone(),
-                endpoint_id: ep.id.clone(),
-                node_id: self
-                    .cluster
-                    .as_ref()
-                    .map(|c| c.store.node_id().to_string())
-                    .unwrap_or_default(),
-                vtep: self
-                    .vtep()
-                    .unwrap_or(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-                container_id: c.id.clone(),
-                names: dns_names(c, att),
-                ipv4: ip,
-                mac: ep.mac,
-            };
+            let rec = self.endpoint_record(&net, c, att, &ep);
             let t = std::time::Instant::now();
             if let Err(e) = self.publish_endpoint(&rec).await {
                 let _ = drv.leave(&spec, &ep.host_veth, None).await;

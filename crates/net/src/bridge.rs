@@ -214,7 +214,9 @@ impl BridgeNetwork {
 }
 
 /// Enables IPv6 on the sandbox's `ifname` (a namespace may start with it disabled).
-fn sysctl_in_sandbox(sandbox: &Path, ifname: &str) -> Result<(), LinkError> {
+///
+/// Errors: [`LinkError::Io`] when the sandbox cannot be entered or the sysctl written.
+pub(crate) fn sysctl_in_sandbox(sandbox: &Path, ifname: &str) -> Result<(), LinkError> {
     let key = format!("net.ipv6.conf.{ifname}.disable_ipv6");
     crate::netns::run_in(sandbox, move || sysctl::set(&key, "0"))?.map_err(|source| LinkError::Io {
         what: "enable IPv6 in the sandbox".into(),

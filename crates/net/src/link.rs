@@ -725,10 +725,10 @@ impl Netlink {
     /// Adds (or replaces) the permanent neighbour entry `ip lladdr mac` on device `index`
     /// (`ip neigh replace`): with the VXLAN device's `proxy` flag, ARP requests for `ip`
     /// are answered from it.
-    pub async fn neigh_add(&self, index: u32, ip: Ipv4Addr, mac: [u8; 6]) -> Result<(), LinkError> {
+    pub async fn neigh_add(&self, index: u32, ip: IpAddr, mac: [u8; 6]) -> Result<(), LinkError> {
         self.handle
             .neighbours()
-            .add(index, IpAddr::V4(ip))
+            .add(index, ip)
             .link_layer_address(&mac)
             .replace()
             .execute()
@@ -740,16 +740,19 @@ impl Netlink {
     }
 
     /// Removes the neighbour entry of `ip` on device `index`; one already gone is fine.
-    pub async fn neigh_del(&self, index: u32, ip: Ipv4Addr) -> Result<(), LinkError> {
+    pub async fn neigh_del(&self, index: u32, ip: IpAddr) -> Result<(), LinkError> {
         use rtnetlink::packet_route::neighbour::{
             NeighbourAddress, NeighbourAttribute, NeighbourMessage,
         };
         use rtnetlink::packet_route::AddressFamily;
         let mut m = NeighbourMessage::default();
-        m.header.family = AddressFamily::Inet;
         m.header.ifindex = index;
-        m.attributes
-            .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
+        let (family, dst) = match ip {
+            IpAddr::V4(a) => (AddressFamily::Inet, NeighbourAddress::Inet(a)),
+            IpAddr::V6(a) => (AddressFamily::Inet6, NeighbourAddress::Inet6(a)),
+        };
+        m.header.family = family;
+        m.attributes.push(NeighbourAttribute::Destination(dst));
         gone_ok(
             self.handle.neighbours().del(m).execute().await,
             format!("delete neighbour {ip}"),

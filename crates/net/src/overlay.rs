@@ -19,7 +19,8 @@
 //! Endpoints on other hosts are programmed statically, as the cluster store reports them
 //! ([`OverlayDriver::add_remote`] / [`OverlayDriver::remove_remote`]): a forwarding entry
 //! `MAC dst VTEP self permanent` on the vxlan device and a permanent neighbour entry
-//! `IP lladdr MAC`, which the device's `proxy` flag uses to answer ARP itself. There is
+//! per address (IPv4 and, on `--ipv6` overlays, IPv6) `IP lladdr MAC`, which the device's
+//! `proxy` flag uses to answer ARP and IPv6 neighbour solicitations itself. There is
 //! no all-zero (default) forwarding entry: nothing is flooded or multicast, and frames for
 //! unknown MACs are dropped by the vxlan device.
 //!
@@ -36,10 +37,10 @@
 //! instead of a bridge with veths.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::driver::{DriverError, EndpointSpec, NetworkDriver, NetworkSpec, Scope};
 use crate::link::{self, LinkError, Netlink};
@@ -114,6 +115,8 @@ pub struct OverlayNetwork {
     pub mtu: u32,
     /// Subnet and (reserved) gateway.
     pub v4: (Ipv4Net, Ipv4Addr),
+    /// IPv6 subnet and (reserved) gateway, with `--ipv6`.
+    pub v6: Option<(Ipv6Net, Ipv6Addr)>,
 }
 
 impl OverlayNetwork {
@@ -145,6 +148,7 @@ impl OverlayNetwork {
             v4: n
                 .v4
                 .ok_or_else(|| missing("an overlay network needs an IPv4 pool"))?,
+            v6: n.v6,
         })
     }
 }
@@ -156,6 +160,8 @@ pub struct Remote {
     pub mac: [u8; 6],
     /// Its IPv4 address.
     pub ip: Option<Ipv4Addr>,
+    /// Its IPv6 address.
+    pub ip6: Option<Ipv6Addr>,
     /// Its host's VTEP address.
     pub vtep: Ipv4Addr,
 }
@@ -231,24 +237,40 @@ impl OverlayDriver {
         Ok(())
     }
 
+    /// The remote endpoint's addresses, both families.
+    fn ips(r: &Remote) -> impl Iterator<Item = IpAddr> {
+        r.ip.map(IpAddr::V4)
+            .into_iter()
+            .chain(r.ip6.map(IpAddr::V6))
+    }
+
+    /// Adds the forwarding entry of `r` and a neighbour entry per address (ARP and IPv6
+    /// neighbour solicitations for them are answered by the vxlan device, `proxy`); undoes
+    /// what it added on failure.
     async fn program(&self, vx: u32, r: &Remote) -> Result<(), LinkError> {
         self.nl.fdb_add(vx, r.mac, r.vtep).await?;
-        if let Some(ip) = r.ip {
+        for ip in Self::ips(r) {
             if let Err(e) = self.nl.neigh_add(vx, ip, r.mac).await {
-                let _ = self.nl.fdb_del(vx, r.mac, r.vtep).await;
+                let _ = self.unprogram(vx, r).await;
                 return Err(e);
             }
         }
         Ok(())
     }
 
+    /// Removes what [`Self::program`] added (entries already gone are fine); the first
+    /// error, after trying every entry.
     async fn unprogram(&self, vx: u32, r: &Remote) -> Result<(), LinkError> {
-        let a = match r.ip {
-            Some(ip) => self.nl.neigh_del(vx, ip).await,
-            None => Ok(()),
-        };
-        self.nl.fdb_del(vx, r.mac, r.vtep).await?;
-        a
+        let mut first = Ok(());
+        for ip in Self::ips(r) {
+            if let Err(e) = self.nl.neigh_del(vx, ip).await {
+                first = first.and(Err(e));
+            }
+        }
+        if let Err(e) = self.nl.fdb_del(vx, r.mac, r.vtep).await {
+            first = first.and(Err(e));
+        }
+        first
     }
 
     /// Learns an endpoint of network `network_id` on another host and, when the network's
@@ -422,7 +444,7 @@ impl NetworkDriver for OverlayDriver {
             self.nl
                 .create_macvlan(vx, ep.sandbox, ep.ifname, ep.mac, o.mtu)
                 .await?;
-            let configured = match ep.ip {
+            let mut configured = match ep.ip {
                 // no default route: the gateway is on no host; egress goes another way
                 Some(ip) => {
                     ep.sandbox_nl
@@ -431,6 +453,16 @@ impl NetworkDriver for OverlayDriver {
                 }
                 None => ep.sandbox_nl.set_up_by_name(ep.ifname).await,
             };
+            if let (Ok(()), Some(ip6), Some((subnet6, _))) = (&configured, ep.ip6, o.v6) {
+                configured = match crate::bridge::sysctl_in_sandbox(ep.sandbox, ep.ifname) {
+                    Ok(()) => {
+                        ep.sandbox_nl
+                            .configure_endpoint6(ep.ifname, ip6, subnet6.prefix_len(), None)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
+            }
             if let Err(e) = configured {
                 let _ = ep.sandbox_nl.delete(ep.ifname).await;
                 return Err(e);
