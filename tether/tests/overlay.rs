@@ -668,7 +668,7 @@ fn connecting_a_running_container_to_an_overlay_gives_it_a_hidden_way_out() {
 
 #[test]
 fn an_ipv6_overlay_carries_both_families_across_hosts() {
-    let c = Cluster::start(2, 5);
+    let mut c = Cluster::start(2, 5);
     let (h1, h2) = (c.host(1), c.host(2));
     // an IPv6 subnet without --ipv6 is refused, naming the fix
     let o = h1.fails(&[
@@ -796,4 +796,39 @@ fn an_ipv6_overlay_carries_both_families_across_hosts() {
         "600",
     ]);
     assert!(o.all().contains(&held), "{o}");
+
+    // host 1's daemon restarts: its running container keeps both addresses in the
+    // store, so host 2 still resolves it to both and reaches it over IPv6, and the
+    // address stays taken
+    let held4 = h1.ip_of("idle1", "ov6");
+    c.hosts[0].restart();
+    let (h1, h2) = (c.host(1), c.host(2));
+    let mut want = vec![held4, held.clone()];
+    want.sort();
+    let mut got = Vec::new();
+    wait_until(
+        "idle1 resolves to both addresses after host 1's restart",
+        Duration::from_secs(10),
+        || {
+            got = resolve(h2, "ov6", "idle1");
+            got.sort();
+            got == want
+        },
+    );
+    let o = h2.sh("idle2", &format!("ping -6 -c1 -W3 {held}"));
+    assert!(o.success(), "ping -6 after host 1's restart: {o}");
+    let taken = [
+        "run",
+        "-d",
+        "--network",
+        "ov6",
+        "--ip6",
+        &held,
+        "tbox",
+        "sleep",
+        "600",
+    ];
+    let o = h2.fails(&taken);
+    assert!(o.all().contains(&held), "after the restart: {o}");
+    assert_eq!(v6(h1, "idle1"), held);
 }
