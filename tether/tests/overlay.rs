@@ -784,18 +784,21 @@ fn an_ipv6_overlay_carries_both_families_across_hosts() {
     assert_eq!(v6(h2, "again"), web6_v6);
     // a requested IPv6 address another host holds is refused
     let held = v6(h1, "idle1");
-    let o = h2.fails(&[
-        "run",
-        "-d",
-        "--network",
-        "ov6",
-        "--ip6",
-        &held,
-        "tbox",
-        "sleep",
-        "600",
-    ]);
-    assert!(o.all().contains(&held), "{o}");
+    let taken = |h: &Daemon| {
+        let o = h.fails(&[
+            "run",
+            "-d",
+            "--network",
+            "ov6",
+            "--ip6",
+            &held,
+            "tbox",
+            "sleep",
+            "600",
+        ]);
+        assert!(o.all().contains(&held), "{o}");
+    };
+    taken(h2);
 
     // host 1's daemon restarts: its running container keeps both addresses in the
     // store, so host 2 still resolves it to both and reaches it over IPv6, and the
@@ -817,18 +820,6 @@ fn an_ipv6_overlay_carries_both_families_across_hosts() {
     );
     let o = h2.sh("idle2", &format!("ping -6 -c1 -W3 {held}"));
     assert!(o.success(), "ping -6 after host 1's restart: {o}");
-    let taken = [
-        "run",
-        "-d",
-        "--network",
-        "ov6",
-        "--ip6",
-        &held,
-        "tbox",
-        "sleep",
-        "600",
-    ];
-    let o = h2.fails(&taken);
-    assert!(o.all().contains(&held), "after the restart: {o}");
+    taken(h2);
     assert_eq!(v6(h1, "idle1"), held);
 }

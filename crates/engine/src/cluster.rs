@@ -9,7 +9,7 @@
 //! containers and DNS keep working; creating an overlay network or attaching an endpoint
 //! to one fails at once naming the store.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -210,7 +210,7 @@ impl GlobalIpam {
         endpoint_id: &str,
         want: Option<std::net::Ipv6Addr>,
     ) -> Result<Option<std::net::Ipv6Addr>, AddressError> {
-        let Some(rules) = pools.v6.as_deref().cloned() else {
+        let Some(rules) = pools.v6.as_deref() else {
             return match want {
                 Some(_) => Err(AddressError::NoIpv6 {
                     network: pools.network.to_string(),
@@ -218,15 +218,33 @@ impl GlobalIpam {
                 None => Ok(None),
             };
         };
+        match self.allocate(rules, pools, endpoint_id, want).await {
+            Ok(ip) => Ok(Some(ip)),
+            Err(Refusal::Pool(e)) => Err(AddressError::Pool6(e)),
+            Err(Refusal::Store(e)) => Err(Self::backend(e)),
+        }
+    }
+
+    /// Takes an address in the store following `rules` (the record's pool of that family,
+    /// with the store's addresses in use as its leases): a requested `want`, or the next
+    /// free one.
+    ///
+    /// Errors: the pool's refusal, typed ([`Refusal::Pool`]); the store's
+    /// ([`Refusal::Store`]).
+    async fn allocate<R: StoreRules>(
+        &self,
+        rules: &R,
+        pools: &NetworkPools<'_>,
+        endpoint_id: &str,
+        want: Option<R::Addr>,
+    ) -> Result<R::Addr, Refusal<R::Error>> {
         let name = pools.network.to_string();
-        let mut refused: Option<tether_net::ipam::Ipam6Error> = None;
+        // the pool's refusal, kept typed (the store passes it on as text)
+        let mut refused: Option<R::Error> = None;
         let got = self
             .store
             .allocate_ip(pools.network_id, endpoint_id, |used| {
-                let mut p = rules.clone();
-                p.leases = used.clone();
-                p.last = None;
-                p.allocate(&name, want).map_err(|e| {
+                rules.over(used).allocate(&name, want).map_err(|e| {
                     let m = e.to_string();
                     refused = Some(e);
                     m
@@ -234,10 +252,68 @@ impl GlobalIpam {
             })
             .await;
         match (got, refused) {
-            (Ok(ip), _) => Ok(Some(ip)),
-            (Err(StoreError::Taken(_)), Some(e)) => Err(AddressError::Pool6(e)),
-            (Err(e), _) => Err(Self::backend(e)),
+            (Ok(ip), _) => Ok(ip),
+            (Err(StoreError::Taken(_)), Some(e)) => Err(Refusal::Pool(e)),
+            (Err(e), _) => Err(Refusal::Store(e)),
         }
+    }
+}
+
+/// Why [`GlobalIpam::allocate`] got no address.
+enum Refusal<E> {
+    /// The pool's rules refused (the requested address is taken or outside, the range is
+    /// full).
+    Pool(E),
+    /// The store failed.
+    Store(StoreError),
+}
+
+/// A pool of one address family whose rules the store's allocation follows ([`Pool`] for
+/// IPv4, [`ipam::Pool6`] for IPv6).
+trait StoreRules: Sync {
+    /// The family's address.
+    type Addr: std::str::FromStr + std::fmt::Display + Ord + Copy + Send;
+    /// The pool's refusal.
+    type Error: std::fmt::Display + Send;
+    /// These rules with `used` as the leases and no allocation cursor.
+    fn over(&self, used: &BTreeSet<Self::Addr>) -> Self;
+    /// The pool's own allocation (`want`, or the next free address).
+    fn allocate(
+        &mut self,
+        network: &str,
+        want: Option<Self::Addr>,
+    ) -> Result<Self::Addr, Self::Error>;
+}
+
+impl StoreRules for Pool {
+    type Addr = Ipv4Addr;
+    type Error = IpamError;
+    fn over(&self, used: &BTreeSet<Ipv4Addr>) -> Pool {
+        let mut p = self.clone();
+        p.leases = used.clone();
+        p.last = None;
+        p
+    }
+    fn allocate(&mut self, network: &str, want: Option<Ipv4Addr>) -> Result<Ipv4Addr, IpamError> {
+        Pool::allocate(self, network, want)
+    }
+}
+
+impl StoreRules for ipam::Pool6 {
+    type Addr = std::net::Ipv6Addr;
+    type Error = ipam::Ipam6Error;
+    fn over(&self, used: &BTreeSet<std::net::Ipv6Addr>) -> ipam::Pool6 {
+        let mut p = self.clone();
+        p.leases = used.clone();
+        p.last = None;
+        p
+    }
+    fn allocate(
+        &mut self,
+        network: &str,
+        want: Option<std::net::Ipv6Addr>,
+    ) -> Result<std::net::Ipv6Addr, ipam::Ipam6Error> {
+        ipam::Pool6::allocate(self, network, want)
     }
 }
 
@@ -252,33 +328,13 @@ impl Ipam for GlobalIpam {
         pools: &mut NetworkPools<'_>,
         req: &AddressRequest<'_>,
     ) -> Result<Lease, AddressError> {
-        let rules = pools
-            .v4
-            .as_deref()
-            .cloned()
-            .ok_or_else(|| AddressError::NoPool {
-                network: pools.network.to_string(),
-            })?;
-        let (name, want) = (pools.network.to_string(), req.ipv4);
-        // the pool's refusal, kept typed (the store passes it on as text)
-        let mut refused: Option<IpamError> = None;
-        let got = self
-            .store
-            .allocate_ip(pools.network_id, req.endpoint_id, |used| {
-                let mut p = rules.clone();
-                p.leases = used.clone();
-                p.last = None;
-                p.allocate(&name, want).map_err(|e| {
-                    let m = e.to_string();
-                    refused = Some(e);
-                    m
-                })
-            })
-            .await;
-        let ip = match (got, refused) {
-            (Ok(ip), _) => ip,
-            (Err(StoreError::Taken(_)), Some(e)) => return Err(AddressError::Pool(e)),
-            (Err(e), _) => return Err(Self::backend(e)),
+        let rules = pools.v4.as_deref().ok_or_else(|| AddressError::NoPool {
+            network: pools.network.to_string(),
+        })?;
+        let ip = match self.allocate(rules, pools, req.endpoint_id, req.ipv4).await {
+            Ok(ip) => ip,
+            Err(Refusal::Pool(e)) => return Err(AddressError::Pool(e)),
+            Err(Refusal::Store(e)) => return Err(Self::backend(e)),
         };
         match self.request_v6(pools, req.endpoint_id, req.ipv6).await {
             Ok(ipv6) => Ok(Lease {

@@ -430,10 +430,7 @@ impl Netlink {
         mac: [u8; 6],
         mtu: Option<u32>,
     ) -> Result<(), LinkError> {
-        let ns = std::fs::File::open(sandbox).map_err(|source| LinkError::Io {
-            what: format!("open sandbox {}", sandbox.display()),
-            source,
-        })?;
+        let ns = open_sandbox(sandbox)?;
         let mut peer = LinkMessageBuilder::<LinkUnspec>::default()
             .name(peer_name.to_string())
             .address(mac.to_vec())
@@ -662,10 +659,7 @@ impl Netlink {
         mtu: u32,
     ) -> Result<(), LinkError> {
         use rtnetlink::packet_route::link::MacVlanMode;
-        let ns = std::fs::File::open(sandbox).map_err(|source| LinkError::Io {
-            what: format!("open sandbox {}", sandbox.display()),
-            source,
-        })?;
+        let ns = open_sandbox(sandbox)?;
         let msg = rtnetlink::LinkMacVlan::new(ifname, lower, MacVlanMode::Bridge)
             .address(mac.to_vec())
             .mtu(mtu)
@@ -953,6 +947,17 @@ impl Reaper {
             let _ = rx.recv();
         }
     }
+}
+
+/// Opens a sandbox's network-namespace file, to hand its descriptor to the kernel
+/// (IFLA_NET_NS_FD).
+///
+/// Errors: [`LinkError::Io`] naming the sandbox.
+fn open_sandbox(sandbox: &Path) -> Result<std::fs::File, LinkError> {
+    std::fs::File::open(sandbox).map_err(|source| LinkError::Io {
+        what: format!("open sandbox {}", sandbox.display()),
+        source,
+    })
 }
 
 #[cfg(test)]
