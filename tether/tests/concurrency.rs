@@ -123,3 +123,74 @@ fn fifty_concurrent_runs_then_twenty_clients_on_the_same_containers() {
         "veths ({veths} at first) vs endpoints"
     );
 }
+
+#[test]
+fn concurrent_network_creates_get_distinct_subnets_and_names_stay_unique() {
+    let d = Daemon::start();
+    let before = d.links();
+    // twelve networks at once with no --subnet, and six creates of one name at once
+    let mut batch: Vec<Vec<String>> = (0..12)
+        .map(|i| args(&format!("network create par{i}")))
+        .collect();
+    batch.extend((0..6).map(|_| args("network create same")));
+    let out = at_once(&d, batch);
+    let failed: Vec<String> = out
+        .iter()
+        .filter(|(a, o)| !o.status.success() && a[2] != "same")
+        .map(|(a, o)| format!("{a:?}: {}", String::from_utf8_lossy(&o.stderr)))
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    let same: Vec<&Output> = out
+        .iter()
+        .filter(|(a, _)| a[2] == "same")
+        .map(|(_, o)| o)
+        .collect();
+    assert_eq!(
+        same.iter().filter(|o| o.status.success()).count(),
+        1,
+        "one create of a name wins"
+    );
+    for o in same.iter().filter(|o| !o.status.success()) {
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains("network with name same already exists"), "{e}");
+    }
+    // thirteen networks: distinct subnets and bridges, each bridge in the kernel with its
+    // gateway address
+    let mut subnets = BTreeSet::new();
+    let mut bridges = BTreeSet::new();
+    let names: Vec<String> = (0..12)
+        .map(|i| format!("par{i}"))
+        .chain(["same".to_string()])
+        .collect();
+    for n in &names {
+        let v: serde_json::Value = serde_json::from_str(&d.ok(&["network", "inspect", n]))
+            .expect("network inspect is JSON");
+        let subnet = v[0]["IPAM"]["Config"][0]["Subnet"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let gw = v[0]["IPAM"]["Config"][0]["Gateway"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        // tether's bridge of a network without a bridge name option: tb-<id12>
+        let id = v[0]["Id"].as_str().unwrap_or_default();
+        let bridge = format!("tb-{}", id.get(..12).unwrap_or_default());
+        assert!(subnets.insert(subnet.clone()), "{subnet} given twice");
+        let addr = d.ns(&["ip", "-o", "-4", "addr", "show", "dev", &bridge]);
+        assert!(
+            addr.stdout.contains(&format!("inet {gw}/")),
+            "{n}: bridge {bridge} has no {gw}: {addr}"
+        );
+        assert!(bridges.insert(bridge.clone()), "{bridge} used twice");
+    }
+    // and removed at once, nothing is left
+    let rm: Vec<Vec<String>> = names
+        .iter()
+        .map(|n| args(&format!("network rm {n}")))
+        .collect();
+    for (a, o) in at_once(&d, rm) {
+        assert!(o.status.success(), "{a:?}: {o:?}");
+    }
+    assert_eq!(d.links_settled(&before), before);
+}

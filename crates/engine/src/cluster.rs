@@ -492,8 +492,7 @@ impl Engine {
             .collect();
         let st = self.state.lock().await;
         if st
-            .networks
-            .values()
+            .known_networks()
             .chain(stored.iter())
             .any(|n| n.name == name)
         {
@@ -502,8 +501,7 @@ impl Engine {
             )));
         }
         let in_use: Vec<(String, Ipv4Net)> = st
-            .networks
-            .values()
+            .known_networks()
             .chain(stored.iter())
             .filter_map(|n| n.pool.as_ref().map(|p| (n.name.clone(), p.subnet)))
             .collect();
@@ -539,8 +537,7 @@ impl Engine {
         // gateway bridge) stays IPv4, as Docker's docker_gwbridge
         let pool6 = if enable_ipv6 {
             let in_use6: Vec<(String, ipnet::Ipv6Net)> = st
-                .networks
-                .values()
+                .known_networks()
                 .chain(stored.iter())
                 .filter_map(|n| n.pool6.as_ref().map(|p| (n.name.clone(), p.subnet)))
                 .collect();

@@ -22,7 +22,8 @@ impl Engine {
         self.fw.init()?;
         let mut errors = Vec::new();
         let mut restored = 0;
-        for n in st.networks.values() {
+        // networks being made too: their driver may have added its entries already
+        for n in st.known_networks() {
             let done = self.driver_of(n).and_then(|d| {
                 d.restore_firewall(&crate::networks::spec_of(n))
                     .map_err(EngineError::from)

@@ -203,9 +203,19 @@ pub(crate) struct State {
     pub networks: BTreeMap<String, Network>,
     pub containers: BTreeMap<String, Container>,
     pub volumes: BTreeMap<String, volumes::Volume>,
+    /// Local networks whose driver is making them, by id: they hold their name, subnets
+    /// and bridge name (so a concurrent create cannot take them) while the engine's lock
+    /// is released for the kernel's part; not usable, listed or removable until made.
+    pub creating: BTreeMap<String, Network>,
 }
 
 impl State {
+    /// Every network that holds a name, a subnet or a bridge name: the made ones and
+    /// those being made.
+    pub(crate) fn known_networks(&self) -> impl Iterator<Item = &Network> {
+        self.networks.values().chain(self.creating.values())
+    }
+
     /// Rebuilds every pool's leases from the containers' recorded endpoints: the
     /// containers' state files are the one record of which address is in use, so
     /// starting or stopping a container writes no network file. (The records' pools are

@@ -358,15 +358,14 @@ impl Engine {
             return self.create_global_network(&req, name, driver).await;
         }
         let mut st = self.state.lock().await;
-        if st.networks.values().any(|n| n.name == name) {
+        if st.known_networks().any(|n| n.name == name) {
             return Err(EngineError::Conflict(format!(
                 "network with name {name} already exists"
             )));
         }
         // the host's own addresses, less those on tether's bridges
         let ours: std::collections::HashSet<&str> = st
-            .networks
-            .values()
+            .known_networks()
             .filter_map(|n| n.bridge.as_deref())
             .collect();
         let host: Vec<(String, std::net::IpAddr)> = self
@@ -398,8 +397,7 @@ impl Engine {
             }
         }
         let in_use: Vec<(String, Ipv4Net)> = st
-            .networks
-            .values()
+            .known_networks()
             .filter_map(|n| n.pool.as_ref().map(|p| (n.name.clone(), p.subnet)))
             .collect();
         let subnet = match subnet {
@@ -434,8 +432,7 @@ impl Engine {
         }
         let pool6 = if enable_ipv6 {
             let in_use6: Vec<(String, ipnet::Ipv6Net)> = st
-                .networks
-                .values()
+                .known_networks()
                 .filter_map(|n| n.pool6.as_ref().map(|p| (n.name.clone(), p.subnet)))
                 .collect();
             Some(pick_pool6(subnet6, &in_use6, &host)?)
@@ -456,8 +453,7 @@ impl Engine {
                     )));
                 }
                 if st
-                    .networks
-                    .values()
+                    .known_networks()
                     .any(|n| n.bridge.as_deref() == Some(b.as_str()))
                 {
                     return Err(EngineError::Conflict(format!(
@@ -488,12 +484,24 @@ impl Engine {
             dns: true,
             builtin: false,
         };
+        // the kernel's part (bridge, firewall) and the record without the engine's lock:
+        // the network holds its name, subnets and bridge name meanwhile
+        st.creating.insert(id.clone(), n.clone());
+        drop(st);
         let spec = spec_of(&n);
-        drv.create_network(&spec).await?;
-        if let Err(e) = self.save_network(&n) {
-            let _ = drv.delete_network(&spec).await;
-            return Err(e);
-        }
+        let made = match drv.create_network(&spec).await {
+            Ok(()) => match self.save_network(&n) {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    let _ = drv.delete_network(&spec).await;
+                    Err(e)
+                }
+            },
+            Err(e) => Err(EngineError::from(e)),
+        };
+        let mut st = self.state.lock().await;
+        st.creating.remove(&id);
+        made?;
         self.emit(
             "network",
             "create",
