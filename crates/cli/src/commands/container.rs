@@ -442,24 +442,25 @@ fn port_specs(o: &ContainerOpts) -> std::result::Result<PortSpecs, String> {
     Ok(ports)
 }
 
+/// Every value of the repeatable flag `flag` through `check`, in order; the first refusal
+/// as Docker's CLI words it (`invalid argument "V" for "FLAG" flag: REASON`).
+fn each_valid<T>(
+    values: &[String],
+    flag: &str,
+    check: impl Fn(&str) -> std::result::Result<T, String>,
+) -> std::result::Result<Vec<T>, String> {
+    values
+        .iter()
+        .map(|v| check(v).map_err(|e| format!("invalid argument \"{v}\" for \"{flag}\" flag: {e}")))
+        .collect()
+}
+
 /// `--dns` (validated addresses) and `--add-host` (validated `host:ip` entries).
 fn dns_and_hosts(o: &ContainerOpts) -> std::result::Result<(Vec<String>, Vec<String>), String> {
-    let mut dns = Vec::new();
-    for d in &o.dns {
-        dns.push(
-            validate_ip(d)
-                .map_err(|e| format!("invalid argument \"{d}\" for \"--dns\" flag: {e}"))?,
-        );
-    }
-    let mut extra_hosts = Vec::new();
-    for h in &o.add_host {
-        extra_hosts.push(
-            validate_extra_host(h)
-                .map_err(|e| format!("invalid argument \"{h}\" for \"--add-host\" flag: {e}"))?,
-        );
-    }
-
-    Ok((dns, extra_hosts))
+    Ok((
+        each_valid(&o.dns, "--dns", validate_ip)?,
+        each_valid(&o.add_host, "--add-host", validate_extra_host)?,
+    ))
 }
 
 /// The storage flags: `-v` (binds, or anonymous volumes), `--mount` and `--tmpfs`.
@@ -484,13 +485,7 @@ impl Storage {
                 volumes.insert(v.clone(), json!({}));
             }
         }
-        let mut mounts = Vec::new();
-        for m in &o.mount {
-            mounts.push(
-                parse_mount(m)
-                    .map_err(|e| format!("invalid argument \"{m}\" for \"--mount\" flag: {e}"))?,
-            );
-        }
+        let mounts = each_valid(&o.mount, "--mount", parse_mount)?;
         let mut tmpfs = Map::new();
         for t in &o.tmpfs {
             let (path, opts) = t.split_once(':').unwrap_or((t.as_str(), ""));
