@@ -286,8 +286,10 @@ impl Engine {
             let rec = self.endpoint_record(&net, c, att, &ep);
             let t = std::time::Instant::now();
             if let Err(e) = self.publish_endpoint(&rec).await {
-                let _ = drv.leave(&spec, &ep.host_veth, None).await;
-                let _ = self.nl.delete(&ep.host_veth).await;
+                // the sandbox stays (a connect, or a start that undoes this endpoint
+                // only): the driver removes the endpoint's interfaces itself
+                let reap = Some(reap_key(c, &ifname));
+                let _ = drv.leave(&spec, &ep.host_veth, reap).await;
                 release_lease(st, &net, ipam.as_ref(), &lease).await;
                 return Err(e);
             }

@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::path::Path;
 use std::sync::Arc;
 
 use ipnet::Ipv4Net;
@@ -211,17 +210,6 @@ impl BridgeNetwork {
             trusted: self.trusted.clone(),
         }
     }
-}
-
-/// Enables IPv6 on the sandbox's `ifname` (a namespace may start with it disabled).
-///
-/// Errors: [`LinkError::Io`] when the sandbox cannot be entered or the sysctl written.
-pub(crate) fn sysctl_in_sandbox(sandbox: &Path, ifname: &str) -> Result<(), LinkError> {
-    let key = format!("net.ipv6.conf.{ifname}.disable_ipv6");
-    crate::netns::run_in(sandbox, move || sysctl::set(&key, "0"))?.map_err(|source| LinkError::Io {
-        what: "enable IPv6 in the sandbox".into(),
-        source,
-    })
 }
 
 /// The first four bytes of a parked bridge's MAC (locally administered, then "tbp"): how
@@ -446,13 +434,11 @@ impl BridgeDriver {
     ) -> Result<(), DriverError> {
         let EndpointSpec {
             sandbox,
-            sandbox_nl,
             host_ifname: host_veth,
             ifname,
-            ip,
-            ip6,
             mac,
             default_route,
+            ..
         } = *ep;
         let br = self
             .nl
@@ -468,33 +454,12 @@ impl BridgeDriver {
                 },
                 e => e,
             })?;
-        let mut configured = match (ip, n.v4) {
-            (Some(ip), Some((subnet, gw))) => {
-                sandbox_nl
-                    .configure_endpoint(
-                        ifname,
-                        ip,
-                        subnet.prefix_len(),
-                        default_route.then_some(gw),
-                    )
-                    .await
-            }
-            _ => sandbox_nl.set_up_by_name(ifname).await,
-        };
-        if let (Ok(()), Some(ip6), Some((subnet6, gw6))) = (&configured, ip6, n.v6) {
-            if let Err(e) = sysctl_in_sandbox(sandbox, ifname) {
-                configured = Err(e);
-            } else {
-                configured = sandbox_nl
-                    .configure_endpoint6(
-                        ifname,
-                        ip6,
-                        subnet6.prefix_len(),
-                        default_route.then_some(gw6),
-                    )
-                    .await;
-            }
-        }
+        let configured = ep
+            .configure(
+                n.v4.map(|(s, gw)| (s.prefix_len(), default_route.then_some(gw))),
+                n.v6.map(|(s, gw6)| (s.prefix_len(), default_route.then_some(gw6))),
+            )
+            .await;
         if let Err(e) = configured {
             let _ = self.nl.delete(host_veth).await;
             return Err(e.into());

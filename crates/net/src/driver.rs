@@ -147,6 +147,41 @@ pub struct EndpointSpec<'a> {
     pub default_route: bool,
 }
 
+impl EndpointSpec<'_> {
+    /// Inside the sandbox: gives the endpoint's interface its IPv4 address with `v4`'s
+    /// prefix length (and, if given, the default route through its gateway), or just sets
+    /// it up without IPv4; then, with `v6`, enables IPv6 on it (a sandbox starts with it
+    /// disabled) and adds its IPv6 address (and default route) likewise.
+    ///
+    /// Errors: netlink's, or [`LinkError::Io`] when the sysctl cannot be written; the caller
+    /// removes the interface.
+    pub async fn configure(
+        &self,
+        v4: Option<(u8, Option<Ipv4Addr>)>,
+        v6: Option<(u8, Option<Ipv6Addr>)>,
+    ) -> Result<(), LinkError> {
+        let nl = self.sandbox_nl;
+        match (self.ip, v4) {
+            (Some(ip), Some((prefix, gw))) => {
+                nl.configure_endpoint(self.ifname, ip, prefix, gw).await?
+            }
+            _ => nl.set_up_by_name(self.ifname).await?,
+        }
+        if let (Some(ip6), Some((prefix, gw6))) = (self.ip6, v6) {
+            let key = format!("net.ipv6.conf.{}.disable_ipv6", self.ifname);
+            crate::netns::run_in(self.sandbox, move || crate::sysctl::set(&key, "0"))?.map_err(
+                |source| LinkError::Io {
+                    what: "enable IPv6 in the sandbox".into(),
+                    source,
+                },
+            )?;
+            nl.configure_endpoint6(self.ifname, ip6, prefix, gw6)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 /// A network driver (Docker's `driverapi.Driver`). Implementations: the bridge driver
 /// ([`crate::bridge::BridgeDriver`]), [`crate::host::HostDriver`] and
 /// [`crate::null::NullDriver`] (the smallest: a file and one registry line in the engine).

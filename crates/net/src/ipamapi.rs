@@ -15,8 +15,9 @@
 //! * [`Scope::Local`] networks keep their leases in the engine's state (the network's
 //!   [`Pool`]/[`Pool6`], rebuilt from the containers' records at daemon start):
 //!   [`LocalIpam`].
-//! * [`Scope::Global`] networks (overlay) keep their IPv4 leases in the cluster store,
-//!   taken by compare-and-swap so that hosts never hand out one address twice. That
+//! * [`Scope::Global`] networks (overlay) keep their leases, IPv4 and IPv6, in the
+//!   cluster store, taken by compare-and-swap so that hosts never hand out one address
+//!   twice, following the rules of the network's [`Pool`]/[`Pool6`]. That
 //!   implementation lives with the store client (`tether-engine`'s `cluster.rs`), so
 //!   this crate does not depend on etcd.
 //!
@@ -174,7 +175,7 @@ pub trait Ipam: Send + Sync {
 ///
 /// Errors: [`AddressError::Pool6`], [`AddressError::NoIpv6`] when `want` is given for a
 /// network without IPv6.
-pub fn request_v6(
+fn request_v6(
     pools: &mut NetworkPools<'_>,
     want: Option<Ipv6Addr>,
 ) -> Result<Option<Ipv6Addr>, AddressError> {

@@ -444,25 +444,13 @@ impl NetworkDriver for OverlayDriver {
             self.nl
                 .create_macvlan(vx, ep.sandbox, ep.ifname, ep.mac, o.mtu)
                 .await?;
-            let mut configured = match ep.ip {
-                // no default route: the gateway is on no host; egress goes another way
-                Some(ip) => {
-                    ep.sandbox_nl
-                        .configure_endpoint(ep.ifname, ip, o.v4.0.prefix_len(), None)
-                        .await
-                }
-                None => ep.sandbox_nl.set_up_by_name(ep.ifname).await,
-            };
-            if let (Ok(()), Some(ip6), Some((subnet6, _))) = (&configured, ep.ip6, o.v6) {
-                configured = match crate::bridge::sysctl_in_sandbox(ep.sandbox, ep.ifname) {
-                    Ok(()) => {
-                        ep.sandbox_nl
-                            .configure_endpoint6(ep.ifname, ip6, subnet6.prefix_len(), None)
-                            .await
-                    }
-                    Err(e) => Err(e),
-                };
-            }
+            // no default routes: the gateways are on no host; egress goes another way
+            let configured = ep
+                .configure(
+                    Some((o.v4.0.prefix_len(), None)),
+                    o.v6.map(|(s, _)| (s.prefix_len(), None)),
+                )
+                .await;
             if let Err(e) = configured {
                 let _ = ep.sandbox_nl.delete(ep.ifname).await;
                 return Err(e);
