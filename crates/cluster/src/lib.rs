@@ -832,23 +832,20 @@ impl Store {
         Ok(())
     }
 
-    /// Records an endpoint of this host that already runs (daemon restart) with its
-    /// address: both are put now under the current lease when the session is up (a
-    /// previous daemon's lease, if still alive, then no longer holds them), else at the
-    /// next registration, which puts every owned key.
-    pub async fn adopt_endpoint(&self, e: &EndpointRecord, ips: &[IpAddr]) {
-        let mut keys = Vec::new();
-        if let Ok(v) = serde_json::to_vec(e) {
-            keys.push((key(&["endpoints", &e.network_id, &e.endpoint_id]), v));
-        }
-        for ip in ips {
-            keys.push(self.ipam_key(&e.network_id, &e.endpoint_id, *ip));
-        }
-        self.adopt_keys(keys).await;
+    /// Records an endpoint of this host that already runs (daemon restart): its record is
+    /// put now under the current lease when the session is up (a previous daemon's lease,
+    /// if still alive, then no longer holds it), else at the next registration, which puts
+    /// every owned key. Its addresses come back through [`Store::adopt_ip`].
+    pub async fn adopt_endpoint(&self, e: &EndpointRecord) {
+        let Ok(v) = serde_json::to_vec(e) else {
+            return;
+        };
+        let k = key(&["endpoints", &e.network_id, &e.endpoint_id]);
+        self.adopt_keys(vec![(k, v)]).await;
     }
 
     /// Records an address this host's endpoint `ep` already holds on `net` (daemon
-    /// restart), as [`Store::adopt_endpoint`] does with an endpoint's address.
+    /// restart), as [`Store::adopt_endpoint`] does with its record.
     pub async fn adopt_ip(&self, net: &str, ep: &str, ip: IpAddr) {
         self.adopt_keys(vec![self.ipam_key(net, ep, ip)]).await;
     }

@@ -438,7 +438,7 @@ impl Engine {
         }
         let rec = self.endpoint_record(n, c, att, ep);
         // the address went back through the network's IPAM (`GlobalIpam::restore_address`)
-        cl.store.adopt_endpoint(&rec, &[]).await;
+        cl.store.adopt_endpoint(&rec).await;
         tracing::info!(container = %c.name, network = %n.name, "overlay endpoint adopted");
     }
 
