@@ -138,6 +138,39 @@ fn bridge_name_option_never_adopts_a_host_interface() {
     wait_until("tcustom0 deleted", Duration::from_secs(10), || {
         link(&d, "tcustom0").is_none()
     });
+    // a name with dots is one interface name, not a sysctl path: its per-interface
+    // settings land on it (/proc/sys/net/ipv4/conf/10.9.0.1/...)
+    d.ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "-o",
+        "com.docker.network.bridge.name=10.9.0.1",
+        "dotted",
+    ]);
+    for (family, knob, want) in [
+        ("ipv4", "route_localnet", "1"),
+        ("ipv6", "disable_ipv6", "0"),
+    ] {
+        let got = d.ns(&[
+            "cat",
+            &format!("/proc/sys/net/{family}/conf/10.9.0.1/{knob}"),
+        ]);
+        assert_eq!(
+            got.stdout.trim(),
+            want,
+            "{family} {knob} on 10.9.0.1: {got}"
+        );
+    }
+    d.ok(&["network", "rm", "dotted"]);
+    for name in [".", ".."] {
+        let (st, msg) = create(
+            &d,
+            json!({"Name": "dots", "Options": {"com.docker.network.bridge.name": name}}),
+        );
+        assert_eq!(st, 400, "{name:?}: {msg}");
+        assert!(msg.contains("invalid bridge name"), "{msg}");
+    }
 
     // a network whose bridge was replaced by a host interface while the daemon was down:
     // the daemon neither adopts it at restore nor touches it at `network rm` or shutdown

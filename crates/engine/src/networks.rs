@@ -444,12 +444,14 @@ impl Engine {
         let bridge = match options.get(opt::BRIDGE_NAME) {
             Some(b) if !b.is_empty() => {
                 if b.len() > 15
+                    || b == "."
+                    || b == ".."
                     || !b
                         .chars()
                         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
                 {
                     return Err(EngineError::InvalidParam(format!(
-                        "invalid bridge name {b:?}: at most 15 characters of [a-zA-Z0-9_.-]"
+                        "invalid bridge name {b:?}: at most 15 characters of [a-zA-Z0-9_.-], not \".\" or \"..\""
                     )));
                 }
                 if st

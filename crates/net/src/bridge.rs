@@ -344,7 +344,7 @@ impl BridgeDriver {
         let t_link = t0.elapsed();
         if let (Some((subnet6, gw6)), false) = (n.v6, n.mode6 == GatewayMode::Isolated) {
             let v6 = sysctl::set("net.ipv6.conf.all.forwarding", "1")
-                .and_then(|_| sysctl::set(&format!("net.ipv6.conf.{}.disable_ipv6", n.bridge), "0"))
+                .and_then(|_| sysctl::set_conf("ipv6", &n.bridge, "disable_ipv6", "0"))
                 .map_err(|source| DriverError::Sysctl {
                     what: format!("enable IPv6 forwarding and IPv6 on {}", n.bridge),
                     source,
@@ -364,7 +364,7 @@ impl BridgeDriver {
                 return Err(e);
             }
         }
-        let applied = sysctl::set(&format!("net.ipv4.conf.{}.route_localnet", n.bridge), "1")
+        let applied = sysctl::set_conf("ipv4", &n.bridge, "route_localnet", "1")
             .map_err(|source| DriverError::Sysctl {
                 what: format!("net.ipv4.conf.{}.route_localnet", n.bridge),
                 source,

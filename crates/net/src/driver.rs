@@ -168,13 +168,14 @@ impl EndpointSpec<'_> {
             _ => nl.set_up_by_name(self.ifname).await?,
         }
         if let (Some(ip6), Some((prefix, gw6))) = (self.ip6, v6) {
-            let key = format!("net.ipv6.conf.{}.disable_ipv6", self.ifname);
-            crate::netns::run_in(self.sandbox, move || crate::sysctl::set(&key, "0"))?.map_err(
-                |source| LinkError::Io {
-                    what: "enable IPv6 in the sandbox".into(),
-                    source,
-                },
-            )?;
+            let ifname = self.ifname.to_owned();
+            crate::netns::run_in(self.sandbox, move || {
+                crate::sysctl::set_conf("ipv6", &ifname, "disable_ipv6", "0")
+            })?
+            .map_err(|source| LinkError::Io {
+                what: "enable IPv6 in the sandbox".into(),
+                source,
+            })?;
             nl.configure_endpoint6(self.ifname, ip6, prefix, gw6)
                 .await?;
         }

@@ -12,3 +12,18 @@ pub fn set(key: &str, value: &str) -> Result<(), std::io::Error> {
     std::fs::write(&path, value)
         .map_err(|e| std::io::Error::new(e.kind(), format!("sysctl {key}={value}: {e}")))
 }
+
+/// Writes `value` to `/proc/sys/net/<family>/conf/<ifname>/<knob>`, e.g.
+/// `set_conf("ipv4", "tb-0", "route_localnet", "1")`. The interface name is one path
+/// segment, so a name with dots ("br.1", "10.0.0.1") is written as it is, not split the
+/// way [`set`] splits its key.
+///
+/// Errors: the file cannot be written (names the path).
+pub fn set_conf(family: &str, ifname: &str, knob: &str, value: &str) -> Result<(), std::io::Error> {
+    let path: PathBuf = ["/proc/sys/net", family, "conf", ifname, knob]
+        .iter()
+        .collect();
+    std::fs::write(&path, value).map_err(|e| {
+        std::io::Error::new(e.kind(), format!("sysctl {}={value}: {e}", path.display()))
+    })
+}
