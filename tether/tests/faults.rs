@@ -458,3 +458,67 @@ fn network_create_fails_at_the_firewall() {
     assert!(d.ip_of("app", "new").starts_with("10.77.4."));
     restart_with(&mut d, "");
 }
+
+/// A `network connect` to a local network joins its endpoint with the engine's lock
+/// released: while the driver's join is held (`slow.driver.bridge.join`, 3 s), other
+/// requests are answered, `network rm` of the network is refused naming the container
+/// being connected, and a firewall reload keeps its bridge port's isolation; the connect
+/// then completes with its address, and the records agree with the kernel.
+#[test]
+fn a_connect_holds_no_engine_lock_while_its_endpoint_is_joined() {
+    let mut d = two_networks(NO_ICC);
+    restart_with(&mut d, "slow.driver.bridge.join:1");
+    let host = d.host.clone();
+    let connect = std::thread::spawn(move || {
+        std::process::Command::new(common::TETHER)
+            .args([
+                "-H",
+                &host,
+                "network",
+                "connect",
+                "--ip",
+                "10.77.2.9",
+                "back",
+                "app",
+            ])
+            .output()
+            .expect("run tether")
+    });
+    // the connect is in its driver's join once back's rm is refused for app too (peer
+    // holds it all along)
+    let refused = common::settled(&true, || {
+        let (st, v) = d.api("DELETE", "/networks/back", None);
+        st == 409 && v["message"].as_str().unwrap_or_default().contains("app")
+    });
+    assert!(
+        refused,
+        "network rm was not refused while app was being connected"
+    );
+    // meanwhile the engine answers: a network is made and removed, the containers listed
+    d.ok(&["network", "create", "--subnet", "10.77.3.0/24", "meanwhile"]);
+    d.ok(&["network", "rm", "meanwhile"]);
+    d.ok(&["ps", "-q"]);
+    assert_eq!(members(&d, "back"), vec!["peer".to_string()]);
+    let (st, v) = d.api("POST", "/tether/v1/firewall/reload", None);
+    assert!(st < 300, "reload: {st} {v}");
+    assert!(
+        !connect.is_finished(),
+        "the connect finished before the requests made during its join (lock held?)"
+    );
+    let out = connect.join().expect("connect thread");
+    assert!(out.status.success(), "connect: {out:?}");
+    assert_eq!(d.ip_of("app", "back"), "10.77.2.9");
+    assert!(ifaces_in(&d, "app").contains("eth1"));
+    assert!(resolves_on_back(&d, "peer", "app"));
+    let veth = d.inspect("app")["NetworkSettings"]["Networks"]["back"]["EndpointID"].clone();
+    assert!(veth.is_string(), "no endpoint recorded: {veth}");
+    assert_eq!(
+        set_elems(&d, "bridge", "no_icc_ports").len(),
+        2,
+        "back's two bridge ports are isolated"
+    );
+    d.ok(&["network", "disconnect", "back", "app"]);
+    let r = d.api("DELETE", "/networks/back", None);
+    assert_eq!(r.0, 409, "peer still holds back: {}", r.1);
+    restart_with(&mut d, "");
+}

@@ -1194,10 +1194,60 @@ impl Engine {
                 .clone()
                 .ok_or_else(|| EngineError::Internal("running container without sandbox".into()))?;
             let snl = tether_net::link::Netlink::open_in(&sb)?;
-            // attach_endpoint undoes its own steps; what follows is undone here, so that
-            // a failed connect leaves no lease, veth or DNS name the record does not list
-            self.attach_endpoint(&mut st, &mut c, &snl, &n.name, &att, false)
-                .await?;
+            // the endpoint undoes its own steps; what follows is undone here, so that a
+            // failed connect leaves no lease, veth or DNS name the record does not list
+            if self.is_global(&n) {
+                self.attach_endpoint(&mut st, &mut c, &snl, &n.name, &att, false)
+                    .await?;
+            } else {
+                // A local network's endpoint is joined with the engine's lock released:
+                // its lease and names are planned under the lock, and it is listed in
+                // `State::joining` meanwhile (the network stays, its bridge's room and
+                // the port's isolation count it). This container's own lock keeps every
+                // other change of its endpoints out; its record is read again after.
+                let t0 = std::time::Instant::now();
+                let mut p = self.plan_endpoint(&mut st, &c, &n.name, &att).await?;
+                let port = p.ep.host_veth.clone();
+                st.joining.insert(
+                    port.clone(),
+                    crate::Joining {
+                        container: c.id.clone(),
+                        network: n.id.clone(),
+                    },
+                );
+                drop(st);
+                let joined = self.join_planned(&mut p, &c, &snl, &att, false).await;
+                st = self.state.lock().await;
+                st.joining.remove(&port);
+                self.endpoint_attempted(&st, &n.id, t0, joined.is_ok());
+                let now = st
+                    .containers
+                    .get(&c.id)
+                    .filter(|x| x.state.status == "running")
+                    .cloned();
+                match (joined, now) {
+                    (Err(e), _) => {
+                        self.abandon_endpoint(&mut st, &p).await;
+                        return Err(e);
+                    }
+                    (Ok(()), None) => {
+                        // it stopped meanwhile: the endpoint went with its sandbox
+                        if let Ok(d) = self.driver_of(&n) {
+                            let _ = d.leave(&crate::networks::spec_of(&n), &port, None).await;
+                        }
+                        self.abandon_endpoint(&mut st, &p).await;
+                        return Err(EngineError::Conflict(format!(
+                            "container {} stopped while it was being connected to network {}",
+                            c.name, n.name
+                        )));
+                    }
+                    (Ok(()), Some(now)) => {
+                        c = now;
+                        c.attachments.push((n.name.clone(), att.clone()));
+                        self.commit_endpoint(&mut c, &n.name, &att, p);
+                    }
+                }
+            }
             // an overlay may need the gateway bridge for the way out
             let mut done = self.sync_gateway_bridge(&mut st, &mut c, &snl).await;
             if done.is_ok() {

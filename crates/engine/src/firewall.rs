@@ -49,21 +49,11 @@ impl Engine {
                     Err(e) => errors.push(format!("ports of {}: {e}", c.name)),
                 }
             }
-            for (name, ep) in &c.endpoints {
-                let isolated = c
-                    .attachments
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .and_then(|(_, a)| st.networks.get(&a.network_id))
-                    .and_then(crate::networks::bridge_of)
-                    .map(|b| !b.icc)
-                    .unwrap_or(false);
-                if isolated {
-                    match self.fw.isolate_port(&ep.host_veth, true) {
-                        Ok(()) => restored += 1,
-                        Err(e) => errors.push(format!("isolation of {}: {e}", c.name)),
-                    }
-                }
+        }
+        for port in st.isolated_ports() {
+            match self.fw.isolate_port(&port, true) {
+                Ok(()) => restored += 1,
+                Err(e) => errors.push(format!("isolation of bridge port {port}: {e}")),
             }
         }
         tracing::warn!(

@@ -207,6 +207,19 @@ pub(crate) struct State {
     /// and bridge name (so a concurrent create cannot take them) while the engine's lock
     /// is released for the kernel's part; not usable, listed or removable until made.
     pub creating: BTreeMap<String, Network>,
+    /// Endpoints a `network connect` to a local network is joining while the engine's
+    /// lock is released for the driver's kernel steps, by host-side interface name. They
+    /// count as active on their network (it cannot be removed meanwhile) and towards its
+    /// bridge's port limit, and a firewall rebuild keeps their bridge port's isolation.
+    pub joining: BTreeMap<String, Joining>,
+}
+
+/// An endpoint being joined (see [`State::joining`]).
+pub(crate) struct Joining {
+    /// The container's id.
+    pub container: String,
+    /// The network's id.
+    pub network: String,
 }
 
 impl State {
@@ -214,6 +227,36 @@ impl State {
     /// those being made.
     pub(crate) fn known_networks(&self) -> impl Iterator<Item = &Network> {
         self.networks.values().chain(self.creating.values())
+    }
+
+    /// The bridge ports (host-side interfaces) of `enable_icc=false` networks: every
+    /// running container's endpoints there, and those being joined.
+    pub(crate) fn isolated_ports(&self) -> Vec<String> {
+        let isolated = |net: &str| {
+            self.networks
+                .get(net)
+                .and_then(networks::bridge_of)
+                .is_some_and(|b| !b.icc)
+        };
+        let mut out = Vec::new();
+        for c in self
+            .containers
+            .values()
+            .filter(|c| c.state.status == "running")
+        {
+            for (name, a) in &c.attachments {
+                if let (true, Some(ep)) = (isolated(&a.network_id), c.endpoints.get(name)) {
+                    out.push(ep.host_veth.clone());
+                }
+            }
+        }
+        out.extend(
+            self.joining
+                .iter()
+                .filter(|(_, j)| isolated(&j.network))
+                .map(|(port, _)| port.clone()),
+        );
+        out
     }
 
     /// Rebuilds every pool's leases from the containers' recorded endpoints: the

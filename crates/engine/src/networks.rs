@@ -2,7 +2,7 @@
 //! bridge networks (Docker API "Network" endpoints: create, inspect, list, remove, prune,
 //! connect, disconnect).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 
 use bollard_stubs::models::NetworkCreateRequest;
@@ -88,16 +88,24 @@ impl State {
         }
     }
 
-    /// Names of containers with an endpoint on network `id`: running ones, and ones
-    /// being started (their endpoints exist before the runtime runs them).
+    /// Names of containers with an endpoint on network `id`: running ones, ones being
+    /// started (their endpoints exist before the runtime runs them) and ones whose
+    /// endpoint a `network connect` is joining.
     pub(crate) fn active_on(&self, id: &str) -> Vec<String> {
+        let joining: HashSet<&str> = self
+            .joining
+            .values()
+            .filter(|j| j.network == id)
+            .map(|j| j.container.as_str())
+            .collect();
         self.containers
             .values()
             .filter(|c| {
-                c.attachments.iter().any(|(n, a)| {
-                    a.network_id == id
-                        && (c.state.status == "running" || c.endpoints.contains_key(n))
-                })
+                joining.contains(c.id.as_str())
+                    || c.attachments.iter().any(|(n, a)| {
+                        a.network_id == id
+                            && (c.state.status == "running" || c.endpoints.contains_key(n))
+                    })
             })
             .map(|c| c.name.clone())
             .collect()

@@ -211,17 +211,8 @@ impl Engine {
             .filter(|c| c.state.status == "running")
         {
             c.ports.extend(ctr.ports.iter().cloned());
-            for (name, a) in &ctr.attachments {
-                let isolated = st
-                    .networks
-                    .get(&a.network_id)
-                    .and_then(networks::bridge_of)
-                    .is_some_and(|b| !b.icc);
-                if let (true, Some(ep)) = (isolated, ctr.endpoints.get(name)) {
-                    c.isolated_ports.push(ep.host_veth.clone());
-                }
-            }
         }
+        c.isolated_ports = st.isolated_ports();
         c.host_dns = self.host_dns_addresses();
         self.fw.sync(&c)?;
         Ok(())

@@ -21,6 +21,20 @@ use crate::{Engine, EngineError, State};
 use tether_net::driver::EndpointSpec;
 use tether_net::ipamapi::{AddressRequest, Ipam, Lease};
 
+/// An endpoint planned under the engine's lock ([`Engine::plan_endpoint`]): its network
+/// as it was then, its addresses (leased from the network's IPAM) and its names. Joined
+/// by [`Engine::join_planned`], then given to the container by
+/// [`Engine::commit_endpoint`] or its lease returned by [`Engine::abandon_endpoint`].
+pub(crate) struct PlannedEndpoint {
+    net: Network,
+    /// The endpoint as it will be recorded on the container.
+    pub ep: Endpoint,
+    lease: Lease,
+    global: bool,
+    /// The cluster store's share so far (an overlay endpoint's lease and record).
+    store_time: std::time::Duration,
+}
+
 /// How a container is networked, from HostConfig.NetworkMode.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Mode {
@@ -167,8 +181,9 @@ impl Engine {
         Ok(())
     }
 
-    /// Creates one endpoint of `c` on network `name` inside its sandbox; timed for the
-    /// metrics, and the network's pool checked against the use warning.
+    /// Creates one endpoint of `c` on network `name` inside its sandbox, with the engine's
+    /// lock held throughout: plan, join, then commit or abandon. Timed for the metrics,
+    /// and the network's pool checked against the use warning.
     pub(crate) async fn attach_endpoint(
         &self,
         st: &mut State,
@@ -179,29 +194,51 @@ impl Engine {
         default_route: bool,
     ) -> Result<(), EngineError> {
         let t0 = std::time::Instant::now();
-        let r = self
-            .attach_endpoint_untimed(st, c, snl, name, att, default_route)
-            .await;
-        crate::metrics::global().endpoint_setup(t0.elapsed(), r.is_ok());
-        if let Some(n) = st.networks.get(&att.network_id) {
-            self.check_pool_use(n);
-        }
+        let r = match self.plan_endpoint(st, c, name, att).await {
+            Ok(mut p) => match self.join_planned(&mut p, c, snl, att, default_route).await {
+                Ok(()) => {
+                    self.commit_endpoint(c, name, att, p);
+                    Ok(())
+                }
+                Err(e) => {
+                    self.abandon_endpoint(st, &p).await;
+                    Err(e)
+                }
+            },
+            Err(e) => Err(e),
+        };
+        self.endpoint_attempted(st, &att.network_id, t0, r.is_ok());
         r
     }
 
-    async fn attach_endpoint_untimed(
+    /// The metrics' record of one endpoint setup that began at `t0`, and the network's
+    /// pool checked against the use warning.
+    pub(crate) fn endpoint_attempted(
+        &self,
+        st: &State,
+        network_id: &str,
+        t0: std::time::Instant,
+        ok: bool,
+    ) {
+        crate::metrics::global().endpoint_setup(t0.elapsed(), ok);
+        if let Some(n) = st.networks.get(network_id) {
+            self.check_pool_use(n);
+        }
+    }
+
+    /// The first step of an endpoint, under the engine's lock: checks the network and its
+    /// bridge's room (endpoints being joined count), leases the addresses through the
+    /// network's IPAM and picks the names. Nothing is made in the kernel; the lease is
+    /// returned by [`Engine::abandon_endpoint`] when the join fails.
+    ///
+    /// Errors: 404 network gone; 409 the bridge is full; the IPAM's refusal (400/409).
+    pub(crate) async fn plan_endpoint(
         &self,
         st: &mut State,
-        c: &mut Container,
-        snl: &Netlink,
+        c: &Container,
         name: &str,
         att: &Attachment,
-        default_route: bool,
-    ) -> Result<(), EngineError> {
-        let sb = c
-            .sandbox
-            .clone()
-            .ok_or_else(|| EngineError::Internal("no sandbox".into()))?;
+    ) -> Result<PlannedEndpoint, EngineError> {
         let net = st
             .networks
             .get(&att.network_id)
@@ -213,13 +250,12 @@ impl Engine {
             .containers
             .values()
             .filter(|o| o.id != c.id && o.endpoints.contains_key(name))
-            .count();
+            .count()
+            + st.joining.values().filter(|j| j.network == net.id).count();
         bridge_has_room(name, endpoints)?;
         let ep_id = crate::state::new_id();
         let global = self.is_global(&net);
         let ipam = self.ipam_of(&net)?;
-        // the cluster store's share of an overlay endpoint (logged at debug level)
-        let mut store_time = std::time::Duration::ZERO;
         let t = std::time::Instant::now();
         let lease = {
             let n = st
@@ -233,9 +269,12 @@ impl Engine {
             };
             ipam.request_address(&mut n.pools_mut(), &req).await?
         };
-        if global {
-            store_time += t.elapsed();
-        }
+        // the cluster store's share of an overlay endpoint (logged at debug level)
+        let store_time = if global {
+            t.elapsed()
+        } else {
+            std::time::Duration::ZERO
+        };
         let ip = lease.ipv4;
         let ip6 = lease.ipv6.and_then(|a| {
             net.pool6
@@ -260,60 +299,106 @@ impl Engine {
                 .and_then(crate::validate::parse_mac)
                 .or_else(|| ip.map(link::mac_for_ip))
                 .unwrap_or_else(link::random_mac),
-            ifname: ifname.clone(),
+            ifname,
             host_veth: random_veth(),
         };
-        let joined = drv
-            .join(
-                &spec,
-                &EndpointSpec {
-                    sandbox: &sb,
-                    sandbox_nl: snl,
-                    host_ifname: &ep.host_veth,
-                    ifname: &ifname,
-                    ip,
-                    ip6: ip6.map(|(a, _, _)| a),
-                    mac: ep.mac,
-                    default_route,
-                },
-            )
-            .await;
-        if let Err(e) = joined {
-            release_lease(st, &net, ipam.as_ref(), &lease).await;
-            return Err(e.into());
-        }
-        if global {
-            let rec = self.endpoint_record(&net, c, att, &ep);
+        Ok(PlannedEndpoint {
+            net,
+            ep,
+            lease,
+            global,
+            store_time,
+        })
+    }
+
+    /// The kernel's part of a planned endpoint: the driver joins it to `c`'s sandbox and,
+    /// on a global network, its record goes to the cluster store. Needs no engine lock
+    /// (a `network connect` on a local network runs it with the lock released). On a
+    /// failure nothing of the endpoint is left in the kernel or the store; the lease is
+    /// the caller's to abandon.
+    ///
+    /// Errors: no sandbox (500); the driver's or the store's failure.
+    pub(crate) async fn join_planned(
+        &self,
+        p: &mut PlannedEndpoint,
+        c: &Container,
+        snl: &Netlink,
+        att: &Attachment,
+        default_route: bool,
+    ) -> Result<(), EngineError> {
+        let sb = c
+            .sandbox
+            .clone()
+            .ok_or_else(|| EngineError::Internal("no sandbox".into()))?;
+        let drv = self.driver_of(&p.net)?;
+        let spec = crate::networks::spec_of(&p.net);
+        let ep = &p.ep;
+        drv.join(
+            &spec,
+            &EndpointSpec {
+                sandbox: &sb,
+                sandbox_nl: snl,
+                host_ifname: &ep.host_veth,
+                ifname: &ep.ifname,
+                ip: ep.ip,
+                ip6: ep.ip6.map(|(a, _, _)| a),
+                mac: ep.mac,
+                default_route,
+            },
+        )
+        .await?;
+        if p.global {
+            let rec = self.endpoint_record(&p.net, c, att, ep);
             let t = std::time::Instant::now();
             if let Err(e) = self.publish_endpoint(&rec).await {
                 // the sandbox stays (a connect, or a start that undoes this endpoint
                 // only): the driver removes the endpoint's interfaces itself
-                let reap = Some(reap_key(c, &ifname));
+                let reap = Some(reap_key(c, &ep.ifname));
                 let _ = drv.leave(&spec, &ep.host_veth, reap).await;
-                release_lease(st, &net, ipam.as_ref(), &lease).await;
                 return Err(e);
             }
             let put = t.elapsed();
-            store_time += put;
+            p.store_time += put;
             tracing::debug!(
-                network = %net.name,
+                network = %p.net.name,
                 endpoint = %ep.id,
-                store_us = store_time.as_micros() as u64,
+                store_us = p.store_time.as_micros() as u64,
                 put_us = put.as_micros() as u64,
                 "overlay endpoint published"
             );
         }
-        if net.dns {
+        Ok(())
+    }
+
+    /// Returns the lease of a planned endpoint whose join failed or was given up.
+    pub(crate) async fn abandon_endpoint(&self, st: &mut State, p: &PlannedEndpoint) {
+        match self.ipam_of(&p.net) {
+            Ok(ipam) => release_lease(st, &p.net, ipam.as_ref(), &p.lease).await,
+            Err(e) => {
+                tracing::warn!(network = %p.net.name, error = %e, "releasing a planned endpoint's addresses")
+            }
+        }
+    }
+
+    /// The last step of a joined endpoint: its DNS records, and the endpoint on `c` (the
+    /// caller saves `c`).
+    pub(crate) fn commit_endpoint(
+        &self,
+        c: &mut Container,
+        name: &str,
+        att: &Attachment,
+        p: PlannedEndpoint,
+    ) {
+        if p.net.dns {
             self.dns.add_endpoint(
-                &net.id,
+                &p.net.id,
                 &c.id,
                 &dns_names(c, att),
-                ip,
-                ip6.map(|(a, _, _)| a),
+                p.ep.ip,
+                p.ep.ip6.map(|(a, _, _)| a),
             );
         }
-        c.endpoints.insert(name.to_string(), ep);
-        Ok(())
+        c.endpoints.insert(name.to_string(), p.ep);
     }
 
     /// Removes `c`'s endpoint on network `name`: DNS records, veth, IP lease. With
@@ -632,9 +717,6 @@ async fn release_lease(st: &mut State, net: &Network, ipam: &dyn Ipam, lease: &L
     ipam.release_address(&mut n.pools_mut(), lease).await;
 }
 
-/// Refuses a further endpoint on network `name` when it already has `endpoints`, the most
-/// a Linux bridge takes ([`link::BRIDGE_MAX_PORTS`]): a clear 409 up front rather than the
-/// kernel's EXFULL halfway through a start (moby#44973).
 /// The network of `atts` whose endpoint gives the default routes: the highest
 /// `gw_priority`, the first attached among equals (Docker 28's `--gw-priority`); internal
 /// networks, networks without a bridge and global (overlay) networks never do.
@@ -674,6 +756,9 @@ impl Engine {
     }
 }
 
+/// Refuses a further endpoint on network `name` when it already has `endpoints`, the most
+/// a Linux bridge takes ([`link::BRIDGE_MAX_PORTS`]): a clear 409 up front rather than the
+/// kernel's EXFULL halfway through a start (moby#44973).
 fn bridge_has_room(name: &str, endpoints: usize) -> Result<(), EngineError> {
     if endpoints >= link::BRIDGE_MAX_PORTS {
         return Err(EngineError::Conflict(format!(

@@ -10,8 +10,11 @@
 //! - `driver.<driver>.<method>` for a [`NetworkDriver`] method: `create_network`,
 //!   `delete_network`, `join`, `leave` (`driver.bridge.join`, ...).
 //!
-//! A name may end in `:N` (`driver.bridge.join:1`): the failpoint then fails only its
-//! first N calls and passes the later ones through.
+//! - `slow.driver.<driver>.<method>` (`join` or `leave`): the call waits [`SLOW`] and then
+//!   runs as usual, so that a test can act while an endpoint's kernel steps are under way.
+//!
+//! A name may end in `:N` (`driver.bridge.join:1`): the failpoint then fails (or slows)
+//! only its first N calls and passes the later ones through.
 //!
 //! The daemon reads the variable once at start ([`Faults::from_env`]) and warns loudly when
 //! any failpoint is set; with none set nothing is wrapped. Failpoints take effect once the
@@ -28,6 +31,9 @@ use crate::link::LinkError;
 
 /// The environment variable naming the failpoints.
 pub const ENV: &str = "TETHER_FAILPOINTS";
+
+/// How long a `slow.` failpoint holds its call.
+pub const SLOW: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// A set of failpoints: each name with the number of calls it still fails (None: every
 /// call), inert until [`Faults::arm`]. Clones share the counts and the arming.
@@ -130,6 +136,13 @@ impl Faults {
                 inner: d,
                 faults: self.clone(),
             })
+        }
+    }
+
+    /// Waits [`SLOW`] when failpoint `slow.driver.<driver>.<method>` is hit.
+    async fn slow(&self, driver: &str, method: &str) {
+        if self.hit(&format!("slow.driver.{driver}.{method}")) {
+            tokio::time::sleep(SLOW).await;
         }
     }
 
@@ -251,6 +264,7 @@ impl NetworkDriver for FailingDriver {
     }
     async fn join(&self, n: &NetworkSpec, ep: &EndpointSpec<'_>) -> Result<(), DriverError> {
         self.faults.drv(self.name(), "join")?;
+        self.faults.slow(self.name(), "join").await;
         self.inner.join(n, ep).await
     }
     async fn leave(
@@ -260,6 +274,7 @@ impl NetworkDriver for FailingDriver {
         reap: Option<String>,
     ) -> Result<(), DriverError> {
         self.faults.drv(self.name(), "leave")?;
+        self.faults.slow(self.name(), "leave").await;
         self.inner.leave(n, host_ifname, reap).await
     }
     fn reaping(&self, key: &str) -> bool {
