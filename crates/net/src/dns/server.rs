@@ -83,7 +83,10 @@ pub(crate) async fn udp_loop(
     fwd: Arc<Forwarder>,
     mut stop: watch::Receiver<()>,
 ) {
-    let mut buf = vec![0u8; 65535];
+    // One buffer per listener, so per container: the largest UDP message we serve (queries
+    // are far smaller). A longer datagram is cut to it and answered FORMERR, as any
+    // malformed query is; 64 KiB here cost 64 KiB of memory per running container.
+    let mut buf = vec![0u8; super::wire::UDP_MAX];
     let mut inflight = JoinSet::new();
     loop {
         let got = tokio::select! {

@@ -570,6 +570,24 @@ async fn dns_remove_endpoint_takes_effect_at_once() {
     assert_eq!(m.response_code, ResponseCode::NXDomain);
 }
 
+/// A UDP query longer than the listener's buffer (`wire::UDP_MAX`) is still answered, with
+/// its id: never silence.
+#[tokio::test]
+async fn dns_udp_query_longer_than_the_buffer_is_answered() {
+    let res = resolver(vec![], 200);
+    with_web(&res);
+    let s = serve(&res, "client", vec![]);
+    for extra in [0usize, 4096, 9000] {
+        let mut q = qbytes(0x4242, "web", RecordType::A);
+        q.extend(std::iter::repeat_n(0u8, extra));
+        let raw = udp_raw(s.udp, &q, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("no answer to a {}-byte query", q.len()));
+        let m = Message::from_vec(&raw).unwrap();
+        assert_eq!(m.id, 0x4242, "{} bytes", q.len());
+    }
+}
+
 #[tokio::test]
 async fn dns_malformed_input() {
     let res = resolver(vec![], 200);
