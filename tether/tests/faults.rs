@@ -522,3 +522,70 @@ fn a_connect_holds_no_engine_lock_while_its_endpoint_is_joined() {
     assert_eq!(r.0, 409, "peer still holds back: {}", r.1);
     restart_with(&mut d, "");
 }
+
+/// A firewall reload while a `network create` makes its bridge (without the engine's lock)
+/// leaves nothing of it when the create then fails, and the entries of one that succeeds
+/// are all there: the create rebuilds the firewall's contents again when a rebuild
+/// happened meanwhile.
+#[test]
+fn a_firewall_reload_during_a_network_create_leaves_no_entries_of_a_failed_one() {
+    let mut d = Daemon::start();
+    let before = d.links();
+    let elements = |d: &Daemon| {
+        format!(
+            "{} {}",
+            set_elems(d, "inet", "bridges").join(" "),
+            set_elems(d, "inet", "nat_subnets").join(" ")
+        )
+    };
+    for fails in [true, false] {
+        let failpoints = if fails {
+            "slow.driver.bridge.create_network:1,driver.bridge.create_network:1"
+        } else {
+            "slow.driver.bridge.create_network:1"
+        };
+        restart_with(&mut d, failpoints);
+        let host = d.host.clone();
+        let create = std::thread::spawn(move || {
+            std::process::Command::new(common::TETHER)
+                .args(["-H", &host, "network", "create", "--subnet", "10.77.9.0/24"])
+                .args(["-o", "com.docker.network.bridge.name=tslow0", "slow"])
+                .output()
+                .expect("run tether")
+        });
+        // the create is in its driver's step (held 3 s) a moment after it was sent
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        let (st, v) = d.api("POST", "/tether/v1/firewall/reload", None);
+        assert!(st < 300, "reload: {st} {v}");
+        assert!(
+            !create.is_finished(),
+            "the create did not wait (slow failpoint?)"
+        );
+        let out = create.join().expect("create thread");
+        if fails {
+            assert!(
+                !out.status.success(),
+                "the failpoint did not fail the create"
+            );
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("driver.bridge.create_network"),
+                "{out:?}"
+            );
+            let left = elements(&d);
+            assert!(
+                !left.contains("tslow0") && !left.contains("10.77.9.0"),
+                "the failed create's entries were left: {left}"
+            );
+            assert_eq!(d.links_settled(&before), before);
+        } else {
+            assert!(out.status.success(), "{out:?}");
+            let now = elements(&d);
+            assert!(
+                now.contains("tslow0") && now.contains("10.77.9.0"),
+                "the created network's entries are missing: {now}"
+            );
+            d.ok(&["network", "rm", "slow"]);
+        }
+    }
+    restart_with(&mut d, "");
+}

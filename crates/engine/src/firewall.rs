@@ -19,6 +19,8 @@ impl Engine {
     pub async fn reload_firewall(&self, reason: &str) -> Result<usize, EngineError> {
         let st = self.state.lock().await;
         let t0 = std::time::Instant::now();
+        self.fw_rebuilds
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.fw.init()?;
         let mut errors = Vec::new();
         let mut restored = 0;

@@ -318,6 +318,10 @@ pub struct Engine {
     /// The sandbox (network namespace) of each container that has one, held open by id;
     /// the container's record names it by the file's `/proc/<pid>/fd/<n>` path.
     pub(crate) sandboxes: std::sync::Mutex<HashMap<String, std::fs::File>>,
+    /// How many times the firewall's contents were rebuilt from the records (reload or
+    /// resync): a `network create` that ran without the engine's lock compares it before
+    /// and after, and rebuilds again when one happened meanwhile.
+    pub(crate) fw_rebuilds: std::sync::atomic::AtomicU64,
     /// The cluster store session and the overlay driver, with `--cluster-store`.
     pub(crate) cluster: Option<cluster::Cluster>,
 }
@@ -448,6 +452,7 @@ impl Engine {
             host_dns: std::sync::Mutex::new(HashMap::new()),
             fs_locks: std::sync::Mutex::new(HashMap::new()),
             sandboxes: std::sync::Mutex::new(HashMap::new()),
+            fw_rebuilds: std::sync::atomic::AtomicU64::new(0),
             cluster,
         });
         engine.restore().await?;

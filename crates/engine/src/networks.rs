@@ -497,6 +497,7 @@ impl Engine {
         // the kernel's part (bridge, firewall) and the record without the engine's lock:
         // the network holds its name, subnets and bridge name meanwhile
         st.creating.insert(id.clone(), n.clone());
+        let rebuilds = self.fw_rebuilds.load(std::sync::atomic::Ordering::SeqCst);
         drop(st);
         let spec = spec_of(&n);
         let made = match drv.create_network(&spec).await {
@@ -511,6 +512,16 @@ impl Engine {
         };
         let mut st = self.state.lock().await;
         st.creating.remove(&id);
+        // A firewall rebuild meanwhile took the records as they were then: it may have
+        // added this network's entries before a failure (they would be left) or missed
+        // them before the driver added them (they would be gone). Rebuild again from the
+        // records as they are now.
+        let rebuilt = self.fw_rebuilds.load(std::sync::atomic::Ordering::SeqCst) != rebuilds;
+        if rebuilt && made.is_err() {
+            if let Err(e) = self.resync_firewall(&st) {
+                tracing::warn!(network = %n.name, error = %e, "rebuilding the firewall after a failed create");
+            }
+        }
         made?;
         self.emit(
             "network",
@@ -523,6 +534,11 @@ impl Engine {
         );
         self.serve_host_dns(&n);
         st.networks.insert(id.clone(), n);
+        if rebuilt {
+            if let Err(e) = self.resync_firewall(&st) {
+                tracing::warn!(error = %e, "rebuilding the firewall after a create");
+            }
+        }
         Ok((id, None))
     }
 

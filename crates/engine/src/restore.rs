@@ -199,6 +199,8 @@ impl Engine {
     /// (after an endpoint or a network was removed with a firewall error, so that nothing
     /// the records no longer list stays in the tables).
     pub(crate) fn resync_firewall(&self, st: &State) -> Result<(), EngineError> {
+        self.fw_rebuilds
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut c = Contents::default();
         for n in st.networks.values() {
             if let Some(b) = networks::bridge_of(n) {

@@ -10,8 +10,9 @@
 //! - `driver.<driver>.<method>` for a [`NetworkDriver`] method: `create_network`,
 //!   `delete_network`, `join`, `leave` (`driver.bridge.join`, ...).
 //!
-//! - `slow.driver.<driver>.<method>` (`join` or `leave`): the call waits [`SLOW`] and then
-//!   runs as usual, so that a test can act while an endpoint's kernel steps are under way.
+//! - `slow.driver.<driver>.<method>` (`create_network`, `join` or `leave`): the call waits
+//!   [`SLOW`] first (then fails if `driver.<driver>.<method>` says so, else runs), so that
+//!   a test can act while a network's or an endpoint's kernel steps are under way.
 //!
 //! A name may end in `:N` (`driver.bridge.join:1`): the failpoint then fails (or slows)
 //! only its first N calls and passes the later ones through.
@@ -247,6 +248,7 @@ impl NetworkDriver for FailingDriver {
         self.inner.validate(options, internal)
     }
     async fn create_network(&self, n: &NetworkSpec) -> Result<(), DriverError> {
+        self.faults.slow(self.name(), "create_network").await;
         self.faults.drv(self.name(), "create_network")?;
         self.inner.create_network(n).await
     }
@@ -263,8 +265,8 @@ impl NetworkDriver for FailingDriver {
         self.inner.restore_firewall(n)
     }
     async fn join(&self, n: &NetworkSpec, ep: &EndpointSpec<'_>) -> Result<(), DriverError> {
-        self.faults.drv(self.name(), "join")?;
         self.faults.slow(self.name(), "join").await;
+        self.faults.drv(self.name(), "join")?;
         self.inner.join(n, ep).await
     }
     async fn leave(
@@ -273,8 +275,8 @@ impl NetworkDriver for FailingDriver {
         host_ifname: &str,
         reap: Option<String>,
     ) -> Result<(), DriverError> {
-        self.faults.drv(self.name(), "leave")?;
         self.faults.slow(self.name(), "leave").await;
+        self.faults.drv(self.name(), "leave")?;
         self.inner.leave(n, host_ifname, reap).await
     }
     fn reaping(&self, key: &str) -> bool {
