@@ -113,6 +113,34 @@ fn resolves_on_back(d: &Daemon, peer: &str, name: &str) -> bool {
         .any(|a| a.starts_with("10.77.2."))
 }
 
+/// Runs the tether CLI with `args` against `d` on a thread of its own (an operation a
+/// `slow.` failpoint holds); its output comes back through the handle.
+fn cli_in_thread(d: &Daemon, args: &[&str]) -> std::thread::JoinHandle<std::process::Output> {
+    let host = d.host.clone();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    std::thread::spawn(move || {
+        std::process::Command::new(common::TETHER)
+            .args(["-H", &host])
+            .args(&args)
+            .output()
+            .expect("run tether")
+    })
+}
+
+/// Reloads the firewall while `op` is still held in its driver step, then waits for `op`.
+fn reload_during(
+    d: &Daemon,
+    op: std::thread::JoinHandle<std::process::Output>,
+) -> std::process::Output {
+    let (st, v) = d.api("POST", "/tether/v1/firewall/reload", None);
+    assert!(st < 300, "reload: {st} {v}");
+    assert!(
+        !op.is_finished(),
+        "the operation finished before the requests made while it was held (lock held?)"
+    );
+    op.join().expect("CLI thread")
+}
+
 /// A daemon with `front` (app) and `back` (peer), `back`'s options `opts`.
 fn two_networks(opts: &[&str]) -> Daemon {
     let d = Daemon::start();
@@ -468,22 +496,10 @@ fn network_create_fails_at_the_firewall() {
 fn a_connect_holds_no_engine_lock_while_its_endpoint_is_joined() {
     let mut d = two_networks(NO_ICC);
     restart_with(&mut d, "slow.driver.bridge.join:1");
-    let host = d.host.clone();
-    let connect = std::thread::spawn(move || {
-        std::process::Command::new(common::TETHER)
-            .args([
-                "-H",
-                &host,
-                "network",
-                "connect",
-                "--ip",
-                "10.77.2.9",
-                "back",
-                "app",
-            ])
-            .output()
-            .expect("run tether")
-    });
+    let connect = cli_in_thread(
+        &d,
+        &["network", "connect", "--ip", "10.77.2.9", "back", "app"],
+    );
     // the connect is in its driver's join once back's rm is refused for app too (peer
     // holds it all along)
     let refused = common::settled(&true, || {
@@ -499,13 +515,7 @@ fn a_connect_holds_no_engine_lock_while_its_endpoint_is_joined() {
     d.ok(&["network", "rm", "meanwhile"]);
     d.ok(&["ps", "-q"]);
     assert_eq!(members(&d, "back"), vec!["peer".to_string()]);
-    let (st, v) = d.api("POST", "/tether/v1/firewall/reload", None);
-    assert!(st < 300, "reload: {st} {v}");
-    assert!(
-        !connect.is_finished(),
-        "the connect finished before the requests made during its join (lock held?)"
-    );
-    let out = connect.join().expect("connect thread");
+    let out = reload_during(&d, connect);
     assert!(out.status.success(), "connect: {out:?}");
     assert_eq!(d.ip_of("app", "back"), "10.77.2.9");
     assert!(ifaces_in(&d, "app").contains("eth1"));
@@ -545,23 +555,21 @@ fn a_firewall_reload_during_a_network_create_leaves_no_entries_of_a_failed_one()
             "slow.driver.bridge.create_network:1"
         };
         restart_with(&mut d, failpoints);
-        let host = d.host.clone();
-        let create = std::thread::spawn(move || {
-            std::process::Command::new(common::TETHER)
-                .args(["-H", &host, "network", "create", "--subnet", "10.77.9.0/24"])
-                .args(["-o", "com.docker.network.bridge.name=tslow0", "slow"])
-                .output()
-                .expect("run tether")
-        });
+        let create = cli_in_thread(
+            &d,
+            &[
+                "network",
+                "create",
+                "--subnet",
+                "10.77.9.0/24",
+                "-o",
+                "com.docker.network.bridge.name=tslow0",
+                "slow",
+            ],
+        );
         // the create is in its driver's step (held 3 s) a moment after it was sent
         std::thread::sleep(std::time::Duration::from_millis(800));
-        let (st, v) = d.api("POST", "/tether/v1/firewall/reload", None);
-        assert!(st < 300, "reload: {st} {v}");
-        assert!(
-            !create.is_finished(),
-            "the create did not wait (slow failpoint?)"
-        );
-        let out = create.join().expect("create thread");
+        let out = reload_during(&d, create);
         if fails {
             assert!(
                 !out.status.success(),
