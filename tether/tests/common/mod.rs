@@ -1134,10 +1134,14 @@ impl Daemon {
         if tables.stdout.contains("tether") {
             problems.push(format!("nftables table left: {}", tables.stdout.trim()));
         }
-        let links: Vec<String> = parse_links(&self.ns(&["ip", "-o", "link"]).stdout)
-            .into_iter()
-            .filter(|l| l != "lo" && !self.keep_links.contains(l))
-            .collect();
+        // a moment after: the kernel deletes a removed sandbox's veth pairs with the
+        // namespace, off the request path (a `run --rm` that just exited)
+        let links: Vec<String> = settled(&Vec::new(), || {
+            parse_links(&self.ns(&["ip", "-o", "link"]).stdout)
+                .into_iter()
+                .filter(|l| l != "lo" && !self.keep_links.contains(l))
+                .collect()
+        });
         if !links.is_empty() {
             problems.push(format!("interfaces left: {links:?}"));
         }
