@@ -533,6 +533,91 @@ fn a_connect_holds_no_engine_lock_while_its_endpoint_is_joined() {
     restart_with(&mut d, "");
 }
 
+/// A start makes its endpoints on local networks without the engine's lock: while its
+/// first join is held, the network cannot be removed (naming the container), other
+/// requests are answered and a firewall reload keeps the new port's isolation; the start
+/// then completes on both networks.
+#[test]
+fn a_start_holds_no_engine_lock_while_its_endpoints_are_joined() {
+    let mut d = two_networks(NO_ICC);
+    d.ok(&[
+        "create",
+        "--network",
+        "back",
+        "--ip",
+        "10.77.2.9",
+        "--name",
+        "late",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    d.ok(&["network", "connect", "front", "late"]);
+    restart_with(&mut d, "slow.driver.bridge.join:1");
+    let start = cli_in_thread(&d, &["start", "late"]);
+    let refused = common::settled(&true, || {
+        let (st, v) = d.api("DELETE", "/networks/back", None);
+        st == 409 && v["message"].as_str().unwrap_or_default().contains("late")
+    });
+    assert!(
+        refused,
+        "network rm was not refused while late was being started"
+    );
+    d.ok(&["network", "create", "--subnet", "10.77.3.0/24", "meanwhile"]);
+    d.ok(&["network", "rm", "meanwhile"]);
+    d.ok(&["ps", "-q"]);
+    assert_eq!(members(&d, "back"), vec!["peer".to_string()]);
+    let out = reload_during(&d, start);
+    assert!(out.status.success(), "start: {out:?}");
+    assert_eq!(d.ip_of("late", "back"), "10.77.2.9");
+    let ifs = ifaces_in(&d, "late");
+    assert!(ifs.contains("eth0") && ifs.contains("eth1"), "{ifs}");
+    assert!(resolves_on_back(&d, "peer", "late"));
+    assert_eq!(
+        set_elems(&d, "bridge", "no_icc_ports").len(),
+        2,
+        "back's two bridge ports are isolated"
+    );
+    restart_with(&mut d, "");
+}
+
+/// A start whose second endpoint's join fails gives up the first one too: no veth, no
+/// isolation element and no lease is left, and the next start gets the same address.
+#[test]
+fn a_start_whose_second_join_fails_leaves_nothing_of_the_first() {
+    let mut d = two_networks(NO_ICC);
+    d.ok(&[
+        "create",
+        "--network",
+        "back",
+        "--ip",
+        "10.77.2.9",
+        "--name",
+        "late",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    d.ok(&["network", "connect", "front", "late"]);
+    let links = d.links();
+    let isolated = set_elems(&d, "bridge", "no_icc_ports");
+    restart_with(&mut d, "driver.bridge.join@front:1");
+    let (st, v) = d.api("POST", "/containers/late/start", None);
+    assert_failed(&(st, v), 500, "driver.bridge.join@front");
+    assert_eq!(d.inspect("late")["State"]["Running"], json!(false));
+    assert_eq!(members(&d, "back"), vec!["peer".to_string()]);
+    assert_eq!(
+        d.links_settled(&links),
+        links,
+        "a veth of the failed start is left"
+    );
+    assert_eq!(set_elems(&d, "bridge", "no_icc_ports"), isolated);
+    d.ok(&["start", "late"]);
+    assert_eq!(d.ip_of("late", "back"), "10.77.2.9");
+    assert!(resolves_on_back(&d, "peer", "late"));
+    restart_with(&mut d, "");
+}
+
 /// A firewall reload while a `network create` makes its bridge (without the engine's lock)
 /// leaves nothing of it when the create then fails, and the entries of one that succeeds
 /// are all there: the create rebuilds the firewall's contents again when a rebuild

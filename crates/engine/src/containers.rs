@@ -473,12 +473,12 @@ impl Engine {
         let id = self.state.lock().await.container(key)?.id.clone();
         let fs_lock = self.fs_lock(&id);
         let _fs = fs_lock.lock().await;
-        let mut st = self.state.lock().await;
-        let mut c = st.container(key)?.clone();
+        let mut c = self.state.lock().await.container(key)?.clone();
         if c.state.status == "running" {
             return Err(EngineError::NotModified("container already started".into()));
         }
-        let r = match self.prepare_start(&mut st, &mut c).await {
+        let (mut st, prepared) = self.prepare_start(&mut c).await;
+        let r = match prepared {
             Ok(p) => {
                 // The sandbox and its endpoints are in the state (in memory: the record on
                 // disk is written once the start succeeded), so that `network rm` sees
@@ -544,24 +544,41 @@ impl Engine {
         r
     }
 
-    /// The part of a start that needs the engine's state: the rootfs, the sandbox and its
-    /// endpoints (IPAM leases are taken here, under the lock: allocation is atomic), and
-    /// the hostname. On error everything done is undone.
+    /// What a start makes before the runtime runs: the rootfs and the sandbox (without the
+    /// engine's lock: they are the container's own, and the caller holds its lock), the
+    /// endpoints (their leases planned under the lock, so allocation is atomic; the local
+    /// ones joined without it, see [`crate::sandbox::StagedJoin`]), the published ports,
+    /// DNS, /etc files and hostname. Returns the engine's lock, held, so that the caller
+    /// records `c` before any other request sees the state. On error everything done is
+    /// undone.
     async fn prepare_start(
         &self,
-        st: &mut State,
         c: &mut Container,
-    ) -> Result<Prepared, EngineError> {
+    ) -> (
+        tokio::sync::MutexGuard<'_, State>,
+        Result<Prepared, EngineError>,
+    ) {
         let t0 = std::time::Instant::now();
         let dir = self.container_dir(&c.id);
         let merged = dir.join("rootfs");
-        let image = self.images.get(&c.image_id)?;
-        let layers = self.images.layer_paths(&image);
-        rootfs::mount_overlay(&layers, &dir.join("upper"), &dir.join("work"), &merged)?;
+        let mounted = self
+            .images
+            .get(&c.image_id)
+            .map_err(EngineError::from)
+            .and_then(|image| {
+                let layers = self.images.layer_paths(&image);
+                rootfs::mount_overlay(&layers, &dir.join("upper"), &dir.join("work"), &merged)
+                    .map_err(EngineError::from)
+            });
+        if let Err(e) = mounted {
+            return (self.state.lock().await, Err(e));
+        }
         let t_rootfs = t0.elapsed();
-        if let Err(e) = self.setup_networking(st, c).await {
+        let (mut st, net) = self.prepare_networking(c).await;
+        if let Err(e) = net {
+            self.teardown_networking(&mut st, c).await;
             let _ = rootfs::unmount(&merged);
-            return Err(e);
+            return (st, Err(e));
         }
         // a container joining another's namespace takes its hostname too (as Docker)
         let hostname = match sandbox::mode(c.host_config.network_mode.as_deref().unwrap_or("")) {
@@ -575,15 +592,41 @@ impl Engine {
                 .unwrap_or_else(|_| sandbox::hostname_of(c)),
             _ => sandbox::hostname_of(c),
         };
-        let link_env = legacy_link_env(st, c);
-        Ok(Prepared {
+        let link_env = legacy_link_env(&st, c);
+        let p = Prepared {
             merged,
             hostname,
             link_env,
             t0,
             t_rootfs,
             t_net: t0.elapsed(),
-        })
+        };
+        (st, Ok(p))
+    }
+
+    /// A start's networking in its four steps (sandbox, stage, join, finish; see
+    /// [`Engine::make_sandbox`]); returns the engine's lock, held. On error the caller
+    /// tears down what `c` records.
+    async fn prepare_networking(
+        &self,
+        c: &mut Container,
+    ) -> (tokio::sync::MutexGuard<'_, State>, Result<(), EngineError>) {
+        let snl = match self.make_sandbox(c).await {
+            Ok(s) => s,
+            Err(e) => return (self.state.lock().await, Err(e)),
+        };
+        let mut st = self.state.lock().await;
+        let mut staged = match self.stage_networking(&mut st, c, snl.as_ref()).await {
+            Ok(s) => s,
+            Err(e) => return (st, Err(e)),
+        };
+        if let (false, Some(snl)) = (staged.is_empty(), snl.as_ref()) {
+            drop(st);
+            self.join_staged(&mut staged, c, snl).await;
+            st = self.state.lock().await;
+        }
+        let r = self.finish_networking(&mut st, c, staged).await;
+        (st, r)
     }
 
     /// Starts a container whose rootfs and sandbox are ready, without the engine's lock
@@ -1200,53 +1243,30 @@ impl Engine {
                 self.attach_endpoint(&mut st, &mut c, &snl, &n.name, &att, false)
                     .await?;
             } else {
-                // A local network's endpoint is joined with the engine's lock released:
-                // its lease and names are planned under the lock, and it is listed in
-                // `State::joining` meanwhile (the network stays, its bridge's room and
-                // the port's isolation count it). This container's own lock keeps every
-                // other change of its endpoints out; its record is read again after.
-                let t0 = std::time::Instant::now();
-                let mut p = self.plan_endpoint(&mut st, &c, &n.name, &att).await?;
-                let port = p.ep.host_veth.clone();
-                st.joining.insert(
-                    port.clone(),
-                    crate::Joining {
-                        container: c.id.clone(),
-                        network: n.id.clone(),
-                    },
-                );
+                // A local network's endpoint is joined with the engine's lock released
+                // (see `StagedJoin`). This container's own lock keeps every other change
+                // of its endpoints out; its record is read again after.
+                let mut staged = crate::sandbox::StagedJoin::default();
+                self.stage_endpoint(&mut st, &c, &mut staged, &n.name, &att, false)
+                    .await?;
                 drop(st);
-                let joined = self.join_planned(&mut p, &c, &snl, &att, false).await;
+                self.join_staged(&mut staged, &c, &snl).await;
                 st = self.state.lock().await;
-                st.joining.remove(&port);
-                self.endpoint_attempted(&st, &n.id, t0, joined.is_ok());
                 let now = st
                     .containers
                     .get(&c.id)
                     .filter(|x| x.state.status == "running")
                     .cloned();
-                match (joined, now) {
-                    (Err(e), _) => {
-                        self.abandon_endpoint(&mut st, &p).await;
-                        return Err(e);
-                    }
-                    (Ok(()), None) => {
-                        // it stopped meanwhile: the endpoint went with its sandbox
-                        if let Ok(d) = self.driver_of(&n) {
-                            let _ = d.leave(&crate::networks::spec_of(&n), &port, None).await;
-                        }
-                        self.abandon_endpoint(&mut st, &p).await;
-                        return Err(EngineError::Conflict(format!(
-                            "container {} stopped while it was being connected to network {}",
-                            c.name, n.name
-                        )));
-                    }
-                    (Ok(()), Some(now)) => {
-                        c = now;
-                        c.attachments.push((n.name.clone(), att.clone()));
-                        self.commit_endpoint(&mut c, &n.name, &att, p);
-                    }
-                }
+                let Some(now) = now else {
+                    self.cancel_staged(&mut st, &c, staged).await;
+                    return Err(EngineError::Conflict(format!(
+                        "container {} stopped while it was being connected to network {}",
+                        c.name, n.name
+                    )));
+                };
+                c = now;
+                c.attachments.push((n.name.clone(), att.clone()));
+                self.commit_staged(&mut st, &mut c, staged).await?;
             }
             // an overlay may need the gateway bridge for the way out
             let mut done = self.sync_gateway_bridge(&mut st, &mut c, &snl).await;

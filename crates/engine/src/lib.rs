@@ -207,8 +207,9 @@ pub(crate) struct State {
     /// and bridge name (so a concurrent create cannot take them) while the engine's lock
     /// is released for the kernel's part; not usable, listed or removable until made.
     pub creating: BTreeMap<String, Network>,
-    /// Endpoints a `network connect` to a local network is joining while the engine's
-    /// lock is released for the driver's kernel steps, by host-side interface name. They
+    /// Endpoints on local networks that a start or a `network connect` is joining while
+    /// the engine's lock is released for the driver's kernel steps (see
+    /// [`sandbox::StagedJoin`]), by host-side interface name. They
     /// count as active on their network (it cannot be removed meanwhile) and towards its
     /// bridge's port limit, and a firewall rebuild keeps their bridge port's isolation.
     pub joining: BTreeMap<String, Joining>,
@@ -230,7 +231,8 @@ impl State {
     }
 
     /// The bridge ports (host-side interfaces) of `enable_icc=false` networks: every
-    /// running container's endpoints there, and those being joined.
+    /// container's endpoints there (running ones, and those a start has made while the
+    /// runtime creates the container), and those being joined.
     pub(crate) fn isolated_ports(&self) -> Vec<String> {
         let isolated = |net: &str| {
             self.networks
@@ -239,11 +241,7 @@ impl State {
                 .is_some_and(|b| !b.icc)
         };
         let mut out = Vec::new();
-        for c in self
-            .containers
-            .values()
-            .filter(|c| c.state.status == "running")
-        {
+        for c in self.containers.values() {
             for (name, a) in &c.attachments {
                 if let (true, Some(ep)) = (isolated(&a.network_id), c.endpoints.get(name)) {
                     out.push(ep.host_veth.clone());

@@ -35,6 +35,36 @@ pub(crate) struct PlannedEndpoint {
     store_time: std::time::Duration,
 }
 
+/// A container's endpoints on local networks, planned under the engine's lock and joined
+/// without it: made by [`Engine::stage_endpoint`], joined by [`Engine::join_staged`],
+/// then under the lock again committed ([`Engine::commit_staged`]) or given up
+/// ([`Engine::cancel_staged`]). Meanwhile each is listed in [`State::joining`]. The one
+/// path by which a start and a `network connect` make local endpoints.
+#[derive(Default)]
+pub(crate) struct StagedJoin {
+    items: Vec<StagedEndpoint>,
+    /// The first join that failed (the later ones were not tried).
+    failed: Option<EngineError>,
+}
+
+impl StagedJoin {
+    /// No endpoint is staged.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+/// One endpoint of a [`StagedJoin`].
+struct StagedEndpoint {
+    name: String,
+    att: Attachment,
+    default_route: bool,
+    plan: PlannedEndpoint,
+    /// When its planning began (the metrics' endpoint setup time).
+    t0: std::time::Instant,
+    joined: bool,
+}
+
 /// How a container is networked, from HostConfig.NetworkMode.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Mode {
@@ -102,34 +132,97 @@ impl Engine {
         }
     }
 
-    /// Creates the container's sandbox and endpoints, publishes its ports, registers its
-    /// names, starts its DNS listener and writes its /etc files. On error everything done
-    /// is undone.
-    pub(crate) async fn setup_networking(
+    /// A start's networking, step 1, without the engine's lock: a new sandbox (network
+    /// namespace, loopback up) for the bridge and none modes, recorded on `c`; its
+    /// netlink handle is returned. Host and container modes make none. On error the
+    /// caller's [`Engine::teardown_networking`] lets the sandbox go.
+    pub(crate) async fn make_sandbox(
         &self,
-        st: &mut State,
         c: &mut Container,
-    ) -> Result<(), EngineError> {
-        let r = self.setup_networking_inner(st, c).await;
-        if r.is_err() {
-            self.teardown_networking(st, c).await;
+    ) -> Result<Option<Netlink>, EngineError> {
+        let m = mode(c.host_config.network_mode.as_deref().unwrap_or("default"));
+        if matches!(m, Mode::Host | Mode::Container(_)) {
+            return Ok(None);
         }
-        r
+        let ns = tokio::task::spawn_blocking(netns::create_held)
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??;
+        let sb = self.hold_sandbox(&c.id, ns);
+        c.sandbox = Some(sb.clone());
+        let snl = Netlink::open_in(&sb)?;
+        snl.set_up_by_name("lo").await?;
+        Ok(Some(snl))
     }
 
-    async fn setup_networking_inner(
+    /// A start's networking, step 2, under the engine's lock: in the bridge mode the
+    /// overlay gateway bridge's attachment when an overlay needs it, the endpoints on
+    /// global networks attached at once ([`Engine::attach_endpoint`]: their lease and
+    /// record live in the cluster store), and those on local networks staged (planned and
+    /// listed in [`State::joining`]) for [`Engine::join_staged`] to join without the lock.
+    /// Nothing is staged in the other modes. On error nothing staged is left (the
+    /// attached endpoints are the caller's teardown's).
+    ///
+    /// Errors: as [`Engine::plan_endpoint`] and [`Engine::attach_endpoint`].
+    pub(crate) async fn stage_networking(
         &self,
         st: &mut State,
         c: &mut Container,
-    ) -> Result<(), EngineError> {
+        snl: Option<&Netlink>,
+    ) -> Result<StagedJoin, EngineError> {
+        let mut staged = StagedJoin::default();
         let m = mode(c.host_config.network_mode.as_deref().unwrap_or("default"));
-        match &m {
-            Mode::Host => {
-                self.write_etc_files(st, c)?;
-                return Ok(());
+        let (Mode::Bridge, Some(snl)) = (m, snl) else {
+            return Ok(staged);
+        };
+        let r = async {
+            self.add_gateway_bridge(st, c).await?;
+            let atts = c.attachments.clone();
+            let gw = gateway_network(st, &atts);
+            for (name, att) in &atts {
+                let default_route = gw == Some(name.as_str());
+                let global = st
+                    .networks
+                    .get(&att.network_id)
+                    .is_some_and(|n| self.is_global(n));
+                if global {
+                    self.attach_endpoint(st, c, snl, name, att, default_route)
+                        .await?;
+                } else {
+                    self.stage_endpoint(st, c, &mut staged, name, att, default_route)
+                        .await?;
+                }
             }
+            Ok(())
+        }
+        .await;
+        match r {
+            Ok(()) => Ok(staged),
+            Err(e) => {
+                self.cancel_staged(st, c, staged).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// A start's networking, step 4, under the engine's lock: the staged endpoints given
+    /// to `c` ([`Engine::commit_staged`]), then by mode the published ports, the /etc
+    /// files, the DNS listener; a container in another's namespace holds that sandbox
+    /// and copies its files. On error the caller's [`Engine::teardown_networking`]
+    /// undoes what `c` records.
+    ///
+    /// Errors: a failed join (from [`Engine::join_staged`]); 409 the other container of
+    /// `container:NAME` is not running; publishing, file and DNS failures.
+    pub(crate) async fn finish_networking(
+        &self,
+        st: &mut State,
+        c: &mut Container,
+        staged: StagedJoin,
+    ) -> Result<(), EngineError> {
+        self.commit_staged(st, c, staged).await?;
+        match mode(c.host_config.network_mode.as_deref().unwrap_or("default")) {
+            Mode::Host => return self.write_etc_files(st, c),
             Mode::Container(other) => {
-                let o = st.container(other)?;
+                let o = st.container(&other)?;
                 let sb = o
                     .sandbox
                     .clone()
@@ -156,29 +249,121 @@ impl Engine {
                 )?;
                 return Ok(());
             }
-            _ => {}
-        }
-        let ns = tokio::task::spawn_blocking(netns::create_held)
-            .await
-            .map_err(|e| EngineError::Internal(e.to_string()))??;
-        let sb = self.hold_sandbox(&c.id, ns);
-        c.sandbox = Some(sb.clone());
-        let snl = Netlink::open_in(&sb)?;
-        snl.set_up_by_name("lo").await?;
-        if m == Mode::Bridge {
-            self.add_gateway_bridge(st, c).await?;
-            let atts = c.attachments.clone();
-            let gw = gateway_network(st, &atts);
-            for (name, att) in &atts {
-                let default_route = gw == Some(name.as_str());
-                self.attach_endpoint(st, c, &snl, name, att, default_route)
-                    .await?;
-            }
-            self.publish(st, c)?;
+            Mode::Bridge => self.publish(st, c)?,
+            Mode::None => {}
         }
         self.write_etc_files(st, c)?;
         self.start_dns(st, c)?;
         Ok(())
+    }
+
+    /// Plans `c`'s endpoint on local network `name` ([`Engine::plan_endpoint`]), under
+    /// the engine's lock, and adds it to `staged`; the endpoint is listed in
+    /// [`State::joining`] until [`Engine::commit_staged`] or [`Engine::cancel_staged`].
+    ///
+    /// Errors: as [`Engine::plan_endpoint`] (nothing is added then).
+    pub(crate) async fn stage_endpoint(
+        &self,
+        st: &mut State,
+        c: &Container,
+        staged: &mut StagedJoin,
+        name: &str,
+        att: &Attachment,
+        default_route: bool,
+    ) -> Result<(), EngineError> {
+        let t0 = std::time::Instant::now();
+        let taken: Vec<String> = staged
+            .items
+            .iter()
+            .map(|s| s.plan.ep.ifname.clone())
+            .collect();
+        let plan = match self.plan_endpoint(st, c, name, att, &taken).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.endpoint_attempted(st, &att.network_id, t0, false);
+                return Err(e);
+            }
+        };
+        st.joining.insert(
+            plan.ep.host_veth.clone(),
+            crate::Joining {
+                container: c.id.clone(),
+                network: plan.net.id.clone(),
+            },
+        );
+        staged.items.push(StagedEndpoint {
+            name: name.to_string(),
+            att: att.clone(),
+            default_route,
+            plan,
+            t0,
+            joined: false,
+        });
+        Ok(())
+    }
+
+    /// Joins the staged endpoints in order ([`Engine::join_planned`]), without the
+    /// engine's lock: the caller holds `c`'s own lock, and [`State::joining`] keeps the
+    /// networks and their bridges' room meanwhile. Stops at the first failure, which
+    /// [`Engine::commit_staged`] reports.
+    pub(crate) async fn join_staged(&self, staged: &mut StagedJoin, c: &Container, snl: &Netlink) {
+        for s in staged.items.iter_mut() {
+            match self
+                .join_planned(&mut s.plan, c, snl, &s.att, s.default_route)
+                .await
+            {
+                Ok(()) => s.joined = true,
+                Err(e) => {
+                    staged.failed = Some(e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Under the engine's lock again: when every staged endpoint joined, gives them to
+    /// `c` ([`Engine::commit_endpoint`]: DNS records, the endpoint on `c`; the caller
+    /// saves `c` and puts it in the state before it lets the lock go); otherwise
+    /// cancels them all ([`Engine::cancel_staged`]). Either way they leave
+    /// [`State::joining`].
+    ///
+    /// Errors: the first join's failure.
+    pub(crate) async fn commit_staged(
+        &self,
+        st: &mut State,
+        c: &mut Container,
+        mut staged: StagedJoin,
+    ) -> Result<(), EngineError> {
+        if let Some(e) = staged.failed.take() {
+            self.cancel_staged(st, c, staged).await;
+            return Err(e);
+        }
+        for s in staged.items {
+            st.joining.remove(&s.plan.ep.host_veth);
+            self.endpoint_attempted(st, &s.att.network_id, s.t0, true);
+            self.commit_endpoint(c, &s.name, &s.att, s.plan);
+        }
+        Ok(())
+    }
+
+    /// Gives up staged endpoints, under the engine's lock: each joined one leaves its
+    /// network (its bridge port's isolation entry goes even when the sandbox took the
+    /// veth already), every lease is returned, and all leave [`State::joining`].
+    pub(crate) async fn cancel_staged(&self, st: &mut State, c: &Container, staged: StagedJoin) {
+        for s in staged.items {
+            st.joining.remove(&s.plan.ep.host_veth);
+            self.endpoint_attempted(st, &s.att.network_id, s.t0, false);
+            if s.joined {
+                if let Ok(d) = self.driver_of(&s.plan.net) {
+                    let spec = crate::networks::spec_of(&s.plan.net);
+                    let reap = Some(reap_key(c, &s.plan.ep.ifname));
+                    if let Err(e) = d.leave(&spec, &s.plan.ep.host_veth, reap).await {
+                        tracing::debug!(container = %c.name, error = %e, "leaving a given-up endpoint");
+                    }
+                }
+            }
+            self.abandon_endpoint(st, &s.plan).await;
+        }
     }
 
     /// Creates one endpoint of `c` on network `name` inside its sandbox, with the engine's
@@ -194,7 +379,7 @@ impl Engine {
         default_route: bool,
     ) -> Result<(), EngineError> {
         let t0 = std::time::Instant::now();
-        let r = match self.plan_endpoint(st, c, name, att).await {
+        let r = match self.plan_endpoint(st, c, name, att, &[]).await {
             Ok(mut p) => match self.join_planned(&mut p, c, snl, att, default_route).await {
                 Ok(()) => {
                     self.commit_endpoint(c, name, att, p);
@@ -238,6 +423,7 @@ impl Engine {
         c: &Container,
         name: &str,
         att: &Attachment,
+        taken: &[String],
     ) -> Result<PlannedEndpoint, EngineError> {
         let net = st
             .networks
@@ -281,11 +467,16 @@ impl Engine {
                 .as_ref()
                 .map(|p6| (a, p6.subnet.prefix_len(), p6.gateway))
         });
-        let used: HashSet<String> = c.endpoints.values().map(|e| e.ifname.clone()).collect();
+        let used: HashSet<&str> = c
+            .endpoints
+            .values()
+            .map(|e| e.ifname.as_str())
+            .chain(taken.iter().map(String::as_str))
+            .collect();
         // An interface of a just-disconnected endpoint may still be being deleted.
         let ifname = (0..)
             .map(|i| format!("eth{i}"))
-            .find(|n| !used.contains(n) && !drv.reaping(&reap_key(c, n)))
+            .find(|n| !used.contains(n.as_str()) && !drv.reaping(&reap_key(c, n)))
             .unwrap_or_else(|| "eth0".into());
         let ep = Endpoint {
             id: ep_id,
@@ -671,7 +862,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Undoes everything [`Engine::setup_networking`] recorded on `c`; tolerant and idempotent.
+    /// Undoes everything a start's networking (from [`Engine::make_sandbox`] on) recorded on
+    /// `c`; tolerant and idempotent.
     pub(crate) async fn teardown_networking(&self, st: &mut State, c: &mut Container) {
         self.dns.set_links(&c.id, &[]);
         let dns = self.live_mut(&c.id, |l| {

@@ -8,7 +8,8 @@
 //!   `firewall.isolate_port.on` / `firewall.isolate_port.off` fail only adding or only
 //!   removing a bridge port from the isolation set;
 //! - `driver.<driver>.<method>` for a [`NetworkDriver`] method: `create_network`,
-//!   `delete_network`, `join`, `leave` (`driver.bridge.join`, ...).
+//!   `delete_network`, `join`, `leave` (`driver.bridge.join`, ...);
+//!   `driver.<driver>.join@<network name>` fails only joins to that network.
 //!
 //! - `slow.driver.<driver>.<method>` (`create_network`, `join` or `leave`): the call waits
 //!   [`SLOW`] first (then fails if `driver.<driver>.<method>` says so, else runs), so that
@@ -267,6 +268,7 @@ impl NetworkDriver for FailingDriver {
     async fn join(&self, n: &NetworkSpec, ep: &EndpointSpec<'_>) -> Result<(), DriverError> {
         self.faults.slow(self.name(), "join").await;
         self.faults.drv(self.name(), "join")?;
+        self.faults.drv(self.name(), &format!("join@{}", n.name))?;
         self.inner.join(n, ep).await
     }
     async fn leave(
