@@ -517,9 +517,12 @@ impl Engine {
         // them before the driver added them (they would be gone). Rebuild again from the
         // records as they are now.
         let rebuilt = self.fw_rebuilds.load(std::sync::atomic::Ordering::SeqCst) != rebuilds;
-        if rebuilt && made.is_err() {
+        if made.is_ok() {
+            st.networks.insert(id.clone(), n.clone());
+        }
+        if rebuilt {
             if let Err(e) = self.resync_firewall(&st) {
-                tracing::warn!(network = %n.name, error = %e, "rebuilding the firewall after a failed create");
+                tracing::warn!(network = %n.name, error = %e, "rebuilding the firewall after a create that ran beside a rebuild");
             }
         }
         made?;
@@ -533,12 +536,6 @@ impl Engine {
             ]),
         );
         self.serve_host_dns(&n);
-        st.networks.insert(id.clone(), n);
-        if rebuilt {
-            if let Err(e) = self.resync_firewall(&st) {
-                tracing::warn!(error = %e, "rebuilding the firewall after a create");
-            }
-        }
         Ok((id, None))
     }
 

@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 /// Writes `value` to `/proc/sys/<key with dots as slashes>`, e.g.
-/// `set("net.ipv4.ip_forward", "1")`.
+/// `set("net.ipv4.ip_forward", "1")`. Only for keys without an interface name (a name
+/// may hold dots, `10.9.0.1`): per-interface knobs go through [`set_conf`].
 ///
 /// Errors: the file cannot be written (names the key).
 pub fn set(key: &str, value: &str) -> Result<(), std::io::Error> {
