@@ -823,3 +823,107 @@ fn an_ipv6_overlay_carries_both_families_across_hosts() {
     taken(h2);
     assert_eq!(v6(h1, "idle1"), held);
 }
+
+/// A start on an overlay and a local network whose local join fails gives the overlay
+/// endpoint up too: its record leaves the store (another host does not resolve the name),
+/// its macvlan and lease go, and the next start works. A connect to an overlay is joined
+/// without the engine's lock: while it is held, the host answers other requests.
+#[test]
+fn a_failed_start_withdraws_its_overlay_endpoint_and_an_overlay_connect_holds_no_lock() {
+    let mut c = Cluster::start(2, 5);
+    c.host(1).ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.79.3.0/24",
+        "ov",
+    ]);
+    wait_until("ov on host 2", Duration::from_secs(10), || {
+        network_ids(c.host(2)).contains(&"ov global".to_string())
+    });
+    let h1 = c.host(1);
+    h1.ok(&["network", "create", "--subnet", "10.78.3.0/24", "back"]);
+    h1.ok(&[
+        "create",
+        "--name",
+        "box",
+        "--network",
+        "ov",
+        "--ip",
+        "10.79.3.50",
+        "tbox",
+        "sleep",
+        "600",
+    ]);
+    h1.ok(&["network", "connect", "back", "box"]);
+    c.hosts[0].set_env("TETHER_FAILPOINTS", "driver.bridge.join@back:1");
+    c.hosts[0].restart();
+    let h1 = c.host(1);
+    let o = h1.cli(&["start", "box"]);
+    assert!(
+        o.code != 0 && o.stderr.contains("driver.bridge.join@back"),
+        "the failpoint did not fail the start: {o}"
+    );
+    // a later record on the same network: once host 2 sees it, it has seen box's
+    // record come and go (the store's watch keeps the order)
+    serve(h1, "marker", "ov", &[]);
+    wait_until("marker resolves on host 2", Duration::from_secs(10), || {
+        !resolve(c.host(2), "ov", "marker").is_empty()
+    });
+    assert_eq!(
+        resolve(c.host(2), "ov", "box"),
+        Vec::<String>::new(),
+        "the failed start's overlay endpoint is still in the store"
+    );
+    // its lease went back: the next start gets the same address
+    h1.ok(&["start", "box"]);
+    assert_eq!(h1.ip_of("box", "ov"), "10.79.3.50");
+    wait_until("box resolves on host 2", Duration::from_secs(10), || {
+        resolve(c.host(2), "ov", "box") == vec!["10.79.3.50".to_string()]
+    });
+
+    // a connect to the overlay, held 3 s in the overlay driver's join
+    h1.run_d(&[
+        "--name",
+        "late",
+        "--network",
+        "back",
+        "tbox",
+        "sleep",
+        "600",
+    ]);
+    c.hosts[0].set_env("TETHER_FAILPOINTS", "slow.driver.overlay.join:1");
+    c.hosts[0].restart();
+    let h1 = c.host(1);
+    let host = h1.host.clone();
+    let connect = std::thread::spawn(move || {
+        Command::new(common::TETHER)
+            .args(["-H", &host, "network", "connect", "ov", "late"])
+            .output()
+            .expect("run tether")
+    });
+    let refused = common::settled(&true, || {
+        let (st, v) = h1.api("DELETE", "/networks/ov", None);
+        st == 409 && v["message"].as_str().unwrap_or_default().contains("late")
+    });
+    assert!(
+        refused,
+        "ov's rm was not refused while late was being connected"
+    );
+    h1.ok(&["network", "create", "--subnet", "10.78.4.0/24", "meanwhile"]);
+    h1.ok(&["network", "rm", "meanwhile"]);
+    h1.ok(&["ps", "-q"]);
+    assert!(
+        !connect.is_finished(),
+        "the connect finished before the requests made while it was held (lock held?)"
+    );
+    let out = connect.join().expect("connect thread");
+    assert!(out.status.success(), "connect: {out:?}");
+    wait_until("late resolves on host 2", Duration::from_secs(10), || {
+        !resolve(c.host(2), "ov", "late").is_empty()
+    });
+    c.hosts[0].set_env("TETHER_FAILPOINTS", "");
+    c.hosts[0].restart();
+}

@@ -1237,37 +1237,32 @@ impl Engine {
                 .clone()
                 .ok_or_else(|| EngineError::Internal("running container without sandbox".into()))?;
             let snl = tether_net::link::Netlink::open_in(&sb)?;
-            // the endpoint undoes its own steps; what follows is undone here, so that a
-            // failed connect leaves no lease, veth or DNS name the record does not list
-            if self.is_global(&n) {
-                self.attach_endpoint(&mut st, &mut c, &snl, &n.name, &att, false)
-                    .await?;
-            } else {
-                // A local network's endpoint is joined with the engine's lock released
-                // (see `StagedJoin`). This container's own lock keeps every other change
-                // of its endpoints out; its record is read again after.
-                let mut staged = crate::sandbox::StagedJoin::default();
-                self.stage_endpoint(&mut st, &c, &mut staged, &n.name, &att, false)
-                    .await?;
-                drop(st);
-                self.join_staged(&mut staged, &c, &snl).await;
-                st = self.state.lock().await;
-                let now = st
-                    .containers
-                    .get(&c.id)
-                    .filter(|x| x.state.status == "running")
-                    .cloned();
-                let Some(now) = now else {
-                    self.cancel_staged(&mut st, &c, staged).await;
-                    return Err(EngineError::Conflict(format!(
-                        "container {} stopped while it was being connected to network {}",
-                        c.name, n.name
-                    )));
-                };
-                c = now;
-                c.attachments.push((n.name.clone(), att.clone()));
-                self.commit_staged(&mut st, &mut c, staged).await?;
-            }
+            // The endpoint is joined with the engine's lock released (see `StagedJoin`)
+            // and undoes its own steps; what follows is undone here, so that a failed
+            // connect leaves no lease, veth or DNS name the record does not list. This
+            // container's own lock keeps every other change of its endpoints out; its
+            // record is read again after.
+            let mut staged = crate::sandbox::StagedJoin::default();
+            self.stage_endpoint(&mut st, &c, &mut staged, &n.name, &att, false)
+                .await?;
+            drop(st);
+            self.join_staged(&mut staged, &c, &snl).await;
+            st = self.state.lock().await;
+            let now = st
+                .containers
+                .get(&c.id)
+                .filter(|x| x.state.status == "running")
+                .cloned();
+            let Some(now) = now else {
+                self.cancel_staged(&mut st, &c, staged).await;
+                return Err(EngineError::Conflict(format!(
+                    "container {} stopped while it was being connected to network {}",
+                    c.name, n.name
+                )));
+            };
+            c = now;
+            c.attachments.push((n.name.clone(), att.clone()));
+            self.commit_staged(&mut st, &mut c, staged).await?;
             // an overlay may need the gateway bridge for the way out
             let mut done = self.sync_gateway_bridge(&mut st, &mut c, &snl).await;
             if done.is_ok() {

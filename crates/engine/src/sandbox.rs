@@ -155,14 +155,12 @@ impl Engine {
     }
 
     /// A start's networking, step 2, under the engine's lock: in the bridge mode the
-    /// overlay gateway bridge's attachment when an overlay needs it, the endpoints on
-    /// global networks attached at once ([`Engine::attach_endpoint`]: their lease and
-    /// record live in the cluster store), and those on local networks staged (planned and
-    /// listed in [`State::joining`]) for [`Engine::join_staged`] to join without the lock.
-    /// Nothing is staged in the other modes. On error nothing staged is left (the
-    /// attached endpoints are the caller's teardown's).
+    /// overlay gateway bridge's attachment when an overlay needs it, then every endpoint
+    /// staged (planned: leases, names; listed in [`State::joining`]) for
+    /// [`Engine::join_staged`] to join without the lock. Nothing is staged in the other
+    /// modes. On error nothing staged is left.
     ///
-    /// Errors: as [`Engine::plan_endpoint`] and [`Engine::attach_endpoint`].
+    /// Errors: as [`Engine::plan_endpoint`]; the gateway bridge's subnet or record.
     pub(crate) async fn stage_networking(
         &self,
         st: &mut State,
@@ -171,26 +169,17 @@ impl Engine {
     ) -> Result<StagedJoin, EngineError> {
         let mut staged = StagedJoin::default();
         let m = mode(c.host_config.network_mode.as_deref().unwrap_or("default"));
-        let (Mode::Bridge, Some(snl)) = (m, snl) else {
+        if m != Mode::Bridge || snl.is_none() {
             return Ok(staged);
-        };
+        }
         let r = async {
             self.add_gateway_bridge(st, c).await?;
             let atts = c.attachments.clone();
             let gw = gateway_network(st, &atts);
             for (name, att) in &atts {
                 let default_route = gw == Some(name.as_str());
-                let global = st
-                    .networks
-                    .get(&att.network_id)
-                    .is_some_and(|n| self.is_global(n));
-                if global {
-                    self.attach_endpoint(st, c, snl, name, att, default_route)
-                        .await?;
-                } else {
-                    self.stage_endpoint(st, c, &mut staged, name, att, default_route)
-                        .await?;
-                }
+                self.stage_endpoint(st, c, &mut staged, name, att, default_route)
+                    .await?;
             }
             Ok(())
         }
@@ -257,7 +246,7 @@ impl Engine {
         Ok(())
     }
 
-    /// Plans `c`'s endpoint on local network `name` ([`Engine::plan_endpoint`]), under
+    /// Plans `c`'s endpoint on network `name` ([`Engine::plan_endpoint`]), under
     /// the engine's lock, and adds it to `staged`; the endpoint is listed in
     /// [`State::joining`] until [`Engine::commit_staged`] or [`Engine::cancel_staged`].
     ///
@@ -348,7 +337,8 @@ impl Engine {
 
     /// Gives up staged endpoints, under the engine's lock: each joined one leaves its
     /// network (its bridge port's isolation entry goes even when the sandbox took the
-    /// veth already), every lease is returned, and all leave [`State::joining`].
+    /// veth already) and an overlay one's record leaves the cluster store, every lease is
+    /// returned, and all leave [`State::joining`].
     pub(crate) async fn cancel_staged(&self, st: &mut State, c: &Container, staged: StagedJoin) {
         for s in staged.items {
             st.joining.remove(&s.plan.ep.host_veth);
@@ -361,14 +351,17 @@ impl Engine {
                         tracing::debug!(container = %c.name, error = %e, "leaving a given-up endpoint");
                     }
                 }
+                if s.plan.global {
+                    self.withdraw_endpoint(&s.plan.net.id, &s.plan.ep.id).await;
+                }
             }
             self.abandon_endpoint(st, &s.plan).await;
         }
     }
 
-    /// Creates one endpoint of `c` on network `name` inside its sandbox, with the engine's
-    /// lock held throughout: plan, join, then commit or abandon. Timed for the metrics,
-    /// and the network's pool checked against the use warning.
+    /// Creates one endpoint of `c` on network `name` inside its sandbox with the engine's
+    /// lock held throughout (the overlay gateway bridge's, which comes and goes with the
+    /// overlays): a [`StagedJoin`] of one, staged, joined and committed or cancelled.
     pub(crate) async fn attach_endpoint(
         &self,
         st: &mut State,
@@ -378,22 +371,11 @@ impl Engine {
         att: &Attachment,
         default_route: bool,
     ) -> Result<(), EngineError> {
-        let t0 = std::time::Instant::now();
-        let r = match self.plan_endpoint(st, c, name, att, &[]).await {
-            Ok(mut p) => match self.join_planned(&mut p, c, snl, att, default_route).await {
-                Ok(()) => {
-                    self.commit_endpoint(c, name, att, p);
-                    Ok(())
-                }
-                Err(e) => {
-                    self.abandon_endpoint(st, &p).await;
-                    Err(e)
-                }
-            },
-            Err(e) => Err(e),
-        };
-        self.endpoint_attempted(st, &att.network_id, t0, r.is_ok());
-        r
+        let mut staged = StagedJoin::default();
+        self.stage_endpoint(st, c, &mut staged, name, att, default_route)
+            .await?;
+        self.join_staged(&mut staged, c, snl).await;
+        self.commit_staged(st, c, staged).await
     }
 
     /// The metrics' record of one endpoint setup that began at `t0`, and the network's
@@ -504,7 +486,7 @@ impl Engine {
 
     /// The kernel's part of a planned endpoint: the driver joins it to `c`'s sandbox and,
     /// on a global network, its record goes to the cluster store. Needs no engine lock
-    /// (a `network connect` on a local network runs it with the lock released). On a
+    /// ([`Engine::join_staged`] runs it with the lock released). On a
     /// failure nothing of the endpoint is left in the kernel or the store; the lease is
     /// the caller's to abandon.
     ///
