@@ -501,19 +501,8 @@ fn a_connect_holds_no_engine_lock_while_its_endpoint_is_joined() {
         &["network", "connect", "--ip", "10.77.2.9", "back", "app"],
     );
     // the connect is in its driver's join once back's rm is refused for app too (peer
-    // holds it all along)
-    let refused = common::settled(&true, || {
-        let (st, v) = d.api("DELETE", "/networks/back", None);
-        st == 409 && v["message"].as_str().unwrap_or_default().contains("app")
-    });
-    assert!(
-        refused,
-        "network rm was not refused while app was being connected"
-    );
-    // meanwhile the engine answers: a network is made and removed, the containers listed
-    d.ok(&["network", "create", "--subnet", "10.77.3.0/24", "meanwhile"]);
-    d.ok(&["network", "rm", "meanwhile"]);
-    d.ok(&["ps", "-q"]);
+    // holds it all along); meanwhile the engine answers
+    common::answers_while_held(&d, "back", "app", "10.77.3.0/24");
     assert_eq!(members(&d, "back"), vec!["peer".to_string()]);
     let out = reload_during(&d, connect);
     assert!(out.status.success(), "connect: {out:?}");
@@ -533,13 +522,10 @@ fn a_connect_holds_no_engine_lock_while_its_endpoint_is_joined() {
     restart_with(&mut d, "");
 }
 
-/// A start makes its endpoints on local networks without the engine's lock: while its
-/// first join is held, the network cannot be removed (naming the container), other
-/// requests are answered and a firewall reload keeps the new port's isolation; the start
-/// then completes on both networks.
-#[test]
-fn a_start_holds_no_engine_lock_while_its_endpoints_are_joined() {
-    let mut d = two_networks(NO_ICC);
+/// [`two_networks`] (`back` without icc) and a created container `late` on `back`
+/// (10.77.2.9) and `front`.
+fn with_late() -> Daemon {
+    let d = two_networks(NO_ICC);
     d.ok(&[
         "create",
         "--network",
@@ -553,19 +539,19 @@ fn a_start_holds_no_engine_lock_while_its_endpoints_are_joined() {
         "300",
     ]);
     d.ok(&["network", "connect", "front", "late"]);
+    d
+}
+
+/// A start makes its endpoints on local networks without the engine's lock: while its
+/// first join is held, the network cannot be removed (naming the container), other
+/// requests are answered and a firewall reload keeps the new port's isolation; the start
+/// then completes on both networks.
+#[test]
+fn a_start_holds_no_engine_lock_while_its_endpoints_are_joined() {
+    let mut d = with_late();
     restart_with(&mut d, "slow.driver.bridge.join:1");
     let start = cli_in_thread(&d, &["start", "late"]);
-    let refused = common::settled(&true, || {
-        let (st, v) = d.api("DELETE", "/networks/back", None);
-        st == 409 && v["message"].as_str().unwrap_or_default().contains("late")
-    });
-    assert!(
-        refused,
-        "network rm was not refused while late was being started"
-    );
-    d.ok(&["network", "create", "--subnet", "10.77.3.0/24", "meanwhile"]);
-    d.ok(&["network", "rm", "meanwhile"]);
-    d.ok(&["ps", "-q"]);
+    common::answers_while_held(&d, "back", "late", "10.77.3.0/24");
     assert_eq!(members(&d, "back"), vec!["peer".to_string()]);
     let out = reload_during(&d, start);
     assert!(out.status.success(), "start: {out:?}");
@@ -585,20 +571,7 @@ fn a_start_holds_no_engine_lock_while_its_endpoints_are_joined() {
 /// isolation element and no lease is left, and the next start gets the same address.
 #[test]
 fn a_start_whose_second_join_fails_leaves_nothing_of_the_first() {
-    let mut d = two_networks(NO_ICC);
-    d.ok(&[
-        "create",
-        "--network",
-        "back",
-        "--ip",
-        "10.77.2.9",
-        "--name",
-        "late",
-        IMAGE,
-        "sleep",
-        "300",
-    ]);
-    d.ok(&["network", "connect", "front", "late"]);
+    let mut d = with_late();
     let links = d.links();
     let isolated = set_elems(&d, "bridge", "no_icc_ports");
     restart_with(&mut d, "driver.bridge.join@front:1");

@@ -904,17 +904,7 @@ fn a_failed_start_withdraws_its_overlay_endpoint_and_an_overlay_connect_holds_no
             .output()
             .expect("run tether")
     });
-    let refused = common::settled(&true, || {
-        let (st, v) = h1.api("DELETE", "/networks/ov", None);
-        st == 409 && v["message"].as_str().unwrap_or_default().contains("late")
-    });
-    assert!(
-        refused,
-        "ov's rm was not refused while late was being connected"
-    );
-    h1.ok(&["network", "create", "--subnet", "10.78.4.0/24", "meanwhile"]);
-    h1.ok(&["network", "rm", "meanwhile"]);
-    h1.ok(&["ps", "-q"]);
+    common::answers_while_held(h1, "ov", "late", "10.78.4.0/24");
     assert!(
         !connect.is_finished(),
         "the connect finished before the requests made while it was held (lock held?)"

@@ -1235,3 +1235,21 @@ pub fn settled<T: PartialEq>(want: &T, mut get: impl FnMut() -> T) -> T {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// While an operation of container `who` on network `net` is held in a driver step (a
+/// `slow.` failpoint): waits until `network rm net` is refused naming `who` (the
+/// operation has reached its step), then checks that the daemon answers meanwhile: a
+/// network on `spare_subnet` is created and removed, and `ps` lists.
+pub fn answers_while_held(d: &Daemon, net: &str, who: &str, spare_subnet: &str) {
+    let refused = settled(&true, || {
+        let (st, v) = d.api("DELETE", &format!("/networks/{net}"), None);
+        st == 409 && v["message"].as_str().unwrap_or_default().contains(who)
+    });
+    assert!(
+        refused,
+        "network rm {net} was not refused while {who} was in its driver step"
+    );
+    d.ok(&["network", "create", "--subnet", spare_subnet, "meanwhile"]);
+    d.ok(&["network", "rm", "meanwhile"]);
+    d.ok(&["ps", "-q"]);
+}
