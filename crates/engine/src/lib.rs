@@ -207,11 +207,11 @@ pub(crate) struct State {
     /// and bridge name (so a concurrent create cannot take them) while the engine's lock
     /// is released for the kernel's part; not usable, listed or removable until made.
     pub creating: BTreeMap<String, Network>,
-    /// Endpoints on local networks that a start or a `network connect` is joining while
-    /// the engine's lock is released for the driver's kernel steps (see
-    /// [`sandbox::StagedJoin`]), by host-side interface name. They
-    /// count as active on their network (it cannot be removed meanwhile) and towards its
-    /// bridge's port limit, and a firewall rebuild keeps their bridge port's isolation.
+    /// Endpoints that a start or a `network connect` is joining while the engine's lock
+    /// is released for the driver's kernel steps and an overlay's store record (see
+    /// [`sandbox::StagedJoin`]), by host-side interface name. They count as active on
+    /// their network (it cannot be removed meanwhile) and towards its bridge's port
+    /// limit, and a firewall rebuild keeps their bridge port's isolation.
     pub joining: BTreeMap<String, Joining>,
 }
 

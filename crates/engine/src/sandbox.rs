@@ -35,11 +35,11 @@ pub(crate) struct PlannedEndpoint {
     store_time: std::time::Duration,
 }
 
-/// A container's endpoints on local networks, planned under the engine's lock and joined
-/// without it: made by [`Engine::stage_endpoint`], joined by [`Engine::join_staged`],
-/// then under the lock again committed ([`Engine::commit_staged`]) or given up
-/// ([`Engine::cancel_staged`]). Meanwhile each is listed in [`State::joining`]. The one
-/// path by which a start and a `network connect` make local endpoints.
+/// A container's endpoints, planned under the engine's lock and joined without it: made
+/// by [`Engine::stage_endpoint`], joined by [`Engine::join_staged`], then under the lock
+/// again committed ([`Engine::commit_staged`]) or given up ([`Engine::cancel_staged`]). Meanwhile each is listed in [`State::joining`]. The one
+/// path by which a start, a `network connect` and the overlay gateway bridge
+/// ([`Engine::attach_endpoint`]) make endpoints.
 #[derive(Default)]
 pub(crate) struct StagedJoin {
     items: Vec<StagedEndpoint>,
