@@ -917,3 +917,49 @@ fn a_failed_start_withdraws_its_overlay_endpoint_and_an_overlay_connect_holds_no
     c.hosts[0].set_env("TETHER_FAILPOINTS", "");
     c.hosts[0].restart();
 }
+
+/// A removed overlay container's macvlan goes at once, not when the kernel frees its
+/// namespace: while another process holds that namespace, the next container given the
+/// same address (and so the same MAC on the same VXLAN device) still comes up.
+#[test]
+fn an_overlay_address_is_reused_while_the_old_namespace_is_still_held() {
+    let c = Cluster::start(1, 5);
+    let h = c.host(1);
+    h.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.79.5.0/24",
+        "ov",
+    ]);
+    // a second endpoint keeps the network's VXLAN device (the last one takes it away)
+    h.run_d(&["--name", "keep", "--network", "ov", "tbox", "sleep", "600"]);
+    let run = |name: &str| {
+        h.cli(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "ov",
+            "--ip",
+            "10.79.5.10",
+            "tbox",
+            "sleep",
+            "600",
+        ])
+    };
+    let o = run("old");
+    assert_eq!(o.code, 0, "{o}");
+    let pid = h.inspect("old")["State"]["Pid"].as_i64().unwrap_or(0);
+    assert!(pid > 0);
+    // the old container's namespace, held as `ip netns` or a debugging shell would
+    let held = std::fs::File::open(format!("/proc/{pid}/ns/net")).expect("open the netns");
+    h.ok(&["rm", "-f", "old"]);
+    let o = run("new");
+    assert_eq!(o.code, 0, "the same address on the same host again: {o}");
+    assert_eq!(h.ip_of("new", "ov"), "10.79.5.10");
+    drop(held);
+}

@@ -478,10 +478,15 @@ impl NetworkDriver for OverlayDriver {
         }
     }
 
-    /// Removes the endpoint's macvlan from its sandbox at once when the sandbox stays
-    /// (`reap` given: a disconnect; deleting a macvlan does not wait for a peer the way a
-    /// veth pair does, so nothing is left for [`NetworkDriver::reaping`]); with `None` the
-    /// kernel deletes it with the sandbox. The vxlan device goes with the last endpoint.
+    /// Removes the endpoint's macvlan from its sandbox at once (deleting a macvlan does not
+    /// wait for a peer the way a veth pair does, so nothing is left for
+    /// [`NetworkDriver::reaping`]), also when the sandbox goes next (`reap` None): the
+    /// kernel frees a released namespace's devices only later, or never while another
+    /// process holds the namespace, and until then its MAC stays taken on the VXLAN
+    /// device, so the next container given the same address (and so the same MAC) could
+    /// not bring its macvlan up (EADDRINUSE). When the sandbox goes, a sandbox that cannot
+    /// be entered any more is not an error (its devices went with it). The vxlan device
+    /// goes with the last endpoint.
     async fn leave(
         &self,
         n: &NetworkSpec,
@@ -493,12 +498,19 @@ impl NetworkDriver for OverlayDriver {
         let Some(st) = g.get_mut(&n.id) else {
             return Ok(());
         };
-        let gone = match (st.local.remove(host_ifname), reap) {
-            (Some(l), Some(_)) => match Netlink::open_in(&l.sandbox) {
+        let gone = match st.local.remove(host_ifname) {
+            Some(l) => match Netlink::open_in(&l.sandbox) {
                 Ok(snl) => snl.delete(&l.ifname).await,
                 Err(e) => Err(e),
             },
-            _ => Ok(()),
+            None => Ok(()),
+        };
+        let gone = match (gone, reap) {
+            (Err(e), None) => {
+                tracing::debug!(endpoint = host_ifname, error = %e, "the macvlan of a sandbox that goes");
+                Ok(())
+            }
+            (r, _) => r,
         };
         if st.local.is_empty() && st.vxlan.is_some() {
             self.down(&o, st).await?;
