@@ -611,12 +611,13 @@ impl Engine {
         &self,
         c: &mut Container,
     ) -> (tokio::sync::MutexGuard<'_, State>, Result<(), EngineError>) {
-        let snl = match self.make_sandbox(c).await {
+        let m = sandbox::mode(c.host_config.network_mode.as_deref().unwrap_or("default"));
+        let snl = match self.make_sandbox(c, &m).await {
             Ok(s) => s,
             Err(e) => return (self.state.lock().await, Err(e)),
         };
         let mut st = self.state.lock().await;
-        let mut staged = match self.stage_networking(&mut st, c, snl.as_ref()).await {
+        let mut staged = match self.stage_networking(&mut st, c, &m).await {
             Ok(s) => s,
             Err(e) => return (st, Err(e)),
         };
@@ -625,7 +626,7 @@ impl Engine {
             self.join_staged(&mut staged, c, snl).await;
             st = self.state.lock().await;
         }
-        let r = self.finish_networking(&mut st, c, staged).await;
+        let r = self.finish_networking(&mut st, c, &m, staged).await;
         (st, r)
     }
 

@@ -37,9 +37,10 @@ pub(crate) struct PlannedEndpoint {
 
 /// A container's endpoints, planned under the engine's lock and joined without it: made
 /// by [`Engine::stage_endpoint`], joined by [`Engine::join_staged`], then under the lock
-/// again committed ([`Engine::commit_staged`]) or given up ([`Engine::cancel_staged`]). Meanwhile each is listed in [`State::joining`]. The one
-/// path by which a start, a `network connect` and the overlay gateway bridge
-/// ([`Engine::attach_endpoint`]) make endpoints.
+/// again committed ([`Engine::commit_staged`]) or given up ([`Engine::cancel_staged`]).
+/// Meanwhile each is listed in [`State::joining`]. The one path by which a start, a
+/// `network connect` and the overlay gateway bridge ([`Engine::attach_endpoint`]) make
+/// endpoints.
 #[derive(Default)]
 pub(crate) struct StagedJoin {
     items: Vec<StagedEndpoint>,
@@ -133,14 +134,14 @@ impl Engine {
     }
 
     /// A start's networking, step 1, without the engine's lock: a new sandbox (network
-    /// namespace, loopback up) for the bridge and none modes, recorded on `c`; its
-    /// netlink handle is returned. Host and container modes make none. On error the
-    /// caller's [`Engine::teardown_networking`] lets the sandbox go.
+    /// namespace, loopback up) for the bridge and none modes (`m`, `c`'s [`mode`]),
+    /// recorded on `c`; its netlink handle is returned. Host and container modes make
+    /// none. On error the caller's [`Engine::teardown_networking`] lets the sandbox go.
     pub(crate) async fn make_sandbox(
         &self,
         c: &mut Container,
+        m: &Mode,
     ) -> Result<Option<Netlink>, EngineError> {
-        let m = mode(c.host_config.network_mode.as_deref().unwrap_or("default"));
         if matches!(m, Mode::Host | Mode::Container(_)) {
             return Ok(None);
         }
@@ -165,11 +166,10 @@ impl Engine {
         &self,
         st: &mut State,
         c: &mut Container,
-        snl: Option<&Netlink>,
+        m: &Mode,
     ) -> Result<StagedJoin, EngineError> {
         let mut staged = StagedJoin::default();
-        let m = mode(c.host_config.network_mode.as_deref().unwrap_or("default"));
-        if m != Mode::Bridge || snl.is_none() {
+        if *m != Mode::Bridge {
             return Ok(staged);
         }
         let r = async {
@@ -205,13 +205,14 @@ impl Engine {
         &self,
         st: &mut State,
         c: &mut Container,
+        m: &Mode,
         staged: StagedJoin,
     ) -> Result<(), EngineError> {
         self.commit_staged(st, c, staged).await?;
-        match mode(c.host_config.network_mode.as_deref().unwrap_or("default")) {
+        match m {
             Mode::Host => return self.write_etc_files(st, c),
             Mode::Container(other) => {
-                let o = st.container(&other)?;
+                let o = st.container(other)?;
                 let sb = o
                     .sandbox
                     .clone()
