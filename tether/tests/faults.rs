@@ -346,18 +346,7 @@ fn start_fails_at_the_bridge_join() {
     let mut d = Daemon::start();
     d.ok(&["network", "create", "--subnet", "10.77.2.0/24", "back"]);
     let links = d.links();
-    d.ok(&[
-        "create",
-        "--network",
-        "back",
-        "--ip",
-        "10.77.2.9",
-        "--name",
-        "app",
-        IMAGE,
-        "sleep",
-        "300",
-    ]);
+    create_on_back(&d, "app");
     restart_with(&mut d, "driver.bridge.join:1");
     let (st, v) = d.api("POST", "/containers/app/start", None);
     assert_failed(&(st, v), 500, "driver.bridge.join");
@@ -522,10 +511,8 @@ fn a_connect_holds_no_engine_lock_while_its_endpoint_is_joined() {
     restart_with(&mut d, "");
 }
 
-/// [`two_networks`] (`back` without icc) and a created container `late` on `back`
-/// (10.77.2.9) and `front`.
-fn with_late() -> Daemon {
-    let d = two_networks(NO_ICC);
+/// Creates (does not start) container `name` on network `back` at 10.77.2.9.
+fn create_on_back(d: &Daemon, name: &str) {
     d.ok(&[
         "create",
         "--network",
@@ -533,11 +520,18 @@ fn with_late() -> Daemon {
         "--ip",
         "10.77.2.9",
         "--name",
-        "late",
+        name,
         IMAGE,
         "sleep",
         "300",
     ]);
+}
+
+/// [`two_networks`] (`back` without icc) and a created container `late` on `back`
+/// (10.77.2.9) and `front`.
+fn with_late() -> Daemon {
+    let d = two_networks(NO_ICC);
+    create_on_back(&d, "late");
     d.ok(&["network", "connect", "front", "late"]);
     d
 }

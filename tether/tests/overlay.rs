@@ -93,6 +93,23 @@ fn vxlan_devices(h: &Daemon) -> Vec<serde_json::Value> {
     }
 }
 
+/// Creates overlay network `name` (with `opts` before the name) on host 1 and waits until
+/// every host of `c` knows it.
+fn create_overlay(c: &Cluster, opts: &[&str], name: &str) {
+    let mut args = vec!["network", "create", "-d", "overlay"];
+    args.extend_from_slice(opts);
+    args.push(name);
+    c.host(1).ok(&args);
+    let want = format!("{name} global");
+    for h in &c.hosts {
+        wait_until(
+            &format!("{name} known on every host"),
+            Duration::from_secs(10),
+            || network_ids(h).contains(&want),
+        );
+    }
+}
+
 #[test]
 fn overlay_spans_hosts_by_name_ip_and_alias_and_stays_isolated() {
     let c = Cluster::start(3, 5);
@@ -276,12 +293,7 @@ fn concurrent_runs_on_three_hosts_get_distinct_addresses() {
 #[test]
 fn a_dead_host_leaves_the_others_and_a_down_store_fails_at_once() {
     let mut c = Cluster::start(3, 3);
-    c.host(1).ok(&["network", "create", "-d", "overlay", "ov"]);
-    for h in &c.hosts {
-        wait_until("ov known", Duration::from_secs(10), || {
-            network_ids(h).contains(&"ov global".to_string())
-        });
-    }
+    create_overlay(&c, &[], "ov");
     serve(c.host(1), "keeper", "ov", &[]);
     serve(c.host(3), "doomed", "ov", &[]);
     c.host(2).run_d(&[
@@ -450,22 +462,8 @@ fn overlay_containers_get_out_and_publish_through_their_host() {
 #[test]
 fn a_restarted_daemon_readopts_its_overlay_containers() {
     let mut c = Cluster::start(2, 3);
-    c.host(1).ok(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "--subnet",
-        "10.79.0.0/24",
-        "ov",
-    ]);
-    c.host(1).ok(&["network", "create", "-d", "overlay", "ovb"]);
-    for h in &c.hosts {
-        wait_until("ov and ovb known", Duration::from_secs(10), || {
-            let ids = network_ids(h);
-            ids.contains(&"ov global".to_string()) && ids.contains(&"ovb global".to_string())
-        });
-    }
+    create_overlay(&c, &["--subnet", "10.79.0.0/24"], "ov");
+    create_overlay(&c, &[], "ovb");
     serve(c.host(1), "one", "ov", &[]);
     serve(c.host(2), "two", "ov", &["--network-alias", "svc2"]);
     c.host(2).run_d(&[
@@ -831,18 +829,7 @@ fn an_ipv6_overlay_carries_both_families_across_hosts() {
 #[test]
 fn a_failed_start_withdraws_its_overlay_endpoint_and_an_overlay_connect_holds_no_lock() {
     let mut c = Cluster::start(2, 5);
-    c.host(1).ok(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "--subnet",
-        "10.79.3.0/24",
-        "ov",
-    ]);
-    wait_until("ov on host 2", Duration::from_secs(10), || {
-        network_ids(c.host(2)).contains(&"ov global".to_string())
-    });
+    create_overlay(&c, &["--subnet", "10.79.3.0/24"], "ov");
     let h1 = c.host(1);
     h1.ok(&["network", "create", "--subnet", "10.78.3.0/24", "back"]);
     h1.ok(&[
@@ -924,16 +911,8 @@ fn a_failed_start_withdraws_its_overlay_endpoint_and_an_overlay_connect_holds_no
 #[test]
 fn an_overlay_address_is_reused_while_the_old_namespace_is_still_held() {
     let c = Cluster::start(1, 5);
+    create_overlay(&c, &["--subnet", "10.79.5.0/24"], "ov");
     let h = c.host(1);
-    h.ok(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "--subnet",
-        "10.79.5.0/24",
-        "ov",
-    ]);
     // a second endpoint keeps the network's VXLAN device (the last one takes it away)
     h.run_d(&["--name", "keep", "--network", "ov", "tbox", "sleep", "600"]);
     let run = |name: &str| {
