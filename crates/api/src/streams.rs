@@ -307,11 +307,15 @@ pub(crate) fn hijack_exec(
     let (tx, rx) = mpsc::channel(64);
     let upgrade = req.headers().contains_key(hyper::header::UPGRADE);
     let detached = Arc::new(tokio::sync::Notify::new());
+    // The output ends once every sender is gone: `open` is held until the exit code is
+    // recorded, so a client that inspects the exec when its output ends sees the code.
+    let open = tx.clone();
     if !upgrade {
         let e2 = engine.clone();
         tokio::spawn(async move {
             let code = pump_exec(child, tx, tty, None, detached).await;
             e2.finish_exec(&id, code);
+            drop(open);
         });
         return stream_response(rx);
     }
@@ -325,6 +329,7 @@ pub(crate) fn hijack_exec(
                 tokio::select! {
                     code = &mut pump => {
                         engine.finish_exec(&id, code.unwrap_or(126));
+                        drop(open);
                         let _ = writer.await;
                     }
                     _ = detached.notified() => {
