@@ -905,6 +905,73 @@ fn a_failed_start_withdraws_its_overlay_endpoint_and_an_overlay_connect_holds_no
     c.hosts[0].restart();
 }
 
+/// An overlay endpoint's lease is a cluster-store round trip taken without the engine's
+/// lock: while the store hangs (etcd frozen) in a start's lease, the daemon answers other
+/// requests; the start then fails naming the store and leaves no lease behind.
+#[test]
+fn a_hanging_store_holds_no_engine_lock_during_an_overlay_lease() {
+    let c = Cluster::start(1, 5);
+    create_overlay(&c, &["--subnet", "10.79.5.0/24"], "ov");
+    let h1 = c.host(1);
+    h1.ok(&["network", "create", "--subnet", "10.78.5.0/24", "back"]);
+    // a running container on back: `network rm back` is refused from the start, and
+    // names box too once box's endpoints are staged
+    h1.run_d(&[
+        "--name",
+        "keeper",
+        "--network",
+        "back",
+        "tbox",
+        "sleep",
+        "600",
+    ]);
+    h1.ok(&[
+        "create",
+        "--name",
+        "box",
+        "--network",
+        "ov",
+        "--ip",
+        "10.79.5.50",
+        "tbox",
+        "sleep",
+        "600",
+    ]);
+    h1.ok(&["network", "connect", "back", "box"]);
+
+    c.underlay.pause_etcd();
+    let host = h1.host.clone();
+    let start = std::thread::spawn(move || {
+        Command::new(common::TETHER)
+            .args(["-H", &host, "start", "box"])
+            .output()
+            .expect("run tether")
+    });
+    common::answers_while_held(h1, "back", "box", "10.78.6.0/24");
+    let held = !start.is_finished();
+    let out = start.join().expect("start thread");
+    c.underlay.resume_etcd();
+    assert!(
+        held,
+        "the start finished before the requests made while its lease hung (lock held?)"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("cluster store"),
+        "the start did not fail naming the store: {out:?}"
+    );
+    assert!(!h1
+        .ok(&["ps", "-q", "--filter", "name=box"])
+        .contains(char::is_alphanumeric));
+
+    // the store answers again: the same address is free, so nothing was leased
+    wait_until("host 1 reconnects", Duration::from_secs(20), || {
+        h1.ok(&["info"]).contains("Store Status: connected")
+    });
+    h1.ok(&["start", "box"]);
+    assert_eq!(h1.ip_of("box", "ov"), "10.79.5.50");
+}
+
 /// A removed overlay container's macvlan goes at once, not when the kernel frees its
 /// namespace: while another process holds that namespace, the next container given the
 /// same address (and so the same MAC on the same VXLAN device) still comes up.

@@ -396,8 +396,9 @@ impl Engine {
 
     /// The first step of an endpoint, under the engine's lock: checks the network and its
     /// bridge's room (endpoints being joined count), leases the addresses through the
-    /// network's IPAM and picks the names. Nothing is made in the kernel; the lease is
-    /// returned by [`Engine::abandon_endpoint`] when the join fails.
+    /// network's IPAM (a local one; a global network's lease is the join's first step)
+    /// and picks the names. Nothing is made in the kernel; the lease is returned by
+    /// [`Engine::abandon_endpoint`] when the join fails.
     ///
     /// Errors: 404 network gone; 409 the bridge is full; the IPAM's refusal (400/409).
     pub(crate) async fn plan_endpoint(
@@ -424,9 +425,12 @@ impl Engine {
         bridge_has_room(name, endpoints)?;
         let ep_id = crate::state::new_id();
         let global = self.is_global(&net);
-        let ipam = self.ipam_of(&net)?;
-        let t = std::time::Instant::now();
-        let lease = {
+        // a global (overlay) network's lease is a cluster-store round trip: taken by
+        // join_planned, without the engine's lock
+        let lease = if global {
+            Lease::default()
+        } else {
+            let ipam = self.ipam_of(&net)?;
             let n = st
                 .networks
                 .get_mut(&net.id)
@@ -438,18 +442,6 @@ impl Engine {
             };
             ipam.request_address(&mut n.pools_mut(), &req).await?
         };
-        // the cluster store's share of an overlay endpoint (logged at debug level)
-        let store_time = if global {
-            t.elapsed()
-        } else {
-            std::time::Duration::ZERO
-        };
-        let ip = lease.ipv4;
-        let ip6 = lease.ipv6.and_then(|a| {
-            net.pool6
-                .as_ref()
-                .map(|p6| (a, p6.subnet.prefix_len(), p6.gateway))
-        });
         let used: HashSet<&str> = c
             .endpoints
             .values()
@@ -461,32 +453,66 @@ impl Engine {
             .map(|i| format!("eth{i}"))
             .find(|n| !used.contains(n.as_str()) && !drv.reaping(&reap_key(c, n)))
             .unwrap_or_else(|| "eth0".into());
-        let ep = Endpoint {
+        let mut ep = Endpoint {
             id: ep_id,
-            ip,
+            ip: None,
             prefix: spec.v4.map(|(s, _)| s.prefix_len()).unwrap_or(0),
-            ip6,
+            ip6: None,
             gateway: spec.v4.map(|(_, g)| g),
-            mac: att
-                .mac
-                .as_deref()
-                .and_then(crate::validate::parse_mac)
-                .or_else(|| ip.map(link::mac_for_ip))
-                .unwrap_or_else(link::random_mac),
+            mac: [0; 6],
             ifname,
             host_veth: random_veth(),
         };
+        address_endpoint(&mut ep, &net, att, &lease);
         Ok(PlannedEndpoint {
             net,
             ep,
             lease,
             global,
-            store_time,
+            store_time: std::time::Duration::ZERO,
         })
     }
 
-    /// The kernel's part of a planned endpoint: the driver joins it to `c`'s sandbox and,
-    /// on a global network, its record goes to the cluster store. Needs no engine lock
+    /// A global network's lease for a planned endpoint, without the engine's lock: the
+    /// cluster store's compare-and-swap keeps concurrent leases distinct (on this host
+    /// and the others), following the pool rules of `p`'s copy of the network record.
+    /// Gives the endpoint its addresses and MAC.
+    ///
+    /// Errors: the IPAM's refusal (400/409) or the store's failure (500).
+    async fn lease_global(
+        &self,
+        p: &mut PlannedEndpoint,
+        att: &Attachment,
+    ) -> Result<(), EngineError> {
+        let ipam = self.ipam_of(&p.net)?;
+        let t = std::time::Instant::now();
+        let endpoint_id = p.ep.id.clone();
+        let req = AddressRequest {
+            endpoint_id: &endpoint_id,
+            ipv4: att.ipv4,
+            ipv6: att.ipv6,
+        };
+        p.lease = ipam.request_address(&mut p.net.pools_mut(), &req).await?;
+        p.store_time = t.elapsed();
+        address_endpoint(&mut p.ep, &p.net, att, &p.lease);
+        Ok(())
+    }
+
+    /// Returns a global lease taken by [`Engine::lease_global`] whose join then failed,
+    /// without the engine's lock (the state's copy of the record never held it).
+    async fn unlease_global(&self, p: &mut PlannedEndpoint) {
+        let lease = std::mem::take(&mut p.lease);
+        match self.ipam_of(&p.net) {
+            Ok(ipam) => ipam.release_address(&mut p.net.pools_mut(), &lease).await,
+            Err(e) => {
+                tracing::warn!(network = %p.net.name, error = %e, "releasing a global lease")
+            }
+        }
+    }
+
+    /// The kernel's part of a planned endpoint: on a global network its lease is taken
+    /// first ([`Engine::lease_global`]); the driver joins it to `c`'s sandbox and, on a
+    /// global network, its record goes to the cluster store. Needs no engine lock
     /// ([`Engine::join_staged`] runs it with the lock released). On a
     /// failure nothing of the endpoint is left in the kernel or the store; the lease is
     /// the caller's to abandon.
@@ -506,21 +532,31 @@ impl Engine {
             .ok_or_else(|| EngineError::Internal("no sandbox".into()))?;
         let drv = self.driver_of(&p.net)?;
         let spec = crate::networks::spec_of(&p.net);
+        if p.global {
+            self.lease_global(p, att).await?;
+        }
         let ep = &p.ep;
-        drv.join(
-            &spec,
-            &EndpointSpec {
-                sandbox: &sb,
-                sandbox_nl: snl,
-                host_ifname: &ep.host_veth,
-                ifname: &ep.ifname,
-                ip: ep.ip,
-                ip6: ep.ip6.map(|(a, _, _)| a),
-                mac: ep.mac,
-                default_route,
-            },
-        )
-        .await?;
+        let joined = drv
+            .join(
+                &spec,
+                &EndpointSpec {
+                    sandbox: &sb,
+                    sandbox_nl: snl,
+                    host_ifname: &ep.host_veth,
+                    ifname: &ep.ifname,
+                    ip: ep.ip,
+                    ip6: ep.ip6.map(|(a, _, _)| a),
+                    mac: ep.mac,
+                    default_route,
+                },
+            )
+            .await;
+        if let Err(e) = joined {
+            if p.global {
+                self.unlease_global(p).await;
+            }
+            return Err(e.into());
+        }
         if p.global {
             let rec = self.endpoint_record(&p.net, c, att, ep);
             let t = std::time::Instant::now();
@@ -529,6 +565,7 @@ impl Engine {
                 // only): the driver removes the endpoint's interfaces itself
                 let reap = Some(reap_key(c, &ep.ifname));
                 let _ = drv.leave(&spec, &ep.host_veth, reap).await;
+                self.unlease_global(p).await;
                 return Err(e);
             }
             let put = t.elapsed();
@@ -875,6 +912,24 @@ impl Engine {
             self.release_sandbox(&c.id);
         }
     }
+}
+
+/// Gives `ep` the addresses of `lease` on network `net` (IPv6 with the pool's prefix
+/// length and gateway) and its MAC: the one `att` asks for, else one derived from the
+/// IPv4 address (as Docker does), else a random one.
+fn address_endpoint(ep: &mut Endpoint, net: &Network, att: &Attachment, lease: &Lease) {
+    ep.ip = lease.ipv4;
+    ep.ip6 = lease.ipv6.and_then(|a| {
+        net.pool6
+            .as_ref()
+            .map(|p6| (a, p6.subnet.prefix_len(), p6.gateway))
+    });
+    ep.mac = att
+        .mac
+        .as_deref()
+        .and_then(crate::validate::parse_mac)
+        .or_else(|| ep.ip.map(link::mac_for_ip))
+        .unwrap_or_else(link::random_mac);
 }
 
 /// Returns `lease` to network `net`'s pools through its IPAM: the state's record of the

@@ -130,11 +130,32 @@ impl Underlay {
     pub fn stop_etcd(&mut self) {
         if let Some(mut c) = self.etcd.take() {
             // SAFETY: kill(2) on our own child.
+            // (SIGCONT: a paused etcd handles its SIGTERM only once thawed)
             unsafe {
                 libc::kill(c.id() as i32, libc::SIGTERM);
+                libc::kill(c.id() as i32, libc::SIGCONT);
             }
             let _ = c.wait();
         }
+    }
+
+    /// Freezes etcd (SIGSTOP): its connections stay open and nothing answers, as with a
+    /// store that hangs; [`Underlay::resume_etcd`] thaws it, and so does stopping it (a
+    /// failed test's clean-up).
+    pub fn pause_etcd(&self) {
+        self.signal_etcd(libc::SIGSTOP);
+    }
+
+    /// Thaws etcd after [`Underlay::pause_etcd`] (SIGCONT).
+    pub fn resume_etcd(&self) {
+        self.signal_etcd(libc::SIGCONT);
+    }
+
+    fn signal_etcd(&self, sig: i32) {
+        let c = self.etcd.as_ref().expect("etcd runs");
+        // SAFETY: kill(2) on our own child.
+        let r = unsafe { libc::kill(c.id() as i32, sig) };
+        assert_eq!(r, 0, "signal {sig} to etcd");
     }
 
     /// Adds host number `n` (1..253): a veth `hN` on `ul0`, its peer `eth0` with
