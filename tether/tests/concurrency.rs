@@ -194,3 +194,70 @@ fn concurrent_network_creates_get_distinct_subnets_and_names_stay_unique() {
     }
     assert_eq!(d.links_settled(&before), before);
 }
+
+/// A container's exit is processed without the engine's lock across the runtime's part:
+/// while the daemon's `runc delete` of an exited container is held (a runtime wrapper
+/// that waits on it), the daemon creates and removes a network and lists containers; the exit is
+/// then recorded with its code and nothing of the container is left running.
+#[test]
+fn an_exit_holds_no_engine_lock_across_runc_delete() {
+    let tmp = tempfile::Builder::new()
+        .prefix("tether-slowdelete-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = tmp.path().to_str().expect("utf-8 path").to_string();
+    let runc = Command::new("sh")
+        .args(["-c", "command -v runc"])
+        .output()
+        .expect("sh");
+    let runc = String::from_utf8_lossy(&runc.stdout).trim().to_string();
+    assert!(!runc.is_empty(), "runc not found");
+    // once armed, the shim's own `delete` (the first, before the shim exits) passes;
+    // the daemon's (the next) marks its start, waits 3 s, marks its end, then runs
+    let wrapper = format!(
+        "#!/bin/sh\nfor a in \"$@\"; do\n  if [ \"$a\" = delete ] && [ -e {dir}/armed ]; then\n    \
+         if [ -e {dir}/shim-deleted ]; then\n      \
+         touch {dir}/delete-begun; sleep 3; touch {dir}/delete-done\n    \
+         else\n      touch {dir}/shim-deleted\n    fi\n    break\n  fi\ndone\n\
+         exec {runc} \"$@\"\n"
+    );
+    let path = tmp.path().join("slow-runc");
+    std::fs::write(&path, wrapper).expect("write the wrapper");
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod the wrapper");
+    let gate = tmp.path().join("gate");
+    std::fs::create_dir(&gate).expect("gate dir");
+    let d = Daemon::start_with(&["--runtime", path.to_str().expect("utf-8 path")]);
+    let volume = format!("{}:/gate", gate.display());
+    d.run_d(&[
+        "--name",
+        "quick",
+        "-v",
+        &volume,
+        IMAGE,
+        "sh",
+        "-c",
+        "while [ ! -e /gate/go ]; do sleep 0.05; done; exit 7",
+    ]);
+    std::fs::write(tmp.path().join("armed"), "").expect("arm");
+    std::fs::write(gate.join("go"), "").expect("let the container exit");
+    common::wait_until(
+        "the exit's runc delete begins",
+        std::time::Duration::from_secs(20),
+        || tmp.path().join("delete-begun").exists(),
+    );
+    d.ok(&["network", "create", "--subnet", "10.77.9.0/24", "meanwhile"]);
+    d.ok(&["network", "rm", "meanwhile"]);
+    d.ok(&["ps", "-a"]);
+    assert!(
+        !tmp.path().join("delete-done").exists(),
+        "the requests finished only after the held runc delete (lock held across it?)"
+    );
+    common::wait_until(
+        "quick is recorded as exited",
+        std::time::Duration::from_secs(20),
+        || d.inspect("quick")["State"]["Status"] == "exited",
+    );
+    assert_eq!(d.inspect("quick")["State"]["ExitCode"], 7);
+    assert!(tmp.path().join("delete-done").exists());
+}

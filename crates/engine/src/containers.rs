@@ -799,7 +799,27 @@ impl Engine {
 
     /// Records a container's exit: its code, teardown of networking and rootfs, waiters
     /// woken, and removal when it was started with --rm.
+    ///
+    /// The runtime's part (the rootfs unmounted, `runc delete`, the bundle and the shim's
+    /// sockets removed) runs first, without the engine's lock: the container's processes
+    /// are gone (its shim exited), and while it is still recorded as running nothing
+    /// else starts it or mounts its rootfs. Then, under the lock, the record says
+    /// `exited`, its networking goes and the waiters wake.
     async fn on_exit(self: &Arc<Self>, id: &str) {
+        let running = matches!(
+            self.state.lock().await.container(id),
+            Ok(c) if c.state.status == "running"
+        );
+        if !running {
+            return;
+        }
+        let rec = shim::read_exit(&self.bundle(id).join("exit.json"));
+        let _ = rootfs::unmount(&self.container_dir(id).join("rootfs"));
+        let _ = self.runc.delete(id, true).await;
+        let _ = std::fs::remove_dir_all(self.bundle(id));
+        for kind in ["attach", "control", "console"] {
+            let _ = std::fs::remove_file(shim::socket(&self.sock_prefix(id), kind));
+        }
         let mut st = self.state.lock().await;
         let Ok(mut c) = st.container(id).cloned() else {
             return;
@@ -807,7 +827,6 @@ impl Engine {
         if c.state.status != "running" {
             return;
         }
-        let rec = shim::read_exit(&self.bundle(id).join("exit.json"));
         c.state.status = "exited".into();
         c.state.paused = false;
         c.state.pid = 0;
@@ -815,12 +834,6 @@ impl Engine {
         c.state.exit_code = rec.as_ref().map(|r| r.exit_code).unwrap_or(137);
         c.state.finished_at = rec.map(|r| r.finished_at).unwrap_or_else(state::now);
         self.teardown_networking(&mut st, &mut c).await;
-        let _ = rootfs::unmount(&self.container_dir(id).join("rootfs"));
-        let _ = self.runc.delete(id, true).await;
-        let _ = std::fs::remove_dir_all(self.bundle(id));
-        for kind in ["attach", "control", "console"] {
-            let _ = std::fs::remove_file(shim::socket(&self.sock_prefix(id), kind));
-        }
         let code = c.state.exit_code;
         let auto = c.host_config.auto_remove.unwrap_or(false);
         // a container its policy restarts is `restarting` until it runs again (as
