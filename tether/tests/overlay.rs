@@ -972,6 +972,74 @@ fn a_hanging_store_holds_no_engine_lock_during_an_overlay_lease() {
     assert_eq!(h1.ip_of("box", "ov"), "10.79.5.50");
 }
 
+/// The cluster store's share of an overlay endpoint (its record, its lease) is released
+/// without the engine's lock when a container is disconnected from the overlay and when
+/// it stops: while the store hangs (etcd frozen) in those releases, the daemon answers
+/// other requests, and both operations then finish.
+#[test]
+fn a_hanging_store_holds_no_engine_lock_during_an_overlay_disconnect_or_stop() {
+    let c = Cluster::start(1, 5);
+    create_overlay(&c, &["--subnet", "10.79.6.0/24"], "ov");
+    let h1 = c.host(1);
+    h1.ok(&["network", "create", "--subnet", "10.78.7.0/24", "back"]);
+    for name in ["box", "other"] {
+        h1.run_d(&["--name", name, "--network", "ov", "tbox", "sleep", "600"]);
+    }
+    h1.ok(&["network", "connect", "back", "other"]);
+    let probe = |what: &str, op: &std::thread::JoinHandle<std::process::Output>| {
+        h1.ok(&["network", "create", "--subnet", "10.78.8.0/24", "meanwhile"]);
+        h1.ok(&["network", "rm", "meanwhile"]);
+        h1.ok(&["ps", "-q"]);
+        assert!(
+            !op.is_finished(),
+            "the {what} finished before the requests made while the store hung (lock held?)"
+        );
+    };
+    let spawn = |args: &[&str]| {
+        let mut full = vec!["-H".to_string(), h1.host.clone()];
+        full.extend(args.iter().map(|a| a.to_string()));
+        std::thread::spawn(move || {
+            Command::new(common::TETHER)
+                .args(&full)
+                .output()
+                .expect("run tether")
+        })
+    };
+
+    // a disconnect from the overlay: its release is under way within milliseconds of
+    // the request, and takes the store's 2 s timeout (twice: record, then address)
+    c.underlay.pause_etcd();
+    let disconnect = spawn(&["network", "disconnect", "ov", "other"]);
+    std::thread::sleep(Duration::from_millis(500));
+    probe("disconnect", &disconnect);
+    let out = disconnect.join().expect("disconnect thread");
+    c.underlay.resume_etcd();
+    assert!(out.status.success(), "disconnect: {out:?}");
+    let nets = h1.inspect("other")["NetworkSettings"]["Networks"].clone();
+    assert!(
+        nets.get("ov").is_none() && nets.get("back").is_some(),
+        "{nets}"
+    );
+    wait_until("host 1 reconnects", Duration::from_secs(20), || {
+        h1.ok(&["info"]).contains("Store Status: connected")
+    });
+
+    // a stop: once the container's init is gone, its exit is being processed
+    let pid = h1.inspect("box")["State"]["Pid"].as_i64().unwrap_or(0);
+    assert!(pid > 0, "box has no pid");
+    c.underlay.pause_etcd();
+    let stop = spawn(&["stop", "-t", "0", "box"]);
+    wait_until("box's init is gone", Duration::from_secs(10), || {
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    probe("stop", &stop);
+    let out = stop.join().expect("stop thread");
+    c.underlay.resume_etcd();
+    assert!(out.status.success(), "stop: {out:?}");
+    assert_eq!(h1.inspect("box")["State"]["Status"], "exited");
+}
+
 /// A removed overlay container's macvlan goes at once, not when the kernel frees its
 /// namespace: while another process holds that namespace, the next container given the
 /// same address (and so the same MAC on the same VXLAN device) still comes up.

@@ -670,6 +670,46 @@ impl Engine {
         }
     }
 
+    /// Releases the cluster store's share of endpoint `ep` on global network `n`: its
+    /// record is withdrawn and its addresses go back to the store's IPAM (failures are
+    /// logged: the session's lease takes them at worst). Needs no engine lock (it
+    /// changes no state; [`GlobalIpam`] releases only what this host holds, so a second
+    /// release is harmless), so that a store that hangs holds no other request up.
+    pub(crate) async fn release_store_share(&self, n: &Network, ep: &crate::state::Endpoint) {
+        self.withdraw_endpoint(&n.id, &ep.id).await;
+        match self.ipam_of(n) {
+            Ok(ipam) => {
+                let mut copy = n.clone();
+                ipam.release_address(&mut copy.pools_mut(), &ep.lease())
+                    .await;
+            }
+            Err(e) => {
+                tracing::warn!(network = %n.name, error = %e, "releasing a global endpoint's addresses")
+            }
+        }
+    }
+
+    /// The global endpoints of container `id` (its network's record and the endpoint), as
+    /// the state has them now: what [`Engine::release_store_share`] releases before a
+    /// teardown.
+    pub(crate) fn global_endpoints(
+        &self,
+        st: &State,
+        id: &str,
+    ) -> Vec<(Network, crate::state::Endpoint)> {
+        let Some(c) = st.containers.get(id) else {
+            return Vec::new();
+        };
+        c.attachments
+            .iter()
+            .filter_map(|(name, a)| {
+                let n = st.networks.get(&a.network_id)?;
+                let ep = c.endpoints.get(name)?;
+                self.is_global(n).then(|| (n.clone(), ep.clone()))
+            })
+            .collect()
+    }
+
     /// This host's VTEP address, for endpoint records.
     pub(crate) fn vtep(&self) -> Option<IpAddr> {
         self.cluster.as_ref().map(|c| IpAddr::V4(c.overlay.local()))
@@ -987,7 +1027,7 @@ impl Engine {
                 return Err(e);
             }
         } else if has && !needs {
-            let left = self.detach_endpoint(st, c, GWBRIDGE, false).await;
+            let left = self.detach_endpoint(st, c, GWBRIDGE, false, &[]).await;
             c.attachments.retain(|(n, _)| n != GWBRIDGE);
             left?;
         }

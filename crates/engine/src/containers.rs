@@ -489,7 +489,7 @@ impl Engine {
                 let launched = self.launch_prepared(&mut c, p).await;
                 st = self.state.lock().await;
                 if launched.is_err() {
-                    self.teardown_networking(&mut st, &mut c).await;
+                    self.teardown_networking(&mut st, &mut c, &[]).await;
                     let _ = rootfs::unmount(&self.container_dir(&c.id).join("rootfs"));
                 }
                 launched
@@ -576,7 +576,7 @@ impl Engine {
         let t_rootfs = t0.elapsed();
         let (mut st, net) = self.prepare_networking(c).await;
         if let Err(e) = net {
-            self.teardown_networking(&mut st, c).await;
+            self.teardown_networking(&mut st, c, &[]).await;
             let _ = rootfs::unmount(&merged);
             return (st, Err(e));
         }
@@ -801,24 +801,30 @@ impl Engine {
     /// woken, and removal when it was started with --rm.
     ///
     /// The runtime's part (the rootfs unmounted, `runc delete`, the bundle and the shim's
-    /// sockets removed) runs first, without the engine's lock: the container's processes
-    /// are gone (its shim exited), and while it is still recorded as running nothing
-    /// else starts it or mounts its rootfs. Then, under the lock, the record says
-    /// `exited`, its networking goes and the waiters wake.
+    /// sockets removed) and the cluster store's share of its overlay endpoints (records
+    /// and leases) go first, without the engine's lock: the container's processes are
+    /// gone (its shim exited), and while it is still recorded as running nothing else
+    /// starts it or mounts its rootfs. Then, under the lock, the record says `exited`,
+    /// its networking goes and the waiters wake.
     async fn on_exit(self: &Arc<Self>, id: &str) {
-        let running = matches!(
-            self.state.lock().await.container(id),
-            Ok(c) if c.state.status == "running"
-        );
-        if !running {
-            return;
-        }
+        let globals = {
+            let st = self.state.lock().await;
+            match st.container(id) {
+                Ok(c) if c.state.status == "running" => self.global_endpoints(&st, id),
+                _ => return,
+            }
+        };
         let rec = shim::read_exit(&self.bundle(id).join("exit.json"));
         let _ = rootfs::unmount(&self.container_dir(id).join("rootfs"));
         let _ = self.runc.delete(id, true).await;
         let _ = std::fs::remove_dir_all(self.bundle(id));
         for kind in ["attach", "control", "console"] {
             let _ = std::fs::remove_file(shim::socket(&self.sock_prefix(id), kind));
+        }
+        let mut released = Vec::new();
+        for (n, ep) in &globals {
+            self.release_store_share(n, ep).await;
+            released.push(ep.id.clone());
         }
         let mut st = self.state.lock().await;
         let Ok(mut c) = st.container(id).cloned() else {
@@ -833,7 +839,7 @@ impl Engine {
         c.state.shim_pid = 0;
         c.state.exit_code = rec.as_ref().map(|r| r.exit_code).unwrap_or(137);
         c.state.finished_at = rec.map(|r| r.finished_at).unwrap_or_else(state::now);
-        self.teardown_networking(&mut st, &mut c).await;
+        self.teardown_networking(&mut st, &mut c, &released).await;
         let code = c.state.exit_code;
         let auto = c.host_config.auto_remove.unwrap_or(false);
         // a container its policy restarts is `restarting` until it runs again (as
@@ -1292,7 +1298,10 @@ impl Engine {
                 done = self.save_container(&c);
             }
             if let Err(e) = done {
-                if let Err(u) = self.detach_endpoint(&mut st, &mut c, &n.name, false).await {
+                if let Err(u) = self
+                    .detach_endpoint(&mut st, &mut c, &n.name, false, &[])
+                    .await
+                {
                     tracing::warn!(container = %c.name, error = %u, "undoing a failed connect");
                 }
                 c.attachments.retain(|(x, _)| x != &n.name);
@@ -1339,9 +1348,35 @@ impl Engine {
             st.containers.insert(c.id.clone(), c);
             return Ok(());
         }
+        // an overlay endpoint's record and lease leave the cluster store first, without
+        // the engine's lock (this container's own lock keeps its connects and
+        // disconnects out meanwhile)
+        let mut released = Vec::new();
+        if let Some(ep) = c
+            .endpoints
+            .get(&n.name)
+            .filter(|_| self.is_global(&n))
+            .cloned()
+        {
+            drop(st);
+            self.release_store_share(&n, &ep).await;
+            released.push(ep.id);
+            st = self.state.lock().await;
+            c = st.container(&id)?.clone();
+            if !c.attachments.iter().any(|(_, a)| a.network_id == n.id) {
+                return Ok(());
+            }
+        }
+        let pos = c
+            .attachments
+            .iter()
+            .position(|(_, a)| a.network_id == n.id)
+            .unwrap_or(pos);
         // Once the endpoint is withdrawn the record must say so: the steps after it keep
         // going when one fails, the record is saved, and every failure is reported.
-        let left = self.detach_endpoint(&mut st, &mut c, &n.name, false).await;
+        let left = self
+            .detach_endpoint(&mut st, &mut c, &n.name, false, &released)
+            .await;
         c.attachments.remove(pos);
         let mut errors = Vec::new();
         if let Err(e) = &left {

@@ -619,14 +619,17 @@ impl Engine {
     ///
     /// Keeps going past a failing step: the endpoint is gone from `c` and its lease and
     /// DNS names are released whatever happens; when the driver fails to remove the veth
-    /// pair it is deleted here. Errors: the driver's failure (logged too), for the caller
-    /// to report.
+    /// pair it is deleted here. An endpoint on a global network whose id is in
+    /// `store_released` had its record and lease released in the cluster store by the
+    /// caller beforehand, without the engine's lock ([`Engine::release_store_share`]).
+    /// Errors: the driver's failure (logged too), for the caller to report.
     pub(crate) async fn detach_endpoint(
         &self,
         st: &mut State,
         c: &mut Container,
         name: &str,
         sandbox_going: bool,
+        store_released: &[String],
     ) -> Result<(), EngineError> {
         let Some(ep) = c.endpoints.remove(name) else {
             return Ok(());
@@ -638,12 +641,15 @@ impl Engine {
             .map(|(_, a)| a.network_id.clone());
         if let Some(n) = net_id.as_ref().and_then(|id| st.networks.get(id)).cloned() {
             if self.is_global(&n) {
-                self.withdraw_endpoint(&n.id, &ep.id).await;
-            }
-            match self.ipam_of(&n) {
-                Ok(ipam) => release_lease(st, &n, ipam.as_ref(), &ep.lease()).await,
-                Err(e) => {
-                    tracing::warn!(container = %c.name, network = %n.name, error = %e, "releasing an endpoint's addresses")
+                if !store_released.contains(&ep.id) {
+                    self.release_store_share(&n, &ep).await;
+                }
+            } else {
+                match self.ipam_of(&n) {
+                    Ok(ipam) => release_lease(st, &n, ipam.as_ref(), &ep.lease()).await,
+                    Err(e) => {
+                        tracing::warn!(container = %c.name, network = %n.name, error = %e, "releasing an endpoint's addresses")
+                    }
                 }
             }
         }
@@ -883,8 +889,14 @@ impl Engine {
     }
 
     /// Undoes everything a start's networking (from [`Engine::make_sandbox`] on) recorded on
-    /// `c`; tolerant and idempotent.
-    pub(crate) async fn teardown_networking(&self, st: &mut State, c: &mut Container) {
+    /// `c`; tolerant and idempotent. `store_released`: the global endpoints whose cluster
+    /// store share the caller released already (see [`Engine::detach_endpoint`]).
+    pub(crate) async fn teardown_networking(
+        &self,
+        st: &mut State,
+        c: &mut Container,
+        store_released: &[String],
+    ) {
         self.dns.set_links(&c.id, &[]);
         let dns = self.live_mut(&c.id, |l| {
             l.reservations.clear();
@@ -906,7 +918,7 @@ impl Engine {
             );
         for n in names {
             // tolerant: a failure is logged by detach_endpoint
-            let _ = self.detach_endpoint(st, c, &n, own).await;
+            let _ = self.detach_endpoint(st, c, &n, own, store_released).await;
         }
         if c.sandbox.take().is_some() {
             self.release_sandbox(&c.id);
