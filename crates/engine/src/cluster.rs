@@ -617,14 +617,12 @@ impl Engine {
         Ok((id, None))
     }
 
-    /// `network rm` of a global network: refused while any host has an endpoint on it
-    /// (one store transaction), then forgotten here; the other hosts forget it from the
-    /// watch.
-    pub(crate) async fn remove_global_network(
-        &self,
-        st: &mut State,
-        n: &Network,
-    ) -> Result<(), EngineError> {
+    /// `network rm` of a global network, its cluster store part: the record is deleted,
+    /// refused while any host has an endpoint on it (one store transaction). Changes no
+    /// state: needs no engine lock.
+    ///
+    /// Errors: no cluster store (400); the store's refusal (409 endpoints) or failure.
+    pub(crate) async fn delete_global_record(&self, n: &Network) -> Result<(), EngineError> {
         let cl = self.cluster(&n.driver)?;
         let vni = n
             .options
@@ -632,12 +630,21 @@ impl Engine {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         cl.store.delete_network(&n.id, &n.name, vni).await?;
-        if let Err(e) = cl
-            .overlay
-            .delete_network(&crate::networks::spec_of(n))
-            .await
-        {
-            tracing::warn!(network = %n.name, error = %e, "removing the overlay devices");
+        Ok(())
+    }
+
+    /// `network rm` of a global network whose record left the store: its devices, names
+    /// and records here go (whatever the store's watch removed already), and the
+    /// `destroy` event; the other hosts forget it from the watch.
+    pub(crate) async fn forget_global_network(&self, st: &mut State, n: &Network) {
+        if let Some(cl) = self.cluster.as_ref() {
+            if let Err(e) = cl
+                .overlay
+                .delete_network(&crate::networks::spec_of(n))
+                .await
+            {
+                tracing::warn!(network = %n.name, error = %e, "removing the overlay devices");
+            }
         }
         self.dns.remove_network(&n.id);
         st.networks.remove(&n.id);
@@ -651,7 +658,6 @@ impl Engine {
                 ("type".to_string(), n.driver.clone()),
             ]),
         );
-        Ok(())
     }
 
     /// Publishes an endpoint of this host on a global network.

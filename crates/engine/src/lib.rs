@@ -213,6 +213,9 @@ pub(crate) struct State {
     /// their network (it cannot be removed meanwhile) and towards its bridge's port
     /// limit, and a firewall rebuild keeps their bridge port's isolation.
     pub joining: BTreeMap<String, Joining>,
+    /// Global networks whose record `network rm` is deleting from the cluster store while
+    /// the engine's lock is released, by id: no endpoint is staged on them meanwhile.
+    pub removing: std::collections::BTreeSet<String>,
 }
 
 /// An endpoint being joined (see [`State::joining`]).

@@ -112,6 +112,35 @@ impl State {
     }
 }
 
+/// Whether network `n` may be removed now: not a predefined one, no active endpoint (a
+/// running container's, or one being joined), not being removed already.
+///
+/// Errors: 409 naming the reason (and the containers with endpoints).
+fn removable(st: &State, n: &Network) -> Result<(), EngineError> {
+    if n.builtin {
+        return Err(EngineError::Conflict(format!(
+            "{} is a pre-defined network and cannot be removed",
+            n.name
+        )));
+    }
+    if st.removing.contains(&n.id) {
+        return Err(EngineError::Conflict(format!(
+            "network {} is being removed",
+            n.name
+        )));
+    }
+    let active = st.active_on(&n.id);
+    if !active.is_empty() {
+        return Err(EngineError::Conflict(format!(
+            "error while removing network: network {} id {} has active endpoints ({}); stop or disconnect them first",
+            n.name,
+            n.id,
+            active.join(", ")
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn parse_net(s: &str, what: &str) -> Result<Ipv4Net, EngineError> {
     s.parse::<Ipv4Net>().map_err(|_| {
         EngineError::InvalidParam(format!(
@@ -540,30 +569,33 @@ impl Engine {
     }
 
     /// DELETE /networks/{id}. Errors: 404; 403-like 409 for predefined networks or active endpoints.
+    ///
+    /// A global network's record leaves the cluster store without the engine's lock
+    /// (listed in [`State::removing`] meanwhile, so that no endpoint is staged on it);
+    /// then it is forgotten here under the lock.
     pub async fn remove_network(&self, key: &str) -> Result<(), EngineError> {
         let mut st = self.state.lock().await;
         let n = st.network(key)?.clone();
-        self.remove_network_locked(&mut st, &n).await
+        if !self.is_global(&n) {
+            return self.remove_network_locked(&mut st, &n).await;
+        }
+        removable(&st, &n)?;
+        st.removing.insert(n.id.clone());
+        drop(st);
+        let deleted = self.delete_global_record(&n).await;
+        let mut st = self.state.lock().await;
+        st.removing.remove(&n.id);
+        deleted?;
+        self.forget_global_network(&mut st, &n).await;
+        Ok(())
     }
 
     async fn remove_network_locked(&self, st: &mut State, n: &Network) -> Result<(), EngineError> {
-        if n.builtin {
-            return Err(EngineError::Conflict(format!(
-                "{} is a pre-defined network and cannot be removed",
-                n.name
-            )));
-        }
-        let active = st.active_on(&n.id);
-        if !active.is_empty() {
-            return Err(EngineError::Conflict(format!(
-                "error while removing network: network {} id {} has active endpoints ({}); stop or disconnect them first",
-                n.name,
-                n.id,
-                active.join(", ")
-            )));
-        }
+        removable(st, n)?;
         if self.is_global(n) {
-            return self.remove_global_network(st, n).await;
+            self.delete_global_record(n).await?;
+            self.forget_global_network(st, n).await;
+            return Ok(());
         }
         // The record goes with the network's device: a driver that failed before removing
         // it (the bridge is still there) keeps the record, so that the state agrees with

@@ -400,7 +400,8 @@ impl Engine {
     /// and picks the names. Nothing is made in the kernel; the lease is returned by
     /// [`Engine::abandon_endpoint`] when the join fails.
     ///
-    /// Errors: 404 network gone; 409 the bridge is full; the IPAM's refusal (400/409).
+    /// Errors: 404 network gone; 409 the bridge is full or the network is being removed;
+    /// the IPAM's refusal (400/409).
     pub(crate) async fn plan_endpoint(
         &self,
         st: &mut State,
@@ -414,6 +415,11 @@ impl Engine {
             .get(&att.network_id)
             .cloned()
             .ok_or_else(|| EngineError::NotFound(format!("network {name} not found")))?;
+        if st.removing.contains(&net.id) {
+            return Err(EngineError::Conflict(format!(
+                "network {name} is being removed"
+            )));
+        }
         let drv = self.driver_of(&net)?;
         let spec = crate::networks::spec_of(&net);
         let endpoints = st
