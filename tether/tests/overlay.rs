@@ -975,15 +975,28 @@ fn a_hanging_store_holds_no_engine_lock_during_an_overlay_lease() {
 /// The cluster store's share of an overlay endpoint (its record, its lease) is released
 /// without the engine's lock when a container is disconnected from the overlay and when
 /// it stops, and so is the overlay's record on `network rm`: while the store hangs
-/// (etcd frozen) in those steps, the daemon answers other requests.
+/// (etcd frozen) in those steps, the daemon answers other requests; the removals that
+/// timed out are retried once the store answers (the addresses are free again).
 #[test]
 fn a_hanging_store_holds_no_engine_lock_during_an_overlay_disconnect_stop_or_rm() {
-    let c = Cluster::start(1, 5);
+    // a long lease: the session outlives the store's pauses (no keep-alive falls in
+    // them), so what a failed removal leaves in the store stays unless retried
+    let c = Cluster::start(1, 300);
     create_overlay(&c, &["--subnet", "10.79.6.0/24"], "ov");
     let h1 = c.host(1);
     h1.ok(&["network", "create", "--subnet", "10.78.7.0/24", "back"]);
-    for name in ["box", "other"] {
-        h1.run_d(&["--name", name, "--network", "ov", "tbox", "sleep", "600"]);
+    for (name, ip) in [("box", "10.79.6.50"), ("other", "10.79.6.60")] {
+        h1.run_d(&[
+            "--name",
+            name,
+            "--network",
+            "ov",
+            "--ip",
+            ip,
+            "tbox",
+            "sleep",
+            "600",
+        ]);
     }
     h1.ok(&["network", "connect", "back", "other"]);
     let probe = |what: &str, op: &std::thread::JoinHandle<std::process::Output>| {
@@ -1038,6 +1051,12 @@ fn a_hanging_store_holds_no_engine_lock_during_an_overlay_disconnect_stop_or_rm(
     c.underlay.resume_etcd();
     assert!(out.status.success(), "stop: {out:?}");
     assert_eq!(h1.inspect("box")["State"]["Status"], "exited");
+    wait_until(
+        "box starts again on its address",
+        Duration::from_secs(20),
+        || h1.cli(&["start", "box"]).code == 0,
+    );
+    assert_eq!(h1.ip_of("box", "ov"), "10.79.6.50");
     wait_until("host 1 reconnects", Duration::from_secs(20), || {
         h1.ok(&["info"]).contains("Store Status: connected")
     });

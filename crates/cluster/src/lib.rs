@@ -795,17 +795,64 @@ impl Store {
         )))
     }
 
-    /// Releases an address this host holds on `net` (only if still its own).
+    /// Releases an address this host holds on `net` (only if still its own); retried
+    /// when the store does not answer, as [`Store::delete_endpoint`].
     pub async fn release_ip(&self, net: &str, ip: IpAddr) -> Result<(), StoreError> {
         let k = key(&["ipam", net, &ip.to_string()]);
         let mine = self.inner.owned.lock().ok().and_then(|mut g| g.remove(&k));
         let Some(v) = mine else { return Ok(()) };
+        self.remove_or_retry(k, Some(v)).await
+    }
+
+    /// Deletes key `k` (only while it still holds `value`, when given). When the store
+    /// does not answer, the key would stay under this host's live lease for good (an
+    /// address nobody can take, a record other hosts keep resolving): a task retries the
+    /// deletion with a growing pause (0.3 s, up to 5 s) until the store answers, or until
+    /// this host owns the key again (put anew meanwhile).
+    ///
+    /// Errors: [`StoreError::Unreachable`] for the first attempt (the retries go on).
+    async fn remove_or_retry(&self, k: String, value: Option<Vec<u8>>) -> Result<(), StoreError> {
+        match self.remove_key(&k, value.as_deref()).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let me = self.clone();
+                let what = k.clone();
+                tokio::spawn(async move {
+                    let mut pause = Duration::from_millis(300);
+                    loop {
+                        tokio::time::sleep(pause).await;
+                        let owned_again = me
+                            .inner
+                            .owned
+                            .lock()
+                            .map(|g| g.contains_key(&k))
+                            .unwrap_or(false);
+                        if owned_again || me.remove_key(&k, value.as_deref()).await.is_ok() {
+                            tracing::info!(key = %k, "removed from the cluster store after a failed attempt");
+                            return;
+                        }
+                        pause = (pause * 2).min(Duration::from_secs(5));
+                    }
+                });
+                tracing::warn!(key = %what, error = %e, "the cluster store did not remove a key; retrying");
+                Err(self.unreachable(e))
+            }
+        }
+    }
+
+    /// One deletion of `k` (a compare-and-delete on `value` when given; no error when the
+    /// comparison fails: the key is someone else's now).
+    async fn remove_key(&self, k: &str, value: Option<&[u8]>) -> Result<(), String> {
         let mut c = self.inner.client.clone();
-        let txn = Txn::new()
-            .when(vec![Compare::value(k.clone(), CompareOp::Equal, v)])
-            .and_then(vec![TxnOp::delete(k, None)]);
-        timed(c.txn(txn)).await.map_err(|e| self.unreachable(e))?;
-        Ok(())
+        match value {
+            Some(v) => {
+                let txn = Txn::new()
+                    .when(vec![Compare::value(k, CompareOp::Equal, v)])
+                    .and_then(vec![TxnOp::delete(k, None)]);
+                timed(c.txn(txn)).await.map(|_| ())
+            }
+            None => timed(c.delete(k, None)).await.map(|_| ()),
+        }
     }
 
     /// Publishes an endpoint of this host (under its lease; re-put after every new lease).
@@ -884,17 +931,14 @@ impl Store {
     }
 
     /// Withdraws an endpoint of this host. The local record is dropped even when the
-    /// store is down (the key then goes with the lease).
+    /// store is down; the deletion is then retried until the store answers (see
+    /// `remove_or_retry`), or the key goes with the lease if the session is lost first.
     pub async fn delete_endpoint(&self, net: &str, ep: &str) -> Result<(), StoreError> {
         let k = key(&["endpoints", net, ep]);
         if let Ok(mut g) = self.inner.owned.lock() {
             g.remove(&k);
         }
-        let mut c = self.inner.client.clone();
-        timed(c.delete(k, None))
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        Ok(())
+        self.remove_or_retry(k, None).await
     }
 
     /// Every host ever seen, with its state.
