@@ -1087,6 +1087,49 @@ fn a_hanging_store_holds_no_engine_lock_during_an_overlay_disconnect_stop_or_rm(
     });
 }
 
+/// A daemon restarted without `--cluster-store` cannot adopt its overlay endpoints; a
+/// disconnect from the overlay still removes the endpoint's interface from the running
+/// container (nothing of the overlay is left in it), and its other network stays.
+#[test]
+fn disconnecting_an_unadopted_overlay_endpoint_removes_its_interface() {
+    let mut c = Cluster::start(1, 5);
+    create_overlay(&c, &["--subnet", "10.79.8.0/24"], "ov");
+    let h1 = c.host(1);
+    h1.ok(&["network", "create", "--subnet", "10.78.9.0/24", "back"]);
+    h1.run_d(&[
+        "--name",
+        "box",
+        "--network",
+        "ov",
+        "--ip",
+        "10.79.8.5",
+        "tbox",
+        "sleep",
+        "600",
+    ]);
+    h1.ok(&["network", "connect", "back", "box"]);
+    let addrs = |h: &Daemon| h.sh("box", "ip -o -4 addr show").stdout;
+    assert!(
+        addrs(c.host(1)).contains("10.79.8.5/"),
+        "{}",
+        addrs(c.host(1))
+    );
+    c.hosts[0].set_extra(&[]);
+    c.hosts[0].restart();
+    let h1 = c.host(1);
+    let o = h1.cli(&["network", "disconnect", "ov", "box"]);
+    let left = addrs(h1);
+    assert!(
+        !left.contains("10.79.8."),
+        "the overlay's interface stayed ({o}): {left}"
+    );
+    assert!(
+        left.contains("10.78.9."),
+        "the other network's went: {left}"
+    );
+    assert!(o.code == 0, "disconnect: {o}");
+}
+
 /// A removed overlay container's macvlan goes at once, not when the kernel frees its
 /// namespace: while another process holds that namespace, the next container given the
 /// same address (and so the same MAC on the same VXLAN device) still comes up.

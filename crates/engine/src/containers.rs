@@ -1326,7 +1326,9 @@ impl Engine {
         Ok(())
     }
 
-    /// POST /networks/{id}/disconnect.
+    /// POST /networks/{id}/disconnect. A network this daemon does not know (a global one
+    /// on a daemon started without `--cluster-store`) is disconnected by the name the
+    /// container's attachment has: its interface leaves the sandbox.
     ///
     /// Errors: 404; 409 not connected.
     pub async fn disconnect(&self, net: &str, key: &str, _force: bool) -> Result<(), EngineError> {
@@ -1334,8 +1336,61 @@ impl Engine {
         let fs_lock = self.fs_lock(&id);
         let _own = fs_lock.lock().await;
         let mut st = self.state.lock().await;
-        let n = st.network(net)?.clone();
         let mut c = st.container(key)?.clone();
+        let n = match st.network(net) {
+            Ok(n) => n.clone(),
+            Err(e) => {
+                // a network this daemon does not know (a global one on a daemon without
+                // --cluster-store): the container's attachment of that name goes, with
+                // its interface
+                let Some(pos) = c.attachments.iter().position(|(name, _)| name == net) else {
+                    return Err(e);
+                };
+                let left = if c.state.status == "running" {
+                    self.detach_endpoint(&mut st, &mut c, net, false, &[]).await
+                } else {
+                    Ok(())
+                };
+                let (_, att) = c.attachments.remove(pos);
+                let mut errors: Vec<String> =
+                    left.err().map(|e| e.to_string()).into_iter().collect();
+                // the last endpoint gone: the network's device that tether made here
+                // (named in the cached record of a global network) goes too
+                let used = st.containers.values().any(|o| {
+                    o.id != c.id
+                        && o.attachments.iter().any(|(name, a)| {
+                            a.network_id == att.network_id && o.endpoints.contains_key(name)
+                        })
+                });
+                let device = crate::cluster::cached_networks(&self.cfg.root)
+                    .into_iter()
+                    .find(|n| n.id == att.network_id)
+                    .and_then(|n| n.bridge);
+                if let (false, Some(dev)) = (used, device) {
+                    if let Err(e) = self.nl.delete(&dev).await {
+                        errors.push(format!("removing the network's device {dev}: {e}"));
+                    }
+                }
+                if c.state.status == "running" {
+                    if let Err(e) = self.write_etc_files(&st, &c) {
+                        errors.push(format!("rewriting /etc/hosts: {e}"));
+                    }
+                }
+                if let Err(e) = self.save_container(&c) {
+                    errors.push(format!("saving the container: {e}"));
+                }
+                let name = c.name.clone();
+                st.containers.insert(c.id.clone(), c);
+                return if errors.is_empty() {
+                    Ok(())
+                } else {
+                    Err(EngineError::Internal(format!(
+                        "container {name} was disconnected from network {net}, but: {}",
+                        errors.join("; ")
+                    )))
+                };
+            }
+        };
         let Some(pos) = c.attachments.iter().position(|(_, a)| a.network_id == n.id) else {
             return Err(EngineError::Conflict(format!(
                 "container {} is not connected to network {}",

@@ -670,12 +670,20 @@ impl Engine {
                     .await
                     .map_err(EngineError::from)
             }
-            // the network's record is gone: the veth is the one thing left to remove
-            _ => self
-                .nl
-                .delete(&ep.host_veth)
-                .await
-                .map_err(EngineError::from),
+            // no network record or no driver for it (removed meanwhile; a global network
+            // on a daemon without --cluster-store): the interface in the sandbox (a veth
+            // goes with its host side, a macvlan has none) is the one thing left
+            _ => match c.sandbox.clone() {
+                Some(sb) => match Netlink::open_in(&sb) {
+                    Ok(snl) => snl.delete(&ep.ifname).await.map_err(EngineError::from),
+                    Err(e) => Err(e.into()),
+                },
+                None => self
+                    .nl
+                    .delete(&ep.host_veth)
+                    .await
+                    .map_err(EngineError::from),
+            },
         };
         if let Err(e) = left {
             tracing::warn!(container = %c.name, error = %e, "removing veth");

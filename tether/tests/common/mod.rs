@@ -813,6 +813,11 @@ impl Daemon {
         self.spawn_daemon();
     }
 
+    /// Replaces the extra `tether daemon` flags from the daemon's next start on.
+    pub fn set_extra(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+    }
+
     /// Sets (or, with an empty value, removes) a variable of the daemon's environment from
     /// its next start on (`TETHER_FAILPOINTS`, say).
     pub fn set_env(&mut self, key: &str, value: &str) {
