@@ -1128,6 +1128,13 @@ fn disconnecting_an_unadopted_overlay_endpoint_removes_its_interface() {
         "the other network's went: {left}"
     );
     assert!(o.code == 0, "disconnect: {o}");
+    // no overlay left: the gateway bridge's endpoint went too (lo and back remain)
+    assert_eq!(left.lines().count(), 2, "{left}");
+    let nets = h1.inspect("box")["NetworkSettings"]["Networks"].clone();
+    assert!(
+        nets.get("ov").is_none() && nets.get("back").is_some(),
+        "{nets}"
+    );
 }
 
 /// A removed overlay container's macvlan goes at once, not when the kernel frees its

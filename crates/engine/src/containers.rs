@@ -1346,49 +1346,7 @@ impl Engine {
                 let Some(pos) = c.attachments.iter().position(|(name, _)| name == net) else {
                     return Err(e);
                 };
-                let left = if c.state.status == "running" {
-                    self.detach_endpoint(&mut st, &mut c, net, false, &[]).await
-                } else {
-                    Ok(())
-                };
-                let (_, att) = c.attachments.remove(pos);
-                let mut errors: Vec<String> =
-                    left.err().map(|e| e.to_string()).into_iter().collect();
-                // the last endpoint gone: the network's device that tether made here
-                // (named in the cached record of a global network) goes too
-                let used = st.containers.values().any(|o| {
-                    o.id != c.id
-                        && o.attachments.iter().any(|(name, a)| {
-                            a.network_id == att.network_id && o.endpoints.contains_key(name)
-                        })
-                });
-                let device = crate::cluster::cached_networks(&self.cfg.root)
-                    .into_iter()
-                    .find(|n| n.id == att.network_id)
-                    .and_then(|n| n.bridge);
-                if let (false, Some(dev)) = (used, device) {
-                    if let Err(e) = self.nl.delete(&dev).await {
-                        errors.push(format!("removing the network's device {dev}: {e}"));
-                    }
-                }
-                if c.state.status == "running" {
-                    if let Err(e) = self.write_etc_files(&st, &c) {
-                        errors.push(format!("rewriting /etc/hosts: {e}"));
-                    }
-                }
-                if let Err(e) = self.save_container(&c) {
-                    errors.push(format!("saving the container: {e}"));
-                }
-                let name = c.name.clone();
-                st.containers.insert(c.id.clone(), c);
-                return if errors.is_empty() {
-                    Ok(())
-                } else {
-                    Err(EngineError::Internal(format!(
-                        "container {name} was disconnected from network {net}, but: {}",
-                        errors.join("; ")
-                    )))
-                };
+                return self.disconnect_unknown(&mut st, c, pos, net).await;
             }
         };
         let Some(pos) = c.attachments.iter().position(|(_, a)| a.network_id == n.id) else {
@@ -1437,11 +1395,83 @@ impl Engine {
         if let Err(e) = &left {
             errors.push(format!("removing the endpoint: {e}"));
         }
+        self.after_detach(&mut st, c, &n.name, errors).await
+    }
+
+    /// `network disconnect` from a network this daemon does not know (a global one on a
+    /// daemon started without `--cluster-store`, so its record is only cached): the
+    /// container's attachment at `pos`, named `net`, goes; a running container's
+    /// interface leaves its sandbox ([`Engine::detach_endpoint`] without a network
+    /// record), and the network's device that tether made here goes once no container
+    /// has an endpoint on it.
+    ///
+    /// Errors: every step that failed, after all were tried.
+    async fn disconnect_unknown(
+        &self,
+        st: &mut State,
+        mut c: Container,
+        pos: usize,
+        net: &str,
+    ) -> Result<(), EngineError> {
+        let running = c.state.status == "running";
+        let left = if running {
+            self.detach_endpoint(st, &mut c, net, false, &[]).await
+        } else {
+            Ok(())
+        };
+        let (_, att) = c.attachments.remove(pos);
+        let mut errors: Vec<String> = left
+            .err()
+            .map(|e| format!("removing the endpoint: {e}"))
+            .into_iter()
+            .collect();
+        // the last endpoint gone: the network's device that tether made here
+        // (named in the cached record of a global network) goes too
+        let used = st.containers.values().any(|o| {
+            o.id != c.id
+                && o.attachments.iter().any(|(name, a)| {
+                    a.network_id == att.network_id && o.endpoints.contains_key(name)
+                })
+        });
+        let device = crate::cluster::cached_networks(&self.cfg.root)
+            .into_iter()
+            .find(|n| n.id == att.network_id)
+            .and_then(|n| n.bridge);
+        if let (false, Some(dev)) = (used, device) {
+            if let Err(e) = self.nl.delete(&dev).await {
+                errors.push(format!("removing the network's device {dev}: {e}"));
+            }
+        }
+        if running {
+            return self.after_detach(st, c, net, errors).await;
+        }
+        self.save_container(&c)?;
+        st.containers.insert(c.id.clone(), c);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(EngineError::Internal(errors.join("; ")))
+        }
+    }
+
+    /// The rest of a disconnect of a running container from network `net_name` whose
+    /// endpoint and attachment are gone from `c`: the gateway bridge synced, published
+    /// ports moved to the next primary endpoint, the default route moved, /etc files
+    /// rewritten, the record saved and put in the state; the firewall rebuilt after any
+    /// failure. Keeps going past failures and reports them all, with those in `errors`.
+    async fn after_detach(
+        &self,
+        st: &mut State,
+        mut c: Container,
+        net_name: &str,
+        mut errors: Vec<String>,
+    ) -> Result<(), EngineError> {
+        let failed_before = !errors.is_empty();
         // the gateway bridge comes or goes with the overlays that need it
-        if n.name != crate::cluster::GWBRIDGE {
+        if net_name != crate::cluster::GWBRIDGE {
             if let Some(sb) = c.sandbox.clone() {
                 let synced = match tether_net::link::Netlink::open_in(&sb) {
-                    Ok(snl) => self.sync_gateway_bridge(&mut st, &mut c, &snl).await,
+                    Ok(snl) => self.sync_gateway_bridge(st, &mut c, &snl).await,
                     Err(e) => Err(e.into()),
                 };
                 if let Err(e) = synced {
@@ -1466,24 +1496,24 @@ impl Engine {
                 // the old elements hold the host ports: rebuild the firewall without
                 // them, so that the ports can move to the next network
                 st.containers.insert(c.id.clone(), c.clone());
-                if let Err(e) = self.resync_firewall(&st) {
+                if let Err(e) = self.resync_firewall(st) {
                     errors.push(format!("rebuilding the firewall: {e}"));
                 }
             }
-            if let Err(e) = self.publish(&st, &mut c) {
+            if let Err(e) = self.publish(st, &mut c) {
                 errors.push(format!("publishing the ports on the next network: {e}"));
             }
         }
         if let Some(sb) = c.sandbox.clone() {
             let routed = match tether_net::link::Netlink::open_in(&sb) {
-                Ok(snl) => self.refresh_default_route(&st, &c, &snl).await,
+                Ok(snl) => self.refresh_default_route(st, &c, &snl).await,
                 Err(e) => Err(e.into()),
             };
             if let Err(e) = routed {
                 errors.push(format!("moving the default route: {e}"));
             }
         }
-        if let Err(e) = self.write_etc_files(&st, &c) {
+        if let Err(e) = self.write_etc_files(st, &c) {
             errors.push(format!("rewriting /etc/hosts: {e}"));
         }
         if let Err(e) = self.save_container(&c) {
@@ -1491,10 +1521,10 @@ impl Engine {
         }
         let name = c.name.clone();
         st.containers.insert(c.id.clone(), c);
-        if left.is_err() || !errors.is_empty() {
+        if failed_before || !errors.is_empty() {
             // what a failed step left of the endpoint or of its published ports in the
             // firewall goes now
-            if let Err(e) = self.resync_firewall(&st) {
+            if let Err(e) = self.resync_firewall(st) {
                 errors.push(format!("rebuilding the firewall: {e}"));
             }
         }
@@ -1502,8 +1532,7 @@ impl Engine {
             Ok(())
         } else {
             Err(EngineError::Internal(format!(
-                "container {name} was disconnected from network {}, but: {}",
-                n.name,
+                "container {name} was disconnected from network {net_name}, but: {}",
                 errors.join("; ")
             )))
         }
