@@ -110,6 +110,21 @@ fn create_overlay(c: &Cluster, opts: &[&str], name: &str) {
     }
 }
 
+/// An overlay `ov` on `ov_subnet` known to every host, and a local network `back` on
+/// `back_subnet` on host 1.
+fn overlay_and_back(c: &Cluster, ov_subnet: &str, back_subnet: &str) {
+    create_overlay(c, &["--subnet", ov_subnet], "ov");
+    c.host(1)
+        .ok(&["network", "create", "--subnet", back_subnet, "back"]);
+}
+
+/// Waits until host `h` reports its cluster store session up again.
+fn reconnected(h: &Daemon) {
+    wait_until("the host reconnects", Duration::from_secs(20), || {
+        h.ok(&["info"]).contains("Store Status: connected")
+    });
+}
+
 #[test]
 fn overlay_spans_hosts_by_name_ip_and_alias_and_stays_isolated() {
     let c = Cluster::start(3, 5);
@@ -388,9 +403,7 @@ fn a_dead_host_leaves_the_others_and_a_down_store_fails_at_once() {
     // etcd back: the hosts reconnect by themselves
     c.underlay.start_etcd();
     let h1 = c.host(1);
-    wait_until("host 1 reconnects", Duration::from_secs(20), || {
-        h1.ok(&["info"]).contains("Store Status: connected")
-    });
+    reconnected(h1);
     h1.ok(&["network", "create", "-d", "overlay", "ov-late"]);
     wait_until("ov-late on host 2", Duration::from_secs(10), || {
         network_ids(c.host(2)).contains(&"ov-late global".to_string())
@@ -829,9 +842,8 @@ fn an_ipv6_overlay_carries_both_families_across_hosts() {
 #[test]
 fn a_failed_start_withdraws_its_overlay_endpoint_and_an_overlay_connect_holds_no_lock() {
     let mut c = Cluster::start(2, 5);
-    create_overlay(&c, &["--subnet", "10.79.3.0/24"], "ov");
+    overlay_and_back(&c, "10.79.3.0/24", "10.78.3.0/24");
     let h1 = c.host(1);
-    h1.ok(&["network", "create", "--subnet", "10.78.3.0/24", "back"]);
     h1.ok(&[
         "create",
         "--name",
@@ -911,9 +923,8 @@ fn a_failed_start_withdraws_its_overlay_endpoint_and_an_overlay_connect_holds_no
 #[test]
 fn a_hanging_store_holds_no_engine_lock_during_an_overlay_lease() {
     let c = Cluster::start(1, 5);
-    create_overlay(&c, &["--subnet", "10.79.5.0/24"], "ov");
+    overlay_and_back(&c, "10.79.5.0/24", "10.78.5.0/24");
     let h1 = c.host(1);
-    h1.ok(&["network", "create", "--subnet", "10.78.5.0/24", "back"]);
     // a running container on back: `network rm back` is refused from the start, and
     // names box too once box's endpoints are staged
     h1.run_d(&[
@@ -965,9 +976,7 @@ fn a_hanging_store_holds_no_engine_lock_during_an_overlay_lease() {
         .contains(char::is_alphanumeric));
 
     // the store answers again: the same address is free, so nothing was leased
-    wait_until("host 1 reconnects", Duration::from_secs(20), || {
-        h1.ok(&["info"]).contains("Store Status: connected")
-    });
+    reconnected(h1);
     h1.ok(&["start", "box"]);
     assert_eq!(h1.ip_of("box", "ov"), "10.79.5.50");
 }
@@ -982,9 +991,8 @@ fn a_hanging_store_holds_no_engine_lock_during_an_overlay_disconnect_stop_or_rm(
     // a long lease: the session outlives the store's pauses (no keep-alive falls in
     // them), so what a failed removal leaves in the store stays unless retried
     let c = Cluster::start(1, 300);
-    create_overlay(&c, &["--subnet", "10.79.6.0/24"], "ov");
+    overlay_and_back(&c, "10.79.6.0/24", "10.78.7.0/24");
     let h1 = c.host(1);
-    h1.ok(&["network", "create", "--subnet", "10.78.7.0/24", "back"]);
     for (name, ip) in [("box", "10.79.6.50"), ("other", "10.79.6.60")] {
         h1.run_d(&[
             "--name",
@@ -1033,9 +1041,7 @@ fn a_hanging_store_holds_no_engine_lock_during_an_overlay_disconnect_stop_or_rm(
         nets.get("ov").is_none() && nets.get("back").is_some(),
         "{nets}"
     );
-    wait_until("host 1 reconnects", Duration::from_secs(20), || {
-        h1.ok(&["info"]).contains("Store Status: connected")
-    });
+    reconnected(h1);
 
     // a stop: once the container's init is gone, its exit is being processed
     let pid = h1.inspect("box")["State"]["Pid"].as_i64().unwrap_or(0);
@@ -1057,9 +1063,7 @@ fn a_hanging_store_holds_no_engine_lock_during_an_overlay_disconnect_stop_or_rm(
         || h1.cli(&["start", "box"]).code == 0,
     );
     assert_eq!(h1.ip_of("box", "ov"), "10.79.6.50");
-    wait_until("host 1 reconnects", Duration::from_secs(20), || {
-        h1.ok(&["info"]).contains("Store Status: connected")
-    });
+    reconnected(h1);
 
     // `network rm` of an overlay (a new one: the records the store missed above stay
     // under the session's lease): while its record's deletion hangs, no endpoint is made
@@ -1093,9 +1097,8 @@ fn a_hanging_store_holds_no_engine_lock_during_an_overlay_disconnect_stop_or_rm(
 #[test]
 fn disconnecting_an_unadopted_overlay_endpoint_removes_its_interface() {
     let mut c = Cluster::start(1, 5);
-    create_overlay(&c, &["--subnet", "10.79.8.0/24"], "ov");
+    overlay_and_back(&c, "10.79.8.0/24", "10.78.9.0/24");
     let h1 = c.host(1);
-    h1.ok(&["network", "create", "--subnet", "10.78.9.0/24", "back"]);
     h1.run_d(&[
         "--name",
         "box",
