@@ -678,7 +678,7 @@ impl Engine {
 
     /// Releases the cluster store's share of endpoint `ep` on global network `n`: its
     /// record is withdrawn and its addresses go back to the store's IPAM (failures are
-    /// logged: the session's lease takes them at worst). Needs no engine lock (it
+    /// logged, and the store retries them until it answers). Needs no engine lock (it
     /// changes no state; [`GlobalIpam`] releases only what this host holds, so a second
     /// release is harmless), so that a store that hangs holds no other request up.
     pub(crate) async fn release_store_share(&self, n: &Network, ep: &crate::state::Endpoint) {

@@ -1376,7 +1376,14 @@ impl Engine {
             released.push(ep.id);
             st = self.state.lock().await;
             c = st.container(&id)?.clone();
-            if !c.attachments.iter().any(|(_, a)| a.network_id == n.id) {
+            let Some(pos) = c.attachments.iter().position(|(_, a)| a.network_id == n.id) else {
+                return Ok(());
+            };
+            if c.state.status != "running" {
+                // it exited meanwhile (its endpoints went with it): the attachment goes
+                c.attachments.remove(pos);
+                self.save_container(&c)?;
+                st.containers.insert(c.id.clone(), c);
                 return Ok(());
             }
         }
