@@ -469,7 +469,10 @@ impl Engine {
             ifname,
             host_veth: random_veth(),
         };
-        address_endpoint(&mut ep, &net, att, &lease);
+        // a global endpoint gets its addresses and MAC with its lease (lease_global)
+        if !global {
+            address_endpoint(&mut ep, &net, att, &lease);
+        }
         Ok(PlannedEndpoint {
             net,
             ep,
