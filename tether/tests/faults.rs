@@ -346,7 +346,7 @@ fn start_fails_at_the_bridge_join() {
     let mut d = Daemon::start();
     d.ok(&["network", "create", "--subnet", "10.77.2.0/24", "back"]);
     let links = d.links();
-    create_on_back(&d, "app");
+    create_on_back(&d, "app", &[]);
     restart_with(&mut d, "driver.bridge.join:1");
     let (st, v) = d.api("POST", "/containers/app/start", None);
     assert_failed(&(st, v), 500, "driver.bridge.join");
@@ -368,20 +368,7 @@ fn start_fails_at_publishing() {
     let mut d = Daemon::start();
     d.ok(&["network", "create", "--subnet", "10.77.2.0/24", "back"]);
     let links = d.links();
-    d.ok(&[
-        "create",
-        "--network",
-        "back",
-        "--ip",
-        "10.77.2.9",
-        "-p",
-        "8080:80",
-        "--name",
-        "app",
-        IMAGE,
-        "sleep",
-        "300",
-    ]);
+    create_on_back(&d, "app", &["-p", "8080:80"]);
     restart_with(&mut d, "firewall.add_ports:1");
     let (st, v) = d.api("POST", "/containers/app/start", None);
     assert_failed(&(st, v), 500, "firewall.add_ports");
@@ -511,27 +498,20 @@ fn a_connect_holds_no_engine_lock_while_its_endpoint_is_joined() {
     restart_with(&mut d, "");
 }
 
-/// Creates (does not start) container `name` on network `back` at 10.77.2.9.
-fn create_on_back(d: &Daemon, name: &str) {
-    d.ok(&[
-        "create",
-        "--network",
-        "back",
-        "--ip",
-        "10.77.2.9",
-        "--name",
-        name,
-        IMAGE,
-        "sleep",
-        "300",
-    ]);
+/// Creates (does not start) container `name` on network `back` at 10.77.2.9, with the
+/// `create` flags `extra` too.
+fn create_on_back(d: &Daemon, name: &str, extra: &[&str]) {
+    let mut args = vec!["create", "--network", "back", "--ip", "10.77.2.9"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--name", name, IMAGE, "sleep", "300"]);
+    d.ok(&args);
 }
 
 /// [`two_networks`] (`back` without icc) and a created container `late` on `back`
 /// (10.77.2.9) and `front`.
 fn with_late() -> Daemon {
     let d = two_networks(NO_ICC);
-    create_on_back(&d, "late");
+    create_on_back(&d, "late", &[]);
     d.ok(&["network", "connect", "front", "late"]);
     d
 }
