@@ -1,5 +1,8 @@
 //! The firewall: one nftables table of tether's own (`inet tether`), programmed in atomic
-//! batches through the `nftables` crate (libnftables JSON, see libnftables-json(5)).
+//! batches. The table's layout and a restore go through libnftables (JSON, see
+//! libnftables-json(5), and nft's text syntax); the element changes of networks, ports,
+//! isolated ports and host DNS guards go over nfnetlink directly ([`crate::nfelem`]), with
+//! libnftables as the fallback when that socket cannot be opened.
 //!
 //! The ruleset is static; networks and published ports only add or delete set and map
 //! elements (no rule and no chain per port or per container), so the cost of a change does
@@ -58,6 +61,8 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
+
+use crate::nfelem::{Change, Elem, ElemSocket, Family, Part};
 use serde_json::{json, Value};
 
 /// The nftables table tether owns.
@@ -314,16 +319,42 @@ pub fn layout_marker(cfg: &FirewallConfig) -> String {
     format!("layout_{h:016x}")
 }
 
-/// [`Firewall`] on nftables through the `nft` JSON interface.
+/// [`Firewall`] on nftables: the table's layout and its restore through libnftables
+/// (JSON and text batches), the elements that networks, ports and guards add or delete
+/// over nfnetlink directly ([`crate::nfelem`]).
 #[derive(Default)]
 pub struct Nftables {
     cfg: FirewallConfig,
+    /// The element socket, of the namespace `new` ran in; None when it could not be
+    /// opened (element changes then go through libnftables too).
+    elems: Option<ElemSocket>,
 }
 
 impl Nftables {
-    /// A firewall with the daemon-wide settings `cfg`.
+    /// A firewall with the daemon-wide settings `cfg`, programming the network namespace
+    /// of the calling thread.
     pub fn new(cfg: FirewallConfig) -> Nftables {
-        Nftables { cfg }
+        let elems = ElemSocket::open()
+            .map_err(|e| tracing::warn!(error = %e, "no nfnetlink socket: element changes go through libnftables"))
+            .ok();
+        Nftables { cfg, elems }
+    }
+
+    /// Applies `changes` over nfnetlink when the socket is open, else `fallback` (the same
+    /// changes as a libnftables batch); timed for the metrics either way.
+    fn elements(
+        &self,
+        changes: &[Change],
+        fallback: impl FnOnce() -> Result<(), FirewallError>,
+    ) -> Result<(), FirewallError> {
+        match &self.elems {
+            Some(sock) => crate::metrics::timed_batch(|| {
+                tracing::debug!(?changes, "nft elements");
+                sock.commit(TABLE, changes)
+                    .map_err(|e| FirewallError::Nft(e.to_string()))
+            }),
+            None => fallback(),
+        }
     }
 }
 
@@ -355,10 +386,6 @@ fn m(left: Value, op: &str, right: Value) -> Value {
 
 fn meta(key: &str) -> Value {
     json!({"meta": {"key": key}})
-}
-
-fn subnet_elem(s: &Ipv4Net) -> Value {
-    json!({"prefix": {"addr": s.network().to_string(), "len": s.prefix_len()}})
 }
 
 /// The batch that (re)creates the table; exposed for tests.
@@ -529,60 +556,129 @@ add rule inet {TABLE} input iifname @bridges ip daddr @host_dns meta l4proto {{ 
     )
 }
 
+/// The elements network `net` puts in tether's sets, as (set, element), in batch order.
+fn network_elems(net: &NetworkRules) -> Vec<(&'static str, Elem)> {
+    let bridge = || Part::Ifname(net.bridge.clone());
+    let mut out = vec![("bridges", Elem::one(bridge()))];
+    if net.icc {
+        out.push(("icc", Elem::Key(vec![bridge(), bridge()])));
+    }
+    if net.internal {
+        out.push(("internal", Elem::one(bridge())));
+    }
+    if let (true, true, Some(s6)) = (net.masquerade, net.mode6.masquerades(), net.subnet6) {
+        out.push((
+            "nat_subnets6",
+            Elem::Prefix(Part::V6(s6.network()), s6.prefix_len()),
+        ));
+    }
+    if let (true, true, Some(s4)) = (net.masquerade, net.mode4.masquerades(), net.subnet) {
+        out.push((
+            "nat_subnets",
+            Elem::Prefix(Part::V4(s4.network()), s4.prefix_len()),
+        ));
+    }
+    match net.mode4 {
+        GatewayMode::Routed => out.push(("routed4", Elem::one(bridge()))),
+        GatewayMode::NatUnprotected => out.push(("unprotected4", Elem::one(bridge()))),
+        GatewayMode::Isolated => out.push(("isolated", Elem::one(bridge()))),
+        GatewayMode::Nat => {}
+    }
+    match net.mode6 {
+        GatewayMode::Routed if net.subnet6.is_some() => out.push(("routed6", Elem::one(bridge()))),
+        GatewayMode::NatUnprotected if net.subnet6.is_some() => {
+            out.push(("unprotected6", Elem::one(bridge())))
+        }
+        GatewayMode::Isolated if net.mode4 != GatewayMode::Isolated => {
+            out.push(("isolated", Elem::one(bridge())))
+        }
+        _ => {}
+    }
+    for i in &net.trusted {
+        out.push((
+            "trusted",
+            Elem::Key(vec![Part::Ifname(i.clone()), bridge()]),
+        ));
+    }
+    out
+}
+
+/// A part of an element in libnftables' JSON (libnftables-json(5)): names and addresses
+/// as strings, protocols by name, ports as numbers.
+fn part_json(p: &Part) -> Value {
+    match p {
+        Part::Port(n) => json!(n),
+        other => json!(other.to_string()),
+    }
+}
+
+fn parts_json(parts: &[Part]) -> Value {
+    match parts {
+        [one] => part_json(one),
+        many => json!({"concat": many.iter().map(part_json).collect::<Vec<_>>()}),
+    }
+}
+
+/// An element in libnftables' JSON: a value, a concatenation, a prefix, or a map
+/// element's `[key, data]`.
+fn elem_json(e: &Elem) -> Value {
+    match e {
+        Elem::Key(k) => parts_json(k),
+        Elem::Map(k, d) => json!([parts_json(k), parts_json(d)]),
+        Elem::Prefix(a, len) => json!({"prefix": {"addr": a.to_string(), "len": len}}),
+    }
+}
+
 /// The batch for `add_network` (`add` = true) or `remove_network`; exposed for tests.
 /// Removal first adds the elements again (adding one that is there is no error), so that
 /// it succeeds whatever part of them is already gone (a network whose set-up failed at
 /// restore, a table recreated meanwhile) and still applies as one transaction.
 pub fn network_batch(net: &NetworkRules, add: bool) -> Value {
+    let adds: Vec<Value> = network_elems(net)
+        .iter()
+        .map(|(set, e)| json!({"add": {"element": with(t(), json!({"name": set, "elem": [elem_json(e)]}))}}))
+        .collect();
+    let mut cmds = adds.clone();
     if !add {
-        let mut cmds = network_batch(net, true)["nftables"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let dels: Vec<Value> = cmds
-            .iter()
-            .filter_map(|c| c.get("add").map(|body| json!({"delete": body})))
-            .collect();
-        cmds.extend(dels);
-        return json!({ "nftables": cmds });
-    }
-    let verb = "add";
-    let mut cmds = vec![
-        json!({verb: {"element": with(t(), json!({"name": "bridges", "elem": [net.bridge]}))}}),
-    ];
-    if net.icc {
-        cmds.push(json!({verb: {"element": with(t(), json!({"name": "icc", "elem": [{"concat": [net.bridge, net.bridge]}]}))}}));
-    }
-    if net.internal {
-        cmds.push(json!({verb: {"element": with(t(), json!({"name": "internal", "elem": [net.bridge]}))}}));
-    }
-    if let (true, true, Some(s6)) = (net.masquerade, net.mode6.masquerades(), net.subnet6) {
-        cmds.push(json!({verb: {"element": with(t(), json!({"name": "nat_subnets6", "elem": [{"prefix": {"addr": s6.network().to_string(), "len": s6.prefix_len()}}]}))}}));
-    }
-    if let (true, true, Some(s4)) = (net.masquerade, net.mode4.masquerades(), net.subnet) {
-        cmds.push(json!({verb: {"element": with(t(), json!({"name": "nat_subnets", "elem": [subnet_elem(&s4)]}))}}));
-    }
-    let mut member = |set: &str| {
-        cmds.push(
-            json!({verb: {"element": with(t(), json!({"name": set, "elem": [net.bridge]}))}}),
+        cmds.extend(
+            adds.iter()
+                .filter_map(|c| c.get("add").map(|body| json!({"delete": body}))),
         );
-    };
-    match net.mode4 {
-        GatewayMode::Routed => member("routed4"),
-        GatewayMode::NatUnprotected => member("unprotected4"),
-        GatewayMode::Isolated => member("isolated"),
-        GatewayMode::Nat => {}
     }
-    match net.mode6 {
-        GatewayMode::Routed if net.subnet6.is_some() => member("routed6"),
-        GatewayMode::NatUnprotected if net.subnet6.is_some() => member("unprotected6"),
-        GatewayMode::Isolated if net.mode4 != GatewayMode::Isolated => member("isolated"),
-        _ => {}
+    json!({ "nftables": cmds })
+}
+
+/// The changes of `elems` (set, element) grouped per set in first-seen order, all added or
+/// all deleted.
+fn changes(family: Family, add: bool, elems: Vec<(&'static str, Elem)>) -> Vec<Change> {
+    let mut out: Vec<Change> = Vec::new();
+    for (set, e) in elems {
+        match out.iter_mut().find(|c| c.set == set) {
+            Some(c) => {
+                if !c.elems.contains(&e) {
+                    c.elems.push(e)
+                }
+            }
+            None => out.push(Change {
+                add,
+                family,
+                set,
+                elems: vec![e],
+            }),
+        }
     }
-    for i in &net.trusted {
-        cmds.push(json!({verb: {"element": with(t(), json!({"name": "trusted", "elem": [{"concat": [i, net.bridge]}]}))}}));
+    out
+}
+
+/// The nfnetlink changes of `add_network` (`add` = true) or `remove_network`, with the
+/// same tolerance as [`network_batch`]: removal adds the elements again first; exposed for
+/// tests.
+pub fn network_changes(net: &NetworkRules, add: bool) -> Vec<Change> {
+    let mut out = changes(Family::Inet, true, network_elems(net));
+    if !add {
+        out.extend(changes(Family::Inet, false, network_elems(net)));
     }
-    json!({"nftables": cmds})
+    out
 }
 
 /// The batch for `isolate_port`; exposed for tests.
@@ -591,25 +687,40 @@ pub fn isolate_port_batch(port: &str, isolated: bool) -> Value {
     json!({"nftables": [{verb: {"element": {"family": "bridge", "table": TABLE, "name": "no_icc_ports", "elem": [port]}}}]})
 }
 
-/// The elements of `ports` in the three port maps, as `(map, key, value)` in nft's text
-/// syntax. A port on a given host address goes to `pub4_addr` (keyed by that address too),
-/// one on every address to `pub4`, and, on a dual-stack network, to `pub6` as well.
-fn port_elems(ports: &[PortMapping]) -> Vec<(&'static str, String, String)> {
+/// The IP protocol number of `p` (`inet_proto`).
+fn proto_part(p: Proto) -> Part {
+    Part::Proto(match p {
+        Proto::Tcp => 6,
+        Proto::Udp => 17,
+    })
+}
+
+/// The elements of `ports` in the three port maps and the two sets of published
+/// container ports, as `(map, element)`. A port on a given host address goes to
+/// `pub4_addr` (keyed by that address too), one on every address to `pub4`, and, on a
+/// dual-stack network, to `pub6` as well.
+fn port_elems(ports: &[PortMapping]) -> Vec<(&'static str, Elem)> {
     let mut out = Vec::new();
     for p in ports {
-        let (proto, hp, cp) = (p.proto.as_str(), p.host_port, p.container_port);
+        let (proto, hp, cp) = (
+            proto_part(p.proto),
+            Part::Port(p.host_port),
+            Part::Port(p.container_port),
+        );
         if let Some(cip) = p.container_ip {
-            let to4 = format!("{cip} . {cp}");
+            let to4 = vec![Part::V4(cip), cp.clone()];
             match p.host_ip.filter(|ip| !ip.is_unspecified()) {
                 _ if p.routed4 => {}
-                Some(ip) => out.push(("pub4_addr", format!("{ip} . {proto} . {hp}"), to4)),
-                None => out.push(("pub4", format!("{proto} . {hp}"), to4)),
+                Some(ip) => out.push((
+                    "pub4_addr",
+                    Elem::Map(vec![Part::V4(ip), proto.clone(), hp.clone()], to4),
+                )),
+                None => out.push(("pub4", Elem::Map(vec![proto.clone(), hp.clone()], to4))),
             }
             // the container side, for the direct-routing rules (set elements: no value)
             out.push((
                 "published4",
-                format!("{cip} . {proto} . {cp}"),
-                String::new(),
+                Elem::Key(vec![Part::V4(cip), proto.clone(), cp.clone()]),
             ));
         }
         if let (Some(ip6), None, false) = (
@@ -617,13 +728,47 @@ fn port_elems(ports: &[PortMapping]) -> Vec<(&'static str, String, String)> {
             p.host_ip.filter(|ip| !ip.is_unspecified()),
             p.routed6,
         ) {
-            out.push(("pub6", format!("{proto} . {hp}"), format!("{ip6} . {cp}")));
+            out.push((
+                "pub6",
+                Elem::Map(
+                    vec![proto.clone(), hp.clone()],
+                    vec![Part::V6(ip6), cp.clone()],
+                ),
+            ));
         }
         if let Some(ip6) = p.container_ip6 {
-            out.push((
-                "published6",
-                format!("{ip6} . {proto} . {cp}"),
-                String::new(),
+            out.push(("published6", Elem::Key(vec![Part::V6(ip6), proto, cp])));
+        }
+    }
+    out
+}
+
+/// The key of a map element (what a deletion names).
+fn key_of(e: Elem) -> Elem {
+    match e {
+        Elem::Map(k, _) => Elem::Key(k),
+        other => other,
+    }
+}
+
+/// The maps and sets of published ports, in batch order.
+const PORT_SETS: [&str; 5] = ["pub4", "pub4_addr", "pub6", "published4", "published6"];
+
+/// `ports`' elements (keys only when `!with_data`) per map, sorted, in nft's syntax.
+fn ports_text(verb: &str, ports: &[PortMapping], with_data: bool) -> String {
+    let mut out = String::new();
+    for map in PORT_SETS {
+        let mut elems: Vec<String> = port_elems(ports)
+            .into_iter()
+            .filter(|(m, _)| *m == map)
+            .map(|(_, e)| if with_data { e } else { key_of(e) }.to_string())
+            .collect();
+        elems.sort();
+        elems.dedup();
+        if !elems.is_empty() {
+            out.push_str(&format!(
+                "{verb} element inet {TABLE} {map} {{ {} }}\n",
+                elems.join(", ")
             ));
         }
     }
@@ -633,50 +778,23 @@ fn port_elems(ports: &[PortMapping]) -> Vec<(&'static str, String, String)> {
 /// The batch for `add_ports`: map elements only (no rule, no chain), one per port and
 /// family, in one transaction; exposed for tests.
 pub fn add_ports_text(ports: &[PortMapping]) -> String {
-    let mut out = String::new();
-    for map in ["pub4", "pub4_addr", "pub6", "published4", "published6"] {
-        let mut elems: Vec<String> = port_elems(ports)
-            .into_iter()
-            .filter(|(m, _, _)| *m == map)
-            .map(|(_, k, v)| {
-                if v.is_empty() {
-                    k
-                } else {
-                    format!("{k} : {v}")
-                }
-            })
-            .collect();
-        elems.sort();
-        elems.dedup();
-        if !elems.is_empty() {
-            out.push_str(&format!(
-                "add element inet {TABLE} {map} {{ {} }}\n",
-                elems.join(", ")
-            ));
-        }
-    }
-    out
+    ports_text("add", ports, true)
 }
 
 /// The batch for `remove_ports` (keys only); exposed for tests.
 pub fn remove_ports_text(ports: &[PortMapping]) -> String {
-    let mut out = String::new();
-    for map in ["pub4", "pub4_addr", "pub6", "published4", "published6"] {
-        let mut elems: Vec<String> = port_elems(ports)
-            .into_iter()
-            .filter(|(m, _, _)| *m == map)
-            .map(|(_, k, _)| k)
-            .collect();
-        elems.sort();
-        elems.dedup();
-        if !elems.is_empty() {
-            out.push_str(&format!(
-                "delete element inet {TABLE} {map} {{ {} }}\n",
-                elems.join(", ")
-            ));
-        }
+    ports_text("delete", ports, false)
+}
+
+/// The nfnetlink changes of `add_ports` (`add` = true: map elements with their data) or
+/// `remove_ports` (keys only), one per map in [`PORT_SETS`] order; exposed for tests.
+pub fn port_changes(ports: &[PortMapping], add: bool) -> Vec<Change> {
+    let mut elems = port_elems(ports);
+    elems.sort_by_key(|(m, _)| PORT_SETS.iter().position(|s| s == m));
+    if !add {
+        elems = elems.into_iter().map(|(m, e)| (m, key_of(e))).collect();
     }
-    out
+    changes(Family::Inet, add, elems)
 }
 
 /// Whether a read-only command (`list ...`) in nft's text syntax succeeds: the object
@@ -764,33 +882,55 @@ impl Firewall for Nftables {
         apply_text(&init_ports_text(&self.cfg))
     }
     fn add_network(&self, net: &NetworkRules) -> Result<(), FirewallError> {
-        apply(&network_batch(net, true))
+        self.elements(&network_changes(net, true), || {
+            apply(&network_batch(net, true))
+        })
     }
     fn remove_network(&self, net: &NetworkRules) -> Result<(), FirewallError> {
-        apply(&network_batch(net, false))
+        self.elements(&network_changes(net, false), || {
+            apply(&network_batch(net, false))
+        })
     }
     fn add_ports(&self, owner: &str, ports: &[PortMapping]) -> Result<(), FirewallError> {
         if ports.is_empty() {
             return Ok(());
         }
-        apply_text(&add_ports_text(ports))
-            .map_err(|e| FirewallError::Nft(format!("publishing ports of {owner}: {e}")))
+        self.elements(&port_changes(ports, true), || {
+            apply_text(&add_ports_text(ports))
+        })
+        .map_err(|e| FirewallError::Nft(format!("publishing ports of {owner}: {e}")))
     }
     fn remove_ports(&self, owner: &str, ports: &[PortMapping]) -> Result<(), FirewallError> {
         if ports.is_empty() {
             return Ok(());
         }
-        apply_text(&remove_ports_text(ports))
-            .map_err(|e| FirewallError::Nft(format!("withdrawing ports of {owner}: {e}")))
+        self.elements(&port_changes(ports, false), || {
+            apply_text(&remove_ports_text(ports))
+        })
+        .map_err(|e| FirewallError::Nft(format!("withdrawing ports of {owner}: {e}")))
     }
     fn isolate_port(&self, port: &str, isolated: bool) -> Result<(), FirewallError> {
-        apply(&isolate_port_batch(port, isolated))
+        let c = Change {
+            add: isolated,
+            family: Family::Bridge,
+            set: "no_icc_ports",
+            elems: vec![Elem::one(Part::Ifname(port.to_string()))],
+        };
+        self.elements(&[c], || apply(&isolate_port_batch(port, isolated)))
     }
     fn guard_host_dns(&self, gw: Ipv4Addr, on: bool) -> Result<(), FirewallError> {
-        let verb = if on { "add" } else { "delete" };
-        apply_text(&format!(
-            "{verb} element inet {TABLE} host_dns {{ {gw} }}\n"
-        ))
+        let c = Change {
+            add: on,
+            family: Family::Inet,
+            set: "host_dns",
+            elems: vec![Elem::one(Part::V4(gw))],
+        };
+        self.elements(&[c], || {
+            let verb = if on { "add" } else { "delete" };
+            apply_text(&format!(
+                "{verb} element inet {TABLE} host_dns {{ {gw} }}\n"
+            ))
+        })
     }
     fn adopt(&self) -> Result<bool, FirewallError> {
         let marker = layout_marker(&self.cfg);
@@ -996,6 +1136,194 @@ mod tests {
         ] {
             assert!(listed.contains(kept), "{kept} missing from {listed}");
         }
+    }
+
+    /// Runs `f` in a fresh table (see [`in_fresh_table`]); `f` gets the batch runner and
+    /// a firewall whose element socket is of that namespace.
+    fn with_elem_socket<T: Send + 'static>(
+        f: impl FnOnce(&dyn Fn(&str) -> Result<String, String>, &Nftables) -> Result<T, String>
+            + Send
+            + 'static,
+    ) -> Result<T, String> {
+        in_fresh_table(move |run| {
+            let fw = Nftables::new(FirewallConfig::default());
+            if fw.elems.is_none() {
+                return Err("no element socket".into());
+            }
+            f(run, &fw)
+        })
+        .join()
+        .expect("thread")
+    }
+
+    /// The listings of both tether tables.
+    fn both_tables(run: &dyn Fn(&str) -> Result<String, String>) -> Result<Vec<String>, String> {
+        Ok(vec![
+            run("list table inet tether")?,
+            run("list table bridge tether")?,
+        ])
+    }
+
+    /// Every `set=elements` of `listings` (libnftables JSON), sorted: what two tables
+    /// made in different ways must agree on (their handles differ).
+    fn elements_of(listings: &[String]) -> Vec<String> {
+        fn walk(v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::Object(m) => {
+                    if let (Some(name), Some(elem)) = (m.get("name"), m.get("elem")) {
+                        out.push(format!("{name}={elem}"));
+                    }
+                    m.values().for_each(|x| walk(x, out));
+                }
+                Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        for l in listings {
+            walk(&serde_json::from_str(l).expect("JSON listing"), &mut out);
+        }
+        out.sort();
+        out
+    }
+
+    fn every_mode() -> Vec<NetworkRules> {
+        let modes = [
+            GatewayMode::Nat,
+            GatewayMode::NatUnprotected,
+            GatewayMode::Routed,
+            GatewayMode::Isolated,
+        ];
+        modes
+            .iter()
+            .enumerate()
+            .map(|(i, m)| NetworkRules {
+                bridge: format!("tb-{i}"),
+                subnet: Some(format!("10.{i}.0.0/16").parse().unwrap()),
+                masquerade: true,
+                internal: *m == GatewayMode::Isolated,
+                subnet6: Some(format!("fd00:{i}::/64").parse().unwrap()),
+                icc: i % 2 == 0,
+                mode4: *m,
+                mode6: modes[(i + 1) % 4],
+                trusted: vec!["eth1".into(), "vxlan.1".into()],
+            })
+            .collect()
+    }
+
+    /// The elements written over nfnetlink are those libnftables writes for the same
+    /// networks, ports, isolated port and guard (the two tables list the same), and
+    /// removal over nfnetlink empties the sets again, twice in a row.
+    #[test]
+    fn nfnetlink_writes_what_libnftables_writes() {
+        let ports = vec![
+            pm(8080, None),
+            pm(8081, Some(Ipv4Addr::LOCALHOST)),
+            PortMapping {
+                proto: Proto::Udp,
+                ..pm(53, None)
+            },
+        ];
+        let p2 = ports.clone();
+        let by_libnftables = with_elem_socket(move |run, _| {
+            for n in &every_mode() {
+                run(&network_batch(n, true).to_string())?;
+            }
+            run(&add_ports_text(&p2))?;
+            run(&isolate_port_batch("veth1234567", true).to_string())?;
+            run("add element inet tether host_dns { 10.0.0.1 }")?;
+            both_tables(run)
+        })
+        .expect("libnftables");
+        let by_nfnetlink = with_elem_socket(move |run, fw| {
+            for n in &every_mode() {
+                fw.add_network(n).map_err(|e| e.to_string())?;
+            }
+            fw.add_ports("c1", &ports).map_err(|e| e.to_string())?;
+            fw.isolate_port("veth1234567", true)
+                .map_err(|e| e.to_string())?;
+            fw.guard_host_dns(Ipv4Addr::new(10, 0, 0, 1), true)
+                .map_err(|e| e.to_string())?;
+            let listed = both_tables(run)?;
+            for _ in 0..2 {
+                for n in &every_mode() {
+                    fw.remove_network(n).map_err(|e| e.to_string())?;
+                }
+            }
+            fw.remove_ports("c1", &ports).map_err(|e| e.to_string())?;
+            fw.isolate_port("veth1234567", false)
+                .map_err(|e| e.to_string())?;
+            fw.guard_host_dns(Ipv4Addr::new(10, 0, 0, 1), false)
+                .map_err(|e| e.to_string())?;
+            Ok((listed, both_tables(run)?))
+        })
+        .expect("nfnetlink");
+        let (with, without) = by_nfnetlink;
+        let (a, b) = (elements_of(&by_libnftables), elements_of(&with));
+        assert!(a.len() >= 14, "too few sets with elements: {a:?}");
+        assert_eq!(a, b);
+        assert!(elements_of(&without).is_empty(), "left: {without:?}");
+    }
+
+    /// A batch that fails applies nothing: the error names the set and the element, and
+    /// the add that came before it in the batch is not there.
+    #[test]
+    fn a_rejected_element_change_applies_nothing_and_names_the_element() {
+        let got = with_elem_socket(|run, fw| {
+            let sock = fw.elems.as_ref().ok_or("no socket")?;
+            let add = Change {
+                add: true,
+                family: Family::Inet,
+                set: "bridges",
+                elems: vec![Elem::one(Part::Ifname("tb-new".into()))],
+            };
+            let del = Change {
+                add: false,
+                family: Family::Inet,
+                set: "host_dns",
+                elems: vec![Elem::one(Part::V4(Ipv4Addr::new(10, 9, 9, 1)))],
+            };
+            let err = sock
+                .commit(TABLE, &[add, del])
+                .expect_err("deleting a missing element fails")
+                .to_string();
+            Ok((err, run("list set inet tether bridges")?))
+        })
+        .expect("ran");
+        let (err, bridges) = got;
+        assert!(
+            err.contains("host_dns") && err.contains("10.9.9.1") && err.contains("deleting"),
+            "{err}"
+        );
+        assert!(!bridges.contains("tb-new"), "{bridges}");
+    }
+
+    /// Adjacent subnets are separate intervals: removing one keeps the other.
+    #[test]
+    fn adjacent_subnets_come_and_go_independently() {
+        let net = |b: &str, sub: &str| NetworkRules {
+            bridge: b.into(),
+            subnet: sub.parse().ok(),
+            masquerade: true,
+            internal: false,
+            subnet6: None,
+            icc: true,
+            mode4: GatewayMode::Nat,
+            mode6: GatewayMode::Nat,
+            trusted: vec![],
+        };
+        let listed = with_elem_socket(move |run, fw| {
+            let (a, b) = (net("tb-a", "10.80.1.0/24"), net("tb-b", "10.80.2.0/24"));
+            fw.add_network(&a).map_err(|e| e.to_string())?;
+            fw.add_network(&b).map_err(|e| e.to_string())?;
+            fw.remove_network(&a).map_err(|e| e.to_string())?;
+            run("list set inet tether nat_subnets")
+        })
+        .expect("ran");
+        assert!(
+            listed.contains("10.80.2.0") && !listed.contains("10.80.1.0"),
+            "{listed}"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod libnft;
 pub mod link;
 pub mod metrics;
 pub mod netns;
+pub mod nfelem;
 pub mod nftwatch;
 pub mod null;
 pub mod overlay;
