@@ -7,7 +7,7 @@
 //! (exit 125). The top-level help and each group's usage are rendered from these enums'
 //! doc comments, so a command added here is listed without a second edit.
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use super::{
     build, compose, container, cp, exec, explain, image, image_ops, inspect, lifecycle, logs,
@@ -20,25 +20,95 @@ use crate::outln;
 
 /// A leaf's arguments, not parsed here: the command's own parser reads them (flags,
 /// operands and `--help` alike).
-#[derive(Args, Debug, Default, Clone, PartialEq, Eq)]
-#[command(disable_help_flag = true)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Raw {
     /// Everything after the command's name.
-    #[arg(allow_hyphen_values = true, trailing_var_arg = true, num_args = 0..)]
     pub args: Vec<String>,
 }
 
 /// A management group's arguments: one of its subcommands `T`, or nothing (or `--help`)
 /// for the group's usage.
-#[derive(Args, Debug, Clone, PartialEq, Eq)]
-#[command(disable_help_flag = true, disable_help_subcommand = true)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group<T: Subcommand> {
     /// The group's command.
-    #[command(subcommand)]
     pub cmd: Option<T>,
     /// Print the group's usage.
-    #[arg(short = 'h', long = "help")]
     pub help: bool,
+}
+
+// clap's view of `Raw` and `Group`, without a doc comment: the enums below defer each
+// branch (`Command::defer`), and a documented `Args` would set its own text as the
+// command's `about` when the branch is built, over the command's.
+#[derive(Args)]
+#[command(disable_help_flag = true)]
+struct RawArgs {
+    #[arg(allow_hyphen_values = true, trailing_var_arg = true, num_args = 0..)]
+    args: Vec<String>,
+}
+
+#[derive(Args)]
+#[command(disable_help_flag = true, disable_help_subcommand = true)]
+struct GroupArgs<T: Subcommand> {
+    #[command(subcommand)]
+    cmd: Option<T>,
+    #[arg(short = 'h', long = "help")]
+    help: bool,
+}
+
+impl FromArgMatches for Raw {
+    fn from_arg_matches(m: &ArgMatches) -> std::result::Result<Self, clap::Error> {
+        RawArgs::from_arg_matches(m).map(|r| Raw { args: r.args })
+    }
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> std::result::Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl Args for Raw {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        RawArgs::augment_args(cmd)
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        RawArgs::augment_args_for_update(cmd)
+    }
+}
+
+impl<T: Subcommand> FromArgMatches for Group<T> {
+    fn from_arg_matches(m: &ArgMatches) -> std::result::Result<Self, clap::Error> {
+        GroupArgs::<T>::from_arg_matches(m).map(|g| Group {
+            cmd: g.cmd,
+            help: g.help,
+        })
+    }
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> std::result::Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+/// Runs `augment` on `cmd` and gives the result `cmd`'s own `about` back: the group's
+/// enum sets its doc comment as the `about` of the command it fills, which in a deferred
+/// branch comes after the command's.
+fn keeping_about(
+    cmd: clap::Command,
+    augment: impl FnOnce(clap::Command) -> clap::Command,
+) -> clap::Command {
+    let about = cmd.get_about().cloned();
+    let c = augment(cmd);
+    match about {
+        Some(a) => c.about(a),
+        None => c,
+    }
+}
+
+impl<T: Subcommand> Args for Group<T> {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        keeping_about(cmd, GroupArgs::<T>::augment_args)
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        keeping_about(cmd, GroupArgs::<T>::augment_args_for_update)
+    }
 }
 
 /// The whole command line after the global options (`-H`, `-D`, ...).
@@ -57,6 +127,7 @@ pub struct Tree {
 
 /// tether's commands; management groups carry a subcommand enum of their own.
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+#[command(defer = true)]
 pub enum Cmd {
     /// Create and run a new container from an image
     Run(Raw),
@@ -157,6 +228,7 @@ pub enum Cmd {
 
 /// `tether container COMMAND`.
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+#[command(defer = true)]
 pub enum ContainerCmd {
     /// Create a new image from a container's changes
     Commit(Raw),
@@ -215,6 +287,7 @@ pub enum ContainerCmd {
 
 /// `tether image COMMAND`.
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+#[command(defer = true)]
 pub enum ImageCmd {
     /// Build an image from a Dockerfile
     Build(Raw),
@@ -249,6 +322,7 @@ pub enum ImageCmd {
 
 /// `tether network COMMAND`.
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+#[command(defer = true)]
 pub enum NetworkCmd {
     /// Connect a container to a network
     Connect(Raw),
@@ -281,6 +355,7 @@ pub enum NetworkCmd {
 
 /// `tether volume COMMAND`.
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+#[command(defer = true)]
 pub enum VolumeCmd {
     /// Create a volume
     Create(Raw),
@@ -301,6 +376,7 @@ pub enum VolumeCmd {
 
 /// `tether node COMMAND` (the hosts of the cluster store).
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+#[command(defer = true)]
 pub enum NodeCmd {
     /// List the hosts of the cluster
     #[command(alias = "list")]
@@ -312,6 +388,7 @@ pub enum NodeCmd {
 
 /// `tether builder COMMAND`.
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+#[command(defer = true)]
 pub enum BuilderCmd {
     /// Remove build cache
     Prune(Raw),
@@ -322,6 +399,7 @@ pub enum BuilderCmd {
 
 /// `tether system COMMAND`.
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+#[command(defer = true)]
 pub enum SystemCmd {
     /// Show tether disk usage
     Df(Raw),
@@ -340,7 +418,7 @@ pub fn parse(args: &[String]) -> Result<Cmd> {
         Ok(t) => Ok(t.cmd),
         Err(_) => {
             let first = args.first().map(String::as_str).unwrap_or_default();
-            let tree = Tree::command();
+            let tree = built_tree();
             match tree.find_subcommand(first) {
                 Some(g) if g.has_subcommands() => {
                     let sub = args.get(1).map(String::as_str).unwrap_or_default();
@@ -354,6 +432,15 @@ pub fn parse(args: &[String]) -> Result<Cmd> {
             }
         }
     }
+}
+
+/// The whole tree with every branch built. The enums defer their branches (clap's
+/// `Command::defer`): a call builds only the command it runs, not the ~150 commands and
+/// their arguments of the whole tree; listings build it all.
+fn built_tree() -> clap::Command {
+    let mut tree = Tree::command();
+    tree.build();
+    tree
 }
 
 /// The `(name, about)` of each visible subcommand of `cmd`, in declaration order.
@@ -378,7 +465,7 @@ fn row(name: &str, about: &str) -> String {
 /// The usage of management group `group` (`tether network` alone, or with `--help`),
 /// listing its commands from the enum.
 pub fn group_usage(group: &str) -> String {
-    let tree = Tree::command();
+    let tree = built_tree();
     let Some(g) = tree.find_subcommand(group) else {
         return String::new();
     };
@@ -401,7 +488,7 @@ const COMMON: &[&str] = &[
 /// The top-level help: common commands, management groups and the other commands, each
 /// section from the enum, then the global options.
 pub fn help() -> String {
-    let tree = Tree::command();
+    let tree = built_tree();
     let all = listed(&tree);
     let is_group = |n: &str| {
         tree.find_subcommand(n)
