@@ -12,7 +12,7 @@ use ipnet::Ipv4Net;
 pub use crate::driver::DriverError;
 use crate::driver::{EndpointSpec, NetworkDriver, NetworkSpec};
 use crate::firewall::{Firewall, GatewayMode, NetworkRules};
-use crate::link::{self, LinkError, Netlink, Reaper};
+use crate::link::{self, LinkError, LinkInfo, Netlink, Reaper};
 use crate::sysctl;
 
 /// The bridge driver's options (Docker's `com.docker.network.*` names) that tether reads.
@@ -290,26 +290,31 @@ impl BridgeDriver {
     }
 
     /// Renames a parked bridge to `n.bridge` with `n`'s MAC and resets its MTU; returns
-    /// whether one was taken. A parked bridge that cannot be taken is deleted.
-    async fn take_parked(&self, n: &BridgeNetwork) -> bool {
-        let Some(p) = unpark(&self.parked, None) else {
-            return false;
-        };
+    /// the link it now is, or None when none was taken. A parked bridge that cannot be
+    /// taken is deleted.
+    async fn take_parked(&self, n: &BridgeNetwork) -> Option<LinkInfo> {
+        let p = unpark(&self.parked, None)?;
         let taken = match self.nl.link_info(&p).await {
             Ok(Some(info)) if info.kind.as_deref() == Some("bridge") => {
                 let renamed = self.nl.rename(info.index, &n.bridge, n.mac).await;
                 let mtu = n.mtu.unwrap_or(1500);
-                match renamed {
+                let sized = match renamed {
                     Ok(()) if info.mtu != Some(mtu) => {
                         self.nl.set_mtu(info.index, mtu).await.is_ok()
                     }
                     Ok(()) => true,
                     Err(_) => false,
-                }
+                };
+                // what the link is now: the network's name, MAC and MTU
+                sized.then_some(LinkInfo {
+                    mac: Some(n.mac),
+                    mtu: Some(mtu),
+                    ..info
+                })
             }
-            _ => false,
+            _ => None,
         };
-        if !taken {
+        if taken.is_none() {
             let name = if self.nl.index_of(&p).await.ok().flatten().is_some() {
                 p
             } else {
@@ -329,8 +334,13 @@ impl BridgeDriver {
             let _ = tokio::task::spawn_blocking(move || r.flush()).await;
         }
         let t0 = std::time::Instant::now();
-        let reused =
-            matches!(self.nl.index_of(&n.bridge).await, Ok(None)) && self.take_parked(n).await;
+        let (current, reused) = match self.nl.link_info(&n.bridge).await? {
+            None => match self.take_parked(n).await {
+                Some(info) => (Some(info), true),
+                None => (None, false),
+            },
+            found => (found, false),
+        };
         let (index, existed) = self
             .nl
             .ensure_bridge(
@@ -339,6 +349,7 @@ impl BridgeDriver {
                 n.v4.filter(|_| n.mode4 != GatewayMode::Isolated)
                     .map(|(subnet, gw)| (gw, subnet.prefix_len())),
                 n.mtu,
+                current,
             )
             .await?;
         let t_link = t0.elapsed();

@@ -297,6 +297,8 @@ impl Netlink {
     /// the gateway for seconds), the MTU `mtu` when given, gives it `gateway` (address and
     /// prefix length; None: no address, gateway mode `isolated`) and sets it up. An existing bridge of that name is reused (daemon restart) only when it is
     /// the one tether made: a bridge with the pinned MAC ([`LinkInfo::is_our_bridge`]).
+    /// `current` is the link of that name as the caller just found it ([`Self::link_info`];
+    /// None: there is none), so that the caller's own look-up is not made twice.
     /// Returns the bridge's index and whether it existed before.
     ///
     /// Errors: [`LinkError::NotOurs`] when a link of that name exists and is not ours;
@@ -307,8 +309,9 @@ impl Netlink {
         mac: [u8; 6],
         gateway: Option<(Ipv4Addr, u8)>,
         mtu: Option<u32>,
+        current: Option<LinkInfo>,
     ) -> Result<(u32, bool), LinkError> {
-        let found = match self.link_info(name).await? {
+        let found = match current {
             Some(info) if info.is_our_bridge(mac) => {
                 if let Some(m) = mtu.filter(|m| info.mtu != Some(*m)) {
                     self.set_mtu(info.index, m).await?;
