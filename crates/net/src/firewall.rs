@@ -61,9 +61,9 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
 use crate::nfelem::{Change, Elem, ElemSocket, Family, Part};
-use serde_json::{json, Value};
 
 /// The nftables table tether owns.
 pub const TABLE: &str = "tether";
@@ -898,7 +898,9 @@ impl Firewall for Nftables {
         self.elements(&port_changes(ports, true), || {
             apply_text(&add_ports_text(ports))
         })
-        .map_err(|e| FirewallError::Nft(format!("publishing ports of {owner}: {e}")))
+        .map_err(|FirewallError::Nft(e)| {
+            FirewallError::Nft(format!("publishing ports of {owner}: {e}"))
+        })
     }
     fn remove_ports(&self, owner: &str, ports: &[PortMapping]) -> Result<(), FirewallError> {
         if ports.is_empty() {
@@ -907,7 +909,9 @@ impl Firewall for Nftables {
         self.elements(&port_changes(ports, false), || {
             apply_text(&remove_ports_text(ports))
         })
-        .map_err(|e| FirewallError::Nft(format!("withdrawing ports of {owner}: {e}")))
+        .map_err(|FirewallError::Nft(e)| {
+            FirewallError::Nft(format!("withdrawing ports of {owner}: {e}"))
+        })
     }
     fn isolate_port(&self, port: &str, isolated: bool) -> Result<(), FirewallError> {
         let c = Change {
@@ -1005,27 +1009,7 @@ mod tests {
     #[test]
     fn batches_apply_in_every_gateway_mode() {
         let got = in_fresh_table(|run| {
-            let modes = [
-                GatewayMode::Nat,
-                GatewayMode::NatUnprotected,
-                GatewayMode::Routed,
-                GatewayMode::Isolated,
-            ];
-            let nets: Vec<NetworkRules> = modes
-                .iter()
-                .enumerate()
-                .map(|(i, m)| NetworkRules {
-                    bridge: format!("tb-{i}"),
-                    subnet: Some(format!("10.{i}.0.0/16").parse().unwrap()),
-                    masquerade: true,
-                    internal: *m == GatewayMode::Isolated,
-                    subnet6: Some(format!("fd00:{i}::/64").parse().unwrap()),
-                    icc: i % 2 == 0,
-                    mode4: *m,
-                    mode6: modes[(i + 1) % 4],
-                    trusted: vec!["eth1".into(), "vxlan.1".into()],
-                })
-                .collect();
+            let nets = every_mode();
             for n in &nets {
                 run(&network_batch(n, true).to_string())?;
             }
@@ -1296,6 +1280,49 @@ mod tests {
             "{err}"
         );
         assert!(!bridges.contains("tb-new"), "{bridges}");
+    }
+
+    /// Large element lists go in whole (a message's element list is a 16-bit attribute:
+    /// they are split across messages of one batch) and come out whole, and an error
+    /// answer fits however large the batch was: 2000 ports published, listed, withdrawn,
+    /// and withdrawn again, which fails naming the map and counting the elements.
+    #[test]
+    fn two_thousand_ports_go_in_and_out_in_one_batch() {
+        let got = with_elem_socket(|run, fw| {
+            let ports: Vec<PortMapping> = (1..=2000).map(|p| pm(p, None)).collect();
+            fw.add_ports("c1", &ports).map_err(|e| e.to_string())?;
+            let listed = run("list map inet tether pub4")?;
+            fw.remove_ports("c1", &ports).map_err(|e| e.to_string())?;
+            let after = run("list map inet tether pub4")?;
+            let again = fw
+                .remove_ports("c1", &ports)
+                .expect_err("nothing left to withdraw")
+                .to_string();
+            Ok((listed, after, again))
+        })
+        .expect("ran");
+        let (listed, after, again) = got;
+        let count = |l: &str| {
+            elements_of(&[l.to_string()]).first().map(|e| {
+                serde_json::from_str::<Value>(e.split_once('=').map(|(_, v)| v).unwrap_or("[]"))
+                    .ok()
+                    .and_then(|v| v.as_array().map(|a| a.len()))
+                    .unwrap_or(0)
+            })
+        };
+        assert_eq!(
+            count(&listed),
+            Some(2000),
+            "{}",
+            &listed[..listed.len().min(400)]
+        );
+        assert_eq!(count(&after), None, "{after}");
+        assert!(
+            again.contains("withdrawing ports of c1: deleting element")
+                && again.contains("inet set pub4")
+                && again.contains("(2000 in all)"),
+            "{again}"
+        );
     }
 
     /// Adjacent subnets are separate intervals: removing one keeps the other.

@@ -244,7 +244,11 @@ impl ElemSocket {
         let io = |what| move |source| NfError::Io { what, source };
         let mut sock = Socket::new(NETLINK_NETFILTER).map_err(io("socket"))?;
         sock.bind(&SocketAddr::new(0, 0)).map_err(io("bind"))?;
-        set_timeout(&sock, ANSWER_TIMEOUT).map_err(io("setsockopt"))?;
+        // an error answer carries only the failed message's header, not the whole
+        // message (a batch of 200 ports would not fit the receive buffer)
+        sock.set_cap_ack(true)
+            .map_err(io("setsockopt NETLINK_CAP_ACK"))?;
+        set_timeout(&sock, ANSWER_TIMEOUT).map_err(io("setsockopt SO_RCVTIMEO"))?;
         Ok(ElemSocket {
             sock: Mutex::new(sock),
             seq: AtomicU32::new(1),
@@ -253,20 +257,36 @@ impl ElemSocket {
 
     /// Applies `changes` to table `table` as one transaction: all of them or none.
     pub fn commit(&self, table: &str, changes: &[Change]) -> Result<(), NfError> {
-        if changes.is_empty() {
+        let pieces = pieces(changes);
+        if pieces.is_empty() {
             return Ok(());
         }
-        let n = changes.len() as u32;
-        // batch begin, the changes, batch end: n + 2 sequence numbers
+        let n = pieces.len() as u32;
+        // batch begin, one message per piece, batch end: n + 2 sequence numbers
         let base = self.seq.fetch_add(n + 2, Ordering::Relaxed);
-        let buf = encode(table, changes, base)?;
+        let buf = encode_pieces(table, &pieces, base)?;
         let sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
         sock.send(&buf, 0).map_err(|source| NfError::Io {
             what: "send",
             source,
         })?;
-        read_answers(&sock, changes, base)
+        read_answers(&sock, &pieces, base)
     }
+}
+
+/// Elements per message: a message's element list is one netlink attribute, whose
+/// length is 16 bits; 256 elements (at most 512 list entries with interval ends, under
+/// 100 bytes each) stay well inside it. nft splits large element lists the same way.
+const ELEMS_PER_MESSAGE: usize = 256;
+
+/// The messages of `changes`: each change's elements in pieces of at most
+/// [`ELEMS_PER_MESSAGE`], with the change they belong to; a change without elements makes
+/// none.
+fn pieces(changes: &[Change]) -> Vec<(&Change, &[Elem])> {
+    changes
+        .iter()
+        .flat_map(|c| c.elems.chunks(ELEMS_PER_MESSAGE).map(move |p| (c, p)))
+        .collect()
 }
 
 fn set_timeout(sock: &Socket, d: Duration) -> std::io::Result<()> {
@@ -311,7 +331,12 @@ fn nest(
     out.extend_from_slice(&[0, 0]);
     out.extend_from_slice(&(ty | NLA_F_NESTED).to_ne_bytes());
     f(out)?;
-    let len = (out.len() - start) as u16;
+    let len = u16::try_from(out.len() - start).map_err(|_| {
+        NfError::Invalid(format!(
+            "a netlink attribute of {} bytes: at most 65535 fit",
+            out.len() - start
+        ))
+    })?;
     out[start..start + 2].copy_from_slice(&len.to_ne_bytes());
     Ok(())
 }
@@ -411,7 +436,15 @@ fn message(
 /// The batch for `changes` on `table`, sequence numbers from `base` (the batch begin);
 /// exposed for tests.
 pub fn encode(table: &str, changes: &[Change], base: u32) -> Result<Vec<u8>, NfError> {
-    let mut out = Vec::with_capacity(256 + 96 * changes.len());
+    encode_pieces(table, &pieces(changes), base)
+}
+
+fn encode_pieces(
+    table: &str,
+    pieces: &[(&Change, &[Elem])],
+    base: u32,
+) -> Result<Vec<u8>, NfError> {
+    let mut out = Vec::with_capacity(256 + 96 * pieces.len());
     let none = |_: &mut Vec<u8>| Ok(());
     message(
         &mut out,
@@ -424,7 +457,7 @@ pub fn encode(table: &str, changes: &[Change], base: u32) -> Result<Vec<u8>, NfE
     )?;
     let mut table_z = table.as_bytes().to_vec();
     table_z.push(0);
-    for (i, c) in changes.iter().enumerate() {
+    for (i, (c, elems)) in pieces.iter().enumerate() {
         let (ty, flags) = if c.add {
             (NFT_MSG_NEWSETELEM, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE)
         } else {
@@ -443,7 +476,7 @@ pub fn encode(table: &str, changes: &[Change], base: u32) -> Result<Vec<u8>, NfE
                 attr(o, NFTA_SET_ELEM_LIST_TABLE, &table_z);
                 attr(o, NFTA_SET_ELEM_LIST_SET, &set_z);
                 nest(o, NFTA_SET_ELEM_LIST_ELEMENTS, |o| {
-                    for e in &c.elems {
+                    for e in elems.iter() {
                         match e {
                             Elem::Key(k) => list_elem(o, k, None, false)?,
                             Elem::Map(k, d) => list_elem(o, k, Some(d), false)?,
@@ -461,7 +494,7 @@ pub fn encode(table: &str, changes: &[Change], base: u32) -> Result<Vec<u8>, NfE
             },
         )?;
     }
-    let end_seq = base + 1 + changes.len() as u32;
+    let end_seq = base + 1 + pieces.len() as u32;
     message(
         &mut out,
         NFNL_MSG_BATCH_END,
@@ -474,13 +507,30 @@ pub fn encode(table: &str, changes: &[Change], base: u32) -> Result<Vec<u8>, NfE
     Ok(out)
 }
 
+/// How many elements an error names before it only counts the rest.
+const NAMED: usize = 8;
+
+/// `elems` in nft's syntax for an error: the first [`NAMED`], then how many there are.
+fn named(elems: &[Elem]) -> String {
+    let mut s = elems
+        .iter()
+        .take(NAMED)
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if elems.len() > NAMED {
+        s.push_str(&format!(", ... ({} in all)", elems.len()));
+    }
+    s
+}
+
 /// Reads the kernel's answer to each change of the batch sent from `base`; the first
 /// error wins. An error answering the batch begin is the commit's own.
-fn read_answers(sock: &Socket, changes: &[Change], base: u32) -> Result<(), NfError> {
-    let n = changes.len() as u32;
+fn read_answers(sock: &Socket, pieces: &[(&Change, &[Elem])], base: u32) -> Result<(), NfError> {
+    let n = pieces.len() as u32;
     let mut answered = 0u32;
     let mut first: Option<NfError> = None;
-    let mut buf = vec![0u8; 16384];
+    let mut buf = vec![0u8; 65536];
     while answered < n {
         let got = match sock.recv(&mut &mut buf[..], 0) {
             Ok(g) => g.min(buf.len()),
@@ -513,15 +563,10 @@ fn read_answers(sock: &Socket, changes: &[Change], base: u32) -> Result<(), NfEr
                 } else {
                     answered += 1;
                     if errno != 0 && first.is_none() {
-                        let c = &changes[(seq - base - 1) as usize];
+                        let (c, _) = pieces[(seq - base - 1) as usize];
                         first = Some(NfError::Rejected {
                             verb: if c.add { "adding" } else { "deleting" },
-                            elems: c
-                                .elems
-                                .iter()
-                                .map(|e| e.to_string())
-                                .collect::<Vec<_>>()
-                                .join(", "),
+                            elems: named(&c.elems),
                             family: c.family.as_str(),
                             set: c.set,
                             source: std::io::Error::from_raw_os_error(errno),
