@@ -1070,11 +1070,9 @@ mod tests {
         assert!(!without.contains("\"elem\""), "elements left: {without}");
     }
 
-    /// sync replaces the contents: stale networks, ports and guards go, wanted ones stay
-    /// or come; the layout marker is part of the table.
-    #[test]
-    fn sync_replaces_the_contents_in_place() {
-        let net = |b: &str, sub: &str| NetworkRules {
+    /// A network in gateway mode nat on bridge `b` with IPv4 subnet `sub`.
+    fn nat_net(b: &str, sub: &str) -> NetworkRules {
+        NetworkRules {
             bridge: b.into(),
             subnet: sub.parse().ok(),
             masquerade: true,
@@ -1084,7 +1082,14 @@ mod tests {
             mode4: GatewayMode::Nat,
             mode6: GatewayMode::Nat,
             trusted: vec![],
-        };
+        }
+    }
+
+    /// sync replaces the contents: stale networks, ports and guards go, wanted ones stay
+    /// or come; the layout marker is part of the table.
+    #[test]
+    fn sync_replaces_the_contents_in_place() {
+        let net = nat_net;
         let got = in_fresh_table(move |run| {
             run(&network_batch(&net("tb-stale", "10.5.0.0/16"), true).to_string())?;
             run(&add_ports_text(&[pm(9999, None)]))?;
@@ -1328,17 +1333,7 @@ mod tests {
     /// Adjacent subnets are separate intervals: removing one keeps the other.
     #[test]
     fn adjacent_subnets_come_and_go_independently() {
-        let net = |b: &str, sub: &str| NetworkRules {
-            bridge: b.into(),
-            subnet: sub.parse().ok(),
-            masquerade: true,
-            internal: false,
-            subnet6: None,
-            icc: true,
-            mode4: GatewayMode::Nat,
-            mode6: GatewayMode::Nat,
-            trusted: vec![],
-        };
+        let net = nat_net;
         let listed = with_elem_socket(move |run, fw| {
             let (a, b) = (net("tb-a", "10.80.1.0/24"), net("tb-b", "10.80.2.0/24"));
             fw.add_network(&a).map_err(|e| e.to_string())?;
