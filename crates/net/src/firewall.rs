@@ -648,17 +648,13 @@ pub fn network_batch(net: &NetworkRules, add: bool) -> Value {
     json!({ "nftables": cmds })
 }
 
-/// The changes of `elems` (set, element) grouped per set in first-seen order, all added or
-/// all deleted.
+/// The changes of `elems` (set, element) grouped per set in first-seen order, each set's
+/// elements sorted and without repeats, all added or all deleted.
 fn changes(family: Family, add: bool, elems: Vec<(&'static str, Elem)>) -> Vec<Change> {
     let mut out: Vec<Change> = Vec::new();
     for (set, e) in elems {
         match out.iter_mut().find(|c| c.set == set) {
-            Some(c) => {
-                if !c.elems.contains(&e) {
-                    c.elems.push(e)
-                }
-            }
+            Some(c) => c.elems.push(e),
             None => out.push(Change {
                 add,
                 family,
@@ -666,6 +662,10 @@ fn changes(family: Family, add: bool, elems: Vec<(&'static str, Elem)>) -> Vec<C
                 elems: vec![e],
             }),
         }
+    }
+    for c in &mut out {
+        c.elems.sort();
+        c.elems.dedup();
     }
     out
 }

@@ -86,7 +86,7 @@ impl Family {
 }
 
 /// One part of an element's key or data, of an nftables data type.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Part {
     /// `ifname`: an interface name (at most 15 bytes).
     Ifname(String),
@@ -145,7 +145,7 @@ impl std::fmt::Display for Part {
 
 /// One element: a key (one part, or several for a concatenation), the data of a map
 /// element, or a prefix of an interval set.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Elem {
     /// A set element: the key's parts.
     Key(Vec<Part>),
@@ -248,7 +248,12 @@ impl ElemSocket {
         // message (a batch of 200 ports would not fit the receive buffer)
         sock.set_cap_ack(true)
             .map_err(io("setsockopt NETLINK_CAP_ACK"))?;
-        set_timeout(&sock, ANSWER_TIMEOUT).map_err(io("setsockopt SO_RCVTIMEO"))?;
+        let timeout = nix::sys::time::TimeVal::new(ANSWER_TIMEOUT.as_secs() as _, 0);
+        nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::ReceiveTimeout, &timeout)
+            .map_err(|e| NfError::Io {
+                what: "setsockopt SO_RCVTIMEO",
+                source: e.into(),
+            })?;
         Ok(ElemSocket {
             sock: Mutex::new(sock),
             seq: AtomicU32::new(1),
@@ -287,29 +292,6 @@ fn pieces(changes: &[Change]) -> Vec<(&Change, &[Elem])> {
         .iter()
         .flat_map(|c| c.elems.chunks(ELEMS_PER_MESSAGE).map(move |p| (c, p)))
         .collect()
-}
-
-fn set_timeout(sock: &Socket, d: Duration) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let tv = libc::timeval {
-        tv_sec: d.as_secs() as libc::time_t,
-        tv_usec: d.subsec_micros() as libc::suseconds_t,
-    };
-    // SAFETY: a valid socket descriptor and a timeval of the size given.
-    let r = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
 }
 
 /// Appends attribute `ty` with `payload`, padded to 4 bytes.
@@ -524,13 +506,32 @@ fn named(elems: &[Elem]) -> String {
     s
 }
 
+/// The netlink messages of datagram `buf` as (type, sequence number, body after the
+/// 16-byte header), up to the first malformed one; shared with [`crate::nftwatch`].
+pub(crate) fn messages(buf: &[u8]) -> impl Iterator<Item = (u16, u32, &[u8])> {
+    let mut off = 0;
+    std::iter::from_fn(move || {
+        let h = buf.get(off..off + 16)?;
+        let len = u32::from_ne_bytes([h[0], h[1], h[2], h[3]]) as usize;
+        if len < 16 || off + len > buf.len() {
+            return None;
+        }
+        let ty = u16::from_ne_bytes([h[4], h[5]]);
+        let seq = u32::from_ne_bytes([h[8], h[9], h[10], h[11]]);
+        let body = &buf[off + 16..off + len];
+        off += (len + 3) & !3;
+        Some((ty, seq, body))
+    })
+}
+
 /// Reads the kernel's answer to each change of the batch sent from `base`; the first
 /// error wins. An error answering the batch begin is the commit's own.
 fn read_answers(sock: &Socket, pieces: &[(&Change, &[Elem])], base: u32) -> Result<(), NfError> {
     let n = pieces.len() as u32;
     let mut answered = 0u32;
     let mut first: Option<NfError> = None;
-    let mut buf = vec![0u8; 65536];
+    // each answer is a datagram of its own, a capped acknowledgement of 36 bytes
+    let mut buf = [0u8; 4096];
     while answered < n {
         let got = match sock.recv(&mut &mut buf[..], 0) {
             Ok(g) => g.min(buf.len()),
@@ -542,39 +543,31 @@ fn read_answers(sock: &Socket, pieces: &[(&Change, &[Elem])], base: u32) -> Resu
                 }))
             }
         };
-        let mut off = 0;
-        while off + 16 <= got {
-            let u32_at =
-                |o: usize| u32::from_ne_bytes([buf[o], buf[o + 1], buf[o + 2], buf[o + 3]]);
-            let len = u32_at(off) as usize;
-            if len < 16 || off + len > got {
-                break;
+        for (ty, seq, body) in messages(&buf[..got]) {
+            if ty != NLMSG_ERROR || body.len() < 4 || seq < base || seq > base + n + 1 {
+                continue;
             }
-            let ty = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
-            let seq = u32_at(off + 8);
-            if ty == NLMSG_ERROR && len >= 20 && seq >= base && seq <= base + n + 1 {
-                let errno = -(u32_at(off + 16) as i32);
-                if seq == base || seq == base + n + 1 {
-                    // the batch as a whole (its commit): no per-change answers follow
-                    if errno != 0 {
-                        return Err(first
-                            .unwrap_or(NfError::Commit(std::io::Error::from_raw_os_error(errno))));
-                    }
-                } else {
-                    answered += 1;
-                    if errno != 0 && first.is_none() {
-                        let (c, _) = pieces[(seq - base - 1) as usize];
-                        first = Some(NfError::Rejected {
-                            verb: if c.add { "adding" } else { "deleting" },
-                            elems: named(&c.elems),
-                            family: c.family.as_str(),
-                            set: c.set,
-                            source: std::io::Error::from_raw_os_error(errno),
-                        });
-                    }
+            let errno = -i32::from_ne_bytes([body[0], body[1], body[2], body[3]]);
+            if seq == base || seq == base + n + 1 {
+                // the batch as a whole (its commit): no per-change answers follow
+                if errno != 0 {
+                    return Err(
+                        first.unwrap_or(NfError::Commit(std::io::Error::from_raw_os_error(errno)))
+                    );
                 }
+                continue;
             }
-            off += (len + 3) & !3;
+            answered += 1;
+            if errno != 0 && first.is_none() {
+                let (c, _) = pieces[(seq - base - 1) as usize];
+                first = Some(NfError::Rejected {
+                    verb: if c.add { "adding" } else { "deleting" },
+                    elems: named(&c.elems),
+                    family: c.family.as_str(),
+                    set: c.set,
+                    source: std::io::Error::from_raw_os_error(errno),
+                });
+            }
         }
     }
     match first {

@@ -70,17 +70,7 @@ fn is_delete(msg: u16) -> bool {
 /// notifications; anything malformed or from another subsystem is skipped.
 pub fn parse(buf: &[u8]) -> Vec<Note> {
     let mut out = Vec::new();
-    let mut off = 0;
-    while off + 16 <= buf.len() {
-        let u32_at = |o: usize| u32::from_ne_bytes([buf[o], buf[o + 1], buf[o + 2], buf[o + 3]]);
-        let u16_at = |o: usize| u16::from_ne_bytes([buf[o], buf[o + 1]]);
-        let len = u32_at(off) as usize;
-        if len < 16 || off + len > buf.len() {
-            break;
-        }
-        let ty = u16_at(off + 4);
-        let body = &buf[off + 16..off + len];
-        off += (len + 3) & !3;
+    for (ty, _, body) in crate::nfelem::messages(buf) {
         if ty == NLMSG_DONE || ty >> 8 != NFNL_SUBSYS_NFTABLES || body.len() < 4 {
             continue;
         }
