@@ -800,16 +800,7 @@ pub fn port_changes(ports: &[PortMapping], add: bool) -> Vec<Change> {
 /// Whether a read-only command (`list ...`) in nft's text syntax succeeds: the object
 /// it names exists.
 fn query_text(cmd: &str) -> bool {
-    match crate::libnft::Lib::get() {
-        Some(lib) => lib.run(cmd, false).is_ok(),
-        None => std::process::Command::new("nft")
-            .args(cmd.split(' '))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false),
-    }
+    crate::libnft::run(cmd, false).is_ok()
 }
 
 /// Applies one batch in nft's text syntax, as [`apply`] does JSON ones; timed for the
@@ -820,37 +811,9 @@ fn apply_text(text: &str) -> Result<(), FirewallError> {
 
 fn apply_text_untimed(text: &str) -> Result<(), FirewallError> {
     tracing::debug!(%text, "nft batch");
-    match crate::libnft::Lib::get() {
-        Some(lib) => lib
-            .run(text, false)
-            .map(|_| ())
-            .map_err(|e| FirewallError::Nft(e.0)),
-        None => {
-            use std::io::Write;
-            let mut child = std::process::Command::new("nft")
-                .args(["-f", "-"])
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .map_err(|e| FirewallError::Nft(format!("cannot run nft: {e}")))?;
-            if let Some(mut stdin) = child.stdin.take() {
-                stdin
-                    .write_all(text.as_bytes())
-                    .map_err(|e| FirewallError::Nft(format!("writing to nft: {e}")))?;
-            }
-            let out = child
-                .wait_with_output()
-                .map_err(|e| FirewallError::Nft(format!("waiting for nft: {e}")))?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(FirewallError::Nft(
-                    String::from_utf8_lossy(&out.stderr).trim().to_string(),
-                ))
-            }
-        }
-    }
+    crate::libnft::run(text, false)
+        .map(|_| ())
+        .map_err(|e| FirewallError::Nft(e.0))
 }
 
 /// Applies one batch: in-process through libnftables when it loads (no process per
@@ -863,17 +826,9 @@ fn apply(batch: &Value) -> Result<(), FirewallError> {
 fn apply_untimed(batch: &Value) -> Result<(), FirewallError> {
     let payload = batch.to_string();
     tracing::debug!(%payload, "nft batch");
-    match crate::libnft::Lib::get() {
-        Some(lib) => lib
-            .run(&payload, false)
-            .map(|_| ())
-            .map_err(|e| FirewallError::Nft(e.0)),
-        None => {
-            nftables::helper::apply_ruleset_raw(&payload, None::<&str>, std::iter::empty::<&str>())
-                .map(|_| ())
-                .map_err(|e| FirewallError::Nft(e.to_string()))
-        }
-    }
+    crate::libnft::run(&payload, false)
+        .map(|_| ())
+        .map_err(|e| FirewallError::Nft(e.0))
 }
 
 impl Firewall for Nftables {
@@ -990,8 +945,10 @@ mod tests {
         std::thread::spawn(move || {
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
                 .map_err(|e| format!("unshare: {e}"))?;
-            let lib = crate::libnft::Lib::load().map_err(|e| e.to_string())?;
-            let run = |b: &str| lib.run(b, false).map_err(|e| format!("{e}: {b}"));
+            // bound to this namespace (libnftables' socket is bound to the namespace it was
+            // opened in)
+            let runner = crate::libnft::runner_here()?;
+            let run = |b: &str| runner(b, false).map_err(|e| format!("{e}: {b}"));
             run(&init_batch().to_string())?;
             run(&init_ports_text(&FirewallConfig {
                 allow_direct_routing: true,

@@ -7,8 +7,9 @@
 //! attribute 1 of every kind of object), then one `NFT_MSG_NEWGEN` closing the transaction
 //! with the generation id and the pid and name of the process that committed it. A
 //! transaction by another process that deleted or flushed anything in one of tether's
-//! tables is reported as [`Damage`]; tether's own batches (libnftables runs in the daemon,
-//! so they carry its pid) are not.
+//! tables is reported as [`Damage`]; tether's own batches are not: element changes and
+//! libnftables run in the daemon (a thread's id), and a static executable's table set-up
+//! runs `nft` children the daemon started ([`crate::libnft::our_nft_child`]).
 
 use std::io;
 
@@ -181,7 +182,9 @@ pub fn spawn(table: &str, on_damage: impl Fn(Damage) + Send + 'static) -> io::Re
     sock.bind(&SocketAddr::new(0, 0))?;
     sock.add_membership(NFNLGRP_NFTABLES)?;
     let _ = sock.set_rx_buf_sz(4 << 20);
-    let mut tracker = Tracker::new(table, own_thread);
+    let mut tracker = Tracker::new(table, |pid| {
+        own_thread(pid) || crate::libnft::our_nft_child(pid)
+    });
     std::thread::Builder::new()
         .name("nft-watch".into())
         .spawn(move || {
