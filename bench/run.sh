@@ -3,7 +3,7 @@
 # Usage (root, from the repository): sudo bash bench/run.sh
 # Env: BENCH_ITER (default 10), BENCH_FIGS (default "1 3 2 4 5 6 7 9 10 11 12"), BENCH_ENGINES (default:
 # tether + whichever of docker/podman are installed), BENCH_OUT (default docs/benchmarks.md),
-# TETHER_BIN (default target/release/tether); more knobs in bench/README.md.
+# TETHER_BIN (default target/x86_64-unknown-linux-gnu/release/tether); more knobs in bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -21,8 +21,8 @@ DOCKER_BIP=${DOCKER_BIP:-10.210.0.1/24}
 # TETHER_BIN: the tether executable to benchmark (default: this tree's release build,
 # built if missing). Point it at a private copy to be immune to a concurrent rebuild.
 if [ -z "${TETHER_BIN:-}" ]; then
-  [ -x target/release/tether ] || cargo build --release
-  TETHER_BIN=$REPO/target/release/tether
+  [ -x target/x86_64-unknown-linux-gnu/release/tether ] || cargo build --release
+  TETHER_BIN=$REPO/target/x86_64-unknown-linux-gnu/release/tether
 fi
 [ -x "$TETHER_BIN" ] || { echo "TETHER_BIN=$TETHER_BIN is not executable" >&2; exit 1; }
 export TETHER_BIN

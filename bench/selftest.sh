@@ -3,11 +3,11 @@
 # tether alone. Runs itself in private network and mount namespaces with a tmpfs on /run,
 # and its files in a temporary directory it removes, so nothing it creates stays on the
 # machine. Usage (root): bash bench/selftest.sh
-# [TETHER_BIN] (default target/debug/tether). Exits non-zero on the first failed check.
+# [TETHER_BIN] (default target/x86_64-unknown-linux-gnu/debug/tether). Exits non-zero on the first failed check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" != --inside ]; then
-  exec unshare --net --mount --propagation private bash "$0" --inside "${1:-$PWD/target/debug/tether}"
+  exec unshare --net --mount --propagation private bash "$0" --inside "${1:-$PWD/target/x86_64-unknown-linux-gnu/debug/tether}"
 fi
 BIN=$2
 mount -t tmpfs tmpfs /run

@@ -5,14 +5,14 @@
 # host's networking is untouched and nothing is left behind.
 #
 # Usage: scripts/acceptance.sh [docker]   ("docker": drive tether with the real docker CLI)
-# Env:   SHARED (default ../shared), TETHER (default target/debug/tether, built if missing)
+# Env:   SHARED (default ../shared), TETHER (default target/x86_64-unknown-linux-gnu/debug/tether, built if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED:-$(cd .. && pwd)/shared}
 if [ -z "${TETHER_IN_NS:-}" ]; then
   [ -d "$SHARED/acceptance" ] || { echo "no acceptance suite at $SHARED/acceptance" >&2; exit 1; }
   export PATH="$HOME/.cargo/bin:$PATH"
-  [ -n "${TETHER:-}" ] || { cargo build -q; TETHER=$PWD/target/debug/tether; }
+  [ -n "${TETHER:-}" ] || { cargo build -q; TETHER=$PWD/target/x86_64-unknown-linux-gnu/debug/tether; }
   imgs=/var/tmp/tether-images
   [ -f $imgs/tbox.tar ] || bash "$SHARED/images/build-tbox.sh" none >/dev/null
   if [ ! -f $imgs/pybox.tar ] && [ -x /usr/bin/python3.11 ]; then bash "$SHARED/images/build-pybox.sh" none >/dev/null || true; fi

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what tether and its tests need on Debian 12 (as root): the OCI runtime, nftables,
+# Installs what tether and its tests need on Debian 12 (as root): libc6-dev (the static C
+# library tether links, see .cargo/config.toml), the OCI runtime, nftables,
 # iproute2 and util-linux (unshare/nsenter for the tests' private namespaces), the static
 # busybox the tests build their image from, mmdebstrap for the demo's image, python3 for
 # the benchmark scripts' self-test, and Docker Distribution (docker-registry) with htpasswd
@@ -12,7 +13,7 @@
 # iperf3 for the overlay benchmark (bench/fig11_overlay.py); ethtool for bench/overlay_knobs.sh.
 set -euo pipefail
 need=()
-for p in runc nftables iproute2 util-linux busybox-static mmdebstrap procps curl ca-certificates file python3 docker-registry apache2-utils zstd chromium docker-compose protobuf-compiler etcd-server iperf3 ethtool; do
+for p in libc6-dev runc nftables iproute2 util-linux busybox-static mmdebstrap procps curl ca-certificates file python3 docker-registry apache2-utils zstd chromium docker-compose protobuf-compiler etcd-server iperf3 ethtool; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 if [ ! -x /usr/local/bin/docker ] && [ ! -x /usr/bin/docker ]; then need+=(docker.io); fi

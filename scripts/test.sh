@@ -9,4 +9,4 @@ bash scripts/install-deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo test --workspace "$@"
 # the benchmark harness: its leak check, and a tether-only run that must leave nothing
-bash bench/selftest.sh "$PWD/target/debug/tether"
+bash bench/selftest.sh "$PWD/target/x86_64-unknown-linux-gnu/debug/tether"

@@ -9,7 +9,7 @@
 #   --tar-only  only build (or reuse) the tar; do not import it
 #
 # Environment:
-#   TETHER        tether binary          (default: target/release/tether of this repo)
+#   TETHER        tether binary          (default: target/x86_64-unknown-linux-gnu/release/tether of this repo)
 #   BANK_IMAGE    image reference        (default: tether-demo/bank:bookworm)
 #   CACHE_DIR     where the tar is kept  (default: /var/cache/tether-demo)
 #   DEBIAN_MIRROR Debian mirror          (default: http://deb.debian.org/debian)
@@ -18,7 +18,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-TETHER=${TETHER:-$repo/target/release/tether}
+TETHER=${TETHER:-$repo/target/x86_64-unknown-linux-gnu/release/tether}
 BANK_IMAGE=${BANK_IMAGE:-tether-demo/bank:bookworm}
 CACHE_DIR=${CACHE_DIR:-/var/cache/tether-demo}
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}

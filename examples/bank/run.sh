@@ -18,7 +18,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-TETHER=$repo/target/release/tether
+TETHER=$repo/target/x86_64-unknown-linux-gnu/release/tether
 export TETHER
 BANK_IMAGE=${BANK_IMAGE:-tether-demo/bank:bookworm}
 export BANK_IMAGE

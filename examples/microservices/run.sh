@@ -9,7 +9,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-TETHER=${TETHER:-$repo/target/release/tether}
+TETHER=${TETHER:-$repo/target/x86_64-unknown-linux-gnu/release/tether}
 BASE=${BANK_IMAGE:-tether-demo/bank:bookworm}
 NET=shop-net PORT=${FRONT_PORT:-10000}
 keep=0; [[ ${1:-} == --keep ]] && keep=1

@@ -20,14 +20,14 @@
 # Nothing touches the machine's own interfaces, firewall or /var/lib/tether. The images are
 # the bank demo's (examples/bank: build-image.sh, Dockerfile, postgres-entrypoint.sh).
 #
-# Environment: TETHER (default target/release/tether of this repo, built when missing),
+# Environment: TETHER (default target/x86_64-unknown-linux-gnu/release/tether of this repo, built when missing),
 # BANK_IMAGE, APP_IMAGE, CACHE_DIR, DEBIAN_MIRROR (see examples/bank/build-image.sh).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 bank=$repo/examples/bank
-TETHER=${TETHER:-$repo/target/release/tether}
+TETHER=${TETHER:-$repo/target/x86_64-unknown-linux-gnu/release/tether}
 export TETHER
 BANK_IMAGE=${BANK_IMAGE:-tether-demo/bank:bookworm}
 export BANK_IMAGE
