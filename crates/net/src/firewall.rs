@@ -1,8 +1,8 @@
 //! The firewall: one nftables table of tether's own (`inet tether`), programmed in atomic
-//! batches. The table's layout and a restore go through libnftables (JSON, see
+//! batches. The table's layout and a restore go through `nft` ([`crate::libnft`]: JSON, see
 //! libnftables-json(5), and nft's text syntax); the element changes of networks, ports,
 //! isolated ports and host DNS guards go over nfnetlink directly ([`crate::nfelem`]), with
-//! libnftables as the fallback when that socket cannot be opened.
+//! `nft` as the fallback when that socket cannot be opened.
 //!
 //! The ruleset is static; networks and published ports only add or delete set and map
 //! elements (no rule and no chain per port or per container), so the cost of a change does
@@ -319,14 +319,14 @@ pub fn layout_marker(cfg: &FirewallConfig) -> String {
     format!("layout_{h:016x}")
 }
 
-/// [`Firewall`] on nftables: the table's layout and its restore through libnftables
+/// [`Firewall`] on nftables: the table's layout and its restore through `nft`
 /// (JSON and text batches), the elements that networks, ports and guards add or delete
 /// over nfnetlink directly ([`crate::nfelem`]).
 #[derive(Default)]
 pub struct Nftables {
     cfg: FirewallConfig,
     /// The element socket, of the namespace `new` ran in; None when it could not be
-    /// opened (element changes then go through libnftables too).
+    /// opened (element changes then go through `nft` too).
     elems: Option<ElemSocket>,
 }
 
@@ -335,13 +335,13 @@ impl Nftables {
     /// of the calling thread.
     pub fn new(cfg: FirewallConfig) -> Nftables {
         let elems = ElemSocket::open()
-            .map_err(|e| tracing::warn!(error = %e, "no nfnetlink socket: element changes go through libnftables"))
+            .map_err(|e| tracing::warn!(error = %e, "no nfnetlink socket: element changes go through nft"))
             .ok();
         Nftables { cfg, elems }
     }
 
     /// Applies `changes` over nfnetlink when the socket is open, else `fallback` (the same
-    /// changes as a libnftables batch); timed for the metrics either way.
+    /// changes as an `nft` batch); timed for the metrics either way.
     fn elements(
         &self,
         changes: &[Change],
@@ -816,8 +816,7 @@ fn apply_text_untimed(text: &str) -> Result<(), FirewallError> {
         .map_err(|e| FirewallError::Nft(e.0))
 }
 
-/// Applies one batch: in-process through libnftables when it loads (no process per
-/// batch), else through the `nft` binary; timed for the metrics (see
+/// Applies one batch through the `nft` binary ([`crate::libnft`]); timed for the metrics (see
 /// [`crate::metrics::Observer::nft_batch`]).
 fn apply(batch: &Value) -> Result<(), FirewallError> {
     crate::metrics::timed_batch(|| apply_untimed(batch))
@@ -945,10 +944,8 @@ mod tests {
         std::thread::spawn(move || {
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
                 .map_err(|e| format!("unshare: {e}"))?;
-            // bound to this namespace (libnftables' socket is bound to the namespace it was
-            // opened in)
-            let runner = crate::libnft::runner_here()?;
-            let run = |b: &str| runner(b, false).map_err(|e| format!("{e}: {b}"));
+            // nft children inherit this thread's namespace
+            let run = |b: &str| crate::libnft::run(b, false).map_err(|e| format!("{e}: {b}"));
             run(&init_batch().to_string())?;
             run(&init_ports_text(&FirewallConfig {
                 allow_direct_routing: true,
@@ -1157,11 +1154,11 @@ mod tests {
             .collect()
     }
 
-    /// The elements written over nfnetlink are those libnftables writes for the same
+    /// The elements written over nfnetlink are those `nft` writes for the same
     /// networks, ports, isolated port and guard (the two tables list the same), and
     /// removal over nfnetlink empties the sets again, twice in a row.
     #[test]
-    fn nfnetlink_writes_what_libnftables_writes() {
+    fn nfnetlink_writes_what_nft_writes() {
         let ports = vec![
             pm(8080, None),
             pm(8081, Some(Ipv4Addr::LOCALHOST)),
@@ -1171,7 +1168,7 @@ mod tests {
             },
         ];
         let p2 = ports.clone();
-        let by_libnftables = with_elem_socket(move |run, _| {
+        let by_nft = with_elem_socket(move |run, _| {
             for n in &every_mode() {
                 run(&network_batch(n, true).to_string())?;
             }
@@ -1180,7 +1177,7 @@ mod tests {
             run("add element inet tether host_dns { 10.0.0.1 }")?;
             both_tables(run)
         })
-        .expect("libnftables");
+        .expect("nft");
         let by_nfnetlink = with_elem_socket(move |run, fw| {
             for n in &every_mode() {
                 fw.add_network(n).map_err(|e| e.to_string())?;
@@ -1205,7 +1202,7 @@ mod tests {
         })
         .expect("nfnetlink");
         let (with, without) = by_nfnetlink;
-        let (a, b) = (elements_of(&by_libnftables), elements_of(&with));
+        let (a, b) = (elements_of(&by_nft), elements_of(&with));
         assert!(a.len() >= 14, "too few sets with elements: {a:?}");
         assert_eq!(a, b);
         assert!(elements_of(&without).is_empty(), "left: {without:?}");

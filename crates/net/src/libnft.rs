@@ -1,172 +1,26 @@
-//! In-process nftables batches through libnftables (libnftables(3)), loaded at run time.
+//! nftables batches through the `nft` executable (nft(8)), run in the calling thread's
+//! network namespace.
 //!
-//! Spawning `nft -j -f -` costs ~2.5 ms per batch on this machine kind (process start,
-//! dynamic loading, cache fetch); the same JSON batch handed to libnftables in the daemon
-//! process costs a fraction of that. The library is opened with `dlopen` (the `libloading`
-//! crate) as `libnftables.so.1`, the soname Debian's `libnftables1` package installs as a
-//! dependency of `nftables`, so building tether needs no C headers and a host without the
-//! library still works: [`Lib::get`] returns `None` and [`run`] spawns `nft` instead.
-//!
-//! A statically linked tether (`crt-static`, see .cargo/config.toml) never `dlopen`s the
-//! library: it would bring a second C library into the process, with its own allocator and
-//! thread state. Such an executable runs its batches through `nft`; they are the table's
-//! set-up, restore and tear-down only, since element changes go over nfnetlink
-//! (`crate::nfelem`).
-//!
-//! Used entry points (libnftables(3), nftables 1.0.x):
-//! `nft_ctx_new(NFT_CTX_DEFAULT)`, `nft_ctx_output_set_flags(ctx, NFT_CTX_OUTPUT_JSON)` (JSON
-//! in and out, as `nft -j`), `nft_ctx_buffer_output`/`nft_ctx_buffer_error` and their
-//! getters, `nft_ctx_set_dry_run` (as `nft -c`), `nft_run_cmd_from_buffer`.
+//! Only the table's set-up, restore and tear-down go through here: element changes (a
+//! network's subnets, published ports, isolated ports) go over nfnetlink from the daemon
+//! itself (`crate::nfelem`). tether is a static executable (see .cargo/config.toml), so
+//! loading libnftables in process (`dlopen`) is not an option: it would bring a second C
+//! library into the process, with its own allocator and thread state.
 
-use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
-/// `NFT_CTX_DEFAULT` of libnftables.h.
-const NFT_CTX_DEFAULT: u32 = 0;
-/// `NFT_CTX_OUTPUT_JSON` of libnftables.h (1 << 4).
-const NFT_CTX_OUTPUT_JSON: c_uint = 1 << 4;
-
-type CtxNew = unsafe extern "C" fn(u32) -> *mut c_void;
-type CtxInt = unsafe extern "C" fn(*mut c_void) -> c_int;
-type CtxStr = unsafe extern "C" fn(*mut c_void) -> *const c_char;
-type SetFlags = unsafe extern "C" fn(*mut c_void, c_uint);
-type SetDry = unsafe extern "C" fn(*mut c_void, bool);
-type RunBuf = unsafe extern "C" fn(*mut c_void, *const c_char) -> c_int;
-
-/// The resolved functions. The `Library` is kept so they stay valid.
-struct Api {
-    _lib: libloading::Library,
-    set_dry_run: SetDry,
-    run: RunBuf,
-    out: CtxStr,
-    err: CtxStr,
-}
-
-/// One libnftables context, used by one batch at a time.
-struct Ctx(*mut c_void);
-
-// SAFETY: the context is only ever used under `Lib::ctx`'s mutex, one call at a time;
-// libnftables keeps no thread-local state tied to the creating thread.
-unsafe impl Send for Ctx {}
-
-/// The loaded library and its context.
-pub struct Lib {
-    api: Api,
-    ctx: Mutex<Ctx>,
-}
-
-/// A rejected batch: libnftables' error buffer (the same text `nft` prints).
+/// A rejected batch: `nft`'s standard error, or why `nft` could not be run.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct LibnftError(pub String);
 
-impl Lib {
-    /// The process-wide instance, loaded on first use; `None` when libnftables.so.1 cannot
-    /// be opened or lacks a symbol (then use the `nft` binary).
-    ///
-    /// The netlink socket libnftables opens belongs to the network namespace of the thread
-    /// that first calls this: call it from a thread in the daemon's own namespace.
-    pub fn get() -> Option<&'static Lib> {
-        static LIB: OnceLock<Option<Lib>> = OnceLock::new();
-        LIB.get_or_init(|| {
-            if cfg!(target_feature = "crt-static") {
-                tracing::debug!("static executable: nft runs the table's batches");
-                return None;
-            }
-            match Lib::load() {
-                Ok(l) => Some(l),
-                Err(e) => {
-                    tracing::info!(error = %e, "libnftables not usable; spawning nft per batch");
-                    None
-                }
-            }
-        })
-        .as_ref()
-    }
-
-    /// A fresh context, bound to the calling thread's network namespace (tests).
-    ///
-    /// Errors: the library or a symbol is missing, the context cannot be made, or this is
-    /// a static executable (`DlOpenUnknown`: see the module's doc).
-    pub(crate) fn load() -> Result<Lib, libloading::Error> {
-        if cfg!(target_feature = "crt-static") {
-            return Err(libloading::Error::DlOpenUnknown);
-        }
-        // SAFETY: libnftables.so.1 is a plain C library without load-time side effects
-        // beyond its own initialisers; the symbol types follow libnftables(3).
-        unsafe {
-            let lib = libloading::Library::new("libnftables.so.1")?;
-            let new: CtxNew = *lib.get(b"nft_ctx_new\0")?;
-            let set_flags: SetFlags = *lib.get(b"nft_ctx_output_set_flags\0")?;
-            let buf_out: CtxInt = *lib.get(b"nft_ctx_buffer_output\0")?;
-            let buf_err: CtxInt = *lib.get(b"nft_ctx_buffer_error\0")?;
-            let api = Api {
-                set_dry_run: *lib.get(b"nft_ctx_set_dry_run\0")?,
-                run: *lib.get(b"nft_run_cmd_from_buffer\0")?,
-                out: *lib.get(b"nft_ctx_get_output_buffer\0")?,
-                err: *lib.get(b"nft_ctx_get_error_buffer\0")?,
-                _lib: lib,
-            };
-            let ctx = new(NFT_CTX_DEFAULT);
-            if ctx.is_null() {
-                return Err(libloading::Error::DlOpenUnknown);
-            }
-            set_flags(ctx, NFT_CTX_OUTPUT_JSON);
-            buf_out(ctx);
-            buf_err(ctx);
-            Ok(Lib {
-                api,
-                ctx: Mutex::new(Ctx(ctx)),
-            })
-        }
-    }
-
-    /// Runs one JSON batch (libnftables-json(5)) atomically; with `dry_run` only checks it
-    /// against the kernel, as `nft -c`. Returns the output buffer (JSON, often empty).
-    ///
-    /// Errors: the batch has a NUL byte, or libnftables rejected it (its error text).
-    pub fn run(&self, batch: &str, dry_run: bool) -> Result<String, LibnftError> {
-        let cmd = CString::new(batch).map_err(|e| LibnftError(e.to_string()))?;
-        let ctx = self.ctx.lock().unwrap_or_else(|p| p.into_inner());
-        // SAFETY: ctx.0 is a live context from nft_ctx_new, used under the mutex; the
-        // buffers returned are owned by the context and copied before the lock is released.
-        unsafe {
-            (self.api.set_dry_run)(ctx.0, dry_run);
-            let rc = (self.api.run)(ctx.0, cmd.as_ptr());
-            let text = |p: *const c_char| {
-                if p.is_null() {
-                    String::new()
-                } else {
-                    CStr::from_ptr(p).to_string_lossy().into_owned()
-                }
-            };
-            let out = text((self.api.out)(ctx.0));
-            let err = text((self.api.err)(ctx.0));
-            if rc != 0 {
-                let err = err.trim();
-                return Err(LibnftError(if err.is_empty() {
-                    format!("libnftables returned {rc}")
-                } else {
-                    err.to_string()
-                }));
-            }
-            Ok(out)
-        }
-    }
-}
-
-/// Runs one batch (libnftables-json(5), or nft's text syntax: libnftables falls back to
-/// it when the text is not JSON) in the calling thread's network namespace: through the
-/// loaded library when [`Lib::get`] has one, else through the `nft` executable.
-/// Returns the output (JSON, often empty).
+/// Runs one batch (libnftables-json(5), or nft's text syntax) in the calling thread's
+/// network namespace through [`run_nft`]. Returns the output (JSON, often empty).
 ///
-/// Errors: the rejected batch's error text (the same as `nft` prints), or why `nft` could
-/// not be run.
+/// Errors: the rejected batch's error text (as `nft` prints it), or why `nft` could not
+/// be run.
 pub fn run(batch: &str, dry_run: bool) -> Result<String, LibnftError> {
-    match Lib::get() {
-        Some(lib) => lib.run(batch, dry_run),
-        None => run_nft(batch, dry_run),
-    }
+    run_nft(batch, dry_run)
 }
 
 /// How many of the most recent `nft` children [`our_nft_child`] remembers.
@@ -265,33 +119,14 @@ pub fn run_nft(batch: &str, dry_run: bool) -> Result<String, LibnftError> {
     }
 }
 
-/// A batch runner bound to the calling thread's network namespace (tests): a fresh
-/// libnftables context, or `nft` in a static executable. Errors: libnftables does not load
-/// in a dynamic executable.
-#[cfg(test)]
-pub(crate) type Runner = Box<dyn Fn(&str, bool) -> Result<String, LibnftError> + Send>;
-
-/// See [`Runner`].
-#[cfg(test)]
-pub(crate) fn runner_here() -> Result<Runner, String> {
-    match Lib::load() {
-        Ok(lib) => Ok(Box::new(move |b, dry| lib.run(b, dry))),
-        Err(_) if cfg!(target_feature = "crt-static") => Ok(Box::new(run_nft)),
-        Err(e) => Err(format!("libnftables.so.1 does not load: {e}")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Debian's nftables package depends on libnftables1, so the library is present
-    /// wherever tether's firewall runs; a bad batch yields nft's error text.
-    /// (A static executable never loads it: then only `nft` is checked.)
+    /// JSON and text batches run; a bad batch yields nft's error text.
     #[test]
-    fn loads_and_reports_errors() {
-        let runners: [Runner; 2] = [runner_here().expect("a runner"), Box::new(run_nft)];
-        for run in runners {
+    fn runs_and_reports_errors() {
+        {
             let ok = run(r#"{"nftables":[{"list":{"tables":{}}}]}"#, true);
             assert!(ok.is_ok(), "{ok:?}");
             let bad = run(

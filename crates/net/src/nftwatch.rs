@@ -7,9 +7,9 @@
 //! attribute 1 of every kind of object), then one `NFT_MSG_NEWGEN` closing the transaction
 //! with the generation id and the pid and name of the process that committed it. A
 //! transaction by another process that deleted or flushed anything in one of tether's
-//! tables is reported as [`Damage`]; tether's own batches are not: element changes and
-//! libnftables run in the daemon (a thread's id), and a static executable's table set-up
-//! runs `nft` children the daemon started ([`crate::libnft::our_nft_child`]).
+//! tables is reported as [`Damage`]; tether's own batches are not: element changes run in
+//! the daemon (a thread's id), and the table's set-up runs `nft` children the daemon
+//! started ([`crate::libnft::our_nft_child`]).
 
 use std::io;
 
@@ -133,8 +133,8 @@ pub struct Tracker {
 }
 
 /// Whether `tid` is a thread of this process. The kernel reports the committing *task*
-/// (`NFTA_GEN_PROC_PID` is the thread id), and libnftables runs on whichever of the
-/// daemon's threads made the change.
+/// (`NFTA_GEN_PROC_PID` is the thread id), and element changes run on whichever of the
+/// daemon's threads made them.
 pub fn own_thread(tid: u32) -> bool {
     tid != 0 && std::path::Path::new(&format!("/proc/self/task/{tid}")).exists()
 }
