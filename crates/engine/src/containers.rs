@@ -792,7 +792,10 @@ impl Engine {
                     let _ = afd.readable().await;
                 }
             }
-            me.on_exit(&cid).await;
+            // boxed: the exit's work (runc, the cluster store, the firewall) is a large
+            // future, allocated only when the shim exits rather than held by every
+            // running container's waiting task
+            Box::pin(me.on_exit(&cid)).await;
         });
         self.live_mut(id, |l| l.monitor = Some(task));
     }
