@@ -195,6 +195,7 @@ async fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
     if let Some(l) = ui {
         tokio::spawn(tether_api::ui::serve(engine.clone(), l));
     }
+    tokio::spawn(trim_when_quiet());
     let server = tether_api::serve(engine.clone(), &socket);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -206,6 +207,34 @@ async fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
     engine.shutdown().await;
     let _ = std::fs::remove_file(&socket);
     Ok(())
+}
+
+/// How often [`trim_when_quiet`] looks at the API's request count.
+const TRIM_TICK: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Returns the heap's free memory to the kernel once a burst of API requests is over.
+///
+/// glibc's malloc keeps what a burst freed (the transient buffers, JSON and futures of
+/// `run`, `rm` and the rest) in its per-thread arenas, and trims only the top of each
+/// heap by itself. `malloc_trim(0)` (malloc_trim(3)) gives back every whole free page of
+/// every arena. It runs on a blocking thread when requests were received since the last
+/// trim and none in the last tick (0.5-1 s after a burst ends), never while requests keep
+/// arriving, and costs nothing while the daemon is idle.
+async fn trim_when_quiet() {
+    let mut trimmed_at = tether_api::requests_received();
+    let mut last = trimmed_at;
+    let mut tick = tokio::time::interval(TRIM_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = tether_api::requests_received();
+        if now == last && now != trimmed_at {
+            // SAFETY: malloc_trim only walks and releases the allocator's free memory.
+            let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
+            trimmed_at = now;
+        }
+        last = now;
+    }
 }
 
 /// The process entry point (C's `int main(int, char **)`): arguments come from

@@ -61,6 +61,16 @@ pub(crate) fn error_response(status: u16, msg: &str) -> Response<Body> {
     json_response(status, &serde_json::json!({ "message": msg }))
 }
 
+/// Requests the API socket has received since the process started (every request counts,
+/// a hijacked attach stream once). The daemon's allocator housekeeping reads it to tell a
+/// burst of requests from quiet.
+static REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many requests [`serve`] has received so far (a monotonic count).
+pub fn requests_received() -> u64 {
+    REQUESTS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Serves the API on the unix socket `path` until the future is dropped. A stale socket
 /// file is replaced; the socket is made 0660.
 ///
@@ -92,6 +102,7 @@ pub async fn serve(engine: Arc<Engine>, path: &Path) -> Result<(), ApiError> {
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let app = app.clone();
+                REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 async move { Ok::<_, Infallible>(router::handle(app, req).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
