@@ -219,7 +219,7 @@ const TRIM_TICK: std::time::Duration = std::time::Duration::from_millis(500);
 /// heap by itself. `malloc_trim(0)` (malloc_trim(3)) gives back every whole free page of
 /// every arena. It runs on a blocking thread when requests were received since the last
 /// trim and none in the last tick (0.5-1 s after a burst ends), never while requests keep
-/// arriving, and costs nothing while the daemon is idle.
+/// arriving; an idle daemon pays one timer wake-up per tick and no allocator work.
 async fn trim_when_quiet() {
     let mut trimmed_at = tether_api::requests_received();
     let mut last = trimmed_at;
