@@ -823,11 +823,7 @@ fn apply(batch: &Value) -> Result<(), FirewallError> {
 }
 
 fn apply_untimed(batch: &Value) -> Result<(), FirewallError> {
-    let payload = batch.to_string();
-    tracing::debug!(%payload, "nft batch");
-    crate::libnft::run(&payload, false)
-        .map(|_| ())
-        .map_err(|e| FirewallError::Nft(e.0))
+    apply_text_untimed(&batch.to_string())
 }
 
 impl Firewall for Nftables {

@@ -14,23 +14,14 @@ use std::sync::Mutex;
 #[error("{0}")]
 pub struct LibnftError(pub String);
 
-/// Runs one batch (libnftables-json(5), or nft's text syntax) in the calling thread's
-/// network namespace through [`run_nft`]. Returns the output (JSON, often empty).
-///
-/// Errors: the rejected batch's error text (as `nft` prints it), or why `nft` could not
-/// be run.
-pub fn run(batch: &str, dry_run: bool) -> Result<String, LibnftError> {
-    run_nft(batch, dry_run)
-}
-
 /// How many of the most recent `nft` children [`our_nft_child`] remembers.
 const CHILDREN_KEPT: usize = 64;
 
-/// Pids of the `nft` children [`run_nft`] started, the most recent last.
+/// Pids of the `nft` children [`run`] started, the most recent last.
 static CHILDREN: Mutex<std::collections::VecDeque<u32>> =
     Mutex::new(std::collections::VecDeque::new());
 
-/// Whether `pid` is an `nft` process this process ran through [`run_nft`]: one of the last
+/// Whether `pid` is an `nft` process this process ran through [`run`]: one of the last
 /// 64 it started, or a live (or not yet reaped) child of this process. The nftables
 /// damage watch (`crate::nftwatch`) uses it to tell the daemon's own commits made through
 /// `nft` (whose `NFTA_GEN_PROC_PID` is the child's) from anyone else's. Checking the
@@ -55,19 +46,19 @@ fn parent_of(pid: u32) -> Option<u32> {
     rest.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// The longest text batch [`run_nft`] passes as an argument (Linux takes at most 128 KiB
+/// The longest text batch [`run`] passes as an argument (Linux takes at most 128 KiB
 /// per argument, `MAX_ARG_STRLEN`).
 const NFT_ARG_MAX: usize = 64 * 1024;
 
-/// Runs one batch through the `nft` executable; the child inherits the calling thread's
-/// network namespace. A JSON batch goes to `nft -j [-c] -f -` on its standard input. Text
+/// Runs one batch (libnftables-json(5), or nft's text syntax) through the `nft`
+/// executable; the child inherits the calling thread's network namespace. A JSON batch goes to `nft -j [-c] -f -` on its standard input. Text
 /// goes as the argument of `nft -j [-c] -- TEXT`, so that a listing is JSON as libnftables
 /// gives it (`nft -j -f -` takes JSON input only: given text it does nothing and exits 0);
 /// a text batch longer than 64 KiB goes to `nft [-c] -f -` and its output is nft's text.
 ///
 /// Errors: `nft` cannot be started or waited for, or it rejected the batch (its standard
 /// error, trimmed).
-pub fn run_nft(batch: &str, dry_run: bool) -> Result<String, LibnftError> {
+pub fn run(batch: &str, dry_run: bool) -> Result<String, LibnftError> {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let json = batch.trim_start().starts_with('{');
@@ -126,35 +117,33 @@ mod tests {
     /// JSON and text batches run; a bad batch yields nft's error text.
     #[test]
     fn runs_and_reports_errors() {
-        {
-            let ok = run(r#"{"nftables":[{"list":{"tables":{}}}]}"#, true);
-            assert!(ok.is_ok(), "{ok:?}");
-            let bad = run(
-                r#"{"nftables":[{"add":{"chain":{"family":"inet","table":"no-such-table-here","name":"c"}}}]}"#,
-                true,
-            );
-            let e = bad.expect_err("a chain in a missing table is refused");
-            assert!(
-                e.0.contains("No such file") || e.0.contains("no-such-table-here"),
-                "{e}"
-            );
-            let text = run("list tables", true);
-            assert!(text.is_ok(), "nft's text syntax is taken too: {text:?}");
-            let bad = run("list set inet no-such-table-here s", false);
-            let e = bad.expect_err("text naming a missing table is refused");
-            assert!(e.0.contains("No such file"), "{e}");
-        }
+        let ok = run(r#"{"nftables":[{"list":{"tables":{}}}]}"#, true);
+        assert!(ok.is_ok(), "{ok:?}");
+        let bad = run(
+            r#"{"nftables":[{"add":{"chain":{"family":"inet","table":"no-such-table-here","name":"c"}}}]}"#,
+            true,
+        );
+        let e = bad.expect_err("a chain in a missing table is refused");
+        assert!(
+            e.0.contains("No such file") || e.0.contains("no-such-table-here"),
+            "{e}"
+        );
+        let text = run("list tables", true);
+        assert!(text.is_ok(), "nft's text syntax is taken too: {text:?}");
+        let bad = run("list set inet no-such-table-here s", false);
+        let e = bad.expect_err("text naming a missing table is refused");
+        assert!(e.0.contains("No such file"), "{e}");
         // A text batch too long for an argument goes to nft's standard input.
         let long = "list tables\n".repeat(NFT_ARG_MAX / 12 + 1);
-        assert!(run_nft(&long, true).is_ok());
+        assert!(run(&long, true).is_ok());
         let long_bad = long + "list set inet no-such-table-here s\n";
-        assert!(run_nft(&long_bad, true).is_err());
+        assert!(run(&long_bad, true).is_err());
     }
 
     /// The `nft` children are recognised as this process's own, anyone else is not.
     #[test]
     fn nft_children_are_ours() {
-        run_nft("list tables", true).expect("nft runs");
+        run("list tables", true).expect("nft runs");
         let last = *CHILDREN
             .lock()
             .expect("not poisoned")

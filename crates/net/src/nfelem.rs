@@ -5,10 +5,11 @@
 //! [`crate::firewall`]). Handing such a batch to libnftables in process cost ~0.3 ms on
 //! this machine kind (~2.5 ms through `nft`), most of it libnftables refilling its cache
 //! (generation, tables, chains, sets and the elements of the interval sets) because the
-//! previous batch moved the generation. Here one transaction is built in the kernel's own format and sent on a
-//! `NETLINK_NETFILTER` socket: a batch begin, one `NFT_MSG_NEWSETELEM` or
-//! `NFT_MSG_DELSETELEM` per set, a batch end (include/uapi/linux/netfilter/nf_tables.h,
-//! nfnetlink.h; the kernel's net/netfilter/nf_tables_api.c). Every message asks for an
+//! previous batch moved the generation. Here one transaction is built in the kernel's own
+//! format and sent on a `NETLINK_NETFILTER` socket: a batch begin, one
+//! `NFT_MSG_NEWSETELEM` or `NFT_MSG_DELSETELEM` per set, a batch end
+//! (include/uapi/linux/netfilter/nf_tables.h, nfnetlink.h; the kernel's
+//! net/netfilter/nf_tables_api.c). Every message asks for an
 //! acknowledgement, so the answer to each is read back and the first error is reported
 //! with the set and the elements it named; the kernel applies the batch whole or not at
 //! all.
