@@ -209,31 +209,38 @@ async fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How often [`trim_when_quiet`] looks at the API's request count.
-const TRIM_TICK: std::time::Duration = std::time::Duration::from_millis(500);
+/// How long no API request must arrive before [`trim_when_quiet`] trims.
+const TRIM_QUIET: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Returns the heap's free memory to the kernel once a burst of API requests is over.
 ///
 /// glibc's malloc keeps what a burst freed (the transient buffers, JSON and futures of
 /// `run`, `rm` and the rest) in its per-thread arenas, and trims only the top of each
 /// heap by itself. `malloc_trim(0)` (malloc_trim(3)) gives back every whole free page of
-/// every arena. It runs on a blocking thread when requests were received since the last
-/// trim and none in the last tick (0.5-1 s after a burst ends), never while requests keep
-/// arriving; an idle daemon pays one timer wake-up per tick and no allocator work.
+/// every arena. It runs on a blocking thread once requests were received since the last
+/// trim and then none for 0.5 s ([`TRIM_QUIET`]), never while requests keep arriving. An
+/// idle daemon pays nothing: the task sleeps on [`tether_api::request_arrived`] until the
+/// next request, with no timer.
 async fn trim_when_quiet() {
     let mut trimmed_at = tether_api::requests_received();
-    let mut last = trimmed_at;
-    let mut tick = tokio::time::interval(TRIM_TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
-        let now = tether_api::requests_received();
-        if now == last && now != trimmed_at {
-            // SAFETY: malloc_trim only walks and releases the allocator's free memory.
-            let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
-            trimmed_at = now;
+        tether_api::request_arrived().await;
+        let mut last = tether_api::requests_received();
+        if last == trimmed_at {
+            // the permit of a request that the previous trim already covered
+            continue;
         }
-        last = now;
+        loop {
+            tokio::time::sleep(TRIM_QUIET).await;
+            let now = tether_api::requests_received();
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        // SAFETY: malloc_trim only walks and releases the allocator's free memory.
+        let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
+        trimmed_at = last;
     }
 }
 

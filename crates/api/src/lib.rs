@@ -66,9 +66,19 @@ pub(crate) fn error_response(status: u16, msg: &str) -> Response<Body> {
 /// burst of requests from quiet.
 static REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// Signalled on every request [`serve`] receives; holds one permit when nobody waits.
+static REQUEST_ARRIVED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
 /// How many requests [`serve`] has received so far (a monotonic count).
 pub fn requests_received() -> u64 {
     REQUESTS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Resolves once a request has been received since the previous call resolved (or since
+/// the process started, on the first call): a request received while nobody waited is
+/// kept as one permit, so none is missed; several requests before a call count once.
+pub async fn request_arrived() {
+    REQUEST_ARRIVED.notified().await
 }
 
 /// Serves the API on the unix socket `path` until the future is dropped. A stale socket
@@ -103,6 +113,7 @@ pub async fn serve(engine: Arc<Engine>, path: &Path) -> Result<(), ApiError> {
             let svc = hyper::service::service_fn(move |req| {
                 let app = app.clone();
                 REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                REQUEST_ARRIVED.notify_one();
                 async move { Ok::<_, Infallible>(router::handle(app, req).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
