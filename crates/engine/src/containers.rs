@@ -418,8 +418,8 @@ impl Engine {
             image_id: image.id.clone(),
             path: argv[0].clone(),
             args: argv[1..].to_vec(),
-            config: body,
-            host_config: hc,
+            config: Box::new(body),
+            host_config: Box::new(hc),
             attachments,
             state: RunState {
                 status: "created".into(),

@@ -203,9 +203,12 @@ pub struct Container {
     /// The rest of argv.
     pub args: Vec<String>,
     /// The create request's Config (Docker API ContainerConfig), image defaults merged in.
-    pub config: bollard_stubs::models::ContainerCreateBody,
+    /// Boxed, as `host_config` is: the two generated types are ~3.5 KB inline, mostly
+    /// `None`s, and a container record held inline in the state's B-tree would size each
+    /// of its nodes (11 slots) by them; stored JSON is the same.
+    pub config: Box<bollard_stubs::models::ContainerCreateBody>,
     /// The create request's HostConfig.
-    pub host_config: bollard_stubs::models::HostConfig,
+    pub host_config: Box<bollard_stubs::models::HostConfig>,
     /// Network name -> requested attachment, in the order attached.
     pub attachments: Vec<(String, Attachment)>,
     /// Run state.
