@@ -74,6 +74,24 @@ async fn send_udp(sock: &UdpSocket, reply: &[u8], peer: SocketAddr) {
     }
 }
 
+/// Reads one datagram from `sock`, if one is waiting, and prepares its answer. The buffer
+/// is this call's stack, not the serving task's future: a listener (one per running
+/// container) holds no receive buffer while it waits. A datagram longer than
+/// [`super::wire::UDP_MAX`] (the largest UDP message served; queries are far smaller) is
+/// cut to it and answered FORMERR, as any malformed query is.
+///
+/// Errors: `WouldBlock` when nothing is waiting (the readiness is cleared), or the
+/// socket's receive error.
+fn receive(
+    res: &Resolver,
+    asker: &str,
+    sock: &UdpSocket,
+) -> std::io::Result<(Prepared, SocketAddr)> {
+    let mut buf = [0u8; super::wire::UDP_MAX];
+    let (n, peer) = sock.try_recv_from(&mut buf)?;
+    Ok((res.prepare(asker, &buf[..n], Transport::Udp), peer))
+}
+
 /// Serves datagrams: local answers are sent inline (they never wait on upstreams); queries
 /// to forward run as tasks, bounded by [`MAX_UDP_INFLIGHT`].
 pub(crate) async fn udp_loop(
@@ -83,19 +101,17 @@ pub(crate) async fn udp_loop(
     fwd: Arc<Forwarder>,
     mut stop: watch::Receiver<()>,
 ) {
-    // One buffer per listener, so per container: the largest UDP message we serve (queries
-    // are far smaller). A longer datagram is cut to it and answered FORMERR, as any
-    // malformed query is; 64 KiB here cost 64 KiB of memory per running container.
-    let mut buf = vec![0u8; super::wire::UDP_MAX];
     let mut inflight = JoinSet::new();
     loop {
-        let got = tokio::select! {
+        let ready = tokio::select! {
             biased;
             _ = stop.changed() => break,
-            got = sock.recv_from(&mut buf) => got,
+            ready = sock.readable() => ready,
         };
-        let (n, peer) = match got {
+        let got = ready.and_then(|()| receive(&res, &asker, &sock));
+        let (prepared, peer) = match got {
             Ok(v) => v,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(e) => {
                 debug!(error = %e, "dns: UDP receive failed");
                 tokio::time::sleep(ERROR_BACKOFF).await;
@@ -103,7 +119,7 @@ pub(crate) async fn udp_loop(
             }
         };
         while inflight.try_join_next().is_some() {}
-        match res.prepare(&asker, &buf[..n], Transport::Udp) {
+        match prepared {
             Prepared::Reply(reply) => send_udp(&sock, &reply, peer).await,
             Prepared::Drop => trace!(%peer, "dns: dropped datagram without a query header"),
             Prepared::Forward(job) => {
