@@ -565,6 +565,108 @@ fn a_start_whose_second_join_fails_leaves_nothing_of_the_first() {
     restart_with(&mut d, "");
 }
 
+/// A `network rm` of a local network takes its firewall entries and bridge away with the
+/// engine's lock released: while the driver's delete is held
+/// (`slow.driver.bridge.delete_network`, 3 s), a second rm is refused as under way, no
+/// container can be started on the network, other requests are answered, and a firewall
+/// reload leaves the network's entries out; the rm then completes and nothing of the
+/// network is left (record, bridge, set elements). A failing delete meanwhile keeps the
+/// network with its entries, even across a reload.
+#[test]
+fn a_network_rm_holds_no_engine_lock_while_its_bridge_goes() {
+    let mut d = Daemon::start();
+    let before = d.links();
+    let entries = |d: &Daemon| {
+        format!(
+            "{} {}",
+            set_elems(d, "inet", "bridges").join(" "),
+            set_elems(d, "inet", "nat_subnets").join(" ")
+        )
+    };
+    let create = |d: &Daemon| {
+        d.ok(&[
+            "network",
+            "create",
+            "--subnet",
+            "10.77.8.0/24",
+            "-o",
+            "com.docker.network.bridge.name=tgone0",
+            "gone",
+        ])
+    };
+    create(&d);
+    d.ok(&[
+        "create",
+        "--network",
+        "gone",
+        "--name",
+        "late",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    for fails in [true, false] {
+        let failpoints = if fails {
+            "slow.driver.bridge.delete_network:1,driver.bridge.delete_network:1"
+        } else {
+            "slow.driver.bridge.delete_network:1"
+        };
+        restart_with(&mut d, failpoints);
+        let rm = cli_in_thread(&d, &["network", "rm", "gone"]);
+        // the rm is in its driver's step (held 3 s) a moment after it was sent
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        let (st, v) = d.api("DELETE", "/networks/gone", None);
+        assert!(
+            st == 409 && v.to_string().contains("being removed"),
+            "a second rm while the first is held: {st} {v}"
+        );
+        let (st, v) = d.api("POST", "/containers/late/start", None);
+        assert!(
+            st == 409 && v.to_string().contains("being removed"),
+            "a start on the network while its rm is held: {st} {v}"
+        );
+        d.ok(&["network", "create", "--subnet", "10.77.3.0/24", "meanwhile"]);
+        d.ok(&["ps", "-q"]);
+        let out = reload_during(&d, rm);
+        d.ok(&["network", "rm", "meanwhile"]);
+        let now = entries(&d);
+        if fails {
+            assert!(!out.status.success(), "the failpoint did not fail the rm");
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("the network is kept"),
+                "{out:?}"
+            );
+            assert!(
+                now.contains("tgone0") && now.contains("10.77.8.0"),
+                "the kept network's entries are missing: {now}"
+            );
+            assert!(
+                d.links().contains("tgone0"),
+                "the kept network's bridge is gone"
+            );
+            d.ok(&["network", "inspect", "gone"]);
+        } else {
+            assert!(out.status.success(), "{out:?}");
+            assert!(
+                !now.contains("tgone0") && !now.contains("10.77.8.0"),
+                "the removed network's entries were left: {now}"
+            );
+            let (st, _) = d.api("GET", "/networks/gone", None);
+            assert_eq!(st, 404, "the removed network's record is left");
+        }
+    }
+    d.ok(&["rm", "late"]);
+    assert_eq!(
+        d.links_settled(&before),
+        before,
+        "the removed network's bridge is left"
+    );
+    restart_with(&mut d, "");
+    // the same name and subnet are free again
+    create(&d);
+    d.ok(&["network", "rm", "gone"]);
+}
+
 /// A firewall reload while a `network create` makes its bridge (without the engine's lock)
 /// leaves nothing of it when the create then fails, and the entries of one that succeeds
 /// are all there: the create rebuilds the firewall's contents again when a rebuild

@@ -25,7 +25,8 @@ impl Engine {
         let mut errors = Vec::new();
         let mut restored = 0;
         // networks being made too: their driver may have added its entries already
-        for n in st.known_networks() {
+        // not those being removed: their driver is taking their entries away
+        for n in st.known_networks().filter(|n| !st.is_removing(&n.id)) {
             let done = self.driver_of(n).and_then(|d| {
                 d.restore_firewall(&crate::networks::spec_of(n))
                     .map_err(EngineError::from)

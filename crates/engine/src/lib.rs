@@ -213,8 +213,9 @@ pub(crate) struct State {
     /// their network (it cannot be removed meanwhile) and towards its bridge's port
     /// limit, and a firewall rebuild keeps their bridge port's isolation.
     pub joining: BTreeMap<String, Joining>,
-    /// Global networks whose record `network rm` is deleting from the cluster store while
-    /// the engine's lock is released, by id: no endpoint is staged on them meanwhile.
+    /// Networks that `network rm` is removing while the engine's lock is released (a local
+    /// one's driver steps, a global one's record in the cluster store), by id: no endpoint
+    /// is staged on them, and a firewall rebuild leaves their entries out, meanwhile.
     pub removing: std::collections::BTreeSet<String>,
 }
 
@@ -231,6 +232,12 @@ impl State {
     /// those being made.
     pub(crate) fn known_networks(&self) -> impl Iterator<Item = &Network> {
         self.networks.values().chain(self.creating.values())
+    }
+
+    /// Whether network `id` is being removed ([`State::removing`]): a firewall rebuild
+    /// leaves out its entries, which its driver is taking away.
+    pub(crate) fn is_removing(&self, id: &str) -> bool {
+        self.removing.contains(id)
     }
 
     /// The bridge ports (host-side interfaces) of `enable_icc=false` networks: every

@@ -568,40 +568,52 @@ impl Engine {
         Ok((id, None))
     }
 
-    /// DELETE /networks/{id}. Errors: 404; 403-like 409 for predefined networks or active endpoints.
+    /// DELETE /networks/{id}. Errors: 404; 403-like 409 for predefined networks, active
+    /// endpoints or a removal already under way; 500 when the driver failed and the
+    /// network's device is still there (the network is kept).
     ///
-    /// A global network's record leaves the cluster store without the engine's lock
-    /// (listed in [`State::removing`] meanwhile, so that no endpoint is staged on it);
-    /// then it is forgotten here under the lock.
+    /// The driver's steps (a local network's firewall entries and bridge, a global one's
+    /// record in the cluster store) run without the engine's lock: the network is listed
+    /// in [`State::removing`] meanwhile, so that no endpoint is staged on it and a
+    /// firewall rebuild leaves its entries out; then it is forgotten here under the lock.
     pub async fn remove_network(&self, key: &str) -> Result<(), EngineError> {
         let mut st = self.state.lock().await;
         let n = st.network(key)?.clone();
-        if !self.is_global(&n) {
-            return self.remove_network_locked(&mut st, &n).await;
-        }
         removable(&st, &n)?;
         st.removing.insert(n.id.clone());
+        let rebuilds = self.fw_rebuilds.load(std::sync::atomic::Ordering::SeqCst);
         drop(st);
-        let deleted = self.delete_global_record(&n).await;
+        let deleted = if self.is_global(&n) {
+            self.delete_global_record(&n).await.map(|()| None)
+        } else {
+            self.delete_local_network(&n).await
+        };
         let mut st = self.state.lock().await;
         st.removing.remove(&n.id);
-        deleted?;
-        self.forget_global_network(&mut st, &n).await;
-        Ok(())
+        match deleted {
+            Ok(leftover) => self.forget_network(&mut st, &n, leftover).await,
+            Err(e) => {
+                // kept: a firewall rebuild meanwhile left its entries out
+                if self.fw_rebuilds.load(std::sync::atomic::Ordering::SeqCst) != rebuilds {
+                    if let Err(u) = self.resync_firewall(&st) {
+                        tracing::warn!(network = %n.name, error = %u, "rebuilding the firewall after a failed network rm");
+                    }
+                }
+                Err(e)
+            }
+        }
     }
 
-    async fn remove_network_locked(&self, st: &mut State, n: &Network) -> Result<(), EngineError> {
-        removable(st, n)?;
-        if self.is_global(n) {
-            self.delete_global_record(n).await?;
-            self.forget_global_network(st, n).await;
-            return Ok(());
-        }
-        // The record goes with the network's device: a driver that failed before removing
-        // it (the bridge is still there) keeps the record, so that the state agrees with
-        // the kernel and a retried rm finishes; one that failed after it (no endpoint
-        // uses the network any more, as libnetwork does) does not keep the record alive,
-        // and the firewall's contents are rebuilt from the records that remain.
+    /// The driver's part of removing local network `n` (its firewall entries, its bridge).
+    /// A driver that failed before removing the network's device (the bridge is still
+    /// there) keeps the record, so that the state agrees with the kernel and a retried rm
+    /// finishes; one that failed after it (no endpoint uses the network any more, as
+    /// libnetwork does) does not keep the record alive: its error is returned as
+    /// `Ok(Some(..))`, and the firewall's contents are then rebuilt from the records that
+    /// remain.
+    ///
+    /// Errors: 500 when the driver failed and the device is still there.
+    async fn delete_local_network(&self, n: &Network) -> Result<Option<EngineError>, EngineError> {
         let deleted = match self.driver_of(n) {
             Ok(d) => d
                 .delete_network(&spec_of(n))
@@ -609,20 +621,39 @@ impl Engine {
                 .map_err(EngineError::from),
             Err(e) => Err(e),
         };
-        let mut leftover = None;
-        if let Err(e) = deleted {
-            let device = match &n.bridge {
-                Some(b) => self.nl.index_of(b).await.ok().flatten().is_some(),
-                None => false,
-            };
-            if device {
-                return Err(EngineError::Internal(format!(
-                    "error while removing network {}: {e}; the network is kept, retry the removal",
-                    n.name
-                )));
-            }
-            tracing::warn!(network = %n.name, error = %e, "driver error deleting the network");
-            leftover = Some(e);
+        let Err(e) = deleted else {
+            return Ok(None);
+        };
+        let device = match &n.bridge {
+            Some(b) => self.nl.index_of(b).await.ok().flatten().is_some(),
+            None => false,
+        };
+        if device {
+            return Err(EngineError::Internal(format!(
+                "error while removing network {}: {e}; the network is kept, retry the removal",
+                n.name
+            )));
+        }
+        tracing::warn!(network = %n.name, error = %e, "driver error deleting the network");
+        Ok(Some(e))
+    }
+
+    /// Forgets network `n`, whose driver's part is done (`leftover`: the error of a driver
+    /// that failed after the network's device went): a global one's cached record and
+    /// devices ([`Engine::forget_global_network`]); a local one's record file, host DNS
+    /// guard and state entry, with a `destroy` event.
+    ///
+    /// Errors: 500 when the firewall could not be rebuilt after a `leftover` (the network
+    /// is forgotten all the same).
+    async fn forget_network(
+        &self,
+        st: &mut State,
+        n: &Network,
+        leftover: Option<EngineError>,
+    ) -> Result<(), EngineError> {
+        if self.is_global(n) {
+            self.forget_global_network(st, n).await;
+            return Ok(());
         }
         let _ = std::fs::remove_file(
             self.cfg
@@ -659,7 +690,7 @@ impl Engine {
         &self,
         filters: &HashMap<String, Vec<String>>,
     ) -> Result<Vec<String>, EngineError> {
-        let mut st = self.state.lock().await;
+        let st = self.state.lock().await;
         let cands: Vec<Network> = st
             .networks
             .values()
@@ -668,10 +699,16 @@ impl Engine {
             })
             .cloned()
             .collect();
+        drop(st);
+        // each as `network rm` removes it; one that got an endpoint or began to be
+        // removed meanwhile (409) is left alone, as Docker's prune skips networks in use
         let mut out = Vec::new();
         for n in cands {
-            self.remove_network_locked(&mut st, &n).await?;
-            out.push(n.name);
+            match self.remove_network(&n.id).await {
+                Ok(()) => out.push(n.name),
+                Err(EngineError::Conflict(_) | EngineError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(out)
     }

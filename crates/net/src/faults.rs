@@ -11,9 +11,10 @@
 //!   `delete_network`, `join`, `leave` (`driver.bridge.join`, ...);
 //!   `driver.<driver>.join@<network name>` fails only joins to that network.
 //!
-//! - `slow.driver.<driver>.<method>` (`create_network`, `join` or `leave`): the call waits
-//!   [`SLOW`] first (then fails if `driver.<driver>.<method>` says so, else runs), so that
-//!   a test can act while a network's or an endpoint's kernel steps are under way.
+//! - `slow.driver.<driver>.<method>` (`create_network`, `delete_network`, `join` or
+//!   `leave`): the call waits [`SLOW`] first (then fails if `driver.<driver>.<method>`
+//!   says so, else runs), so that a test can act while a network's or an endpoint's
+//!   kernel steps are under way.
 //!
 //! A name may end in `:N` (`driver.bridge.join:1`): the failpoint then fails (or slows)
 //! only its first N calls and passes the later ones through.
@@ -254,6 +255,7 @@ impl NetworkDriver for FailingDriver {
         self.inner.create_network(n).await
     }
     async fn delete_network(&self, n: &NetworkSpec) -> Result<(), DriverError> {
+        self.faults.slow(self.name(), "delete_network").await;
         self.faults.drv(self.name(), "delete_network")?;
         self.inner.delete_network(n).await
     }
