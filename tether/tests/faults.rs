@@ -54,6 +54,27 @@ fn set_elems(d: &Daemon, family: &str, set: &str) -> Vec<String> {
     elems(d, "set", family, set)
 }
 
+/// The networks' entries in the `inet tether` table: the elements of its `bridges` and
+/// `nat_subnets` sets, as one text.
+fn bridge_entries(d: &Daemon) -> String {
+    format!(
+        "{} {}",
+        set_elems(d, "inet", "bridges").join(" "),
+        set_elems(d, "inet", "nat_subnets").join(" ")
+    )
+}
+
+/// Failpoints that hold the bridge driver's next call of `method` for 3 s (the
+/// failpoints' `SLOW`) and then, when `fails`, fail it.
+fn held_bridge(method: &str, fails: bool) -> String {
+    let slow = format!("slow.driver.bridge.{method}:1");
+    if fails {
+        format!("{slow},driver.bridge.{method}:1")
+    } else {
+        slow
+    }
+}
+
 /// The elements of set or map (`kind`) `name` of table `family tether`, as JSON text,
 /// sorted.
 fn elems(d: &Daemon, kind: &str, family: &str, name: &str) -> Vec<String> {
@@ -576,13 +597,6 @@ fn a_start_whose_second_join_fails_leaves_nothing_of_the_first() {
 fn a_network_rm_holds_no_engine_lock_while_its_bridge_goes() {
     let mut d = Daemon::start();
     let before = d.links();
-    let entries = |d: &Daemon| {
-        format!(
-            "{} {}",
-            set_elems(d, "inet", "bridges").join(" "),
-            set_elems(d, "inet", "nat_subnets").join(" ")
-        )
-    };
     let create = |d: &Daemon| {
         d.ok(&[
             "network",
@@ -606,12 +620,7 @@ fn a_network_rm_holds_no_engine_lock_while_its_bridge_goes() {
         "300",
     ]);
     for fails in [true, false] {
-        let failpoints = if fails {
-            "slow.driver.bridge.delete_network:1,driver.bridge.delete_network:1"
-        } else {
-            "slow.driver.bridge.delete_network:1"
-        };
-        restart_with(&mut d, failpoints);
+        restart_with(&mut d, &held_bridge("delete_network", fails));
         let rm = cli_in_thread(&d, &["network", "rm", "gone"]);
         // the rm is in its driver's step (held 3 s) a moment after it was sent
         std::thread::sleep(std::time::Duration::from_millis(800));
@@ -629,7 +638,7 @@ fn a_network_rm_holds_no_engine_lock_while_its_bridge_goes() {
         d.ok(&["ps", "-q"]);
         let out = reload_during(&d, rm);
         d.ok(&["network", "rm", "meanwhile"]);
-        let now = entries(&d);
+        let now = bridge_entries(&d);
         if fails {
             assert!(!out.status.success(), "the failpoint did not fail the rm");
             assert!(
@@ -675,20 +684,8 @@ fn a_network_rm_holds_no_engine_lock_while_its_bridge_goes() {
 fn a_firewall_reload_during_a_network_create_leaves_no_entries_of_a_failed_one() {
     let mut d = Daemon::start();
     let before = d.links();
-    let elements = |d: &Daemon| {
-        format!(
-            "{} {}",
-            set_elems(d, "inet", "bridges").join(" "),
-            set_elems(d, "inet", "nat_subnets").join(" ")
-        )
-    };
     for fails in [true, false] {
-        let failpoints = if fails {
-            "slow.driver.bridge.create_network:1,driver.bridge.create_network:1"
-        } else {
-            "slow.driver.bridge.create_network:1"
-        };
-        restart_with(&mut d, failpoints);
+        restart_with(&mut d, &held_bridge("create_network", fails));
         let create = cli_in_thread(
             &d,
             &[
@@ -713,7 +710,7 @@ fn a_firewall_reload_during_a_network_create_leaves_no_entries_of_a_failed_one()
                 String::from_utf8_lossy(&out.stderr).contains("driver.bridge.create_network"),
                 "{out:?}"
             );
-            let left = elements(&d);
+            let left = bridge_entries(&d);
             assert!(
                 !left.contains("tslow0") && !left.contains("10.77.9.0"),
                 "the failed create's entries were left: {left}"
@@ -721,7 +718,7 @@ fn a_firewall_reload_during_a_network_create_leaves_no_entries_of_a_failed_one()
             assert_eq!(d.links_settled(&before), before);
         } else {
             assert!(out.status.success(), "{out:?}");
-            let now = elements(&d);
+            let now = bridge_entries(&d);
             assert!(
                 now.contains("tslow0") && now.contains("10.77.9.0"),
                 "the created network's entries are missing: {now}"
