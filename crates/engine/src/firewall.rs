@@ -26,7 +26,7 @@ impl Engine {
         let mut restored = 0;
         // networks being made too: their driver may have added its entries already
         // not those being removed: their driver is taking their entries away
-        for n in st.known_networks().filter(|n| !st.is_removing(&n.id)) {
+        for n in st.known_networks().filter(|n| !st.removing.contains(&n.id)) {
             let done = self.driver_of(n).and_then(|d| {
                 d.restore_firewall(&crate::networks::spec_of(n))
                     .map_err(EngineError::from)

@@ -234,12 +234,6 @@ impl State {
         self.networks.values().chain(self.creating.values())
     }
 
-    /// Whether network `id` is being removed ([`State::removing`]): a firewall rebuild
-    /// leaves out its entries, which its driver is taking away.
-    pub(crate) fn is_removing(&self, id: &str) -> bool {
-        self.removing.contains(id)
-    }
-
     /// The bridge ports (host-side interfaces) of `enable_icc=false` networks: every
     /// container's endpoints there (running ones, and those a start has made while the
     /// runtime creates the container), and those being joined.

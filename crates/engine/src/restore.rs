@@ -202,7 +202,12 @@ impl Engine {
         self.fw_rebuilds
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut c = Contents::default();
-        for n in st.networks.values().filter(|n| !st.is_removing(&n.id)) {
+        // not those being removed: their driver is taking their entries away
+        for n in st
+            .networks
+            .values()
+            .filter(|n| !st.removing.contains(&n.id))
+        {
             if let Some(b) = networks::bridge_of(n) {
                 c.networks.push(b.rules());
             }

@@ -51,10 +51,11 @@ fn parent_of(pid: u32) -> Option<u32> {
 const NFT_ARG_MAX: usize = 64 * 1024;
 
 /// Runs one batch (libnftables-json(5), or nft's text syntax) through the `nft`
-/// executable; the child inherits the calling thread's network namespace. A JSON batch goes to `nft -j [-c] -f -` on its standard input. Text
-/// goes as the argument of `nft -j [-c] -- TEXT`, so that a listing is JSON as libnftables
-/// gives it (`nft -j -f -` takes JSON input only: given text it does nothing and exits 0);
-/// a text batch longer than 64 KiB goes to `nft [-c] -f -` and its output is nft's text.
+/// executable; the child inherits the calling thread's network namespace. A JSON batch
+/// goes to `nft -j [-c] -f -` on its standard input. Text goes as the argument of
+/// `nft -j [-c] -- TEXT`, so that a listing is JSON as libnftables gives it (`nft -j -f -`
+/// takes JSON input only: given text it does nothing and exits 0); a text batch longer
+/// than 64 KiB goes to `nft [-c] -f -` and its output is nft's text.
 ///
 /// Errors: `nft` cannot be started or waited for, or it rejected the batch (its standard
 /// error, trimmed).

@@ -9,10 +9,9 @@
 //! format and sent on a `NETLINK_NETFILTER` socket: a batch begin, one
 //! `NFT_MSG_NEWSETELEM` or `NFT_MSG_DELSETELEM` per set, a batch end
 //! (include/uapi/linux/netfilter/nf_tables.h, nfnetlink.h; the kernel's
-//! net/netfilter/nf_tables_api.c). Every message asks for an
-//! acknowledgement, so the answer to each is read back and the first error is reported
-//! with the set and the elements it named; the kernel applies the batch whole or not at
-//! all.
+//! net/netfilter/nf_tables_api.c). Every message asks for an acknowledgement, so the
+//! answer to each is read back and the first error is reported with the set and the
+//! elements it named; the kernel applies the batch whole or not at all.
 //!
 //! Element data is what nft(8) sends for the same element: an `ifname` is 16 bytes
 //! (IFNAMSIZ, NUL-padded), addresses and ports in network byte order, and each part of a
