@@ -3,8 +3,9 @@
 (sequential `run -d`, total wall time), then, with all N running, measure the engine's
 memory as PSS from /proc/PID/smaps_rollup:
   - daemon only: tether daemon / dockerd (+ its containerd) / none for podman (daemonless);
-  - daemon + per-container monitors: tether shim / containerd-shim-runc-v2 / conmon
-    (plus aardvark-dns for podman).
+  - daemon + container monitors: tether's monitor (one for all containers) /
+    containerd-shim-runc-v2 per container / conmon per container (plus aardvark-dns for
+    podman).
 Then remove them all (`rm -f` of the N, total wall time).
 
 Every BENCH_STEP containers (default N/10) while they start, a checkpoint records the
@@ -29,7 +30,7 @@ def engine_pss(e):
     daemon = pss_kib(d) if d else 0
     if e == "docker":
         daemon += sum(pss_kib(p) for p in pids_by_comm(["containerd"]))
-    mons = tether_shims() if e == "tether" else \
+    mons = tether_monitors() if e == "tether" else \
         [p for p in pids_by_comm(MONITORS[e]) if p != d]
     total = daemon + sum(pss_kib(p) for p in mons)
     return daemon / 1024.0, total / 1024.0

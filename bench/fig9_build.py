@@ -34,7 +34,7 @@ Memory (per build, cold and cached), exact peaks rather than sampling:
     largest of the process and the descendants it waited for, from GNU time: see
     lib.run_peak). For podman this is the whole engine: `podman build` and the
     runc/child processes it reaps.
-The RUN containers' monitors (tether's shim, containerd-shim) are not counted.
+The RUN containers' monitors (tether's container monitor, containerd-shim) are not counted.
 After the first cold build of each engine, `run --rm bench9:latest` must print the
 file count (off the clock). The images are removed at the end.
 """

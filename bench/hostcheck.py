@@ -6,7 +6,7 @@
     hostcheck.py compare FILE         list everything new since FILE; exit 1 if anything is
 
 The state: entries of /run/netns, links of the caller's network namespace, nftables tables,
-nsfs and overlay mounts, and the processes of the engines (tether's daemon and shims,
+nsfs and overlay mounts, and the processes of the engines (tether's daemon and container monitor,
 dockerd, containerd and its shims, docker-proxy, conmon, aardvark-dns).
 
 `restore-peers` is for what the peers leave behind by design when the script stops the
@@ -38,7 +38,7 @@ def processes():
         if not argv:
             continue
         name = os.path.basename(argv[0])
-        tether = name.endswith("tether") and len(argv) > 1 and argv[1] in ("daemon", "shim")
+        tether = name.endswith("tether") and len(argv) > 1 and argv[1] in ("daemon", "monitor")
         if name in WATCHED or tether:
             out.append("%s %s" % (pid, " ".join(argv[:2])[:80]))
     return sorted(out)

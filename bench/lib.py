@@ -196,14 +196,15 @@ def daemon_pid(engine):
     return int(p) if p else None
 
 
-def tether_shims():
-    """PIDs of the bench tether daemon's per-container shims (comm is the executable's
-    name, e.g. `bench-tether` for TETHER_BIN=/tmp/bench-tether; the daemon's exec-root in
-    the command line tells its shims from those of any other tether daemon)."""
+def tether_monitors():
+    """PIDs of the bench tether daemon's container monitor (one process for all its
+    containers; comm is the executable's name, e.g. `bench-tether` for
+    TETHER_BIN=/tmp/bench-tether; the daemon's exec-root in the command line tells it from
+    any other tether daemon's)."""
     comm = os.path.basename(TETHER_BIN)[:15]
     root = os.environ.get("BENCH_TETHER_EXEC_ROOT", "")
     d = daemon_pid("tether")
-    return [p for p in pids_by_comm([comm], cmdline_contains=root + "/bundles/")
+    return [p for p in pids_by_comm([comm], cmdline_contains=root + "/monitor.sock")
             if p != d]
 
 

@@ -68,7 +68,8 @@ cleanup() {
   IFS=, read -ra E <<<"$BENCH_ENGINES"
   for e in "${E[@]}"; do "$PY" bench/cleanup.py "$e"; done
   if [ -n "$TETHER_PID" ]; then kill "$TETHER_PID"; wait "$TETHER_PID" 2>/dev/null; fi
-  # tether's shims outlive the daemon by design; none should be left (all removed above)
+  # tether's container monitor outlives the daemon by design; it ends when it serves
+  # nothing (all removed above)
   if [ -n "$STARTED_DOCKERD" ]; then
     kill "$STARTED_DOCKERD"; for _ in $(seq 50); do kill -0 "$STARTED_DOCKERD" 2>/dev/null || break; sleep 0.2; done
   fi

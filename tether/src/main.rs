@@ -1,11 +1,11 @@
 //! `tether`: `tether daemon` runs the engine and serves the Docker Engine API on a unix
-//! socket; `tether <command>` is a docker-compatible CLI client of that API; `tether shim`
-//! is the per-container monitor the daemon starts (internal).
+//! socket; `tether <command>` is a docker-compatible CLI client of that API; `tether monitor`
+//! is the container monitor the daemon starts (internal, one per daemon).
 //!
 //! The process starts at C's `main` below, not through std's start-up (`lang_start`):
 //! that reads and parses /proc/self/maps to place the main thread's stack guard
 //! (glibc's `pthread_getattr_np`) and sets up an alternate signal stack, ~0.15 ms of
-//! every CLI call and every shim start on this machine kind. What of it tether relies on
+//! every CLI call on this machine kind. What of it tether relies on
 //! is done here: SIGPIPE is ignored (a closed pipe is an `EPIPE` error, as in every Rust
 //! program). A stack overflow then ends the process with SIGSEGV, without std's message.
 #![no_main]
@@ -261,16 +261,9 @@ pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) ->
 
 fn run() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    if argv.first().map(|s| s.as_str()) == Some("shim") {
-        // before any thread exists: the shim forks
-        let code = match tether_runtime::shim::ShimConfig::from_args(&argv) {
-            Some(cfg) => tether_runtime::shim::main(&cfg),
-            None => {
-                eprintln!("tether shim: internal command, started by the daemon");
-                2
-            }
-        };
-        std::process::exit(code);
+    if argv.first().map(|s| s.as_str()) == Some("monitor") {
+        // before any thread exists: the monitor forks
+        std::process::exit(tether_runtime::monitor::main(&argv));
     }
     if argv.first().map(|s| s.as_str()) == Some("archive-helper") {
         // before any thread exists: it enters a mount namespace
@@ -284,7 +277,7 @@ fn run() {
 
 /// The daemon and the CLI. Kept out of `main`: their futures make a frame of over 12 KiB
 /// whose stack pages are all touched on entry (stack probes), and they would stay resident
-/// in every shim, which runs `main` too.
+/// in the monitor, which runs `main` too.
 #[inline(never)]
 fn engine_main(argv: Vec<String>) {
     // The daemon serves many clients at once; a CLI call is one conversation, and a

@@ -212,7 +212,7 @@ fn an_exit_holds_no_engine_lock_across_runc_delete() {
         .expect("sh");
     let runc = String::from_utf8_lossy(&runc.stdout).trim().to_string();
     assert!(!runc.is_empty(), "runc not found");
-    // once armed, the shim's own `delete` (the first, before the shim exits) passes;
+    // once armed, the monitor's own `delete` (the first, before it reports the exit) passes;
     // the daemon's (the next) marks its start, waits 3 s, marks its end, then runs
     let wrapper = format!(
         "#!/bin/sh\nfor a in \"$@\"; do\n  if [ \"$a\" = delete ] && [ -e {dir}/armed ]; then\n    \

@@ -1,7 +1,7 @@
 //! Crash consistency (issue 12): the daemon is killed with SIGKILL while `run -d`,
 //! `network connect` and `rm -f` calls are in flight, at several points of their progress,
 //! and started again. After each
-//! restart the kernel and the runtime agree with the records: one sandbox held, one shim, one
+//! restart the kernel and the runtime agree with the records: one sandbox held, one container monitored, one
 //! runc container and one veth per running container and nothing else, every running
 //! container's interface holds the address its record lists, and no two containers hold
 //! the same address — also for the containers started after the restarts.
@@ -89,9 +89,9 @@ fn check(d: &Daemon, round: &str) {
         "{round}: runc containers"
     );
     common::wait_until(
-        &format!("{round}: one shim per running container"),
+        &format!("{round}: the monitor serves each running container"),
         Duration::from_secs(10),
-        || d.shim_pids().len() == n,
+        || d.monitored().len() == n,
     );
     common::wait_until(
         &format!("{round}: one veth per endpoint"),

@@ -101,7 +101,12 @@ fn detached_ps_logs_exec_stop_rm() {
     assert!(rows[0].contains(" Up "), "{rows:?}");
     assert_eq!(d.inspect("web")["State"]["Status"], "running");
     // what the harness's teardown checks for is visible while a container runs
-    assert_eq!(d.shim_pids().len(), 1, "one shim per running container");
+    assert_eq!(
+        d.monitored(),
+        vec![id.clone()],
+        "the monitor serves the running container"
+    );
+    assert_eq!(d.monitor_pids().len(), 1, "one container monitor");
     assert_eq!(
         d.held_netns().len(),
         1,

@@ -511,8 +511,8 @@ fn a_restarted_daemon_readopts_its_overlay_containers() {
     unsafe {
         libc::kill(doomed, libc::SIGKILL);
     }
-    wait_until("doomed's shim exits", Duration::from_secs(30), || {
-        c.hosts[1].shim_pids().len() == 1
+    wait_until("doomed's exit is recorded", Duration::from_secs(30), || {
+        c.hosts[1].monitored().len() == 1
     });
     // away longer than the lease's TTL: host 2's records left the store meanwhile
     wait_until("two leaves host 1's DNS", Duration::from_secs(10), || {

@@ -160,7 +160,7 @@ fn host_port_conflict_leaves_nothing_behind() {
     }
     assert_eq!(d.links_settled(&links), links, "a veth was left behind");
     assert_eq!(d.nft_tcp_ports(), nft, "an nft element was left behind");
-    assert_eq!(d.shim_pids().len(), 1);
+    assert_eq!(d.monitored().len(), 1);
     assert_eq!(
         d.tcp_exchange(18081, "", LIMIT)
             .expect("first still answers")

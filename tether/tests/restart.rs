@@ -63,13 +63,17 @@ fn containers_survive_a_daemon_restart() {
         st.map(|s| s.success()).unwrap_or(false),
         "daemon exit: {st:?}"
     );
-    assert_eq!(d.shim_pids().len(), 3, "the shims must outlive the daemon");
+    assert_eq!(
+        d.monitored().len(),
+        3,
+        "the container monitor outlives the daemon"
+    );
     // SAFETY: kill(2) of the init process of a container this test started.
     unsafe {
         libc::kill(doomed, libc::SIGKILL);
     }
-    wait_until("doomed's shim exits", Duration::from_secs(30), || {
-        d.shim_pids().len() == 2
+    wait_until("doomed's exit is recorded", Duration::from_secs(30), || {
+        d.monitored().len() == 2
     });
     d.start_daemon();
 

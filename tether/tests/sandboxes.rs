@@ -64,22 +64,24 @@ fn running_containers_add_no_mount_to_the_daemons_namespace() {
         2,
         "c holds a's namespace: {held:?}"
     );
-    // each shim (started with posix_spawn) is a session of its own, with stdout on
-    // /dev/null (the sync pipe it was started with moved off) and nothing of the daemon's
-    let shims = d.shim_pids();
-    assert_eq!(shims.len(), 3, "{shims:?}");
-    for pid in shims {
+    // one container monitor (started with posix_spawn) serves the three: a session of its
+    // own, with stdout on /dev/null (the sync pipe it was started with moved off) and
+    // nothing of the daemon's; the containers' inits are its children
+    let monitors = d.monitor_pids();
+    assert_eq!(monitors.len(), 1, "{monitors:?}");
+    assert_eq!(d.monitored().len(), 3);
+    for pid in monitors {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         let sid = stat
             .rsplit_once(") ")
             .and_then(|(_, r)| r.split(' ').nth(3))
             .unwrap_or_default()
             .to_string();
-        assert_eq!(sid, pid.to_string(), "shim {pid}'s session: {stat}");
+        assert_eq!(sid, pid.to_string(), "monitor {pid}'s session: {stat}");
         let out = std::fs::read_link(format!("/proc/{pid}/fd/1"))
             .map(|p| p.display().to_string())
             .unwrap_or_default();
-        assert_eq!(out, "/dev/null", "shim {pid}'s stdout");
+        assert_eq!(out, "/dev/null", "monitor {pid}'s stdout");
         let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
             .into_iter()
             .flatten()
@@ -89,8 +91,18 @@ fn running_containers_add_no_mount_to_the_daemons_namespace() {
             .collect();
         assert!(
             !fds.iter().any(|f| f.starts_with("net:[")),
-            "shim {pid} holds a sandbox: {fds:?}"
+            "monitor {pid} holds a sandbox: {fds:?}"
         );
+        for name in ["a", "b", "c"] {
+            let init = d.inspect(name)["State"]["Pid"].as_i64().unwrap_or(0);
+            let stat = std::fs::read_to_string(format!("/proc/{init}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(") ")
+                .and_then(|(_, r)| r.split(' ').nth(1))
+                .unwrap_or_default()
+                .to_string();
+            assert_eq!(ppid, pid.to_string(), "{name}'s init {init}: {stat}");
+        }
     }
 
     // the sandbox path names the namespace the container is in

@@ -268,8 +268,8 @@ where
                 let (mut rd, wr) = tokio::io::split(io);
                 let detached = Arc::new(tokio::sync::Notify::new());
                 let d2 = detached.clone();
-                // the client's input goes to the container's stdin through the shim; when
-                // the client half-closes, so do we (the shim closes stdin for StdinOnce)
+                // the client's input goes to the container's stdin through the monitor; when
+                // the client half-closes, so do we (the monitor closes stdin for StdinOnce)
                 tokio::spawn(async move {
                     match stdin {
                         Some(src) => {

@@ -3,7 +3,7 @@
 //! running while the daemon was away.
 
 use std::collections::{HashMap, HashSet};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,20 +100,20 @@ pub(crate) fn merge_env(base: &[String], overrides: &[String]) -> Vec<String> {
     out.into_iter().flatten().collect()
 }
 
-fn pidfd_open(pid: i32) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open(2) returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return None;
+/// Reads `conn` (a container monitor's watch connection) until EOF or an error.
+async fn wait_for_eof(conn: std::os::unix::net::UnixStream) {
+    use tokio::io::AsyncReadExt;
+    if conn.set_nonblocking(true).is_err() {
+        return;
     }
-    // SAFETY: fd is a fresh descriptor we own.
-    Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-fn process_alive(pid: i32) -> bool {
-    pid > 0 && std::path::Path::new(&format!("/proc/{pid}")).exists() && {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        !stat.contains(") Z ")
+    let Ok(mut conn) = tokio::net::UnixStream::from_std(conn) else {
+        return;
+    };
+    let mut buf = [0u8; 64];
+    while let Ok(n) = conn.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
     }
 }
 
@@ -464,7 +464,7 @@ impl Engine {
         Ok((guard, c))
     }
 
-    /// POST /containers/{id}/start: rootfs, networking, spec, shim, `runc start`. On failure
+    /// POST /containers/{id}/start: rootfs, networking, spec, monitor, `runc start`. On failure
     /// everything set up is undone and the runtime's message is returned.
     ///
     /// Errors: 404; 304 already running; 500 with the OCI runtime's message.
@@ -521,7 +521,7 @@ impl Engine {
             });
         }
         let _ = self.save_container(&c);
-        let (id, shim_pid) = (c.id.clone(), c.state.shim_pid);
+        let id = c.id.clone();
         let running = c.state.status == "running";
         let code = c.state.exit_code;
         st.containers.insert(c.id.clone(), c);
@@ -536,7 +536,7 @@ impl Engine {
             });
         }
         if running {
-            self.spawn_monitor(&id, shim_pid);
+            self.spawn_monitor(&id);
             if let Some(hc) = &healthcheck {
                 self.spawn_health(&id, hc);
             }
@@ -631,10 +631,14 @@ impl Engine {
     }
 
     /// Starts a container whose rootfs and sandbox are ready, without the engine's lock
-    /// (the shim, `runc create` and `runc start` take most of a start's time): starts of
+    /// (the monitor's `runc create` and `runc start` take most of a start's time): starts of
     /// other containers proceed meanwhile. The caller holds the container's own lock.
     async fn launch_prepared(&self, c: &mut Container, p: Prepared) -> Result<(), EngineError> {
-        let (started, create, start) = self.launch(c, &p.merged, p.hostname, &p.link_env).await?;
+        let (mut started, create, start) =
+            self.launch(c, &p.merged, p.hostname, &p.link_env).await?;
+        // the connection that reports the exit, for the monitor task
+        let watch = started.watch.take();
+        self.live_mut(&c.id, |l| l.watch = watch);
         // The container's mount namespace holds its own copy of the root now. The daemon's
         // copy goes, so that the mount table every `runc create` copies and detaches does
         // not grow with each running container (figure 7 flat); the daemon reaches the
@@ -643,12 +647,12 @@ impl Engine {
             tracing::warn!(container = %c.name, error = %e, "unmounting the daemon's copy of the root");
         }
         // For profiling (RUST_LOG=tether_engine=debug): tether's own share of a start is
-        // everything but `runc create` (inside the shim) and `runc start`.
+        // everything but `runc create` (in the monitor) and `runc start`.
         tracing::debug!(
             container = %c.name,
             rootfs_us = p.t_rootfs.as_micros() as u64,
             network_us = (p.t_net - p.t_rootfs).as_micros() as u64,
-            shim_and_runc_create_us = create.as_micros() as u64,
+            monitor_and_runc_create_us = create.as_micros() as u64,
             runc_start_us = start.as_micros() as u64,
             total_us = p.t0.elapsed().as_micros() as u64,
             "started"
@@ -768,9 +772,9 @@ impl Engine {
             stdin_once: c.config.stdin_once.unwrap_or(false),
             sock_prefix: self.sock_prefix(&c.id),
         };
-        let exe = self.cfg.exe.clone();
+        let monitor = self.monitor.clone();
         let t = std::time::Instant::now();
-        let started = tokio::task::spawn_blocking(move || shim::spawn(&exe, &cfg))
+        let started = tokio::task::spawn_blocking(move || monitor.create(&cfg))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))??;
         let create = t.elapsed();
@@ -781,19 +785,30 @@ impl Engine {
         Ok((started, create, t.elapsed() - create))
     }
 
-    pub(crate) fn spawn_monitor(self: &Arc<Self>, id: &str, shim_pid: i32) {
+    /// Starts container `id`'s monitor task: it waits for the container monitor to report
+    /// the exit (the connection from the start, or a new `watch`; EOF on it), then runs
+    /// [`Engine::on_exit`]. A monitor that died reports every container's exit that way.
+    pub(crate) fn spawn_monitor(self: &Arc<Self>, id: &str) {
         let me = self.clone();
         let cid = id.to_string();
+        let watch = self.live_mut(id, |l| l.watch.take());
         let task = tokio::spawn(async move {
-            if let Some(fd) = pidfd_open(shim_pid) {
-                #[allow(deprecated)]
-                let afd = tokio::io::unix::AsyncFd::new(fd);
-                if let Ok(afd) = afd {
-                    let _ = afd.readable().await;
+            let conn = match watch {
+                Some(c) => Some(c),
+                None => {
+                    let (m, i) = (me.monitor.clone(), cid.clone());
+                    tokio::task::spawn_blocking(move || m.watch(&i))
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .flatten()
                 }
+            };
+            if let Some(conn) = conn {
+                wait_for_eof(conn).await;
             }
             // boxed: the exit's work (runc, the cluster store, the firewall) is a large
-            // future, allocated only when the shim exits rather than held by every
+            // future, allocated only when the container exits rather than held by every
             // running container's waiting task
             Box::pin(me.on_exit(&cid)).await;
         });
@@ -803,10 +818,10 @@ impl Engine {
     /// Records a container's exit: its code, teardown of networking and rootfs, waiters
     /// woken, and removal when it was started with --rm.
     ///
-    /// The runtime's part (the rootfs unmounted, `runc delete`, the bundle and the shim's
+    /// The runtime's part (the rootfs unmounted, `runc delete`, the bundle and the container's
     /// sockets removed) and the cluster store's share of its overlay endpoints (records
     /// and leases) go first, without the engine's lock: the container's processes are
-    /// gone (its shim exited), and while it is still recorded as running nothing else
+    /// gone (the container monitor reported the exit), and while it is still recorded as running nothing else
     /// starts it or mounts its rootfs. Then, under the lock, the record says `exited`,
     /// its networking goes and the waiters wake.
     async fn on_exit(self: &Arc<Self>, id: &str) {
@@ -1548,8 +1563,9 @@ impl Engine {
         }
     }
 
-    /// Re-adopts container `id` at daemon start: a running one whose shim is alive gets
-    /// its DNS, ports and monitor back; one that died meanwhile is recorded as exited.
+    /// Re-adopts container `id` at daemon start: a running one that the container monitor
+    /// still serves gets its DNS, ports and monitor task back; one that exited meanwhile
+    /// (or whose monitor is gone) is recorded as exited.
     pub(crate) async fn readopt(self: &Arc<Self>, id: &str) {
         let mut st = self.state.lock().await;
         let Ok(mut c) = st.container(id).cloned() else {
@@ -1566,26 +1582,23 @@ impl Engine {
         if c.state.status != "running" {
             return;
         }
-        if !process_alive(c.state.shim_pid) {
+        // the container monitor reports whether it still serves the container (it may
+        // have exited meanwhile, or be ending: then the watch ends at once)
+        let (m, cid) = (self.monitor.clone(), id.to_string());
+        let watch = tokio::task::spawn_blocking(move || m.watch(&cid))
+            .await
+            .ok()
+            .and_then(|r| {
+                r.map_err(|e| tracing::warn!(container = %c.name, error = %e, "asking the container monitor"))
+                    .ok()
+            })
+            .flatten();
+        let Some(watch) = watch else {
             drop(st);
             self.on_exit(id).await;
             return;
-        }
-        if !process_alive(c.state.pid) {
-            // The init ended (or is a zombie its shim has yet to reap): a `kill` or `rm -f`
-            // cut short by the daemon's end. The shim writes the exit record and ends in a
-            // moment; then the container is recorded as exited, as a monitor would.
-            drop(st);
-            let shim_pid = c.state.shim_pid;
-            for _ in 0..200 {
-                if !process_alive(shim_pid) {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
-            self.on_exit(id).await;
-            return;
-        }
+        };
+        self.live_mut(id, |l| l.watch = Some(watch));
         self.rehold_sandbox(&mut c);
         for (name, att) in &c.attachments {
             // the endpoint holds its addresses again through its network's IPAM (the local
@@ -1635,7 +1648,7 @@ impl Engine {
         c.state.error.clear();
         st.containers.insert(id.to_string(), c.clone());
         drop(st);
-        self.spawn_monitor(id, c.state.shim_pid);
+        self.spawn_monitor(id);
         if let Some(hc) = c
             .config
             .healthcheck
@@ -1702,10 +1715,11 @@ impl Engine {
             .unwrap_or(false)
     }
 
-    /// Daemon shutdown: stops the monitors and DNS listeners; containers keep running
-    /// (their sandboxes, bridges and rules stay for the next daemon to adopt). When none
-    /// runs, the bridges and the nftables table are removed too, so a stopped daemon
-    /// leaves the host's networking as it found it.
+    /// Daemon shutdown: stops the monitor tasks and DNS listeners; containers keep running
+    /// (their sandboxes, bridges and rules stay for the next daemon to adopt, the container
+    /// monitor goes on). When none runs, the bridges and the nftables table are removed
+    /// too and the container monitor ends, so a stopped daemon leaves the host as it found
+    /// it.
     pub async fn shutdown(&self) {
         {
             let mut g = self.live.lock().unwrap_or_else(|p| p.into_inner());
@@ -1734,6 +1748,8 @@ impl Engine {
         if st.containers.values().any(|c| c.state.status == "running") {
             return;
         }
+        let monitor = self.monitor.clone();
+        let _ = tokio::task::spawn_blocking(move || monitor.release()).await;
         for n in st.networks.values() {
             let done = match self.driver_of(n) {
                 Ok(d) => d
@@ -1952,7 +1968,7 @@ pub struct LogSource {
     pub tty: bool,
     /// Its stdin is open (`-i`): attach may send input to `attach_socket`.
     pub stdin: bool,
-    /// The shim's attach socket.
+    /// The attach socket the container monitor serves for it.
     pub attach_socket: PathBuf,
 }
 

@@ -160,7 +160,7 @@ pub struct Config {
     pub runtime: PathBuf,
     /// Upstream resolvers for the embedded DNS (`--dns`, default: the host's resolv.conf).
     pub dns_upstreams: Vec<SocketAddr>,
-    /// The tether binary, started as `tether shim` per container.
+    /// The tether binary, started as `tether monitor` (one for all containers).
     pub exe: PathBuf,
     /// dockerd's `--allow-direct-routing`: published container ports are reachable by
     /// routing to container addresses from any interface (default: only from a network's
@@ -181,6 +181,9 @@ pub(crate) struct Live {
     pub reservations: Vec<std::os::fd::OwnedFd>,
     /// The monitor task.
     pub monitor: Option<tokio::task::JoinHandle<()>>,
+    /// The connection to the container monitor that reports the exit of the container
+    /// just started, until its monitor task takes it.
+    pub watch: Option<std::os::unix::net::UnixStream>,
     /// The healthcheck task.
     pub health: Option<tokio::task::JoinHandle<()>>,
 }
@@ -192,6 +195,7 @@ impl Live {
             dns: None,
             reservations: Vec::new(),
             monitor: None,
+            watch: None,
             health: None,
         }
     }
@@ -303,6 +307,8 @@ pub struct Engine {
     pub(crate) live: std::sync::Mutex<HashMap<String, Live>>,
     pub(crate) execs: std::sync::Mutex<HashMap<String, exec::Exec>>,
     pub(crate) runc: Runc,
+    /// The container monitor's client (`<exec-root>/monitor.sock`).
+    pub(crate) monitor: Arc<tether_runtime::monitor::Monitor>,
     pub(crate) fw: Arc<dyn Firewall>,
     /// The network drivers, keyed by a network's `Driver`.
     pub(crate) drivers: Drivers,
@@ -424,6 +430,11 @@ impl Engine {
                 binary: cfg.runtime.clone(),
                 root: cfg.exec_root.join("runc"),
             },
+            monitor: Arc::new(tether_runtime::monitor::Monitor::new(
+                cfg.exe.clone(),
+                cfg.exec_root.join("monitor.sock"),
+                cfg.exec_root.join("runc"),
+            )),
             drivers: {
                 let mut d = Drivers::new();
                 d.register(faults.driver(Arc::new(BridgeDriver::new(fw.clone(), reaper)?)));

@@ -1,7 +1,7 @@
 //! Container output: `GET /containers/{id}/logs` and the output side of
-//! `POST /containers/{id}/attach`, read from the json-file log the container's shim
+//! `POST /containers/{id}/attach`, read from the json-file log the container monitor
 //! writes (see [`tether_runtime::logs`]) and followed while the container runs; and the
-//! input side of attach, the shim's attach socket ([`LogSource::connect_stdin`]).
+//! input side of attach, the monitor's attach socket for it ([`LogSource::connect_stdin`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -267,7 +267,7 @@ async fn pump(
             }
         };
         if done {
-            // one last read to drain what the shim wrote before the exit was recorded
+            // one last read to drain what the monitor wrote before the exit was recorded
             let _ = f.seek(std::io::SeekFrom::Start(pos)).await;
             let mut rest = Vec::new();
             if f.read_to_end(&mut rest).await.unwrap_or(0) > 0 {

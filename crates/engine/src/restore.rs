@@ -3,8 +3,8 @@
 //! the runtime are reconciled with the records ([`Engine::reconcile`]).
 //!
 //! A container's record is written at create, before any kernel or runtime object of it
-//! exists, and every such object is named from its id (runc's container `<id>`, the shim
-//! `tether shim <id> ...`, the bundle, the rootfs mount) or hangs off a tether bridge (the
+//! exists, and every such object is named from its id (runc's container `<id>`, the one the
+//! container monitor serves, the bundle, the rootfs mount) or hangs off a tether bridge (the
 //! endpoint's veth). Sandboxes are held by the daemon's descriptors, so a sandbox whose
 //! container never ran goes with the daemon; those of running containers are taken back
 //! through their processes (a `<exec-root>/netns/<id>` bind mount of an older daemon is
@@ -83,10 +83,11 @@ impl Engine {
         Ok(())
     }
 
-    /// Removes what exists of containers that are not running: their shims, runc
-    /// containers, sandboxes, bundles and rootfs mounts, and veths on tether's bridges that
-    /// no running endpoint lists. Logs each removal; never touches what tether did not make
-    /// (shims are matched on this daemon's runc root, veths on this daemon's bridges).
+    /// Removes what exists of containers that are not running: their runc containers
+    /// (the container monitor then records their exit and lets them go), sandboxes,
+    /// bundles and rootfs mounts, and veths on tether's bridges that no running endpoint
+    /// lists. Logs each removal; never touches what tether did not make (runc containers
+    /// of this daemon's runc root, veths on this daemon's bridges).
     pub(crate) async fn reconcile(&self) {
         let st = self.state.lock().await;
         let running: Vec<&Container> = st
@@ -103,14 +104,6 @@ impl Engine {
             .collect();
         let mut removed: Vec<String> = Vec::new();
 
-        for (pid, id) in shims(&self.runc.root) {
-            if !running_ids.contains(id.as_str()) {
-                // SAFETY: kill(2) on a pid read from /proc whose argv names this daemon's
-                // runc root: a shim this daemon started.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-                removed.push(format!("shim {pid} of {}", short(&id)));
-            }
-        }
         for id in entries(&self.runc.root) {
             if !running_ids.contains(id.as_str()) {
                 let _ = self.runc.kill(&id, "KILL", true).await;
@@ -240,30 +233,4 @@ fn entries(dir: &Path) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// Running shims of this daemon, as (pid, container id): processes whose argv is
-/// `... shim ID BUNDLE RUNC RUNC_ROOT ...` with `RUNC_ROOT` = `runc_root` (see
-/// [`tether_runtime::shim::ShimConfig::from_args`]).
-fn shims(runc_root: &Path) -> Vec<(i32, String)> {
-    let mut out = Vec::new();
-    for pid in entries(Path::new("/proc")) {
-        let Ok(n) = pid.parse::<i32>() else { continue };
-        let Ok(raw) = std::fs::read(format!("/proc/{n}/cmdline")) else {
-            continue;
-        };
-        let args: Vec<String> = raw
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        if let Some(cfg) = args
-            .get(1..)
-            .and_then(|a| tether_runtime::shim::ShimConfig::from_args(a.get(..11).unwrap_or(a)))
-        {
-            if cfg.runc_root == runc_root {
-                out.push((n, cfg.id));
-            }
-        }
-    }
-    out
 }

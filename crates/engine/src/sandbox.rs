@@ -118,7 +118,7 @@ impl Engine {
     }
 
     /// After a daemon restart: takes hold of running container `c`'s network namespace
-    /// again, through its init process (checked to be its shim's child), and points
+    /// again, through its init process (checked to be the container monitor's child), and points
     /// `c.sandbox` at the new hold. Containers without a sandbox are left as they are.
     pub(crate) fn rehold_sandbox(&self, c: &mut Container) {
         if c.sandbox.is_none() {

@@ -155,7 +155,7 @@ pub struct RunState {
     pub status: String,
     /// Init pid while running.
     pub pid: i32,
-    /// Shim pid while running.
+    /// The container monitor's pid (the init's parent) while running.
     pub shim_pid: i32,
     /// Last exit code.
     pub exit_code: i64,

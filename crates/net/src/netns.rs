@@ -162,7 +162,7 @@ pub fn fd_path(file: &File) -> PathBuf {
 /// Opens the network namespace of process `pid` (`/proc/<pid>/ns/net`) when `pid` is a
 /// child of `parent`, the check that a pid read from a record still names the same
 /// process (a reused pid has another parent). For a daemon taking back running containers
-/// whose init is a child of their shim.
+/// whose init is a child of the container monitor.
 ///
 /// Errors: `pid` gone or another process's child, or the open failing.
 pub fn open_of_child(pid: i32, parent: i32) -> Result<File, NetnsError> {

@@ -2,13 +2,15 @@
 //!
 //! - [`spec`]: the OCI runtime spec (config.json) of a container, Docker's defaults;
 //! - [`runc`]: the runc command-line interface (runtime-spec "runtime.md" operations);
-//! - [`shim`]: the per-container monitor process that holds the container's stdio, writes
-//!   its log and records its exit code, so containers outlive the daemon;
+//! - [`monitor`]: the monitor process that holds the containers' stdio, writes their logs
+//!   and records their exit codes, so containers outlive the daemon; [`shim`]: its part
+//!   for one container;
 //! - [`rootfs`]: overlayfs root filesystems;
-//! - [`logs`]: the json-file log format shared by the shim and the daemon.
+//! - [`logs`]: the json-file log format shared by the monitor and the daemon.
 
 pub mod console;
 pub mod logs;
+pub mod monitor;
 pub mod rootfs;
 pub mod runc;
 pub mod shim;

@@ -1,37 +1,29 @@
-//! The per-container monitor ("shim"), in the role of conmon or containerd-shim.
+//! A container's part of the monitor ([`crate::monitor`]), in the role of conmon or
+//! containerd-shim: `runc create` with pipes (or a terminal) as the container's stdio,
+//! then a single-threaded poll(2) loop that copies the container's output into the
+//! json-file log, serves the attach and control sockets and waits for the init's exit
+//! status (from the monitor's reaper); then the exit record and `runc delete`. The daemon
+//! may die and come back at any time: the container and its log go on.
 //!
-//! The daemon starts `tether shim ...` (this module's [`main`]); the shim detaches (forks,
-//! its parent exits, so it belongs to no daemon), becomes a child subreaper, runs
-//! `runc create` with pipes as the container's stdout and stderr, tells the daemon the
-//! container's pid on a sync pipe, then copies the container's output into the
-//! json-file log, reaps the container's init, writes the exit file and `runc delete`s.
-//! The daemon may die and come back at any time: the container and its log go on.
-//!
-//! There is one shim per running container, so it is kept small: a single thread serves
-//! everything from one poll(2) loop (the output streams, the attach and control sockets,
-//! and SIGCHLD through a signalfd), with fixed buffers allocated at first use; the stack
-//! and heap pages the setup used are given back before the loop. What stays private
-//! (about 150 KiB) is mostly the dynamic loader's relocations and libc's own data.
-//!
-//! Sync protocol on the shim's stdout (moved to fd 3 at once), one line: `ok <container pid> <shim pid>` or `err <message>`.
+//! Each running container has one thread of the monitor running [`Shim::serve`], with
+//! fixed buffers allocated at first use.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
-
 use serde::{Deserialize, Serialize};
 
+use crate::monitor::{self, Reaper, Shared};
 use crate::{io_err, logs, RuntimeError};
 
-/// What a shim is told on its command line.
-#[derive(Clone, Debug)]
+/// What the monitor is told of a container to create (sent as JSON in a `create`
+/// request).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ShimConfig {
     /// Container id.
     pub id: String,
@@ -85,110 +77,15 @@ pub struct ExitRecord {
 }
 
 /// What the daemon learns when the container is created.
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 pub struct Started {
     /// The container's init pid (host pid namespace).
     pub pid: i32,
-    /// The shim's pid.
+    /// The monitor's pid (the init's parent).
     pub shim_pid: i32,
-}
-
-impl ShimConfig {
-    fn to_args(&self) -> Vec<String> {
-        vec![
-            "shim".into(),
-            self.id.clone(),
-            self.bundle.display().to_string(),
-            self.runc.display().to_string(),
-            self.runc_root.display().to_string(),
-            self.log.display().to_string(),
-            self.exit_file.display().to_string(),
-            flag(self.tty),
-            flag(self.stdin),
-            flag(self.stdin_once),
-            self.sock_prefix.display().to_string(),
-        ]
-    }
-
-    /// Parses `shim ID BUNDLE RUNC RUNC_ROOT LOG EXIT_FILE TTY STDIN STDIN_ONCE SOCK_PREFIX` (argv
-    /// after the program name; the flags are 0 or 1).
-    pub fn from_args(args: &[String]) -> Option<ShimConfig> {
-        match args {
-            [s, id, bundle, runc, root, log, exit, tty, stdin, once, sock] if s == "shim" => {
-                Some(ShimConfig {
-                    id: id.clone(),
-                    bundle: bundle.into(),
-                    runc: runc.into(),
-                    runc_root: root.into(),
-                    log: log.into(),
-                    exit_file: exit.into(),
-                    tty: tty == "1",
-                    stdin: stdin == "1",
-                    stdin_once: once == "1",
-                    sock_prefix: sock.into(),
-                })
-            }
-            _ => None,
-        }
-    }
-}
-
-fn flag(b: bool) -> String {
-    if b {
-        "1".into()
-    } else {
-        "0".into()
-    }
-}
-
-/// Daemon side: starts a shim for `cfg` with the binary `exe` (the tether binary) and waits
-/// until the container is created (not started: the caller runs `runc start`).
-///
-/// Blocking; call from a blocking thread. Errors: the shim cannot start, or `runc create`
-/// failed (its message).
-pub fn spawn(exe: &Path, cfg: &ShimConfig) -> Result<Started, RuntimeError> {
-    let (rd, wr) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RuntimeError::Io {
-            what: "sync pipe".into(),
-            source: e.into(),
-        })?;
-    // The sync pipe is the shim's stdout, and nothing runs between fork and exec, so that
-    // the standard library starts it with posix_spawn(3) (a vfork: the daemon's page tables
-    // are not copied, which would cost more with every running container); the shim
-    // moves the pipe off stdout and makes its own session.
-    let mut cmd = Command::new(exe);
-    cmd.args(cfg.to_args())
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(wr))
-        .stderr(Stdio::null());
-    let mut child = cmd
-        .spawn()
-        .map_err(io_err(format!("start shim {}", exe.display())))?;
-    // the command holds the pipe's write end: drop it, so that a shim that dies before
-    // writing its line ends the read below
-    drop(cmd);
-    // the first process forks the real shim and exits at once
-    let _ = child.wait();
-    let mut line = String::new();
-    BufReader::new(File::from(rd))
-        .read_line(&mut line)
-        .map_err(io_err("read shim sync pipe"))?;
-    let line = line.trim_end();
-    if let Some(rest) = line.strip_prefix("ok ") {
-        let mut it = rest.split(' ').filter_map(|s| s.parse::<i32>().ok());
-        if let (Some(pid), Some(shim_pid)) = (it.next(), it.next()) {
-            return Ok(Started { pid, shim_pid });
-        }
-    }
-    let msg = line.strip_prefix("err ").unwrap_or(if line.is_empty() {
-        "the shim exited without a word"
-    } else {
-        line
-    });
-    Err(RuntimeError::Runc {
-        op: "create".into(),
-        msg: msg.to_string(),
-    })
+    /// The connection that reports the container's exit: EOF once the exit record is
+    /// written.
+    pub watch: Option<UnixStream>,
 }
 
 /// Reads a container's exit record, if the shim wrote one.
@@ -196,75 +93,6 @@ pub fn read_exit(path: &Path) -> Option<ExitRecord> {
     std::fs::read(path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
-}
-
-fn report(sync: &mut Option<File>, line: &str) {
-    if let Some(f) = sync.as_mut() {
-        let _ = f.write_all(format!("{line}\n").as_bytes());
-    }
-    *sync = None;
-}
-
-/// The shim process's body (argv after the program name parsed into `cfg`); returns the
-/// process exit code. Must run before any thread is started (it forks).
-pub fn main(cfg: &ShimConfig) -> i32 {
-    // SAFETY: single-threaded here (called before any runtime or thread starts).
-    match unsafe { nix::unistd::fork() } {
-        Ok(nix::unistd::ForkResult::Parent { .. }) => return 0,
-        Ok(nix::unistd::ForkResult::Child) => {}
-        Err(_) => return 1,
-    }
-    // a session of its own: no signal to the daemon's process group or terminal reaches it
-    // SAFETY: plain setsid(2) in a single-threaded process.
-    unsafe { libc::setsid() };
-    // `spawn` made the sync pipe's write end our stdout: it becomes fd 3 (close-on-exec,
-    // kept from runc), and stdout /dev/null
-    // SAFETY: dup3 and dup2 on descriptors this process owns; open of a constant path.
-    unsafe {
-        libc::dup3(1, 3, libc::O_CLOEXEC);
-        let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-        if null >= 0 {
-            libc::dup2(null, 1);
-            libc::close(null);
-        }
-    }
-    close_inherited();
-    // SAFETY: fd 3 is the sync pipe's write end, made just above.
-    let mut sync = Some(unsafe { File::from_raw_fd(3) });
-    match run(cfg, &mut sync) {
-        Ok(()) => 0,
-        Err(e) => {
-            let msg = match e {
-                RuntimeError::Runc { msg, .. } => msg,
-                other => other.to_string(),
-            };
-            report(&mut sync, &format!("err {msg}"));
-            1
-        }
-    }
-}
-
-/// Closes every descriptor but stdio and the sync pipe (fd 3): those the daemon let slip
-/// through without close-on-exec are no business of the shim, and must not be held open
-/// for the container's lifetime.
-fn close_inherited() {
-    // SAFETY: close_range(2) on descriptors this process does not use.
-    let r = unsafe { libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32) };
-    if r == 0 {
-        return;
-    }
-    // kernels before 5.9
-    let fds: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
-        Ok(dir) => dir
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-            .filter(|fd| *fd > 3)
-            .collect(),
-        Err(_) => return,
-    };
-    for fd in fds {
-        // SAFETY: as above (the directory's own descriptor is closed already: EBADF).
-        unsafe { libc::close(fd) };
-    }
 }
 
 /// Bytes read from the container's output at a time (conmon reads 8 KiB too).
@@ -308,8 +136,8 @@ struct Created {
 }
 
 /// Runs `runc create` for `cfg`, with pipes or (`cfg.tty`) a terminal as the container's
-/// stdio.
-fn create(cfg: &ShimConfig) -> Result<Created, RuntimeError> {
+/// stdio; runc's exit status comes from `reaper`.
+fn create(reaper: &Reaper, cfg: &ShimConfig) -> Result<Created, RuntimeError> {
     let pid_file = cfg.bundle.join("init.pid");
     let runc_log = cfg.bundle.join("runc.log");
     let _ = std::fs::remove_file(&runc_log);
@@ -329,6 +157,7 @@ fn create(cfg: &ShimConfig) -> Result<Created, RuntimeError> {
         op: "create".into(),
         msg: crate::runc::runc_message(&std::fs::read_to_string(&runc_log).unwrap_or_default()),
     };
+    let succeeded = |st: Option<i32>| st.and_then(monitor::exit_code) == Some(0);
     let mut outputs = Vec::with_capacity(2);
     let mut sink = None;
     let mut pty = None;
@@ -339,23 +168,39 @@ fn create(cfg: &ShimConfig) -> Result<Created, RuntimeError> {
         c.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let mut child = c
-            .spawn()
+        let (runc_pid, mut rx) = reaper
+            .spawn(&mut c)
             .map_err(io_err(format!("run {} create", cfg.runc.display())))?;
-        let master = receive_terminal(&listener, &mut child, &runc_failed);
+        let got = receive_terminal(&listener, &mut rx);
         let _ = std::fs::remove_file(&console_path);
-        let master = match master {
-            Ok(m) => File::from(m),
+        let (master, status) = match got {
+            Ok(m) => m,
             Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
+                // SAFETY: kill(2) of our own child, whose status `rx` has not delivered
+                // (it is not reaped, so the pid is still runc's).
+                unsafe { libc::kill(runc_pid, libc::SIGKILL) };
+                let _ = monitor::wait_status(rx);
                 return Err(e);
             }
         };
-        let status = child.wait().map_err(io_err("wait for runc create"))?;
-        if !status.success() {
+        let status = match status {
+            Some(st) => Some(st),
+            None => monitor::wait_status(rx),
+        };
+        let Some(master) = master else {
+            return Err(if succeeded(status) {
+                RuntimeError::Runc {
+                    op: "console".into(),
+                    msg: "runc did not send the terminal".into(),
+                }
+            } else {
+                runc_failed()
+            });
+        };
+        if !succeeded(status) {
             return Err(runc_failed());
         }
+        let master = File::from(master);
         // a sane size until the client sends its own, unless runc already gave the
         // terminal the client's (the spec's process.consoleSize)
         if crate::console::size(&master).is_none_or(|(r, c)| r == 0 || c == 0) {
@@ -384,12 +229,12 @@ fn create(cfg: &ShimConfig) -> Result<Created, RuntimeError> {
             c.stdin(Stdio::null());
         }
         c.stdout(Stdio::from(out_w)).stderr(Stdio::from(err_w));
-        let status = c
-            .status()
+        let (_, rx) = reaper
+            .spawn(&mut c)
             .map_err(io_err(format!("run {} create", cfg.runc.display())))?;
         // closes our copies of the container's ends
         drop(c);
-        if !status.success() {
+        if !succeeded(monitor::wait_status(rx)) {
             return Err(runc_failed());
         }
         for (r, name) in [(out_r, "stdout"), (err_r, "stderr")] {
@@ -412,37 +257,31 @@ fn create(cfg: &ShimConfig) -> Result<Created, RuntimeError> {
     })
 }
 
-/// Waits for runc (`child`, running `create --console-socket`) to send the terminal's
-/// master on `listener`, watching it in case it fails before it connects (then the error is
-/// `runc_failed()`); gives up after 30 s.
+/// Waits for runc (`create --console-socket`, its status to come on `rx`) to send the
+/// terminal's master on `listener`; gives up after 30 s. Returns the master (None when
+/// runc ended without sending it) and runc's status if it came meanwhile.
 fn receive_terminal(
     listener: &UnixListener,
-    child: &mut std::process::Child,
-    runc_failed: &dyn Fn() -> RuntimeError,
-) -> Result<std::os::fd::OwnedFd, RuntimeError> {
+    rx: &mut File,
+) -> Result<(Option<std::os::fd::OwnedFd>, Option<i32>), RuntimeError> {
     listener
         .set_nonblocking(true)
         .map_err(io_err("console socket"))?;
+    set_nonblocking(rx, "status pipe")?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match listener.accept() {
-            Ok((s, _)) => return crate::console::receive(&s),
+            Ok((s, _)) => return Ok((Some(crate::console::receive(&s)?), None)),
             Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
             Err(e) => return Err(io_err("accept on console socket")(e)),
         }
         // runc connects before it exits: once it is gone, the connection is queued or
         // will never come
-        if let Some(status) = child.try_wait().map_err(io_err("wait for runc create"))? {
-            if !status.success() {
-                return Err(runc_failed());
-            }
-            return match listener.accept() {
-                Ok((s, _)) => crate::console::receive(&s),
-                Err(_) => Err(RuntimeError::Runc {
-                    op: "console".into(),
-                    msg: "runc did not send the terminal".into(),
-                }),
-            };
+        if let Some(st) = monitor::read_status(rx) {
+            return Ok(match listener.accept() {
+                Ok((s, _)) => (Some(crate::console::receive(&s)?), Some(st)),
+                Err(_) => (None, Some(st)),
+            });
         }
         if Instant::now() > deadline {
             return Err(RuntimeError::Runc {
@@ -450,58 +289,78 @@ fn receive_terminal(
                 msg: "runc did not send the terminal".into(),
             });
         }
-        let mut p = [pollfd(listener.as_raw_fd(), libc::POLLIN)];
-        let _ = poll(&mut p, 50);
+        let mut p = [
+            pollfd(listener.as_raw_fd(), libc::POLLIN),
+            pollfd(rx.as_raw_fd(), libc::POLLIN),
+        ];
+        let _ = poll(&mut p, 1000);
     }
 }
 
-fn run(cfg: &ShimConfig, sync: &mut Option<File>) -> Result<(), RuntimeError> {
-    // setup and teardown run in their own frames, deeper than the event loop's: the
-    // pages they used are given back for the container's lifetime
-    let mut shim = start(cfg, sync)?;
-    // SAFETY: plain libc call.
-    unsafe { libc::malloc_trim(0) };
-    release_stack();
-    let (code, finished_at) = shim.serve();
-    drop(shim);
-    finish(cfg, code, finished_at);
-    Ok(())
+/// Body of a monitor's `create` request (see [`crate::monitor`]): creates the container,
+/// answers on `conn`, and serves the container in a thread of its own until its exit
+/// record is written.
+pub(crate) fn create_and_serve(shared: &std::sync::Arc<Shared>, cfg: ShimConfig, conn: UnixStream) {
+    let mut conn = conn;
+    let shim = match start(&shared.reaper, &cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            let msg = match e {
+                RuntimeError::Runc { msg, .. } => msg,
+                other => other.to_string(),
+            };
+            let _ = writeln!(conn, "err {msg}");
+            return monitor::failed(shared);
+        }
+    };
+    monitor::serving(shared, &cfg.id);
+    if writeln!(conn, "ok {} {}", shim.pid, std::process::id()).is_err() {
+        // the daemon is gone and will not know of this container: it goes (its init's
+        // exit ends the loop below as any exit does)
+        delete(&shared.reaper, &cfg);
+    }
+    monitor::add_watcher(shared, &cfg.id, conn);
+    let s = shared.clone();
+    let id = cfg.id.clone();
+    monitor::container_thread(&id, move || {
+        let mut shim = shim;
+        let (code, finished_at) = shim.serve();
+        drop(shim);
+        finish(&s.reaper, &cfg, code, finished_at);
+        monitor::ended(&s, &cfg.id);
+    });
 }
 
-/// Creates the container and serves its sockets; tells the daemon on `sync`.
-#[inline(never)]
-fn start(cfg: &ShimConfig, sync: &mut Option<File>) -> Result<Shim, RuntimeError> {
-    // SAFETY: plain prctl.
-    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    // Exits are learnt from SIGCHLD, blocked and read from a signalfd in the event loop.
-    // (Children do not inherit the mask: std's spawn resets it.)
-    let mut mask = SigSet::empty();
-    mask.add(Signal::SIGCHLD);
-    mask.thread_block().map_err(sys_err("block SIGCHLD"))?;
-    let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .map_err(sys_err("signalfd"))?;
+/// Creates the container and binds its sockets.
+fn start(reaper: &Reaper, cfg: &ShimConfig) -> Result<Shim, RuntimeError> {
     let log = OpenOptions::new()
         .create(true)
         .append(true)
         .open(&cfg.log)
         .map_err(io_err(format!("open log {}", cfg.log.display())))?;
-    let created = create(cfg)?;
+    let created = create(reaper, cfg)?;
+    // from here on, the init's exit (a failed setup below kills it) is reaped for us
+    let exit_rx = reaper
+        .watch(created.pid)
+        .map_err(io_err("watch the container's init"))?;
+    let fail = |e: RuntimeError| {
+        delete(reaper, cfg);
+        e
+    };
+    set_nonblocking(&exit_rx, "status pipe").map_err(fail)?;
     let attach = match created.sink {
-        Some(sink) => Some(Attach::bind(
-            &attach_socket(&cfg.sock_prefix),
-            sink,
-            cfg.stdin_once,
-        )?),
+        Some(sink) => Some(
+            Attach::bind(&attach_socket(&cfg.sock_prefix), sink, cfg.stdin_once).map_err(fail)?,
+        ),
         None => None,
     };
     let control = match created.pty {
-        Some(pty) => Some(Control::bind(&control_socket(&cfg.sock_prefix), pty)?),
+        Some(pty) => Some(Control::bind(&control_socket(&cfg.sock_prefix), pty).map_err(fail)?),
         None => None,
     };
-    report(sync, &format!("ok {} {}", created.pid, std::process::id()));
     Ok(Shim {
         pid: created.pid,
-        sigfd,
+        exit_rx: Some(exit_rx),
         exit: None,
         outputs: created.outputs.into_iter().map(Some).collect(),
         log: LogFile {
@@ -514,10 +373,25 @@ fn start(cfg: &ShimConfig, sync: &mut Option<File>) -> Result<Shim, RuntimeError
     })
 }
 
-/// After the container's exit: writes the exit record, deletes the container from runc
-/// and reaps what is left.
-#[inline(never)]
-fn finish(cfg: &ShimConfig, code: i64, finished_at: String) {
+/// `runc delete --force` of the container: kills it if it runs.
+fn delete(reaper: &Reaper, cfg: &ShimConfig) {
+    let mut c = Command::new(&cfg.runc);
+    c.arg("--root")
+        .arg(&cfg.runc_root)
+        .arg("delete")
+        .arg("--force")
+        .arg(&cfg.id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Ok((_, rx)) = reaper.spawn(&mut c) {
+        let _ = monitor::wait_status(rx);
+    }
+}
+
+/// After the container's exit: writes the exit record and deletes the container from
+/// runc.
+fn finish(reaper: &Reaper, cfg: &ShimConfig, code: i64, finished_at: String) {
     let rec = ExitRecord {
         exit_code: code,
         finished_at,
@@ -528,44 +402,7 @@ fn finish(cfg: &ShimConfig, code: i64, finished_at: String) {
             let _ = std::fs::rename(&tmp, &cfg.exit_file);
         }
     }
-    let _ = Command::new(&cfg.runc)
-        .arg("--root")
-        .arg(&cfg.runc_root)
-        .arg("delete")
-        .arg("--force")
-        .arg(&cfg.id)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    // reap whatever else was left to us
-    // SAFETY: non-blocking waitpid.
-    while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
-}
-
-/// Returns the main thread's stack pages below the current frame to the kernel: the
-/// dynamic loader and the setup (runc create) went deeper than the event loop ever goes,
-/// and those pages would otherwise stay resident for the container's lifetime.
-#[inline(never)]
-fn release_stack() {
-    const SPAN: usize = 256 * 1024;
-    // SAFETY: plain sysconf.
-    let page = match usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }) {
-        Ok(p) if p.is_power_of_two() => p,
-        _ => return,
-    };
-    let here = 0u8;
-    let sp = std::hint::black_box(std::ptr::addr_of!(here)) as usize;
-    // keep this frame's page and the one below it for the madvise call's own frames
-    let Some(end) = (sp & !(page - 1)).checked_sub(page) else {
-        return;
-    };
-    let start = end.saturating_sub(SPAN);
-    // SAFETY: [start, end) lies below the stack pointer, so it holds no live frame (nor the
-    // red zone, which is 128 bytes): the pages read back as zeros when the stack grows
-    // into them again. The part of the range below the stack's mapping is within the
-    // stack guard gap (1 MiB, where nothing is mapped) and is skipped with ENOMEM.
-    unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+    delete(reaper, cfg);
 }
 
 /// The container log file with a write buffer allocated at the first entry.
@@ -899,7 +736,7 @@ fn parse_resize(line: &[u8]) -> Option<(u16, u16)> {
 /// What a ready descriptor in the event loop belongs to.
 #[derive(Clone, Copy)]
 enum Slot {
-    Signal,
+    Exit,
     Output(usize),
     AttachListener,
     AttachConn,
@@ -908,11 +745,12 @@ enum Slot {
     ControlConn,
 }
 
-/// The running shim: everything its single-threaded event loop serves.
-struct Shim {
+/// A served container: everything its thread's event loop serves.
+pub(crate) struct Shim {
     /// The container's init.
     pid: i32,
-    sigfd: SignalFd,
+    /// Where the init's wait status arrives (non-blocking); None once it did.
+    exit_rx: Option<File>,
     /// The init's exit status and time, once reaped.
     exit: Option<(i64, String)>,
     /// The container's output streams, None once closed.
@@ -929,7 +767,7 @@ impl Shim {
     /// [`OUTPUT_GRACE`] has passed since the exit); returns the exit code (128+N for signal
     /// N, -1 when it could not be learnt) and the RFC 3339 time of the exit.
     fn serve(&mut self) -> (i64, String) {
-        self.reap();
+        self.take_exit();
         let mut deadline: Option<Instant> = None;
         loop {
             if self.exit.is_some() {
@@ -939,15 +777,15 @@ impl Shim {
                 }
             }
             let mut fds = [pollfd(-1, 0); 8];
-            let mut slots = [Slot::Signal; 8];
+            let mut slots = [Slot::Exit; 8];
             let mut n = 0;
             let mut add = |fd: i32, ev: libc::c_short, slot: Slot| {
                 fds[n] = pollfd(fd, ev);
                 slots[n] = slot;
                 n += 1;
             };
-            if self.exit.is_none() {
-                add(self.sigfd.as_raw_fd(), libc::POLLIN, Slot::Signal);
+            if let Some(rx) = self.exit_rx.as_ref() {
+                add(rx.as_raw_fd(), libc::POLLIN, Slot::Exit);
             }
             for (i, o) in self.outputs.iter().enumerate() {
                 if let Some(o) = o {
@@ -981,7 +819,7 @@ impl Shim {
                     continue;
                 }
                 match (slot, self.attach.as_mut(), self.control.as_mut()) {
-                    (Slot::Signal, ..) => self.reap(),
+                    (Slot::Exit, ..) => self.take_exit(),
                     (Slot::Output(i), ..) => {
                         self.pump(i);
                     }
@@ -1008,37 +846,22 @@ impl Shim {
         self.exit.take().unwrap_or_else(|| (-1, now_rfc3339()))
     }
 
-    /// Reads the pending SIGCHLDs and reaps every exited child; notes the init's exit.
-    fn reap(&mut self) {
-        while let Ok(Some(_)) = self.sigfd.read_signal() {}
-        loop {
-            let mut st: libc::c_int = 0;
-            // SAFETY: non-blocking waitpid on any child (we are a subreaper).
-            let r = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
-            if r < 0 {
-                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                    continue;
-                }
-                // no child left at all: the init's status is lost
-                if self.exit.is_none() {
-                    self.exit = Some((-1, now_rfc3339()));
-                }
-                return;
-            }
-            if r == 0 {
-                return;
-            }
-            if r == self.pid && self.exit.is_none() {
-                let code = if libc::WIFEXITED(st) {
-                    i64::from(libc::WEXITSTATUS(st))
-                } else if libc::WIFSIGNALED(st) {
-                    128 + i64::from(libc::WTERMSIG(st))
-                } else {
-                    continue;
-                };
-                self.exit = Some((code, now_rfc3339()));
-            }
+    /// Takes the init's exit status if it has arrived.
+    fn take_exit(&mut self) {
+        let Some(rx) = self.exit_rx.as_mut() else {
+            return;
+        };
+        let mut p = [pollfd(rx.as_raw_fd(), libc::POLLIN)];
+        if !matches!(poll(&mut p, 0), Ok(1)) {
+            return;
         }
+        // the reaper writes the 4 bytes at once, and never drops the pipe without them:
+        // a readable pipe without a status is a lost one
+        let code = monitor::read_status(rx)
+            .and_then(monitor::exit_code)
+            .unwrap_or(-1);
+        self.exit = Some((code, now_rfc3339()));
+        self.exit_rx = None;
     }
 
     /// Reads what output `i` has into the log; returns whether it had something (false:

@@ -18,7 +18,7 @@
 //! built once per test binary ([`image_tar`]) and imported into every daemon.
 //!
 //! When a [`Daemon`] is dropped it force-removes every container, stops the daemon and
-//! checks that nothing is left behind (shims, mounts, cgroups); a failing test gets the
+//! checks that nothing is left behind (the container monitor, mounts, cgroups); a failing test gets the
 //! tail of the daemon's log printed.
 
 #![allow(dead_code)]
@@ -706,7 +706,7 @@ impl Daemon {
     }
 
     /// Kills the whole host at once, as a power cut would: SIGKILL to the daemon, then
-    /// its containers and shims; its namespaces go at drop, without teardown checks.
+    /// its containers and the container monitor; its namespaces go at drop, without teardown checks.
     pub fn kill_host(&mut self) {
         if let Some(mut c) = self.daemon.take() {
             let _ = c.kill();
@@ -786,7 +786,7 @@ impl Daemon {
     }
 
     /// Kills the daemon with SIGKILL, as a crash or the OOM killer would, and reaps it.
-    /// Containers and shims keep running; whatever the daemon was doing stops half-way.
+    /// Containers and the container monitor keep running; whatever the daemon was doing stops half-way.
     pub fn kill_daemon(&mut self) {
         if let Some(mut child) = self.daemon.take() {
             signal(child.id(), libc::SIGKILL);
@@ -995,8 +995,9 @@ impl Daemon {
             .collect()
     }
 
-    /// Pids of `tether shim` processes of this daemon (their command lines name its exec-root).
-    pub fn shim_pids(&self) -> Vec<u32> {
+    /// Pids of `tether monitor` processes of this daemon (their command lines name its
+    /// exec-root): one while it has containers, none after a clean stop.
+    pub fn monitor_pids(&self) -> Vec<u32> {
         let marker = self.exec_root().display().to_string();
         let mut out = Vec::new();
         for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
@@ -1010,11 +1011,29 @@ impl Daemon {
                 .split(|b| *b == 0)
                 .map(|a| String::from_utf8_lossy(a).into_owned())
                 .collect();
-            if args.iter().any(|a| a == "shim") && args.iter().any(|a| a.contains(&marker)) {
+            if args.get(1).is_some_and(|a| a == "monitor")
+                && args.iter().any(|a| a.contains(&marker))
+            {
                 out.push(pid);
             }
         }
         out
+    }
+
+    /// Ids of the containers this daemon's container monitor serves (its `list` request);
+    /// empty when no monitor runs.
+    pub fn monitored(&self) -> Vec<String> {
+        use std::io::{Read, Write};
+        let sock = self.exec_root().join("monitor.sock");
+        let Ok(mut s) = std::os::unix::net::UnixStream::connect(&sock) else {
+            return Vec::new();
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+        let mut out = String::new();
+        if s.write_all(b"list\n").is_err() || s.read_to_string(&mut out).is_err() {
+            return Vec::new();
+        }
+        out.lines().map(str::to_string).collect()
     }
 
     /// The network namespaces the daemon holds open (its sandboxes): one entry per open
@@ -1089,7 +1108,7 @@ impl Daemon {
                 .args(["delete", "-f", &id]);
             let _ = run_with_limit(cmd, Duration::from_secs(30));
         }
-        for pid in self.shim_pids() {
+        for pid in self.monitor_pids() {
             signal(pid, libc::SIGKILL);
         }
     }
@@ -1151,12 +1170,12 @@ impl Daemon {
             problems.push(format!("interfaces left: {links:?}"));
         }
         let deadline = Instant::now() + Duration::from_secs(15);
-        while !self.shim_pids().is_empty() && Instant::now() < deadline {
+        while !self.monitor_pids().is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
-        let shims = self.shim_pids();
-        if !shims.is_empty() {
-            problems.push(format!("tether shim processes left: {shims:?}"));
+        let monitors = self.monitor_pids();
+        if !monitors.is_empty() {
+            problems.push(format!("tether monitor processes left: {monitors:?}"));
         }
         let mounts = self.mounts();
         if !mounts.is_empty() {
