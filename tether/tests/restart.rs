@@ -233,3 +233,35 @@ fn published_ports_answer_throughout_a_restart() {
     let ports = d.nft_tcp_ports();
     assert_eq!(ports.iter().filter(|p| **p == 8081).count(), 1, "{ports:?}");
 }
+
+/// The container monitor is killed: the daemon records its containers as exited (their
+/// processes go with `runc delete --force`, nothing is left: the teardown checks), and the
+/// next `run` starts another monitor in place of the dead one's socket.
+#[test]
+fn a_killed_monitor_ends_its_containers_and_the_next_run_starts_another() {
+    let d = Daemon::start();
+    let id = d.run_d(&["--name", "first", IMAGE, "sleep", "1000"]);
+    let monitors = d.monitor_pids();
+    assert_eq!(monitors.len(), 1, "{monitors:?}");
+    assert_eq!(d.monitored(), vec![id]);
+    // SAFETY: kill(2) of the monitor process of this test's daemon.
+    unsafe {
+        libc::kill(monitors[0] as i32, libc::SIGKILL);
+    }
+    wait_until(
+        "first is recorded as exited",
+        Duration::from_secs(30),
+        || d.inspect("first")["State"]["Status"] == "exited",
+    );
+    assert_eq!(d.inspect("first")["State"]["ExitCode"], 137);
+
+    let id = d.run_d(&["--name", "second", IMAGE, "sleep", "1000"]);
+    let again = d.monitor_pids();
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_ne!(again[0], monitors[0], "a new monitor");
+    assert_eq!(d.monitored(), vec![id]);
+    assert_eq!(d.ok(&["exec", "second", "echo", "served"]).trim(), "served");
+    // and `first` starts again under it
+    d.ok(&["start", "first"]);
+    assert_eq!(d.monitored().len(), 2);
+}
