@@ -71,13 +71,11 @@ fn running_containers_add_no_mount_to_the_daemons_namespace() {
     assert_eq!(monitors.len(), 1, "{monitors:?}");
     assert_eq!(d.monitored().len(), 3);
     for pid in monitors {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let sid = stat
-            .rsplit_once(") ")
-            .and_then(|(_, r)| r.split(' ').nth(3))
-            .unwrap_or_default()
-            .to_string();
-        assert_eq!(sid, pid.to_string(), "monitor {pid}'s session: {stat}");
+        assert_eq!(
+            stat_field(pid as i64, 3),
+            pid.to_string(),
+            "monitor {pid}'s session"
+        );
         let out = std::fs::read_link(format!("/proc/{pid}/fd/1"))
             .map(|p| p.display().to_string())
             .unwrap_or_default();
@@ -95,13 +93,11 @@ fn running_containers_add_no_mount_to_the_daemons_namespace() {
         );
         for name in ["a", "b", "c"] {
             let init = d.inspect(name)["State"]["Pid"].as_i64().unwrap_or(0);
-            let stat = std::fs::read_to_string(format!("/proc/{init}/stat")).unwrap_or_default();
-            let ppid = stat
-                .rsplit_once(") ")
-                .and_then(|(_, r)| r.split(' ').nth(1))
-                .unwrap_or_default()
-                .to_string();
-            assert_eq!(ppid, pid.to_string(), "{name}'s init {init}: {stat}");
+            assert_eq!(
+                stat_field(init, 1),
+                pid.to_string(),
+                "{name}'s init {init}'s parent"
+            );
         }
     }
 
@@ -191,4 +187,14 @@ fn running_containers_add_no_mount_to_the_daemons_namespace() {
     d.ok(&["rm", "-f", "c", "a", "b"]);
     assert!(d.held_netns().is_empty(), "{:?}", d.held_netns());
     assert_eq!(mounts(&d), base, "the daemon's mount table changed");
+}
+
+/// Field `n` (0: state, 1: ppid, 3: session) after the command of `/proc/<pid>/stat`;
+/// empty when the process is gone.
+fn stat_field(pid: i64, n: usize) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(") ")
+        .and_then(|(_, r)| r.split(' ').nth(n))
+        .unwrap_or_default()
+        .to_string()
 }

@@ -484,6 +484,9 @@ fn setup(sock: &Path) -> Result<(UnixListener, SignalFd), RuntimeError> {
     // monitor's
     let _ = std::fs::remove_file(sock);
     let listener = UnixListener::bind(sock).map_err(io_err(format!("bind {}", sock.display())))?;
+    // only root may ask for containers
+    std::fs::set_permissions(sock, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(io_err(format!("chmod {}", sock.display())))?;
     listener
         .set_nonblocking(true)
         .map_err(io_err("monitor socket"))?;
@@ -589,7 +592,14 @@ fn accept_all(listener: &UnixListener, shared: &Arc<Shared>) {
                 }
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+            Err(e) => {
+                // out of descriptors, say: the connection stays queued; a pause so that
+                // the main loop does not spin on it
+                tracing::warn!(error = %e, "accepting a request");
+                std::thread::sleep(Duration::from_millis(50));
+                return;
+            }
         }
     }
 }
