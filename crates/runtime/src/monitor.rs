@@ -298,9 +298,22 @@ impl Reaper {
         Ok(rx)
     }
 
-    /// Reaps every exited child (non-blocking) and delivers the statuses.
+    /// Sends `sig` to child `pid` (spawned by [`Reaper::spawn`]) unless it is reaped
+    /// already: under the lock, a pid still waited for is not reaped, so it cannot name
+    /// another process.
+    pub(crate) fn kill(&self, pid: i32, sig: i32) {
+        let g = self.lock();
+        if g.waiting.contains_key(&pid) {
+            // SAFETY: kill(2) of our own child, not reaped (see above).
+            unsafe { libc::kill(pid, sig) };
+        }
+    }
+
+    /// Reaps every exited child (non-blocking) and delivers the statuses. Each waitpid
+    /// runs under the lock (see [`Reaper::kill`]).
     fn reap_all(&self) {
         loop {
+            let mut g = self.lock();
             let mut st: libc::c_int = 0;
             // SAFETY: non-blocking waitpid on any child.
             let pid = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
@@ -310,7 +323,6 @@ impl Reaper {
             if pid <= 0 {
                 return;
             }
-            let mut g = self.lock();
             match g.waiting.remove(&pid) {
                 Some(mut tx) => {
                     let _ = tx.write_all(&st.to_ne_bytes());

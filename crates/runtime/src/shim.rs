@@ -176,9 +176,7 @@ fn create(reaper: &Reaper, cfg: &ShimConfig) -> Result<Created, RuntimeError> {
         let (master, status) = match got {
             Ok(m) => m,
             Err(e) => {
-                // SAFETY: kill(2) of our own child, whose status `rx` has not delivered
-                // (it is not reaped, so the pid is still runc's).
-                unsafe { libc::kill(runc_pid, libc::SIGKILL) };
+                reaper.kill(runc_pid, libc::SIGKILL);
                 let _ = monitor::wait_status(rx);
                 return Err(e);
             }
@@ -278,10 +276,11 @@ fn receive_terminal(
         // runc connects before it exits: once it is gone, the connection is queued or
         // will never come
         if let Some(st) = monitor::read_status(rx) {
-            return Ok(match listener.accept() {
-                Ok((s, _)) => (Some(crate::console::receive(&s)?), Some(st)),
-                Err(_) => (None, Some(st)),
-            });
+            let master = listener
+                .accept()
+                .ok()
+                .and_then(|(s, _)| crate::console::receive(&s).ok());
+            return Ok((master, Some(st)));
         }
         if Instant::now() > deadline {
             return Err(RuntimeError::Runc {
@@ -746,7 +745,7 @@ enum Slot {
 }
 
 /// A served container: everything its thread's event loop serves.
-pub(crate) struct Shim {
+struct Shim {
     /// The container's init.
     pid: i32,
     /// Where the init's wait status arrives (non-blocking); None once it did.
