@@ -49,12 +49,12 @@ daemon_pid='' workdir=$(mktemp -d /tmp/tether-bank.XXXXXX)
 daemon_log=$workdir/daemon.log
 sock=${DOCKER_HOST:-unix:///run/tether/tether.sock}
 
-# `tether shim` processes of the daemon's default exec root (no procps needed)
-shims() {
+# the `tether monitor` process of the daemon's default exec root (no procps needed)
+monitors() {
     local f
     for f in /proc/[0-9]*/cmdline; do
-        tr '\0' ' ' 2>/dev/null <"$f" | grep -q '^[^ ]*tether shim .* /run/tether/' &&
-            echo "process ${f//[^0-9]/}: tether shim"
+        tr '\0' ' ' 2>/dev/null <"$f" | grep -q '^[^ ]*tether monitor /run/tether/' &&
+            echo "process ${f//[^0-9]/}: tether monitor"
     done
     return 0
 }
@@ -94,7 +94,7 @@ cleanup() {
         left=$( {
             ip -o link | grep -Eo '^[0-9]+: (tether0|tb-[^:@]*|veth[^:@]*)' | sed 's/^[0-9]*: /link /'
             nft list tables 2>/dev/null | grep -w tether | sed 's/^/nft /'
-            shims
+            monitors
             grep -E ' (/var/lib/tether|/run/tether)' /proc/mounts | awk '{print "mount " $2}'
         } )
         if [[ -n $left ]]; then
@@ -102,7 +102,7 @@ cleanup() {
             echo "$left" | sed 's/^/  /' >&2
             [[ $rc == 0 ]] && rc=1
         else
-            echo "host is clean: no tether0/tb-*/veth* links, no inet tether table, no shims, no tether mounts"
+            echo "host is clean: no tether0/tb-*/veth* links, no inet tether table, no container monitor, no tether mounts"
         fi
     fi
     if [[ $rc != 0 && -s $daemon_log ]]; then

@@ -118,7 +118,8 @@ cleanup() {
         echo "stopped the tether daemon of host $((n + 1)) (pid ${daemon_pids[$n]})"
     done
     if [[ -n $etcd_pid ]]; then stop_pid "$etcd_pid"; echo "stopped etcd (pid $etcd_pid)"; fi
-    # last resort for what a failed run left: runc containers and shims of our exec roots
+    # last resort for what a failed run left: runc containers and container monitors of
+    # our exec roots
     for n in "${HOSTS[@]}"; do
         local root=$workdir/h$n/run/runc id
         [[ -d $root ]] || continue
@@ -128,8 +129,8 @@ cleanup() {
     done
     local f
     for f in $(procs_of "$workdir/h"); do
-        tr '\0' ' ' 2>/dev/null <"$f" | grep -q " shim " &&
-            kill -KILL "${f//[^0-9]/}" 2>/dev/null && echo "killed leftover shim ${f//[^0-9]/}"
+        tr '\0' ' ' 2>/dev/null <"$f" | grep -q " monitor " &&
+            kill -KILL "${f//[^0-9]/}" 2>/dev/null && echo "killed leftover container monitor ${f//[^0-9]/}"
     done
     for n in ul "${HOSTS[@]/#/h}"; do
         ip netns del "$NS-$n" 2>/dev/null && echo "deleted namespace $NS-$n"

@@ -130,8 +130,27 @@ impl Monitor {
     /// Tells the monitor (if one runs) that the daemon stops with no container running:
     /// it ends at once when it serves nothing. Blocking; errors are only logged.
     pub fn release(&self) {
-        if let Err(e) = self.request("release", false) {
-            tracing::debug!(error = %e, "releasing the container monitor");
+        let conn = match self.request("release", false) {
+            Ok(Some((conn, _))) => conn,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "releasing the container monitor");
+                return;
+            }
+        };
+        // it ends a moment after its answer: wait (up to 2 s) until it has, so that a
+        // stopped daemon leaves no process behind
+        let Some(pid) = peer_pid(&conn) else {
+            return;
+        };
+        drop(conn);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            if stat.is_empty() || stat.contains(") Z ") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
@@ -220,6 +239,27 @@ impl Monitor {
                 .to_string(),
         })
     }
+}
+
+/// The pid of the process at the other end of `conn` (SO_PEERCRED).
+fn peer_pid(conn: &UnixStream) -> Option<i32> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt(2) into a ucred struct of the size given.
+    let r = unsafe {
+        libc::getsockopt(
+            conn.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            std::ptr::addr_of_mut!(cred).cast(),
+            &mut len,
+        )
+    };
+    (r == 0 && cred.pid > 0).then_some(cred.pid)
 }
 
 fn absent(e: &std::io::Error) -> bool {
