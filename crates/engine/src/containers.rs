@@ -464,8 +464,8 @@ impl Engine {
         Ok((guard, c))
     }
 
-    /// POST /containers/{id}/start: rootfs, networking, spec, monitor, `runc start`. On failure
-    /// everything set up is undone and the runtime's message is returned.
+    /// POST /containers/{id}/start: rootfs, networking, spec, monitor, `runc start`. On
+    /// failure everything set up is undone and the runtime's message is returned.
     ///
     /// Errors: 404; 304 already running; 500 with the OCI runtime's message.
     pub async fn start_container(self: &Arc<Self>, key: &str) -> Result<(), EngineError> {
@@ -631,8 +631,8 @@ impl Engine {
     }
 
     /// Starts a container whose rootfs and sandbox are ready, without the engine's lock
-    /// (the monitor's `runc create` and `runc start` take most of a start's time): starts of
-    /// other containers proceed meanwhile. The caller holds the container's own lock.
+    /// (the monitor's `runc create` and `runc start` take most of a start's time): starts
+    /// of other containers proceed meanwhile. The caller holds the container's own lock.
     async fn launch_prepared(&self, c: &mut Container, p: Prepared) -> Result<(), EngineError> {
         let (mut started, create, start) =
             self.launch(c, &p.merged, p.hostname, &p.link_env).await?;
@@ -818,12 +818,12 @@ impl Engine {
     /// Records a container's exit: its code, teardown of networking and rootfs, waiters
     /// woken, and removal when it was started with --rm.
     ///
-    /// The runtime's part (the rootfs unmounted, `runc delete`, the bundle and the container's
-    /// sockets removed) and the cluster store's share of its overlay endpoints (records
-    /// and leases) go first, without the engine's lock: the container's processes are
-    /// gone (the container monitor reported the exit), and while it is still recorded as running nothing else
-    /// starts it or mounts its rootfs. Then, under the lock, the record says `exited`,
-    /// its networking goes and the waiters wake.
+    /// The runtime's part (the rootfs unmounted, `runc delete`, the bundle and the
+    /// container's sockets removed) and the cluster store's share of its overlay endpoints
+    /// (records and leases) go first, without the engine's lock: the container's processes
+    /// are gone (the container monitor reported the exit), and while it is still recorded
+    /// as running nothing else starts it or mounts its rootfs. Then, under the lock, the
+    /// record says `exited`, its networking goes and the waiters wake.
     async fn on_exit(self: &Arc<Self>, id: &str) {
         let globals = {
             let st = self.state.lock().await;
@@ -1589,8 +1589,10 @@ impl Engine {
             .await
             .ok()
             .and_then(|r| {
-                r.map_err(|e| tracing::warn!(container = %c.name, error = %e, "asking the container monitor"))
-                    .ok()
+                r.map_err(|e| {
+                    tracing::warn!(container = %c.name, error = %e, "asking the container monitor")
+                })
+                .ok()
             })
             .flatten();
         let Some(watch) = watch else {

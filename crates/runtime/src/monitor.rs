@@ -1,14 +1,14 @@
 //! The container monitor: one process per daemon that holds every running container's
 //! stdio, writes their logs and records their exits, in the role of conmon or
 //! containerd-shim, but shared (conmon and containerd-shim-runc-v2 run one process per
-//! container; a process costs at least ~60 KiB of private memory here, a monitored
-//! container ~10 KiB).
+//! container; a process costs at least ~60 KiB of private memory here, a container's
+//! thread in the monitor ~8 KiB of stack).
 //!
 //! The daemon starts `tether monitor SOCKET RUNC_ROOT` (this module's [`main`]) the first
 //! time it needs one; the monitor detaches (forks, its parent exits, so it belongs to no
 //! daemon), becomes a child subreaper and serves requests on the unix socket `SOCKET`. It
 //! lives on while the daemon restarts, and ends once it has had no container and no request
-//! for [`LINGER`].
+//! for [`LINGER`], or at once when a daemon that stops with no container `release`s it.
 //!
 //! Threads: the main thread accepts connections and reaps every child from a signalfd for
 //! SIGCHLD, handing each exit status to whoever waits for that pid ([`Reaper`]); a thread
@@ -79,11 +79,6 @@ impl Monitor {
             runc_root,
             starting: Mutex::new(()),
         }
-    }
-
-    /// The monitor's socket.
-    pub fn socket(&self) -> &Path {
-        &self.sock
     }
 
     /// Creates the container `cfg` describes (`runc create` with the monitor's pipes or a

@@ -73,9 +73,10 @@ impl Runc {
     ///
     /// runc releases the process by reading the container's `exec.fifo` and removes the
     /// fifo afterwards. A process that exits at once (`run --rm IMAGE true`) makes the
-    /// container monitor delete the container's runc state in between, and runc then fails to remove
-    /// a fifo that is already gone ("remove .../exec.fifo: no such file or directory");
-    /// the process did start, so that is no error. (Failing to *open* the fifo is.)
+    /// container monitor delete the container's runc state in between, and runc then
+    /// fails to remove a fifo that is already gone ("remove .../exec.fifo: no such file or
+    /// directory"); the process did start, so that is no error. (Failing to *open* the
+    /// fifo is.)
     pub async fn start(&self, id: &str) -> Result<(), RuntimeError> {
         match self.run("start", &["start", id]).await {
             Ok(_) => Ok(()),

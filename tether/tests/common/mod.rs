@@ -18,8 +18,8 @@
 //! built once per test binary ([`image_tar`]) and imported into every daemon.
 //!
 //! When a [`Daemon`] is dropped it force-removes every container, stops the daemon and
-//! checks that nothing is left behind (the container monitor, mounts, cgroups); a failing test gets the
-//! tail of the daemon's log printed.
+//! checks that nothing is left behind (the container monitor, mounts, cgroups); a failing
+//! test gets the tail of the daemon's log printed.
 
 #![allow(dead_code)]
 
