@@ -1,13 +1,13 @@
 //! `tether`: `tether daemon` runs the engine and serves the Docker Engine API on a unix
-//! socket; `tether <command>` is a docker-compatible CLI client of that API; `tether monitor`
-//! is the container monitor the daemon starts (internal, one per daemon).
+//! socket; `tether <command>` is a docker-compatible CLI client of that API; `tether
+//! monitor` is the container monitor the daemon starts (internal, one per daemon).
 //!
 //! The process starts at C's `main` below, not through std's start-up (`lang_start`):
 //! that reads and parses /proc/self/maps to place the main thread's stack guard
 //! (glibc's `pthread_getattr_np`) and sets up an alternate signal stack, ~0.15 ms of
-//! every CLI call on this machine kind. What of it tether relies on
-//! is done here: SIGPIPE is ignored (a closed pipe is an `EPIPE` error, as in every Rust
-//! program). A stack overflow then ends the process with SIGSEGV, without std's message.
+//! every CLI call on this machine kind. What of it tether relies on is done here: SIGPIPE
+//! is ignored (a closed pipe is an `EPIPE` error, as in every Rust program). A stack
+//! overflow then ends the process with SIGSEGV, without std's message.
 #![no_main]
 
 use std::net::SocketAddr;

@@ -478,6 +478,7 @@ impl Engine {
             return Err(EngineError::NotModified("container already started".into()));
         }
         let (mut st, prepared) = self.prepare_start(&mut c).await;
+        let mut watch = None;
         let r = match prepared {
             Ok(p) => {
                 // The sandbox and its endpoints are in the state (in memory: the record on
@@ -488,11 +489,17 @@ impl Engine {
                 drop(st);
                 let launched = self.launch_prepared(&mut c, p).await;
                 st = self.state.lock().await;
-                if launched.is_err() {
-                    self.teardown_networking(&mut st, &mut c, &[]).await;
-                    let _ = rootfs::unmount(&self.container_dir(&c.id).join("rootfs"));
+                match launched {
+                    Ok(w) => {
+                        watch = Some(w);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        self.teardown_networking(&mut st, &mut c, &[]).await;
+                        let _ = rootfs::unmount(&self.container_dir(&c.id).join("rootfs"));
+                        Err(e)
+                    }
                 }
-                launched
             }
             Err(e) => Err(e),
         };
@@ -535,8 +542,8 @@ impl Engine {
                 })
             });
         }
-        if running {
-            self.spawn_monitor(&id);
+        if let Some(w) = watch.filter(|_| running) {
+            self.spawn_monitor(&id, w);
             if let Some(hc) = &healthcheck {
                 self.spawn_health(&id, hc);
             }
@@ -633,12 +640,14 @@ impl Engine {
     /// Starts a container whose rootfs and sandbox are ready, without the engine's lock
     /// (the monitor's `runc create` and `runc start` take most of a start's time): starts
     /// of other containers proceed meanwhile. The caller holds the container's own lock.
-    async fn launch_prepared(&self, c: &mut Container, p: Prepared) -> Result<(), EngineError> {
-        let (mut started, create, start) =
-            self.launch(c, &p.merged, p.hostname, &p.link_env).await?;
-        // the connection that reports the exit, for the monitor task
-        let watch = started.watch.take();
-        self.live_mut(&c.id, |l| l.watch = watch);
+    ///
+    /// Returns the connection that reports the container's exit, for its monitor task.
+    async fn launch_prepared(
+        &self,
+        c: &mut Container,
+        p: Prepared,
+    ) -> Result<std::os::unix::net::UnixStream, EngineError> {
+        let (started, create, start) = self.launch(c, &p.merged, p.hostname, &p.link_env).await?;
         // The container's mount namespace holds its own copy of the root now. The daemon's
         // copy goes, so that the mount table every `runc create` copies and detaches does
         // not grow with each running container (figure 7 flat); the daemon reaches the
@@ -666,7 +675,7 @@ impl Engine {
         c.state.started_at = state::now();
         c.restart_count += 1;
         c.manually_stopped = false;
-        Ok(())
+        Ok(started.watch)
     }
 
     async fn launch(
@@ -786,27 +795,14 @@ impl Engine {
     }
 
     /// Starts container `id`'s monitor task: it waits for the container monitor to report
-    /// the exit (the connection from the start, or a new `watch`; EOF on it), then runs
-    /// [`Engine::on_exit`]. A monitor that died reports every container's exit that way.
-    pub(crate) fn spawn_monitor(self: &Arc<Self>, id: &str) {
+    /// the exit on `watch` (the connection of the start, or of a `watch` after a daemon
+    /// restart: EOF on it), then runs [`Engine::on_exit`]. A monitor that died reports
+    /// every container's exit that way.
+    pub(crate) fn spawn_monitor(self: &Arc<Self>, id: &str, watch: std::os::unix::net::UnixStream) {
         let me = self.clone();
         let cid = id.to_string();
-        let watch = self.live_mut(id, |l| l.watch.take());
         let task = tokio::spawn(async move {
-            let conn = match watch {
-                Some(c) => Some(c),
-                None => {
-                    let (m, i) = (me.monitor.clone(), cid.clone());
-                    tokio::task::spawn_blocking(move || m.watch(&i))
-                        .await
-                        .ok()
-                        .and_then(Result::ok)
-                        .flatten()
-                }
-            };
-            if let Some(conn) = conn {
-                wait_for_eof(conn).await;
-            }
+            wait_for_eof(watch).await;
             // boxed: the exit's work (runc, the cluster store, the firewall) is a large
             // future, allocated only when the container exits rather than held by every
             // running container's waiting task
@@ -1600,7 +1596,6 @@ impl Engine {
             self.on_exit(id).await;
             return;
         };
-        self.live_mut(id, |l| l.watch = Some(watch));
         self.rehold_sandbox(&mut c);
         for (name, att) in &c.attachments {
             // the endpoint holds its addresses again through its network's IPAM (the local
@@ -1650,7 +1645,7 @@ impl Engine {
         c.state.error.clear();
         st.containers.insert(id.to_string(), c.clone());
         drop(st);
-        self.spawn_monitor(id);
+        self.spawn_monitor(id, watch);
         if let Some(hc) = c
             .config
             .healthcheck

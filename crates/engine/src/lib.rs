@@ -181,9 +181,6 @@ pub(crate) struct Live {
     pub reservations: Vec<std::os::fd::OwnedFd>,
     /// The monitor task.
     pub monitor: Option<tokio::task::JoinHandle<()>>,
-    /// The connection to the container monitor that reports the exit of the container
-    /// just started, until its monitor task takes it.
-    pub watch: Option<std::os::unix::net::UnixStream>,
     /// The healthcheck task.
     pub health: Option<tokio::task::JoinHandle<()>>,
 }
@@ -195,7 +192,6 @@ impl Live {
             dns: None,
             reservations: Vec::new(),
             monitor: None,
-            watch: None,
             health: None,
         }
     }

@@ -30,7 +30,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-use crate::shim::{ShimConfig, Started};
+use crate::shim::{poll, pollfd, set_nonblocking, sys_err, ShimConfig, Started};
 use crate::{io_err, RuntimeError};
 
 /// How long a monitor with nothing to serve waits for a request before it ends.
@@ -102,7 +102,7 @@ impl Monitor {
                 return Ok(Started {
                     pid,
                     shim_pid,
-                    watch: Some(conn),
+                    watch: conn,
                 });
             }
         }
@@ -197,10 +197,7 @@ impl Monitor {
             Err(e) => return Err(io_err(format!("connect to {}", self.sock.display()))(e)),
         }
         let (rd, wr) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RuntimeError::Io {
-                what: "sync pipe".into(),
-                source: e.into(),
-            })?;
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys_err("sync pipe"))?;
         // The sync pipe is the monitor's stdout, and nothing runs between fork and exec, so
         // that the standard library starts it with posix_spawn(3) (a vfork: the daemon's
         // page tables are not copied); the monitor moves the pipe off stdout.
@@ -401,19 +398,13 @@ pub(crate) fn read_status(rx: &mut File) -> Option<i32> {
 
 /// Blocks until the status on `rx` arrives (`rx` may be non-blocking).
 pub(crate) fn wait_status(mut rx: File) -> Option<i32> {
-    let mut p = [libc::pollfd {
-        fd: rx.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    }];
+    let mut p = [pollfd(rx.as_raw_fd(), libc::POLLIN)];
     loop {
-        // SAFETY: `p` is a valid array of one pollfd struct.
-        let r = unsafe { libc::poll(p.as_mut_ptr(), 1, -1) };
-        if r > 0 {
-            return read_status(&mut rx);
-        }
-        if r < 0 && std::io::Error::last_os_error().kind() != ErrorKind::Interrupted {
-            return None;
+        match poll(&mut p, -1) {
+            Ok(n) if n > 0 => return read_status(&mut rx),
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return None,
         }
     }
 }
@@ -518,15 +509,9 @@ fn setup(sock: &Path) -> Result<(UnixListener, SignalFd), RuntimeError> {
     // read from a signalfd. Children do not inherit the mask: std's spawn resets it.
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
-    mask.thread_block().map_err(|e| RuntimeError::Io {
-        what: "block SIGCHLD".into(),
-        source: e.into(),
-    })?;
+    mask.thread_block().map_err(sys_err("block SIGCHLD"))?;
     let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .map_err(|e| RuntimeError::Io {
-            what: "signalfd".into(),
-            source: e.into(),
-        })?;
+        .map_err(sys_err("signalfd"))?;
     // the daemon starts a monitor only when none answers: a socket left here is a dead
     // monitor's
     let _ = std::fs::remove_file(sock);
@@ -568,15 +553,12 @@ fn serve(sock: &Path, listener: UnixListener, sigfd: SignalFd) {
     let Ok((mut wake_rx, wake)) = status_pipe() else {
         return;
     };
-    let nonblocking = |f: &File| {
-        // SAFETY: fcntl on descriptors we own.
-        unsafe {
-            let fl = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
-            libc::fcntl(f.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
-        }
-    };
-    nonblocking(&wake_rx);
-    nonblocking(&wake);
+    if set_nonblocking(&wake_rx, "wake pipe")
+        .and(set_nonblocking(&wake, "wake pipe"))
+        .is_err()
+    {
+        return;
+    }
     let shared = Arc::new(Shared {
         reaper: Reaper::default(),
         busy: AtomicUsize::new(0),
@@ -602,14 +584,9 @@ fn serve(sock: &Path, listener: UnixListener, sigfd: SignalFd) {
             let left = LINGER.saturating_sub(idle_since.elapsed());
             i32::try_from(left.as_millis()).unwrap_or(i32::MAX).max(1)
         };
-        let mut fds =
-            [listener.as_raw_fd(), sigfd.as_raw_fd(), wake_rx.as_raw_fd()].map(|fd| libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        // SAFETY: `fds` is a valid array of three pollfd structs.
-        unsafe { libc::poll(fds.as_mut_ptr(), 3, timeout) };
+        let mut fds = [listener.as_raw_fd(), sigfd.as_raw_fd(), wake_rx.as_raw_fd()]
+            .map(|fd| pollfd(fd, libc::POLLIN));
+        let _ = poll(&mut fds, timeout);
         if fds[2].revents != 0 {
             let mut b = [0u8; 64];
             while matches!(wake_rx.read(&mut b), Ok(n) if n > 0) {}
@@ -654,12 +631,17 @@ fn accept_all(listener: &UnixListener, shared: &Arc<Shared>) {
 /// Answers one request (see the module's protocol).
 fn handle(shared: &Arc<Shared>, mut conn: UnixStream) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-    let line = match read_line(&mut conn, REQUEST_MAX) {
-        Ok(Some(l)) => l,
-        _ => return shared.done(),
-    };
+    // read in chunks (a create's JSON is ~2 KB): the client sends nothing after its line
+    let mut line = String::new();
+    let read = BufReader::new(&conn)
+        .take(REQUEST_MAX as u64)
+        .read_line(&mut line);
+    if !matches!(read, Ok(n) if n > 0) {
+        return shared.done();
+    }
     let _ = conn.set_read_timeout(None);
-    let (verb, arg) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+    let line = line.trim_end_matches('\n');
+    let (verb, arg) = line.split_once(' ').unwrap_or((line, ""));
     match verb {
         "create" => match serde_json::from_str::<ShimConfig>(arg) {
             // the container's thread ends the request (and its `busy` count)
@@ -751,23 +733,24 @@ pub(crate) fn failed(shared: &Shared) {
 
 /// Spawns container `id`'s thread running `body`, with a small stack; runs it here when
 /// no thread can be made.
-pub(crate) fn container_thread(id: &str, body: impl FnOnce() + Send + 'static) {
-    let body = Arc::new(Mutex::new(Some(body)));
-    let b = body.clone();
+pub(crate) fn container_thread<F: FnOnce() + Send + 'static>(id: &str, body: F) {
+    // the body goes to the thread once it exists, so that it is still here if it does not
+    let (tx, rx) = std::sync::mpsc::sync_channel::<F>(1);
     let spawned = std::thread::Builder::new()
         .name(format!("c-{}", id.get(..12).unwrap_or(id)))
         .stack_size(CONTAINER_STACK)
         .spawn(move || {
-            let f = b.lock().ok().and_then(|mut g| g.take());
-            if let Some(f) = f {
+            if let Ok(f) = rx.recv() {
                 f()
             }
         });
-    if spawned.is_err() {
-        let f = body.lock().ok().and_then(|mut g| g.take());
-        if let Some(f) = f {
-            f()
+    match spawned {
+        Ok(_) => {
+            if let Err(back) = tx.send(body) {
+                (back.0)()
+            }
         }
+        Err(_) => body(),
     }
 }
 

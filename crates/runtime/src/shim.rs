@@ -85,7 +85,7 @@ pub struct Started {
     pub shim_pid: i32,
     /// The connection that reports the container's exit: EOF once the exit record is
     /// written.
-    pub watch: Option<UnixStream>,
+    pub watch: UnixStream,
 }
 
 /// Reads a container's exit record, if the shim wrote one.
@@ -107,7 +107,7 @@ const OUTPUT_GRACE: Duration = Duration::from_secs(2);
 /// The longest control line (`resize ROWS COLS`) kept; longer lines are ignored.
 const CONTROL_LINE: usize = 64;
 
-fn sys_err(what: &'static str) -> impl FnOnce(nix::errno::Errno) -> RuntimeError {
+pub(crate) fn sys_err(what: &'static str) -> impl FnOnce(nix::errno::Errno) -> RuntimeError {
     move |e| RuntimeError::Io {
         what: what.into(),
         source: e.into(),
@@ -115,7 +115,7 @@ fn sys_err(what: &'static str) -> impl FnOnce(nix::errno::Errno) -> RuntimeError
 }
 
 /// Sets O_NONBLOCK on `fd` (on its open file description: dups share it).
-fn set_nonblocking(fd: &impl AsRawFd, what: &'static str) -> Result<(), RuntimeError> {
+pub(crate) fn set_nonblocking(fd: &impl AsRawFd, what: &'static str) -> Result<(), RuntimeError> {
     let fd = fd.as_raw_fd();
     // SAFETY: fcntl on a descriptor the caller owns.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
@@ -436,7 +436,7 @@ impl Write for LogFile {
     }
 }
 
-fn pollfd(fd: i32, events: libc::c_short) -> libc::pollfd {
+pub(crate) fn pollfd(fd: i32, events: libc::c_short) -> libc::pollfd {
     libc::pollfd {
         fd,
         events,
@@ -445,7 +445,7 @@ fn pollfd(fd: i32, events: libc::c_short) -> libc::pollfd {
 }
 
 /// poll(2) on `fds`, `timeout` in milliseconds (-1: none). Returns how many are ready.
-fn poll(fds: &mut [libc::pollfd], timeout: i32) -> std::io::Result<usize> {
+pub(crate) fn poll(fds: &mut [libc::pollfd], timeout: i32) -> std::io::Result<usize> {
     // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs.
     let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
     if r < 0 {
