@@ -283,6 +283,12 @@ fn engine_main(argv: Vec<String>) {
     // The daemon serves many clients at once; a CLI call is one conversation, and a
     // single-threaded runtime starts without spawning worker threads.
     let built = if argv.first().map(|s| s.as_str()) == Some("daemon") {
+        // runc's stdio slots (tether_runtime::spawn) among the lowest descriptor numbers,
+        // before the runtime and the engine open theirs
+        if let Err(e) = tether_runtime::spawn::reserve() {
+            eprintln!("tether: cannot open /dev/null: {e}");
+            std::process::exit(1);
+        }
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

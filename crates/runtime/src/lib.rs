@@ -14,6 +14,7 @@ pub mod monitor;
 pub mod rootfs;
 pub mod runc;
 pub mod shim;
+pub mod spawn;
 pub mod spec;
 
 /// Runtime errors; each names the container or path and the step.

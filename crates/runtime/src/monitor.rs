@@ -31,7 +31,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -303,16 +303,21 @@ impl Reaper {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Spawns `cmd`; its exit status arrives on the returned pipe (see [`wait_status`]).
-    /// The spawn happens under the reaper's lock, so the status cannot be reaped before
-    /// it is waited for. Returns the child's pid too.
-    pub(crate) fn spawn(&self, cmd: &mut Command) -> std::io::Result<(i32, File)> {
+    /// Spawns `cmd` with `stdio` (see [`crate::spawn`]: the child gets none of the
+    /// monitor's other descriptors, at a cost that does not grow with them); its exit
+    /// status arrives on the returned pipe (see [`wait_status`]). The spawn happens under
+    /// the reaper's lock, so the status cannot be reaped before it is waited for. Returns
+    /// the child's pid too.
+    pub(crate) fn spawn(
+        &self,
+        cmd: &crate::spawn::Command,
+        stdio: [BorrowedFd<'_>; 3],
+    ) -> std::io::Result<(i32, File)> {
         let (rx, tx) = status_pipe()?;
         let mut g = self.lock();
-        let child = cmd.spawn()?;
-        let pid = child.id() as i32;
-        g.waiting.insert(pid, tx);
-        Ok((pid, rx))
+        let child = cmd.spawn(stdio)?;
+        g.waiting.insert(child.pid, tx);
+        Ok((child.pid, rx))
     }
 
     /// Waits for `pid` (a container's init, re-parented to the monitor), whose status may
@@ -492,6 +497,8 @@ pub fn main(args: &[String]) -> i32 {
 
 /// Becomes a subreaper with SIGCHLD on a signalfd, one malloc arena, and binds `sock`.
 fn setup(sock: &Path) -> Result<(UnixListener, SignalFd), RuntimeError> {
+    // runc's stdio slots, while the lowest descriptor numbers are free
+    crate::spawn::reserve().map_err(io_err("/dev/null"))?;
     // one arena: the threads allocate little, and an arena per thread would keep pages
     // SAFETY: plain mallopt and prctl.
     unsafe {

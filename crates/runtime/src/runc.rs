@@ -4,7 +4,52 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use tokio::io::AsyncReadExt;
+
 use crate::RuntimeError;
+
+/// A spawned child's pidfd, to be reaped: by [`Reap::wait`], or (when the waiting future
+/// is dropped) by a thread, so that no zombie is left.
+struct Reap(Option<OwnedFd>);
+
+impl Reap {
+    /// Waits for the child's exit without blocking a thread: the pidfd turns readable.
+    /// Returns its wait(2) status.
+    async fn wait(mut self) -> std::io::Result<i32> {
+        let Some(raw) = self.0.as_ref().map(AsRawFd::as_raw_fd) else {
+            return Err(std::io::ErrorKind::InvalidInput.into());
+        };
+        // SAFETY: the pidfd belongs to `self`, which outlives `afd` (a local, dropped first
+        // also when this future is dropped).
+        let afd = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(raw, tokio::io::Interest::READABLE)?
+        };
+        loop {
+            let mut ready = afd.readable().await?;
+            // SAFETY: as above, the pidfd is open.
+            let pidfd = unsafe { BorrowedFd::borrow_raw(raw) };
+            match crate::spawn::wait_pidfd(pidfd, true)? {
+                Some(st) => {
+                    drop(afd);
+                    // reaped: nothing is left for Drop
+                    self.0 = None;
+                    return Ok(st);
+                }
+                None => ready.clear_ready(),
+            }
+        }
+    }
+}
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        if let Some(fd) = self.0.take() {
+            std::thread::spawn(move || crate::spawn::wait_pidfd(fd.as_fd(), false));
+        }
+    }
+}
 
 /// A runc binary and its state directory (`runc --root`).
 #[derive(Clone, Debug)]
@@ -44,27 +89,48 @@ impl Runc {
         c
     }
 
+    /// Runs `runc --root ROOT ARGS...` and returns its stdout. Started with
+    /// [`crate::spawn`]: the child gets none of the daemon's descriptors (thousands with
+    /// many containers), at a cost that does not grow with them.
+    ///
+    /// Errors: runc cannot be started (not installed), or it failed (its own message).
     async fn run(&self, op: &str, args: &[&str]) -> Result<String, RuntimeError> {
-        let out = self
-            .command()
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output()
-            .await
-            .map_err(|e| RuntimeError::Runc {
-                op: op.into(),
-                msg: format!(
-                    "cannot run {}: {e} (is runc installed?)",
-                    self.binary.display()
-                ),
-            })?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        let cannot = |e: std::io::Error| RuntimeError::Runc {
+            op: op.into(),
+            msg: format!(
+                "cannot run {}: {e} (is runc installed?)",
+                self.binary.display()
+            ),
+        };
+        let mut c = crate::spawn::Command::new(&self.binary);
+        c.arg("--root").arg(&self.root).args(args);
+        let pipe = || {
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(|e| cannot(std::io::Error::from(e)))
+        };
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let null = crate::spawn::null().map_err(cannot)?;
+        let child = c
+            .spawn([null, out_w.as_fd(), err_w.as_fd()])
+            .map_err(cannot)?;
+        drop((out_w, err_w));
+        let reap = Reap(Some(child.pidfd));
+        let read = |fd: OwnedFd| async move {
+            let mut rx = tokio::net::unix::pipe::Receiver::from_owned_fd(fd)?;
+            let mut b = Vec::new();
+            rx.read_to_end(&mut b).await?;
+            Ok::<_, std::io::Error>(b)
+        };
+        let (out, err) = tokio::join!(read(out_r), read(err_r));
+        let status = reap.wait().await.map_err(cannot)?;
+        let (out, err) = (out.map_err(cannot)?, err.map_err(cannot)?);
+        if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+            Ok(String::from_utf8_lossy(&out).into_owned())
         } else {
             Err(RuntimeError::Runc {
                 op: op.into(),
-                msg: runc_message(&String::from_utf8_lossy(&out.stderr)),
+                msg: runc_message(&String::from_utf8_lossy(&err)),
             })
         }
     }

@@ -10,7 +10,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -141,7 +141,7 @@ fn create(reaper: &Reaper, cfg: &ShimConfig) -> Result<Created, RuntimeError> {
     let pid_file = cfg.bundle.join("init.pid");
     let runc_log = cfg.bundle.join("runc.log");
     let _ = std::fs::remove_file(&runc_log);
-    let mut c = Command::new(&cfg.runc);
+    let mut c = crate::spawn::Command::new(&cfg.runc);
     c.arg("--root")
         .arg(&cfg.runc_root)
         .arg("--log")
@@ -153,6 +153,7 @@ fn create(reaper: &Reaper, cfg: &ShimConfig) -> Result<Created, RuntimeError> {
         .arg(&cfg.bundle)
         .arg("--pid-file")
         .arg(&pid_file);
+    let null = crate::spawn::null().map_err(io_err("/dev/null"))?;
     let runc_failed = || RuntimeError::Runc {
         op: "create".into(),
         msg: crate::runc::runc_message(&std::fs::read_to_string(&runc_log).unwrap_or_default()),
@@ -165,11 +166,8 @@ fn create(reaper: &Reaper, cfg: &ShimConfig) -> Result<Created, RuntimeError> {
         let console_path = socket(&cfg.sock_prefix, "console");
         let listener = crate::console::bind(&console_path)?;
         c.arg("--console-socket").arg(&console_path).arg(&cfg.id);
-        c.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
         let (runc_pid, mut rx) = reaper
-            .spawn(&mut c)
+            .spawn(&c, [null, null, null])
             .map_err(io_err(format!("run {} create", cfg.runc.display())))?;
         let got = receive_terminal(&listener, &mut rx);
         let _ = std::fs::remove_file(&console_path);
@@ -218,20 +216,20 @@ fn create(reaper: &Reaper, cfg: &ShimConfig) -> Result<Created, RuntimeError> {
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
         c.arg(&cfg.id);
-        if cfg.stdin {
+        let stdin_r = if cfg.stdin {
             let (in_r, in_w) = pipe()?;
-            c.stdin(Stdio::from(in_r));
             set_nonblocking(&in_w, "stdin pipe")?;
             sink = Some(File::from(in_w));
+            Some(in_r)
         } else {
-            c.stdin(Stdio::null());
-        }
-        c.stdout(Stdio::from(out_w)).stderr(Stdio::from(err_w));
+            None
+        };
+        let stdin = stdin_r.as_ref().map_or(null, |r| r.as_fd());
         let (_, rx) = reaper
-            .spawn(&mut c)
+            .spawn(&c, [stdin, out_w.as_fd(), err_w.as_fd()])
             .map_err(io_err(format!("run {} create", cfg.runc.display())))?;
         // closes our copies of the container's ends
-        drop(c);
+        drop((stdin_r, out_w, err_w));
         if !succeeded(monitor::wait_status(rx)) {
             return Err(runc_failed());
         }
@@ -374,16 +372,14 @@ fn start(reaper: &Reaper, cfg: &ShimConfig) -> Result<Shim, RuntimeError> {
 
 /// `runc delete --force` of the container: kills it if it runs.
 fn delete(reaper: &Reaper, cfg: &ShimConfig) {
-    let mut c = Command::new(&cfg.runc);
+    let Ok(null) = crate::spawn::null() else {
+        return;
+    };
+    let mut c = crate::spawn::Command::new(&cfg.runc);
     c.arg("--root")
         .arg(&cfg.runc_root)
-        .arg("delete")
-        .arg("--force")
-        .arg(&cfg.id)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if let Ok((_, rx)) = reaper.spawn(&mut c) {
+        .args(["delete", "--force", &cfg.id]);
+    if let Ok((_, rx)) = reaper.spawn(&c, [null, null, null]) {
         let _ = monitor::wait_status(rx);
     }
 }
