@@ -170,7 +170,8 @@ impl EndpointSpec<'_> {
         if let (Some(ip6), Some((prefix, gw6))) = (self.ip6, v6) {
             let ifname = self.ifname.to_owned();
             crate::netns::run_in(self.sandbox, move || {
-                crate::sysctl::set_conf("ipv6", &ifname, "disable_ipv6", "0")
+                crate::sysctl::ProcSys::private()
+                    .and_then(|p| p.set_conf("ipv6", &ifname, "disable_ipv6", "0"))
             })?
             .map_err(|source| LinkError::Io {
                 what: "enable IPv6 in the sandbox".into(),

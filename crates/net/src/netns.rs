@@ -131,8 +131,12 @@ pub fn create_held() -> Result<File, NetnsError> {
                     source: e.into(),
                 }
             })?;
-            // a kernel without IPv6 has no such file: nothing to disable
-            match std::fs::write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1") {
+            // a kernel without IPv6 has no such file: nothing to disable. Through a procfs
+            // instance of this thread's (see crate::sysctl): through /proc, the write would
+            // cost every later sandbox a little more.
+            let disabled = crate::sysctl::ProcSys::private()
+                .and_then(|p| p.set("net.ipv6.conf.default.disable_ipv6", "1"));
+            match disabled {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     return Err(NetnsError::Sys {
                         what: "disable IPv6 by default in the new namespace".into(),
