@@ -126,6 +126,22 @@ fn running_containers_add_no_mount_to_the_daemons_namespace() {
         "IPv6 on an IPv4-only network: {v6}"
     );
     assert!(v6.stdout.contains("::1/128"), "{v6}");
+    // nor do the bridge ports on the daemon's side (no link-local address, no fe80::/64 or
+    // ff00::/8 route per port: those lists grow with every container)
+    let ports = d.ns(&["ip", "-o", "link", "show", "type", "veth"]);
+    assert!(ports.stdout.contains("veth"), "no bridge port: {ports}");
+    for args in [
+        &["ip", "-6", "-o", "addr", "show"][..],
+        &["ip", "-6", "route", "show", "table", "all"][..],
+    ] {
+        let got = d.ns(args);
+        assert!(got.success(), "{got}");
+        assert!(
+            !got.stdout.contains("veth"),
+            "IPv6 on a bridge port ({}): {got}",
+            args.join(" ")
+        );
+    }
 
     // exec finds the command and the user in the running container's root
     assert_eq!(

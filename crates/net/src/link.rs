@@ -424,6 +424,17 @@ impl Netlink {
     /// Creates a veth pair: `host_name` here, enslaved to bridge `bridge_index` and up;
     /// its peer created directly inside the sandbox `sandbox` as `peer_name` with `mac`.
     /// With `mtu`, both ends get that MTU (the network's `com.docker.network.driver.mtu`).
+    ///
+    /// The host end, a bridge port, carries no addresses of its own: IPv6 is disabled on
+    /// it before it goes up (`net.ipv6.conf.<host_name>.disable_ipv6`, ip-sysctl.rst; the
+    /// calling thread must be in this handle's namespace, as the daemon's threads are).
+    /// Otherwise each port would get a link-local address with duplicate address
+    /// detection, router solicitations and MLD reports, and an `fe80::/64` and `ff00::/8`
+    /// route, each added to a list as long as the ports already there (fib6) - a start
+    /// cost that grows with every container. A kernel without IPv6 has nothing to disable.
+    ///
+    /// Errors: netlink's ([`LinkError::BridgeFull`] when the bridge has no free port), or
+    /// the sysctl's ([`LinkError::Io`]); a pair made before the error is deleted.
     pub async fn create_veth(
         &self,
         host_name: &str,
@@ -448,7 +459,6 @@ impl Netlink {
         let msg = host
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
             .controller(bridge_index)
-            .up()
             .build();
         self.handle
             .link()
@@ -464,7 +474,17 @@ impl Netlink {
                 e => nl(format!("create veth {host_name} (peer {peer_name})"))(e),
             })?;
         drop(ns);
-        Ok(())
+        let up = match crate::sysctl::set_conf("ipv6", host_name, "disable_ipv6", "1") {
+            Err(e) if !ipv6_absent(&e) => Err(LinkError::Io {
+                what: format!("disable IPv6 on bridge port {host_name}"),
+                source: e,
+            }),
+            _ => self.set_up_by_name(host_name).await,
+        };
+        if up.is_err() {
+            let _ = self.delete(host_name).await;
+        }
+        up
     }
 
     /// Inside a sandbox: gives `ifname` its address and sets it up; with `gateway`, adds the
@@ -961,6 +981,12 @@ fn open_sandbox(sandbox: &Path) -> Result<std::fs::File, LinkError> {
         what: format!("open sandbox {}", sandbox.display()),
         source,
     })
+}
+
+/// Whether a sysctl write failed only because the kernel has no IPv6 (no
+/// /proc/sys/net/ipv6 at all), not because the interface is missing.
+fn ipv6_absent(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::NotFound && !std::path::Path::new("/proc/sys/net/ipv6").exists()
 }
 
 #[cfg(test)]
