@@ -741,8 +741,10 @@ pub(crate) fn failed(shared: &Shared) {
 /// Spawns container `id`'s thread running `body`, with a small stack; runs it here when
 /// no thread can be made.
 pub(crate) fn container_thread<F: FnOnce() + Send + 'static>(id: &str, body: F) {
-    // the body goes to the thread once it exists, so that it is still here if it does not
-    let (tx, rx) = std::sync::mpsc::sync_channel::<F>(1);
+    // the body goes to the thread once it exists, so that it is still here if it does not;
+    // boxed, so that the channel's frames in the thread stay small (one page of stack less
+    // per running container)
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Box<dyn FnOnce() + Send>>(1);
     let spawned = std::thread::Builder::new()
         .name(format!("c-{}", id.get(..12).unwrap_or(id)))
         .stack_size(CONTAINER_STACK)
@@ -753,7 +755,7 @@ pub(crate) fn container_thread<F: FnOnce() + Send + 'static>(id: &str, body: F) 
         });
     match spawned {
         Ok(_) => {
-            if let Err(back) = tx.send(body) {
+            if let Err(back) = tx.send(Box::new(body)) {
                 (back.0)()
             }
         }
