@@ -5,6 +5,8 @@
 //! - [`monitor`]: the monitor process that holds the containers' stdio, writes their logs
 //!   and records their exit codes, so containers outlive the daemon; [`shim`]: its part
 //!   for one container;
+//! - [`spawn`]: starting runc with a descriptor table of its own, at a cost that does not
+//!   grow with the descriptors the daemon and the monitor hold;
 //! - [`rootfs`]: overlayfs root filesystems;
 //! - [`logs`]: the json-file log format shared by the monitor and the daemon.
 
