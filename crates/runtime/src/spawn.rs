@@ -269,7 +269,8 @@ impl Command {
 }
 
 /// Reaps the child behind `pidfd` (waitid(2) `P_PIDFD`); with `nohang`, None while it
-/// runs. Returns its raw wait(2)-style status (see [`status_of`]).
+/// runs. Returns its status as waitpid(2) gives it (for `WIFEXITED`, `WEXITSTATUS`,
+/// `WTERMSIG`).
 pub fn wait_pidfd(pidfd: BorrowedFd<'_>, nohang: bool) -> Result<Option<i32>> {
     loop {
         // SAFETY: waitid into a zeroed siginfo.
