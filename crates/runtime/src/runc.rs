@@ -1,10 +1,9 @@
 //! The runc command-line interface: the OCI runtime-spec operations (runtime.md: create,
 //! start, kill, delete, state) plus `exec`, as runc(8) implements them.
 
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use tokio::io::AsyncReadExt;
 
@@ -106,11 +105,11 @@ impl Runc {
         c.arg("--root").arg(&self.root).args(args);
         let pipe = || {
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-                .map_err(|e| cannot(std::io::Error::from(e)))
+                .map_err(|e| crate::io_err(format!("pipe for runc {op}"))(e.into()))
         };
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
-        let null = crate::spawn::null().map_err(cannot)?;
+        let null = crate::spawn::null().map_err(crate::io_err("/dev/null"))?;
         let child = c
             .spawn([null, out_w.as_fd(), err_w.as_fd()])
             .map_err(cannot)?;
