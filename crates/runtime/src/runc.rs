@@ -270,6 +270,66 @@ impl Runc {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A stand-in for runc: a script that answers `state` on stdout, fails `kill` with
+    /// runc's log line on stderr, and sleeps for `pause`; run through the daemon's spawn
+    /// path (pipes, pidfd).
+    #[tokio::test]
+    async fn output_errors_and_a_dropped_wait_go_through_the_spawn_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fake = dir.path().join("fake-runc");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\nshift 2\ncase $1 in\n\
+             state) echo '{\"id\": \"'$2'\", \"status\": \"running\"}';;\n\
+             kill) echo 'time=\"x\" level=error msg=\"container '$2' is not running\"' >&2; exit 1;;\n\
+             pause) sleep 0.3;;\n\
+             esac\n",
+        )
+        .expect("write");
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let r = Runc {
+            binary: fake,
+            root: dir.path().join("root"),
+        };
+        let st = r.state("c1").await.expect("state").expect("known");
+        assert_eq!(st["id"], "c1");
+        match r.kill("c1", "TERM", false).await {
+            Err(RuntimeError::Runc { op, msg }) => {
+                assert_eq!(
+                    (op.as_str(), msg.as_str()),
+                    ("kill", "container c1 is not running")
+                )
+            }
+            other => panic!("kill: {other:?}"),
+        }
+        // a wait given up half-way (a client gone) leaves no zombie
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(50), r.pause("c1")).await;
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        let me = std::process::id();
+        let zombies = std::fs::read_dir("/proc")
+            .expect("proc")
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+            .filter(|s| s.contains("(fake-runc)"))
+            .filter(|s| {
+                let rest = s.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+                let mut f = rest.split(' ');
+                f.next() == Some("Z") && f.next() == Some(me.to_string().as_str())
+            })
+            .count();
+        assert_eq!(zombies, 0, "zombie children left");
+        let missing = Runc {
+            binary: dir.path().join("no-runc"),
+            root: dir.path().join("root"),
+        };
+        match missing.state("c1").await {
+            Err(RuntimeError::Runc { msg, .. }) => {
+                assert!(msg.contains("is runc installed?"), "{msg}")
+            }
+            other => panic!("missing runc: {other:?}"),
+        }
+    }
     #[test]
     fn extracts_runc_messages() {
         assert_eq!(
