@@ -422,13 +422,18 @@ impl Engine {
         }
         let drv = self.driver_of(&net)?;
         let spec = crate::networks::spec_of(&net);
-        let endpoints = st
-            .containers
-            .values()
-            .filter(|o| o.id != c.id && o.endpoints.contains_key(name))
-            .count()
-            + st.joining.values().filter(|j| j.network == net.id).count();
-        bridge_has_room(name, endpoints)?;
+        // Counted only when it could matter: fewer containers and planned endpoints than
+        // a bridge has ports leave room on any network (a count over every container,
+        // under the engine's lock, grows with them).
+        if st.containers.len() + st.joining.len() >= link::BRIDGE_MAX_PORTS {
+            let endpoints = st
+                .containers
+                .values()
+                .filter(|o| o.id != c.id && o.endpoints.contains_key(name))
+                .count()
+                + st.joining.values().filter(|j| j.network == net.id).count();
+            bridge_has_room(name, endpoints)?;
+        }
         let ep_id = crate::state::new_id();
         let global = self.is_global(&net);
         // a global (overlay) network's lease is a cluster-store round trip: taken by
