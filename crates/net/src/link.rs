@@ -388,10 +388,19 @@ impl Netlink {
             .map_err(nl(format!("set link {index} up")))
     }
 
-    /// Sets the link called `name` up (e.g. `lo` in a fresh sandbox).
+    /// Sets the link called `name` up (e.g. `lo` in a fresh sandbox), in one request: the
+    /// kernel finds the link by its name (`IFLA_IFNAME` with index 0, rtnetlink(7)).
+    ///
+    /// Errors: [`LinkError::NotFound`] when no link has that name; netlink's.
     pub async fn set_up_by_name(&self, name: &str) -> Result<(), LinkError> {
-        let index = self.must_index(name).await?;
-        self.set_up(index).await
+        let msg = LinkUnspec::new_with_name(name).up().build();
+        match self.handle.link().set(msg).execute().await {
+            Ok(()) => Ok(()),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => {
+                Err(LinkError::NotFound(name.to_string()))
+            }
+            Err(e) => Err(nl(format!("set link {name} up"))(e)),
+        }
     }
 
     /// Sets the link called `name` down; a missing link is not an error. Cheap (no RCU
